@@ -1,0 +1,68 @@
+"""The ``qcode`` command line.
+
+Each command group lives in its own module under ``pipeline.cli`` and exposes
+``register(subparsers)``, which adds its sub-command(s) and sets ``func`` on the
+parser to a callable ``func(args) -> int`` (the exit code). This module only wires
+them together and turns user errors into one-line messages.
+
+Exit codes: 0 all inputs handled; 1 fatal (bad codebook, bad arguments, any
+``PipelineError``); 2 some inputs were skipped (the rest is written; errors.csv
+says why).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from pipeline import __version__
+from pipeline.errors import PipelineError
+
+# Command modules, in the order their commands appear in ``qcode --help``.
+COMMAND_MODULES = [
+    "pipeline.cli.coding",      # code, run, validate
+]
+
+EXIT_OK, EXIT_FATAL, EXIT_PARTIAL = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the top-level argument parser with every registered command."""
+    parser = argparse.ArgumentParser(
+        prog="qcode",
+        description=(
+            "Auto-code interview transcripts against a codebook, measure agreement "
+            "with human coders, and build theme matrices and report figures."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"qcode {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code instead of exiting."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or bad arguments (2)
+        return EXIT_OK if exc.code in (0, None) else EXIT_FATAL
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_FATAL
+    logging.basicConfig(
+        level=logging.ERROR if getattr(args, "quiet", False) else logging.WARNING,
+        format="qcode: %(levelname)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except PipelineError as exc:
+        print(f"qcode: error: {exc}", file=sys.stderr)
+        return EXIT_FATAL
+    except KeyboardInterrupt:
+        print("qcode: interrupted; outputs already written are intact", file=sys.stderr)
+        return 130
