@@ -1,0 +1,155 @@
+"""``qcode code``, ``qcode run`` and ``qcode validate``."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pipeline import columns as C
+from pipeline.errors import UsageError
+
+DEFAULT_RAW = "data/raw"
+DEFAULT_CODED = "data/coded"
+DEFAULT_CODEBOOK = "codebook.yaml"
+DEFAULT_FIGURES = "reports/figures"
+
+
+def _add_coding_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--codebook", default=DEFAULT_CODEBOOK,
+                   help=f"codebook YAML (default: {DEFAULT_CODEBOOK})")
+    p.add_argument("--unit", choices=["turn", "paragraph", "sentence"],
+                   help="coding unit (default: the codebook's settings.unit, normally 'turn')")
+    p.add_argument("--lang", choices=["nl", "en"],
+                   help="language of every document (default: metadata 'language' column, "
+                        "else the codebook's default language)")
+    p.add_argument("--metadata", help="metadata CSV with a doc_id column (default: "
+                                      "metadata.csv inside an input folder, if present)")
+    p.add_argument("--text-column", default="text",
+                   help="CSV inputs: column holding the answer text (default: text)")
+    p.add_argument("--id-column", default="id",
+                   help="CSV inputs: column holding the response id (default: id)")
+    p.add_argument("--code-speakers", metavar="LABELS",
+                   help="comma-separated speaker labels to code, or 'all' "
+                        "(default: every speaker except the interviewer)")
+    p.add_argument("--method", choices=["rules", "ml", "hybrid"], default="rules",
+                   help="rules (codebook rules only), ml (a trained model only) or hybrid "
+                        "(rule evidence combined with model probability); ml/hybrid need --model")
+    p.add_argument("--model", help="model file written by 'qcode train'")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``code``, ``run`` and ``validate``."""
+    p = sub.add_parser(
+        "code", help="code transcripts against the codebook",
+        description="Read transcripts (txt, md, docx, vtt, srt, csv; files or folders), cut them "
+                    "into coding units and code them with the codebook. Writes segments, "
+                    "codings, matches, manifest.json and errors.csv into --out. Exit code 2 "
+                    "when some file could not be read (the rest is coded; errors.csv says why).")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="transcript files or folders")
+    p.add_argument("--out", default=DEFAULT_CODED, help=f"output folder (default: {DEFAULT_CODED})")
+    _add_coding_options(p)
+    p.set_defaults(func=cmd_code)
+
+    p = sub.add_parser(
+        "run", help="the main job: code data/raw, then build matrices and figures",
+        description=f"Code {DEFAULT_RAW}/ with {DEFAULT_CODEBOOK} into {DEFAULT_CODED}/, then "
+                    "write the theme matrices and the report figures. Prints a short summary.")
+    p.add_argument("--raw", default=DEFAULT_RAW, help=f"input folder (default: {DEFAULT_RAW})")
+    p.add_argument("--out", default=DEFAULT_CODED, help=f"output folder (default: {DEFAULT_CODED})")
+    p.add_argument("--figures", default=DEFAULT_FIGURES,
+                   help=f"figures folder (default: {DEFAULT_FIGURES})")
+    p.add_argument("--no-figures", action="store_true", help="code only; skip matrices and figures")
+    _add_coding_options(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "validate", help="check a codebook and report every problem at once",
+        description="Validate a codebook YAML: structure, required codes, ids, rules and "
+                    "patterns. Every problem is listed with file, line and YAML path.")
+    p.add_argument("codebook", nargs="?", default=DEFAULT_CODEBOOK,
+                   help=f"codebook YAML (default: {DEFAULT_CODEBOOK})")
+    p.set_defaults(func=cmd_validate)
+
+
+def _options(args: argparse.Namespace):
+    from pipeline.runner import RunOptions
+
+    if args.method != "rules" and not args.model:
+        raise UsageError(f"--method {args.method} needs --model MODEL (train one with 'qcode train')")
+    return RunOptions(unit=args.unit, lang=args.lang, text_column=args.text_column,
+                      id_column=args.id_column, code_speakers=args.code_speakers,
+                      metadata=args.metadata, method=args.method, model=args.model,
+                      progress=not args.quiet and sys.stderr.isatty())
+
+
+def _summary(result) -> str:
+    counts = result.manifest["counts"]
+    lines = [
+        f"coded {counts['documents']} documents, {counts['segments_coded']} of "
+        f"{counts['segments']} segments -> {result.out_dir}/",
+    ]
+    per_code = counts.get("codings_per_code", {})
+    if per_code:
+        width = max(len(k) for k in per_code)
+        lines += [f"  {k:<{width}}  {v:>5}" for k, v in per_code.items()]
+    errors = result.data.errors
+    if len(errors):
+        bad = errors[errors[C.ERROR_SEVERITY] == "error"]
+        lines.append(f"{len(bad)} file(s) skipped, {len(errors) - len(bad)} warning(s); "
+                     f"see {result.out_dir}/{C.ERRORS_FILE}")
+    return "\n".join(lines)
+
+
+def cmd_code(args: argparse.Namespace) -> int:
+    """Run ``qcode code``."""
+    from pipeline.runner import code_corpus
+
+    missing = [i for i in args.inputs if not Path(i).exists()]
+    if missing:
+        raise UsageError(f"input not found: {', '.join(missing)}")
+    result = code_corpus(args.inputs, codebook=args.codebook, out_dir=args.out,
+                         options=_options(args))
+    if not args.quiet:
+        print(_summary(result))
+    return result.exit_code
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run ``qcode run``: code, then matrices and figures."""
+    from pipeline.runner import code_corpus
+
+    if not Path(args.raw).is_dir():
+        raise UsageError(f"{args.raw}: input folder not found (run from the project folder)")
+    result = code_corpus([args.raw], codebook=args.codebook, out_dir=args.out,
+                         options=_options(args))
+    if not args.quiet:
+        print(_summary(result))
+    if not args.no_figures:
+        for line in _later_stages(args):
+            if not args.quiet:
+                print(line)
+    return result.exit_code
+
+
+def _later_stages(args: argparse.Namespace) -> list[str]:
+    """Matrices and figures, when those stages are installed in this version."""
+    done = []
+    try:
+        from pipeline import report
+    except ImportError:
+        return done
+    built = report.build_figures(args.out, args.codebook, args.figures)
+    done.append(f"figures: {len(built.get('figures', built))} written to {args.figures}/")
+    return done
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Run ``qcode validate``."""
+    from pipeline.codebook import load_codebook
+
+    book = load_codebook(args.codebook)
+    n_rules = sum(len(r) for code in book.codes.values() for r in code.rules.values())
+    print(f"{args.codebook}: OK — {len(book.codes)} codes "
+          f"({len(book.top_level())} top-level), {n_rules} rules")
+    return 0

@@ -1,0 +1,271 @@
+"""The coded folder on disk: atomic writes, a run lock, and loading it back.
+
+Every file is written to a temporary name in the same folder, flushed and fsynced,
+then renamed over the target, so a reader (or a crash) only ever sees the old or the
+new version of a file, never half of one. ``write_coded`` stages all outputs of a run
+first and renames them into place one after another with the manifest last; the
+manifest records each output's sha256, so ``load_coded`` can tell a consistent
+folder from one interrupted in that short window.
+
+``reviews.csv`` (human decisions) is never written here: only appended to by
+``qcode review import``.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import io
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipeline import columns as C
+from pipeline.errors import InputError, LockError
+
+LOCK_NAME = ".qcode.lock"
+
+
+def _fsync_dir(folder: Path) -> None:
+    # The rename itself must reach the disk, or a power cut can undo it.
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str | Path, writer: Callable[[Path], None]) -> Path:
+    """Write a file atomically through ``writer(temp_path)``.
+
+    Args:
+        path: Final location of the file.
+        writer: Callable that writes the complete content to the temporary path it is
+            given (for example ``df.to_parquet``).
+
+    Returns:
+        The final path.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        writer(tmp_path)
+        with open(tmp_path, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp_path, path)
+        _fsync_dir(path.parent)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically."""
+    return atomic_write(path, lambda p: p.write_bytes(data))
+
+
+def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8") -> Path:
+    """Write ``text`` to ``path`` atomically (LF line ends, no BOM)."""
+    return atomic_write_bytes(path, text.encode(encoding))
+
+
+def _csv_bytes(df: pd.DataFrame) -> bytes:
+    buf = io.StringIO()
+    df.to_csv(buf, index=False, lineterminator="\n")
+    return buf.getvalue().encode("utf-8")
+
+
+def _parquet_bytes(df: pd.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+def write_table(df: pd.DataFrame, base: str | Path, *, csv: bool = True,
+                parquet: bool = True) -> list[Path]:
+    """Write a table atomically as ``base.parquet`` and/or ``base.csv``.
+
+    Args:
+        df: The table.
+        base: Path without suffix.
+        csv: Also write a CSV (UTF-8, LF) for spreadsheet users.
+        parquet: Write Parquet (typed, the format the pipeline reads back).
+
+    Returns:
+        The paths written.
+    """
+    base = Path(base)
+    written = []
+    if parquet:
+        written.append(atomic_write_bytes(base.with_suffix(".parquet"), _parquet_bytes(df)))
+    if csv:
+        written.append(atomic_write_bytes(base.with_suffix(".csv"), _csv_bytes(df)))
+    return written
+
+
+@dataclass
+class CodedData:
+    """Everything a coding run produces; what ``load_coded`` gives back."""
+
+    documents: pd.DataFrame
+    segments: pd.DataFrame
+    codings: pd.DataFrame
+    matches: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=C.MATCH_COLUMNS))
+    errors: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=C.ERROR_COLUMNS))
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+def _outputs(data: CodedData) -> dict[str, bytes]:
+    files = {
+        f"{C.DOCUMENTS_FILE}.parquet": _parquet_bytes(data.documents),
+        f"{C.SEGMENTS_FILE}.parquet": _parquet_bytes(data.segments),
+        f"{C.SEGMENTS_FILE}.csv": _csv_bytes(data.segments),
+        f"{C.CODINGS_FILE}.parquet": _parquet_bytes(data.codings),
+        f"{C.CODINGS_FILE}.csv": _csv_bytes(data.codings),
+        f"{C.MATCHES_FILE}.parquet": _parquet_bytes(data.matches),
+        C.ERRORS_FILE: _csv_bytes(data.errors.reindex(columns=C.ERROR_COLUMNS)),
+    }
+    return files
+
+
+def write_coded(out_dir: str | Path, data: CodedData) -> dict[str, Any]:
+    """Write a complete coded folder; the manifest goes last and lists output hashes.
+
+    Args:
+        out_dir: Target folder (created if needed). ``reviews.csv`` in it is left alone.
+        data: Tables and manifest of the run.
+
+    Returns:
+        The manifest as written (with an ``outputs`` map of file name to sha256).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = _outputs(data)
+    manifest = dict(data.manifest)
+    manifest["outputs"] = {name: hashlib.sha256(b).hexdigest() for name, b in sorted(files.items())}
+    # Stage everything first: if serialising fails, nothing in the folder has changed.
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for name, payload in files.items():
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(payload)
+                fh.flush()
+                os.fsync(fh.fileno())
+            staged.append((Path(tmp), out / name))
+        for tmp, final in staged:
+            os.replace(tmp, final)
+    finally:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+    _fsync_dir(out)
+    text = json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n"
+    atomic_write_text(out / C.MANIFEST_FILE, text)
+    return manifest
+
+
+def _read_table(folder: Path, base: str, required: bool = True) -> pd.DataFrame | None:
+    pq, csv = folder / f"{base}.parquet", folder / f"{base}.csv"
+    try:
+        if pq.exists():
+            return pd.read_parquet(pq)
+        if csv.exists():
+            return pd.read_csv(csv, keep_default_na=False)
+    except Exception as exc:  # pyarrow/pandas raise many types for a damaged file
+        raise InputError(pq if pq.exists() else csv, f"cannot be read ({type(exc).__name__})") from exc
+    if required:
+        raise InputError(folder, f"no {base}.parquet or {base}.csv here; run 'qcode code' first")
+    return None
+
+
+def load_coded(coded_dir: str | Path, *, verify: bool = True) -> CodedData:
+    """Load a coded folder written by ``write_coded`` (or by hand, as CSV).
+
+    Args:
+        coded_dir: The folder (``data/coded`` by default in the CLI).
+        verify: Check the outputs against the hashes in the manifest, so a folder left
+            inconsistent by an interrupted run is reported instead of analysed.
+
+    Returns:
+        The tables and the manifest.
+
+    Raises:
+        InputError: Folder or required table missing, unreadable, or inconsistent.
+    """
+    folder = Path(coded_dir)
+    if not folder.is_dir():
+        raise InputError(folder, "coded folder not found; run 'qcode code' first")
+    manifest: dict[str, Any] = {}
+    mpath = folder / C.MANIFEST_FILE
+    if mpath.exists():
+        try:
+            manifest = json.loads(mpath.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(mpath, f"not valid JSON ({exc})") from exc
+        if verify:
+            for name, digest in manifest.get("outputs", {}).items():
+                f = folder / name
+                if not f.exists() or hashlib.sha256(f.read_bytes()).hexdigest() != digest:
+                    raise InputError(f, "does not match manifest.json (interrupted or edited run?); "
+                                        "re-run 'qcode code'")
+    segments = _read_table(folder, C.SEGMENTS_FILE)
+    codings = _read_table(folder, C.CODINGS_FILE)
+    documents = _read_table(folder, C.DOCUMENTS_FILE, required=False)
+    matches = _read_table(folder, C.MATCHES_FILE, required=False)
+    errors_path = folder / C.ERRORS_FILE
+    errors = (pd.read_csv(errors_path, keep_default_na=False) if errors_path.exists()
+              else pd.DataFrame(columns=C.ERROR_COLUMNS))
+    return CodedData(
+        documents=documents if documents is not None else pd.DataFrame(columns=C.DOCUMENT_COLUMNS),
+        segments=segments,
+        codings=codings,
+        matches=matches if matches is not None else pd.DataFrame(columns=C.MATCH_COLUMNS),
+        errors=errors,
+        manifest=manifest,
+    )
+
+
+@contextlib.contextmanager
+def output_lock(out_dir: str | Path) -> Iterator[Path]:
+    """Hold an exclusive lock on an output folder for the duration of a run.
+
+    An OS-level ``flock`` is used so the lock disappears with the process, even when
+    it is killed; a stale lock file never blocks the next run.
+
+    Raises:
+        LockError: Another process holds the lock.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    lock_path = out / LOCK_NAME
+    fh = open(lock_path, "a+")  # noqa: SIM115 - held open for the lock's lifetime
+    try:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise LockError(f"{out}: another qcode run ({holder}) is writing this folder; "
+                            "wait for it to finish or choose another --out") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}")
+        fh.flush()
+        yield out
+    finally:
+        fh.close()

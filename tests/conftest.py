@@ -1,0 +1,57 @@
+"""Small shared fixtures. Keep them inline and tiny; bigger data lives in data/raw."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline import columns as C
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    """The repository root (where codebook.yaml and data/ live)."""
+    return REPO
+
+
+@pytest.fixture
+def tiny_corpus() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Two documents (an interview and a survey CSV) as ingest would return them."""
+    interview = ("I: Hoe begon het?\n\n"
+                 "R: We mochten het zelf invullen.\n\nDat was fijn.\n\n"
+                 "I: En de tijd?\n\n"
+                 "R: Daar had ik gewoon geen uren voor. Echt niet.")
+    survey = "Meer tijd.\n\nSamenwerken met collega's."
+    docs = pd.DataFrame([
+        {C.DOC_ID: "int01", C.PATH: "int01.txt", C.FORMAT: "txt", C.ENCODING: "utf-8",
+         C.LANG: "nl", C.N_CHARS: len(interview), C.SHA256: "0" * 64, C.TEXT: interview,
+         "country": "NL"},
+        {C.DOC_ID: "survey", C.PATH: "survey.csv", C.FORMAT: "csv", C.ENCODING: "utf-8",
+         C.LANG: "nl", C.N_CHARS: len(survey), C.SHA256: "1" * 64, C.TEXT: survey,
+         "country": "BE"},
+    ])
+    turns = []
+    pos = 0
+    # Build turns by locating each labelled line explicitly (content only, no label).
+    spans = []
+    for label, content in [("I", "Hoe begon het?"),
+                           ("R", "We mochten het zelf invullen.\n\nDat was fijn."),
+                           ("I", "En de tijd?"),
+                           ("R", "Daar had ik gewoon geen uren voor. Echt niet.")]:
+        start = interview.index(content, pos)
+        spans.append((label, start, start + len(content)))
+        pos = start + len(content)
+    for n, (label, s, e) in enumerate(spans):
+        turns.append({C.DOC_ID: "int01", C.TURN: n, C.SPEAKER: label, C.START: s, C.END: e,
+                      C.TIME_START: np.nan, C.TIME_END: np.nan, C.UNIT_KEY: "", "sector": None})
+    s1 = survey.index("Meer")
+    s2 = survey.index("Samen")
+    turns.append({C.DOC_ID: "survey", C.TURN: 0, C.SPEAKER: "", C.START: s1, C.END: s1 + 10,
+                  C.TIME_START: np.nan, C.TIME_END: np.nan, C.UNIT_KEY: "S001", "sector": "PO"})
+    turns.append({C.DOC_ID: "survey", C.TURN: 1, C.SPEAKER: "", C.START: s2, C.END: len(survey),
+                  C.TIME_START: np.nan, C.TIME_END: np.nan, C.UNIT_KEY: "S002", "sector": "VO"})
+    return docs, pd.DataFrame(turns)

@@ -1,0 +1,100 @@
+import json
+import multiprocessing as mp
+import os
+
+import pandas as pd
+import pytest
+
+from pipeline import columns as C
+from pipeline.errors import InputError, LockError
+from pipeline.store import (CodedData, atomic_write_bytes, atomic_write_text, load_coded,
+                            output_lock, write_coded, write_table)
+
+
+def _data():
+    seg = pd.DataFrame({C.SEGMENT_ID: ["a:0", "a:1"], C.DOC_ID: ["a", "a"], C.TEXT: ["x", "ë"]})
+    cod = pd.DataFrame({C.SEGMENT_ID: ["a:1"], C.DOC_ID: ["a"], C.CODE_ID: ["agency"]})
+    docs = pd.DataFrame({C.DOC_ID: ["a"], C.TEXT: ["x\n\në"]})
+    return CodedData(documents=docs, segments=seg, codings=cod, manifest={"counts": {"x": 1}})
+
+
+def test_write_and_load_round_trip(tmp_path):
+    manifest = write_coded(tmp_path, _data())
+    assert set(manifest["outputs"]) >= {"segments.parquet", "segments.csv", "codings.csv",
+                                        "errors.csv", "matches.parquet", "documents.parquet"}
+    back = load_coded(tmp_path)
+    assert list(back.segments[C.TEXT]) == ["x", "ë"]
+    assert list(back.codings[C.CODE_ID]) == ["agency"]
+    assert back.manifest["counts"] == {"x": 1}
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_reviews_file_is_left_alone(tmp_path):
+    reviews = tmp_path / C.REVIEWS_FILE
+    reviews.write_bytes(b"coder,decision\nanja,accept\n")
+    write_coded(tmp_path, _data())
+    assert reviews.read_bytes() == b"coder,decision\nanja,accept\n"
+
+
+def test_edited_output_is_detected(tmp_path):
+    write_coded(tmp_path, _data())
+    (tmp_path / "codings.csv").write_text("tampered\n")
+    with pytest.raises(InputError, match="codings.csv: does not match manifest.json"):
+        load_coded(tmp_path)
+    assert len(load_coded(tmp_path, verify=False).codings) == 1
+
+
+def test_load_missing_folder_and_tables(tmp_path):
+    with pytest.raises(InputError, match="coded folder not found"):
+        load_coded(tmp_path / "nope")
+    with pytest.raises(InputError, match="no segments.parquet or segments.csv"):
+        load_coded(tmp_path)
+
+
+def test_failed_writer_keeps_previous_file(tmp_path):
+    target = tmp_path / "out.txt"
+    atomic_write_text(target, "old")
+
+    def broken(path):
+        path.write_text("half")
+        raise RuntimeError("disk full")
+
+    from pipeline.store import atomic_write
+    with pytest.raises(RuntimeError):
+        atomic_write(target, broken)
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_write_table_both_formats(tmp_path):
+    paths = write_table(pd.DataFrame({"a": [1, 2]}), tmp_path / "m")
+    assert sorted(p.name for p in paths) == ["m.csv", "m.parquet"]
+    assert (tmp_path / "m.csv").read_bytes() == b"a\n1\n2\n"
+    atomic_write_bytes(tmp_path / "b.bin", b"\x00\x01")
+    assert (tmp_path / "b.bin").read_bytes() == b"\x00\x01"
+
+
+def _hold_lock(folder, ready, release):
+    with output_lock(folder):
+        ready.set()
+        release.wait(10)
+
+
+def test_lock_blocks_a_second_writer_and_dies_with_its_holder(tmp_path):
+    ctx = mp.get_context("fork")
+    ready, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold_lock, args=(tmp_path, ready, release))
+    holder.start()
+    assert ready.wait(10)
+    with pytest.raises(LockError, match=r"another qcode run \(pid \d+\) is writing this folder"):
+        with output_lock(tmp_path):
+            pass
+    holder.kill()  # SIGKILL: the OS drops the lock; a stale lock file must not block us
+    holder.join()
+    with output_lock(tmp_path):
+        assert (tmp_path / ".qcode.lock").read_text() == f"pid {os.getpid()}"
+
+
+def test_manifest_is_json(tmp_path):
+    write_coded(tmp_path, _data())
+    assert json.loads((tmp_path / "manifest.json").read_text())["outputs"]
