@@ -1,0 +1,86 @@
+"""Reading the codebook file: bytes -> YAML node tree -> validated ``Codebook``."""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import yaml
+
+from pipeline.codebook.model import Codebook
+from pipeline.codebook.nodes import Reader
+from pipeline.codebook.schema import CodebookBuilder
+from pipeline.errors import CodebookError, Problem
+
+ROOT = "<root>"
+
+
+def _parse(path: str | os.PathLike[str]) -> tuple[Codebook | None, list[Problem]]:
+    """Read, parse and validate; return the codebook (None on problems) and problems."""
+    file = str(path)
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        return None, [Problem(ROOT, "codebook file not found")]
+    except OSError as exc:
+        return None, [Problem(ROOT, f"cannot read the codebook: {exc.strerror or exc}")]
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        return None, [Problem(ROOT, f"not UTF-8 text (invalid byte at offset {exc.start})", line)]
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        what = exc.problem or exc.context or "syntax error"
+        return None, [Problem(ROOT, f"malformed YAML: {what}", mark.line + 1 if mark else None)]
+    except yaml.YAMLError as exc:  # ReaderError: control characters and the like
+        pos = getattr(exc, "position", None)
+        line = text[:pos].count("\n") + 1 if isinstance(pos, int) else None
+        reason = getattr(exc, "reason", None) or str(exc).splitlines()[0]
+        return None, [Problem(ROOT, f"malformed YAML: {reason}", line)]
+    except RecursionError:
+        return None, [Problem(ROOT, "malformed YAML: nested too deeply")]
+    if root is None:
+        return None, [Problem(ROOT, "the codebook is empty")]
+    reader = Reader()
+    try:
+        codebook = CodebookBuilder(reader).build(root, file, digest)
+    except RecursionError:  # e.g. a code that is its own child through a YAML alias
+        reader.add(ROOT, "the codebook is nested too deeply (recursive YAML alias?)")
+        codebook = None
+    problems = sorted(reader.problems, key=lambda p: p.line or 0)
+    return (codebook if not problems else None), problems
+
+
+def validate_codebook(path: str | os.PathLike[str]) -> list[Problem]:
+    """Return every problem of the codebook file (an empty list if it is valid).
+
+    Args:
+        path: the codebook YAML file.
+
+    Returns:
+        Problems in line order, each with its YAML path and 1-based line.
+    """
+    return _parse(path)[1]
+
+
+def load_codebook(path: str | os.PathLike[str]) -> Codebook:
+    """Load and validate a codebook file.
+
+    Args:
+        path: the codebook YAML file.
+
+    Returns:
+        The validated ``Codebook``; ``.hash`` is the sha256 of the file bytes.
+
+    Raises:
+        CodebookError: the file is missing, unreadable, not YAML, or breaks the
+            schema; ``.problems`` lists every problem at once.
+    """
+    codebook, problems = _parse(path)
+    if codebook is None:
+        raise CodebookError(str(path), problems or [Problem(ROOT, "invalid codebook")])
+    return codebook

@@ -1,0 +1,206 @@
+"""Validation of the ``rules`` entries of a code (one rule mapping at a time)."""
+from __future__ import annotations
+
+import math
+import re
+from functools import lru_cache
+from typing import Any
+
+import yaml
+
+from pipeline.codebook.model import NEGATION_MODES, ORDERS, RULE_KINDS, SCOPES, Rule
+from pipeline.codebook.nodes import Reader
+
+RULE_ID_RE = re.compile(r"^[a-z][a-z0-9_.\-]*$")
+COMMON_KEYS = ("id", "kind", "weight", "negation")
+KIND_KEYS: dict[str, tuple[str, ...]] = {
+    "terms": ("terms",),
+    "phrase": ("phrases",),
+    "glob": ("globs",),
+    "pattern": ("patterns",),
+    "proximity": ("a", "b", "window", "order"),
+    "exclude": ("terms", "phrases", "globs", "patterns", "scope"),
+}
+REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
+    "terms": ("terms",), "phrase": ("phrases",), "glob": ("globs",),
+    "pattern": ("patterns",), "proximity": ("a", "b"), "exclude": (),
+}
+EXCLUDE_ITEMS = ("terms", "phrases", "globs", "patterns")
+DEFAULT_WINDOW = 5
+WILDCARDS = "*?"
+# fnmatch would treat these as syntax; a token glob only knows * and ?.
+FORBIDDEN_GLOB_CHARS = "[]{}\\"
+
+
+def glob_problem(glob: str) -> str | None:
+    """Return why ``glob`` is not a valid one-token glob, or None if it is."""
+    if not glob:
+        return "empty glob"
+    if any(ch.isspace() for ch in glob):
+        return f"glob {glob!r} contains a space: a glob matches one token"
+    bad = sorted({ch for ch in glob if ch in FORBIDDEN_GLOB_CHARS})
+    if bad:
+        return (f"glob {glob!r} contains {', '.join(map(repr, bad))}: only * and ? "
+                "are allowed as wildcards")
+    if all(ch in WILDCARDS for ch in glob):
+        return f"glob {glob!r} has only wildcards and would match every token"
+    return None
+
+
+def is_glob(item: str) -> bool:
+    """Return True if a term/phrase token uses wildcards."""
+    return any(ch in WILDCARDS for ch in item)
+
+
+@lru_cache(maxsize=1)
+def _vocab():  # noqa: ANN202 - spaCy Vocab; built once, lazily
+    import spacy
+    return spacy.blank("xx").vocab
+
+
+def pattern_problem(pattern: Any) -> str | None:
+    """Return why ``pattern`` is not a valid spaCy Matcher token pattern, or None.
+
+    Validates by adding the pattern to a ``Matcher(validate=True)``: that is the
+    authority on what spaCy accepts.
+    """
+    from spacy.matcher import Matcher
+
+    if not isinstance(pattern, list) or not pattern:
+        return "a pattern is a non-empty list of token dicts"
+    if not all(isinstance(tok, dict) for tok in pattern):
+        return "each token of a pattern must be a mapping such as {LOWER: zelf}"
+    try:
+        Matcher(_vocab(), validate=True).add("check", [pattern])
+    # spaCy raises MatchPatternError, ValueError, re.error, TypeError ... for bad
+    # patterns; all of them mean "fix this pattern".
+    except Exception as exc:  # noqa: BLE001
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip().startswith("-")]
+        detail = "; ".join(ln.lstrip("- ") for ln in lines) or str(exc).strip().splitlines()[0]
+        return f"invalid Matcher pattern: {detail[:300]}"
+    return None
+
+
+class RuleReader:
+    """Reads the rules of one code in one language."""
+
+    def __init__(self, reader: Reader) -> None:
+        self.r = reader
+
+    def rule(self, node: yaml.Node, path: str, code_id: str, lang: str,
+             index: int) -> tuple[Rule | None, yaml.Node | None]:
+        """Validate one rule mapping; return the Rule (None if invalid) and its id node."""
+        r = self.r
+        if not isinstance(node, yaml.MappingNode):
+            r.add(path, f"expected a rule mapping with keys {', '.join(COMMON_KEYS)}, ...", node)
+            return None, None
+        kind = self._kind(node, path)
+        if kind is None:  # unknown kind: key checks would only add noise
+            return None, None
+        allowed = ("id", "kind") + (() if kind == "exclude" else ("weight", "negation"))
+        keys = r.mapping(node, path, allowed + KIND_KEYS[kind], REQUIRED_KEYS[kind])
+        if keys is None:
+            return None, None
+        n_before = len(r.problems)
+        rule_id = f"{code_id}.{lang}.{index + 1}"
+        if "id" in keys:
+            given = r.text(keys["id"], f"{path}.id")
+            if given is not None and not RULE_ID_RE.match(given):
+                r.add(f"{path}.id", f"bad rule id {given!r}: use lower-case letters, digits, "
+                      "'_', '.', '-', starting with a letter", keys["id"])
+            rule_id = given or rule_id
+        weight = 1.0
+        if "weight" in keys:
+            w = r.number(keys["weight"], f"{path}.weight")
+            if w is not None and not (0 < w <= 1):  # NaN fails this too
+                r.add(f"{path}.weight", f"weight {w!r} is out of range: must be > 0 and <= 1",
+                      keys["weight"])
+            weight = float(w) if w is not None and not math.isnan(w) else weight
+        negation = "ignore"
+        if "negation" in keys:
+            negation = r.choice(keys["negation"], f"{path}.negation", NEGATION_MODES, "negation mode") or negation
+        params = self._params(kind, keys, path, node)
+        if len(r.problems) > n_before or params is None:
+            return None, keys.get("id")
+        return Rule(rule_id, code_id, lang, kind, params, weight, negation), keys.get("id")
+
+    def _kind(self, node: yaml.MappingNode, path: str) -> str | None:
+        for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.value == "kind":
+                return self.r.choice(value_node, f"{path}.kind", RULE_KINDS, "rule kind")
+        self.r.add(path, f"missing required key 'kind' (one of {', '.join(RULE_KINDS)})", node)
+        return None
+
+    def _params(self, kind: str, keys: dict[str, yaml.Node], path: str,
+                node: yaml.Node) -> dict[str, Any] | None:
+        params: dict[str, Any] = {}
+        if kind == "proximity":
+            for side in ("a", "b"):
+                if side in keys:
+                    params[side] = self._items(keys[side], f"{path}.{side}", "term",
+                                               allow_glob=True)
+            window = DEFAULT_WINDOW
+            if "window" in keys:
+                w = self.r.number(keys["window"], f"{path}.window", integer=True)
+                if w is not None and w < 1:
+                    self.r.add(f"{path}.window", f"window {w} must be >= 1 token", keys["window"])
+                window = w if w is not None else window
+            params["window"] = window
+            order = "any"
+            if "order" in keys:
+                order = self.r.choice(keys["order"], f"{path}.order", ORDERS, "order") or order
+            params["order"] = order
+            return params
+        for key, item_kind in (("terms", "term"), ("phrases", "phrase"), ("globs", "glob")):
+            if key in keys:
+                params[key] = self._items(keys[key], f"{path}.{key}", item_kind)
+        if "patterns" in keys:
+            params["patterns"] = self._patterns(keys["patterns"], f"{path}.patterns")
+        if kind == "exclude":
+            if not any(k in keys for k in EXCLUDE_ITEMS):
+                self.r.add(path, "an exclude rule needs at least one of "
+                           f"{', '.join(EXCLUDE_ITEMS)}", node)
+                return None
+            scope = "match"
+            if "scope" in keys:
+                scope = self.r.choice(keys["scope"], f"{path}.scope", SCOPES, "scope") or scope
+            params["scope"] = scope
+        return params
+
+    def _items(self, node: yaml.Node, path: str, item_kind: str,
+               allow_glob: bool = False) -> tuple[str, ...]:
+        """Read terms / phrases / globs / proximity items (terms or globs), lower-cased."""
+        out = []
+        for value, sub, item in self.r.texts(node, path, nonempty=True,
+                                             what=f"a non-empty list of {item_kind}s"):
+            value = " ".join(value.lower().split())
+            problem = None
+            if item_kind == "phrase":
+                problem = next((glob_problem(tok) for tok in value.split()
+                                if is_glob(tok) and glob_problem(tok)), None)
+            elif " " in value:
+                problem = (f"{item_kind} {value!r} has several words: "
+                           + ("use a phrase rule" if item_kind == "term" else "a glob matches one token"))
+            elif item_kind == "glob" or is_glob(value):
+                problem = glob_problem(value)
+                if problem is None and item_kind == "term" and not allow_glob:
+                    problem = f"term {value!r} contains a wildcard: use a glob rule"
+            if problem:
+                self.r.add(sub, problem, item)
+            else:
+                out.append(value)
+        return tuple(out)
+
+    def _patterns(self, node: yaml.Node, path: str) -> list[list[dict[str, Any]]]:
+        out = []
+        for i, item in enumerate(self.r.sequence(node, path, "a non-empty list of patterns",
+                                                 nonempty=True) or []):
+            ok, value = self.r.construct(item, f"{path}[{i}]")
+            if not ok:
+                continue
+            problem = pattern_problem(value)
+            if problem:
+                self.r.add(f"{path}[{i}]", problem, item)
+            else:
+                out.append(value)
+        return out
