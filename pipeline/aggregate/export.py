@@ -1,0 +1,99 @@
+"""Build one formatted Excel workbook from several matrices (saving is the caller's job)."""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+from openpyxl import Workbook
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
+
+from pipeline.aggregate.matrices import flatten_columns
+
+_BAD_SHEET_CHARS = re.compile(r"[\[\]:*?/\\]")
+_HEADER_FILL = PatternFill("solid", fgColor="DDDDDD")
+
+
+def sheet_name(name: str, taken: set[str]) -> str:
+    """Return an Excel-safe, unique sheet name (max 31 chars, no []:*?/\\)."""
+    base = _BAD_SHEET_CHARS.sub("_", name)[:31] or "sheet"
+    out, i = base, 2
+    while out.lower() in {t.lower() for t in taken}:
+        suffix = f"~{i}"
+        out, i = base[: 31 - len(suffix)] + suffix, i + 1
+    return out
+
+
+def codebook_table(codebook: Any) -> pd.DataFrame:
+    """Tabulate a codebook: id, parent, kind, nl and en labels, colour, definition."""
+    rows = []
+    for cid, code in codebook.codes.items():
+        parent = cid.rsplit(".", 1)[0] if "." in cid else ""
+        rows.append({
+            "code_id": cid, "parent": parent, "kind": getattr(code, "kind", "theme"),
+            "label_nl": codebook.label(cid, "nl"), "label_en": codebook.label(cid, "en"),
+            "color": getattr(code, "color", None) or "",
+            "definition": " ".join(str(getattr(code, "definition", "") or "").split()),
+        })
+    return pd.DataFrame(rows)
+
+
+def build_workbook(matrices: Mapping[str, pd.DataFrame], codebook: Any = None) -> Workbook:
+    """Put each matrix on its own sheet, plus a ``codebook`` sheet.
+
+    Headers are bold and frozen, the index is the first column, long text wraps,
+    shares get a percentage format.
+    """
+    wb = Workbook()
+    wb.remove(wb.active)
+    taken: set[str] = set()
+    sheets = dict(matrices)
+    if codebook is not None:
+        sheets["codebook"] = codebook_table(codebook).set_index("code_id")
+    for name, df in sheets.items():
+        title = sheet_name(name, taken)
+        taken.add(title)
+        ws = wb.create_sheet(title)
+        flat = flatten_columns(df)
+        index_name = (" / ".join(n for n in flat.index.names if n) or "") \
+            if flat.index.name is None else str(flat.index.name)
+        header = [index_name, *[str(c) for c in flat.columns]]
+        ws.append(header)
+        for idx, row in zip(flat.index, flat.itertuples(index=False, name=None)):
+            ws.append([str(idx), *[_cell(v) for v in row]])
+        _format(ws, flat, percent="share" in name)
+    return wb
+
+
+def _cell(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return None
+    if hasattr(value, "item"):  # numpy scalar -> python
+        return value.item()
+    return value
+
+
+def _format(ws: Any, df: pd.DataFrame, *, percent: bool) -> None:
+    for cell in ws[1]:
+        cell.font = Font(bold=True)
+        cell.fill = _HEADER_FILL
+        cell.alignment = Alignment(wrap_text=True, vertical="top")
+    ws.freeze_panes = "B2"
+    widths = [max([len(str(ws.cell(1, 1).value or ""))] + [len(str(i)) for i in df.index] + [8])]
+    for j, col in enumerate(df.columns):
+        values = df[col]
+        if values.dtype == object or str(values.dtype).startswith(("str", "string")):
+            longest = max([len(str(v)) for v in values] + [len(str(col))])
+            widths.append(min(60, max(10, longest)))
+            for r in range(2, len(df) + 2):
+                ws.cell(r, j + 2).alignment = Alignment(wrap_text=True, vertical="top")
+        else:
+            widths.append(min(30, max(9, len(str(col)) + 2)))
+            if pd.api.types.is_float_dtype(values):
+                fmt = "0.0%" if percent else "0.00"
+                for r in range(2, len(df) + 2):
+                    ws.cell(r, j + 2).number_format = fmt
+    for j, w in enumerate(widths, start=1):
+        ws.column_dimensions[get_column_letter(j)].width = w

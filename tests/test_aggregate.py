@@ -1,0 +1,235 @@
+"""Tests of pipeline.aggregate on a small hand-made corpus whose numbers are counted by hand."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from pipeline import aggregate as A
+from pipeline import columns as C
+from pipeline.errors import UsageError
+
+
+def _segments() -> pd.DataFrame:
+    # doc a (NL, primary): 4 segments, the interviewer turn is not coded.
+    # doc b (BE, secondary): 3 segments.
+    rows = [
+        ("a:0", "a", 0, "I", "interviewer", False, "Hoe ging het?", "NL", "primary"),
+        ("a:1", "a", 1, "R1", "respondent", True, "We mochten het zelf invullen met het team", "NL", "primary"),
+        ("a:2", "a", 2, "R1", "respondent", True, "De directie besliste alles", "NL", "primary"),
+        ("a:3", "a", 3, "R2", "respondent", True, "Ik leerde nieuwe vaardigheden", "NL", "primary"),
+        ("b:0", "b", 0, "R", "respondent", True, "Eigenaarschap voelde ik niet echt", "BE", "secondary"),
+        ("b:1", "b", 1, "R", "respondent", True, "Geen tijd, geen ruimte", "BE", "secondary"),
+        ("b:2", "b", 2, "R", "respondent", True, "Het team koos zelf de aanpak en eigenaarschap groeide", "BE", "secondary"),
+    ]
+    df = pd.DataFrame(rows, columns=[C.SEGMENT_ID, C.DOC_ID, C.UNIT_INDEX, C.SPEAKER, C.ROLE,
+                                     C.CODED, C.TEXT, "country", "sector"])
+    df[C.START] = 0
+    df[C.END] = df[C.TEXT].str.len()
+    return df
+
+
+def _codings() -> pd.DataFrame:
+    texts = dict(zip(_segments()[C.SEGMENT_ID], _segments()[C.TEXT]))
+    rows = [  # segment, code, score, n_matches, evidence
+        ("a:1", "ownership", 0.9, 3, "zelf invullen"),
+        ("a:1", "agency", 0.6, 1, "We"),
+        ("a:2", "shared_leadership", 0.5, 1, "directie"),
+        ("a:3", "amo.ability", 0.8, 1, "vaardigheden"),
+        ("b:0", "ownership", 1.0, 1, "Eigenaarschap"),
+        ("b:1", "amo.opportunity", 0.7, 2, "tijd"),
+        ("b:2", "ownership", 0.95, 2, "eigenaarschap"),
+        ("b:2", "agency", 0.7, 1, "koos zelf"),
+        ("b:2", "amo.motivation", 0.5, 1, "groeide"),
+    ]
+    out = []
+    for sid, code, score, n, ev in rows:
+        start = texts[sid].index(ev)   # segment starts at offset 0 in this fixture
+        out.append((sid, sid[0], code, score, n, start, start + len(ev)))
+    df = pd.DataFrame(out, columns=[C.SEGMENT_ID, C.DOC_ID, C.CODE_ID, C.SCORE, C.N_MATCHES,
+                                    C.START, C.END])
+    df[C.METHOD] = ["rules"] * 8 + ["human"]
+    return df
+
+
+class _Code:
+    def __init__(self, cid, color=None):
+        self.id, self.kind, self.color, self.definition = cid, "theme", color, f"def {cid}"
+
+
+class FakeCodebook:
+    """Just the Codebook surface aggregate uses: ordered ``.codes`` and ``.label``."""
+
+    def __init__(self):
+        ids = ["agency", "ownership", "alignment", "shared_leadership", "amo",
+               "amo.ability", "amo.motivation", "amo.opportunity"]
+        self.codes = {i: _Code(i) for i in ids}
+
+    def label(self, cid, lang="nl"):
+        return f"{cid.upper()}-{lang}"
+
+
+def test_segments_matrix_by_document_counts_by_hand():
+    m = A.code_by_document(_segments(), _codings())
+    assert list(m.columns) == ["a", "b"]
+    assert m.loc["ownership"].tolist() == [1, 2]
+    assert m.loc["agency"].tolist() == [1, 1]
+    assert m.loc["amo.ability"].tolist() == [1, 0]
+    assert m.dtypes.eq("int64").all()
+
+
+def test_codebook_fixes_row_order_and_adds_unused_codes():
+    m = A.theme_matrix(_segments(), _codings(), by="country", level="top",
+                       codebook=FakeCodebook())
+    assert list(m.index) == ["agency", "ownership", "alignment", "shared_leadership", "amo"]
+    assert m.loc["alignment"].tolist() == [0, 0]
+    # amo rolls up: b has opportunity (b:1) and motivation (b:2) -> 2 segments; a has ability.
+    assert m.loc["amo", "BE"] == 2 and m.loc["amo", "NL"] == 1
+
+
+def test_level_all_counts_parent_once_per_segment():
+    cod = pd.concat([_codings(), pd.DataFrame([{C.SEGMENT_ID: "b:1", C.DOC_ID: "b",
+                                                C.CODE_ID: "amo.ability", C.SCORE: 0.6}])])
+    m = A.theme_matrix(_segments(), cod, by=C.DOC_ID, level="all")
+    assert m.loc["amo", "b"] == 2          # b:1 (two children) counted once, b:2 once
+    assert m.loc["amo.ability", "b"] == 1
+
+
+def test_share_uses_coded_segments_of_the_group_as_denominator():
+    seg, cod = A.filter_coded(_segments(), _codings())
+    m = A.theme_matrix(seg, cod, by="country", value="share")
+    assert m.loc["ownership", "BE"] == pytest.approx(2 / 3)
+    assert m.loc["ownership", "NL"] == pytest.approx(1 / 3)   # interviewer turn excluded
+
+
+def test_documents_and_words_per_1000():
+    seg, cod = A.filter_coded(_segments(), _codings())
+    docs = A.theme_matrix(seg, cod, by="sector", value="documents", total=True)
+    assert docs.loc["ownership"].tolist() == [1, 1, 2]
+    words = A.theme_matrix(seg, cod, by=C.DOC_ID, value="words_per_1000")
+    # doc a coded words: 8 + 4 + 4 = 16; ownership sits in a:1 (8 words)
+    assert words.loc["ownership", "a"] == pytest.approx(8 / 16 * 1000)
+
+
+def test_two_attributes_give_multiindex_columns():
+    m = A.theme_matrix(_segments(), _codings(), by=["country", "sector"])
+    assert m.columns.names == ["country", "sector"]
+    assert ("BE", "secondary") in m.columns
+    flat = A.flatten_columns(m)
+    assert "BE · secondary" in flat.columns
+
+
+def test_speaker_matrix_keeps_speakers_of_different_documents_apart():
+    seg, cod = A.filter_coded(_segments(), _codings())
+    m = A.code_by_speaker(seg, cod)
+    assert list(m.columns) == ["a/R1", "a/R2", "b/R"]
+    assert m.loc["amo.ability", "a/R2"] == 1
+
+
+def test_filters_by_attribute_speaker_method_and_unknown_attribute():
+    seg, cod = A.filter_coded(_segments(), _codings(), where={"country": "BE"}, methods=["rules"])
+    assert set(seg[C.DOC_ID]) == {"b"}
+    assert "amo.motivation" not in set(cod[C.CODE_ID])
+    seg, cod = A.filter_coded(_segments(), _codings(), speakers=["R2"], codes=["amo"])
+    assert cod[C.CODE_ID].tolist() == ["amo.ability"]
+    with pytest.raises(UsageError, match="unknown attribute 'region'.*country, sector"):
+        A.filter_coded(_segments(), _codings(), where={"region": "x"})
+
+
+def test_matrix_errors_name_the_problem():
+    with pytest.raises(UsageError, match="cannot group by 'region'"):
+        A.theme_matrix(_segments(), _codings(), by="region")
+    with pytest.raises(UsageError, match="unknown matrix value 'median'"):
+        A.theme_matrix(_segments(), _codings(), value="median")
+    with pytest.raises(UsageError, match="one or two"):
+        A.theme_matrix(_segments(), _codings(), by=["country", "sector", C.DOC_ID])
+    with pytest.raises(UsageError, match="unknown level"):
+        A.apply_level(_codings(), "deep")
+
+
+def test_cooccurrence_within_segment():
+    seg, cod = A.filter_coded(_segments(), _codings())
+    pairs = A.cooccurrence(seg, cod, level="top")
+    row = pairs[(pairs.code_a == "ownership") & (pairs.code_b == "agency")]
+    if row.empty:
+        row = pairs[(pairs.code_a == "agency") & (pairs.code_b == "ownership")]
+    r = row.iloc[0]
+    # ownership in a:1, b:0, b:2 (3); agency in a:1, b:2 (2); both in a:1 and b:2
+    assert (r.n_a + r.n_b, r.n_ab) == (5, 2)
+    assert r.jaccard == pytest.approx(2 / 3)
+    assert r.c_coefficient == pytest.approx(2 / (5 - 2))
+    mat = A.cooccurrence_matrix(pairs, "count")
+    assert mat.loc["ownership", "ownership"] == 3
+    assert (mat.to_numpy() == mat.to_numpy().T).all()
+
+
+def test_cooccurrence_window_and_imbalance_flag():
+    seg, cod = A.filter_coded(_segments(), _codings())
+    within = A.cooccurrence(seg, cod, level="top").set_index(["code_a", "code_b"])
+    wide = A.cooccurrence(seg, cod, level="top", window=1).set_index(["code_a", "code_b"])
+    key = ("shared_leadership", "amo") if ("shared_leadership", "amo") in within.index \
+        else ("amo", "shared_leadership")
+    assert within.loc[key, "n_ab"] == 0
+    assert wide.loc[key, "n_ab"] >= 1          # a:2 and a:3 are neighbours
+    assert (wide["jaccard"] <= 1).all() and (wide["n_ab"] <= wide[["n_a", "n_b"]].min(axis=1)).all()
+    flagged = A.cooccurrence(seg, cod, level="top", imbalance=3.0)
+    pair = flagged.set_index(["code_a", "code_b"])
+    assert bool(pair.loc[("ownership", "shared_leadership"), "imbalanced"])   # 3 vs 1
+    assert not bool(pair.loc[("agency", "ownership"), "imbalanced"])          # 2 vs 3
+    with pytest.raises(UsageError, match="window must be >= 0"):
+        A.cooccurrence(seg, cod, window=-1)
+    with pytest.raises(UsageError, match="unknown co-occurrence measure"):
+        A.cooccurrence_matrix(flagged, "dice")
+
+
+def test_framework_matrix_strongest_quotes_with_segment_ids():
+    seg, cod = A.filter_coded(_segments(), _codings())
+    fw = A.framework_matrix(seg, cod, case=C.DOC_ID, per_cell=1, codebook=FakeCodebook())
+    cell = fw.loc["b", "ownership"]
+    assert cell.endswith("[b:0]")               # score 1.0 beats 0.95
+    assert "Eigenaarschap" in cell
+    assert fw.loc["a", "alignment"] == ""
+    by_country = A.framework_matrix(seg, cod, case="country", per_cell=2)
+    assert by_country.loc["BE", "ownership"].count("\n") == 1
+
+
+def test_quote_centres_on_evidence_and_marks_cuts():
+    text = "een " * 30 + "EIGENAARSCHAP" + " twee" * 30
+    q = A.quote(text, 120, 133, max_chars=40)
+    assert "EIGENAARSCHAP" in q and q.startswith("…") and q.endswith("…")
+    assert len(q) <= 42
+
+
+def test_kwic_for_code_and_term():
+    seg, cod = A.filter_coded(_segments(), _codings())
+    k = A.kwic(seg, cod, code="ownership", window=2)
+    assert k[C.SEGMENT_ID].tolist() == ["a:1", "b:0", "b:2"]
+    assert (k.iloc[0].left, k.iloc[0].keyword, k.iloc[0].right) == (
+        "mochten het", "zelf invullen", "met het")
+    assert k.iloc[2].keyword == "eigenaarschap"
+    assert k.iloc[2].left == "aanpak en"
+    t = A.kwic(seg, term="eigenaar*", window=1)
+    assert t[C.SEGMENT_ID].tolist() == ["b:0", "b:2"]
+    assert t.iloc[1].right == "groeide"
+    with pytest.raises(UsageError, match="exactly one of code= or term="):
+        A.kwic(seg, cod)
+
+
+def test_document_portrait_positions_and_slots():
+    seg, cod = A.filter_coded(_segments(), _codings())
+    p = A.document_portrait(seg, cod, level="top", codebook=FakeCodebook())
+    b2 = p[p[C.SEGMENT_ID] == "b:2"]
+    assert b2[C.CODE_ID].tolist() == ["agency", "ownership", "amo"]
+    assert b2["n_slots"].tolist() == [3, 3, 3]
+    assert p[p[C.DOC_ID] == "a"]["n_positions"].iloc[0] == 3
+
+
+def test_workbook_has_a_sheet_per_matrix_and_frozen_headers():
+    seg, cod = A.filter_coded(_segments(), _codings())
+    wb = A.build_workbook({"code_by_country_share": A.theme_matrix(seg, cod, by="country", value="share"),
+                           "framework": A.framework_matrix(seg, cod)}, FakeCodebook())
+    assert wb.sheetnames == ["code_by_country_share", "framework", "codebook"]
+    ws = wb["code_by_country_share"]
+    assert ws.freeze_panes == "B2" and ws["A1"].font.bold
+    assert ws["B2"].number_format == "0.0%"
+    assert wb["codebook"]["D2"].value == "AGENCY-nl"
+    assert A.sheet_name("a/b:c" * 10, set()) == ("a_b_c" * 10)[:31]
