@@ -56,6 +56,16 @@ MATCH_COLUMNS = [SEGMENT_ID, DOC_ID, CODE_ID, RULE_ID, EVIDENCE, START, END, SCO
 CODING_COLUMNS = [SEGMENT_ID, DOC_ID, CODE_ID, METHOD, SCORE, RULE, RULES, EVIDENCE,
                   N_MATCHES, START, END]
 
+# --- tokens (nlp.tokens_table) -------------------------------------------------------
+TOKEN_I = "i"                # token index inside the segment's Doc
+LOWER = "lower"
+LEMMA = "lemma"              # lower-cased lookup lemma
+STEM = "stem"                # NLTK Snowball stem
+IS_PUNCT = "is_punct"
+IS_STOP = "is_stop"
+
+TOKEN_COLUMNS = [SEGMENT_ID, TOKEN_I, TEXT, LOWER, LEMMA, STEM, IS_PUNCT, IS_STOP, START, END]
+
 # --- human codings / gold / agreement -------------------------------------------
 CODER = "coder"
 CODE_NAME = "code_name"
