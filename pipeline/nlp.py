@@ -1,0 +1,170 @@
+"""NLP stage: segments -> spaCy ``Doc`` objects, offline.
+
+Only ``spacy.blank(lang)`` with the lookup lemmatizer from spacy-lookups-data and a
+rule-based sentencizer: nothing is downloaded at run time, and results do not depend
+on a statistical model version. Stems come from NLTK's Snowball stemmers (pure code).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+
+import pandas as pd
+from nltk.stem.snowball import SnowballStemmer
+from spacy.language import Language
+from spacy.tokens import Doc, Token
+
+from pipeline import columns as C
+from pipeline.errors import UsageError
+
+# Language code -> Snowball stemmer name. spaCy + spacy-lookups-data must also have a
+# lemma lookup table for each; extend both together.
+STEMMERS = {"nl": "dutch", "en": "english"}
+SUPPORTED_LANGUAGES = tuple(STEMMERS)
+
+TOKEN_COLUMNS = C.TOKEN_COLUMNS
+
+
+@Language.component("lemma_lower")
+def lemma_lower(doc: Doc) -> Doc:
+    """Lower-case every lemma.
+
+    The English lookup table has no entry for many capitalised forms and falls back
+    to the text ("The", "We"), while Dutch lemmas are lower-case: normalising here
+    makes LEMMA patterns and term matching behave the same in both languages.
+    """
+    for token in doc:
+        lemma = token.lemma_
+        if lemma and not lemma.islower():
+            token.lemma_ = lemma.lower()
+    return doc
+
+
+@lru_cache(maxsize=None)
+def _stemmer(lang: str) -> SnowballStemmer:
+    return SnowballStemmer(STEMMERS[lang])
+
+
+@lru_cache(maxsize=200_000)
+def stem(word: str, lang: str) -> str:
+    """Return the Snowball stem of a lower-case word (cached: vocabularies are Zipfian)."""
+    if lang not in STEMMERS:
+        return word
+    return _stemmer(lang).stem(word)
+
+
+def _token_stem(token: Token) -> str:
+    return stem(token.lower_, token.doc.lang_)
+
+
+if not Token.has_extension("stem"):
+    Token.set_extension("stem", getter=_token_stem)
+
+
+def _check_lang(lang: object) -> str:
+    if not isinstance(lang, str) or lang not in STEMMERS:
+        raise UsageError(f"unsupported language {lang!r} (supported: "
+                         f"{', '.join(SUPPORTED_LANGUAGES)})")
+    return lang
+
+
+@lru_cache(maxsize=None)
+def make_nlp(lang: str) -> Language:
+    """Return the (cached) offline spaCy pipeline of a language.
+
+    ``spacy.blank(lang)`` + ``lemmatizer`` (lookup mode, tables from
+    spacy-lookups-data) + ``lemma_lower`` + ``sentencizer``.
+
+    Args:
+        lang: a language code in ``SUPPORTED_LANGUAGES``.
+
+    Raises:
+        UsageError: the language is not supported.
+    """
+    import spacy
+
+    _check_lang(lang)
+    nlp = spacy.blank(lang)
+    nlp.add_pipe("lemmatizer", config={"mode": "lookup"})
+    nlp.add_pipe("lemma_lower")
+    nlp.add_pipe("sentencizer")
+    nlp.initialize()  # loads the lookup tables from spacy-lookups-data (local package)
+    return nlp
+
+
+def parse(texts: Iterable[str], lang: str, *, batch_size: int = 256) -> list[Doc]:
+    """Parse texts of one language.
+
+    Args:
+        texts: the texts; None / NaN count as empty text.
+        lang: language code.
+        batch_size: texts per ``nlp.pipe`` batch.
+
+    Returns:
+        One Doc per text, in order.
+
+    Raises:
+        UsageError: the language is not supported.
+    """
+    nlp = make_nlp(_check_lang(lang))
+    clean = ["" if t is None or (isinstance(t, float) and t != t) else str(t) for t in texts]
+    return list(nlp.pipe(clean, batch_size=batch_size))
+
+
+def parse_segments(segments: pd.DataFrame, *, batch_size: int = 256) -> list[Doc]:
+    """Parse the ``text`` of every segment with the pipeline of its ``lang``.
+
+    Args:
+        segments: a segments table (needs ``text`` and ``lang``).
+        batch_size: texts per ``nlp.pipe`` batch.
+
+    Returns:
+        Docs aligned with the rows of ``segments`` (``docs[k]`` is row ``k``).
+
+    Raises:
+        UsageError: a column is missing or a row has an unsupported language.
+    """
+    for col in (C.TEXT, C.LANG):
+        if col not in segments.columns:
+            raise UsageError(f"segments table has no {col!r} column")
+    langs = segments[C.LANG].tolist()
+    texts = segments[C.TEXT].tolist()
+    docs: list[Doc | None] = [None] * len(texts)
+    # One pipe per language keeps batching; positions put docs back in row order.
+    for lang in dict.fromkeys(langs):
+        positions = [k for k, value in enumerate(langs) if value == lang]
+        for k, doc in zip(positions, parse([texts[k] for k in positions], lang,
+                                           batch_size=batch_size), strict=True):
+            docs[k] = doc
+    return docs  # type: ignore[return-value]
+
+
+def tokens_table(segments: pd.DataFrame, docs: Sequence[Doc]) -> pd.DataFrame:
+    """Return one row per token with document offsets.
+
+    Args:
+        segments: the segments table the docs were parsed from (``segment_id``,
+            ``start``).
+        docs: Docs aligned with the segment rows.
+
+    Returns:
+        Columns ``TOKEN_COLUMNS``: segment_id, i, text, lower, lemma (lower-case),
+        stem, is_punct, is_stop, start, end; start/end index the document text
+        (segment start + ``token.idx``).
+
+    Raises:
+        UsageError: docs and segments are not aligned.
+    """
+    if len(docs) != len(segments):
+        raise UsageError(f"{len(docs)} docs for {len(segments)} segments: not aligned")
+    rows = []
+    for seg_id, seg_start, doc in zip(segments[C.SEGMENT_ID].tolist(),
+                                      segments[C.START].tolist(), docs, strict=True):
+        base = int(seg_start)
+        for tok in doc:
+            start = base + tok.idx
+            rows.append((seg_id, tok.i, tok.text, tok.lower_, tok.lemma_.lower(), tok._.stem,
+                         tok.is_punct, tok.is_stop, start, start + len(tok.text)))
+    table = pd.DataFrame(rows, columns=TOKEN_COLUMNS)
+    return table.astype({C.TOKEN_I: "int64", C.START: "int64", C.END: "int64",
+                         C.IS_PUNCT: "bool", C.IS_STOP: "bool"})
