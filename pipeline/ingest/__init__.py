@@ -1,0 +1,18 @@
+"""Raw interview files → ``documents`` and ``turns`` tables.
+
+Formats: .txt/.md (speaker labels at line start), .docx (plus bold labels),
+.vtt/.srt (cues merged per speaker), .csv (one turn per response row). Only
+reads input files; never writes them. See docs/ARCHITECTURE.md for the tables.
+"""
+from __future__ import annotations
+
+from .batch import IngestResult, ingest, normalise_lang
+from .decode import decode_bytes
+from .files import SUPPORTED_SUFFIXES, Ingested, discover, read_file
+from .labels import is_label
+from .tables import read_metadata
+
+__all__ = [
+    "SUPPORTED_SUFFIXES", "IngestResult", "Ingested", "decode_bytes", "discover", "ingest",
+    "is_label", "normalise_lang", "read_file", "read_metadata",
+]

@@ -1,0 +1,178 @@
+"""Finding input files and reading one file into a document and its turns."""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+import pandas as pd
+
+from pipeline import columns as C
+from pipeline.errors import InputError
+
+from .decode import decode_bytes
+from .labels import Turn, is_label, split_turns
+from .media import build_document, parse_srt, parse_vtt
+from .tables import csv_document
+
+SUPPORTED_SUFFIXES = (".txt", ".md", ".docx", ".vtt", ".srt", ".csv")
+METADATA_NAME = "metadata.csv"
+
+
+class Ingested(NamedTuple):
+    """One file read: a one-row documents table, its turns, and non-fatal warnings."""
+
+    documents: pd.DataFrame
+    turns: pd.DataFrame
+    warnings: list[str]
+
+
+def is_skipped_name(name: str) -> bool:
+    """Files that are never documents: metadata.csv, README*, hidden, ``_x``, Word ``~$`` locks."""
+    return (name.lower() == METADATA_NAME or name.upper().startswith("README")
+            or name.startswith((".", "_", "~$")))
+
+
+def discover(inputs: list[Path | str]) -> list[Path]:
+    """Expand files and folders to the input files of a run.
+
+    Folders are searched recursively (hidden and ``_``-prefixed folders are
+    skipped) for supported suffixes. Skipped names (``metadata.csv``,
+    ``README*``, hidden files, ``_``/``~$`` prefixes) are dropped everywhere, so
+    a shell glob like ``data/raw/*`` works. A file named explicitly is kept even
+    with an unknown suffix: ``read_file`` then reports it.
+
+    Args:
+        inputs: Files and/or folders.
+
+    Returns:
+        Unique paths, sorted by their string form.
+
+    Raises:
+        InputError: An input does not exist.
+    """
+    found: dict[Path, Path] = {}
+    for given in map(Path, inputs):
+        if given.is_dir():
+            for root, dirs, files in os.walk(given):
+                dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
+                for name in files:
+                    if Path(name).suffix.lower() in SUPPORTED_SUFFIXES and not is_skipped_name(name):
+                        path = Path(root) / name
+                        found.setdefault(path.resolve(), path)
+        elif given.is_file():
+            if not is_skipped_name(given.name):
+                found.setdefault(given.resolve(), given)
+        else:
+            raise InputError(given, "no such file or folder")
+    return sorted(found.values(), key=lambda p: p.as_posix())
+
+
+def _docx_text(data: bytes, path: Path) -> tuple[str, dict[int, int]]:
+    """Paragraph texts joined by LF, plus labels given by a leading bold run."""
+    import docx  # python-docx is slow to import; only pay for it when a .docx shows up
+
+    try:
+        document = docx.Document(io.BytesIO(data))
+    except Exception as exc:  # noqa: BLE001 - zipfile, lxml and python-docx each raise their own types
+        raise InputError(path, f"not a valid .docx file ({type(exc).__name__})") from None
+    texts: list[str] = []
+    forced: dict[int, int] = {}
+    pos = 0
+    for paragraph in document.paragraphs:
+        text = paragraph.text.replace("\r\n", "\n").replace("\r", "\n")
+        colon = _bold_label_end(paragraph, text)
+        if colon is not None:
+            forced[pos] = colon
+        texts.append(text)
+        pos += len(text) + 1
+    return "\n".join(texts), forced
+
+
+def _bold_label_end(paragraph, text: str) -> int | None:
+    """Length of a bold ``Name:`` label (colon included) at the paragraph start, if any."""
+    bold = ""
+    for run in paragraph.runs:
+        if not run.text:
+            continue
+        if not run.bold:
+            break
+        bold += run.text
+    if not bold.strip() or not text.startswith(bold):
+        return None
+    stripped = bold.rstrip()
+    if stripped.endswith(":"):
+        colon = len(stripped) - 1
+    else:
+        rest = text[len(bold):]
+        after = rest.lstrip(" \t")
+        if not after.startswith(":"):
+            return None
+        colon = len(bold) + (len(rest) - len(after))
+    label = text[:colon].strip().strip("*").strip()
+    return colon + 1 if is_label(label, bold=True) else None
+
+
+def _turns_frame(doc_id: str, turns: list[Turn]) -> pd.DataFrame:
+    records = [{C.DOC_ID: doc_id, C.TURN: i, C.SPEAKER: t.speaker, C.START: t.start,
+                C.END: t.end, C.TIME_START: t.time_start, C.TIME_END: t.time_end,
+                C.UNIT_KEY: ""} for i, t in enumerate(turns)]
+    return pd.DataFrame.from_records(records, columns=C.TURN_COLUMNS)
+
+
+def read_file(path: Path | str, *, text_column: str = "text", id_column: str = "id") -> Ingested:
+    """Read one input file into a document and its speaker turns.
+
+    Args:
+        path: A .txt, .md, .docx, .vtt, .srt or .csv file. The file is only read.
+        text_column: CSV only: the column with the response text.
+        id_column: CSV only: the id column (row number when absent).
+
+    Returns:
+        ``Ingested(documents, turns, warnings)``: ``documents`` has one row with
+        ``columns.DOCUMENT_COLUMNS`` (``lang`` is ``""``; ``ingest`` fills it),
+        ``turns`` has ``columns.TURN_COLUMNS`` (+ CSV attribute columns) and
+        ``text[start:end]`` of each turn is its content.
+
+    Raises:
+        InputError: Unknown suffix, unreadable, empty, binary or malformed file.
+    """
+    path = Path(path)
+    fmt = path.suffix.lower().lstrip(".")
+    if f".{fmt}" not in SUPPORTED_SUFFIXES:
+        raise InputError(path, f"unsupported file type {path.suffix or '(no suffix)'!r}; "
+                               f"expected one of {', '.join(SUPPORTED_SUFFIXES)}")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(path, f"cannot read file ({exc.strerror})") from None
+    if not data.strip():
+        raise InputError(path, "empty file")
+    doc_id = path.stem
+    warnings: list[str] = []
+    if fmt == "docx":
+        encoding = "docx"  # zipped XML: there is no text encoding to detect
+        text, forced = _docx_text(data, path)
+        turns = _turns_frame(doc_id, split_turns(text, forced))
+    else:
+        text, encoding = decode_bytes(data, path)
+        if not text.strip():
+            raise InputError(path, "empty file")
+        if fmt in ("txt", "md"):
+            turns = _turns_frame(doc_id, split_turns(text))
+        elif fmt in ("vtt", "srt"):
+            cues, warnings = (parse_vtt if fmt == "vtt" else parse_srt)(text, path)
+            text, found = build_document(cues)
+            turns = _turns_frame(doc_id, found)
+        else:
+            text, turns, warnings = csv_document(text, path, doc_id, text_column=text_column,
+                                                 id_column=id_column)
+    if not text.strip() or turns.empty:
+        raise InputError(path, "empty file (no text)")
+    documents = pd.DataFrame([{
+        C.DOC_ID: doc_id, C.PATH: str(path), C.FORMAT: fmt, C.ENCODING: encoding, C.LANG: "",
+        C.N_CHARS: len(text), C.SHA256: hashlib.sha256(data).hexdigest(), C.TEXT: text,
+    }], columns=C.DOCUMENT_COLUMNS)
+    return Ingested(documents, turns, warnings)

@@ -1,0 +1,188 @@
+"""Speaker labels in plain-text transcripts and splitting a text into turns.
+
+A label is a short name followed by a colon at the start of a line
+(``I:``, ``R1:``, ``Anja de Vries:``, ``[00:01:02] Anja:``, ``**Anja:**``). The
+hard part is *not* taking ordinary sentences with a colon for labels, so a
+candidate must look like a name: 1–4 words, every word capitalised (name
+particles such as "van", "de" allowed), no commas, or a known role label.
+"""
+from __future__ import annotations
+
+import math
+import re
+from typing import NamedTuple
+
+MAX_LABEL_CHARS = 40
+MAX_LABEL_WORDS = 4
+
+_TS = r"(?:\d{1,2}:)?\d{1,2}:\d{2}(?:[.,]\d{1,3})?"
+# Anchored at a line start; the label text itself is validated by is_label().
+_LINE_LABEL = re.compile(
+    r"[ \t]*"
+    r"(?:(?:\[(?P<ts1>" + _TS + r")\]|\((?P<ts2>" + _TS + r")\))[ \t]*"
+    r"|(?P<ts3>" + _TS + r")[ \t]+)?"
+    r"(?:\*\*(?P<b1>[^*\n]{1,40}?):\*\*"          # **Name:**
+    r"|\*\*(?P<b2>[^*\n]{1,40}?)\*\*[ \t]*:"      # **Name**:
+    r"|(?P<plain>[^:*\n]{1,40}?):)"                # Name:
+    # A colon inside a time or URL ("10:30", "http://") is not a label colon.
+    r"(?=[ \t]|$)"
+)
+_TIME_PARTS = re.compile(r"(?:(\d+):)?(\d+):(\d+)(?:[.,](\d+))?")
+
+# Role labels used in transcripts, matched case-insensitively, optionally numbered (R1, P 2).
+KNOWN_LABELS = frozenset({
+    "i", "r", "q", "a", "p", "m", "int", "interviewer", "interviewster", "interviewee",
+    "respondent", "resp", "moderator", "onderzoeker", "deelnemer", "participant",
+    "spreker", "speaker", "geïnterviewde", "vraag", "antwoord", "question", "answer",
+})
+# Lower-case words allowed inside a capitalised name ("Jan van der Berg").
+_PARTICLES = frozenset({
+    "van", "de", "der", "den", "het", "ter", "ten", "te", "op", "in", "'t", "’t",
+    "von", "zu", "da", "di", "del", "della", "du", "le", "la", "el", "bin", "al",
+})
+# Capitalised words that start sentences with a colon ("Kortom: ...") rather than name a speaker.
+_NOT_LABELS = frozenset({
+    "ja", "nee", "nou", "dus", "maar", "en", "of", "want", "kortom", "daarom", "oftewel",
+    "bijvoorbeeld", "zoals", "namelijk", "conclusie", "let", "zie", "tip", "noot", "opmerking",
+    "dat", "dit", "die", "wat", "hoe", "waarom", "toen", "nu", "dan", "eerst", "ten", "tot",
+    "yes", "no", "so", "but", "and", "or", "because", "well", "note", "example", "see",
+    "then", "now", "first", "conclusion", "however", "also", "ok", "okay", "oké",
+    "ps", "nb", "eg", "ie", "http", "https", "mailto", "www",
+})
+_WORD = re.compile(r"[^\W\d_][\w.'’\-]*|\d+", re.UNICODE)
+
+
+class Turn(NamedTuple):
+    """A turn found in a text: content span ``text[start:end]`` (stripped)."""
+
+    speaker: str
+    start: int
+    end: int
+    time_start: float = math.nan
+    time_end: float = math.nan
+
+
+def is_label(label: str, *, bold: bool = False) -> bool:
+    """Return whether ``label`` (the text before a line-start colon) names a speaker.
+
+    Args:
+        label: Candidate label without the colon.
+        bold: The label is typeset bold (Markdown ``**``, Word bold run), which is
+            strong evidence, so capitalisation is not required.
+
+    Returns:
+        True for ``I``, ``R1``, ``Interviewer``, ``Anja``, ``Anja de Vries``;
+        False for ``Nou ja, het punt is`` or ``Kortom``.
+    """
+    label = label.strip()
+    words = label.split()
+    if not words or len(label) > MAX_LABEL_CHARS or len(words) > MAX_LABEL_WORDS:
+        return False
+    if not all(_WORD.fullmatch(w) for w in words) or not any(c.isalpha() for c in label):
+        return False
+    base = re.sub(r"[\s\d]+$", "", label).lower()
+    if base in KNOWN_LABELS:
+        return True
+    if bold:
+        return True
+    if len(words) == 1 and words[0].lower().rstrip(".") in _NOT_LABELS:
+        return False
+    if not words[0][0].isupper():
+        return False
+    return all(w[0].isupper() or w.isdigit() or w.lower() in _PARTICLES for w in words[1:])
+
+
+def parse_time(value: str) -> float:
+    """Convert ``[hh:]mm:ss[.mmm]`` to seconds (NaN if it does not parse)."""
+    m = _TIME_PARTS.fullmatch(value.strip())
+    if not m:
+        return math.nan
+    h, mi, s, frac = m.groups()
+    seconds = int(h or 0) * 3600 + int(mi) * 60 + int(s)
+    return seconds + (int(frac) / 10 ** len(frac) if frac else 0.0)
+
+
+class _Label(NamedTuple):
+    line_start: int      # offset of the line holding the label
+    content_start: int   # offset just after the colon (or closing **)
+    speaker: str
+    time_start: float
+
+
+def _match_label(line: str) -> tuple[str, int, float] | None:
+    """Return ``(speaker, end of label in line, time)`` if ``line`` starts with a label."""
+    m = _LINE_LABEL.match(line)
+    if not m:
+        return None
+    bold = m.group("plain") is None
+    speaker = (m.group("b1") or m.group("b2") or m.group("plain") or "").strip()
+    if not is_label(speaker, bold=bold):
+        return None
+    ts = m.group("ts1") or m.group("ts2") or m.group("ts3")
+    return speaker, m.end(), parse_time(ts) if ts else math.nan
+
+
+def strip_span(text: str, start: int, end: int) -> tuple[int, int] | None:
+    """Shrink ``[start, end)`` to exclude surrounding whitespace; None if nothing is left."""
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return (start, end) if start < end else None
+
+
+_BLANK_LINES = re.compile(r"\n[ \t]*\n\s*")
+
+
+def paragraphs(text: str, start: int = 0, end: int | None = None) -> list[Turn]:
+    """Split ``text[start:end]`` on blank lines into speaker-less turns."""
+    end = len(text) if end is None else end
+    turns: list[Turn] = []
+    pos = start
+    for sep in _BLANK_LINES.finditer(text, start, end):
+        span = strip_span(text, pos, sep.start())
+        if span:
+            turns.append(Turn("", *span))
+        pos = sep.end()
+    span = strip_span(text, pos, end)
+    if span:
+        turns.append(Turn("", *span))
+    return turns
+
+
+def split_turns(text: str, forced: dict[int, int] | None = None) -> list[Turn]:
+    """Split a transcript into turns at speaker labels.
+
+    Lines without a label continue the current turn. Text before the first label,
+    or a text without labels, becomes speaker-less turns split on blank lines.
+
+    Args:
+        text: The document text (LF line ends).
+        forced: Labels found by formatting (Word bold runs): line start offset →
+            length of the label including its colon. They win over the text rules.
+
+    Returns:
+        Turns in document order; spans exclude label, timestamp and ``**`` markers.
+    """
+    forced = forced or {}
+    labels: list[_Label] = []
+    pos = 0
+    for line in text.split("\n"):
+        if pos in forced:
+            colon = forced[pos]
+            labels.append(_Label(pos, pos + colon, line[: colon - 1].strip(), math.nan))
+        else:
+            found = _match_label(line)
+            if found:
+                speaker, label_end, time = found
+                labels.append(_Label(pos, pos + label_end, speaker, time))
+        pos += len(line) + 1
+    if not labels:
+        return paragraphs(text)
+    turns = paragraphs(text, 0, labels[0].line_start)
+    for i, label in enumerate(labels):
+        end = labels[i + 1].line_start if i + 1 < len(labels) else len(text)
+        span = strip_span(text, label.content_start, end)
+        if span:  # a label with nothing after it ("I:" then the next label) is no turn
+            turns.append(Turn(label.speaker, *span, time_start=label.time_start))
+    return turns
