@@ -23,6 +23,10 @@ from pipeline.errors import PipelineError
 # Command modules, in the order their commands appear in ``qcode --help``.
 COMMAND_MODULES = [
     "pipeline.cli.coding",      # code, run, validate
+    "pipeline.cli.agreement",   # agreement, evaluate
+    "pipeline.cli.ml",          # train, suggest
+    "pipeline.cli.review",      # review export/import/apply/status
+    "pipeline.cli.privacy",     # pseudonymise
 ]
 
 EXIT_OK, EXIT_FATAL, EXIT_PARTIAL = 0, 1, 2
