@@ -23,6 +23,7 @@ from pipeline.errors import PipelineError
 # Command modules, in the order their commands appear in ``qcode --help``.
 COMMAND_MODULES = [
     "pipeline.cli.coding",      # code, run, validate
+    "pipeline.cli.exchange",    # export, import (REFI-QDA)
     "pipeline.cli.agreement",   # agreement, evaluate
     "pipeline.cli.ml",          # train, suggest
     "pipeline.cli.review",      # review export/import/apply/status
