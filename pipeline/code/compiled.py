@@ -1,0 +1,128 @@
+"""Compiling the rules of one language into matchers built once per run."""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from spacy.matcher import Matcher
+from spacy.tokens import Doc
+
+from pipeline.code.trie import TokenTrie
+from pipeline.codebook import DEFAULT_NEGATION_CUES, Codebook, Rule, is_glob
+from pipeline.errors import UsageError
+
+MAIN, SIDE_A, SIDE_B = "main", "a", "b"
+
+
+@dataclass
+class CompiledRules:
+    """The rules of one language, compiled.
+
+    Every rule reports hits through "channels": one per rule (terms, phrase, glob,
+    pattern, exclude) or two (proximity sides ``a`` and ``b``). ``hits(doc)`` runs
+    the token trie and the spaCy Matcher once per doc and returns the spans of every
+    channel.
+    """
+
+    lang: str
+    rules: list[Rule]
+    channels: list[tuple[int, str]]          # channel -> (index in rules, role)
+    trie: TokenTrie
+    matcher: Matcher | None
+    matcher_channels: dict[int, int]         # matcher key hash -> channel
+    negation_cues: frozenset[str]
+    rule_channels: dict[int, dict[str, int]] = field(default_factory=dict)
+
+    def hits(self, doc: Doc) -> dict[int, list[tuple[int, int]]]:
+        """Return channel -> sorted, distinct (start token, end token) spans in ``doc``."""
+        found: dict[int, set[tuple[int, int]]] = defaultdict(set)
+        for channel, start, end in self.trie.find(doc):
+            found[channel].add((start, end))
+        if self.matcher is not None:
+            for key, start, end in self.matcher(doc):
+                if end > start:  # all-optional patterns can match zero tokens
+                    found[self.matcher_channels[key]].add((start, end))
+        return {ch: sorted(spans) for ch, spans in found.items()}
+
+    def channel(self, rule_index: int, role: str = MAIN) -> int | None:
+        """Return the channel of a rule (and proximity side), None if it has none."""
+        return self.rule_channels.get(rule_index, {}).get(role)
+
+
+def _tokens(tokenizer, text: str) -> list[tuple[str, bool]]:  # noqa: ANN001
+    """Split a term or phrase the way documents are tokenized; globs stay whole."""
+    out: list[tuple[str, bool]] = []
+    for chunk in text.split():
+        if is_glob(chunk):
+            out.append((chunk, True))
+        else:
+            out.extend((tok.lower_, False) for tok in tokenizer(chunk))
+    return out
+
+
+def compile_rules(codebook: Codebook, lang: str) -> CompiledRules:
+    """Compile every rule of ``lang`` in the codebook.
+
+    Terms, phrases, globs, proximity items and the terms/phrases/globs of exclude
+    rules go into one token trie (glob lookups through a ``GlobIndex``); patterns go
+    into one spaCy ``Matcher`` on the language's vocab.
+
+    Args:
+        codebook: a loaded codebook.
+        lang: language code; a language without rules gives an empty compilation.
+
+    Raises:
+        UsageError: the language is not supported by the NLP stage.
+    """
+    from pipeline.nlp import make_nlp
+
+    check_lang(lang)
+    rules = codebook.rules(lang)
+    cues = codebook.settings.negation_cues.get(lang, DEFAULT_NEGATION_CUES.get(lang, ()))
+    trie = TokenTrie()
+    channels: list[tuple[int, str]] = []
+    rule_channels: dict[int, dict[str, int]] = {}
+    matcher = None
+    matcher_channels: dict[int, int] = {}
+    nlp = make_nlp(lang) if rules else None  # no rules: skip building the pipeline
+    tokenizer = nlp.tokenizer if nlp is not None else None
+
+    def new_channel(index: int, role: str) -> int:
+        channels.append((index, role))
+        rule_channels.setdefault(index, {})[role] = len(channels) - 1
+        return len(channels) - 1
+
+    for index, rule in enumerate(rules):
+        params = rule.params
+        if rule.kind == "proximity":
+            for role, key in ((SIDE_A, "a"), (SIDE_B, "b")):
+                channel = new_channel(index, role)
+                for item in params[key]:
+                    trie.add(_tokens(tokenizer, item), channel)
+            continue
+        channel = new_channel(index, MAIN)
+        for key in ("terms", "phrases"):
+            for item in params.get(key, ()):
+                trie.add(_tokens(tokenizer, item), channel)
+        for glob in params.get("globs", ()):
+            trie.add([(glob, True)] if is_glob(glob) else _tokens(tokenizer, glob), channel)
+        if params.get("patterns"):
+            if matcher is None:
+                assert nlp is not None  # there is a rule, so the pipeline was built
+                matcher = Matcher(nlp.vocab)
+            key = f"{rule.id}#{channel}"
+            matcher.add(key, params["patterns"])
+            matcher_channels[nlp.vocab.strings[key]] = channel
+    trie.freeze()
+    return CompiledRules(lang, rules, channels, trie, matcher, matcher_channels,
+                         frozenset(c.lower() for c in cues), rule_channels)
+
+
+def check_lang(lang: object) -> str:
+    """Return ``lang`` if the NLP stage supports it, else raise UsageError."""
+    from pipeline.nlp import SUPPORTED_LANGUAGES
+
+    if lang not in SUPPORTED_LANGUAGES:
+        raise UsageError(f"unsupported language {lang!r} (supported: "
+                         f"{', '.join(SUPPORTED_LANGUAGES)})")
+    return str(lang)

@@ -1,0 +1,189 @@
+"""Applying compiled rules to parsed segments: hits -> rule matches.
+
+Per doc: one trie pass + one Matcher pass give the spans of every rule channel;
+then per rule: overlap filtering, proximity pairing, negation, and finally the
+exclude rules veto matches of their own code.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+from spacy.tokens import Doc
+
+from pipeline import columns as C
+from pipeline.code.compiled import MAIN, SIDE_A, SIDE_B, CompiledRules
+from pipeline.codebook import Rule
+from pipeline.errors import UsageError
+
+NEGATION_WINDOW = 3      # tokens before a match that may hold a negation cue
+EVIDENCE_LIMIT = 80      # proximity evidence spans two hits and can be long
+
+
+@dataclass(frozen=True)
+class _Match:
+    rule: Rule
+    start: int           # token span in the doc
+    end: int
+
+
+def longest_first(spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Keep the longest non-overlapping spans (ties: earlier), in text order.
+
+    One piece of text counts once per rule: "zelf invullen" and "het zelf invullen"
+    in the same rule are one match, not two.
+    """
+    taken: list[tuple[int, int]] = []
+    used: set[int] = set()
+    for start, end in sorted(spans, key=lambda s: (s[0] - s[1], s[0])):
+        if not any(i in used for i in range(start, end)):
+            taken.append((start, end))
+            used.update(range(start, end))
+    return sorted(taken)
+
+
+def _sentence_starts(doc: Doc) -> list[int]:
+    """Token index -> index of the first token of its sentence."""
+    if not doc.has_annotation("SENT_START"):
+        return [0] * len(doc)
+    out = [0] * len(doc)
+    for sent in doc.sents:
+        for i in range(sent.start, sent.end):
+            out[i] = sent.start
+    return out
+
+
+def _negated(doc: Doc, start: int, sent_starts: list[int], cues: frozenset[str]) -> bool:
+    first = max(sent_starts[start] if start < len(doc) else 0, start - NEGATION_WINDOW)
+    return any(doc[i].lower_ in cues or doc[i].lemma_.lower() in cues
+               for i in range(first, start))
+
+
+def _pair(a_spans: list[tuple[int, int]], b_spans: list[tuple[int, int]], window: int,
+          order: str) -> list[tuple[int, int]]:
+    """Pair every a-hit with its nearest b-hit within ``window`` tokens (start to start)."""
+    out = set()
+    for a0, a1 in a_spans:
+        best = None
+        for b0, b1 in b_spans:
+            if b0 < a1 and a0 < b1:       # the same words cannot be both sides
+                continue
+            if order == "ab" and b0 < a1:
+                continue
+            dist = abs(b0 - a0)
+            if dist <= window and (best is None or (dist, b0) < best[0]):
+                best = ((dist, b0), (b0, b1))
+        if best is not None:
+            b0, b1 = best[1]
+            out.add((min(a0, b0), max(a1, b1)))
+    return sorted(out)
+
+
+def doc_matches(doc: Doc, compiled: CompiledRules) -> list[_Match]:
+    """Return the surviving rule matches of one doc (token spans)."""
+    hits = compiled.hits(doc)
+    if not hits:
+        return []
+    sent_starts = _sentence_starts(doc)
+    candidates: list[_Match] = []
+    vetoes: list[tuple[Rule, list[tuple[int, int]]]] = []
+    for index, rule in enumerate(compiled.rules):
+        if rule.kind == "exclude":
+            spans = hits.get(compiled.channel(index, MAIN), [])
+            if spans:
+                vetoes.append((rule, spans))
+            continue
+        if rule.kind == "proximity":
+            a = hits.get(compiled.channel(index, SIDE_A), [])
+            b = hits.get(compiled.channel(index, SIDE_B), [])
+            spans = _pair(a, b, rule.params["window"], rule.params["order"]) if a and b else []
+        else:
+            spans = hits.get(compiled.channel(index, MAIN), [])
+        for start, end in longest_first(spans):
+            if rule.negation != "ignore":
+                negated = _negated(doc, start, sent_starts, compiled.negation_cues)
+                if negated != (rule.negation == "require"):
+                    continue
+            candidates.append(_Match(rule, start, end))
+    for veto, spans in vetoes:
+        candidates = [m for m in candidates
+                      if not _vetoed(m, veto, spans, sent_starts)]
+    return candidates
+
+
+def _vetoed(match: _Match, veto: Rule, spans: list[tuple[int, int]],
+            sent_starts: list[int]) -> bool:
+    if match.rule.code_id != veto.code_id:
+        return False
+    scope = veto.params.get("scope", "match")
+    if scope == "segment":
+        return True
+    if scope == "match":
+        return any(s < match.end and match.start < e for s, e in spans)
+    match_sents = {sent_starts[i] for i in range(match.start, match.end)}
+    return any(sent_starts[i] in match_sents for s, e in spans for i in range(s, e))
+
+
+def _empty_matches() -> pd.DataFrame:
+    return pd.DataFrame({
+        C.SEGMENT_ID: pd.Series(dtype="str"), C.DOC_ID: pd.Series(dtype="str"),
+        C.CODE_ID: pd.Series(dtype="str"), C.RULE_ID: pd.Series(dtype="str"),
+        C.EVIDENCE: pd.Series(dtype="str"), C.START: pd.Series(dtype="int64"),
+        C.END: pd.Series(dtype="int64"), C.SCORE: pd.Series(dtype="float64"),
+    })[C.MATCH_COLUMNS]
+
+
+def match_segments(segments: pd.DataFrame, docs: Sequence[Doc],
+                   compiled: CompiledRules) -> pd.DataFrame:
+    """Apply compiled rules to the coded segments of the compiled language.
+
+    Args:
+        segments: segments table (segment_id, doc_id, start, coded, lang).
+            Rows with ``coded`` False, or with another ``lang`` than the rules,
+            are skipped (a missing ``coded`` column counts as all coded).
+        docs: Docs aligned with the segment rows.
+        compiled: ``compile_rules(codebook, lang)``.
+
+    Returns:
+        ``columns.MATCH_COLUMNS``, one row per surviving match, in segment row
+        order then text order; ``start``/``end`` are document offsets (segment
+        start + character offset in the segment) and ``score`` is the rule weight.
+
+    Raises:
+        UsageError: docs are not aligned with segments.
+    """
+    if len(docs) != len(segments):
+        raise UsageError(f"{len(docs)} docs for {len(segments)} segments: not aligned")
+    coded = (segments[C.CODED].tolist() if C.CODED in segments.columns
+             else [True] * len(segments))
+    langs = (segments[C.LANG].tolist() if C.LANG in segments.columns
+             else [compiled.lang] * len(segments))
+    rows = []
+    for seg_id, doc_id, seg_start, is_coded, lang, doc in zip(
+            segments[C.SEGMENT_ID].tolist(), segments[C.DOC_ID].tolist(),
+            segments[C.START].tolist(), coded, langs, docs, strict=True):
+        if not bool(is_coded) or lang != compiled.lang:
+            continue
+        base = int(seg_start)
+        seen = set()
+        for m in doc_matches(doc, compiled):
+            first, last = doc[m.start], doc[m.end - 1]
+            c0, c1 = first.idx, last.idx + len(last.text)
+            key = (m.rule.code_id, m.rule.id, c0, c1)
+            if key in seen:
+                continue
+            seen.add(key)
+            evidence = doc.text[c0:c1]
+            if m.rule.kind == "proximity" and len(evidence) > EVIDENCE_LIMIT:
+                evidence = evidence[:EVIDENCE_LIMIT - 1] + "…"
+            rows.append((seg_id, doc_id, m.rule.code_id, m.rule.id, evidence,
+                         base + c0, base + c1, float(m.rule.weight)))
+    if not rows:
+        return _empty_matches()
+    out = pd.DataFrame(rows, columns=C.MATCH_COLUMNS)
+    # Stable sort inside each segment; segments keep their row order.
+    out["_seg"] = pd.factorize(out[C.SEGMENT_ID])[0]
+    out = out.sort_values(["_seg", C.START, C.END, C.CODE_ID, C.RULE_ID], kind="stable")
+    return out.drop(columns="_seg").reset_index(drop=True).astype(
+        {C.START: "int64", C.END: "int64", C.SCORE: "float64"})

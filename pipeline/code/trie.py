@@ -1,0 +1,83 @@
+"""A token trie for terms, phrases and globs, matched on lower-case form OR lemma.
+
+spaCy's PhraseMatcher compares one attribute for the whole phrase, but the codebook
+lets each token of a phrase match on its lower-case form or its lemma (and be a
+glob). A trie keyed by token strings does exactly that in one pass: from each start
+token we follow the edges for the token's lower form, its lemma and the globs that
+match it (found through the ``GlobIndex``), so the work per token depends on the
+live trie paths, not on the number of patterns.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from spacy.tokens import Doc
+
+from pipeline.code.globs import GlobIndex
+
+
+class _Node:
+    __slots__ = ("ends", "glob", "lit")
+
+    def __init__(self) -> None:
+        self.lit: dict[str, _Node] = {}
+        self.glob: dict[str, _Node] = {}
+        self.ends: list[int] = []
+
+
+class TokenTrie:
+    """Sequences of literal tokens / globs -> channel ids."""
+
+    def __init__(self) -> None:
+        self.root = _Node()
+        self._globs: list[str] = []
+        self.globs = GlobIndex(())
+
+    def add(self, items: Sequence[tuple[str, bool]], channel: int) -> None:
+        """Add one sequence of (token, is_glob) items that reports ``channel``."""
+        node = self.root
+        for text, glob in items:
+            table = node.glob if glob else node.lit
+            if glob:
+                self._globs.append(text)
+            node = table.setdefault(text, _Node())
+        if channel not in node.ends:
+            node.ends.append(channel)
+
+    def freeze(self) -> None:
+        """Build the glob index once every sequence is added."""
+        self.globs = GlobIndex(self._globs)
+
+    def find(self, doc: Doc) -> list[tuple[int, int, int]]:
+        """Return (channel, start token, end token) hits in ``doc``, without duplicates."""
+        if not self.root.lit and not self.root.glob:
+            return []
+        # lemma_.lower(): docs from pipelines without the lemma_lower component still work.
+        keys = [{tok.lower_, tok.lemma_.lower()} if tok.lemma_ else {tok.lower_} for tok in doc]
+        has_globs = bool(self._globs)
+        hits_glob = [self.globs.match(tok.lower_) if has_globs else frozenset() for tok in doc]
+        out: set[tuple[int, int, int]] = set()
+        n = len(doc)
+        for start in range(n):
+            frontier = [self.root]
+            j = start
+            while frontier and j < n:
+                nxt: list[_Node] = []
+                for node in frontier:
+                    for key in keys[j]:
+                        child = node.lit.get(key)
+                        if child is not None:
+                            nxt.append(child)
+                    if node.glob:
+                        for glob in hits_glob[j]:
+                            child = node.glob.get(glob)
+                            if child is not None:
+                                nxt.append(child)
+                j += 1
+                if len(nxt) > 1:  # a node reached by literal and glob edges counts once
+                    nxt = list({id(node): node for node in nxt}.values())
+                for node in nxt:
+                    for channel in node.ends:
+                        out.add((channel, start, j))
+                frontier = nxt
+        return sorted(out)
