@@ -45,8 +45,9 @@ _NOT_LABELS = frozenset({
     "ja", "nee", "nou", "dus", "maar", "en", "of", "want", "kortom", "daarom", "oftewel",
     "bijvoorbeeld", "zoals", "namelijk", "conclusie", "let", "zie", "tip", "noot", "opmerking",
     "dat", "dit", "die", "wat", "hoe", "waarom", "toen", "nu", "dan", "eerst", "ten", "tot",
+    "eerste", "tweede", "derde", "vierde", "laatste", "vervolgens", "daarna", "ook", "samengevat",
     "yes", "no", "so", "but", "and", "or", "because", "well", "note", "example", "see",
-    "then", "now", "first", "conclusion", "however", "also", "ok", "okay", "oké",
+    "then", "now", "first", "second", "third", "last", "finally", "summary", "conclusion", "however", "also", "ok", "okay", "oké",
     "ps", "nb", "eg", "ie", "http", "https", "mailto", "www",
 })
 _WORD = re.compile(r"[^\W\d_][\w.'’\-]*|\d+", re.UNICODE)

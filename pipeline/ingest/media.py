@@ -183,6 +183,13 @@ def parse_srt(text: str, path: Path | str) -> tuple[list[Cue], list[str]]:
             raise InputError(path, "malformed SRT cue", line=line) from None
     except ValueError as exc:  # srt.TimestampParseError is a ValueError
         raise InputError(path, f"malformed SRT timestamp ({exc})") from None
+    lines = text.split("\n")
+    for sub in subs:
+        # srt folds a cue with a broken index line into the previous cue's text.
+        stray = next((ln for ln in sub.content.split("\n") if _TIMING.fullmatch(ln)), None)
+        if stray is not None:
+            raise InputError(path, "malformed SRT cue (timing line inside cue text; missing "
+                                   "blank line or bad index?)", line=lines.index(stray) + 1)
     cues = []
     for sub in subs:
         speaker, cue_text = _split_label(_clean(sub.content), "")
