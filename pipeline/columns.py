@@ -33,7 +33,7 @@ TURN_COLUMNS = [DOC_ID, TURN, SPEAKER, START, END, TIME_START, TIME_END, UNIT_KE
 SEGMENT_ID = "segment_id"    # "{doc_id}:{unit_index}", or the CSV id value
 UNIT = "unit"                # turn | paragraph | sentence
 UNIT_INDEX = "unit_index"    # 0-based index of the unit inside the document
-ROLE = "role"                # interviewer | respondent
+ROLE = "speaker_role"        # interviewer | respondent (not "role": metadata often has a role column)
 CODED = "coded"              # bool: the unit is offered to the coders
 CONTENT_HASH = "content_hash"  # sha1 of the segment text, 16 hex chars
 

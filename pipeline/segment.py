@@ -119,8 +119,16 @@ def segment(documents: pd.DataFrame, turns: pd.DataFrame, *, unit: str = "turn",
     """
     if unit not in UNITS:
         raise UsageError(f"unknown unit {unit!r}; choose one of {', '.join(UNITS)}")
+    reserved = set(C.SEGMENT_COLUMNS)
+    # An attribute that collides with a segment column (a CSV column "start") keeps its
+    # data under "<name>_attr" instead of overwriting the pipeline's column.
+    documents = documents.rename(columns={c: f"{c}_attr" for c in documents.columns
+                                          if c in reserved and c not in C.DOCUMENT_COLUMNS})
+    turns = turns.rename(columns={c: f"{c}_attr" for c in turns.columns
+                                  if c in reserved and c not in C.TURN_COLUMNS})
     doc_attrs = [c for c in documents.columns if c not in C.DOCUMENT_COLUMNS]
-    row_attrs = [c for c in turns.columns if c not in C.TURN_COLUMNS and c not in doc_attrs]
+    row_attrs = [c for c in turns.columns if c not in C.TURN_COLUMNS]
+    shared = [c for c in row_attrs if c in doc_attrs]  # e.g. country per answer and per file
     texts = dict(zip(documents[C.DOC_ID], documents[C.TEXT]))
     langs = dict(zip(documents[C.DOC_ID], documents[C.LANG]))
     labels = list(interviewer_labels)
@@ -160,8 +168,13 @@ def segment(documents: pd.DataFrame, turns: pd.DataFrame, *, unit: str = "turn",
     seg[C.ROLE] = [speaker_role(s, labels) for s in seg[C.SPEAKER]] if len(seg) else []
     seg[C.CODED] = _coded_flags(seg[C.SPEAKER], seg[C.ROLE], code_speakers).astype(bool)
     if doc_attrs:
-        seg = seg.merge(documents[[C.DOC_ID, *doc_attrs]], on=C.DOC_ID, how="left")
-    seg = seg[[*C.SEGMENT_COLUMNS, *doc_attrs, *row_attrs]]
+        seg = seg.merge(documents[[C.DOC_ID, *doc_attrs]], on=C.DOC_ID, how="left",
+                        suffixes=("", "__doc"))
+        for col in shared:  # the row's own value wins; the document's fills gaps
+            row_value = seg[col].where(seg[col].notna() & seg[col].astype(str).ne(""))
+            seg[col] = row_value.fillna(seg.pop(f"{col}__doc"))
+    extra = [*doc_attrs, *(c for c in row_attrs if c not in doc_attrs)]
+    seg = seg[[*C.SEGMENT_COLUMNS, *extra]]
     seg[C.UNIT_INDEX] = seg[C.UNIT_INDEX].astype("int64")
     seg[C.TURN] = seg[C.TURN].astype("int64")
     seg[C.START] = seg[C.START].astype("int64")

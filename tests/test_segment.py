@@ -75,3 +75,15 @@ def test_normalise_label():
 def test_unknown_unit(tiny_corpus):
     with pytest.raises(UsageError, match="unknown unit 'page'"):
         segment(*tiny_corpus, unit="page")
+
+
+def test_attribute_collisions(tiny_corpus):
+    docs, turns = tiny_corpus
+    docs = docs.assign(role=["teacher", "leader"], start=["x", "y"])
+    turns = turns.assign(country=[None] * 4 + ["NL", ""])
+    seg = segment(docs, turns)
+    assert seg["start_attr"].tolist()[0] == "x"  # pipeline offsets untouched
+    assert seg[C.START].dtype == "int64"
+    assert seg["role"].iloc[0] == "teacher" and seg[C.ROLE].iloc[0] == "interviewer"
+    survey = seg[seg[C.DOC_ID] == "survey"]
+    assert list(survey["country"]) == ["NL", "BE"]  # row value wins, document fills the gap
