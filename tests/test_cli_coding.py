@@ -1,0 +1,158 @@
+"""`qcode code`, `qcode run`, `qcode validate` end to end on tmp_path."""
+import hashlib
+import shutil
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from pipeline import columns as C
+from pipeline.cli import main
+
+MINI_CODEBOOK = """\
+version: 1
+name: mini
+settings: {default_lang: nl}
+codes:
+  - id: agency
+    label: {nl: Agency, en: Agency}
+    definition: Teachers steer their own work.
+    rules:
+      nl: [{kind: phrase, phrases: ["zelf invullen"]}]
+      en: [{kind: terms, terms: [initiative]}]
+  - id: ownership
+    label: {nl: Eigenaarschap, en: Ownership}
+    definition: Teachers own the innovation.
+    rules:
+      nl:
+        - {kind: terms, terms: [eigenaar]}
+        - {kind: exclude, phrases: ["eigenaar van het gebouw"]}
+  - id: alignment
+    label: {nl: Onderlinge gerichtheid, en: Alignment}
+    definition: Pointing the same way.
+  - id: shared_leadership
+    label: {nl: Gedeeld leiderschap, en: Shared leadership}
+    definition: Leadership is shared.
+  - id: amo
+    label: {nl: AMO, en: AMO}
+    definition: Ability, motivation, opportunity.
+    children:
+      - id: amo.ability
+        label: {nl: Kunnen, en: Ability}
+        definition: Skills.
+      - id: amo.motivation
+        label: {nl: Willen, en: Motivation}
+        definition: Willingness.
+      - id: amo.opportunity
+        label: {nl: Mogen en kunnen, en: Opportunity}
+        definition: Time and means.
+        rules:
+          nl: [{kind: phrase, phrases: ["geen uren"]}]
+"""
+
+
+@pytest.fixture
+def project(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "int01.txt").write_text(
+        "I: Hoe begon het?\nR: We mochten het zelf invullen, echt waar.\n"
+        "I: En de tijd?\nR: Daar had ik gewoon geen uren voor.\n"
+        "I: Wie is eigenaar?\nR: De eigenaar van het gebouw deed moeilijk.\n", encoding="utf-8")
+    (raw / "int02.txt").write_bytes("Interviewer: Vertel.\nAnja: Wij zijn eigenaar van dit "
+                                    "project, café!\n".encode("cp1252"))
+    (raw / "survey.csv").write_text('id,text,sector\nS1,"Meer tijd, geen uren",PO\nS2,Niks,VO\n',
+                                    encoding="utf-8")
+    (raw / "broken.docx").write_bytes(b"\x00\x01not a zip at all")
+    (raw / "metadata.csv").write_text("doc_id,country,language\nint01,NL,nl\nint02,BE,Vlaams\n"
+                                      "ghost,NL,nl\n")
+    (tmp_path / "codebook.yaml").write_text(MINI_CODEBOOK)
+    return tmp_path
+
+
+def _digest(folder):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*"))}
+
+
+def test_code_end_to_end(project):
+    raw, out = project / "raw", project / "coded"
+    before = _digest(raw)
+    code = main(["code", str(raw), "--out", str(out), "--codebook", str(project / "codebook.yaml"),
+                 "--quiet"])
+    assert code == 2  # broken.docx skipped, the rest coded
+    assert _digest(raw) == before
+    seg = pd.read_parquet(out / "segments.parquet")
+    cod = pd.read_csv(out / "codings.csv", keep_default_na=False)
+    errors = pd.read_csv(out / "errors.csv")
+    assert "broken.docx" in " ".join(errors[C.ERROR_FILE].astype(str))
+    assert {"int01", "int02", "survey"} == set(seg[C.DOC_ID])
+    assert {"S1", "S2"} <= set(seg[C.SEGMENT_ID])
+    got = set(zip(cod[C.SEGMENT_ID], cod[C.CODE_ID]))
+    int01 = seg[seg[C.DOC_ID] == "int01"].set_index(C.TURN)[C.SEGMENT_ID]
+    assert (int01[1], "agency") in got
+    assert (int01[3], "amo.opportunity") in got
+    assert ("S1", "amo.opportunity") in got
+    # The building's owner is vetoed; the project's owners (cp1252 file) are not.
+    assert (int01[5], "ownership") not in got
+    assert any(s.startswith("int02:") and c == "ownership" for s, c in got)
+    # Provenance and offsets into the document text.
+    docs = pd.read_parquet(out / "documents.parquet").set_index(C.DOC_ID)[C.TEXT]
+    for row in cod.itertuples():
+        assert row.rule.startswith("rule:")
+        assert docs[row.doc_id][row.start:row.end].lower() == row.evidence.lower()
+    import json
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["counts"]["documents"] == 3 and manifest["counts"]["files_failed"] == 1
+    assert manifest["codebook"]["hash"] == hashlib.sha256(
+        (project / "codebook.yaml").read_bytes()).hexdigest()
+    warnings = " ".join(errors[C.ERROR_MESSAGE].astype(str))
+    assert "ghost" in warnings and "survey" in warnings  # metadata warnings both ways
+
+
+def test_rerun_is_identical(project):
+    raw, cb = project / "raw", str(project / "codebook.yaml")
+    main(["code", str(raw), "--out", str(project / "a"), "--codebook", cb, "--quiet"])
+    main(["code", str(raw), "--out", str(project / "b"), "--codebook", cb, "--quiet"])
+    for name in ["segments.csv", "codings.csv", "segments.parquet", "codings.parquet"]:
+        assert (project / "a" / name).read_bytes() == (project / "b" / name).read_bytes()
+
+
+def test_bad_codebook_writes_nothing(project, capsys):
+    (project / "codebook.yaml").write_text("version: 1\ncodes:\n  - id: Agency!\n    bogus: 1\n")
+    out = project / "coded"
+    code = main(["code", str(project / "raw"), "--out", str(out), "--codebook",
+                 str(project / "codebook.yaml")])
+    assert code == 1
+    assert not out.exists()
+    err = capsys.readouterr().err
+    assert err.startswith("qcode: error:") and "codebook.yaml" in err
+    assert "Traceback" not in err
+
+
+def test_validate(project, capsys):
+    assert main(["validate", str(project / "codebook.yaml")]) == 0
+    assert "OK" in capsys.readouterr().out
+    assert main(["validate", str(project / "missing.yaml")]) == 1
+
+
+def test_missing_input_and_bad_arguments(project, capsys):
+    assert main(["code", str(project / "nope"), "--out", str(project / "o")]) == 1
+    assert "input not found" in capsys.readouterr().err
+    assert main(["code", "--unit", "page", str(project / "raw")]) == 1
+    assert main(["code", str(project / "raw"), "--method", "ml"]) == 1
+
+
+def test_run_prints_summary(project, capsys, monkeypatch):
+    monkeypatch.chdir(project)
+    shutil.move(project / "raw", project / "data_raw")
+    code = main(["run", "--raw", "data_raw", "--out", "coded", "--no-figures"])
+    assert code == 2
+    out = capsys.readouterr().out
+    assert "coded 3 documents" in out and "amo.opportunity" in out
+
+
+def test_module_entry_point_help():
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "code", "--help"],
+                          capture_output=True, text=True, check=True)
+    assert "--code-speakers" in proc.stdout
