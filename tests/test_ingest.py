@@ -129,6 +129,12 @@ def test_markdown_bold_labels(tmp_path):
                              ("Sanne", "Het was *echt* goed."), ("R2", "Volgende regel.")]
 
 
+def test_markdown_bold_callouts_are_not_labels(tmp_path):
+    text = "R: Ja.\n**Let op:** dit hoort bij R.\n**Kortom**: ook.\n"
+    got = read_file(write(tmp_path / "t.md", text))
+    assert contents(got) == [("R", "Ja.\n**Let op:** dit hoort bij R.\n**Kortom**: ook.")]
+
+
 def test_empty_label_turn_is_dropped(tmp_path):
     got = read_file(write(tmp_path / "t.txt", "I:\nR: Ja.\n"))
     assert contents(got) == [("R", "Ja.")]
@@ -225,6 +231,14 @@ def test_vtt_malformed_middle_and_missing_header(tmp_path):
         read_file(write(tmp_path / "nohead.vtt", "00:00:01.000 --> 00:00:02.000\nHoi\n"))
     with pytest.raises(InputError, match=r"only\.vtt, line 3: expected a cue timing line"):
         read_file(write(tmp_path / "only.vtt", "WEBVTT\n\n00:00:01.000 --> 00:0"))
+
+
+def test_vtt_cues_without_blank_lines_between(tmp_path):
+    text = ("WEBVTT\n00:00:01.000 --> 00:00:02.000\n<v A>een</v>\n"
+            "00:00:02.000 --> 00:00:03.000\n<v B>twee</v>\n")
+    got = read_file(write(tmp_path / "dicht.vtt", text))
+    assert contents(got) == [("A", "een"), ("B", "twee")]
+    assert got.turns[C.TIME_START].tolist() == [1.0, 2.0]
 
 
 SRT = """1
@@ -502,3 +516,42 @@ def test_ingest_only_bad_files_gives_empty_tables(tmp_path):
                                          ("fr", None), ("", None)])
 def test_normalise_lang(value, code):
     assert normalise_lang(value) == code
+
+
+# --- properties -----------------------------------------------------------------------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from pipeline.ingest.labels import _match_label, split_turns  # noqa: E402
+
+_LINES = st.lists(st.one_of(
+    st.sampled_from(["I: vraag", "R1:", "**Anja:** ja", "[00:00:05] Piet: nee", "", "  ",
+                     "Nou ja, het punt is: x", "gewone regel", "Kortom: klaar"]),
+    st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=30),
+), max_size=25)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_LINES)
+def test_split_turns_spans_are_ordered_stripped_and_nonempty(lines):
+    text = "\n".join(lines)
+    turns = split_turns(text)
+    previous_end = 0
+    for turn in turns:
+        assert previous_end <= turn.start < turn.end <= len(text)
+        piece = text[turn.start:turn.end]
+        assert piece.strip() == piece and piece
+        previous_end = turn.end
+    # Without labels, every non-blank character lands in some (paragraph) turn.
+    if not any(_match_label(line) for line in lines):
+        covered = "".join(text[t.start:t.end] for t in turns)
+        assert "".join(covered.split()) == "".join(text.split())
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_categories=["Cs", "Cc"]), max_size=200))
+def test_decode_roundtrip_utf8_and_utf16(text):
+    import unicodedata
+    expected = unicodedata.normalize("NFC", text.lstrip("\ufeff"))
+    assert decode_bytes(text.encode("utf-8"), "p.txt")[0] == expected
+    assert decode_bytes(text.encode("utf-16"), "p.txt")[0] == expected

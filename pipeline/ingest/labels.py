@@ -49,6 +49,7 @@ _NOT_LABELS = frozenset({
     "yes", "no", "so", "but", "and", "or", "because", "well", "note", "example", "see",
     "then", "now", "first", "second", "third", "last", "finally", "summary", "conclusion", "however", "also", "ok", "okay", "oké",
     "ps", "nb", "eg", "ie", "http", "https", "mailto", "www",
+    "let op", "zie ook", "met andere woorden", "for example", "in short", "in other words",
 })
 _WORD = re.compile(r"[^\W\d_][\w.'’\-]*|\d+", re.UNICODE)
 
@@ -84,10 +85,10 @@ def is_label(label: str, *, bold: bool = False) -> bool:
     base = re.sub(r"[\s\d]+$", "", label).lower()
     if base in KNOWN_LABELS:
         return True
+    if " ".join(words).lower().rstrip(".") in _NOT_LABELS:
+        return False
     if bold:
         return True
-    if len(words) == 1 and words[0].lower().rstrip(".") in _NOT_LABELS:
-        return False
     if not words[0][0].isupper():
         return False
     return all(w[0].isupper() or w.isdigit() or w.lower() in _PARTICLES for w in words[1:])

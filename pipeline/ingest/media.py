@@ -115,12 +115,17 @@ def parse_vtt(text: str, path: Path | str) -> tuple[list[Cue], list[str]]:
     blocks: list[tuple[int, list[str]]] = []
     current: list[str] = []
     for number, line in enumerate(lines, start=1):
-        if line.strip():
-            if not current:
-                blocks.append((number, current))
-            current.append(line)
-        else:
+        if not line.strip():
             current = []
+            continue
+        # As in the WebVTT spec, a timing line that cannot belong to the current block
+        # starts a new one (exports that forget the blank line between cues).
+        if current and "-->" in line and (len(blocks) == 1 or len(current) > 1
+                                          or "-->" in current[0]):
+            current = []
+        if not current:
+            blocks.append((number, current))
+        current.append(line)
     cues: list[Cue] = []
     warnings: list[str] = []
     for index, (number, block) in enumerate(blocks[1:], start=1):
