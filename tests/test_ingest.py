@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import random
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from pipeline import columns as C

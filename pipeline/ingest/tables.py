@@ -12,7 +12,7 @@ from pipeline import columns as C
 from pipeline.errors import InputError
 
 from .decode import decode_bytes
-from .labels import Turn, strip_span
+from .labels import strip_span
 
 # Column names an attribute may not take: they already mean something downstream.
 RESERVED = frozenset(C.DOCUMENT_COLUMNS + C.TURN_COLUMNS + C.SEGMENT_COLUMNS)
