@@ -59,7 +59,7 @@ class CodebookBuilder:
             for i, item in enumerate(items or []):
                 self._code(item, f"codes[{i}]", None)
             for code_id in REQUIRED_CODES:
-                if code_id not in self.codes and items:
+                if code_id not in self.code_lines and items:
                     r.add("codes", f"missing required code {code_id!r}", keys["codes"])
         if r.problems:
             return None
