@@ -345,7 +345,7 @@ def test_settings_problems(tmp_path: Path, block: str, path: str, message: str) 
     probs = problems_of(tmp_path, codebook_text(block))
     hits = [p for p in probs if p.path == path]
     assert hits and any(message in p.message for p in hits), probs
-    assert hits[0].line is not None and 5 <= hits[0].line <= 4 + block.count("\n")
+    assert hits[0].line is not None and 4 <= hits[0].line <= 4 + block.count("\n")
 
 
 def test_languages_restrict_rules_and_labels(tmp_path: Path) -> None:
