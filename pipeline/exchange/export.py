@@ -18,7 +18,7 @@ from pipeline import columns as C
 from pipeline.errors import ExchangeError
 from pipeline.exchange import qdpx_io
 from pipeline.exchange.model import (
-    CODEBOOK_NS, PROJECT_NS, QCase, QCode, QCoding, QProject, QSelection, QSet, QSource,
+    QCase, QCode, QCoding, QProject, QSelection, QSet, QSource,
     QVariable, codebook_to_xml, make_guid, norm_guid, project_to_xml, serialize,
 )
 from pipeline.exchange.text import CODEPOINT, codepoints_to_units
@@ -188,14 +188,14 @@ def _add_cases(project: QProject, docs: pd.DataFrame) -> None:
 def project_bytes(project: QProject, files: dict[str, bytes]) -> bytes:
     """The ``.qdpx`` archive bytes of a project and its source files."""
     members = dict(files)
-    members["project.qde"] = serialize(project_to_xml(project), PROJECT_NS)
+    members["project.qde"] = serialize(project_to_xml(project))
     return qdpx_io.zip_bytes(members)
 
 
 def codebook_bytes(codebook: Any, lang: str | None = None) -> bytes:
     """The ``.qdc`` bytes of a codebook."""
     root = codebook_to_xml(codes_from_codebook(codebook, lang), family_sets(codebook, lang), ORIGIN)
-    return serialize(root, CODEBOOK_NS)
+    return serialize(root)
 
 
 def export_qdpx(coded_dir: Path, out: Path, codebook: Any, *, name: str | None = None,

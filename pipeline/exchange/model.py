@@ -116,7 +116,9 @@ def walk_codes(codes: list[QCode], parent: QCode | None = None):
 # --------------------------------------------------------------------- export
 def _sub(parent: ET.Element, ns: str, tag: str, attrs: dict[str, str | None] | None = None,
          text: str | None = None) -> ET.Element:
-    el = ET.SubElement(parent, f"{{{ns}}}{tag}",
+    # Unqualified tags; the root carries xmlns (ElementTree's default_namespace
+    # option rejects unqualified attributes, which the schemas require).
+    el = ET.SubElement(parent, tag,
                        {k: v for k, v in (attrs or {}).items() if v is not None})
     if text is not None:
         el.text = text
@@ -136,7 +138,7 @@ def _code_element(parent: ET.Element, ns: str, code: QCode) -> None:
 def project_to_xml(project: QProject) -> ET.Element:
     """Build the ``<Project>`` element tree (element order as the XSD requires)."""
     ns = PROJECT_NS
-    root = ET.Element(f"{{{ns}}}Project", {"name": project.name, "origin": project.origin})
+    root = ET.Element("Project", {"xmlns": ns, "name": project.name, "origin": project.origin})
     if project.users:
         users = _sub(root, ns, "Users")
         for guid, name in project.users.items():
@@ -197,7 +199,7 @@ def project_to_xml(project: QProject) -> ET.Element:
 def codebook_to_xml(codes: list[QCode], sets: list[QSet], origin: str) -> ET.Element:
     """Build the ``<CodeBook>`` element tree of a ``.qdc`` file."""
     ns = CODEBOOK_NS
-    root = ET.Element(f"{{{ns}}}CodeBook", {"origin": origin})
+    root = ET.Element("CodeBook", {"xmlns": ns, "origin": origin})
     codes_el = _sub(root, ns, "Codes")
     for code in codes:
         _code_element(codes_el, ns, code)
@@ -212,11 +214,11 @@ def codebook_to_xml(codes: list[QCode], sets: list[QSet], origin: str) -> ET.Ele
     return root
 
 
-def serialize(root: ET.Element, ns: str) -> bytes:
-    """Serialise deterministically: UTF-8, declaration, default namespace, indented."""
+def serialize(root: ET.Element) -> bytes:
+    """Serialise deterministically: UTF-8, declaration, indented."""
     ET.indent(root, space="  ")
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True,
-                       default_namespace=ns) + b"\n"
+    body = ET.tostring(root, encoding="unicode")
+    return ('<?xml version="1.0" encoding="utf-8"?>\n' + body + "\n").encode("utf-8")
 
 
 # --------------------------------------------------------------------- import
@@ -316,7 +318,12 @@ def project_from_xml(root: ET.Element, warn: Warn) -> QProject:
         for codes in _children(cb, "Codes"):
             project.codes.extend(_parse_codes(codes, skips, warn))
     for sources in _children(root, "Sources"):
-        skips.check(sources, {"TextSource"}, "Sources")
+        media = {"PDFSource", "PictureSource", "AudioSource", "VideoSource"}
+        skips.check(sources, {"TextSource"} | media, "Sources")
+        for el in sources:
+            if local(el.tag) in media:
+                warn(f"source {_attr(el, 'name') or _attr(el, 'guid')!r}: a {local(el.tag)}, "
+                     "no text to import; skipped")
         for n, el in enumerate(_children(sources, "TextSource")):
             name = _attr(el, "name") or f"source_{n + 1}"
             skips.check(el, {"Description", "PlainTextContent", "PlainTextSelection",
