@@ -1,0 +1,90 @@
+"""Tests of pipeline.nlp: offline pipelines, lemmas, stems, alignment, token table."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from pipeline import columns as C
+from pipeline.errors import UsageError
+from pipeline.nlp import make_nlp, parse, parse_segments, stem, tokens_table
+
+DOC_TEXT = ("I: Hoe ging dat?\nA: De leerkrachten mochten het zelf invullen. Het ging goed.\n"
+            "B: The teachers didn't choose.")
+
+
+@pytest.fixture(scope="module")
+def segments() -> pd.DataFrame:
+    spans = [(3, 16, "nl"), (20, 76, "nl"), (80, 108, "en")]
+    return pd.DataFrame({
+        C.SEGMENT_ID: [f"d:{k}" for k in range(3)], C.DOC_ID: "d",
+        C.START: [s for s, _, _ in spans], C.END: [e for _, e, _ in spans],
+        C.LANG: [lg for _, _, lg in spans], C.TEXT: [DOC_TEXT[s:e] for s, e, _ in spans]})
+
+
+def test_make_nlp_is_cached_and_offline_components() -> None:
+    nlp = make_nlp("nl")
+    assert make_nlp("nl") is nlp
+    assert nlp.pipe_names == ["lemmatizer", "lemma_lower", "sentencizer"]
+    assert nlp.get_pipe("lemmatizer").mode == "lookup"
+
+
+def test_unsupported_language() -> None:
+    with pytest.raises(UsageError, match="unsupported language 'xx'.*nl, en"):
+        make_nlp("xx")
+    with pytest.raises(UsageError, match="unsupported language 'de'"):
+        parse(["Hallo"], "de")
+
+
+def test_dutch_lemmas_and_stems() -> None:
+    doc = parse(["De leerkrachten mochten het zelf invullen."], "nl")[0]
+    by_text = {t.text: t for t in doc}
+    assert by_text["leerkrachten"].lemma_ == "leerkracht"
+    assert by_text["mochten"].lemma_ == "mogen"
+    assert by_text["leerkrachten"]._.stem == "leerkracht"
+    assert stem("leerkrachten", "nl") == "leerkracht"
+
+
+def test_english_lemmas_are_lower_case() -> None:
+    doc = parse(["The teachers didn't choose. We could."], "en")[0]
+    lemmas = [t.lemma_ for t in doc]
+    assert lemmas[:5] == ["the", "teacher", "do", "not", "choose"]
+    assert "we" in lemmas and all(lemma == lemma.lower() for lemma in lemmas)
+    assert doc[1]._.stem == "teacher"
+
+
+def test_sentences_and_empty_texts() -> None:
+    docs = parse(["Eerste zin. Tweede zin.", "", None], "nl")
+    assert [s.text for s in docs[0].sents] == ["Eerste zin.", "Tweede zin."]
+    assert len(docs[1]) == 0 and len(docs[2]) == 0
+
+
+def test_parse_segments_keeps_row_order(segments: pd.DataFrame) -> None:
+    docs = parse_segments(segments)
+    assert [d.text for d in docs] == segments[C.TEXT].tolist()
+    assert [d.lang_ for d in docs] == ["nl", "nl", "en"]
+    mixed = segments.iloc[[2, 0, 1]]
+    assert [d.lang_ for d in parse_segments(mixed)] == ["en", "nl", "nl"]
+
+
+def test_parse_segments_errors(segments: pd.DataFrame) -> None:
+    with pytest.raises(UsageError, match="no 'lang' column"):
+        parse_segments(segments.drop(columns=[C.LANG]))
+    with pytest.raises(UsageError, match="unsupported language 'fr'"):
+        parse_segments(segments.assign(**{C.LANG: "fr"}))
+
+
+def test_tokens_table_document_offsets(segments: pd.DataFrame) -> None:
+    docs = parse_segments(segments)
+    table = tokens_table(segments, docs)
+    assert list(table.columns) == C.TOKEN_COLUMNS
+    assert len(table) == sum(len(d) for d in docs)
+    for row in table.itertuples(index=False):
+        assert DOC_TEXT[row.start:row.end] == row.text
+    leer = table[table[C.TEXT] == "leerkrachten"].iloc[0]
+    assert (leer[C.SEGMENT_ID], leer[C.LEMMA], leer[C.STEM]) == ("d:1", "leerkracht", "leerkracht")
+    the = table[table[C.TEXT] == "The"].iloc[0]
+    assert (the[C.LOWER], the[C.LEMMA], bool(the[C.IS_STOP])) == ("the", "the", True)
+    assert table[C.IS_PUNCT].dtype == bool and table[C.START].dtype == "int64"
+    assert table[table[C.TEXT] == "?"][C.IS_PUNCT].all()
+    with pytest.raises(UsageError, match="not aligned"):
+        tokens_table(segments, docs[:2])
