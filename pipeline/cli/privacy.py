@@ -1,8 +1,209 @@
-"""``qcode pseudonymise`` (placeholder until the privacy module lands)."""
+"""``qcode pseudonymise INPUT... --out DIR``: pseudonymised copies of transcripts.
+
+Originals are only read. Each input is written to ``DIR`` under the same name (a
+.docx as .txt, UTF-8), the key linking pseudonyms to real names goes to a separate
+file outside ``DIR``, and with ``--coded`` the coded folder of the originals is
+copied to ``--coded-out`` with every offset moved to the pseudonymised texts. A
+written file is read back with the project's reader; if its text is not exactly
+the mapped text, remapping codings is refused rather than done wrong.
+"""
 from __future__ import annotations
 
 import argparse
+import io
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline import columns as C
+from pipeline import privacy as P
+from pipeline.errors import InputError, PipelineError, UsageError
+
+NAME_COLUMNS = ("name", "naam", "voornaam", "achternaam", "respondent", "participant",
+                "deelnemer", "speaker", "spreker", "interviewer", "docent", "teacher")
+SCHOOL_COLUMNS = ("school", "schoolnaam", "school_name", "organisatie", "organisation")
+EXIT_PARTIAL = 2
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``qcode pseudonymise``."""
+    p = subparsers.add_parser(
+        "pseudonymise", aliases=["pseudonymize"],
+        help="replace names, e-mails, phone numbers and schools in transcripts",
+        description=__doc__.split("\n\n")[1].replace("\n", " "))
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="transcript files or folders")
+    p.add_argument("--out", required=True, help="folder for the pseudonymised files")
+    p.add_argument("--key", help="key file (CSV) linking pseudonyms to originals; reused when it "
+                                 "exists (default: <out>-key.csv next to the out folder)")
+    p.add_argument("--names", help="file with person names, one per line (or a CSV with a 'name' column)")
+    p.add_argument("--schools", help="file with school names, one per line")
+    p.add_argument("--metadata", help="metadata CSV; name and school columns are pseudonymised "
+                                      "and a pseudonymised copy is written to the out folder")
+    p.add_argument("--keep-labels", default="", metavar="LABELS",
+                   help="comma-separated speaker labels that are roles, not names")
+    p.add_argument("--coded", help="coded folder of the originals: remap its offsets")
+    p.add_argument("--coded-out", help="where to write the remapped coded folder")
+    p.add_argument("--text-column", default="text", help="CSV inputs: the column with the text")
+    p.add_argument("--id-column", default="id", help="CSV inputs: the id column")
+    p.set_defaults(func=run)
+
+
+def _read_list(path: str | None, column: str = "name") -> list[str]:
+    """Names from a one-per-line file or a CSV with a name column."""
+    if not path:
+        return []
+    from pipeline.ingest import decode_bytes
+    try:
+        text, _ = decode_bytes(Path(path).read_bytes(), path)
+    except OSError as exc:
+        raise InputError(path, f"cannot read ({exc.strerror})") from None
+    lines = [ln.strip() for ln in text.split("\n")]
+    if lines and lines[0].lower().split(",")[0].strip() == column:
+        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+        return [v.strip() for v in df[df.columns[0]] if v.strip()]
+    return [ln for ln in lines if ln and not ln.startswith("#")]
+
+
+def _check_paths(inputs: list[str], files: list[Path], out: Path, key: Path) -> None:
+    """Refuse any layout in which an original could be overwritten or the key shipped."""
+    out_r = out.resolve()
+    for inp in inputs:
+        src = Path(inp).resolve()
+        if src.is_dir() and (out_r == src or src in out_r.parents):
+            raise UsageError(f"--out {out} is inside the input folder {inp}; originals stay untouched, "
+                             "choose a folder elsewhere")
+    names = [f.stem for f in files]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise UsageError(f"two inputs share the document id {dup[0]!r}; rename one")
+    originals = {f.resolve() for f in files}
+    for f in files:
+        if (out / _out_name(f)).resolve() in originals:
+            raise UsageError(f"{out / _out_name(f)} would overwrite an original")
+    if out_r == key.resolve().parent or out_r in key.resolve().parents:
+        raise UsageError(f"--key {key} is inside --out {out}; the key must be kept apart "
+                         "from the pseudonymised data")
+
+
+def _out_name(path: Path) -> str:
+    # A .docx cannot be rewritten run by run without losing names split over runs: plain text.
+    return path.stem + ".txt" if path.suffix.lower() == ".docx" else path.name
+
+
+def run(args: argparse.Namespace) -> int:
+    from pipeline.ingest import decode_bytes, discover, read_file
+    from pipeline.store import atomic_write_bytes
+    out = Path(args.out)
+    key_path = Path(args.key) if args.key else out.parent / f"{out.name}-key.csv"
+    files = discover(args.inputs)
+    if not files:
+        raise UsageError("no transcript files among the inputs")
+    _check_paths(args.inputs, files, out, key_path)
+    if args.coded and not args.coded_out:
+        raise UsageError("--coded needs --coded-out (the original coded folder is never rewritten)")
+    if args.coded and Path(args.coded_out).resolve() == Path(args.coded).resolve():
+        raise UsageError("--coded-out must differ from --coded")
+
+    key = P.PseudonymKey()
+    if key_path.exists():
+        key = P.PseudonymKey.from_rows(pd.read_csv(key_path, dtype=str, keep_default_na=False))
+    names = _read_list(args.names)
+    schools = _read_list(args.schools, "school")
+    meta = None
+    if args.metadata:
+        from pipeline.ingest import read_metadata
+        meta = read_metadata(args.metadata)
+        for col in meta.columns:
+            values = [v for v in meta[col].astype(str) if v.strip()]
+            if str(col).lower() in NAME_COLUMNS:
+                names += values
+            elif str(col).lower() in SCHOOL_COLUMNS:
+                schools += values
+    for n in names:
+        key.add_person(n)
+
+    docs, problems = {}, []
+    keep = [s for s in args.keep_labels.split(",") if s.strip()]
+    for f in files:
+        try:
+            ing = read_file(f, text_column=args.text_column, id_column=args.id_column)
+        except PipelineError as exc:
+            problems.append(str(exc))
+            continue
+        docs[f] = ing
+        for label in dict.fromkeys(ing.turns[C.SPEAKER].astype(str)):
+            if not P.is_role_label(label, keep):
+                key.add_person(label)
+    for ing in docs.values():
+        for name in P.cue_names(str(ing.documents[C.TEXT].iloc[0])):
+            key.add_person(name)
+    detector = P.Detector(names=list(key.persons), schools=schools)
+
+    maps, texts, originals, mismatched = {}, {}, {}, []
+    for f, ing in docs.items():
+        doc_id, text = str(ing.documents[C.DOC_ID].iloc[0]), str(ing.documents[C.TEXT].iloc[0])
+        new_text, omap = P.pseudonymise_text(text, detector, key)
+        if f.suffix.lower() == ".docx":
+            payload = new_text
+        else:
+            payload = P.replace_all(decode_bytes(f.read_bytes(), f)[0], detector, key)
+        target = atomic_write_bytes(out / _out_name(f), payload.encode("utf-8"))
+        back = read_file(target, text_column=args.text_column, id_column=args.id_column)
+        if str(back.documents[C.TEXT].iloc[0]) != new_text:
+            mismatched.append(doc_id)
+        maps[doc_id], texts[doc_id], originals[doc_id] = omap, new_text, text
+    if meta is not None:
+        meta_out = meta.copy()
+        for col in meta_out.columns:
+            if col != C.DOC_ID:
+                meta_out[col] = [P.replace_all(v, detector, key) for v in meta_out[col].astype(str)]
+        atomic_write_bytes(out / "metadata.csv", meta_out.to_csv(index=False).encode("utf-8"))
+    atomic_write_bytes(key_path, key.rows().to_csv(index=False).encode("utf-8"))
+    print(f"qcode: warning: {key_path} links every pseudonym to the real name. Keep it apart from "
+          f"{out} (another disk or vault), never share or commit it.", file=sys.stderr)
+    counts = key.rows()["kind"].value_counts()
+    print(f"{out}: {len(docs)} file(s) pseudonymised; key has "
+          + ", ".join(f"{counts.get(k, 0)} {k}" for k in (P.PERSON, P.EMAIL, P.PHONE, P.SCHOOL)))
+    for msg in problems:
+        print(f"qcode: warning: {msg} (skipped)", file=sys.stderr)
+    if args.coded:
+        _remap(args, maps, texts, originals, mismatched, detector, key)
+    elif mismatched:
+        print(f"qcode: warning: re-reading {', '.join(mismatched)} gives a different text layout; "
+              "offsets computed on the originals do not carry over", file=sys.stderr)
+    return EXIT_PARTIAL if problems else 0
+
+
+def _remap(args, maps, texts, originals, mismatched, detector, key) -> None:
+    """Write the coded folder with offsets moved, or refuse with the reason."""
+    from pipeline.store import CodedData, atomic_write_bytes, load_coded, write_coded
+    data = load_coded(args.coded)
+    doc_ids = list(dict.fromkeys(data.segments[C.DOC_ID].astype(str)))
+    doc_text = dict(zip(data.documents[C.DOC_ID].astype(str), data.documents[C.TEXT].astype(str)))
+    for d in doc_ids:
+        if d not in maps:
+            raise UsageError(f"{args.coded}: document {d!r} is coded but not among the inputs; "
+                             "give every coded transcript, or refusing to remap")
+        if d in doc_text and doc_text[d] != originals[d]:
+            raise UsageError(f"{args.coded}: document {d!r} differs from the input file (coded from "
+                             "another version); re-run `qcode code` first, refusing to remap")
+        if d in mismatched:
+            raise UsageError(f"{d}: the pseudonymised file does not read back to the mapped text; "
+                             "refusing to remap offsets (they would be wrong)")
+    tables = {"documents": data.documents[data.documents[C.DOC_ID].astype(str).isin(doc_ids)],
+              "segments": data.segments, "codings": data.codings, "matches": data.matches}
+    reviews_path = Path(args.coded) / C.REVIEWS_FILE
+    if reviews_path.exists():
+        tables["reviews"] = pd.read_csv(reviews_path, dtype=str, keep_default_na=False)
+    new = P.remap_coded(tables, {d: maps[d] for d in doc_ids}, texts, detector, key)
+    manifest = dict(data.manifest)
+    manifest.pop("outputs", None)
+    manifest["pseudonymised"] = True
+    write_coded(args.coded_out, CodedData(documents=new["documents"], segments=new["segments"],
+                                          codings=new["codings"], matches=new["matches"],
+                                          errors=data.errors, manifest=manifest))
+    if "reviews" in new:
+        atomic_write_bytes(Path(args.coded_out) / C.REVIEWS_FILE,
+                           new["reviews"].to_csv(index=False, lineterminator="\n").encode("utf-8"))
+    print(f"{args.coded_out}: coded folder with offsets remapped ({len(new['codings'])} codings)")
