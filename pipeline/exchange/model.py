@@ -114,7 +114,7 @@ def walk_codes(codes: list[QCode], parent: QCode | None = None):
 
 
 # --------------------------------------------------------------------- export
-def _sub(parent: ET.Element, ns: str, tag: str, attrs: dict[str, str | None] | None = None,
+def _sub(parent: ET.Element, tag: str, attrs: dict[str, str | None] | None = None,
          text: str | None = None) -> ET.Element:
     # Unqualified tags; the root carries xmlns (ElementTree's default_namespace
     # option rejects unqualified attributes, which the schemas require).
@@ -125,14 +125,14 @@ def _sub(parent: ET.Element, ns: str, tag: str, attrs: dict[str, str | None] | N
     return el
 
 
-def _code_element(parent: ET.Element, ns: str, code: QCode) -> None:
-    el = _sub(parent, ns, "Code", {"guid": code.guid, "name": code.name,
+def _code_element(parent: ET.Element, code: QCode) -> None:
+    el = _sub(parent, "Code", {"guid": code.guid, "name": code.name,
                                    "isCodable": "true" if code.codable else "false",
                                    "color": code.color})
     if code.description:
-        _sub(el, ns, "Description", text=code.description)
+        _sub(el, "Description", text=code.description)
     for child in code.children:
-        _code_element(el, ns, child)
+        _code_element(el, child)
 
 
 def project_to_xml(project: QProject) -> ET.Element:
@@ -140,59 +140,59 @@ def project_to_xml(project: QProject) -> ET.Element:
     ns = PROJECT_NS
     root = ET.Element("Project", {"xmlns": ns, "name": project.name, "origin": project.origin})
     if project.users:
-        users = _sub(root, ns, "Users")
+        users = _sub(root, "Users")
         for guid, name in project.users.items():
-            _sub(users, ns, "User", {"guid": guid, "name": name})
+            _sub(users, "User", {"guid": guid, "name": name})
     if project.codes:
-        codes = _sub(_sub(root, ns, "CodeBook"), ns, "Codes")
+        codes = _sub(_sub(root, "CodeBook"), "Codes")
         for code in project.codes:
-            _code_element(codes, ns, code)
+            _code_element(codes, code)
     if project.variables:
-        variables = _sub(root, ns, "Variables")
+        variables = _sub(root, "Variables")
         for var in project.variables:
-            _sub(variables, ns, "Variable", {"guid": var.guid, "name": var.name,
+            _sub(variables, "Variable", {"guid": var.guid, "name": var.name,
                                              "typeOfVariable": var.type})
     if project.cases:
-        cases = _sub(root, ns, "Cases")
+        cases = _sub(root, "Cases")
         for case in project.cases:
-            el = _sub(cases, ns, "Case", {"guid": case.guid, "name": case.name})
+            el = _sub(cases, "Case", {"guid": case.guid, "name": case.name})
             for var_guid, value in case.values.items():
-                vv = _sub(el, ns, "VariableValue")
-                _sub(vv, ns, "VariableRef", {"targetGUID": var_guid})
-                _sub(vv, ns, "TextValue", text=value)
+                vv = _sub(el, "VariableValue")
+                _sub(vv, "VariableRef", {"targetGUID": var_guid})
+                _sub(vv, "TextValue", text=value)
             for src in case.source_guids:
-                _sub(el, ns, "SourceRef", {"targetGUID": src})
+                _sub(el, "SourceRef", {"targetGUID": src})
     if project.sources:
-        sources = _sub(root, ns, "Sources")
+        sources = _sub(root, "Sources")
         for src in project.sources:
-            el = _sub(sources, ns, "TextSource", {"guid": src.guid, "name": src.name,
+            el = _sub(sources, "TextSource", {"guid": src.guid, "name": src.name,
                                                   "plainTextPath": src.path})
             if src.description:
-                _sub(el, ns, "Description", text=src.description)
+                _sub(el, "Description", text=src.description)
             if src.path is None and src.text is not None:
-                _sub(el, ns, "PlainTextContent", text=src.text)
+                _sub(el, "PlainTextContent", text=src.text)
             for sel in src.selections:
-                sel_el = _sub(el, ns, "PlainTextSelection", {
+                sel_el = _sub(el, "PlainTextSelection", {
                     "guid": sel.guid, "name": None, "startPosition": str(sel.start),
                     "endPosition": str(sel.end), "creatingUser": sel.user_guid})
                 if sel.description:
-                    _sub(sel_el, ns, "Description", text=sel.description)
+                    _sub(sel_el, "Description", text=sel.description)
                 for coding in sel.codings:
-                    c_el = _sub(sel_el, ns, "Coding", {"guid": coding.guid,
+                    c_el = _sub(sel_el, "Coding", {"guid": coding.guid,
                                                         "creatingUser": coding.user_guid})
-                    _sub(c_el, ns, "CodeRef", {"targetGUID": coding.code_guid})
+                    _sub(c_el, "CodeRef", {"targetGUID": coding.code_guid})
     if project.sets:
-        sets = _sub(root, ns, "Sets")
+        sets = _sub(root, "Sets")
         for qset in project.sets:
-            el = _sub(sets, ns, "Set", {"guid": qset.guid, "name": qset.name})
+            el = _sub(sets, "Set", {"guid": qset.guid, "name": qset.name})
             if qset.description:
-                _sub(el, ns, "Description", text=qset.description)
+                _sub(el, "Description", text=qset.description)
             for g in qset.code_guids:
-                _sub(el, ns, "MemberCode", {"targetGUID": g})
+                _sub(el, "MemberCode", {"targetGUID": g})
             for g in qset.source_guids:
-                _sub(el, ns, "MemberSource", {"targetGUID": g})
+                _sub(el, "MemberSource", {"targetGUID": g})
     if project.description:
-        _sub(root, ns, "Description", text=project.description)
+        _sub(root, "Description", text=project.description)
     return root
 
 
@@ -200,17 +200,17 @@ def codebook_to_xml(codes: list[QCode], sets: list[QSet], origin: str) -> ET.Ele
     """Build the ``<CodeBook>`` element tree of a ``.qdc`` file."""
     ns = CODEBOOK_NS
     root = ET.Element("CodeBook", {"xmlns": ns, "origin": origin})
-    codes_el = _sub(root, ns, "Codes")
+    codes_el = _sub(root, "Codes")
     for code in codes:
-        _code_element(codes_el, ns, code)
+        _code_element(codes_el, code)
     if sets:
-        sets_el = _sub(root, ns, "Sets")
+        sets_el = _sub(root, "Sets")
         for qset in sets:
-            el = _sub(sets_el, ns, "Set", {"guid": qset.guid, "name": qset.name})
+            el = _sub(sets_el, "Set", {"guid": qset.guid, "name": qset.name})
             if qset.description:
-                _sub(el, ns, "Description", text=qset.description)
+                _sub(el, "Description", text=qset.description)
             for g in qset.code_guids:   # the codebook schema names it guid, not targetGUID
-                _sub(el, ns, "MemberCode", {"guid": g})
+                _sub(el, "MemberCode", {"guid": g})
     return root
 
 
