@@ -34,7 +34,9 @@ __all__ = [
 MACRO, MICRO = "(macro)", "(micro)"
 _CODE_ID_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
 # Columns of a wide table that describe the segment rather than a code.
-_NON_CODE_COLUMNS = set(C.SEGMENT_COLUMNS) | {"id", C.CODER, "notes", "comment", "comments"}
+# The last three are the helper columns of a ``qcode suggest`` sheet (ml.active).
+_NON_CODE_COLUMNS = set(C.SEGMENT_COLUMNS) | {"id", C.CODER, "notes", "comment", "comments",
+                                              "uncertainty", "uncertain_code", "model_probability"}
 
 
 @dataclass

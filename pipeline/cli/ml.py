@@ -1,8 +1,262 @@
-"""``qcode train`` and ``qcode suggest`` (supervised coder)."""
+"""``qcode train`` and ``qcode suggest`` (supervised coder), and the cross-validated
+``qcode evaluate --methods rules,ml,hybrid``."""
 from __future__ import annotations
 
 import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline import agreement as ag
+from pipeline import columns as C
+from pipeline.cli.agreement import read_table
+from pipeline.errors import InputError, UsageError
+
+DEFAULT_CODED = "data/coded"
+
+
+@dataclass
+class TrainingData:
+    """Gold segments (with text) aligned with their labels."""
+
+    segments: pd.DataFrame   # segment_id, doc_id, text, lang, start, end, coded
+    labels: pd.DataFrame     # bool, index = segment ids, one column per code
+    groups: np.ndarray       # document of each row
+
+
+def _segments_source(path: str | None, lang: str) -> pd.DataFrame | None:
+    """A segments table from a coded folder or a CSV/Parquet file (id/segment_id + text)."""
+    if not path:
+        return None
+    p = Path(path)
+    if p.is_dir():
+        from pipeline.store import load_coded
+        segs = load_coded(p).segments.copy()
+    else:
+        segs = read_table(p)
+        if C.SEGMENT_ID not in segs.columns:
+            if "id" not in segs.columns:
+                raise InputError(p, f"no '{C.SEGMENT_ID}' or 'id' column")
+            segs = segs.rename(columns={"id": C.SEGMENT_ID})
+    if C.TEXT not in segs.columns:
+        raise InputError(p, f"no '{C.TEXT}' column")
+    segs[C.SEGMENT_ID] = segs[C.SEGMENT_ID].astype(str)
+    return _complete_segments(segs, lang)
+
+
+def _complete_segments(segs: pd.DataFrame, lang: str) -> pd.DataFrame:
+    segs = segs.copy()
+    segs[C.TEXT] = segs[C.TEXT].fillna("").astype(str)
+    if C.DOC_ID not in segs.columns:
+        # Segment ids are "{doc_id}:{unit_index}"; a survey row id stands on its own.
+        segs[C.DOC_ID] = segs[C.SEGMENT_ID].str.rsplit(":", n=1).str[0]
+    if C.LANG not in segs.columns:
+        segs[C.LANG] = lang
+    segs[C.LANG] = segs[C.LANG].replace("", lang).fillna(lang)
+    if C.START not in segs.columns:
+        segs[C.START] = 0
+        segs[C.END] = segs[C.TEXT].str.len()
+    if C.CODED not in segs.columns:
+        segs[C.CODED] = True
+    return segs
+
+
+def load_training(gold_path: str, *, segments: str | None, codebook=None, lang: str = "nl"
+                  ) -> TrainingData:
+    """Read GOLD (wide with text, or long/wide plus a segments source) into TrainingData.
+
+    Raises:
+        InputError: label columns that are not codebook ids, gold segments without
+            text, no label columns.
+    """
+    gold = read_table(gold_path)
+    source = _segments_source(segments, lang)
+    # Long gold: the units are the segments it lists (a row with an empty code_id is a
+    # segment hand-coded with no code). Wide gold: its rows.
+    mat = ag.to_matrix(gold, name="gold", source=gold_path).matrix
+    if codebook is not None:
+        known = set(codebook.ids())
+        unknown = [c for c in mat.columns if c not in known]
+        if unknown:
+            raise InputError(gold_path, f"label column(s) {', '.join(map(repr, unknown))} are not "
+                                        f"code ids of {codebook.path}")
+    if not len(mat.columns):
+        raise InputError(gold_path, "no label columns (expected one 0/1 column per code)")
+    id_col = C.SEGMENT_ID if C.SEGMENT_ID in gold.columns else "id"
+    if C.TEXT in gold.columns and C.CODE_ID not in gold.columns:
+        segs = gold.rename(columns={id_col: C.SEGMENT_ID})
+        keep = [c for c in (C.SEGMENT_ID, C.DOC_ID, C.TEXT, C.LANG, C.START, C.END) if c in segs]
+        segs = segs[keep].copy()
+        segs[C.SEGMENT_ID] = segs[C.SEGMENT_ID].astype(str)
+        segs = _complete_segments(segs, lang)
+    elif source is not None:
+        segs = source.set_index(C.SEGMENT_ID).reindex(mat.index)
+        missing = segs.index[segs[C.TEXT].isna()]
+        if len(missing):
+            raise InputError(gold_path, f"{len(missing)} gold segment(s) not in {segments}, e.g. "
+                                        f"{missing[0]!r}")
+        segs = segs.reset_index()
+        segs[C.CODED] = True
+    else:
+        raise UsageError(f"{gold_path} has no text column: give --segments FILE or --coded DIR")
+    segs = segs.reset_index(drop=True)
+    labels = mat.loc[segs[C.SEGMENT_ID]].astype(bool)
+    return TrainingData(segs, labels, segs[C.DOC_ID].astype(str).to_numpy())
+
+
+def _prepare(data: TrainingData, codebook):
+    """Features and (with a codebook) rule scores of the training segments."""
+    from pipeline.ml import analyze, rule_score_matrix
+    from pipeline.nlp import parse_segments
+    docs = parse_segments(data.segments)
+    features = analyze(data.segments, docs)
+    features.index = data.labels.index
+    rule_scores = None
+    if codebook is not None:
+        from pipeline.code import code_segments
+        _, codings = code_segments(data.segments, docs, codebook)
+        rule_scores = rule_score_matrix(codings, data.labels.index, list(data.labels.columns))
+    return features, rule_scores
+
+
+def _load_cb(path: str | None):
+    if not path:
+        return None
+    from pipeline.codebook import load_codebook
+    return load_codebook(path)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train the supervised coder on a gold standard and write the model file."""
+    from pipeline.ml import save_model, train_model
+    from pipeline.ml.persistence import library_versions
+    codebook = _load_cb(args.codebook)
+    lang = args.lang or (codebook.settings.default_lang if codebook else "nl")
+    data = load_training(args.gold, segments=args.segments, codebook=codebook, lang=lang)
+    features, rule_scores = _prepare(data, codebook)
+    meta = {"gold": str(args.gold), "libraries": library_versions()}
+    if codebook is not None:
+        meta.update(codebook_hash=codebook.hash, codebook_path=str(codebook.path))
+    model = train_model(features, data.labels, data.groups, rule_scores=rule_scores,
+                        folds=args.folds, min_positives=args.min_positives, seed=args.seed,
+                        meta=meta)
+    save_model(model, args.out)
+    if not args.quiet:
+        print(f"trained model {model.version} on {model.meta['n_segments']} segments from "
+              f"{model.meta['n_documents']} documents ({model.meta['folds']}-fold grouped CV)")
+        for code in model.labels:
+            if code in model.not_learnable:
+                print(f"  {code:<24} not learnable: {model.not_learnable[code]}")
+            else:
+                print(f"  {code:<24} positives {model.meta['positives'][code]:>4}  threshold "
+                      f"{model.thresholds[code]:.3f}  CV F1 {model.meta['cv_f1_ml'][code]:.2f}")
+        print(f"wrote {args.out}" + ("" if model.hybrid else " (no codebook: --method ml only)"))
+    return 0
+
+
+def cmd_suggest(args: argparse.Namespace) -> int:
+    """Write the segments a researcher should hand-code next."""
+    from pipeline.ml import analyze, load_model, suggest
+    from pipeline.nlp import parse_segments
+    model = load_model(args.model, _load_cb(args.codebook))
+    segs = _segments_source(args.segments or args.coded, args.lang)
+    exclude: list[str] = []
+    if args.exclude:
+        ex = read_table(args.exclude)
+        col = C.SEGMENT_ID if C.SEGMENT_ID in ex.columns else "id"
+        if col not in ex.columns:
+            raise InputError(args.exclude, f"no '{C.SEGMENT_ID}' column")
+        exclude = ex[col].astype(str).tolist()
+    segs = segs.reset_index(drop=True)
+    features = analyze(segs, parse_segments(segs))
+    sheet = suggest(model, segs, features, n=args.n, exclude=exclude)
+    if args.out:
+        from pipeline.store import atomic_write_text
+        atomic_write_text(args.out, sheet.to_csv(index=False))
+        if not args.quiet:
+            print(f"wrote {len(sheet)} segment(s) to hand-code to {args.out}")
+    else:
+        sheet.to_csv(sys.stdout, index=False)
+    return 0
+
+
+def run_cv_evaluation(args: argparse.Namespace, gold: ag.CodingMatrix) -> int:
+    """``qcode evaluate GOLD --methods rules,ml,hybrid``: cross-validated comparison."""
+    from pipeline.ml import cross_validate_methods, replace_readme_block, to_markdown
+    methods = [m.strip() for m in args.methods.split(",")]
+    bad = [m for m in methods if m not in ("rules", "ml", "hybrid")]
+    if bad:
+        raise UsageError(f"--methods: unknown method(s) {', '.join(bad)} (rules, ml, hybrid)")
+    codebook = _load_cb(args.codebook)
+    data = load_training(args.gold, segments=args.segments or args.coded, codebook=codebook,
+                         lang=codebook.settings.default_lang)
+    features, rule_scores = _prepare(data, codebook)
+    table = cross_validate_methods(features, data.labels, data.groups, rule_scores=rule_scores,
+                                   folds=args.folds, seed=args.seed)
+    keep = [c for c in table.columns if not any(c.endswith(f"_{m}") for m in ("rules", "ml", "hybrid")
+                                                if m not in methods)]
+    table = table[keep]
+    if args.out:
+        from pipeline.store import atomic_write_text
+        atomic_write_text(args.out, table.to_csv(index=False))
+    md = (to_markdown(table) if set(methods) == {"rules", "ml", "hybrid"}
+          else table.round(3).to_string(index=False))
+    if args.readme:
+        from pipeline.store import atomic_write_text
+        readme = Path(args.readme)
+        text = readme.read_text(encoding="utf-8") if readme.exists() else ""
+        block = (f"Cross-validated ({args.folds} folds, grouped by document) on `{args.gold}`, "
+                 f"{len(data.labels)} segments from {len(np.unique(data.groups))} documents:\n\n" + md)
+        atomic_write_text(readme, replace_readme_block(text, block))
+    if not args.quiet:
+        print(md)
+    return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``train`` and ``suggest`` (filled in below)."""
+    """Add ``train`` and ``suggest``."""
+    p = sub.add_parser(
+        "train", help="train the supervised coder on a gold standard",
+        description="Train a multi-label model (lemma, stem and character n-gram features; "
+                    "one-vs-rest logistic regression; per-code thresholds chosen by "
+                    "cross-validation grouped by document) on GOLD: a wide CSV (id, text, one "
+                    "0/1 column per code) or a coding table plus --segments/--coded for the "
+                    "texts. With --codebook, label columns must be codebook ids and the model "
+                    "also learns how to combine rule evidence (--method hybrid). Codes with "
+                    "too few positives are reported as not learnable. The model file is a "
+                    "skops archive (no pickle).")
+    p.add_argument("gold", help="gold standard table (CSV or Parquet)")
+    p.add_argument("--out", required=True, help="model file to write (e.g. models/coder.skops)")
+    p.add_argument("--codebook", help="codebook YAML (recommended: enables hybrid coding and "
+                                      "ties the model to this codebook)")
+    p.add_argument("--segments", help="segments table or coded folder with the texts, when "
+                                      "GOLD has no text column")
+    p.add_argument("--lang", choices=["nl", "en"], help="language of texts without a lang column")
+    p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
+    p.add_argument("--min-positives", type=int, default=5,
+                   help="fewer positive examples make a code not learnable (default 5)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no summary")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "suggest", help="segments to hand-code next (active learning)",
+        description="Rank the segments the model has not been trained on by how uncertain it "
+                    "is about them (nearest a code's decision threshold) and write the top N "
+                    "as a CSV sheet with an empty column per code, ready to hand-code and add "
+                    "to the gold standard.")
+    p.add_argument("--model", required=True, help="model file from 'qcode train'")
+    p.add_argument("--n", type=int, default=20, help="number of segments (default 20)")
+    p.add_argument("--coded", default=DEFAULT_CODED,
+                   help=f"coded folder with the segments (default: {DEFAULT_CODED})")
+    p.add_argument("--segments", help="segments table (or survey CSV with id, text) instead of --coded")
+    p.add_argument("--exclude", help="table of segment ids already hand-coded (e.g. the gold)")
+    p.add_argument("--codebook", help="codebook YAML: refuse a model trained on another one")
+    p.add_argument("--lang", choices=["nl", "en"], default="nl",
+                   help="language of texts without a lang column (default nl)")
+    p.add_argument("--out", help="CSV to write (default: standard output)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no summary")
+    p.set_defaults(func=cmd_suggest)
