@@ -139,8 +139,10 @@ def run(args: argparse.Namespace) -> int:
         for name in P.cue_names(str(ing.documents[C.TEXT].iloc[0])):
             key.add_person(name)
     detector = P.Detector(names=list(key.persons), schools=schools)
+    coded = _check_coded(args, {str(i.documents[C.DOC_ID].iloc[0]): str(i.documents[C.TEXT].iloc[0])
+                                for i in docs.values()}) if args.coded else None
 
-    maps, texts, originals, mismatched = {}, {}, {}, []
+    maps, texts, mismatched = {}, {}, []
     for f, ing in docs.items():
         doc_id, text = str(ing.documents[C.DOC_ID].iloc[0]), str(ing.documents[C.TEXT].iloc[0])
         new_text, omap = P.pseudonymise_text(text, detector, key)
@@ -152,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
         back = read_file(target, text_column=args.text_column, id_column=args.id_column)
         if str(back.documents[C.TEXT].iloc[0]) != new_text:
             mismatched.append(doc_id)
-        maps[doc_id], texts[doc_id], originals[doc_id] = omap, new_text, text
+        maps[doc_id], texts[doc_id] = omap, new_text
     if meta is not None:
         meta_out = meta.copy()
         for col in meta_out.columns:
@@ -167,27 +169,34 @@ def run(args: argparse.Namespace) -> int:
           + ", ".join(f"{counts.get(k, 0)} {k}" for k in (P.PERSON, P.EMAIL, P.PHONE, P.SCHOOL)))
     for msg in problems:
         print(f"qcode: warning: {msg} (skipped)", file=sys.stderr)
-    if args.coded:
-        _remap(args, maps, texts, originals, mismatched, detector, key)
+    if coded is not None:
+        _remap(args, coded, maps, texts, mismatched, detector, key)
     elif mismatched:
         print(f"qcode: warning: re-reading {', '.join(mismatched)} gives a different text layout; "
               "offsets computed on the originals do not carry over", file=sys.stderr)
     return EXIT_PARTIAL if problems else 0
 
 
-def _remap(args, maps, texts, originals, mismatched, detector, key) -> None:
-    """Write the coded folder with offsets moved, or refuse with the reason."""
-    from pipeline.store import CodedData, atomic_write_bytes, load_coded, write_coded
+def _check_coded(args, originals: dict[str, str]):
+    """Load the coded folder and refuse, before writing anything, if it cannot be remapped."""
+    from pipeline.store import load_coded
     data = load_coded(args.coded)
-    doc_ids = list(dict.fromkeys(data.segments[C.DOC_ID].astype(str)))
     doc_text = dict(zip(data.documents[C.DOC_ID].astype(str), data.documents[C.TEXT].astype(str)))
-    for d in doc_ids:
-        if d not in maps:
+    for d in dict.fromkeys(data.segments[C.DOC_ID].astype(str)):
+        if d not in originals:
             raise UsageError(f"{args.coded}: document {d!r} is coded but not among the inputs; "
                              "give every coded transcript, or refusing to remap")
-        if d in doc_text and doc_text[d] != originals[d]:
+        if doc_text.get(d) != originals[d]:
             raise UsageError(f"{args.coded}: document {d!r} differs from the input file (coded from "
                              "another version); re-run `qcode code` first, refusing to remap")
+    return data
+
+
+def _remap(args, data, maps, texts, mismatched, detector, key) -> None:
+    """Write the coded folder with offsets moved, or refuse with the reason."""
+    from pipeline.store import CodedData, atomic_write_bytes, write_coded
+    doc_ids = list(dict.fromkeys(data.segments[C.DOC_ID].astype(str)))
+    for d in doc_ids:
         if d in mismatched:
             raise UsageError(f"{d}: the pseudonymised file does not read back to the mapped text; "
                              "refusing to remap offsets (they would be wrong)")
@@ -197,12 +206,15 @@ def _remap(args, maps, texts, originals, mismatched, detector, key) -> None:
     if reviews_path.exists():
         tables["reviews"] = pd.read_csv(reviews_path, dtype=str, keep_default_na=False)
     new = P.remap_coded(tables, {d: maps[d] for d in doc_ids}, texts, detector, key)
+    errors = data.errors.copy()   # messages may carry short excerpts with names
+    for col in errors.columns:
+        errors[col] = [P.replace_all(v, detector, key) for v in errors[col].astype(str)]
     manifest = dict(data.manifest)
     manifest.pop("outputs", None)
     manifest["pseudonymised"] = True
     write_coded(args.coded_out, CodedData(documents=new["documents"], segments=new["segments"],
                                           codings=new["codings"], matches=new["matches"],
-                                          errors=data.errors, manifest=manifest))
+                                          errors=errors, manifest=manifest))
     if "reviews" in new:
         atomic_write_bytes(Path(args.coded_out) / C.REVIEWS_FILE,
                            new["reviews"].to_csv(index=False, lineterminator="\n").encode("utf-8"))
