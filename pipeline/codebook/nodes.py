@@ -74,7 +74,8 @@ class Reader:
             mapping.
         """
         if not isinstance(node, yaml.MappingNode):
-            self.add(path, f"expected a mapping with keys {_allowed(allowed)}, got {describe(node)}", node)
+            self.add(path, f"expected a mapping with keys {_allowed(allowed)}, "
+                     f"got {describe(node)}", node)
             return None
         try:
             self._loader.flatten_mapping(node)  # resolves YAML merge keys (<<)
@@ -90,7 +91,8 @@ class Reader:
             key = str(key_node.value)
             sub = f"{path}.{key}" if path else key
             if key in seen:
-                self.add(sub, f"duplicate {what} {key!r} (first on line {line_of(seen[key])})", key_node)
+                self.add(sub, f"duplicate {what} {key!r} (first on line {line_of(seen[key])})",
+                         key_node)
                 continue
             seen[key] = key_node
             if key not in allowed:

@@ -118,7 +118,8 @@ class RuleReader:
             weight = float(w) if w is not None and not math.isnan(w) else weight
         negation = "ignore"
         if "negation" in keys:
-            negation = r.choice(keys["negation"], f"{path}.negation", NEGATION_MODES, "negation mode") or negation
+            negation = r.choice(keys["negation"], f"{path}.negation", NEGATION_MODES,
+                                "negation mode") or negation
         params = self._params(kind, keys, path, node)
         if len(r.problems) > n_before or params is None:
             return None, keys.get("id")
@@ -179,8 +180,8 @@ class RuleReader:
                 problem = next((glob_problem(tok) for tok in value.split()
                                 if is_glob(tok) and glob_problem(tok)), None)
             elif " " in value:
-                problem = (f"{item_kind} {value!r} has several words: "
-                           + ("use a phrase rule" if item_kind == "term" else "a glob matches one token"))
+                hint = "use a phrase rule" if item_kind == "term" else "a glob matches one token"
+                problem = f"{item_kind} {value!r} has several words: {hint}"
             elif item_kind == "glob" or is_glob(value):
                 problem = glob_problem(value)
                 if problem is None and item_kind == "term" and not allow_glob:
