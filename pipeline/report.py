@@ -159,7 +159,7 @@ def _coded_manifest(coded_dir: Path) -> dict[str, Any]:
 
 def build_figures(coded_dir: str | Path, codebook_path: str | Path, figures_dir: str | Path, *,
                   lang: str = "nl", notebook: str | Path | None = None,
-                  timeout: int = 600) -> dict[str, Any]:
+                  agreement: str | Path | None = None, timeout: int = 600) -> dict[str, Any]:
     """Regenerate every report figure from a coded folder by running the report notebook.
 
     The notebook renders into a scratch folder first; only when it succeeded are the
@@ -172,6 +172,8 @@ def build_figures(coded_dir: str | Path, codebook_path: str | Path, figures_dir:
         figures_dir: output folder (``reports/figures``).
         lang: label language, ``nl`` or ``en``.
         notebook: report notebook (default ``notebooks/2.0-report-figures.ipynb``).
+        agreement: agreement table CSV (``qcode agreement --out``) for the agreement
+            figure; default ``<coded_dir>/agreement.csv`` when it exists, else none.
         timeout: seconds allowed per notebook cell.
 
     Returns:
@@ -189,12 +191,17 @@ def build_figures(coded_dir: str | Path, codebook_path: str | Path, figures_dir:
     if not coded.is_dir():
         raise InputError(coded, "coded folder not found; run 'qcode run' first")
     book = load_codebook(codebook_path)
+    if agreement is None and (coded / "agreement.csv").is_file():
+        agreement = coded / "agreement.csv"
+    if agreement is not None and not Path(agreement).is_file():
+        raise InputError(agreement, "agreement table not found")
     out.mkdir(parents=True, exist_ok=True)
+    params = {"coded_dir": str(coded), "codebook_path": str(Path(codebook_path).resolve()),
+              "figures_dir": "", "lang": lang,
+              "agreement_table": str(Path(agreement).resolve()) if agreement else None}
     with tempfile.TemporaryDirectory(prefix=".figures-", dir=out.parent) as scratch:
-        execute_notebook(nb_path, {"coded_dir": str(coded),
-                                   "codebook_path": str(Path(codebook_path).resolve()),
-                                   "figures_dir": scratch, "lang": lang},
-                         cwd=nb_path.parent, timeout=timeout)
+        params["figures_dir"] = scratch
+        execute_notebook(nb_path, params, cwd=nb_path.parent, timeout=timeout)
         made = _figure_files(Path(scratch))
         if not made:
             raise ReportError(f"{nb_path}: the notebook wrote no figures")
@@ -204,7 +211,7 @@ def build_figures(coded_dir: str | Path, codebook_path: str | Path, figures_dir:
                 old.unlink()
         for p in made:
             data = p.read_bytes()
-            atomic_write(out / p.name, lambda tmp, d=data: tmp.write_bytes(d))
+            atomic_write(out / p.name, lambda tmp, d=data: tmp.write_bytes(d)).chmod(0o644)
     coded_manifest = _coded_manifest(coded)
     manifest = {
         "figures": {p.name: sha256_file(out / p.name) for p in sorted(made)},
@@ -212,11 +219,12 @@ def build_figures(coded_dir: str | Path, codebook_path: str | Path, figures_dir:
         "inputs": coded_manifest.get("inputs", []),
         "coded_outputs": coded_manifest.get("outputs", {}),
         "notebook": {"path": _rel(nb_path), "sha256": sha256_file(nb_path)},
-        "parameters": {"lang": lang},
+        "parameters": {"lang": lang,
+                       "agreement": sha256_file(agreement) if agreement else None},
         "versions": versions(),
     }
     text = json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    atomic_write_text(out / MANIFEST_NAME, text)
+    atomic_write_text(out / MANIFEST_NAME, text).chmod(0o644)
     return manifest
 
 

@@ -33,7 +33,7 @@ def test_heatmap_annotates_every_cell_with_codebook_labels(coded):
     assert [t.get_text() for t in ax.get_xticklabels()] == ["BE", "NL"]
     assert len(_texts(fig)) == m.size
     assert "67%" in _texts(fig)
-    assert ax.get_title(loc="left") == "t"
+    assert fig.get_suptitle() == "t"
 
 
 def test_heatmap_joins_two_attribute_columns(coded):

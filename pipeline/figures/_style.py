@@ -102,3 +102,14 @@ def wrap(text: str, width: int = 22) -> str:
             line = f"{line} {w}".strip()
     lines.append(line)
     return "\n".join(lines)
+
+
+def set_title(fig: Figure, ax: Axes, title: str | None, *, own: bool) -> None:
+    """Title a plot. On a figure we made, a left-aligned figure title: constrained
+    layout makes room for it, whereas a long axes title would run off the canvas."""
+    if not title:
+        return
+    if own:
+        fig.suptitle(title, x=0.01, ha="left", fontsize=FONT_SIZE + 2)
+    else:
+        ax.set_title(title, fontsize=FONT_SIZE + 2, loc="left")

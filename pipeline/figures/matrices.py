@@ -9,6 +9,7 @@ from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from pipeline.figures._style import (
     EMPTY,
@@ -19,6 +20,7 @@ from pipeline.figures._style import (
     format_value,
     group_colors,
     new_axes,
+    set_title,
     text_color,
     wrap,
 )
@@ -48,6 +50,7 @@ def plot_heatmap(df: pd.DataFrame, *, ax: Axes | None = None, codebook: Any = No
     """
     values = df.to_numpy(dtype=float) if df.size else np.zeros((0, 0))
     n_rows, n_cols = values.shape
+    own = ax is None
     fig, ax = new_axes(ax, (max(4.5, 2.6 + 0.85 * n_cols), max(2.2, 1.1 + 0.42 * n_rows)))
     shown = np.ma.masked_invalid(values.copy())
     if mask_diagonal and n_rows == n_cols:
@@ -70,8 +73,11 @@ def plot_heatmap(df: pd.DataFrame, *, ax: Axes | None = None, codebook: Any = No
     if codebook is not None and list(df.columns) == list(df.index):
         cols = rows   # a code x code matrix: label both axes with code labels
     ax.set_yticks(range(n_rows), rows, fontsize=FONT_SIZE)
+    _bold_parents(ax, [str(i) for i in df.index])
     long_cols = max((len(c) for c in cols), default=0) > 6
-    ax.set_xticks(range(n_cols), [wrap(c, 18) for c in cols], fontsize=FONT_SIZE,
+    # Rotated labels stay on one line: wrapped lines of rotated text collide.
+    ax.set_xticks(range(n_cols), cols if long_cols else [wrap(c, 18) for c in cols],
+                  fontsize=FONT_SIZE,
                   rotation=40 if long_cols else 0, ha="right" if long_cols else "center",
                   rotation_mode="anchor")
     ax.tick_params(length=0)
@@ -84,15 +90,26 @@ def plot_heatmap(df: pd.DataFrame, *, ax: Axes | None = None, codebook: Any = No
     name = xlabel if xlabel is not None else " · ".join(
         str(n) for n in (df.columns.names or []) if n)
     ax.set_xlabel(name, fontsize=FONT_SIZE)
-    if title:
-        ax.set_title(title, fontsize=FONT_SIZE + 2, loc="left")
+    set_title(fig, ax, title, own=own)
     bar = fig.colorbar(image, ax=ax, shrink=0.8, pad=0.02)
     bar.ax.tick_params(labelsize=FONT_SIZE - 1)
     if fmt and "%" in fmt:
         bar.ax.yaxis.set_major_formatter(lambda v, _pos: f"{v:.0%}")
+    elif values.size and np.all(np.isnan(values) | (values == np.round(values))):
+        bar.ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     if colorbar_label:
         bar.set_label(colorbar_label, fontsize=FONT_SIZE)
     return fig
+
+
+def _bold_parents(ax: Axes, codes: list[str]) -> None:
+    """When a matrix mixes levels, set parent codes in bold so sub-codes read as theirs."""
+    depths = [c.count(".") for c in codes]
+    if len(set(depths)) < 2:
+        return
+    for label, code in zip(ax.get_yticklabels(), codes):
+        if any(other.startswith(code + ".") for other in codes):
+            label.set_fontweight("bold")
 
 
 def plot_grouped_bars(df: pd.DataFrame, *, ax: Axes | None = None, codebook: Any = None,
@@ -114,6 +131,7 @@ def plot_grouped_bars(df: pd.DataFrame, *, ax: Axes | None = None, codebook: Any
     """
     groups = flat_labels(df.columns)
     n_codes, n_groups = df.shape
+    own = ax is None
     fig, ax = new_axes(ax, (7.0, max(2.5, 0.9 + n_codes * (0.22 * n_groups + 0.25))))
     height = 0.8 / max(n_groups, 1)
     colors = group_colors(n_groups)
@@ -126,7 +144,8 @@ def plot_grouped_bars(df: pd.DataFrame, *, ax: Axes | None = None, codebook: Any
             ax.text(v, p, " " + format_value(v, fmt), va="center", fontsize=FONT_SIZE - 2)
     labels = code_labels([str(i) for i in df.index], codebook, lang)
     ax.set_yticks(y, labels, fontsize=FONT_SIZE)
-    ax.invert_yaxis()   # first code on top, as in the codebook
+    _bold_parents(ax, [str(i) for i in df.index])
+    ax.set_ylim(n_codes - 0.5, -0.5)   # first code on top, as in the codebook
     top = float(np.nanmax(df.to_numpy(dtype=float))) if df.size else 1.0
     ax.set_xlim(0, (top if top > 0 else 1.0) * 1.15)
     if fmt and "%" in fmt:
@@ -141,6 +160,5 @@ def plot_grouped_bars(df: pd.DataFrame, *, ax: Axes | None = None, codebook: Any
     legend_title = " · ".join(str(n) for n in (df.columns.names or []) if n) or None
     ax.legend(title=legend_title, fontsize=FONT_SIZE - 1, title_fontsize=FONT_SIZE - 1,
               frameon=False, loc="lower right")
-    if title:
-        ax.set_title(title, fontsize=FONT_SIZE + 2, loc="left")
+    set_title(fig, ax, title, own=own)
     return fig

@@ -20,12 +20,15 @@ from pipeline.figures._style import (
     code_colors,
     code_label,
     new_axes,
+    set_title,
     wrap,
 )
 from pipeline.figures.matrices import plot_heatmap
 
 KRIPPENDORFF_LINES = (0.667, 0.800)
 _UNCODED = {"nl": "niet gecodeerd", "en": "not coded"}
+_NETWORK_LEGEND = {"nl": ("lijndikte", "de ene code komt veel vaker voor"),
+                   "en": ("line width", "one code far more frequent")}
 
 
 def plot_cooccurrence(df: pd.DataFrame, *, ax: Axes | None = None, codebook: Any = None,
@@ -65,6 +68,7 @@ def plot_network(df: pd.DataFrame, *, ax: Axes | None = None, codebook: Any = No
         raise UsageError(f"network weight column {weight!r} not in the pair table")
     codes = list(dict.fromkeys([*df["code_a"], *df["code_b"]]))
     freq = dict(zip(df["code_a"], df["n_a"])) | dict(zip(df["code_b"], df["n_b"]))
+    own = ax is None
     fig, ax = new_axes(ax, (6.5, 6.0))
     angle = {c: math.pi / 2 - 2 * math.pi * i / max(len(codes), 1) for i, c in enumerate(codes)}
     xy = {c: (math.cos(a), math.sin(a)) for c, a in angle.items()}
@@ -87,16 +91,16 @@ def plot_network(df: pd.DataFrame, *, ax: Axes | None = None, codebook: Any = No
         ax.annotate(f"{wrap(code_label(c, codebook, lang), 18)}\n(n={freq.get(c, 0)})",
                     (x, y), xytext=(1.22 * x, 1.22 * y), textcoords="data", ha=ha, va=va,
                     fontsize=FONT_SIZE, zorder=3)
-    ax.set_xlim(-1.75, 1.75)
-    ax.set_ylim(-1.6, 1.6)
+    ax.set_xlim(-1.8, 1.8)
+    ax.set_ylim(-1.65, 1.65)
     ax.set_aspect("equal")
     ax.axis("off")
-    handles = [Line2D([], [], color="#555555", linewidth=3, label=f"{weight} (line width)"),
-               Line2D([], [], color="#555555", linewidth=2, linestyle="--",
-                      label="one code far more frequent (flag)")]
-    ax.legend(handles=handles, loc="lower left", fontsize=FONT_SIZE - 1, frameon=False)
-    if title:
-        ax.set_title(title, fontsize=FONT_SIZE + 2, loc="left")
+    words = _NETWORK_LEGEND.get(lang, _NETWORK_LEGEND["en"])
+    handles = [Line2D([], [], color="#555555", linewidth=3, label=f"{weight}: {words[0]}"),
+               Line2D([], [], color="#555555", linewidth=2, linestyle="--", label=words[1])]
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2,
+              fontsize=FONT_SIZE - 1, frameon=False)
+    set_title(fig, ax, title, own=own)
     return fig
 
 
@@ -117,8 +121,12 @@ def plot_document_portrait(df: pd.DataFrame, *, ax: Axes | None = None, codebook
     """
     docs = sorted(df[C.DOC_ID].astype(str).unique()) if len(df) else []
     codes = list(dict.fromkeys(c for c in df[C.CODE_ID] if c)) if len(df) else []
+    if codebook is not None:   # legend in codebook order, not order of first appearance
+        rank = {c: i for i, c in enumerate(getattr(codebook, "codes", {}))}
+        codes.sort(key=lambda c: (rank.get(c, len(rank)), c))
     colors = code_colors(codes, codebook)
     longest = int(df["position"].max()) + 1 if len(df) else 1
+    own = ax is None
     fig, ax = new_axes(ax, (min(14.0, 3.0 + 0.14 * longest), 1.6 + 0.5 * len(docs)))
     row = {d: i for i, d in enumerate(docs)}
     for r in df.itertuples(index=False):
@@ -139,8 +147,7 @@ def plot_document_portrait(df: pd.DataFrame, *, ax: Axes | None = None, codebook
     handles.append(Patch(color=EMPTY, label=_UNCODED.get(lang, _UNCODED["en"])))
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0),
               fontsize=FONT_SIZE - 1, frameon=False)
-    if title:
-        ax.set_title(title, fontsize=FONT_SIZE + 2, loc="left")
+    set_title(fig, ax, title, own=own)
     return fig
 
 
@@ -165,6 +172,8 @@ def plot_agreement(df: pd.DataFrame, *, ax: Axes | None = None, codebook: Any = 
                        if m in df.columns), None)
     if metric is None or metric not in df.columns:
         raise UsageError(f"agreement table has no {metric or 'kappa/alpha'} column")
+    own = ax is None
+    own = ax is None
     fig, ax = new_axes(ax, (6.5, 1.2 + 0.38 * len(df)))
     codes = [str(c) for c in df[C.CODE_ID]]
     est = df[metric].to_numpy(dtype=float)
@@ -175,7 +184,7 @@ def plot_agreement(df: pd.DataFrame, *, ax: Axes | None = None, codebook: Any = 
     for lim, style in zip(KRIPPENDORFF_LINES, (":", "--")):
         ax.axvline(lim, color="#444444", linestyle=style, linewidth=1.1, zorder=1)
         ax.text(lim, -0.9, f"{lim:.3f}", ha="center", va="bottom", fontsize=FONT_SIZE - 2,
-                color="#444444")
+                color="#444444", bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})
     colors = np.where(est >= KRIPPENDORFF_LINES[1], OKABE_ITO[2],
                       np.where(est >= KRIPPENDORFF_LINES[0], OKABE_ITO[0], OKABE_ITO[4]))
     xerr = np.vstack([np.clip(est - lo, 0, None), np.clip(hi - est, 0, None)])
@@ -199,6 +208,5 @@ def plot_agreement(df: pd.DataFrame, *, ax: Axes | None = None, codebook: Any = 
     ax.set_axisbelow(True)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
-    if title:
-        ax.set_title(title, fontsize=FONT_SIZE + 2, loc="left")
+    set_title(fig, ax, title, own=own)
     return fig
