@@ -73,7 +73,6 @@ def load_training(gold_path: str, *, segments: str | None, codebook=None, lang: 
             text, no label columns.
     """
     gold = read_table(gold_path)
-    source = _segments_source(segments, lang)
     # Long gold: the units are the segments it lists (a row with an empty code_id is a
     # segment hand-coded with no code). Wide gold: its rows.
     mat = ag.to_matrix(gold, name="gold", source=gold_path).matrix
@@ -92,8 +91,9 @@ def load_training(gold_path: str, *, segments: str | None, codebook=None, lang: 
         segs = segs[keep].copy()
         segs[C.SEGMENT_ID] = segs[C.SEGMENT_ID].astype(str)
         segs = _complete_segments(segs, lang)
-    elif source is not None:
-        segs = source.set_index(C.SEGMENT_ID).reindex(mat.index)
+    elif segments:
+        # Only read the segments source when the gold itself has no text.
+        segs = _segments_source(segments, lang).set_index(C.SEGMENT_ID).reindex(mat.index)
         missing = segs.index[segs[C.TEXT].isna()]
         if len(missing):
             raise InputError(gold_path, f"{len(missing)} gold segment(s) not in {segments}, e.g. "

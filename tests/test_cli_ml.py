@@ -1,0 +1,141 @@
+"""``qcode train``, ``qcode suggest`` and ``qcode evaluate --methods`` end to end."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline import columns as C
+from pipeline.cli import main
+
+CODEBOOK = """\
+version: 1
+name: test
+description: test codebook
+settings: {default_lang: nl, languages: [nl, en], threshold: 0.5}
+codes:
+  - id: agency
+    label: {nl: Agency, en: Agency}
+    definition: d
+    rules:
+      nl: [{kind: terms, terms: [bepalen, kiezen]}]
+  - id: ownership
+    label: {nl: Eigenaarschap, en: Ownership}
+    definition: d
+    rules:
+      nl: [{kind: terms, terms: [eigenaar]}]
+  - id: alignment
+    label: {nl: Afstemming, en: Alignment}
+    definition: d
+  - id: shared_leadership
+    label: {nl: Gedeeld leiderschap, en: Shared leadership}
+    definition: d
+  - id: amo
+    label: {nl: AMO, en: AMO}
+    definition: d
+    children:
+      - id: amo.ability
+        label: {nl: Kunnen, en: Ability}
+        definition: d
+      - id: amo.motivation
+        label: {nl: Willen, en: Motivation}
+        definition: d
+      - id: amo.opportunity
+        label: {nl: Mogen, en: Opportunity}
+        definition: d
+        rules:
+          nl: [{kind: terms, terms: [tijd, uren]}]
+"""
+CUES = {
+    "agency": (["bepalen", "kiezen"], ["beslissen", "zeggenschap", "initiatief"]),
+    "ownership": (["eigenaar"], ["verantwoordelijk", "trots"]),
+    "alignment": ([], ["visie", "afstemmen"]),
+    "amo.opportunity": (["tijd", "uren"], ["werkdruk", "roosterruimte"]),
+}
+FILLER = "de school het team was goed en we hadden veel lessen met de klas vandaag".split()
+
+
+def _gold(n_docs=6, per_doc=15, seed=0, prefix="int"):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for d in range(n_docs):
+        for u in range(per_doc):
+            labels = {c: bool(rng.random() < 0.35) for c in CUES}
+            words = list(rng.choice(FILLER, 6))
+            for code, (rule_terms, ml_terms) in CUES.items():
+                if labels[code]:
+                    pool = rule_terms + ml_terms if rng.random() < 0.5 else ml_terms
+                    words.insert(int(rng.integers(0, len(words))), str(rng.choice(pool)))
+            rows.append({"id": f"{prefix}{d:02d}:{u}", "text": " ".join(words),
+                         **{c: int(v) for c, v in labels.items()}})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    (tmp_path / "cb.yaml").write_text(CODEBOOK, encoding="utf-8")
+    _gold().to_csv(tmp_path / "gold.csv", index=False)
+    return tmp_path
+
+
+def test_train_then_suggest(workspace, capsys):
+    w = workspace
+    rc = main(["train", str(w / "gold.csv"), "--codebook", str(w / "cb.yaml"),
+               "--out", str(w / "model.skops"), "--folds", "3"])
+    assert rc == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "on 90 segments from 6 documents (3-fold grouped CV)" in out
+    assert "alignment" in out and "CV F1" in out
+    assert (w / "model.skops").stat().st_size > 1000
+
+    new = _gold(n_docs=2, per_doc=10, seed=5, prefix="new")[["id", "text"]]
+    new.to_csv(w / "new.csv", index=False)
+    rc = main(["suggest", "--model", str(w / "model.skops"), "--segments", str(w / "new.csv"),
+               "--n", "4", "--out", str(w / "next.csv"), "--codebook", str(w / "cb.yaml")])
+    assert rc == 0, capsys.readouterr().err
+    sheet = pd.read_csv(w / "next.csv", keep_default_na=False)
+    assert len(sheet) == 4 and sheet[C.SEGMENT_ID].str.startswith("new").all()
+    assert {"agency", "alignment", "uncertainty"} <= set(sheet.columns)
+    assert (sheet["agency"] == "").all()
+
+    # A changed codebook is refused with a clear message.
+    (w / "cb2.yaml").write_text(CODEBOOK.replace("test codebook", "changed"), encoding="utf-8")
+    rc = main(["suggest", "--model", str(w / "model.skops"), "--segments", str(w / "new.csv"),
+               "--codebook", str(w / "cb2.yaml")])
+    assert rc == 1
+    assert "trained with another codebook" in capsys.readouterr().err
+
+
+def test_train_without_codebook_and_label_errors(workspace, capsys):
+    w = workspace
+    rc = main(["train", str(w / "gold.csv"), "--out", str(w / "m.skops"), "-q", "--folds", "3"])
+    assert rc == 0
+    bad = _gold().rename(columns={"alignment": "Alignment!"})
+    bad.to_csv(w / "bad.csv", index=False)
+    rc = main(["train", str(w / "bad.csv"), "--codebook", str(w / "cb.yaml"), "--out", str(w / "x")])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "bad.csv: label column(s) 'Alignment!' are not code ids of" in err
+    _gold()[["id", "agency"]].to_csv(w / "notext.csv", index=False)
+    assert main(["train", str(w / "notext.csv"), "--out", str(w / "x")]) == 1
+    assert "has no text column: give --segments" in capsys.readouterr().err
+    one_doc = _gold(n_docs=1)
+    one_doc.to_csv(w / "one.csv", index=False)
+    assert main(["train", str(w / "one.csv"), "--out", str(w / "x")]) == 1
+    assert "at least two documents" in capsys.readouterr().err
+
+
+def test_evaluate_methods_side_by_side(workspace, capsys):
+    w = workspace
+    (w / "README.md").write_text("# Project\n\nIntro.\n", encoding="utf-8")
+    rc = main(["evaluate", str(w / "gold.csv"), "--methods", "rules,ml,hybrid", "--codebook",
+               str(w / "cb.yaml"), "--folds", "3", "--out", str(w / "cv.csv"),
+               "--readme", str(w / "README.md")])
+    assert rc == 0, capsys.readouterr().err
+    table = pd.read_csv(w / "cv.csv").set_index(C.CODE_ID)
+    assert {"f1_rules", "f1_ml", "f1_hybrid", "kappa_hybrid"} <= set(table.columns)
+    assert table.loc["alignment", "f1_rules"] == 0.0   # no rules for alignment
+    assert table.loc["(macro)", "f1_hybrid"] > table.loc["(macro)", "f1_rules"]
+    readme = (w / "README.md").read_text(encoding="utf-8")
+    assert readme.startswith("# Project") and "| code | positives | F1 rules" in readme
+    assert "grouped by document" in readme
