@@ -233,3 +233,21 @@ def test_workbook_has_a_sheet_per_matrix_and_frozen_headers():
     assert ws["B2"].number_format == "0.0%"
     assert wb["codebook"]["D2"].value == "AGENCY-nl"
     assert A.sheet_name("a/b:c" * 10, set()) == ("a_b_c" * 10)[:31]
+
+
+def write_coded_fixture(folder):
+    """Write the hand-made corpus as a coded folder (for the CLI, report and notebook tests)."""
+    from pipeline.store import CodedData, write_coded
+
+    seg = _segments()
+    for col, default in ((C.UNIT, "turn"), (C.TURN, 0), (C.TIME_START, float("nan")),
+                         (C.TIME_END, float("nan")), (C.CONTENT_HASH, ""), (C.LANG, "nl")):
+        seg[col] = default
+    seg[C.TURN] = seg[C.UNIT_INDEX]
+    cod = _codings()
+    for col in (C.RULE, C.RULES, C.EVIDENCE):
+        cod[col] = ""
+    docs = pd.DataFrame({C.DOC_ID: ["a", "b"], C.PATH: ["a.txt", "b.txt"], C.SHA256: ["0" * 64, "1" * 64]})
+    manifest = {"inputs": [{"doc_id": "a", "path": "a.txt", "sha256": "0" * 64}]}
+    write_coded(folder, CodedData(documents=docs, segments=seg, codings=cod, manifest=manifest))
+    return folder

@@ -28,6 +28,8 @@ COMMAND_MODULES = [
     "pipeline.cli.ml",          # train, suggest
     "pipeline.cli.review",      # review export/import/apply/status
     "pipeline.cli.privacy",     # pseudonymise
+    "pipeline.cli.matrix",      # matrix
+    "pipeline.cli.figures",     # figures [--check]
 ]
 
 EXIT_OK, EXIT_FATAL, EXIT_PARTIAL = 0, 1, 2

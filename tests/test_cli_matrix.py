@@ -1,0 +1,66 @@
+"""End-to-end tests of ``qcode matrix`` on a small coded folder."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from openpyxl import load_workbook
+from test_aggregate import write_coded_fixture
+
+from pipeline.cli import main
+
+CODEBOOK = Path(__file__).resolve().parent.parent / "codebook.yaml"
+
+
+@pytest.fixture()
+def coded(tmp_path):
+    return write_coded_fixture(tmp_path / "coded")
+
+
+def test_matrix_writes_csv_per_matrix_and_a_workbook(tmp_path, coded, capsys):
+    out, xlsx = tmp_path / "m", tmp_path / "m.xlsx"
+    rc = main(["matrix", "--coded", str(coded), "--out", str(out), "--by", "country",
+               "--by", "country,sector", "--value", "share", "--level", "top",
+               "--codebook", str(CODEBOOK), "--xlsx", str(xlsx), "--kwic", "ownership"])
+    assert rc == 0
+    assert "6 segments, 9 codings" in capsys.readouterr().out
+    share = pd.read_csv(out / "code_by_country_share.csv", index_col=0)
+    assert share.loc["ownership", "BE"] == pytest.approx(2 / 3)
+    assert share.loc["alignment", "NL"] == 0            # codebook code never applied
+    two = pd.read_csv(out / "code_by_country_sector_share.csv", header=[0, 1], index_col=0)
+    assert ("BE", "secondary") in two.columns
+    kwic = pd.read_csv(out / "kwic.csv")
+    assert kwic["keyword"].tolist() == ["zelf invullen", "Eigenaarschap", "eigenaarschap"]
+    fw = pd.read_csv(out / "framework.csv", index_col=0, keep_default_na=False)
+    assert "[b:0]" in fw.loc["b", "ownership"]
+    wb = load_workbook(xlsx)
+    assert "codebook" in wb.sheetnames and "framework" in wb.sheetnames
+    assert wb["code_by_country_share"].freeze_panes == "B2"
+
+
+def test_matrix_filters_and_term_kwic(tmp_path, coded):
+    out = tmp_path / "m"
+    assert main(["matrix", "--coded", str(coded), "--out", str(out), "--where", "country=BE",
+                 "--method", "rules", "--kwic", "eigenaar*", "--kwic-window", "1", "-q"]) == 0
+    docs = pd.read_csv(out / "code_by_document_segments.csv", index_col=0)
+    assert list(docs.columns) == ["b", "Total"]
+    assert "amo" in docs.index and docs.loc["amo", "b"] == 1    # motivation (human) dropped
+    kwic = pd.read_csv(out / "kwic.csv")
+    assert kwic["right"].tolist()[-1] == "groeide"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--by", "region"], "cannot group by 'region'"),
+    (["--where", "country"], "--where needs COL=VALUE"),
+    (["--level", "leaves"], "--level must be one of"),
+    (["--per-cell", "0"], "--per-cell must be at least 1"),
+])
+def test_matrix_user_errors_exit_1_with_a_message(tmp_path, coded, capsys, args, message):
+    assert main(["matrix", "--coded", str(coded), "--out", str(tmp_path / "m"), *args]) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_matrix_missing_coded_folder(tmp_path, capsys):
+    assert main(["matrix", "--coded", str(tmp_path / "nope")]) == 1
+    assert "coded folder not found" in capsys.readouterr().err
