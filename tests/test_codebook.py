@@ -470,3 +470,13 @@ def test_fuzz_mutated_valid_codebook(fuzz_dir: Path, index: int, value: object) 
         load_codebook(path)
     except CodebookError as exc:
         assert exc.problems
+
+
+def test_required_codes_can_be_waived_for_imported_codebooks(tmp_path):
+    path = tmp_path / "imported.yaml"
+    path.write_text("version: 1\ncodes:\n  - id: other\n    label: {nl: Ander, en: Other}\n"
+                    "    definition: Something else.\n")
+    with pytest.raises(CodebookError, match="missing required code 'agency'"):
+        load_codebook(path)
+    assert list(load_codebook(path, require_codes=False).codes) == ["other"]
+    assert validate_codebook(path, require_codes=False) == []

@@ -32,14 +32,7 @@ from test_exchange_fixtures import (
 
 def load_codebook_lenient(path: Path):
     """Load an imported codebook that may lack the project's required codes."""
-    import pipeline.codebook.schema as schema
-
-    saved = schema.REQUIRED_CODES
-    schema.REQUIRED_CODES = ()
-    try:
-        return load_codebook(path)
-    finally:
-        schema.REQUIRED_CODES = saved
+    return load_codebook(path, require_codes=False)
 
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "refi-qda"

@@ -15,7 +15,8 @@ from pipeline.errors import CodebookError, Problem
 ROOT = "<root>"
 
 
-def _parse(path: str | os.PathLike[str]) -> tuple[Codebook | None, list[Problem]]:
+def _parse(path: str | os.PathLike[str],
+           require_codes: bool = True) -> tuple[Codebook | None, list[Problem]]:
     """Read, parse and validate; return the codebook (None on problems) and problems."""
     file = str(path)
     try:
@@ -47,7 +48,7 @@ def _parse(path: str | os.PathLike[str]) -> tuple[Codebook | None, list[Problem]
         return None, [Problem(ROOT, "the codebook is empty")]
     reader = Reader()
     try:
-        codebook = CodebookBuilder(reader).build(root, file, digest)
+        codebook = CodebookBuilder(reader, require_codes).build(root, file, digest)
     except RecursionError:  # e.g. a code that is its own child through a YAML alias
         reader.add(ROOT, "the codebook is nested too deeply (recursive YAML alias?)")
         codebook = None
@@ -55,23 +56,28 @@ def _parse(path: str | os.PathLike[str]) -> tuple[Codebook | None, list[Problem]
     return (codebook if not problems else None), problems
 
 
-def validate_codebook(path: str | os.PathLike[str]) -> list[Problem]:
+def validate_codebook(path: str | os.PathLike[str], *,
+                      require_codes: bool = True) -> list[Problem]:
     """Return every problem of the codebook file (an empty list if it is valid).
 
     Args:
         path: the codebook YAML file.
+        require_codes: insist on the study's required codes (``REQUIRED_CODES``);
+            off for codebooks imported from other projects.
 
     Returns:
         Problems in line order, each with its YAML path and 1-based line.
     """
-    return _parse(path)[1]
+    return _parse(path, require_codes)[1]
 
 
-def load_codebook(path: str | os.PathLike[str]) -> Codebook:
+def load_codebook(path: str | os.PathLike[str], *, require_codes: bool = True) -> Codebook:
     """Load and validate a codebook file.
 
     Args:
         path: the codebook YAML file.
+        require_codes: insist on the study's required codes (``REQUIRED_CODES``);
+            off for codebooks imported from other projects (REFI-QDA).
 
     Returns:
         The validated ``Codebook``; ``.hash`` is the sha256 of the file bytes.
@@ -80,7 +86,7 @@ def load_codebook(path: str | os.PathLike[str]) -> Codebook:
         CodebookError: the file is missing, unreadable, not YAML, or breaks the
             schema; ``.problems`` lists every problem at once.
     """
-    codebook, problems = _parse(path)
+    codebook, problems = _parse(path, require_codes)
     if codebook is None:
         raise CodebookError(str(path), problems or [Problem(ROOT, "invalid codebook")])
     return codebook

@@ -28,8 +28,9 @@ UNKNOWN_PARENT = "\0"
 class CodebookBuilder:
     """Walks the composed YAML tree, collecting every problem and the codes."""
 
-    def __init__(self, reader: Reader) -> None:
+    def __init__(self, reader: Reader, require_codes: bool = True) -> None:
         self.r = reader
+        self.require_codes = require_codes
         self.rules = RuleReader(reader)
         self.settings = Settings()
         self.codes: dict[str, Code] = {}
@@ -58,7 +59,7 @@ class CodebookBuilder:
             items = r.sequence(keys["codes"], "codes", "a non-empty list of codes", nonempty=True)
             for i, item in enumerate(items or []):
                 self._code(item, f"codes[{i}]", None)
-            for code_id in REQUIRED_CODES:
+            for code_id in REQUIRED_CODES if self.require_codes else ():
                 if code_id not in self.code_lines and items:
                     r.add("codes", f"missing required code {code_id!r}", keys["codes"])
         if r.problems:
