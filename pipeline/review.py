@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import columns as C
-from pipeline.errors import Problem, ReviewError
+from pipeline.errors import Problem, ReviewError, excerpt
 from pipeline.segment import content_hash as _segment_hash
 
 # --- columns (extension of pipeline.columns; review tables only) ---------------
@@ -221,25 +221,25 @@ def parse_decisions(raw: pd.DataFrame, *, segments: pd.DataFrame, codes: Iterabl
             bad("segment_id is empty")
             continue
         if sid not in current:
-            bad(f"unknown segment id {sid!r}")
+            bad(f"unknown segment id {excerpt(sid)!r}")
             continue
         row_hash = _cell(rec.get(C.CONTENT_HASH)) or current[sid]
         text_ok = (text_matches or {}).get(row)
         if text_ok is None and C.TEXT in rec:
             text_ok = content_hash(strip_markers(_cell_raw(rec[C.TEXT]))) == row_hash
         if text_ok is False:
-            bad(f"the text of segment {sid!r} was edited in the review file; "
+            bad(f"the text of segment {excerpt(sid)!r} was edited in the review file; "
                 "decisions are only taken on unedited text")
             continue
         if decision and decision not in SHEET_DECISIONS:
-            bad(f"decision {decision!r} is not one of {', '.join(SHEET_DECISIONS)}")
+            bad(f"decision {excerpt(decision)!r} is not one of {', '.join(SHEET_DECISIONS)}")
             continue
         if cid and cid not in known:
-            bad(f"unknown code {cid!r}")
+            bad(f"unknown code {excerpt(cid)!r}")
             continue
         unknown = [a for a in adds if a not in known]
         if unknown:
-            bad(f"unknown code(s) to add: {', '.join(map(repr, unknown))}")
+            bad(f"unknown code(s) to add: {excerpt(', '.join(map(repr, unknown)), 80)}")
             continue
         if decision and not cid and decision == "reject":
             bad("'reject' needs a proposed code; this row has none")
@@ -284,7 +284,7 @@ def validate_reviews(reviews: pd.DataFrame, path: object) -> pd.DataFrame:
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0]) + 2
         raise ReviewError(f"{path}, row {row}: unknown decision "
-                          f"{df[DECISION].iloc[row - 2]!r}")
+                          f"{excerpt(df[DECISION].iloc[row - 2])!r}")
     return df[REVIEW_COLUMNS]
 
 

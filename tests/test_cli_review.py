@@ -58,6 +58,13 @@ def test_export_import_apply_roundtrip(coded, tmp_path, capsys):
         ("d1:1", "agency"), ("d1:1", "ownership"), ("d1:2", "")]
     human = pd.read_csv(coded / "reviewed_human.csv", keep_default_na=False)
     assert sorted(zip(human[C.SEGMENT_ID], human[C.CODE_ID])) == [("d1:1", "ownership"), ("d1:2", "ownership")]
+    # the auto-vs-review tables feed `qcode agreement` directly
+    capsys.readouterr()
+    assert main(["agreement", str(coded / "reviewed_auto.csv"), str(coded / "reviewed_human.csv"),
+                 "--names", "auto,review", "--reference", "review", "--level", "none",
+                 "--boot", "0", "--out", str(tmp_path / "agree.csv")]) == 0
+    agree = pd.read_csv(tmp_path / "agree.csv")
+    assert {"agency", "ownership"} <= set(agree[C.CODE_ID])
     capsys.readouterr()
     assert main(["review", "status", "--coded", str(coded)]) == 0
     out = capsys.readouterr().out
