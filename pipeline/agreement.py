@@ -15,7 +15,9 @@ scikit-learn, NLTK's ``agreement`` module and the ``krippendorff`` package.
 """
 from __future__ import annotations
 
+import contextlib
 import re
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -297,17 +299,12 @@ def _percentile_ci(samples: np.ndarray, level: float) -> tuple[np.ndarray, np.nd
     return lo, hi
 
 
-class _quiet_nan:
+@contextlib.contextmanager
+def _quiet_nan():
     """Silence numpy's "All-NaN slice" warning: an undefined statistic stays NaN."""
-
-    def __enter__(self):
-        import warnings
-        self._ctx = warnings.catch_warnings()
-        self._ctx.__enter__()
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc):
-        return self._ctx.__exit__(*exc)
+        yield
 
 
 def agreement(matrices: Mapping[str, pd.DataFrame], *, reference: str | None = None,
