@@ -139,3 +139,23 @@ def test_evaluate_methods_side_by_side(workspace, capsys):
     readme = (w / "README.md").read_text(encoding="utf-8")
     assert readme.startswith("# Project") and "| code | positives | F1 rules" in readme
     assert "grouped by document" in readme
+
+
+def test_train_from_long_gold_with_segments_table(workspace, capsys):
+    w = workspace
+    wide = _gold(n_docs=4, per_doc=12)
+    segs = wide[["id", "text"]].rename(columns={"id": C.SEGMENT_ID})
+    segs.to_csv(w / "segments.csv", index=False)
+    rows = [{C.SEGMENT_ID: r["id"], C.CODE_ID: c} for _, r in wide.iterrows()
+            for c in CUES if r[c]]
+    rows += [{C.SEGMENT_ID: r["id"], C.CODE_ID: ""} for _, r in wide.iterrows()
+             if not any(r[c] for c in CUES)]  # hand-coded, no code
+    pd.DataFrame(rows).to_csv(w / "long.csv", index=False)
+    rc = main(["train", str(w / "long.csv"), "--segments", str(w / "segments.csv"),
+               "--out", str(w / "m.skops"), "--folds", "2"])
+    assert rc == 0, capsys.readouterr().err
+    assert "on 48 segments from 4 documents" in capsys.readouterr().out
+    pd.DataFrame({C.SEGMENT_ID: ["zz:1"], C.CODE_ID: ["agency"]}).to_csv(w / "orphan.csv", index=False)
+    assert main(["train", str(w / "orphan.csv"), "--segments", str(w / "segments.csv"),
+                 "--out", str(w / "x")]) == 1
+    assert "1 gold segment(s) not in" in capsys.readouterr().err
