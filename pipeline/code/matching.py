@@ -167,6 +167,7 @@ def match_segments(segments: pd.DataFrame, docs: Sequence[Doc],
             continue
         base = int(seg_start)
         seen = set()
+        text = None  # Doc.text re-joins every token on each access: build it once per doc
         for m in doc_matches(doc, compiled):
             first, last = doc[m.start], doc[m.end - 1]
             c0, c1 = first.idx, last.idx + len(last.text)
@@ -174,7 +175,9 @@ def match_segments(segments: pd.DataFrame, docs: Sequence[Doc],
             if key in seen:
                 continue
             seen.add(key)
-            evidence = doc.text[c0:c1]
+            if text is None:
+                text = doc.text
+            evidence = text[c0:c1]
             if m.rule.kind == "proximity" and len(evidence) > EVIDENCE_LIMIT:
                 evidence = evidence[:EVIDENCE_LIMIT - 1] + "…"
             rows.append((seg_id, doc_id, m.rule.code_id, m.rule.id, evidence,
