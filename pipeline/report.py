@@ -228,6 +228,43 @@ def build_figures(coded_dir: str | Path, codebook_path: str | Path, figures_dir:
     return manifest
 
 
+AGREEMENT_NAME = "agreement.csv"
+DEFAULT_GOLD = ROOT / "data" / "coded" / "gold" / "gold_test.csv"
+
+
+def gold_agreement(coded_dir: str | Path, gold: str | Path, *, n_boot: int = 1000,
+                   seed: int = 0) -> Path:
+    """Score the codings of a coded folder against a gold standard for the report.
+
+    Writes ``<coded_dir>/agreement.csv`` (per-code precision, recall, F1, kappa with
+    bootstrap intervals, seeded so the agreement figure is reproducible), which
+    ``build_figures`` picks up for the agreement chart.
+
+    Args:
+        coded_dir: coded folder.
+        gold: wide gold table (segment_id + one 0/1 column per code).
+        n_boot: bootstrap resamples.
+        seed: bootstrap seed.
+
+    Returns:
+        The path written.
+    """
+    import io
+
+    from pipeline import agreement as ag
+    from pipeline.cli.agreement import read_coder, read_table
+
+    gold_df = read_table(gold)
+    gold_m = ag.to_matrix(gold_df, name="gold", source=str(gold))
+    rules = read_coder(coded_dir, "rules")
+    from pipeline.cli.agreement import evaluate_rules
+
+    res = evaluate_rules(gold_m, rules, n_boot=n_boot, seed=seed)
+    buf = io.StringIO()
+    res.table.to_csv(buf, index=False, lineterminator="\n")
+    return atomic_write_text(Path(coded_dir) / AGREEMENT_NAME, buf.getvalue())
+
+
 def _rel(path: str | Path) -> str:
     # Relative to the project so the committed manifest does not leak a home folder.
     p = Path(path).resolve()
@@ -286,7 +323,8 @@ def compare_figures(committed_dir: str | Path, committed: dict[str, Any],
 def check_figures(figures_dir: str | Path, *, codebook_path: str | Path,
                   raw: str | Path | None = None, coded_dir: str | Path | None = None,
                   lang: str | None = None, notebook: str | Path | None = None,
-                  keep: str | Path | None = None, timeout: int = 600) -> CheckResult:
+                  keep: str | Path | None = None, gold: str | Path | None = None,
+                  timeout: int = 600) -> CheckResult:
     """Regenerate the report figures from scratch and compare them with the committed ones.
 
     With ``raw``, the raw transcripts are re-coded into a temporary coded folder
@@ -302,6 +340,8 @@ def check_figures(figures_dir: str | Path, *, codebook_path: str | Path,
         lang: label language (default: the one recorded in the manifest).
         notebook: report notebook.
         keep: copy the regenerated figures here for inspection.
+        gold: gold standard scored for the agreement figure after re-coding ``raw``
+            (as ``qcode run`` does).
         timeout: seconds allowed per notebook cell.
 
     Returns:
@@ -314,6 +354,8 @@ def check_figures(figures_dir: str | Path, *, codebook_path: str | Path,
         source = Path(coded_dir) if coded_dir else None
         if raw is not None:
             source = _recode(Path(raw), codebook_path, source, Path(tmp) / "coded")
+            if gold is not None:
+                gold_agreement(source, gold)
         if source is None:
             raise ReportError("check_figures needs raw= or coded_dir=")
         fresh = build_figures(source, codebook_path, Path(tmp) / "figures", lang=lang,

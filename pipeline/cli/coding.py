@@ -12,6 +12,8 @@ DEFAULT_RAW = "data/raw"
 DEFAULT_CODED = "data/coded"
 DEFAULT_CODEBOOK = "codebook.yaml"
 DEFAULT_FIGURES = "reports/figures"
+DEFAULT_MATRICES = "reports/matrices"
+DEFAULT_GOLD = "data/coded/gold/gold_test.csv"
 
 
 def _add_coding_options(p: argparse.ArgumentParser) -> None:
@@ -60,6 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--figures", default=DEFAULT_FIGURES,
                    help=f"figures folder (default: {DEFAULT_FIGURES})")
     p.add_argument("--no-figures", action="store_true", help="code only; skip matrices and figures")
+    p.add_argument("--gold", default=DEFAULT_GOLD,
+                   help="gold standard scored against the rule coding for the agreement figure "
+                        f"(default: {DEFAULT_GOLD}, if present; 'none' to skip)")
     _add_coding_options(p)
     p.set_defaults(func=cmd_run)
 
@@ -126,21 +131,41 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(_summary(result))
     if not args.no_figures:
-        for line in _later_stages(args):
+        extra = [c for c in result.data.segments.columns if c not in C.SEGMENT_COLUMNS]
+        for line in _later_stages(args, extra):
             if not args.quiet:
                 print(line)
     return result.exit_code
 
 
-def _later_stages(args: argparse.Namespace) -> list[str]:
-    """Matrices and figures, when those stages are installed in this version."""
+def _matrix_attributes(attributes: list[str]) -> list[str]:
+    # The study's usual breakdowns, where the metadata has them.
+    wanted = [a for a in ("country", "sector", "role") if a in attributes]
+    if {"country", "sector"} <= set(wanted):
+        wanted.append("country,sector")
+    return wanted
+
+
+def _later_stages(args: argparse.Namespace, attributes: list[str]) -> list[str]:
+    """Agreement with the gold standard, theme matrices and report figures."""
+    from pipeline import report
+    from pipeline.cli import matrix
+
     done = []
-    try:
-        from pipeline import report
-    except ImportError:
-        return done
+    if args.gold and args.gold.lower() != "none" and Path(args.gold).is_file():
+        path = report.gold_agreement(args.out, args.gold)
+        done.append(f"agreement with {args.gold}: {path}")
+    elif args.gold != DEFAULT_GOLD and args.gold.lower() != "none":
+        raise UsageError(f"{args.gold}: gold standard not found")
+    matrix_args = argparse.Namespace(
+        coded=args.out, codebook=args.codebook, out=DEFAULT_MATRICES,
+        xlsx=f"{DEFAULT_MATRICES}/matrices.xlsx", by=_matrix_attributes(attributes),
+        value="segments", level="top", window=0, where=[], speaker=[], method=[],
+        case=C.DOC_ID, per_cell=2, kwic=None, kwic_window=6, quiet=True)
+    matrix.cmd_matrix(matrix_args)
+    done.append(f"matrices: CSV files and matrices.xlsx written to {DEFAULT_MATRICES}/")
     built = report.build_figures(args.out, args.codebook, args.figures)
-    done.append(f"figures: {len(built.get('figures', built))} written to {args.figures}/")
+    done.append(f"figures: {len(built['figures'])} files written to {args.figures}/")
     return done
 
 

@@ -8,6 +8,7 @@ DEFAULT_CODED = "data/coded"
 DEFAULT_RAW = "data/raw"
 DEFAULT_CODEBOOK = "codebook.yaml"
 DEFAULT_FIGURES = "reports/figures"
+DEFAULT_GOLD = "data/coded/gold/gold_test.csv"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,8 +33,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--from-coded", action="store_true",
                    help="with --check: rebuild from --coded instead of re-coding --raw")
     p.add_argument("--keep", metavar="DIR", help="with --check: copy the regenerated figures here")
+    p.add_argument("--gold", default=DEFAULT_GOLD,
+                   help="with --check: gold standard scored for the agreement figure, as "
+                        f"'qcode run' does (default: {DEFAULT_GOLD}, if present; 'none' to skip)")
     p.add_argument("--quiet", "-q", action="store_true", help="print nothing on success")
     p.set_defaults(func=cmd_figures)
+
+
+def _gold(path: str | None) -> str | None:
+    from pathlib import Path
+
+    if not path or path.lower() == "none":
+        return None
+    if Path(path).is_file():
+        return path
+    if path != DEFAULT_GOLD:
+        from pipeline.errors import UsageError
+        raise UsageError(f"{path}: gold standard not found")
+    return None
 
 
 def cmd_figures(args: argparse.Namespace) -> int:
@@ -43,7 +60,7 @@ def cmd_figures(args: argparse.Namespace) -> int:
     if args.check:
         result = report.check_figures(
             args.out, codebook_path=args.codebook, raw=None if args.from_coded else args.raw,
-            coded_dir=args.coded, lang=args.lang, keep=args.keep)
+            coded_dir=args.coded, lang=args.lang, keep=args.keep, gold=_gold(args.gold))
         for note in result.notes:
             print(f"qcode: note: {note}", file=sys.stderr)
         if not result.ok:
