@@ -20,8 +20,15 @@ from pipeline import __version__
 from pipeline import columns as C
 from pipeline import ingest as ingest_stage
 from pipeline import segment as segment_stage
+from pipeline.cache import default_cache_dir
+from pipeline.chunk import ORDER, PHASE_META_COLUMNS, PHASE_ORPHAN_META, ChunkTask, RunContext
 from pipeline.codebook import Codebook, load_codebook
-from pipeline.store import CodedData, output_lock, write_coded
+from pipeline.engine import run_chunks
+from pipeline.ingest.batch import _display, _parents  # path display identical to ingest()
+from pipeline.parts import PartWriter
+from pipeline.store import LazyCodedData, commit_staged, output_lock
+
+TABLES = ("documents", "segments", "codings", "matches")
 
 EXIT_OK, EXIT_PARTIAL = 0, 2
 _VERSIONED = ("pandas", "pyarrow", "spacy", "spacy-lookups-data", "nltk", "scikit-learn")
@@ -41,6 +48,12 @@ class RunOptions:
     model: str | None = None
     batch_size: int = 500
     progress: bool = True
+    jobs: int = 1                      # local worker processes (dask: LocalCluster size)
+    engine: str = "local"              # local | dask
+    scheduler: str | None = None       # dask scheduler address; None: a LocalCluster
+    cache: bool = True                 # reuse parsed documents (DocBin cache)
+    cache_dir: str | None = None       # None: <out>/.cache
+    chunk_bytes: int = 1_000_000       # raw input bytes per chunk (memory vs overhead)
 
 
 @dataclass
@@ -104,12 +117,69 @@ def code_segments_batched(segments: pd.DataFrame, codebook: Codebook, *, batch_s
     return matches, codings
 
 
+def plan_chunks(files: Sequence[Path], shown: Sequence[str], *, chunk_bytes: int,
+                max_files: int = 2000) -> list[ChunkTask]:
+    """Cut the input files into chunks of about ``chunk_bytes`` of raw input.
+
+    Files are taken in ``doc_id`` order (stem, then path), which is the order of the
+    output tables; files sharing a stem stay together so duplicate ids are resolved
+    exactly as in a whole-corpus run. Boundaries depend on the inputs only, never on
+    the engine or the number of jobs, so output files are byte-identical across them.
+    """
+    order = sorted(range(len(files)), key=lambda k: (files[k].stem, files[k].as_posix()))
+    tasks: list[ChunkTask] = []
+    current: list[tuple[int, str, str]] = []
+    size = 0
+    for n, k in enumerate(order):
+        current.append((k, str(files[k]), shown[k]))
+        try:
+            size += files[k].stat().st_size
+        except OSError:
+            pass  # unreadable: read_file reports it
+        last_of_stem = n + 1 == len(order) or files[order[n + 1]].stem != files[k].stem
+        if last_of_stem and (size >= chunk_bytes or len(current) >= max_files):
+            tasks.append(ChunkTask(len(tasks), current))
+            current, size = [], 0
+    if current:
+        tasks.append(ChunkTask(len(tasks), current))
+    return tasks
+
+
+def _context(opts: RunOptions, book: Codebook, codebook: str | Path, unit: str,
+             inputs: list[Path], out_dir: str | Path) -> RunContext:
+    from pipeline.ingest.batch import _find_metadata, _load_metadata, normalise_lang
+    from pipeline.errors import UsageError
+
+    default = normalise_lang(book.settings.default_lang)
+    if default is None:
+        raise UsageError(f"unknown default language {book.settings.default_lang!r}; use nl or en")
+    forced = None
+    if opts.lang is not None:
+        forced = normalise_lang(opts.lang)
+        if forced is None:
+            raise UsageError(f"unknown language {opts.lang!r}; use nl or en")
+    meta_paths = [Path(opts.metadata)] if opts.metadata is not None else _find_metadata(inputs)
+    meta, meta_name = _load_metadata(meta_paths)
+    labels = list(dict.fromkeys([*segment_stage.DEFAULT_INTERVIEWER_LABELS,
+                                 *book.settings.interviewer_labels]))
+    cache_dir = None
+    if opts.cache:
+        cache_dir = str(Path(opts.cache_dir) if opts.cache_dir else default_cache_dir(out_dir))
+    return RunContext(str(Path(codebook).resolve()), book.hash, unit, labels, opts.code_speakers,
+                      opts.text_column, opts.id_column, default, forced, meta, meta_name,
+                      cache_dir, batch_size=min(opts.batch_size, 1000))
+
+
 def code_corpus(inputs: Sequence[str | Path], *, codebook: str | Path, out_dir: str | Path,
                 options: RunOptions | None = None) -> RunResult:
-    """Code transcripts end to end and write the coded folder.
+    """Code transcripts end to end and write the coded folder, streaming in chunks.
 
     The codebook is validated before anything is written; files that cannot be read
-    are listed in ``errors.csv`` and the run goes on with the rest.
+    are listed in ``errors.csv`` and the run goes on with the rest. Documents flow
+    through ingest -> segment -> NLP -> coding in chunks (``options.chunk_bytes``)
+    on the chosen engine; each chunk's rows are spilled to disk, so peak memory does
+    not grow with the corpus, and the outputs are renamed into place at the end,
+    manifest last.
 
     Args:
         inputs: Files and/or folders of transcripts.
@@ -118,11 +188,12 @@ def code_corpus(inputs: Sequence[str | Path], *, codebook: str | Path, out_dir: 
         options: Run options.
 
     Returns:
-        The run result; ``exit_code`` is 2 when some input was skipped.
+        The run result; ``exit_code`` is 2 when some input was skipped. ``data``
+        loads the big tables from ``out_dir`` on first access.
     """
     opts = options or RunOptions()
     timings: dict[str, float] = {}
-    clock = time.perf_counter()
+    started = clock = time.perf_counter()
 
     def lap(name: str) -> None:
         nonlocal clock
@@ -134,52 +205,180 @@ def code_corpus(inputs: Sequence[str | Path], *, codebook: str | Path, out_dir: 
     unit = opts.unit or book.settings.unit
     lap("codebook")
     with output_lock(out_dir):
-        got = ingest_stage.ingest(
-            list(inputs), metadata=opts.metadata, text_column=opts.text_column,
-            id_column=opts.id_column, default_lang=book.settings.default_lang, lang=opts.lang)
-        lap("ingest")
-        labels = list(dict.fromkeys([*segment_stage.DEFAULT_INTERVIEWER_LABELS,
-                                     *book.settings.interviewer_labels]))
-        segments = segment_stage.segment(got.documents, got.turns, unit=unit,
-                                         interviewer_labels=labels,
-                                         code_speakers=opts.code_speakers)
-        lap("segment")
-        matches, codings = code_segments_batched(segments, book, batch_size=opts.batch_size,
-                                                 progress=opts.progress)
-        lap("nlp+code")
-        if opts.method != "rules":
-            codings = _apply_model(opts, book, segments, codings)
-            lap("model")
-        errors = got.errors.reindex(columns=C.ERROR_COLUMNS)
-        n_failed = int((errors[C.ERROR_SEVERITY] == "error").sum())
-        manifest = {
-            "qcode_version": __version__,
-            "codebook": {"path": str(codebook), "hash": book.hash, "version": book.version},
-            "inputs": [
-                {"doc_id": d, "path": p, "sha256": h}
-                for d, p, h in zip(got.documents[C.DOC_ID], got.documents[C.PATH],
-                                   got.documents[C.SHA256])
-            ],
-            "options": {**asdict(opts), "unit": unit},
-            "versions": versions(),
-            "counts": {
-                "documents": int(len(got.documents)),
-                "files_failed": n_failed,
-                "segments": int(len(segments)),
-                "segments_coded": int(segments[C.CODED].sum()),
-                "codings": int(len(codings)),
-                "codings_per_code": {k: int(v) for k, v in
-                                     codings[C.CODE_ID].value_counts().sort_index().items()},
-            },
-            "timings_s": timings,
-        }
-        data = CodedData(documents=got.documents, segments=segments, codings=codings,
-                         matches=matches, errors=errors, manifest=manifest)
-        manifest = write_coded(out_dir, data)
-        lap("store")
-        manifest["timings_s"] = timings
+        paths = [Path(p) for p in inputs]
+        ctx = _context(opts, book, codebook, unit, paths, out_dir)
+        files = ingest_stage.discover(paths)
+        roots = {p.resolve(): p for p in paths if p.is_dir()}
+        shown = [_display(f, next((roots[r] for r in _parents(f) if r in roots), None))
+                 for f in files]
+        tasks = plan_chunks(files, shown, chunk_bytes=opts.chunk_bytes)
+        lap("plan")
+        writer = PartWriter(out_dir)
+        try:
+            run = _stream(tasks, ctx, opts, writer, len(files))
+            lap("ingest+nlp+code")
+            if opts.method != "rules":
+                _model_pass(opts, book, writer, run)
+                lap("model")
+            staged = {}
+            for name, base, csv in ((TABLES[0], C.DOCUMENTS_FILE, False),
+                                    (TABLES[1], C.SEGMENTS_FILE, True),
+                                    (TABLES[2], C.CODINGS_FILE, True),
+                                    (TABLES[3], C.MATCHES_FILE, False)):
+                staged.update(writer.finalize(name, base, csv=csv))
+            errors = run.errors
+            err_path = writer.dir / "errors.csv.staged"
+            err_path.write_bytes(errors.to_csv(index=False, lineterminator="\n").encode("utf-8"))
+            staged[C.ERRORS_FILE] = err_path
+            lap("write")
+            timings["total"] = round(time.perf_counter() - started, 3)
+            manifest = _manifest(opts, book, codebook, unit, run, timings, len(tasks))
+            manifest = commit_staged(out_dir, staged, manifest)
+        finally:
+            writer.close()
+    n_failed = run.n_failed
+    data = LazyCodedData(out_dir, errors, manifest)
     return RunResult(data=data, manifest=manifest, exit_code=EXIT_PARTIAL if n_failed else EXIT_OK,
                      out_dir=Path(out_dir), codebook=book)
+
+
+class _Run:
+    """What the runner keeps of a streamed run: counters, not tables."""
+
+    def __init__(self) -> None:
+        self.inputs: list[dict[str, str]] = []
+        self.errors_rows: list[pd.DataFrame] = []
+        self.present: set[str] = set()
+        self.failed: set[str] = set()
+        self.counts = {"documents": 0, "segments": 0, "segments_coded": 0, "codings": 0,
+                       "tokens": 0, "cache_hits": 0, "cache_misses": 0}
+        self.per_code: dict[str, int] = {}
+        self.stage_s = {"ingest": 0.0, "segment": 0.0, "nlp_code": 0.0}
+        self.wall_s = 0.0
+        self.errors = pd.DataFrame(columns=C.ERROR_COLUMNS)
+        self.n_failed = 0
+
+
+def _meta_rows(ctx: RunContext, known: set[str], phase: int) -> list[dict]:
+    """Metadata warnings of the whole corpus (column renames, or rows without a document)."""
+    from pipeline.ingest.batch import _join_metadata
+
+    rows: list[dict] = []
+    if ctx.meta is None:
+        return rows
+
+    def report(file: str, severity: str, message: str) -> None:
+        rows.append({C.ERROR_FILE: file, C.ERROR_STAGE: "ingest", C.ERROR_SEVERITY: severity,
+                     C.ERROR_MESSAGE: message, ORDER: (phase, len(rows))})
+
+    empty = pd.DataFrame(columns=C.DOCUMENT_COLUMNS)
+    renames = []
+    _join_metadata(empty, ctx.meta, ctx.meta_name, set(ctx.meta[C.DOC_ID]),
+                   lambda f, s, m: renames.append((f, s, m)))
+    if phase == PHASE_META_COLUMNS:
+        for f, sev, m in renames:
+            report(f, sev, m)
+        return rows
+    every = []
+    _join_metadata(empty, ctx.meta, ctx.meta_name, known, lambda f, s, m: every.append((f, s, m)))
+    for f, sev, m in every[len(renames):]:  # the renames come first; reported once already
+        report(f, sev, m)
+    return rows
+
+
+def _stream(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, writer: PartWriter,
+            n_files: int) -> _Run:
+    """Run the chunks on the engine and spill every result to the part files in order."""
+    from pipeline.code import empty_codings
+    from pipeline.code.matching import _empty_matches
+
+    from tqdm.auto import tqdm
+
+    run = _Run()
+    started = time.perf_counter()
+    bar = tqdm(total=n_files, disable=not opts.progress, desc="coding", unit="doc", leave=False)
+    with bar:
+        for res in run_chunks(tasks, ctx, jobs=opts.jobs, engine=opts.engine,
+                              scheduler=opts.scheduler):
+            for name in TABLES:
+                writer.add(name, getattr(res, name))
+            run.inputs += [{"doc_id": d, "path": p, "sha256": h} for d, p, h in zip(
+                res.documents[C.DOC_ID], res.documents[C.PATH], res.documents[C.SHA256])]
+            run.errors_rows.append(res.errors)
+            run.present.update(res.present)
+            run.failed.update(res.failed)
+            for key in ("documents", "segments", "segments_coded", "tokens", "cache_hits",
+                        "cache_misses"):
+                run.counts[key] += int(res.stats[key])
+            run.counts["codings"] += len(res.codings)
+            for code, n in res.codings[C.CODE_ID].value_counts().items():
+                run.per_code[code] = run.per_code.get(code, 0) + int(n)
+            for stage in run.stage_s:
+                run.stage_s[stage] += res.stats[f"{stage}_s"]
+            elapsed = max(time.perf_counter() - started, 1e-9)
+            bar.update(len(tasks[res.index].files))
+            bar.set_postfix_str(f"{run.counts['segments'] / elapsed:,.0f} seg/s, "
+                                f"{run.counts['documents'] / elapsed:,.1f} doc/s")
+    run.wall_s = time.perf_counter() - started
+    if not tasks:  # still write typed, empty tables with headers
+        writer.add("documents", pd.DataFrame(columns=C.DOCUMENT_COLUMNS))
+        writer.add("segments", pd.DataFrame(columns=C.SEGMENT_COLUMNS))
+        writer.add("codings", empty_codings())
+        writer.add("matches", _empty_matches())
+    rows = pd.DataFrame(_meta_rows(ctx, set(), PHASE_META_COLUMNS)
+                        + _meta_rows(ctx, run.present | run.failed, PHASE_ORPHAN_META),
+                        columns=[*C.ERROR_COLUMNS, ORDER])
+    errors = pd.concat([*run.errors_rows, rows], ignore_index=True)
+    errors = errors.iloc[sorted(range(len(errors)), key=lambda k: errors[ORDER].iloc[k])]
+    run.errors = errors[C.ERROR_COLUMNS].reset_index(drop=True)
+    run.n_failed = int((run.errors[C.ERROR_SEVERITY] == "error").sum())
+    return run
+
+
+def _manifest(opts: RunOptions, book: Codebook, codebook: str | Path, unit: str, run: _Run,
+              timings: dict[str, float], n_chunks: int) -> dict[str, Any]:
+    wall = max(run.wall_s, 1e-9)
+    return {
+        "qcode_version": __version__,
+        "codebook": {"path": str(codebook), "hash": book.hash, "version": book.version},
+        "inputs": run.inputs,
+        "options": {**asdict(opts), "unit": unit},
+        "versions": versions(),
+        "counts": {
+            "documents": run.counts["documents"],
+            "files_failed": run.n_failed,
+            "segments": run.counts["segments"],
+            "segments_coded": run.counts["segments_coded"],
+            "codings": run.counts["codings"],
+            "codings_per_code": dict(sorted(run.per_code.items())),
+        },
+        "timings_s": timings,
+        # Worker-side stage times summed over chunks (CPU seconds across all workers).
+        "stage_times_s": {k: round(v, 3) for k, v in run.stage_s.items()},
+        "throughput": {
+            "chunks": n_chunks,
+            "tokens": run.counts["tokens"],
+            "segments_per_s": round(run.counts["segments"] / wall, 1),
+            "documents_per_s": round(run.counts["documents"] / wall, 2),
+            "tokens_per_s": round(run.counts["tokens"] / wall, 1),
+            "cache_hits": run.counts["cache_hits"],
+            "cache_misses": run.counts["cache_misses"],
+        },
+    }
+
+
+def _model_pass(opts: RunOptions, book: Codebook, writer: PartWriter, run: _Run) -> None:
+    """ml/hybrid: the model sees every coded segment at once (not streamed)."""
+    segments = pd.concat([pd.read_parquet(p) for p in writer.parts["segments"]],
+                         ignore_index=True)
+    codings = pd.concat([pd.read_parquet(p) for p in writer.parts["codings"]],
+                        ignore_index=True)
+    codings = _apply_model(opts, book, segments, codings)
+    writer.parts["codings"] = []
+    writer.columns["codings"] = []
+    writer.add("codings", codings)
+    run.counts["codings"] = len(codings)
+    run.per_code = {k: int(v) for k, v in codings[C.CODE_ID].value_counts().sort_index().items()}
 
 
 def _apply_model(opts: RunOptions, book: Codebook, segments: pd.DataFrame,

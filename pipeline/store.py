@@ -156,23 +156,51 @@ def write_coded(out_dir: str | Path, data: CodedData) -> dict[str, Any]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = _outputs(data)
-    manifest = dict(data.manifest)
-    manifest["outputs"] = {name: hashlib.sha256(b).hexdigest() for name, b in sorted(files.items())}
     # Stage everything first: if serialising fails, nothing in the folder has changed.
-    staged: list[tuple[Path, Path]] = []
+    staged: dict[str, Path] = {}
     try:
         for name, payload in files.items():
             fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out)
+            staged[name] = Path(tmp)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(payload)
-                fh.flush()
-                os.fsync(fh.fileno())
-            staged.append((Path(tmp), out / name))
-        for tmp, final in staged:
-            os.replace(tmp, final)
+        return commit_staged(out, staged, data.manifest)
     finally:
-        for tmp, _ in staged:
+        for tmp in staged.values():
             tmp.unlink(missing_ok=True)
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def commit_staged(out_dir: str | Path, staged: dict[str, Path],
+                  manifest: dict[str, Any]) -> dict[str, Any]:
+    """Move fully written temp files into place, then write the manifest last.
+
+    Used by ``write_coded`` and by streaming runs, whose outputs are written chunk
+    by chunk into temp files inside ``out_dir`` (same file system: renames are atomic).
+
+    Args:
+        out_dir: The coded folder.
+        staged: Final file name -> temp file holding its complete content.
+        manifest: Manifest of the run; an ``outputs`` map (name -> sha256) is added.
+
+    Returns:
+        The manifest as written.
+    """
+    out = Path(out_dir)
+    manifest = dict(manifest)
+    for tmp in staged.values():
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+    manifest["outputs"] = {name: _file_sha256(tmp) for name, tmp in sorted(staged.items())}
+    for name, tmp in staged.items():
+        os.replace(tmp, out / name)
     _fsync_dir(out)
     text = json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n"
     atomic_write_text(out / C.MANIFEST_FILE, text)
@@ -269,3 +297,21 @@ def output_lock(out_dir: str | Path) -> Iterator[Path]:
         yield out
     finally:
         fh.close()
+
+
+class LazyCodedData:
+    """``CodedData`` of a streaming run: errors and manifest in memory, the big tables
+    read from the folder on first access (a million-segment run never holds them)."""
+
+    def __init__(self, out_dir: str | Path, errors: pd.DataFrame, manifest: dict[str, Any]) -> None:
+        self.out_dir = Path(out_dir)
+        self.errors = errors
+        self.manifest = manifest
+        self._loaded: CodedData | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("documents", "segments", "codings", "matches"):
+            if self._loaded is None:
+                self._loaded = load_coded(self.out_dir, verify=False)
+            return getattr(self._loaded, name)
+        raise AttributeError(name)

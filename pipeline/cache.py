@@ -1,0 +1,131 @@
+"""Parse once, code many times: a folder of spaCy ``DocBin`` files.
+
+Re-coding after a codebook edit does not change a single token, so the parsed
+segments of a document are stored under a key made of everything that shapes the
+parse: the segment texts, the language, the spaCy and spacy-lookups-data versions
+and the pipeline config. A changed text, unit or pipeline gives a new key; nothing
+is ever invalidated in place. One file per document keeps the file count low (a
+million segments in ten thousand documents is ten thousand files).
+
+The folder only holds derived data and can be deleted at any time. Entries are
+written atomically (temp file + rename), and an unreadable, truncated or mismatched
+entry is treated as a miss: parsed again and overwritten, never an error.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Sequence
+from functools import lru_cache
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+
+from spacy.tokens import Doc, DocBin
+
+CACHE_DIRNAME = ".cache"      # inside the output folder; gitignored (.gitignore: .cache/)
+SUBDIR = "docbin-v1"          # bump when the entry format changes
+# Attributes the coder reads: lower/lemma/punct come from ORTH+LEMMA via the vocab.
+_ATTRS = ["ORTH", "LEMMA", "NORM", "SENT_START"]
+
+
+def default_cache_dir(out_dir: str | Path) -> Path:
+    """Return the default cache folder of an output folder (``<out>/.cache``)."""
+    return Path(out_dir) / CACHE_DIRNAME
+
+
+@lru_cache(maxsize=None)
+def pipeline_fingerprint(lang: str) -> str:
+    """Hash of what, besides the text, determines a parse in ``lang``."""
+    import spacy
+
+    from pipeline.nlp import make_nlp
+
+    nlp = make_nlp(lang)
+    try:
+        lookups = importlib_metadata.version("spacy-lookups-data")
+    except importlib_metadata.PackageNotFoundError:
+        lookups = "none"
+    parts = [SUBDIR, lang, spacy.__version__, lookups, ",".join(nlp.pipe_names),
+             nlp.config.to_str()]
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+
+
+def cache_key(texts: Sequence[str], lang: str) -> str:
+    """Key of the parse of ``texts`` (in order) with the ``lang`` pipeline."""
+    h = hashlib.sha256(pipeline_fingerprint(lang).encode("ascii"))
+    for text in texts:
+        data = text.encode("utf-8")
+        # Length prefixes: ["ab", "c"] and ["a", "bc"] must not collide.
+        h.update(len(data).to_bytes(8, "little"))
+        h.update(data)
+    return h.hexdigest()
+
+
+class DocCache:
+    """Parsed segments on disk, keyed by ``cache_key``.
+
+    Args:
+        folder: Cache folder; None disables caching (``--no-cache``).
+    """
+
+    def __init__(self, folder: str | Path | None) -> None:
+        self.folder = Path(folder) / SUBDIR if folder is not None else None
+        self.hits = 0
+        self.misses = 0
+
+    def _path(self, key: str) -> Path:
+        assert self.folder is not None
+        return self.folder / key[:2] / f"{key}.spacy"
+
+    def load(self, key: str, texts: Sequence[str], lang: str) -> list[Doc] | None:
+        """Return the cached docs of ``texts``, or None when absent or unusable."""
+        if self.folder is None:
+            return None
+        path = self._path(key)
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return None
+        from pipeline.nlp import make_nlp
+
+        try:
+            docs = list(DocBin().from_bytes(data).get_docs(make_nlp(lang).vocab))
+        except Exception:  # a damaged entry can fail in msgpack, zlib or spaCy: rebuild it
+            return None
+        # A key collision or a foreign file must never change results: check the texts.
+        if len(docs) != len(texts) or any(d.text != t for d, t in zip(docs, texts)):
+            return None
+        return docs
+
+    def save(self, key: str, docs: Sequence[Doc]) -> None:
+        """Store docs under ``key``; failures (disk full, read-only) are ignored."""
+        if self.folder is None:
+            return
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            payload = DocBin(attrs=_ATTRS, docs=docs, store_user_data=False).to_bytes()
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(payload)
+            os.replace(tmp, path)  # atomic: a concurrent reader sees old or new, never half
+        except OSError:
+            return
+
+    def parse(self, texts: Sequence[str], lang: str, *, batch_size: int = 256) -> list[Doc]:
+        """Return docs of ``texts`` from the cache, parsing (and storing) on a miss."""
+        from pipeline.nlp import parse
+
+        if self.folder is None:
+            self.misses += 1
+            return parse(texts, lang, batch_size=batch_size)
+        key = cache_key(texts, lang)
+        docs = self.load(key, texts, lang)
+        if docs is not None:
+            self.hits += 1
+            return docs
+        self.misses += 1
+        docs = parse(texts, lang, batch_size=batch_size)
+        self.save(key, docs)
+        return docs

@@ -1,0 +1,237 @@
+"""One unit of work of a streaming run: a few input files -> coded tables.
+
+``process_chunk`` runs ingest → segment → NLP → rule coding for a chunk of files and
+returns its slice of every output table. It is a plain function of picklable
+arguments, so the same code runs in-process, in a local process pool and on Dask
+workers, and every engine gives the same output. Whole-corpus concerns (metadata rows
+without a document, the final sort of errors) stay with the runner.
+
+Chunks hold whole documents, in ``doc_id`` order, and every file with the same stem
+lands in the same chunk, so a chunk's tables are exactly the rows a whole-corpus run
+would give for those documents, and concatenating chunks in order gives the
+whole-corpus tables.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipeline import columns as C
+from pipeline.errors import InputError
+
+# Error-row sort keys; the order reproduces the whole-corpus ingest: file problems in
+# path order, metadata column renames, missing metadata, orphan metadata rows, languages.
+PHASE_FILE, PHASE_META_COLUMNS, PHASE_NO_META, PHASE_ORPHAN_META, PHASE_LANG = range(5)
+ORDER = "_order"
+
+
+@dataclass
+class RunContext:
+    """Everything a worker needs besides its files (picklable; sent once per worker)."""
+
+    codebook_path: str
+    codebook_hash: str
+    unit: str
+    interviewer_labels: list[str]
+    code_speakers: list[str] | str | None
+    text_column: str
+    id_column: str
+    default_lang: str
+    forced_lang: str | None
+    meta: pd.DataFrame | None
+    meta_name: str
+    cache_dir: str | None
+    batch_size: int = 256
+
+
+@dataclass
+class ChunkTask:
+    """Files of one chunk: (index in path order, path, path as shown in outputs)."""
+
+    index: int
+    files: list[tuple[int, str, str]]
+
+
+@dataclass
+class ChunkResult:
+    """A chunk's slice of the output tables plus counters and timings."""
+
+    index: int
+    documents: pd.DataFrame
+    segments: pd.DataFrame
+    matches: pd.DataFrame
+    codings: pd.DataFrame
+    errors: pd.DataFrame                 # ERROR_COLUMNS + ORDER
+    present: list[str]                   # doc ids read
+    failed: list[str]                    # stems of files that could not be read
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+_BOOKS: dict[tuple[str, str], Any] = {}
+_COMPILED: dict[tuple[str, int, str], Any] = {}
+
+
+def _codebook(ctx: RunContext):  # noqa: ANN202
+    """Load (once per process) the codebook the run validated."""
+    from pipeline.codebook import load_codebook
+
+    key = (ctx.codebook_path, ctx.codebook_hash)
+    if key not in _BOOKS:
+        book = load_codebook(ctx.codebook_path)
+        if book.hash != ctx.codebook_hash:
+            raise InputError(ctx.codebook_path, "changed while the run was going on; run again")
+        _BOOKS.clear()
+        _BOOKS[key] = book
+    return _BOOKS[key]
+
+
+def _compiled(book, lang: str):  # noqa: ANN001, ANN202
+    """Compile the rules of a language once per process, not once per chunk."""
+    from pipeline.code import compile_rules
+
+    key = (book.hash, id(book), lang)
+    if key not in _COMPILED:
+        _COMPILED[key] = compile_rules(book, lang)
+    return _COMPILED[key]
+
+
+def read_chunk(task: ChunkTask, ctx: RunContext, errors: list[dict]):  # noqa: ANN201
+    """Read the chunk's files like ``ingest.ingest`` does for a whole corpus."""
+    from pipeline.ingest import read_file
+    from pipeline.ingest.batch import _join_metadata, _languages  # same rules as ingest()
+
+    docs, turns, seen, failed = [], [], {}, []
+    for pos, path, shown in task.files:
+        def report(file: str, severity: str, message: str, _pos: int = pos) -> None:
+            errors.append({C.ERROR_FILE: file, C.ERROR_STAGE: "ingest", C.ERROR_SEVERITY: severity,
+                           C.ERROR_MESSAGE: message, ORDER: (PHASE_FILE, _pos)})
+        try:
+            got = read_file(Path(path), text_column=ctx.text_column, id_column=ctx.id_column)
+        except InputError as exc:
+            report(shown, "error", str(exc))
+            failed.append(Path(path).stem)
+            continue
+        doc_id = Path(path).stem
+        if doc_id in seen:
+            report(shown, "error", f"{Path(path)}: duplicate {C.DOC_ID} {doc_id!r} (already read "
+                                   f"from {seen[doc_id]}); file skipped")
+            continue
+        seen[doc_id] = shown
+        for warning in got.warnings:
+            report(shown, "warning", warning)
+        got.documents[C.PATH] = shown
+        got.documents["_pos"] = pos
+        docs.append(got.documents)
+        turns.append(got.turns)
+    documents = (pd.concat(docs, ignore_index=True) if docs
+                 else pd.DataFrame(columns=[*C.DOCUMENT_COLUMNS, "_pos"]))
+    positions = dict(zip(documents[C.DOC_ID], documents.pop("_pos")))
+
+    def meta_report(phase: int):  # noqa: ANN202
+        def report(file: str, severity: str, message: str) -> None:
+            if phase == PHASE_NO_META and file == ctx.meta_name:
+                return  # column renames: reported once per run by the runner
+            doc = next((d for d, p in zip(documents[C.DOC_ID], documents[C.PATH]) if p == file),
+                       None)
+            errors.append({C.ERROR_FILE: file, C.ERROR_STAGE: "ingest", C.ERROR_SEVERITY: severity,
+                           C.ERROR_MESSAGE: message, ORDER: (phase, positions.get(doc, -1))})
+        return report
+
+    meta = ctx.meta
+    if meta is not None:
+        # Only this chunk's rows: orphan metadata rows are a whole-corpus question.
+        meta = meta[meta[C.DOC_ID].isin(set(documents[C.DOC_ID]))]
+    documents = _join_metadata(documents, meta, ctx.meta_name, set(), meta_report(PHASE_NO_META))
+    documents[C.LANG] = _languages(documents, ctx.meta, ctx.forced_lang, ctx.default_lang,
+                                   meta_report(PHASE_LANG))
+    documents = documents.sort_values(C.DOC_ID, kind="stable").reset_index(drop=True)
+    documents[C.N_CHARS] = documents[C.N_CHARS].astype("int64")
+    table = (pd.concat(turns, ignore_index=True) if turns
+             else pd.DataFrame(columns=C.TURN_COLUMNS))
+    extra = [c for c in table.columns if c not in C.TURN_COLUMNS]
+    table[extra] = table[extra].fillna("")
+    for col in (C.TURN, C.START, C.END):
+        table[col] = table[col].astype("int64")
+    for col in (C.TIME_START, C.TIME_END):
+        table[col] = table[col].astype("float64")
+    table = table.sort_values([C.DOC_ID, C.TURN], kind="stable").reset_index(drop=True)
+    return documents, table, list(seen), failed
+
+
+def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int):  # noqa: ANN001, ANN201
+    """Parse (through the cache) and rule-code the coded segments, one document at a time.
+
+    Mirrors ``code.code_segments`` (per language, then segment/text order) with rules
+    compiled once per process. Returns ``(matches, codings, n_tokens)``.
+    """
+    from pipeline.code import aggregate_matches, empty_codings, match_segments
+
+    todo = segments[segments[C.CODED].astype(bool)]
+    parts, n_tokens = [], 0
+    doc_ids = todo[C.DOC_ID].tolist()
+    bounds = [0] + [k for k in range(1, len(doc_ids)) if doc_ids[k] != doc_ids[k - 1]]
+    bounds.append(len(doc_ids))
+    for begin, end in zip(bounds, bounds[1:]):
+        rows = todo.iloc[begin:end]
+        lang = rows[C.LANG].iloc[0]  # one language per document
+        compiled = _compiled(book, lang)
+        if not compiled.rules:
+            continue
+        texts = ["" if not isinstance(t, str) else t for t in rows[C.TEXT].tolist()]
+        docs = cache.parse(texts, lang, batch_size=batch_size)
+        n_tokens += sum(len(d) for d in docs)
+        part = match_segments(rows, docs, compiled)
+        if not part.empty:
+            parts.append(part)
+    if not parts:
+        from pipeline.code.matching import _empty_matches
+
+        return _empty_matches(), empty_codings(), n_tokens
+    matches = pd.concat(parts, ignore_index=True)
+    return matches, aggregate_matches(matches, threshold=book.settings.threshold), n_tokens
+
+
+def process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
+    """Ingest, segment and code one chunk of files (runs in any worker).
+
+    Args:
+        task: The chunk's files.
+        ctx: Run-wide settings.
+
+    Returns:
+        The chunk's rows of every output table, and counters/timings in ``stats``.
+    """
+    from pipeline import segment as segment_stage
+    from pipeline.cache import DocCache
+
+    clock = time.perf_counter()
+    stats: dict[str, Any] = {"pid": os.getpid()}
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        stats[f"{name}_s"] = now - clock
+        clock = now
+
+    book = _codebook(ctx)
+    errors: list[dict] = []
+    documents, turns, present, failed = read_chunk(task, ctx, errors)
+    lap("ingest")
+    segments = segment_stage.segment(documents, turns, unit=ctx.unit,
+                                     interviewer_labels=ctx.interviewer_labels,
+                                     code_speakers=ctx.code_speakers)
+    lap("segment")
+    cache = DocCache(ctx.cache_dir)
+    matches, codings, n_tokens = code_chunk(segments, book, cache, ctx.batch_size)
+    lap("nlp_code")
+    stats.update(documents=len(documents), segments=len(segments),
+                 segments_coded=int(segments[C.CODED].sum()), tokens=n_tokens,
+                 cache_hits=cache.hits, cache_misses=cache.misses)
+    return ChunkResult(task.index, documents, segments, matches, codings,
+                       pd.DataFrame(errors, columns=[*C.ERROR_COLUMNS, ORDER]),
+                       present, failed, stats)

@@ -1,0 +1,123 @@
+"""Where chunks run: in this process, in a local process pool, or on a Dask cluster.
+
+Every engine runs the same ``chunk.process_chunk`` on the same chunks and yields the
+results in chunk order, so the output files are identical whatever the engine or the
+number of jobs. At most ``2 x workers`` chunks are in flight, which bounds memory: a
+finished chunk waits for its predecessors, never for the whole corpus.
+
+Dask: ``--engine dask`` without ``--scheduler`` starts a ``LocalCluster`` of ``--jobs``
+single-threaded worker processes; ``--scheduler tcp://host:8786`` connects to a running
+cluster. Workers need this package installed and the input files and codebook at the
+same paths (a shared file system); the output is written by the client only.
+"""
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterator, Sequence
+
+from pipeline.chunk import ChunkResult, ChunkTask, RunContext, process_chunk
+from pipeline.errors import UsageError
+
+ENGINES = ("local", "dask")
+
+
+def run_chunks(tasks: Sequence[ChunkTask], ctx: RunContext, *, jobs: int = 1,
+               engine: str = "local", scheduler: str | None = None) -> Iterator[ChunkResult]:
+    """Process chunks and yield their results in order.
+
+    Args:
+        tasks: Chunks in output order.
+        ctx: Run-wide settings shipped to the workers.
+        jobs: Worker processes (local engine; also the LocalCluster size for dask).
+        engine: ``local`` or ``dask``.
+        scheduler: Dask scheduler address; None starts a LocalCluster.
+
+    Raises:
+        UsageError: Unknown engine, bad ``jobs``, or dask cannot connect.
+    """
+    if engine not in ENGINES:
+        raise UsageError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    if jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, not {jobs}")
+    if engine == "dask":
+        yield from _run_dask(tasks, ctx, jobs, scheduler)
+    elif jobs == 1 or len(tasks) <= 1:
+        for task in tasks:
+            yield process_chunk(task, ctx)
+    else:
+        yield from _run_pool(tasks, ctx, jobs)
+
+
+def _init_worker(ctx: RunContext) -> None:
+    global _CTX
+    _CTX = ctx
+
+
+_CTX: RunContext | None = None
+
+
+def _pool_task(task: ChunkTask) -> ChunkResult:
+    assert _CTX is not None
+    return process_chunk(task, _CTX)
+
+
+def _run_pool(tasks: Sequence[ChunkTask], ctx: RunContext, jobs: int) -> Iterator[ChunkResult]:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # forkserver: workers start clean (no copied threads/locks from the parent) and the
+    # context is sent once per worker instead of once per chunk.
+    mp = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp, initializer=_init_worker,
+                             initargs=(ctx,)) as pool:
+        pending: collections.deque = collections.deque()
+        todo = iter(tasks)
+        for task in todo:
+            pending.append(pool.submit(_pool_task, task))
+            if len(pending) >= 2 * jobs:
+                break
+        while pending:
+            result = pending.popleft().result()
+            nxt = next(todo, None)
+            if nxt is not None:
+                pending.append(pool.submit(_pool_task, nxt))
+            yield result
+
+
+def _run_dask(tasks: Sequence[ChunkTask], ctx: RunContext, jobs: int,
+              scheduler: str | None) -> Iterator[ChunkResult]:
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as exc:  # pragma: no cover - dask[distributed] is a dependency
+        raise UsageError("--engine dask needs dask[distributed] installed") from exc
+    cluster = None
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout="20s")
+        except OSError as exc:
+            raise UsageError(f"cannot reach the dask scheduler at {scheduler} ({exc})") from exc
+    else:
+        cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        client = Client(cluster)
+    try:
+        n_workers = max(1, len(client.scheduler_info().get("workers", {})) or jobs)
+        remote_ctx = client.scatter(ctx, broadcast=True)
+        pending: collections.deque = collections.deque()
+        todo = iter(tasks)
+        for task in todo:
+            pending.append(client.submit(process_chunk, task, remote_ctx, pure=False))
+            if len(pending) >= 2 * n_workers:
+                break
+        while pending:
+            future = pending.popleft()
+            result = future.result()
+            future.release()
+            nxt = next(todo, None)
+            if nxt is not None:
+                pending.append(client.submit(process_chunk, nxt, remote_ctx, pure=False))
+            yield result
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

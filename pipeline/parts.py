@@ -1,0 +1,109 @@
+"""Chunked output tables: Parquet row groups and CSV appended chunk by chunk.
+
+A streaming run hands every chunk's slice of a table to ``PartWriter.add``, which
+spills it to a part file in a hidden folder inside the output folder. ``finalize``
+then streams the parts, in chunk order, into one Parquet file (one row group per
+chunk, written with ``pyarrow.parquet.ParquetWriter``) and one CSV, both as temp
+files next to their targets, ready for ``store.commit_staged`` to rename into place.
+
+Why parts instead of writing the final file straight away: attribute columns (CSV
+row columns, metadata) are only known once every chunk has been read, and a Parquet
+file has one schema. Only one chunk is in memory at a time, in both passes.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+PARTS_PREFIX = ".qcode-parts-"
+
+
+class PartWriter:
+    """Spill chunks of named tables to disk and merge them into final files.
+
+    Args:
+        out_dir: The output folder; parts live in a hidden sub-folder of it (same
+            file system, so the final rename is atomic) that ``close`` removes.
+    """
+
+    def __init__(self, out_dir: str | Path) -> None:
+        self.out = Path(out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.dir = Path(tempfile.mkdtemp(prefix=PARTS_PREFIX, dir=self.out))
+        self.parts: dict[str, list[Path]] = {}
+        self.columns: dict[str, list[str]] = {}
+
+    def add(self, name: str, df: pd.DataFrame) -> None:
+        """Append a chunk of table ``name`` (chunks must arrive in output order)."""
+        paths = self.parts.setdefault(name, [])
+        path = self.dir / f"{name}-{len(paths):07d}.parquet"
+        df.reset_index(drop=True).to_parquet(path, index=False)
+        paths.append(path)
+        known = self.columns.setdefault(name, [])
+        known.extend(c for c in df.columns if c not in known)
+
+    def _schema(self, name: str, columns: list[str]) -> pa.Schema:
+        """First non-null Arrow type of every column over the parts, in column order."""
+        types: dict[str, pa.DataType] = {}
+        metadata = None
+        for path in self.parts[name]:
+            schema = pq.read_schema(path)
+            if metadata is None and pq.read_metadata(path).num_rows:
+                metadata = schema.metadata
+            for fld in schema:
+                if fld.name in columns and fld.name not in types and fld.type != pa.null():
+                    types[fld.name] = fld.type
+            if len(types) == len(columns):
+                break
+        if metadata is None and self.parts[name]:
+            metadata = pq.read_schema(self.parts[name][0]).metadata
+        return pa.schema([(c, types.get(c, pa.string())) for c in columns], metadata=metadata)
+
+    def finalize(self, name: str, file_base: str, *, csv: bool = True,
+                 fill: object = "") -> dict[str, Path]:
+        """Merge the parts of ``name`` into ``<file_base>.parquet`` (+ ``.csv``) temp files.
+
+        Args:
+            name: Table name used in ``add``.
+            file_base: Output file name without suffix (``segments``).
+            csv: Also write the CSV.
+            fill: Value of a column a chunk did not have (attributes are strings).
+
+        Returns:
+            Final file name -> staged temp path (inside the output folder).
+        """
+        columns = self.columns.get(name, [])
+        schema = self._schema(name, columns)
+        pq_tmp = self.dir / f"{file_base}.parquet.staged"
+        csv_tmp = self.dir / f"{file_base}.csv.staged"
+        csv_fh = open(csv_tmp, "w", encoding="utf-8", newline="") if csv else None  # noqa: SIM115
+        try:
+            with pq.ParquetWriter(pq_tmp, schema) as writer:
+                for k, path in enumerate(self.parts.get(name, [])):
+                    df = pd.read_parquet(path)
+                    for col in columns:
+                        if col not in df.columns:
+                            df[col] = fill
+                    df = df[columns]
+                    table = pa.Table.from_pandas(df, schema=schema, preserve_index=False)
+                    writer.write_table(table.replace_schema_metadata(schema.metadata))
+                    if csv_fh is not None:
+                        df.to_csv(csv_fh, index=False, header=k == 0, lineterminator="\n")
+                if not self.parts.get(name):
+                    writer.write_table(schema.empty_table())
+        finally:
+            if csv_fh is not None:
+                csv_fh.close()
+        staged = {f"{file_base}.parquet": pq_tmp}
+        if csv:
+            staged[f"{file_base}.csv"] = csv_tmp
+        return staged
+
+    def close(self) -> None:
+        """Remove the parts folder (and any staged file not yet renamed)."""
+        shutil.rmtree(self.dir, ignore_errors=True)
