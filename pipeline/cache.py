@@ -62,6 +62,13 @@ def cache_key(texts: Sequence[str], lang: str) -> str:
     return h.hexdigest()
 
 
+def _n_chars(doc: Doc) -> int:
+    if not len(doc):
+        return 0
+    last = doc[-1]
+    return last.idx + len(last.text_with_ws)
+
+
 class DocCache:
     """Parsed segments on disk, keyed by ``cache_key``.
 
@@ -93,8 +100,9 @@ class DocCache:
             docs = list(DocBin().from_bytes(data).get_docs(make_nlp(lang).vocab))
         except Exception:  # a damaged entry can fail in msgpack, zlib or spaCy: rebuild it
             return None
-        # A key collision or a foreign file must never change results: check the texts.
-        if len(docs) != len(texts) or any(d.text != t for d, t in zip(docs, texts)):
+        # The key already hashes the texts; a cheap length check catches a foreign or
+        # mangled file without paying for Doc.text (which re-joins every token).
+        if len(docs) != len(texts) or any(_n_chars(d) != len(t) for d, t in zip(docs, texts)):
             return None
         return docs
 

@@ -38,6 +38,17 @@ def _add_coding_options(p: argparse.ArgumentParser) -> None:
                         "(rule evidence combined with model probability); ml/hybrid need --model")
     p.add_argument("--model", help="model file written by 'qcode train'")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
+    p.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
+                   help="worker processes (default: 1); output is identical for any N")
+    p.add_argument("--engine", choices=["local", "dask"], default="local",
+                   help="local processes (default) or a dask.distributed cluster")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="--engine dask: scheduler address (tcp://host:8786); default: start "
+                        "a local cluster of --jobs workers")
+    p.add_argument("--no-cache", action="store_true",
+                   help="do not reuse or store parsed documents")
+    p.add_argument("--cache-dir", metavar="DIR",
+                   help="parse cache folder (default: <out>/.cache; safe to delete)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -80,12 +91,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _options(args: argparse.Namespace):
     from pipeline.runner import RunOptions
 
+    if args.jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, not {args.jobs}")
+    if args.scheduler and args.engine != "dask":
+        raise UsageError("--scheduler needs --engine dask")
     if args.method != "rules" and not args.model:
         raise UsageError(f"--method {args.method} needs --model MODEL (train one with 'qcode train')")
     return RunOptions(unit=args.unit, lang=args.lang, text_column=args.text_column,
                       id_column=args.id_column, code_speakers=args.code_speakers,
                       metadata=args.metadata, method=args.method, model=args.model,
-                      progress=not args.quiet and sys.stderr.isatty())
+                      progress=not args.quiet and sys.stderr.isatty(),
+                      jobs=args.jobs, engine=args.engine, scheduler=args.scheduler,
+                      cache=not args.no_cache, cache_dir=args.cache_dir)
 
 
 def _summary(result) -> str:

@@ -32,14 +32,28 @@ class CompiledRules:
     matcher_channels: dict[int, int]         # matcher key hash -> channel
     negation_cues: frozenset[str]
     rule_channels: dict[int, dict[str, int]] = field(default_factory=dict)
+    # Patterns with a required literal token (LOWER/LEMMA/ORTH/TEXT, or IN of those) sit
+    # in small Matchers that only run on docs containing one of their words: the token
+    # Matcher tries every pattern at every token, so one big Matcher would make coding
+    # time grow with the number of patterns. ``matcher`` still holds every pattern (for
+    # callers that want one Matcher); ``hits`` runs ``unanchored`` + the anchored ones.
+    anchored: list[Matcher] = field(default_factory=list)
+    anchor_index: dict[str, list[int]] = field(default_factory=dict)
+    unanchored: Matcher | None = None
 
     def hits(self, doc: Doc) -> dict[int, list[tuple[int, int]]]:
         """Return channel -> sorted, distinct (start token, end token) spans in ``doc``."""
         found: dict[int, set[tuple[int, int]]] = defaultdict(set)
-        for channel, start, end in self.trie.find(doc):
+        keys, lowers = self.trie.keys(doc)
+        for channel, start, end in self.trie.find(doc, keys=keys, lowers=lowers):
             found[channel].add((start, end))
-        if self.matcher is not None:
-            for key, start, end in self.matcher(doc):
+        matchers = [self.unanchored] if self.unanchored is not None else []
+        if self.anchor_index:
+            wanted = {g for token_keys in keys for key in token_keys
+                      for g in self.anchor_index.get(key, ())}
+            matchers += [self.anchored[g] for g in sorted(wanted)]
+        for matcher in matchers:
+            for key, start, end in matcher(doc):
                 if end > start:  # all-optional patterns can match zero tokens
                     found[self.matcher_channels[key]].add((start, end))
         return {ch: sorted(spans) for ch, spans in found.items()}
@@ -84,6 +98,10 @@ def compile_rules(codebook: Codebook, lang: str) -> CompiledRules:
     rule_channels: dict[int, dict[str, int]] = {}
     matcher = None
     matcher_channels: dict[int, int] = {}
+    anchored: list[Matcher] = []
+    anchor_index: dict[str, list[int]] = {}
+    groups: dict[frozenset[str], int] = {}
+    unanchored: Matcher | None = None
     nlp = make_nlp(lang) if rules else None  # no rules: skip building the pipeline
     tokenizer = nlp.tokenizer if nlp is not None else None
 
@@ -107,15 +125,54 @@ def compile_rules(codebook: Codebook, lang: str) -> CompiledRules:
         for glob in params.get("globs", ()):
             trie.add([(glob, True)] if is_glob(glob) else _tokens(tokenizer, glob), channel)
         if params.get("patterns"):
-            if matcher is None:
-                assert nlp is not None  # there is a rule, so the pipeline was built
-                matcher = Matcher(nlp.vocab)
+            assert nlp is not None  # there is a rule, so the pipeline was built
             key = f"{rule.id}#{channel}"
+            matcher_channels[nlp.vocab.strings.add(key)] = channel
+            if matcher is None:
+                matcher = Matcher(nlp.vocab)
             matcher.add(key, params["patterns"])
-            matcher_channels[nlp.vocab.strings[key]] = channel
+            for pattern in params["patterns"]:
+                anchor = pattern_anchor(pattern)
+                if anchor is None:
+                    if unanchored is None:
+                        unanchored = Matcher(nlp.vocab)
+                    unanchored.add(key, [pattern])
+                    continue
+                if anchor not in groups:
+                    groups[anchor] = len(anchored)
+                    anchored.append(Matcher(nlp.vocab))
+                    for word in anchor:
+                        anchor_index.setdefault(word, []).append(groups[anchor])
+                anchored[groups[anchor]].add(key, [pattern])
     trie.freeze()
     return CompiledRules(lang, rules, channels, trie, matcher, matcher_channels,
-                         frozenset(c.lower() for c in cues), rule_channels)
+                         frozenset(c.lower() for c in cues), rule_channels,
+                         anchored, anchor_index, unanchored)
+
+
+_LITERAL_ATTRS = ("LOWER", "LEMMA", "ORTH", "TEXT")
+
+
+def pattern_anchor(pattern: list[dict]) -> frozenset[str] | None:
+    """Words (lower-case) of which a doc must contain one for ``pattern`` to match.
+
+    The first token that must be present (no ``OP``, or ``OP: "+"``) and is given as a
+    literal (``LOWER``/``LEMMA``/``ORTH``/``TEXT``, a string or ``{IN: [...]}``); None
+    when no token qualifies. Docs' keys are lower forms and lower-cased lemmas, so a
+    lower-cased literal is a necessary condition for every one of these attributes.
+    """
+    for spec in pattern:
+        spec = {str(k).upper(): v for k, v in spec.items()}
+        if spec.get("OP") not in (None, "+"):
+            continue
+        for attr in _LITERAL_ATTRS:
+            value = spec.get(attr)
+            if isinstance(value, str):
+                return frozenset([value.lower()])
+            if (isinstance(value, dict) and set(value) == {"IN"} and value["IN"]
+                    and all(isinstance(v, str) for v in value["IN"])):
+                return frozenset(v.lower() for v in value["IN"])
+    return None
 
 
 def check_lang(lang: object) -> str:

@@ -47,10 +47,12 @@ def _sentence_starts(doc: Doc) -> list[int]:
     """Token index -> index of the first token of its sentence."""
     if not doc.has_annotation("SENT_START"):
         return [0] * len(doc)
-    out = [0] * len(doc)
-    for sent in doc.sents:
-        for i in range(sent.start, sent.end):
-            out[i] = sent.start
+    # From the SENT_START array (1 = starts a sentence), without Span/Token objects.
+    out, current = [], 0
+    for i, flag in enumerate(doc.to_array("SENT_START").tolist()):
+        if flag == 1:
+            current = i
+        out.append(current)
     return out
 
 
@@ -125,6 +127,14 @@ def _vetoed(match: _Match, veto: Rule, spans: list[tuple[int, int]],
     return any(sent_starts[i] in match_sents for s, e in spans for i in range(s, e))
 
 
+def len_doc(doc: Doc) -> int:
+    """Characters in ``doc`` (without building ``doc.text``)."""
+    if not len(doc):
+        return 0
+    last = doc[-1]
+    return last.idx + len(last.text_with_ws)
+
+
 def _empty_matches() -> pd.DataFrame:
     return pd.DataFrame({
         C.SEGMENT_ID: pd.Series(dtype="str"), C.DOC_ID: pd.Series(dtype="str"),
@@ -159,15 +169,19 @@ def match_segments(segments: pd.DataFrame, docs: Sequence[Doc],
              else [True] * len(segments))
     langs = (segments[C.LANG].tolist() if C.LANG in segments.columns
              else [compiled.lang] * len(segments))
+    texts = (segments[C.TEXT].tolist() if C.TEXT in segments.columns
+             else [None] * len(segments))
     rows = []
-    for seg_id, doc_id, seg_start, is_coded, lang, doc in zip(
+    for seg_id, doc_id, seg_start, is_coded, lang, doc, seg_text in zip(
             segments[C.SEGMENT_ID].tolist(), segments[C.DOC_ID].tolist(),
-            segments[C.START].tolist(), coded, langs, docs, strict=True):
+            segments[C.START].tolist(), coded, langs, docs, texts, strict=True):
         if not bool(is_coded) or lang != compiled.lang:
             continue
         base = int(seg_start)
         seen = set()
         text = None  # Doc.text re-joins every token on each access: build it once per doc
+        if seg_text is not None and isinstance(seg_text, str) and len(seg_text) == len_doc(doc):
+            text = seg_text  # the doc was parsed from this text
         for m in doc_matches(doc, compiled):
             first, last = doc[m.start], doc[m.end - 1]
             c0, c1 = first.idx, last.idx + len(last.text)

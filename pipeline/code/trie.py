@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from spacy.attrs import LEMMA, LOWER
 from spacy.tokens import Doc
 
 from pipeline.code.globs import GlobIndex
@@ -32,6 +33,9 @@ class TokenTrie:
         self.root = _Node()
         self._globs: list[str] = []
         self.globs = GlobIndex(())
+        # hash -> string memos; string hashes are global, so they are valid for any vocab
+        self._lower_memo: dict[int, str] = {}
+        self._lemma_memo: dict[int, str] = {}
 
     def add(self, items: Sequence[tuple[str, bool]], channel: int) -> None:
         """Add one sequence of (token, is_glob) items that reports ``channel``."""
@@ -48,14 +52,40 @@ class TokenTrie:
         """Build the glob index once every sequence is added."""
         self.globs = GlobIndex(self._globs)
 
-    def find(self, doc: Doc) -> list[tuple[int, int, int]]:
-        """Return (channel, start token, end token) hits in ``doc``, without duplicates."""
+    def keys(self, doc: Doc) -> tuple[list[tuple[str, ...]], list[str]]:
+        """Per token: its (lower form, lower-cased lemma) keys, and its lower form.
+
+        Read as hash arrays (``Doc.to_array``) and turned into strings through memo
+        tables: creating a Python ``Token`` per token costs more than the matching.
+        lemma.lower(): docs from pipelines without the lemma_lower component still work.
+        """
+        strings = doc.vocab.strings
+        lower_memo, lemma_memo = self._lower_memo, self._lemma_memo
+        keys, lowers = [], []
+        for lo, le in doc.to_array([LOWER, LEMMA]).tolist():
+            low = lower_memo.get(lo)
+            if low is None:
+                low = lower_memo[lo] = strings[lo]
+            lem = lemma_memo.get(le)
+            if lem is None:
+                lem = lemma_memo[le] = strings[le].lower() if le else ""
+            keys.append((low, lem) if lem and lem != low else (low,))
+            lowers.append(low)
+        return keys, lowers
+
+    def find(self, doc: Doc, *, keys: list[tuple[str, ...]] | None = None,
+             lowers: list[str] | None = None) -> list[tuple[int, int, int]]:
+        """Return (channel, start token, end token) hits in ``doc``, without duplicates.
+
+        ``keys``/``lowers``: the result of ``self.keys(doc)``, when the caller has it.
+        """
         if not self.root.lit and not self.root.glob:
             return []
-        # lemma_.lower(): docs from pipelines without the lemma_lower component still work.
-        keys = [{tok.lower_, tok.lemma_.lower()} if tok.lemma_ else {tok.lower_} for tok in doc]
+        if keys is None or lowers is None:
+            keys, lowers = self.keys(doc)
         has_globs = bool(self._globs)
-        hits_glob = [self.globs.match(tok.lower_) if has_globs else frozenset() for tok in doc]
+        none: frozenset[str] = frozenset()
+        hits_glob = [self.globs.match(low) for low in lowers] if has_globs else [none] * len(doc)
         out: set[tuple[int, int, int]] = set()
         n = len(doc)
         for start in range(n):
