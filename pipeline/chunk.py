@@ -176,6 +176,8 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int):  # noqa: A
     doc_ids = todo[C.DOC_ID].tolist()
     bounds = [0] + [k for k in range(1, len(doc_ids)) if doc_ids[k] != doc_ids[k - 1]]
     bounds.append(len(doc_ids))
+    if not doc_ids:
+        bounds = []
     for begin, end in zip(bounds, bounds[1:]):
         rows = todo.iloc[begin:end]
         lang = rows[C.LANG].iloc[0]  # one language per document

@@ -51,9 +51,12 @@ class PartWriter:
         """First non-null Arrow type of every column over the parts, in column order."""
         types: dict[str, pa.DataType] = {}
         metadata = None
-        for path in self.parts[name]:
+        # Parts with rows first: an empty chunk (only a broken file) has guessed types.
+        paths = self.parts[name]
+        with_rows = [p for p in paths if pq.read_metadata(p).num_rows]
+        for path in [*with_rows, *paths]:
             schema = pq.read_schema(path)
-            if metadata is None and pq.read_metadata(path).num_rows:
+            if metadata is None and path in with_rows:
                 metadata = schema.metadata
             for fld in schema:
                 if fld.name in columns and fld.name not in types and fld.type != pa.null():
