@@ -379,3 +379,71 @@ def test_compiled_rules_use_one_trie_and_one_matcher(tmp_path: Path) -> None:
     assert len(compiled.trie.globs) == 1
     empty = compile_rules(cb, "en")
     assert empty.rules == [] and empty.matcher is None
+
+
+# --- max_matches / count_per_rule, vocab, multi-word proximity, targeted vetoes, lemma globs --
+
+def test_max_matches_keeps_longest_then_earliest(tmp_path: Path) -> None:
+    rule = ("- id: own.p\n  kind: phrase\n  phrases: [zelf, zelf kiezen]\n  weight: 0.5\n"
+            "  max_matches: 2\n")
+    cb = make_codebook(tmp_path, ownership=rule)
+    matches, codings, _ = run(cb, ["Zelf, zelf, en toen zelf kiezen, zelf."])
+    assert own(matches) == ["Zelf", "zelf kiezen"]  # the longest, then the earliest
+    assert codings[C.N_MATCHES].tolist() == [2]
+    assert codings[C.SCORE].tolist() == pytest.approx([0.75])
+
+
+def test_count_per_rule_default_and_rule_override(tmp_path: Path) -> None:
+    settings = "settings:\n  count_per_rule: 1\n"
+    cb = make_codebook(tmp_path, settings=settings, ownership=(
+        "- id: own.t\n  kind: terms\n  terms: [zelf]\n  weight: 0.3\n"
+        "- id: own.u\n  kind: terms\n  terms: [samen]\n  weight: 0.3\n  max_matches: 3\n"))
+    matches, _, _ = run(cb, ["zelf zelf zelf samen samen samen samen"])
+    assert matches[C.RULE_ID].tolist() == ["own.t", "own.u", "own.u", "own.u"]
+    unlimited = make_codebook(tmp_path, ownership="- kind: terms\n  terms: [zelf]\n")
+    assert len(run(unlimited, ["zelf zelf zelf"])[0]) == 3  # absent: today's behaviour
+
+
+def test_vocab_items_in_every_list_kind(tmp_path: Path) -> None:
+    text = ("version: 1\nname: t\nvocab:\n  teachers:\n    nl: [leraar, 'collega*', vaste docent]\n"
+            "    en: [teacher]\ncodes:\n")
+    body = REQUIRED % {
+        "ownership": _block({"nl": "- kind: terms\n  terms: ['@teachers']\n",
+                             "en": "- kind: glob\n  globs: ['@teachers']\n"}, 6),
+        "collective": _block("- kind: proximity\n  a: ['@teachers']\n  b: [samen]\n", 10),
+        "agency": _block(None, 6), "motivation": _block(None, 10)}
+    path = tmp_path / "v.yaml"
+    path.write_text(text + body, encoding="utf-8")
+    cb = load_codebook(path)
+    matches, _, _ = run(cb, ["De leraar en collega's, de vaste docent werkt samen.",
+                             "Our teachers agreed."], langs=["nl", "en"])
+    assert own(matches) == ["leraar", "collega's", "vaste docent", "teachers"]
+    assert own(matches, "ownership.collective") == ["vaste docent werkt samen"]
+
+
+@pytest.mark.parametrize("window, hit", [(3, True), (2, False)])
+def test_proximity_phrase_items_nearest_edges(tmp_path: Path, window: int, hit: bool) -> None:
+    cb = make_codebook(tmp_path, ownership=(
+        f"- kind: proximity\n  a: ['iets ander*']\n  b: ['niet aan', 'begin*']\n"
+        f"  window: {window}\n"))
+    matches, _, _ = run(cb, ["We wilden iets anders, dus niet aan beginnen."])
+    # "anders" -> "niet" (over ", dus"): 3 tokens edge to edge; start to start it is 4
+    assert own(matches) == (["iets anders, dus niet aan"] if hit else [])
+
+
+def test_targeted_exclude_vetoes_only_its_rules(tmp_path: Path) -> None:
+    cb = make_codebook(tmp_path, ownership=(
+        "- id: own.a\n  kind: terms\n  terms: [eigenaar]\n"
+        "- id: own.b\n  kind: glob\n  globs: ['eigenaar*']\n"
+        "- kind: exclude\n  phrases: [eigenaar van het gebouw]\n  rules: [own.a]\n"))
+    matches, _, _ = run(cb, ["De eigenaar van het gebouw."])
+    assert matches[C.RULE_ID].tolist() == ["own.b"]
+
+
+def test_glob_lemmas_setting(tmp_path: Path) -> None:
+    rule = "- kind: glob\n  globs: ['mog*', 'mocht']\n"
+    plain = make_codebook(tmp_path, ownership=rule)
+    assert own(run(plain, ["Wij mochten het. Hij mocht."])[0]) == ["mocht"]
+    cb = make_codebook(tmp_path, ownership=rule, settings="settings:\n  glob_lemmas: true\n")
+    # "mochten": lemma "mogen" matches mog*; "mocht" matches on its form (once)
+    assert own(run(cb, ["Wij mochten het. Hij mocht."])[0]) == ["mochten", "mocht"]

@@ -240,7 +240,7 @@ RULE_LINE = HEADER.count("\n") + 1 + 5 + 1  # first line of the first rule
     ("- kind: terms\n  terms: [a]\n  negation: maybe\n", "codes[0].rules.nl[0].negation",
      r"unknown negation mode 'maybe' \(allowed: ignore, forbid, require\)"),
     ("- kind: terms\n  terms: [a]\n  colour: red\n", "codes[0].rules.nl[0].colour",
-     r"unknown key 'colour' \(allowed: id, kind, weight, negation, terms\)"),
+     r"unknown key 'colour' \(allowed: id, kind, weight, negation, max_matches, terms\)"),
     ("- kind: wibble\n", "codes[0].rules.nl[0].kind", "unknown rule kind 'wibble'"),
     ("- terms: [a]\n", "codes[0].rules.nl[0]", "missing required key 'kind'"),
     ("- kind: glob\n  globs: [ok*, '***']\n", "codes[0].rules.nl[0].globs[1]", "only wildcards"),
@@ -362,7 +362,7 @@ def test_top_level_problems_and_required_codes(tmp_path: Path) -> None:
         by_path.setdefault(p.path, []).append(p)
     assert "unsupported schema version 2" in by_path["version"][0].message
     assert by_path["version"][0].line == 1
-    assert "unknown key 'nmae' (allowed: version, name, description, settings, codes)" in \
+    assert "unknown key 'nmae' (allowed: version, name, description, settings, vocab, codes)" in \
         by_path["nmae"][0].message
     assert "duplicate key 'name' (first on line 3)" in by_path["name"][0].message
     missing = sorted(p.message for p in by_path["codes"])
@@ -480,3 +480,118 @@ def test_required_codes_can_be_waived_for_imported_codebooks(tmp_path):
         load_codebook(path)
     assert list(load_codebook(path, require_codes=False).codes) == ["other"]
     assert validate_codebook(path, require_codes=False) == []
+
+
+# --- engine features: max_matches / count_per_rule, vocab, targeted vetoes, settings --------
+
+
+def test_new_settings_defaults_and_given(tmp_path: Path, valid: Path) -> None:
+    s = load_codebook(valid).settings
+    assert (s.count_per_rule, s.negation_window, s.negation_scope, s.detect_lang,
+            s.glob_lemmas) == (None, 3, "window", "csv", False)
+    block = ("settings:\n  count_per_rule: 2\n  negation_window: 5\n  negation_scope: clause\n"
+             "  detect_lang: always\n  glob_lemmas: true\n")
+    s = load_codebook(write(tmp_path, codebook_text(block), "b.yaml")).settings
+    assert (s.count_per_rule, s.negation_window, s.negation_scope, s.detect_lang,
+            s.glob_lemmas) == (2, 5, "clause", "always", True)
+
+
+@pytest.mark.parametrize("block, path, message", [
+    ("settings:\n  count_per_rule: 0\n", "settings.count_per_rule", "must be >= 1"),
+    ("settings:\n  count_per_rule: two\n", "settings.count_per_rule", "expected an integer"),
+    ("settings:\n  negation_window: 0\n", "settings.negation_window", "must be >= 1 token"),
+    ("settings:\n  negation_scope: sentence\n", "settings.negation_scope",
+     "unknown negation scope 'sentence'"),
+    ("settings:\n  detect_lang: sometimes\n", "settings.detect_lang",
+     "unknown detect_lang mode 'sometimes'"),
+    ("settings:\n  glob_lemmas: maybe\n", "settings.glob_lemmas", "expected true or false"),
+])
+def test_new_settings_problems(tmp_path: Path, block: str, path: str, message: str) -> None:
+    probs = problems_of(tmp_path, codebook_text(block))
+    hits = [p for p in probs if p.path == path]
+    assert hits and any(message in p.message for p in hits), probs
+    assert hits[0].line == 5
+
+
+def test_max_matches_read_and_checked(tmp_path: Path) -> None:
+    cb = load_codebook(write(tmp_path, _rules("- kind: terms\n  terms: [a]\n  max_matches: 2\n")))
+    assert cb.codes["ownership"].rules["nl"][0].max_matches == 2
+    assert load_codebook(write(tmp_path, codebook_text(), "c.yaml")).rules("nl")[0].max_matches is None
+    probs = problems_of(tmp_path, _rules("- kind: terms\n  terms: [a]\n  max_matches: 0\n"))
+    assert [(p.path, p.line) for p in probs] == [("codes[0].rules.nl[0].max_matches", RULE_LINE + 2)]
+    assert "must be >= 1" in probs[0].message
+    probs = problems_of(tmp_path, _rules("- kind: exclude\n  terms: [a]\n  max_matches: 1\n"))
+    assert probs[0].path == "codes[0].rules.nl[0].max_matches"
+    assert "unknown key 'max_matches'" in probs[0].message
+
+
+VOCAB = """\
+vocab:
+  teachers:
+    nl: [Leraar, leerkracht, "collega*", "vaste docent"]
+    en: [teacher]
+  only_nl: {nl: [school]}
+"""
+
+
+def test_vocab_expands_per_language(tmp_path: Path) -> None:
+    body = ("  - id: ownership\n    label: {nl: E, en: O}\n    definition: d\n    rules:\n"
+            "      nl:\n        - kind: terms\n          terms: [eigen, '@teachers']\n"
+            "        - kind: proximity\n          a: ['@teachers', niet aan]\n"
+            "          b: [kiezen]\n"
+            "      en:\n        - kind: glob\n          globs: ['@teachers', 'own*']\n")
+    cb = load_codebook(write(tmp_path, HEADER + VOCAB + "codes:\n" + body + REQUIRED))
+    nl = cb.codes["ownership"].rules["nl"]
+    assert nl[0].params["terms"] == ("eigen", "leraar", "leerkracht", "collega*", "vaste docent")
+    assert nl[1].params["a"] == ("leraar", "leerkracht", "collega*", "vaste docent", "niet aan")
+    assert cb.codes["ownership"].rules["en"][0].params["globs"] == ("teacher", "own*")
+    assert cb.vocab["teachers"]["en"] == ("teacher",)
+
+
+def test_vocab_problems_have_path_and_line(tmp_path: Path) -> None:
+    body = ("  - id: ownership\n    label: {nl: E, en: O}\n    definition: d\n    rules:\n"
+            "      nl:\n        - kind: terms\n          terms: ['@pupils']\n"
+            "      en:\n        - kind: terms\n          terms: [a, '@only_nl']\n")
+    text = HEADER + VOCAB + "  bad: {de: [x]}\n  worse: {nl: ['@teachers', '*']}\n" \
+        + "codes:\n" + body + REQUIRED
+    probs = {p.path: p for p in problems_of(tmp_path, text)}
+    lines = text.splitlines()
+    unknown = probs["codes[0].rules.nl[0].terms[0]"]
+    assert "unknown vocabulary '@pupils'" in unknown.message
+    assert "'@pupils'" in lines[unknown.line - 1]
+    missing = probs["codes[0].rules.en[0].terms[1]"]
+    assert "vocabulary '@only_nl' has no 'en' list" in missing.message
+    assert "'@only_nl'" in lines[missing.line - 1]
+    assert "unknown language 'de'" in probs["vocab.bad.de"].message
+    assert "cannot refer to another" in probs["vocab.worse.nl[0]"].message
+    assert "only wildcards" in probs["vocab.worse.nl[1]"].message
+    assert probs["vocab.worse.nl[1]"].line == 10
+
+
+def test_proximity_items_may_be_phrases(tmp_path: Path) -> None:
+    cb = load_codebook(write(tmp_path, _rules(
+        "- kind: proximity\n  a: ['niet aan', 'iets ander*']\n  b: [beginnen]\n")))
+    assert cb.rules("nl")[0].params["a"] == ("niet aan", "iets ander*")
+    probs = problems_of(tmp_path, _rules("- kind: proximity\n  a: ['niet *']\n  b: [x]\n"))
+    assert probs[0].path == "codes[0].rules.nl[0].a[0]" and "only wildcards" in probs[0].message
+
+
+def test_exclude_rule_targets(tmp_path: Path) -> None:
+    ok = _rules("- id: own.a\n  kind: terms\n  terms: [a]\n- id: own.b\n  kind: terms\n"
+                "  terms: [b]\n- kind: exclude\n  terms: [c]\n  rules: [own.a]\n")
+    cb = load_codebook(write(tmp_path, ok))
+    assert cb.rules("nl")[2].params["rules"] == ("own.a",)
+    bad = _rules("- id: own.a\n  kind: terms\n  terms: [a]\n- id: own.x\n  kind: exclude\n"
+                 "  terms: [c]\n  rules: [own.a, nope, agency.nl.1, own.x]\n")
+    bad = bad.replace("    definition: Acting on one's own initiative.\n",
+                      "    definition: d\n    rules:\n      nl:\n        - kind: terms\n"
+                      "          terms: [zelf]\n", 1)
+    probs = {p.path: p for p in problems_of(tmp_path, bad)}
+    base = "codes[0].rules.nl[1].rules"
+    assert "unknown rule id 'nope'" in probs[f"{base}[1]"].message
+    assert "belongs to code 'agency', not 'ownership'" in probs[f"{base}[2]"].message
+    assert "is itself an exclude rule" in probs[f"{base}[3]"].message
+    assert f"{base}[0]" not in probs
+    assert probs[f"{base}[1]"].line == RULE_LINE + 6
+    probs = problems_of(tmp_path, _rules("- kind: exclude\n  terms: [c]\n  rules: []\n"))
+    assert probs[0].path == "codes[0].rules.nl[0].rules" and "empty list" in probs[0].message

@@ -40,6 +40,14 @@ class CompiledRules:
     anchored: list[Matcher] = field(default_factory=list)
     anchor_index: dict[str, list[int]] = field(default_factory=dict)
     unanchored: Matcher | None = None
+    # settings: default max matches per rule (None: unlimited), negation window/scope
+    count_per_rule: int | None = None
+    negation_window: int = 3
+    negation_scope: str = "window"
+
+    def max_matches(self, rule: Rule) -> int | None:
+        """How many matches of ``rule`` count per segment (None: all)."""
+        return rule.max_matches if rule.max_matches is not None else self.count_per_rule
 
     def hits(self, doc: Doc) -> dict[int, list[tuple[int, int]]]:
         """Return channel -> sorted, distinct (start token, end token) spans in ``doc``."""
@@ -122,8 +130,8 @@ def compile_rules(codebook: Codebook, lang: str) -> CompiledRules:
         for key in ("terms", "phrases"):
             for item in params.get(key, ()):
                 trie.add(_tokens(tokenizer, item), channel)
-        for glob in params.get("globs", ()):
-            trie.add([(glob, True)] if is_glob(glob) else _tokens(tokenizer, glob), channel)
+        for glob in params.get("globs", ()):  # vocab items may be phrases: split like one
+            trie.add(_tokens(tokenizer, glob), channel)
         if params.get("patterns"):
             assert nlp is not None  # there is a rule, so the pipeline was built
             key = f"{rule.id}#{channel}"
@@ -144,10 +152,13 @@ def compile_rules(codebook: Codebook, lang: str) -> CompiledRules:
                     for word in anchor:
                         anchor_index.setdefault(word, []).append(groups[anchor])
                 anchored[groups[anchor]].add(key, [pattern])
+    settings = codebook.settings
+    trie.glob_lemmas = settings.glob_lemmas
     trie.freeze()
     return CompiledRules(lang, rules, channels, trie, matcher, matcher_channels,
                          frozenset(c.lower() for c in cues), rule_channels,
-                         anchored, anchor_index, unanchored)
+                         anchored, anchor_index, unanchored, settings.count_per_rule,
+                         settings.negation_window, settings.negation_scope)
 
 
 _LITERAL_ATTRS = ("LOWER", "LEMMA", "ORTH", "TEXT")

@@ -62,9 +62,17 @@ def _negated(doc: Doc, start: int, sent_starts: list[int], cues: frozenset[str])
                for i in range(first, start))
 
 
+def _gap(a0: int, a1: int, b0: int, b1: int) -> int:
+    """Distance between two non-overlapping token spans, nearest edge to nearest edge.
+
+    For one-token spans it is the difference of their indexes (adjacent words: 1).
+    """
+    return b0 - a1 + 1 if b0 >= a1 else a0 - b1 + 1
+
+
 def _pair(a_spans: list[tuple[int, int]], b_spans: list[tuple[int, int]], window: int,
           order: str) -> list[tuple[int, int]]:
-    """Pair every a-hit with its nearest b-hit within ``window`` tokens (start to start)."""
+    """Pair every a-hit with its nearest b-hit within ``window`` tokens (nearest edges)."""
     out = set()
     for a0, a1 in a_spans:
         best = None
@@ -73,7 +81,7 @@ def _pair(a_spans: list[tuple[int, int]], b_spans: list[tuple[int, int]], window
                 continue
             if order == "ab" and b0 < a1:
                 continue
-            dist = abs(b0 - a0)
+            dist = _gap(a0, a1, b0, b1)
             if dist <= window and (best is None or (dist, b0) < best[0]):
                 best = ((dist, b0), (b0, b1))
         if best is not None:
@@ -111,12 +119,33 @@ def doc_matches(doc: Doc, compiled: CompiledRules) -> list[_Match]:
     for veto, spans in vetoes:
         candidates = [m for m in candidates
                       if not _vetoed(m, veto, spans, sent_starts)]
-    return candidates
+    return _limit(candidates, compiled)
+
+
+def _limit(candidates: list[_Match], compiled: CompiledRules) -> list[_Match]:
+    """Keep at most ``max_matches`` matches per rule: the longest, then the earliest."""
+    counts: dict[str, int] = {}
+    for m in candidates:
+        counts[m.rule.id] = counts.get(m.rule.id, 0) + 1
+    over = {m.rule.id: limit for m in candidates
+            if (limit := compiled.max_matches(m.rule)) is not None and counts[m.rule.id] > limit}
+    if not over:
+        return candidates
+    drop: set[int] = set()
+    for rule_id, limit in over.items():
+        mine = [k for k, m in enumerate(candidates) if m.rule.id == rule_id]
+        ranked = sorted(mine, key=lambda k: (candidates[k].start - candidates[k].end,
+                                             candidates[k].start))
+        drop.update(ranked[limit:])
+    return [m for k, m in enumerate(candidates) if k not in drop]
 
 
 def _vetoed(match: _Match, veto: Rule, spans: list[tuple[int, int]],
             sent_starts: list[int]) -> bool:
     if match.rule.code_id != veto.code_id:
+        return False
+    targets = veto.params.get("rules")
+    if targets and match.rule.id not in targets:  # a targeted veto: only those rules
         return False
     scope = veto.params.get("scope", "match")
     if scope == "segment":

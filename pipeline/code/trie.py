@@ -36,6 +36,9 @@ class TokenTrie:
         # hash -> string memos; string hashes are global, so they are valid for any vocab
         self._lower_memo: dict[int, str] = {}
         self._lemma_memo: dict[int, str] = {}
+        # settings.glob_lemmas: a glob also matches a token's lemma (looked up in the same
+        # GlobIndex, so the cost stays one hash-lookup pass per distinct word)
+        self.glob_lemmas = False
 
     def add(self, items: Sequence[tuple[str, bool]], channel: int) -> None:
         """Add one sequence of (token, is_glob) items that reports ``channel``."""
@@ -85,7 +88,14 @@ class TokenTrie:
             keys, lowers = self.keys(doc)
         has_globs = bool(self._globs)
         none: frozenset[str] = frozenset()
-        hits_glob = [self.globs.match(low) for low in lowers] if has_globs else [none] * len(doc)
+        if not has_globs:
+            hits_glob = [none] * len(doc)
+        elif self.glob_lemmas:  # keys[j] = (lower,) or (lower, lemma)
+            match = self.globs.match
+            hits_glob = [match(k[0]) if len(k) == 1 else match(k[0]) | match(k[1])
+                         for k in keys]
+        else:
+            hits_glob = [self.globs.match(low) for low in lowers]
         out: set[tuple[int, int, int]] = set()
         n = len(doc)
         for start in range(n):

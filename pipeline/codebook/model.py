@@ -22,6 +22,9 @@ UNITS = ("turn", "paragraph", "sentence")
 NEGATION_MODES = ("ignore", "forbid", "require")
 ORDERS = ("any", "ab")
 SCOPES = ("match", "sentence", "segment")
+NEGATION_SCOPES = ("window", "clause")
+DETECT_LANG_MODES = ("csv", "never", "always")
+DEFAULT_NEGATION_WINDOW = 3
 ROLLUP_LEVELS = ("top", "all")
 
 DEFAULT_INTERVIEWER_LABELS = (
@@ -48,6 +51,11 @@ class Settings:
     interviewer_labels: tuple[str, ...] = DEFAULT_INTERVIEWER_LABELS
     negation_cues: dict[str, tuple[str, ...]] = field(
         default_factory=lambda: dict(DEFAULT_NEGATION_CUES))
+    count_per_rule: int | None = None      # default max_matches of every rule; None: unlimited
+    negation_window: int = DEFAULT_NEGATION_WINDOW   # tokens before a match (scope "window")
+    negation_scope: str = "window"         # window | clause
+    detect_lang: str = "csv"               # csv | never | always: per-segment language detection
+    glob_lemmas: bool = False              # globs also match a token's lemma
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,7 @@ class Rule:
     params: dict[str, Any]
     weight: float = 1.0
     negation: str = "ignore"
+    max_matches: int | None = None   # at most this many matches per segment count (None: all)
 
 
 @dataclass(frozen=True)
@@ -103,6 +112,9 @@ class Codebook:
     codes: dict[str, Code]
     path: str
     hash: str
+    # name -> language -> items (lower-case), as written under the top-level ``vocab`` key;
+    # rules already carry the expanded items.
+    vocab: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
 
     def _code(self, code_id: str) -> Code:
         try:

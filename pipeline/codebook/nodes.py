@@ -151,6 +151,14 @@ class Reader:
             return None
         return value
 
+    def boolean(self, node: yaml.Node, path: str) -> bool | None:
+        """Read ``true`` / ``false``."""
+        if not isinstance(node, yaml.ScalarNode) or node.tag != "tag:yaml.org,2002:bool":
+            self.add(path, f"expected true or false, got {describe(node)}", node)
+            return None
+        ok, value = self.construct(node, path)
+        return bool(value) if ok else None
+
     def number(self, node: yaml.Node, path: str, integer: bool = False) -> float | int | None:
         """Read an int (or, unless ``integer``, a float); booleans are rejected."""
         want = "an integer" if integer else "a number"

@@ -19,7 +19,7 @@ KIND_KEYS: dict[str, tuple[str, ...]] = {
     "glob": ("globs",),
     "pattern": ("patterns",),
     "proximity": ("a", "b", "window", "order"),
-    "exclude": ("terms", "phrases", "globs", "patterns", "scope"),
+    "exclude": ("terms", "phrases", "globs", "patterns", "scope", "rules"),
 }
 REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
     "terms": ("terms",), "phrase": ("phrases",), "glob": ("globs",),
@@ -86,6 +86,14 @@ class RuleReader:
 
     def __init__(self, reader: Reader) -> None:
         self.r = reader
+        # top-level ``vocab``: name -> language -> items; "@name" in a list expands to it
+        self.vocab: dict[str, dict[str, tuple[str, ...]]] = {}
+        # exclude rules' ``rules:`` targets, checked once every rule is read:
+        # (exclude rule id, code id, lang, target id, YAML path, node)
+        self.targets: list[tuple[str, str, str, str, str, yaml.Node]] = []
+        self._lang = ""
+        self._rule_id = ""
+        self._code_id = ""
 
     def rule(self, node: yaml.Node, path: str, code_id: str, lang: str,
              index: int) -> tuple[Rule | None, yaml.Node | None]:
@@ -97,7 +105,8 @@ class RuleReader:
         kind = self._kind(node, path)
         if kind is None:  # unknown kind: key checks would only add noise
             return None, None
-        allowed = ("id", "kind") + (() if kind == "exclude" else ("weight", "negation"))
+        allowed = ("id", "kind") + (() if kind == "exclude"
+                                    else ("weight", "negation", "max_matches"))
         keys = r.mapping(node, path, allowed + KIND_KEYS[kind], REQUIRED_KEYS[kind])
         if keys is None:
             return None, None
@@ -120,10 +129,20 @@ class RuleReader:
         if "negation" in keys:
             negation = r.choice(keys["negation"], f"{path}.negation", NEGATION_MODES,
                                 "negation mode") or negation
+        max_matches = None
+        if "max_matches" in keys:
+            n = r.number(keys["max_matches"], f"{path}.max_matches", integer=True)
+            if n is not None and n < 1:
+                r.add(f"{path}.max_matches", f"max_matches {n} must be >= 1",
+                      keys["max_matches"])
+            elif n is not None:
+                max_matches = int(n)
+        self._lang, self._rule_id, self._code_id = lang, rule_id, code_id
         params = self._params(kind, keys, path, node)
         if len(r.problems) > n_before or params is None:
             return None, keys.get("id")
-        return Rule(rule_id, code_id, lang, kind, params, weight, negation), keys.get("id")
+        return (Rule(rule_id, code_id, lang, kind, params, weight, negation, max_matches),
+                keys.get("id"))
 
     def _kind(self, node: yaml.MappingNode, path: str) -> str | None:
         for key_node, value_node in node.value:
@@ -138,8 +157,7 @@ class RuleReader:
         if kind == "proximity":
             for side in ("a", "b"):
                 if side in keys:
-                    params[side] = self._items(keys[side], f"{path}.{side}", "term",
-                                               allow_glob=True)
+                    params[side] = self._items(keys[side], f"{path}.{side}", "item")
             window = DEFAULT_WINDOW
             if "window" in keys:
                 w = self.r.number(keys["window"], f"{path}.window", integer=True)
@@ -166,17 +184,63 @@ class RuleReader:
             if "scope" in keys:
                 scope = self.r.choice(keys["scope"], f"{path}.scope", SCOPES, "scope") or scope
             params["scope"] = scope
+            if "rules" in keys:
+                targets = self.r.texts(keys["rules"], f"{path}.rules", nonempty=True,
+                                       what="a non-empty list of rule ids")
+                for value, sub, item in targets:
+                    self.targets.append((self._rule_id, self._code_id, self._lang, value,
+                                         sub, item))
+                params["rules"] = tuple(dict.fromkeys(v for v, _, _ in targets))
         return params
 
-    def _items(self, node: yaml.Node, path: str, item_kind: str,
-               allow_glob: bool = False) -> tuple[str, ...]:
-        """Read terms / phrases / globs / proximity items (terms or globs), lower-cased."""
+    def vocab_items(self, node: yaml.Node, path: str) -> tuple[str, ...]:
+        """Read the items of one ``vocab`` list: words, globs or phrases, lower-cased."""
         out = []
         for value, sub, item in self.r.texts(node, path, nonempty=True,
-                                             what=f"a non-empty list of {item_kind}s"):
+                                             what="a non-empty list of words"):
             value = " ".join(value.lower().split())
+            if value.startswith("@"):
+                self.r.add(sub, f"{value!r}: a vocabulary cannot refer to another one", item)
+                continue
+            problem = next((glob_problem(tok) for tok in value.split()
+                            if is_glob(tok) and glob_problem(tok)), None)
+            if problem:
+                self.r.add(sub, problem, item)
+            else:
+                out.append(value)
+        return tuple(dict.fromkeys(out))
+
+    def _expand(self, value: str, sub: str, item: yaml.Node) -> tuple[str, ...] | None:
+        """Items of vocabulary ``@name`` in the current rule's language (None: a problem)."""
+        name = value[1:]
+        if name not in self.vocab:
+            known = ", ".join(sorted(self.vocab)) or "none defined"
+            self.r.add(sub, f"unknown vocabulary {value!r} (top-level vocab: {known})", item)
+            return None
+        items = self.vocab[name].get(self._lang)
+        if items is None:
+            self.r.add(sub, f"vocabulary {value!r} has no {self._lang!r} list "
+                       f"(add vocab.{name}.{self._lang})", item)
+            return None
+        return items
+
+    def _items(self, node: yaml.Node, path: str, item_kind: str) -> tuple[str, ...]:
+        """Read terms / phrases / globs / proximity items, lower-cased.
+
+        Proximity items ("item") may be words, globs or phrases; "@name" expands to the
+        top-level vocabulary ``name`` in the rule's language (its items may be words,
+        globs or phrases: they all go through the same token trie).
+        """
+        out = []
+        what = "proximity item" if item_kind == "item" else item_kind
+        for value, sub, item in self.r.texts(node, path, nonempty=True,
+                                             what=f"a non-empty list of {what}s"):
+            value = " ".join(value.lower().split())
+            if value.startswith("@"):
+                out.extend(self._expand(value, sub, item) or ())
+                continue
             problem = None
-            if item_kind == "phrase":
+            if item_kind in ("phrase", "item"):
                 problem = next((glob_problem(tok) for tok in value.split()
                                 if is_glob(tok) and glob_problem(tok)), None)
             elif " " in value:
@@ -184,13 +248,13 @@ class RuleReader:
                 problem = f"{item_kind} {value!r} has several words: {hint}"
             elif item_kind == "glob" or is_glob(value):
                 problem = glob_problem(value)
-                if problem is None and item_kind == "term" and not allow_glob:
+                if problem is None and item_kind == "term":
                     problem = f"term {value!r} contains a wildcard: use a glob rule"
             if problem:
                 self.r.add(sub, problem, item)
             else:
                 out.append(value)
-        return tuple(out)
+        return tuple(dict.fromkeys(out))
 
     def _patterns(self, node: yaml.Node, path: str) -> list[list[dict[str, Any]]]:
         out = []

@@ -7,16 +7,19 @@ import uuid
 import yaml
 
 from pipeline.codebook.model import (
-    CODE_KINDS, DEFAULT_INTERVIEWER_LABELS, DEFAULT_NEGATION_CUES, LANGUAGES,
-    REQUIRED_CODES, UNITS, Code, Codebook, Rule, Settings,
+    CODE_KINDS, DEFAULT_INTERVIEWER_LABELS, DEFAULT_NEGATION_CUES, DEFAULT_NEGATION_WINDOW,
+    DETECT_LANG_MODES, LANGUAGES, NEGATION_SCOPES, REQUIRED_CODES, UNITS, Code, Codebook,
+    Rule, Settings,
 )
-from pipeline.codebook.nodes import Reader, line_of
+from pipeline.codebook.nodes import Reader, describe, line_of
 from pipeline.codebook.rules import RuleReader
 
 SCHEMA_VERSIONS = (1,)
-TOP_KEYS = ("version", "name", "description", "settings", "codes")
+TOP_KEYS = ("version", "name", "description", "settings", "vocab", "codes")
 SETTINGS_KEYS = ("default_lang", "languages", "unit", "threshold", "interviewer_labels",
-                 "negation_cues")
+                 "negation_cues", "negation_window", "negation_scope", "count_per_rule",
+                 "detect_lang", "glob_lemmas")
+VOCAB_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 CODE_KEYS = ("id", "kind", "label", "color", "guid", "definition", "include", "exclude",
              "examples", "references", "rules", "children")
 CODE_REQUIRED = ("id", "label", "definition")
@@ -55,6 +58,10 @@ class CodebookBuilder:
                        if "description" in keys else "")
         if "settings" in keys:
             self.settings = self._settings(keys["settings"])
+        vocab: dict[str, dict[str, tuple[str, ...]]] = {}
+        if "vocab" in keys:
+            vocab = self._vocab(keys["vocab"])
+        self.rules.vocab = vocab
         if "codes" in keys:
             items = r.sequence(keys["codes"], "codes", "a non-empty list of codes", nonempty=True)
             for i, item in enumerate(items or []):
@@ -62,10 +69,62 @@ class CodebookBuilder:
             for code_id in REQUIRED_CODES if self.require_codes else ():
                 if code_id not in self.code_lines and items:
                     r.add("codes", f"missing required code {code_id!r}", keys["codes"])
+        self._check_targets()
         if r.problems:
             return None
         return Codebook(version, name or "", description or "", self.settings, self.codes,
-                        path, digest)
+                        path, digest, vocab)
+
+    # --- vocab -----------------------------------------------------------------------
+    def _vocab(self, node: yaml.Node) -> dict[str, dict[str, tuple[str, ...]]]:
+        """Read ``vocab: {name: {lang: [items]}}``; items are words, globs or phrases."""
+        r = self.r
+        out: dict[str, dict[str, tuple[str, ...]]] = {}
+        if not isinstance(node, yaml.MappingNode):
+            r.add("vocab", "expected a mapping of vocabulary names to {language: [items]}, "
+                  f"got {describe(node)}", node)
+            return out
+        names = [str(k.value) for k, _ in node.value if isinstance(k, yaml.ScalarNode)]
+        for name, lnode in (r.mapping(node, "vocab", names, what="vocabulary") or {}).items():
+            path = f"vocab.{name}"
+            if not VOCAB_NAME_RE.match(name):
+                r.add(path, f"bad vocabulary name {name!r}: use letters, digits and '_', "
+                      "starting with a letter", lnode)
+                continue
+            by_lang = r.mapping(lnode, path, LANGUAGES, what="language")
+            if by_lang is None:
+                continue
+            if not by_lang:
+                r.add(path, "a vocabulary needs at least one language list", lnode)
+            out[name] = {}
+            for lang, items in by_lang.items():
+                if lang not in self.settings.languages:
+                    r.add(f"{path}.{lang}", f"language {lang!r} is not in settings.languages "
+                          f"({', '.join(self.settings.languages)})", items)
+                out[name][lang] = self.rules.vocab_items(items, f"{path}.{lang}")
+        return out
+
+    def _check_targets(self) -> None:
+        """``exclude`` rules with ``rules:``: each id must be a rule of the same code and language."""
+        r = self.r
+        by_id = {rule.id: rule for code in self.codes.values()
+                 for rules in code.rules.values() for rule in rules}
+        known = set(self.rule_lines)
+        for veto_id, code_id, lang, target, path, node in self.rules.targets:
+            rule = by_id.get(target)
+            if target not in known:
+                r.add(path, f"unknown rule id {target!r} (exclude rule {veto_id!r} can only "
+                      f"veto rules of its own code {code_id!r})", node)
+            elif rule is None:
+                continue  # the target rule has problems of its own
+            elif rule.code_id != code_id:
+                r.add(path, f"rule {target!r} belongs to code {rule.code_id!r}, not "
+                      f"{code_id!r}: an exclude rule only vetoes rules of its own code", node)
+            elif rule.lang != lang:
+                r.add(path, f"rule {target!r} is a {rule.lang!r} rule; exclude rule "
+                      f"{veto_id!r} is {lang!r}", node)
+            elif rule.kind == "exclude":
+                r.add(path, f"rule {target!r} is itself an exclude rule", node)
 
     # --- settings -------------------------------------------------------------------
     def _settings(self, node: yaml.Node) -> Settings:
@@ -115,7 +174,35 @@ class CodebookBuilder:
             for lang, cue_node in (got_cues or {}).items():
                 sub = f"settings.negation_cues.{lang}"
                 cues[lang] = tuple(v.lower() for v, _, _ in r.texts(cue_node, sub))
-        return Settings(default_lang, languages, unit, threshold, labels, cues)
+        count_per_rule = None
+        if "count_per_rule" in keys:
+            n = r.number(keys["count_per_rule"], "settings.count_per_rule", integer=True)
+            if n is not None and n < 1:
+                r.add("settings.count_per_rule", f"count_per_rule {n} must be >= 1",
+                      keys["count_per_rule"])
+            elif n is not None:
+                count_per_rule = int(n)
+        window = DEFAULT_NEGATION_WINDOW
+        if "negation_window" in keys:
+            n = r.number(keys["negation_window"], "settings.negation_window", integer=True)
+            if n is not None and n < 1:
+                r.add("settings.negation_window", f"negation_window {n} must be >= 1 token",
+                      keys["negation_window"])
+            elif n is not None:
+                window = int(n)
+        scope = "window"
+        if "negation_scope" in keys:
+            scope = r.choice(keys["negation_scope"], "settings.negation_scope", NEGATION_SCOPES,
+                             "negation scope") or scope
+        detect = "csv"
+        if "detect_lang" in keys:
+            detect = r.choice(keys["detect_lang"], "settings.detect_lang", DETECT_LANG_MODES,
+                              "detect_lang mode") or detect
+        glob_lemmas = False
+        if "glob_lemmas" in keys:
+            glob_lemmas = r.boolean(keys["glob_lemmas"], "settings.glob_lemmas") or False
+        return Settings(default_lang, languages, unit, threshold, labels, cues, count_per_rule,
+                        window, scope, detect, glob_lemmas)
 
     # --- codes -------------------------------------------------------------------
     def _code(self, node: yaml.Node, path: str, parent: str | None) -> None:
