@@ -447,3 +447,27 @@ def test_glob_lemmas_setting(tmp_path: Path) -> None:
     cb = make_codebook(tmp_path, ownership=rule, settings="settings:\n  glob_lemmas: true\n")
     # "mochten": lemma "mogen" matches mog*; "mocht" matches on its form (once)
     assert own(run(cb, ["Wij mochten het. Hij mocht."])[0]) == ["mochten", "mocht"]
+
+
+def test_negation_window_setting(tmp_path: Path) -> None:
+    rule = "- kind: terms\n  terms: [zelf]\n  negation: forbid\n"
+    text = ["Niet dat wij het zelf deden."]  # cue 4 tokens before the match
+    assert own(run(make_codebook(tmp_path, ownership=rule), text)[0]) == ["zelf"]
+    cb = make_codebook(tmp_path, ownership=rule, settings="settings:\n  negation_window: 4\n")
+    assert own(run(cb, text)[0]) == []
+
+
+def test_negation_scope_clause(tmp_path: Path) -> None:
+    rule = "- kind: terms\n  terms: [ruimte]\n  negation: forbid\n"
+    texts = ["Ik denk dat we de ruimte van de directie nooit gekregen hebben.",
+             "Niet echt, maar we kregen de ruimte.",
+             "We kregen geen tijd, wel de ruimte."]
+    window = make_codebook(tmp_path, ownership=rule)
+    assert own(run(window, texts)[0]) == ["ruimte", "ruimte", "ruimte"]
+    clause = make_codebook(tmp_path, ownership=rule,
+                           settings="settings:\n  negation_scope: clause\n")
+    # verb-final "nooit" is in the match's clause; "niet" and "geen" are in other clauses
+    assert own(run(clause, texts)[0]) == ["ruimte", "ruimte"]
+    required = make_codebook(tmp_path, ownership=rule.replace("forbid", "require"),
+                             settings="settings:\n  negation_scope: clause\n")
+    assert own(run(required, texts)[0]) == ["ruimte"]

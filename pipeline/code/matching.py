@@ -17,7 +17,12 @@ from pipeline.code.compiled import MAIN, SIDE_A, SIDE_B, CompiledRules
 from pipeline.codebook import Rule
 from pipeline.errors import UsageError
 
-NEGATION_WINDOW = 3      # tokens before a match that may hold a negation cue
+NEGATION_WINDOW = 3      # default: tokens before a match that may hold a negation cue
+# negation_scope "clause": a sentence is also split at commas and these subordinators
+# (the word starts a new clause), so verb-final Dutch negation is seen.
+CLAUSE_WORDS = frozenset({"omdat", "dat", "want", "maar", "terwijl", "als",
+                          "because", "but", "that", "while", "if"})
+CLAUSE_PUNCT = frozenset({",", ";", ":"})
 EVIDENCE_LIMIT = 80      # proximity evidence spans two hits and can be long
 
 
@@ -56,10 +61,37 @@ def _sentence_starts(doc: Doc) -> list[int]:
     return out
 
 
-def _negated(doc: Doc, start: int, sent_starts: list[int], cues: frozenset[str]) -> bool:
-    first = max(sent_starts[start] if start < len(doc) else 0, start - NEGATION_WINDOW)
-    return any(doc[i].lower_ in cues or doc[i].lemma_.lower() in cues
-               for i in range(first, start))
+def _negated(doc: Doc, start: int, sent_starts: list[int], cues: frozenset[str],
+             window: int = NEGATION_WINDOW) -> bool:
+    first = max(sent_starts[start] if start < len(doc) else 0, start - window)
+    return any(_is_cue(doc, i, cues) for i in range(first, start))
+
+
+def _is_cue(doc: Doc, i: int, cues: frozenset[str]) -> bool:
+    return doc[i].lower_ in cues or doc[i].lemma_.lower() in cues
+
+
+def clause_ids(doc: Doc, sent_starts: list[int]) -> list[int]:
+    """Token index -> clause number: sentences split after , ; : and before subordinators."""
+    out, clause = [], 0
+    for i, token in enumerate(doc):
+        if i and (sent_starts[i] == i or token.lower_ in CLAUSE_WORDS
+                  or doc[i - 1].lower_ in CLAUSE_PUNCT):
+            clause += 1
+        out.append(clause)
+    return out
+
+
+def _negated_clause(doc: Doc, start: int, end: int, clauses: list[int],
+                    cues: frozenset[str]) -> bool:
+    """A cue anywhere in the clause(s) of the match, outside the match itself."""
+    wanted = set(clauses[start:end])
+    lo, hi = start, end
+    while lo > 0 and clauses[lo - 1] in wanted:
+        lo -= 1
+    while hi < len(doc) and clauses[hi] in wanted:
+        hi += 1
+    return any(_is_cue(doc, i, cues) for i in (*range(lo, start), *range(end, hi)))
 
 
 def _gap(a0: int, a1: int, b0: int, b1: int) -> int:
@@ -96,6 +128,7 @@ def doc_matches(doc: Doc, compiled: CompiledRules) -> list[_Match]:
     if not hits:
         return []
     sent_starts = _sentence_starts(doc)
+    clauses: list[int] | None = None
     candidates: list[_Match] = []
     vetoes: list[tuple[Rule, list[tuple[int, int]]]] = []
     for index, rule in enumerate(compiled.rules):
@@ -112,7 +145,13 @@ def doc_matches(doc: Doc, compiled: CompiledRules) -> list[_Match]:
             spans = hits.get(compiled.channel(index, MAIN), [])
         for start, end in longest_first(spans):
             if rule.negation != "ignore":
-                negated = _negated(doc, start, sent_starts, compiled.negation_cues)
+                if compiled.negation_scope == "clause":
+                    if clauses is None:
+                        clauses = clause_ids(doc, sent_starts)
+                    negated = _negated_clause(doc, start, end, clauses, compiled.negation_cues)
+                else:
+                    negated = _negated(doc, start, sent_starts, compiled.negation_cues,
+                                       compiled.negation_window)
                 if negated != (rule.negation == "require"):
                     continue
             candidates.append(_Match(rule, start, end))
