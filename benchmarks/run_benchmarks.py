@@ -1,0 +1,222 @@
+"""Benchmarks of ``qcode code`` (run by hand: ``make bench``); writes benchmarks/RESULTS.md.
+
+Everything reported is measured in this run, on this machine:
+
+* end-to-end ``qcode code`` (a subprocess, as a user runs it) at each corpus size:
+  wall time, segments/s, tokens/s (tokens of coded segments), peak RSS;
+* the floor: spaCy's bare tokenizer (``spacy.blank("nl").tokenizer``) on the texts of
+  the same coded segments;
+* a naive baseline: one regular expression per codebook pattern over the raw text of
+  the coded segments (text-search autocoding as in QDA tools), at 50/500/5,000 patterns;
+* ``qcode code`` at 50/500/5,000 patterns;
+* a re-code from the parse cache after a codebook edit vs the cold run;
+* ``--jobs 2`` vs ``--jobs 1``.
+
+Usage:
+    python benchmarks/run_benchmarks.py [--sizes 10000 100000 1000000] [--main 100000]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+
+from make_codebook import make_codebook  # noqa: E402
+from make_corpus import make_corpus  # noqa: E402
+
+WORK = HERE / "corpora" / "runs"
+
+
+def qcode(corpus: Path, codebook: Path, out: Path, *extra: str) -> dict:
+    """Run ``qcode code`` in a subprocess; return wall time, peak RSS and the manifest."""
+    cmd = [sys.executable, "-m", "pipeline", "code", str(corpus), "--out", str(out),
+           "--codebook", str(codebook), "--quiet", *extra]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    code = os.waitstatus_to_exitcode(status)
+    if code not in (0, 2):
+        raise SystemExit(f"{' '.join(cmd)} failed with {code}")
+    manifest = json.loads((out / "manifest.json").read_text())
+    return {"wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024, "manifest": manifest,
+            "segments": manifest["counts"]["segments"],
+            "tokens": manifest["throughput"]["tokens"]}
+
+
+def coded_texts(out: Path) -> list[str]:
+    import pandas as pd
+
+    seg = pd.read_parquet(out / "segments.parquet", columns=["text", "coded"])
+    return seg.loc[seg["coded"].astype(bool), "text"].tolist()
+
+
+def bare_tokenizer(texts: list[str]) -> dict:
+    import spacy
+
+    tokenizer = spacy.blank("nl").tokenizer
+    start = time.perf_counter()
+    n = sum(len(doc) for doc in tokenizer.pipe(texts, batch_size=1000))
+    wall = time.perf_counter() - start
+    return {"wall_s": wall, "tokens": n, "tokens_per_s": n / wall, "segments_per_s": len(texts) / wall}
+
+
+def naive_regexes(codebook: Path) -> list[re.Pattern]:
+    """One regex per pattern, as a QDA tool's text search would build them."""
+    import yaml
+
+    def walk(codes):
+        for code in codes:
+            yield code
+            yield from walk(code.get("children", []))
+
+    out = []
+    book = yaml.safe_load(codebook.read_text(encoding="utf-8"))
+    for code in walk(book["codes"]):
+        for rules in code.get("rules", {}).values():
+            for rule in rules:
+                items = [*rule.get("terms", []), *rule.get("phrases", []), *rule.get("globs", []),
+                         *rule.get("a", []), *rule.get("b", [])]
+                for pat in rule.get("patterns", []):  # its literal words, in order
+                    items.append(" ".join(str(v) for t in pat for k, v in t.items()
+                                          if k in ("LEMMA", "LOWER") and isinstance(v, str)))
+                for item in items:
+                    body = r"\s+".join(re.escape(w).replace(r"\*", r"\w*").replace(r"\?", r"\w")
+                                       for w in item.split())
+                    out.append(re.compile(rf"\b{body}\b", re.IGNORECASE))
+    return out
+
+
+def naive(texts: list[str], codebook: Path) -> dict:
+    regexes = naive_regexes(codebook)
+    text = "\n".join(texts)
+    start = time.perf_counter()
+    hits = sum(1 for rx in regexes for _ in rx.finditer(text))
+    return {"wall_s": time.perf_counter() - start, "patterns": len(regexes), "hits": hits}
+
+
+def machine() -> dict:
+    info = {"python": platform.python_version(), "platform": platform.platform()}
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        info["cpu"] = next((l.split(":", 1)[1].strip() for l in lscpu.splitlines()
+                            if l.startswith("Model name")), "?")
+    except OSError:
+        info["cpu"] = platform.processor()
+    info["cores"] = os.cpu_count()
+    with open("/proc/meminfo") as fh:
+        info["ram_gb"] = round(int(fh.readline().split()[1]) / 1024 ** 2, 1)
+    import spacy
+    info["spacy"] = spacy.__version__
+    info["load_avg_at_start"] = os.getloadavg()
+    return info
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", nargs="+", type=int, default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--main", type=int, default=100_000, help="corpus of the other runs")
+    parser.add_argument("--naive-size", type=int, default=10_000)
+    args = parser.parse_args()
+    WORK.mkdir(parents=True, exist_ok=True)
+    books = {n: make_codebook(n) for n in (50, 500, 5000)}
+    res: dict = {"machine": machine(), "sizes": {}, "patterns": {}}
+    for size in sorted(set(args.sizes) | {args.main, args.naive_size}):
+        corpus = make_corpus(size)
+        out = WORK / f"size{size}"
+        shutil.rmtree(out, ignore_errors=True)
+        run = qcode(corpus, books[500], out, "--no-cache")
+        run["tokenizer"] = bare_tokenizer(coded_texts(out))
+        res["sizes"][size] = run
+        print(size, round(run["wall_s"], 1), "s", round(run["peak_rss_mb"]), "MB", flush=True)
+    small = make_corpus(args.naive_size)
+    texts = coded_texts(WORK / f"size{args.naive_size}")
+    for n, book in books.items():
+        out = WORK / f"pat{n}"
+        shutil.rmtree(out, ignore_errors=True)
+        run = qcode(small, book, out, "--no-cache")
+        run["naive"] = naive(texts, book)
+        res["patterns"][n] = run
+        print("patterns", n, round(run["wall_s"], 1), round(run["naive"]["wall_s"], 1), flush=True)
+    corpus = make_corpus(args.main)
+    out = WORK / "cache"
+    shutil.rmtree(out, ignore_errors=True)
+    cold = qcode(corpus, books[500], out)
+    edited = WORK / "codebook_500_edited.yaml"
+    edited.write_text(books[500].read_text().replace("kind: terms\n      terms:\n",
+                                                     "kind: terms\n      terms:\n      - zzedit\n", 1))
+    warm = qcode(corpus, edited, out)
+    res["cache"] = {"cold": cold, "warm": warm}
+    print("cache", round(cold["wall_s"], 1), round(warm["wall_s"], 1), flush=True)
+    out = WORK / "jobs2"
+    shutil.rmtree(out, ignore_errors=True)
+    res["jobs2"] = qcode(corpus, books[500], out, "--no-cache", "--jobs", "2")
+    print("jobs2", round(res["jobs2"]["wall_s"], 1), flush=True)
+    res["machine"]["load_avg_at_end"] = os.getloadavg()
+    for run in [*res["sizes"].values(), *res["patterns"].values(), cold, warm, res["jobs2"]]:
+        run["manifest"] = {k: run["manifest"][k] for k in ("timings_s", "stage_times_s",
+                                                            "throughput", "counts")}
+    (HERE / "results.json").write_text(json.dumps(res, indent=1, default=str) + "\n")
+    (HERE / "RESULTS.md").write_text(report(res, args.main))
+    print((HERE / "RESULTS.md").read_text())
+
+
+def report(res: dict, main_size: int) -> str:
+    m = res["machine"]
+    lines = ["# Benchmark results", "",
+             "Generated by `benchmarks/run_benchmarks.py` (`make bench`); every number below was "
+             "measured in one run on this machine.", "",
+             f"- CPU: {m['cpu']}, {m['cores']} cores, {m['ram_gb']} GB RAM; {m['platform']}",
+             f"- Python {m['python']}, spaCy {m['spacy']}",
+             f"- load average at start {tuple(round(x, 2) for x in m['load_avg_at_start'])}, "
+             f"at end {tuple(round(x, 2) for x in m['load_avg_at_end'])} (the machine is shared: "
+             "other processes running at the same time make these numbers noisy)", "",
+             "## Corpus size (codebook of 500 patterns, `--jobs 1`, `--no-cache`)", "",
+             "| segments | wall s | segments/s | tokens/s | tokenizer tokens/s | e2e / tokenizer | peak RSS MB |",
+             "|---:|---:|---:|---:|---:|---:|---:|"]
+    for size, r in sorted(res["sizes"].items(), key=lambda kv: int(kv[0])):
+        tok = r["tokenizer"]["tokens_per_s"]
+        tps = r["tokens"] / r["wall_s"]
+        lines.append(f"| {int(size):,} | {r['wall_s']:.1f} | {r['segments'] / r['wall_s']:,.0f} | "
+                     f"{tps:,.0f} | {tok:,.0f} | {tps / tok:.1%} | {r['peak_rss_mb']:,.0f} |")
+    lines += ["", "Wall time is the whole `qcode code` process (start-up, ingest, segmentation, "
+              "NLP, coding, writing); tokens are those of the coded (respondent) segments; the "
+              "tokenizer column is spaCy's bare tokenizer on exactly those texts.", "",
+              "## Codebook size (corpus of "
+              f"{int(next(iter(res['patterns'].values()))['segments']):,} segments)", "",
+              "| patterns | qcode wall s | qcode nlp+code s | matches | naive regex s | naive / qcode |",
+              "|---:|---:|---:|---:|---:|---:|"]
+    for n, r in res["patterns"].items():
+        st = r["manifest"]["stage_times_s"]
+        lines.append(f"| {int(n):,} | {r['wall_s']:.1f} | {st['nlp_code']:.1f} | "
+                     f"{r['manifest']['counts']['codings']:,} codings | {r['naive']['wall_s']:.1f} | "
+                     f"{r['naive']['wall_s'] / r['wall_s']:.1f}x |")
+    cold, warm = res["cache"]["cold"], res["cache"]["warm"]
+    j1, j2 = res["sizes"][main_size], res["jobs2"]
+    lines += ["", "The naive baseline times only the regex scans (texts already in memory); "
+              "qcode's time is its whole process.", "",
+              f"## Re-code after a codebook edit ({main_size:,} segments)", "",
+              f"- cold run (parses, fills the cache): {cold['wall_s']:.1f} s",
+              f"- re-code from cache after editing the codebook: {warm['wall_s']:.1f} s "
+              f"(**{cold['wall_s'] / warm['wall_s']:.1f}x** faster; stage times cold "
+              f"{cold['manifest']['stage_times_s']}, warm {warm['manifest']['stage_times_s']})", "",
+              f"## Parallel ({main_size:,} segments, 2 cores)", "",
+              f"- `--jobs 1`: {j1['wall_s']:.1f} s; `--jobs 2`: {j2['wall_s']:.1f} s "
+              f"(**{j1['wall_s'] / j2['wall_s']:.2f}x**)", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
