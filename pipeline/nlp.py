@@ -40,6 +40,57 @@ def lemma_lower(doc: Doc) -> Doc:
     return doc
 
 
+WORD_FORMS_FILE = "nl_verb_forms.tsv"
+
+
+@lru_cache(maxsize=None)
+def word_forms(lang: str = "nl") -> dict[str, str]:
+    """Return the extra form -> lemma table of a language (package data; empty if none).
+
+    ``pipeline/data/nl_verb_forms.tsv`` (form<TAB>lemma, ``#`` comments): Dutch forms
+    the spaCy lookup table has no lemma for (the lookup returns the form itself) or a
+    wrong one - strong/irregular verb pasts and participles, past forms of common
+    regular verbs, plurals of school-talk nouns. Only such forms are listed (checked
+    against the lookup when the table was written), so an entry always wins.
+    """
+    if lang != "nl":
+        return {}
+    from importlib.resources import files
+
+    table: dict[str, str] = {}
+    text = files("pipeline").joinpath("data", WORD_FORMS_FILE).read_text(encoding="utf-8")
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        form, lemma = line.split("\t")
+        table[form.strip().lower()] = lemma.strip().lower()
+    return table
+
+
+def _word_forms_digest(lang: str) -> str:
+    import hashlib
+
+    items = sorted(word_forms(lang).items())
+    return hashlib.sha1(repr(items).encode("utf-8")).hexdigest()[:8]
+
+
+@Language.component("nl_word_forms")
+def nl_word_forms(doc: Doc) -> Doc:
+    """Set the lemma of the forms in ``word_forms("nl")`` (after ``lemma_lower``).
+
+    Rule: a token whose lower-case form is in the table gets the table's lemma. The
+    table holds only forms whose lookup lemma is missing (equal to the form, as for
+    "kozen", "besloten", "leraren") or wrong ("gevoelens" -> gevoel, not gevoelen), so
+    lemmas the lookup gets right are never touched.
+    """
+    table = word_forms("nl")
+    for token in doc:
+        lemma = table.get(token.lower_)
+        if lemma is not None:
+            token.lemma_ = lemma
+    return doc
+
+
 @lru_cache(maxsize=None)
 def _stemmer(lang: str) -> SnowballStemmer:
     return SnowballStemmer(STEMMERS[lang])
@@ -73,7 +124,7 @@ def make_nlp(lang: str) -> Language:
     """Return the (cached) offline spaCy pipeline of a language.
 
     ``spacy.blank(lang)`` + ``lemmatizer`` (lookup mode, tables from
-    spacy-lookups-data) + ``lemma_lower`` + ``sentencizer``.
+    spacy-lookups-data) + ``lemma_lower`` + (Dutch) ``nl_word_forms`` + ``sentencizer``.
 
     Args:
         lang: a language code in ``SUPPORTED_LANGUAGES``.
@@ -87,6 +138,10 @@ def make_nlp(lang: str) -> Language:
     nlp = spacy.blank(lang)
     nlp.add_pipe("lemmatizer", config={"mode": "lookup"})
     nlp.add_pipe("lemma_lower")
+    if word_forms(lang):
+        # the table's digest is in the component name: pipe names are part of the
+        # DocBin cache key (pipeline.cache), so a changed table gives fresh parses
+        nlp.add_pipe("nl_word_forms", name=f"nl_word_forms_{_word_forms_digest(lang)}")
     nlp.add_pipe("sentencizer")
     nlp.initialize()  # loads the lookup tables from spacy-lookups-data (local package)
     return nlp

@@ -6,7 +6,9 @@ import pytest
 
 from pipeline import columns as C
 from pipeline.errors import UsageError
-from pipeline.nlp import make_nlp, parse, parse_segments, stem, tokens_table
+from pipeline.nlp import (
+    _word_forms_digest, make_nlp, parse, parse_segments, stem, tokens_table, word_forms,
+)
 
 DOC_TEXT = ("I: Hoe ging dat?\nA: De leerkrachten mochten het zelf invullen. Het ging goed.\n"
             "B: The teachers didn't choose.")
@@ -24,7 +26,9 @@ def segments() -> pd.DataFrame:
 def test_make_nlp_is_cached_and_offline_components() -> None:
     nlp = make_nlp("nl")
     assert make_nlp("nl") is nlp
-    assert nlp.pipe_names == ["lemmatizer", "lemma_lower", "sentencizer"]
+    assert nlp.pipe_names == ["lemmatizer", "lemma_lower",
+                              f"nl_word_forms_{_word_forms_digest('nl')}", "sentencizer"]
+    assert make_nlp("en").pipe_names == ["lemmatizer", "lemma_lower", "sentencizer"]
     assert nlp.get_pipe("lemmatizer").mode == "lookup"
 
 
@@ -88,3 +92,31 @@ def test_tokens_table_document_offsets(segments: pd.DataFrame) -> None:
     assert table[table[C.TEXT] == "?"][C.IS_PUNCT].all()
     with pytest.raises(UsageError, match="not aligned"):
         tokens_table(segments, docs[:2])
+
+
+# --- Dutch word-form table (pipeline/data/nl_verb_forms.tsv) ----------------------------
+
+@pytest.mark.parametrize("form, lemma", [
+    ("kozen", "kiezen"), ("koos", "kiezen"), ("besloten", "besluiten"), ("begonnen", "beginnen"),
+    ("vertrouwde", "vertrouwen"), ("gekregen", "krijgen"), ("liet", "laten"),
+    ("lieten", "laten"), ("mocht", "mogen"), ("mochten", "mogen"), ("overgenomen", "overnemen"),
+    ("leraren", "leraar"), ("uren", "uur"), ("collega's", "collega"), ("docenten", "docent"),
+    ("scholen", "school"), ("gevoelens", "gevoel"), ("Kozen", "kiezen"),
+])
+def test_dutch_irregular_forms_and_plurals(form: str, lemma: str) -> None:
+    doc = parse([f"{form} ."], "nl")[0]
+    assert doc[0].lemma_ == lemma
+
+
+def test_word_form_table_is_well_formed_and_only_fixes_the_lookup() -> None:
+    table = word_forms("nl")
+    assert 250 <= len(table) and word_forms("en") == {}
+    lookup = make_nlp("nl").get_pipe("lemmatizer").lookups.get_table("lemma_lookup")
+    for form, lemma in table.items():
+        assert form == form.lower() and lemma == lemma.lower() and "\t" not in form
+        assert form != lemma
+        assert lookup.get(form, form) != lemma, f"{form}: the lookup already gives {lemma}"
+    # ambiguous forms stay with the lookup ("reden" = reason, "geleden" = ago)
+    assert not {"reden", "geleden", "namen", "vroeg"} & set(table)
+    doc = parse(["Jaren geleden, om die reden."], "nl")[0]
+    assert [t.lemma_ for t in doc][1] == "geleden"
