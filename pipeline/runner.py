@@ -26,7 +26,7 @@ from pipeline.codebook import Codebook, load_codebook
 from pipeline.engine import run_chunks
 from pipeline.ingest.batch import _display, _parents  # path display identical to ingest()
 from pipeline.parts import PartWriter
-from pipeline.store import LazyCodedData, commit_staged, output_lock
+from pipeline.store import CodedData, LazyCodedData, commit_staged, output_lock
 
 TABLES = ("documents", "segments", "codings", "matches")
 
@@ -60,7 +60,7 @@ class RunOptions:
 class RunResult:
     """What a run produced, for the CLI summary and for notebooks."""
 
-    data: CodedData
+    data: CodedData | LazyCodedData  # streaming runs: big tables load on first access
     manifest: dict[str, Any]
     exit_code: int
     out_dir: Path
