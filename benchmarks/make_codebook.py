@@ -34,10 +34,19 @@ def _vocabulary() -> tuple[list[str], list[str]]:
     return [w for w, _ in words.most_common()], [b for b, _ in bigrams.most_common()]
 
 
-def make_codebook(n_patterns: int, out: Path | None = None) -> Path:
-    """Write ``codebook_<N>.yaml`` with ``n_patterns`` patterns and return its path."""
-    target = out or OUT / f"codebook_{n_patterns}.yaml"
+def make_codebook(n_patterns: int, out: Path | None = None, *, real: int | None = None) -> Path:
+    """Write ``codebook_<N>.yaml`` with ``n_patterns`` patterns and return its path.
+
+    ``real``: use only the first ``real`` patterns' worth of sample words and fill the
+    rest with words that never occur, so the number of hits stays that of a
+    ``real``-pattern codebook (isolates the cost of the number of patterns).
+    """
+    target = out or OUT / (f"codebook_{n_patterns}.yaml" if real is None
+                           else f"codebook_{n_patterns}_real{real}.yaml")
     words, bigrams = _vocabulary()
+    if real is not None:
+        keep = max(1, real)
+        words, bigrams = words[:40 + int(keep * 0.6)], bigrams[:20 + int(keep * 0.2)]
     n_terms, n_phrases = int(n_patterns * 0.6), int(n_patterns * 0.2)
     n_globs = int(n_patterns * 0.15)
     n_pat = n_patterns - n_terms - n_phrases - n_globs

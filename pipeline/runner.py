@@ -7,6 +7,7 @@ feeds them, times them, and hands the result to ``store``. The CLI and notebooks
 from __future__ import annotations
 
 import platform
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -25,7 +26,7 @@ from pipeline.chunk import ORDER, PHASE_META_COLUMNS, PHASE_ORPHAN_META, ChunkTa
 from pipeline.codebook import Codebook, load_codebook
 from pipeline.engine import run_chunks
 from pipeline.ingest.batch import _display, _parents  # path display identical to ingest()
-from pipeline.parts import PartWriter
+from pipeline.parts import PARTS_PREFIX, PartWriter
 from pipeline.store import CodedData, LazyCodedData, commit_staged, output_lock
 
 TABLES = ("documents", "segments", "codings", "matches")
@@ -213,6 +214,9 @@ def code_corpus(inputs: Sequence[str | Path], *, codebook: str | Path, out_dir: 
                  for f in files]
         tasks = plan_chunks(files, shown, chunk_bytes=opts.chunk_bytes)
         lap("plan")
+        # Under the lock, parts left by a killed run are stale: clear them first.
+        for stale in Path(out_dir).glob(f"{PARTS_PREFIX}*"):
+            shutil.rmtree(stale, ignore_errors=True)
         writer = PartWriter(out_dir)
         try:
             run = _stream(tasks, ctx, opts, writer, len(files))

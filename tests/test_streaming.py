@@ -158,3 +158,12 @@ def test_rerun_byte_identical_with_chunks(corpus):
     a, _ = run(corpus, "a", chunk_bytes=300)
     b, _ = run(corpus, "b", chunk_bytes=300)
     assert digests(a) == digests(b)
+
+
+def test_stale_parts_of_a_killed_run_are_removed(corpus):
+    out = corpus / "out"
+    (out / ".qcode-parts-dead").mkdir(parents=True)
+    (out / ".qcode-parts-dead" / "segments-0000000.parquet").write_bytes(b"half")
+    run(corpus, "out", chunk_bytes=500)
+    assert not list(out.glob(".qcode-parts-*"))
+    load_coded(out)
