@@ -63,3 +63,69 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
     assert main(["import", str(tmp_path / "missing.qdpx"), "--out", str(tmp_path / "o")]) == 1
     assert "missing.qdpx: file not found" in capsys.readouterr().err
+
+
+def _users_by_code(qdpx) -> dict[tuple[str, str], set[str]]:
+    """(source name, code name) -> REFI users coding it, read from the written project."""
+    from pipeline.exchange.model import project_from_xml, walk_codes
+    from pipeline.exchange.qdpx_io import parse_xml
+    project = project_from_xml(parse_xml(zipfile.ZipFile(qdpx).read("project.qde"), "t"), print)
+    names = {c.guid: c.name for c, _ in walk_codes(project.codes)}
+    out: dict[tuple[str, str], set[str]] = {}
+    for src in project.sources:
+        for sel in src.selections:
+            for c in sel.codings:
+                out.setdefault((src.name, names[c.code_guid]), set()).add(project.users[c.user_guid])
+    return out
+
+
+def test_export_uses_the_reviewed_final_coding(tmp_path, capsys):
+    from pipeline import review as R
+    from pipeline.store import load_coded
+    make_codebook(tmp_path)
+    coded = make_coded(tmp_path)
+    cb = str(tmp_path / "codebook.yaml")
+    segs = load_coded(coded).segments.set_index(C.SEGMENT_ID)
+    h = segs[C.CONTENT_HASH]
+    rows = [("int01:1", h["int01:1"], "ownership", "accept"),
+            ("int01:1", h["int01:1"], "agency", "reject"),
+            ("int01:3", h["int01:3"], "alignment", "add"),
+            ("survey:0", "0" * 16, "amo.opportunity", "accept")]   # stale: text changed since
+    pd.DataFrame([{C.CODER: "Eline", R.TIMESTAMP: "2024-01-01T00:00:00+00:00", C.SEGMENT_ID: s,
+                   C.CONTENT_HASH: hh, C.CODE_ID: c, R.DECISION: d, R.MEMO: "", R.SOURCE: "r.csv"}
+                  for s, hh, c, d in rows]).to_csv(coded / C.REVIEWS_FILE, index=False)
+    assert main(["review", "apply", "--coded", str(coded)]) == 2   # 2: a stale decision
+    capsys.readouterr()
+
+    qdpx = tmp_path / "final.qdpx"
+    assert main(["export", str(coded), "--qdpx", str(qdpx), "--codebook", cb, "--lang", "en"]) == 0
+    cap = capsys.readouterr()
+    assert "note: exporting the reviewed coding" in cap.out
+    assert "1 coding(s) left out" in cap.err and "stale" in cap.err
+    users = _users_by_code(qdpx)
+    assert users[("int01", "Ownership")] == {"Eline"}           # accepted: the reviewer
+    assert ("int01", "Agency") not in users                       # rejected: left out
+    assert users[("int01", "Alignment")] == {"Eline"}            # added by the reviewer
+    assert ("survey", "Opportunity") not in users                 # stale: left out
+    assert users[("int01", "Opportunity")] == {"qcode rules"}    # not reviewed: the method
+    assert users[("survey", "Shared leadership")] == {"qcode hybrid"}
+    desc = zipfile.ZipFile(qdpx).read("project.qde").decode()
+    assert "accepted by Eline (proposed by qcode rules)" in desc and "added by Eline" in desc
+
+    auto = tmp_path / "auto.qdpx"
+    assert main(["export", str(coded), "--qdpx", str(auto), "--codebook", cb, "--lang", "en",
+                 "--auto"]) == 0
+    assert "note:" not in capsys.readouterr().out
+    users = _users_by_code(auto)
+    assert users[("int01", "Agency")] == {"qcode model v1"} and ("int01", "Alignment") not in users
+    assert users[("int01", "Ownership")] == {"qcode rules"}
+    xmlschema.XMLSchema(str(PROJECT_XSD)).validate(zipfile.ZipFile(qdpx).read("project.qde").decode())
+
+
+def test_export_final_without_review_is_a_clear_error(tmp_path, capsys):
+    make_codebook(tmp_path)
+    coded = make_coded(tmp_path)
+    assert main(["export", str(coded), "--qdpx", str(tmp_path / "x.qdpx"), "--final",
+                 "--codebook", str(tmp_path / "codebook.yaml")]) == 1
+    assert "qcode review apply" in capsys.readouterr().err
+    assert not (tmp_path / "x.qdpx").exists()

@@ -18,7 +18,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Write a REFI-QDA project (.qdpx: texts, codebook, every coding as a "
                     "selection by a user naming the method, cases and variables from the "
                     "metadata, code families as sets) for NVivo, ATLAS.ti, MAXQDA or QualCoder; "
-                    "or only the codebook (.qdc). Output is deterministic.")
+                    "or only the codebook (.qdc). Once 'qcode review apply' has written "
+                    "final_codings, the reviewed coding is exported: each coding once, under "
+                    "the user who decided it (the reviewer for accepted and added codings, "
+                    "'qcode rules' etc. for codings nobody reviewed). Output is deterministic.")
     p.add_argument("coded_dir", nargs="?", default=DEFAULT_CODED, metavar="CODED_DIR",
                    help=f"coded folder (default: {DEFAULT_CODED}); not needed with --qdc alone")
     p.add_argument("--qdpx", metavar="FILE", help="write the project to FILE (.qdpx)")
@@ -32,6 +35,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--span", choices=["segment", "evidence"], default="segment",
                    help="code the whole segment (default) or only the best evidence")
     p.add_argument("--name", help="project name (default: the coded folder's name)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--final", action="store_true",
+                       help="export the reviewed coding (final_codings from 'qcode review apply'): "
+                            "accepted and added codings under the reviewing coder's name, rejected "
+                            "and stale ones left out (default when final_codings exists)")
+    which.add_argument("--auto", action="store_true",
+                       help="export the automatic codings, ignoring any review")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser(
@@ -64,12 +74,28 @@ def cmd_export(args: argparse.Namespace) -> int:
         export_qdc(Path(args.qdc), codebook, lang=args.lang)
         print(f"codebook: {len(codebook.codes)} codes -> {args.qdc}")
     if args.qdpx:
-        if not Path(args.coded_dir).is_dir():
+        from pipeline.exchange.export import FINAL_FILE, has_final, load_final
+
+        coded = Path(args.coded_dir)
+        if not coded.is_dir():
             raise UsageError(f"{args.coded_dir}: coded folder not found; run 'qcode code' first")
-        project = export_qdpx(Path(args.coded_dir), Path(args.qdpx), codebook, name=args.name,
-                              lang=args.lang, offsets=args.offsets, span=args.span)
+        codings = None
+        if args.final or (not args.auto and has_final(coded)):
+            codings, n_stale = load_final(coded)
+            if not args.final:
+                print(f"note: exporting the reviewed coding ({coded / FINAL_FILE}); "
+                      "use --auto for the automatic codings only")
+            if n_stale:
+                print(f"qcode: warning: {n_stale} coding(s) left out because their review "
+                      f"decision is stale (segment text changed); see {coded}/review_stale.csv "
+                      "and review them again", file=sys.stderr)
+        project = export_qdpx(coded, Path(args.qdpx), codebook, name=args.name,
+                              lang=args.lang, offsets=args.offsets, span=args.span,
+                              codings=codings)
         n_sel = sum(len(s.selections) for s in project.sources)
-        print(f"project: {len(project.sources)} sources, {n_sel} coded selections -> {args.qdpx}")
+        users = ", ".join(sorted(project.users.values()))
+        print(f"project: {len(project.sources)} sources, {n_sel} coded selections "
+              f"(users: {users or 'none'}) -> {args.qdpx}")
     return 0
 
 

@@ -78,6 +78,20 @@ def coder_name(method: str, rule: str) -> str:
     return f"qcode {method or 'rules'}"
 
 
+# Review status of a final coding (``qcode review apply``) -> who the REFI user is.
+REVIEWED = ("accepted", "added")
+FINAL_FILE = "final_codings"
+
+
+def final_user(rec: dict) -> str | None:
+    """The reviewing coder of a final coding that a human accepted or added, else None."""
+    status = str(rec.get("review", "") or "")
+    coder = rec.get(C.CODER)
+    if status in REVIEWED and not _blank(coder):
+        return str(coder).strip() or None
+    return None
+
+
 def _blank(value: object) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value)) or str(value) == ""
 
@@ -136,11 +150,17 @@ def build_project(documents: pd.DataFrame, segments: pd.DataFrame, codings: pd.D
             start, end = seg_span[seg]
         else:
             start, end = int(rec[C.START]), int(rec[C.END])
-        user = coder_name(str(rec.get(C.METHOD, "rules")), str(rec.get(C.RULE, "")))
+        auto_user = coder_name(str(rec.get(C.METHOD, "rules")), str(rec.get(C.RULE, "")))
+        reviewer = final_user(rec)
+        user = reviewer or auto_user
         score = rec.get(C.SCORE)
         note = f"{code_id}: {rec.get(C.METHOD, '')} {rec.get(C.RULE, '')}".strip()
         if not _blank(score):
             note += f" score={float(score):.3f}"
+        if reviewer is not None:
+            status = str(rec.get("review"))
+            note = (f"{code_id}: added by {reviewer}" if status == "added"
+                    else f"{note}; accepted by {reviewer} (proposed by {auto_user})")
         by_span.setdefault((doc, start, end), []).append((code_id, user, note))
 
     users: dict[str, str] = {}
@@ -198,16 +218,51 @@ def codebook_bytes(codebook: Any, lang: str | None = None) -> bytes:
     return serialize(root)
 
 
+def has_final(coded_dir: Path) -> bool:
+    """Whether ``qcode review apply`` wrote a final coding into the coded folder."""
+    return any((Path(coded_dir) / f"{FINAL_FILE}{ext}").exists() for ext in (".parquet", ".csv"))
+
+
+def load_final(coded_dir: Path) -> tuple[pd.DataFrame, int]:
+    """The reviewed final coding of a coded folder, without stale codings.
+
+    Returns:
+        (codings to export, number of stale codings left out). A stale coding is an
+        automatic one whose latest review decision was taken on text that has since
+        changed: nobody has decided on the current text, so it is not exported.
+
+    Raises:
+        ExchangeError: there is no final coding (run ``qcode review apply``).
+    """
+    folder = Path(coded_dir)
+    pq, csv = folder / f"{FINAL_FILE}.parquet", folder / f"{FINAL_FILE}.csv"
+    if pq.exists():
+        df = pd.read_parquet(pq)
+    elif csv.exists():
+        df = pd.read_csv(csv, keep_default_na=False)
+    else:
+        raise ExchangeError(f"{folder}: no {FINAL_FILE}.parquet/.csv; run 'qcode review apply' "
+                            "first (or export the automatic codings with --auto)")
+    status = df["review"].astype(str) if "review" in df.columns else pd.Series("", index=df.index)
+    stale = status == "stale"
+    return df[~stale].reset_index(drop=True), int(stale.sum())
+
+
 def export_qdpx(coded_dir: Path, out: Path, codebook: Any, *, name: str | None = None,
                 lang: str | None = None, offsets: str = CODEPOINT, span: str = "segment",
-                ) -> QProject:
-    """Export a coded folder as a ``.qdpx`` project (written atomically)."""
+                codings: pd.DataFrame | None = None) -> QProject:
+    """Export a coded folder as a ``.qdpx`` project (written atomically).
+
+    ``codings`` replaces the folder's automatic codings (e.g. :func:`load_final`);
+    a final coding accepted or added by a reviewer is attributed to that coder.
+    """
     from pipeline.store import load_coded
 
     data = load_coded(coded_dir)
     if C.TEXT not in data.documents.columns or data.documents.empty:
         raise ExchangeError(f"{coded_dir}: no documents table with texts; re-run 'qcode code'")
-    project, files = build_project(data.documents, data.segments, data.codings, codebook,
+    chosen = data.codings if codings is None else codings
+    project, files = build_project(data.documents, data.segments, chosen, codebook,
                                    name=name or Path(coded_dir).resolve().name, lang=lang,
                                    offsets=offsets, span=span)
     qdpx_io.atomic_write_bytes(out, project_bytes(project, files))
