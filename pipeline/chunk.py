@@ -226,7 +226,11 @@ def process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
     lap("ingest")
     segments = segment_stage.segment(documents, turns, unit=ctx.unit,
                                      interviewer_labels=ctx.interviewer_labels,
-                                     code_speakers=ctx.code_speakers)
+                                     code_speakers=ctx.code_speakers,
+                                     # --lang forces one language: no detection then
+                                     detect_lang=("never" if ctx.forced_lang
+                                                  else book.settings.detect_lang),
+                                     languages=book.settings.languages)
     lap("segment")
     cache = DocCache(ctx.cache_dir)
     matches, codings, n_tokens = code_chunk(segments, book, cache, ctx.batch_size)

@@ -18,6 +18,7 @@ from pipeline import columns as C
 from pipeline.errors import UsageError
 
 UNITS = ("turn", "paragraph", "sentence")
+DETECT_MODES = ("csv", "never", "always")
 DEFAULT_INTERVIEWER_LABELS = (
     "I", "Int", "Interviewer", "Interviewster", "Interviewer voice", "Q", "Moderator",
     "Onderzoeker", "Researcher", "Vraag",
@@ -98,7 +99,9 @@ def _coded_flags(speakers: pd.Series, roles: pd.Series,
 
 def segment(documents: pd.DataFrame, turns: pd.DataFrame, *, unit: str = "turn",
             interviewer_labels: Iterable[str] = DEFAULT_INTERVIEWER_LABELS,
-            code_speakers: Sequence[str] | str | None = None) -> pd.DataFrame:
+            code_speakers: Sequence[str] | str | None = None,
+            detect_lang: bool | str = False,
+            languages: Sequence[str] = ("nl", "en")) -> pd.DataFrame:
     """Cut documents into coding units.
 
     Args:
@@ -109,16 +112,28 @@ def segment(documents: pd.DataFrame, turns: pd.DataFrame, *, unit: str = "turn",
             case-insensitively, ignoring a trailing number: "Interviewer 2").
         code_speakers: ``None`` codes respondents only; ``"all"`` codes everybody; a
             list (or comma-separated string) of labels codes exactly those speakers.
+        detect_lang: set each segment's ``lang`` by ``langid.detect_language`` (the
+            document's language is the default for texts without evidence): ``True``
+            or ``"always"`` for every document, ``"csv"`` for CSV documents only (mixed
+            survey answers), ``False`` / ``"never"``: the document's language.
+        languages: the languages detection may choose from.
 
     Returns:
         Segments table: ``columns.SEGMENT_COLUMNS``, then document attributes, then
         row attributes, sorted by document and position.
 
     Raises:
-        UsageError: Unknown unit.
+        UsageError: Unknown unit or detect_lang mode.
     """
     if unit not in UNITS:
         raise UsageError(f"unknown unit {unit!r}; choose one of {', '.join(UNITS)}")
+    mode = ("always" if detect_lang else "never") if isinstance(detect_lang, bool) else detect_lang
+    if mode not in DETECT_MODES:
+        raise UsageError(f"unknown detect_lang {detect_lang!r}; choose one of "
+                         f"{', '.join(DETECT_MODES)} (or True/False)")
+    candidates = tuple(languages)
+    if mode != "never":
+        from pipeline.langid import detect_language
     reserved = set(C.SEGMENT_COLUMNS)
     # An attribute that collides with a segment column (a CSV column "start") keeps its
     # data under "<name>_attr" instead of overwriting the pipeline's column.
@@ -131,6 +146,8 @@ def segment(documents: pd.DataFrame, turns: pd.DataFrame, *, unit: str = "turn",
     shared = [c for c in row_attrs if c in doc_attrs]  # e.g. country per answer and per file
     texts = dict(zip(documents[C.DOC_ID], documents[C.TEXT]))
     langs = dict(zip(documents[C.DOC_ID], documents[C.LANG]))
+    formats = (dict(zip(documents[C.DOC_ID], documents[C.FORMAT]))
+               if C.FORMAT in documents.columns else {})
     labels = list(interviewer_labels)
 
     rows: list[dict] = []
@@ -144,6 +161,7 @@ def segment(documents: pd.DataFrame, turns: pd.DataFrame, *, unit: str = "turn",
         text, lang = texts[doc_id], langs[doc_id] or "nl"
         spans = _unit_spans(text, int(t[C.START]), int(t[C.END]), unit, lang)
         key = str(t.get(C.UNIT_KEY) or "")
+        detect = mode == "always" or (mode == "csv" and formats.get(doc_id) == "csv")
         for k, (s, e) in enumerate(spans):
             n = index_in_doc.get(doc_id, 0)
             index_in_doc[doc_id] = n + 1
@@ -157,7 +175,8 @@ def segment(documents: pd.DataFrame, turns: pd.DataFrame, *, unit: str = "turn",
                 C.TURN: int(t[C.TURN]), C.SPEAKER: t[C.SPEAKER] or "",
                 C.START: s, C.END: e,
                 C.TIME_START: t[C.TIME_START], C.TIME_END: t[C.TIME_END],
-                C.CONTENT_HASH: content_hash(piece), C.LANG: lang, C.TEXT: piece,
+                C.CONTENT_HASH: content_hash(piece), C.TEXT: piece,
+                C.LANG: detect_language(piece, candidates, lang) if detect else lang,
             }
             for col in row_attrs:
                 row[col] = t.get(col)

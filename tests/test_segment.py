@@ -87,3 +87,40 @@ def test_attribute_collisions(tiny_corpus):
     assert seg["role"].iloc[0] == "teacher" and seg[C.ROLE].iloc[0] == "interviewer"
     survey = seg[seg[C.DOC_ID] == "survey"]
     assert list(survey["country"]) == ["NL", "BE"]  # row value wins, document fills the gap
+
+
+def _mixed_csv_docs(fmt: str = "csv"):
+    answers = ["We mochten het zelf invullen, dat was fijn.",
+               "We could shape it ourselves and the team decided.", "Ok."]
+    text, spans = "", []
+    for a in answers:
+        if text:
+            text += "\n\n"
+        spans.append((len(text), len(text) + len(a)))
+        text += a
+    docs = pd.DataFrame([{C.DOC_ID: "survey", C.PATH: "survey.csv", C.FORMAT: fmt,
+                          C.ENCODING: "utf-8", C.LANG: "nl", C.N_CHARS: len(text),
+                          C.SHA256: "x", C.TEXT: text}])
+    turns = pd.DataFrame([{C.DOC_ID: "survey", C.TURN: k, C.SPEAKER: "", C.START: s, C.END: e,
+                           C.TIME_START: float("nan"), C.TIME_END: float("nan"),
+                           C.UNIT_KEY: f"S{k}"} for k, (s, e) in enumerate(spans)])
+    return docs, turns
+
+
+def test_detect_lang_per_segment():
+    docs, turns = _mixed_csv_docs()
+    assert segment(docs, turns)[C.LANG].tolist() == ["nl", "nl", "nl"]  # default: off
+    for mode in (True, "always", "csv"):
+        seg = segment(docs, turns, detect_lang=mode)
+        assert seg[C.LANG].tolist() == ["nl", "en", "nl"], mode  # "Ok.": the document's
+    assert segment(docs, turns, detect_lang="never")[C.LANG].tolist() == ["nl"] * 3
+    assert segment(docs, turns, detect_lang=True, languages=("nl",))[C.LANG].tolist() == ["nl"] * 3
+    txt_docs, txt_turns = _mixed_csv_docs("txt")
+    assert segment(txt_docs, txt_turns, detect_lang="csv")[C.LANG].tolist() == ["nl"] * 3
+    assert segment(txt_docs, txt_turns, detect_lang="always")[C.LANG].tolist() == ["nl", "en", "nl"]
+
+
+def test_detect_lang_unknown_mode():
+    docs, turns = _mixed_csv_docs()
+    with pytest.raises(UsageError, match="unknown detect_lang 'sometimes'"):
+        segment(docs, turns, detect_lang="sometimes")
