@@ -251,3 +251,43 @@ def write_coded_fixture(folder):
     manifest = {"inputs": [{"doc_id": "a", "path": "a.txt", "sha256": "0" * 64}]}
     write_coded(folder, CodedData(documents=docs, segments=seg, codings=cod, manifest=manifest))
     return folder
+
+
+def _empty_inputs():
+    seg, cod = _segments(), _codings()
+    return {
+        "no segment matches the filter": A.filter_coded(seg, cod, where={"country": "DE"}),
+        "nothing coded": (seg, cod.iloc[0:0]),
+        "empty segments table": (seg.iloc[0:0], cod),
+    }
+
+
+@pytest.mark.parametrize("case", list(_empty_inputs()))
+@pytest.mark.parametrize("codebook", [None, FakeCodebook()], ids=["no-codebook", "codebook"])
+def test_every_aggregate_function_handles_empty_tables(case, codebook):
+    seg, cod = _empty_inputs()[case]
+    for value in A.VALUES:
+        m = A.code_by_document(seg, cod, value=value, level="top", codebook=codebook, total=True)
+        assert (m.to_numpy() == 0).all()
+        if codebook is not None:
+            assert list(m.index) == ["agency", "ownership", "alignment", "shared_leadership", "amo"]
+        A.theme_matrix(seg, cod, by=["country", "sector"], value=value, codebook=codebook,
+                       total=True)
+        A.code_by_speaker(seg, cod, value=value, codebook=codebook)
+    for level in ("code", "top", "all", 1):
+        assert len(A.apply_level(cod.iloc[0:0], level)) == 0
+    pairs = A.cooccurrence(seg, cod, window=1, codebook=codebook)
+    if len(seg) == 0 or len(cod) == 0:
+        assert (pairs["n_ab"] == 0).all()
+    for measure in A.MEASURES:
+        A.cooccurrence_matrix(pairs, measure)
+    fw = A.framework_matrix(seg, cod, codebook=codebook)
+    assert fw.empty or (fw == "").all().all()
+    A.framework_matrix(seg, cod, case="country", codebook=codebook)
+    assert A.exemplars(seg, cod).empty or len(seg)
+    assert list(A.kwic(seg, cod, code="ownership").columns)[:3] == [C.SEGMENT_ID, C.DOC_ID,
+                                                                     C.SPEAKER]
+    A.kwic(seg, term="zzz*")
+    A.document_portrait(seg, cod, codebook=codebook)
+    A.build_workbook({"x": A.code_by_document(seg, cod, codebook=codebook),
+                      "fw": fw}, codebook)

@@ -1,6 +1,7 @@
 """End-to-end tests of ``qcode matrix`` on a small coded folder."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -26,7 +27,7 @@ def test_matrix_writes_csv_per_matrix_and_a_workbook(tmp_path, coded, capsys):
     assert rc == 0
     assert "6 segments, 9 codings" in capsys.readouterr().out
     share = pd.read_csv(out / "code_by_country_share.csv", index_col=0)
-    assert share.loc["ownership", "BE"] == pytest.approx(2 / 3)
+    assert share.loc["ownership", "BE"] == 0.6667               # CSV: 4 decimals
     assert share.loc["alignment", "NL"] == 0            # codebook code never applied
     two = pd.read_csv(out / "code_by_country_sector_share.csv", header=[0, 1], index_col=0)
     assert ("BE", "secondary") in two.columns
@@ -43,6 +44,7 @@ def test_matrix_filters_and_term_kwic(tmp_path, coded):
     out = tmp_path / "m"
     assert main(["matrix", "--coded", str(coded), "--out", str(out), "--where", "country=BE",
                  "--method", "rules", "--kwic", "eigenaar*", "--kwic-window", "1", "-q"]) == 0
+    out = out / "country=BE+method=rules"    # filtered runs write to a subfolder named after the filter
     docs = pd.read_csv(out / "code_by_document_segments.csv", index_col=0)
     assert list(docs.columns) == ["b", "Total"]
     assert "amo" in docs.index and docs.loc["amo", "b"] == 1    # motivation (human) dropped
@@ -64,3 +66,45 @@ def test_matrix_user_errors_exit_1_with_a_message(tmp_path, coded, capsys, args,
 def test_matrix_missing_coded_folder(tmp_path, capsys):
     assert main(["matrix", "--coded", str(tmp_path / "nope")]) == 1
     assert "coded folder not found" in capsys.readouterr().err
+
+
+def test_filtered_run_writes_a_subfolder_and_keeps_the_unfiltered_files(tmp_path, coded, capsys):
+    out = tmp_path / "m"
+    assert main(["matrix", "--coded", str(coded), "--out", str(out), "-q"]) == 0
+    before = (out / "code_by_document_segments.csv").read_text()
+    assert main(["matrix", "--coded", str(coded), "--out", str(out), "--where", "country=BE|NL",
+                 "--speaker", "R"]) == 0
+    assert (out / "code_by_document_segments.csv").read_text() == before
+    sub = out / "country=BE,NL+speaker=R"
+    assert list(pd.read_csv(sub / "code_by_document_segments.csv", index_col=0).columns) == [
+        "b", "Total"]
+    assert str(sub / "framework.csv") in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["country=BE,NL+speaker=R"]
+
+
+def test_filter_matching_no_segments_is_a_usage_error(tmp_path, coded, capsys):
+    out = tmp_path / "m"
+    assert main(["matrix", "--coded", str(coded), "--out", str(out), "--where", "country=DE"]) == 1
+    err = capsys.readouterr().err
+    assert "no segments match country=DE" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_kwic_without_hits_says_so(tmp_path, coded, capsys):
+    out = tmp_path / "m"
+    assert main(["matrix", "--coded", str(coded), "--out", str(out), "--kwic", "zzzz*", "-q"]) == 0
+    assert "no KWIC hits for zzzz*" in capsys.readouterr().err
+    assert pd.read_csv(out / "kwic.csv").empty
+
+
+def test_csv_shares_are_rounded_to_4_decimals(tmp_path, coded):
+    out = tmp_path / "m"
+    assert main(["matrix", "--coded", str(coded), "--out", str(out), "--value", "share",
+                 "--by", "country", "-q"]) == 0
+    for name in ("code_by_country_share", "code_by_document_share", "cooccurrence_pairs",
+                 "cooccurrence_c"):
+        text = (out / f"{name}.csv").read_text()
+        decimals = [len(m) for m in re.findall(r"\.(\d+)", text)]
+        assert decimals and max(decimals) <= 4, name
+    share = pd.read_csv(out / "code_by_country_share.csv", index_col=0)
+    assert share.loc["ownership", "BE"] == 0.6667

@@ -140,7 +140,8 @@ def attribute_columns(segments: pd.DataFrame) -> list[str]:
 
 def word_count(text: pd.Series) -> pd.Series:
     """Count words (runs of letters/digits) per text; punctuation is not a word."""
-    return text.fillna("").astype(str).map(lambda t: len(_WORD.findall(t)))
+    counts = text.fillna("").astype(str).map(lambda t: len(_WORD.findall(t)))
+    return counts.astype("int64")   # an empty Series would otherwise stay object dtype
 
 
 _WORD = re.compile(r"\w+(?:['’-]\w+)*")

@@ -82,7 +82,7 @@ def exemplars(segments: pd.DataFrame, codings: pd.DataFrame, *, case: str = C.DO
         s, e = _rel(row, C.START), _rel(row, C.END)
         return quote(row[C.TEXT], s, e, max_chars)
 
-    df["quote"] = [one(r) for _, r in df.iterrows()] if len(df) else []
+    df["quote"] = pd.Series([one(r) for _, r in df.iterrows()], index=df.index, dtype=object)
     out = df[[case, C.CODE_ID, "rank", C.SEGMENT_ID, C.SCORE, "quote"]]
     out = out.rename(columns={case: "case"})
     out["case"] = out["case"].astype(str)
@@ -108,9 +108,13 @@ def framework_matrix(segments: pd.DataFrame, codings: pd.DataFrame, *, case: str
                      max_chars=max_chars)
     cases = sorted(segments[case].astype(str).unique()) if case in segments.columns else []
     themes = code_order(long[C.CODE_ID].unique(), codebook, level)
-    cells = (long.assign(cell=lambda d: "“" + d["quote"] + "” [" + d[C.SEGMENT_ID].astype(str) + "]")
-             .groupby(["case", C.CODE_ID])["cell"].agg("\n".join))
-    wide = cells.unstack(C.CODE_ID) if len(cells) else pd.DataFrame(dtype=object)
+    if len(long):
+        cells = (long.assign(cell=lambda d: "“" + d["quote"].astype(str) + "” ["
+                             + d[C.SEGMENT_ID].astype(str) + "]")
+                 .groupby(["case", C.CODE_ID])["cell"].agg("\n".join))
+        wide = cells.unstack(C.CODE_ID)
+    else:   # nothing coded (or nothing left after a filter): an empty grid, not a crash
+        wide = pd.DataFrame(dtype=object)
     wide = wide.astype(object).reindex(index=cases, columns=themes)
     wide = wide.where(wide.notna(), "")
     wide.index.name = case

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import io
+import re
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -21,11 +23,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "matrix", help="code x document/attribute/speaker matrices, co-occurrence, framework, KWIC",
         description="Aggregate the coded tables into theme matrices and write one CSV per "
-                    "matrix (and, with --xlsx, one formatted Excel workbook).")
+                    "matrix (and, with --xlsx, one formatted Excel workbook). Filtered runs "
+                    "(--where, --speaker, --method) write into a subfolder of --out named after "
+                    "the filter, e.g. reports/matrices/country=BE/, so they never overwrite the "
+                    "unfiltered matrices. Shares and ratios are rounded to 4 decimals in the CSVs.")
     p.add_argument("--coded", default=DEFAULT_CODED, help=f"coded folder (default: {DEFAULT_CODED})")
     p.add_argument("--codebook", default=None,
                    help=f"codebook for code order and labels (default: {DEFAULT_CODEBOOK} if present)")
-    p.add_argument("--out", default=DEFAULT_OUT, help=f"folder for the CSV files (default: {DEFAULT_OUT})")
+    p.add_argument("--out", default=DEFAULT_OUT,
+                   help=f"folder for the CSV files (default: {DEFAULT_OUT}); filtered runs write "
+                        "to <out>/<filter>/, e.g. <out>/country=BE/")
     p.add_argument("--xlsx", metavar="FILE", help="also write all matrices to one Excel workbook")
     p.add_argument("--by", action="append", default=[], metavar="ATTR[,ATTR]",
                    help="attribute matrix; repeat for several, 'country,sector' for two at once")
@@ -63,6 +70,35 @@ def _where(items: list[str]) -> dict[str, list[str]]:
             raise UsageError(f"--where needs COL=VALUE, got {item!r}")
         out.setdefault(col.strip(), []).extend(v.strip() for v in value.split("|"))
     return out
+
+
+def filter_name(where: list[str], speakers: list[str], methods: list[str]) -> str:
+    """Folder name describing the filters (``country=BE``, ``country=BE+speaker=Griet``).
+
+    Alternatives (``a|b``) become ``a,b``; characters unsafe in file names become ``_``.
+    Empty when there is no filter.
+    """
+    parts = [item.strip() for item in where]
+    parts += [f"speaker={s}" for s in speakers] + [f"method={m}" for m in methods]
+    text = "+".join(p.replace("|", ",") for p in parts)
+    return re.sub(r"[^\w=.,+@-]", "_", text)
+
+
+def describe_filter(where: list[str], speakers: list[str], methods: list[str]) -> str:
+    """Human-readable filter for messages (``country=DE, speaker=X``)."""
+    return ", ".join([*where, *(f"speaker={s}" for s in speakers),
+                      *(f"method={m}" for m in methods)])
+
+
+# CSV output: shares and ratios to 4 decimals (the DataFrames keep full precision).
+CSV_DECIMALS = 4
+
+
+def to_csv_text(df: pd.DataFrame) -> str:
+    """CSV text of a matrix with floats rounded to ``CSV_DECIMALS`` decimals."""
+    buf = io.StringIO()
+    df.round(CSV_DECIMALS).to_csv(buf, lineterminator="\n")
+    return buf.getvalue()
 
 
 def _codebook(path: str | None):
@@ -109,17 +145,24 @@ def cmd_matrix(args: argparse.Namespace) -> int:
 
     if args.per_cell < 1:
         raise UsageError("--per-cell must be at least 1")
+    where = _where(args.where)
     data = load_coded(args.coded)
     codebook = _codebook(args.codebook)
-    segments, codings = A.filter_coded(data.segments, data.codings, where=_where(args.where),
+    segments, codings = A.filter_coded(data.segments, data.codings, where=where,
                                        speakers=args.speaker or None, methods=args.method or None)
+    shown = describe_filter(args.where, args.speaker, [])
+    if segments.empty and shown:
+        raise UsageError(f"no segments match {shown}")
     matrices = build_matrices(segments, codings, args, codebook)
+    if args.kwic and matrices["kwic"].empty:
+        print(f"qcode: note: no KWIC hits for {args.kwic}", file=sys.stderr)
     out = Path(args.out)
+    sub = filter_name(args.where, args.speaker, args.method)
+    if sub:
+        out = out / sub
     written = []
     for name, df in matrices.items():
-        buf = io.StringIO()
-        df.to_csv(buf, lineterminator="\n")
-        written.append(atomic_write_text(out / f"{name}.csv", buf.getvalue()))
+        written.append(atomic_write_text(out / f"{name}.csv", to_csv_text(df)))
     if args.xlsx:
         wb = A.build_workbook(matrices, codebook)
         written.append(atomic_write(Path(args.xlsx), lambda tmp: wb.save(tmp)))
