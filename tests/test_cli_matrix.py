@@ -108,3 +108,20 @@ def test_csv_shares_are_rounded_to_4_decimals(tmp_path, coded):
         assert decimals and max(decimals) <= 4, name
     share = pd.read_csv(out / "code_by_country_share.csv", index_col=0)
     assert share.loc["ownership", "BE"] == 0.6667
+
+
+def test_no_help_text_shows_a_doubled_percent_sign(capsys):
+    """argparse %-formats help strings but not descriptions: '%%' in a description shows literally."""
+    from pipeline.cli import build_parser
+
+    parser = build_parser()
+    names = [a for a in parser._subparsers._group_actions[0].choices]
+    assert "agreement" in names and "matrix" in names
+    for name in names:
+        with pytest.raises(SystemExit):
+            main([name, "--help"])
+        shown = capsys.readouterr().out
+        assert "%%" not in shown, name
+    with pytest.raises(SystemExit):
+        main(["agreement", "--help"])
+    assert "bootstrap 95% CIs" in " ".join(capsys.readouterr().out.split())

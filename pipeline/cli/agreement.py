@@ -223,7 +223,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Compare two or more coding tables (long: segment_id, code_id; or wide: "
                     "segment_id + one 0/1 column per code; CSV or Parquet; or a coded folder). "
                     "Per code: units, prevalence per coder, percent agreement, Cohen's kappa "
-                    "(Fleiss' for 3+ coders), Krippendorff's alpha, bootstrap 95%% CIs, "
+                    "(Fleiss' for 3+ coders), Krippendorff's alpha, bootstrap 95% CIs, "
                     "Landis & Koch and Krippendorff verdicts, macro and micro summaries; with "
                     "--reference also precision, recall and F1. Segments not coded by every "
                     "coder are listed, not dropped silently.")
