@@ -16,9 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
+import re
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -44,6 +48,9 @@ _METADATA = {".png": {"Software": None},
              ".svg": {"Date": None, "Creator": None, "Format": None, "Type": None}}
 _VERSIONED = ("matplotlib", "numpy", "pandas", "pyarrow", "spacy", "nbclient", "ipykernel",
               "Pillow")
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 class ReportError(PipelineError):
@@ -120,16 +127,40 @@ def execute_notebook(notebook: str | Path, parameters: dict[str, Any] | None = N
         raise InputError(path, f"not a readable notebook ({type(exc).__name__})") from exc
     if parameters:
         inject_parameters(nb, parameters)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(cwd or path.parent)}})
     try:
-        client.execute()
+        with _kernel_config() as config:
+            client = NotebookClient(nb, timeout=timeout, kernel_name="python3", config=config,
+                                    resources={"metadata": {"path": str(cwd or path.parent)}})
+            client.execute()
     except CellExecutionError as exc:
         failed = next((i for i, c in enumerate(nb.cells) if c.cell_type == "code" and any(
             o.get("output_type") == "error" for o in c.get("outputs", []))), None)
-        last = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        plain = _ANSI.sub("", str(exc)).strip()   # tracebacks come coloured
+        last = plain.splitlines()[-1] if plain else type(exc).__name__
         raise ReportError(f"{path}: cell {failed} failed: {last}") from None
     return nb
+
+
+@contextmanager
+def _kernel_config() -> Iterator[Any]:
+    """Kernel manager configuration: talk to the kernel over IPC sockets where possible.
+
+    Over TCP, ipykernel warns on every start that traffic is unencrypted
+    ("Kernel is running over TCP without encryption"); Unix domain sockets in a
+    private temporary folder are local-only, so the warning goes away for the
+    right reason while everything the kernel really reports on stderr still
+    shows. Windows has no IPC transport and keeps TCP.
+    """
+    from traitlets.config import Config
+
+    config = Config()
+    if os.name == "nt":
+        yield config
+        return
+    with tempfile.TemporaryDirectory(prefix="qcode-kernel-") as sockets:
+        config.KernelManager.transport = "ipc"
+        config.KernelManager.ip = str(Path(sockets) / "kernel")   # absolute: the kernel's cwd differs
+        yield config
 
 
 def inject_parameters(nb: Any, parameters: dict[str, Any]) -> None:

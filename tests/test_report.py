@@ -120,6 +120,21 @@ def test_user_errors(tmp_path):
         report.execute_notebook(tmp_path / "missing.ipynb")
 
 
+def test_kernel_runs_without_the_tcp_warning_but_its_stderr_still_shows(tmp_path, capfd):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import os\nos.write(2, b'real kernel stderr\\n')\nx = 1")])
+    path = tmp_path / "t.ipynb"
+    nbformat.write(nb, path)
+    report.execute_notebook(path)
+    err = capfd.readouterr().err
+    assert "without encryption" not in err
+    assert "real kernel stderr" in err
+    assert not list(tmp_path.glob("kernel-ipc*")) and not list(Path.cwd().glob("kernel-ipc*"))
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 / 0")]), path)
+    with pytest.raises(report.ReportError, match="cell 0 failed: ZeroDivisionError"):
+        report.execute_notebook(path)
+
+
 def test_inject_parameters_goes_right_after_the_parameters_cell():
     nb = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_markdown_cell("# t"),
