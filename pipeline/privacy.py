@@ -1,10 +1,13 @@
 """Pseudonymisation of transcripts: pure functions over texts and offset maps.
 
-What is replaced: person names (speaker labels, names from a list or metadata, and
+What is replaced: person names (speaker labels, names from a list or metadata,
 capitalised names after cues such as "collega", "meneer", "mevrouw", "juf",
-"meester"), e-mail addresses, phone numbers and school names from a list. The same
-original always gets the same pseudonym, across documents and (through the key)
-across runs.
+"meester", "ik heet", and capitalised words in running text that are common given
+names -- see :func:`text_names`), e-mail addresses, phone numbers and school names
+from a list. A name found anywhere is replaced everywhere, in every document. The
+same original always gets the same pseudonym, across documents and (through the
+key) across runs. Detection is automatic and incomplete: the output must be checked
+by hand before it is shared.
 
 Every replacement is recorded in an :class:`OffsetMap`, so offsets computed on the
 original text (segments, matches, codings) can be moved to the pseudonymised text;
@@ -19,6 +22,8 @@ import re
 import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
 
 import pandas as pd
 
@@ -43,6 +48,100 @@ _CUE_RE = re.compile(
 EMAIL_RE = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 PHONE_RE = re.compile(r"(?<![\w+])(?:\+|00)?\d(?:[ \t.\-/()]{0,2}\d){8,14}(?!\w)")
 _MIN_PHONE_DIGITS = 9
+
+# Running text: a capitalised word that is a common given name (bundled list) and
+# does not start a sentence is taken as a name. Some given names are also ordinary
+# words that are capitalised mid-sentence (languages, months, English nouns and
+# verbs) or start many sentences (Dutch "Ben je", "Wil je"); those are only taken
+# from strong evidence (speaker labels, --names, metadata, a title cue, "ik heet").
+AMBIGUOUS_NAMES = frozenset({
+    "Ben", "Wil", "Will", "Job", "Frans", "Mark", "Frank", "Bill", "May", "June", "April",
+    "August", "Rose", "Roos", "Fleur", "Hope", "Grace", "Joy", "Jack", "Victoria", "Art", "Rob",
+    "Pat", "Sue", "Guy", "Jet", "Bas", "Kim", "Noor", "Lies", "Heather", "Holly", "Stan", "Ward",
+    "Sean", "Jan", "Olive", "Lynn", "Isa", "Lore", "Leen", "Saar", "Trees", "Floor", "Ans", "An",
+})
+_COORD = r"[ \t]+(?:en|and|of|or|&)[ \t]+"
+# Cues after which any capitalised word is a name ("ik heet Mark", "my name is Will").
+_STRONG_CUE_RE = re.compile(
+    r"(?<!\w)(?i:ik\s+heet|mijn\s+naam\s+is|my\s+name\s+is|i'm\s+called|noem\s+me)"
+    r"[ \t]+(?P<name>[A-ZÀ-ÖØ-Þ][\w'’-]*)")
+_CAP_WORD_RE = re.compile(r"(?<![\w'’-])[A-ZÀ-ÖØ-Þ][^\W\d_]+(?:-[A-ZÀ-ÖØ-Þ][^\W\d_]+)*(?![\w'’-])")
+_OPENERS = "\"'“‘„«‹([{-–—*_ \t\u00a0"
+_ENDERS = ".!?:;…>]"
+
+
+@lru_cache(maxsize=1)
+def first_names() -> frozenset[str]:
+    """The bundled list of common given names (NL, BE, UK, IE), ``pipeline/data/first_names.txt``."""
+    text = resources.files("pipeline").joinpath("data/first_names.txt").read_text(encoding="utf-8")
+    return frozenset(ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#"))
+
+
+def sentence_initial(text: str, pos: int) -> bool:
+    """Whether the word at ``pos`` starts a sentence, line or turn (capitalised anyway)."""
+    i = pos - 1
+    while i >= 0 and text[i] in _OPENERS:
+        i -= 1
+    return i < 0 or text[i] in "\n\r" or text[i] in _ENDERS
+
+
+def text_names(text: str, names: Iterable[str] | None = None) -> list[str]:
+    """Names in running text, beyond speaker labels and title cues.
+
+    * after a strong cue ("ik heet X", "mijn naam is X", "my name is X"): any
+      capitalised word;
+    * anywhere else ("ik ben Eline", "samen met Ruud", "Mirjam, onze
+      schoolleider"): a capitalised word that is in ``names`` (default: the bundled
+      :func:`first_names`), does not start a sentence or line, and is not one of
+      :data:`AMBIGUOUS_NAMES` (words like "Frans" = French, "Will", "Mark");
+      sentence-initial only when a comma follows ("Mirjam, onze schoolleider").
+
+    Lower-case words are never names ("de markt", "we will").
+    """
+    known = first_names() if names is None else frozenset(names)
+    out: list[str] = []
+    for m in _STRONG_CUE_RE.finditer(text):
+        name = m.group("name")
+        if name.lower() not in _NOT_NAMES and name not in ("Persoon", "School"):
+            out.append(name)
+    for m in _CAP_WORD_RE.finditer(text):
+        word = m.group()
+        first = word.split("-")[0]
+        if (word in known or first in known) and word not in AMBIGUOUS_NAMES and (
+                not sentence_initial(text, m.start()) or text.startswith(",", m.end())):
+            out.append(word)   # "Mirjam, onze schoolleider": a name addressed or described
+    return list(dict.fromkeys(out))
+
+
+def coordinated_names(text: str, people: Iterable[str],
+                      names: Iterable[str] | None = None) -> list[str]:
+    """Ambiguous given names (:data:`AMBIGUOUS_NAMES`) joined to a known person by "en"/"and".
+
+    "Sofie en An": with Sofie known, An is a name too. Such a name is only replaced
+    where it does not start a sentence (see :class:`Detector` ``guarded``), so the
+    article "An" of an English sentence stays.
+    """
+    known = first_names() if names is None else frozenset(names)
+    people = sorted({p for p in people if len(p) >= 2}, key=len, reverse=True)
+    if not people:
+        return []
+    alt = "|".join(re.escape(p) for p in people)
+    out = []
+    rx = re.compile(rf"(?<!\w)(?:(?:{alt}){_COORD}(?P<b>{_NAME_WORD})|(?P<a>{_NAME_WORD}){_COORD}(?:{alt}))(?!\w)")
+    for m in rx.finditer(text):
+        word, at = (m.group("b"), m.start("b")) if m.group("b") else (m.group("a"), m.start("a"))
+        if word in AMBIGUOUS_NAMES and word in known and not sentence_initial(text, at):
+            out.append(word)
+    return list(dict.fromkeys(out))
+
+
+def count_kinds(spans: Iterable[Span]) -> dict[str, int]:
+    """Number of replacements per kind (every kind listed, zero when none)."""
+    counts = dict.fromkeys(KINDS, 0)
+    for sp in spans:
+        counts[sp.kind] += 1
+    return counts
+
 
 # Role labels are not names ("I", "R2", "Interviewer").
 ROLE_LABELS = frozenset({
@@ -184,8 +283,10 @@ class Detector:
 
     names: Iterable[str]
     schools: Iterable[str] = ()
+    guarded: Iterable[str] = ()   # names replaced only where they do not start a sentence
 
     def __post_init__(self) -> None:
+        self._guarded = frozenset(self.guarded)
         names = sorted({" ".join(n.split()) for n in self.names if len(n.strip()) >= 2},
                        key=lambda s: (-len(s), s))
         schools = sorted({" ".join(s.split()) for s in self.schools if s.strip()},
@@ -211,7 +312,9 @@ class Detector:
         for kind, rx in ((SCHOOL, self._schools), (PERSON, self._names)):
             if rx is not None:
                 found += [Span(m.start(), m.end(), kind, " ".join(m.group().split()))
-                          for m in rx.finditer(text)]
+                          for m in rx.finditer(text)
+                          if not (kind == PERSON and m.group() in self._guarded
+                                  and sentence_initial(text, m.start()))]
         found.sort(key=lambda s: (s.start, -(s.end - s.start), KINDS.index(s.kind)))
         out: list[Span] = []
         for sp in found:

@@ -67,7 +67,8 @@ def test_pseudonymise_files_key_and_remapped_codings(raw, tmp_path, capsys):
     captured = capsys.readouterr()
     assert "links every pseudonym to the real name" in captured.err and str(key) in captured.err
     assert _hashes(raw) == before and _hashes(coded) == coded_before   # originals untouched
-    assert sorted(p.name for p in out.iterdir()) == ["int1.txt", "int2.vtt", "survey.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["PSEUDONYMISATION_REPORT.csv", "int1.txt", "int2.vtt",
+                                                     "survey.csv"]
     for p in out.iterdir():
         body = p.read_text(encoding="utf-8")
         assert not [s for s in SECRETS if s in body], p.name
@@ -135,3 +136,45 @@ def test_docx_written_as_text(tmp_path, capsys):
     assert main(["pseudonymise", str(folder), "--out", str(tmp_path / "o")]) == 0
     body = (tmp_path / "o" / "int9.txt").read_text()
     assert body == "I: Wie helpt je?\nPersoon A: Meneer Persoon B, elke dag."
+
+
+def test_names_in_running_text_subfolders_and_report(tmp_path, capsys):
+    src = tmp_path / "in"
+    (src / "sub" / "deeper").mkdir(parents=True)
+    (src / "a.txt").write_text(
+        "I: Wie ben jij?\nR: Ik ben Eline, docent Frans. Samen met Ruud begonnen we.\n"
+        "I: En de schoolleider?\nR: Mirjam, onze schoolleider, vond het goed. Ook Sofie en An.\n",
+        encoding="utf-8")
+    (src / "sub" / "deeper" / "clip.srt").write_text(
+        "1\n00:00:01,000 --> 00:00:03,000\nRuud zei dat Eline gelijk had.\n\n"
+        "2\n00:00:03,000 --> 00:00:05,000\nAn extra hour helps. We will see.\n", encoding="utf-8")
+    out, key = tmp_path / "out", tmp_path / "vault" / "key.csv"
+    assert main(["pseudonymise", str(src), "--out", str(out), "--key", str(key)]) == 0
+    err = capsys.readouterr().err
+    assert "pseudonymisation is automatic" in err and "by hand before sharing" in err
+    a = (out / "a.txt").read_text(encoding="utf-8")
+    clip = (out / "sub" / "deeper" / "clip.srt").read_text(encoding="utf-8")   # structure kept
+    assert not (out / "clip.srt").exists()
+    for name in ("Eline", "Ruud", "Mirjam", "Sofie"):
+        assert name not in a and name not in clip, name
+    assert " An " not in a and "en Persoon" in a
+    assert "docent Frans" in a                                # the language, not a person
+    assert "An extra hour helps. We will see." in clip        # sentence-initial article stays
+    report = pd.read_csv(out / "PSEUDONYMISATION_REPORT.csv")
+    assert list(report.columns) == ["file", "person", "email", "phone", "school", "total"]
+    rows = report.set_index("file")
+    assert rows.loc["a.txt", "person"] == 5 and rows.loc["sub/deeper/clip.srt", "person"] == 2
+    assert (rows["total"] == rows[["person", "email", "phone", "school"]].sum(axis=1)).all()
+    body = (out / "PSEUDONYMISATION_REPORT.csv").read_text(encoding="utf-8")
+    assert not any(n in body for n in ("Eline", "Ruud", "Mirjam"))   # no originals in it
+    keyed = set(pd.read_csv(key)["original"])
+    assert {"Eline", "Ruud", "Mirjam", "Sofie", "An"} <= keyed and "Frans" not in keyed
+
+
+def test_no_name_list_keeps_running_text_names(tmp_path, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a.txt").write_text("R: Samen met Ruud begonnen we.\n", encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["pseudonymise", str(src), "--out", str(out), "--no-name-list"]) == 0
+    assert "Samen met Ruud" in (out / "a.txt").read_text(encoding="utf-8")

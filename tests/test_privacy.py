@@ -118,3 +118,47 @@ def test_remap_coded_tables():
 def test_phone_numbers(text, n):
     det = P.Detector(names=[])
     assert [s.kind for s in det.spans(text)] == [P.PHONE] * n
+
+
+# --- names in running text (bundled given-name list) ---------------------------------
+
+@pytest.mark.parametrize("text, expected", [
+    ("R2: Mag ik? Ik ben Ruud, trouwens. Wat Eline zegt klopt.", ["Ruud", "Eline"]),
+    ("We hebben het pas achteraf aan Mirjam verteld, onze schoolleider.", ["Mirjam"]),
+    ("Mirjam, onze schoolleider, vond het goed.", ["Mirjam"]),          # apposition
+    ("Dat hebben we samen met Jasper gedaan.", ["Jasper"]),
+    ("Our science teacher, Amira, and I were on bus duty.", ["Amira"]),
+    ("ik heet Mark en mijn naam is Frans", ["Mark", "Frans"]),           # strong cues: any word
+    # lower case and sentence-initial words are never taken from the list
+    ("we gaan naar de markt. We will see. Kris heeft gelijk.", []),
+    # given names that are also ordinary words stay without strong evidence
+    ("Ik was docent Frans. I think Will and May came. Ben je er? Wil je dat?", []),
+    ("Een euro, Mark, ... nee. Dat is een frank.", []),
+])
+def test_text_names_realistic_sentences(text, expected):
+    assert P.text_names(text) == expected
+
+
+def test_first_name_list_is_bundled_and_broad():
+    names = P.first_names()
+    assert len(names) >= 400
+    assert {"Eline", "Ruud", "Mirjam", "Sofie", "Niamh", "Siobhan", "Oliver", "Lieve"} <= names
+    assert all(n[0].isupper() for n in names)
+
+
+def test_coordinated_ambiguous_name_is_guarded_at_sentence_start():
+    text = "Twee juffen, Sofie en An, kwamen bij mij. An important point: Anna."
+    assert P.coordinated_names(text, ["Sofie"]) == ["An"]
+    key = P.PseudonymKey()
+    for n in ("Sofie", "An"):
+        key.add_person(n)
+    det = P.Detector(names=["Sofie", "An"], guarded={"An"})
+    new = P.replace_all(text, det, key)
+    assert new == ("Twee juffen, Persoon A en Persoon B, kwamen bij mij. "
+                   "An important point: Anna.")
+
+
+def test_count_kinds():
+    det = P.Detector(names=["Eline"], schools=["De Horizon"])
+    counts = P.count_kinds(det.spans("Eline (eline@x.nl) van De Horizon; Eline."))
+    assert counts == {P.EMAIL: 1, P.PHONE: 0, P.SCHOOL: 1, P.PERSON: 2}

@@ -1,11 +1,14 @@
-"""``qcode pseudonymise INPUT... --out DIR``: pseudonymised copies of transcripts.
+"""`qcode pseudonymise INPUT... --out DIR`: pseudonymised copies of transcripts.
 
-Originals are only read. Each input is written to ``DIR`` under the same name (a
-.docx as .txt, UTF-8), the key linking pseudonyms to real names goes to a separate
-file outside ``DIR``, and with ``--coded`` the coded folder of the originals is
-copied to ``--coded-out`` with every offset moved to the pseudonymised texts. A
-written file is read back with the project's reader; if its text is not exactly
-the mapped text, remapping codings is refused rather than done wrong.
+Originals are only read. Each input is written to DIR under the same name and the
+same sub-folder as under its input folder (a .docx as .txt, UTF-8). Names come from
+speaker labels, --names, the metadata, cues ("juf Anja", "ik heet Ruud") and
+capitalised common given names in running text ("samen met Ruud"); a name found
+anywhere is replaced everywhere. The key linking pseudonyms to real names goes to a
+separate file outside DIR, and DIR/PSEUDONYMISATION_REPORT.csv counts the
+replacements per file. Detection is automatic: check the output by hand before
+sharing it. With --coded the coded folder of the originals is copied to --coded-out
+with every offset moved to the pseudonymised texts.
 """
 from __future__ import annotations
 
@@ -24,6 +27,10 @@ NAME_COLUMNS = ("name", "naam", "voornaam", "achternaam", "respondent", "partici
                 "deelnemer", "speaker", "spreker", "interviewer", "docent", "teacher")
 SCHOOL_COLUMNS = ("school", "schoolnaam", "school_name", "organisatie", "organisation")
 EXIT_PARTIAL = 2
+REPORT_FILE = "PSEUDONYMISATION_REPORT.csv"
+MANUAL_CHECK = ("pseudonymisation is automatic and misses names it cannot recognise (surnames, "
+                "rare or foreign given names, nicknames, places, indirect identifiers). Read every "
+                "file in {out} by hand before sharing it; {report} shows what was replaced per file.")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "pseudonymise", aliases=["pseudonymize"],
         help="replace names, e-mails, phone numbers and schools in transcripts",
-        description=__doc__.split("\n\n")[1].replace("\n", " "))
+        description=" ".join(__doc__.split("\n\n")[1].split()))
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="transcript files or folders")
     p.add_argument("--out", required=True, help="folder for the pseudonymised files")
     p.add_argument("--key", help="key file (CSV) linking pseudonyms to originals; reused when it "
@@ -40,6 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--schools", help="file with school names, one per line")
     p.add_argument("--metadata", help="metadata CSV; name and school columns are pseudonymised "
                                       "and a pseudonymised copy is written to the out folder")
+    p.add_argument("--no-name-list", action="store_true",
+                   help="do not treat capitalised common given names in running text as names "
+                        "(only labels, --names, metadata and cues)")
     p.add_argument("--keep-labels", default="", metavar="LABELS",
                    help="comma-separated speaker labels that are roles, not names")
     p.add_argument("--coded", help="coded folder of the originals: remap its offsets")
@@ -79,8 +89,8 @@ def _check_paths(inputs: list[str], files: list[Path], out: Path, key: Path) -> 
         raise UsageError(f"two inputs share the document id {dup[0]!r}; rename one")
     originals = {f.resolve() for f in files}
     for f in files:
-        if (out / _out_name(f)).resolve() in originals:
-            raise UsageError(f"{out / _out_name(f)} would overwrite an original")
+        if (out / out_path(f, inputs)).resolve() in originals:
+            raise UsageError(f"{out / out_path(f, inputs)} would overwrite an original")
     if out_r == key.resolve().parent or out_r in key.resolve().parents:
         raise UsageError(f"--key {key} is inside --out {out}; the key must be kept apart "
                          "from the pseudonymised data")
@@ -89,6 +99,24 @@ def _check_paths(inputs: list[str], files: list[Path], out: Path, key: Path) -> 
 def _out_name(path: Path) -> str:
     # A .docx cannot be rewritten run by run without losing names split over runs: plain text.
     return path.stem + ".txt" if path.suffix.lower() == ".docx" else path.name
+
+
+def out_path(path: Path, inputs: list[str]) -> Path:
+    """Where a file goes under --out: its folder relative to the input folder it was found in.
+
+    ``in/sub/deeper/clip.srt`` found under input ``in`` -> ``sub/deeper/clip.srt``; a
+    file given by name -> its name.
+    """
+    resolved = path.resolve()
+    for inp in inputs:
+        root = Path(inp)
+        if root.is_dir():
+            try:
+                rel = resolved.relative_to(root.resolve())
+            except ValueError:
+                continue
+            return rel.parent / _out_name(path)
+    return Path(_out_name(path))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -120,8 +148,14 @@ def run(args: argparse.Namespace) -> int:
                 names += values
             elif str(col).lower() in SCHOOL_COLUMNS:
                 schools += values
+    found: set[str] = set()   # names with evidence in this run (not only the old key)
+
+    def person(name: str) -> None:
+        key.add_person(name)
+        found.add(" ".join(str(name).split()))
+
     for n in names:
-        key.add_person(n)
+        person(n)
 
     docs, problems = {}, []
     keep = [s for s in args.keep_labels.split(",") if s.strip()]
@@ -134,36 +168,59 @@ def run(args: argparse.Namespace) -> int:
         docs[f] = ing
         for label in dict.fromkeys(ing.turns[C.SPEAKER].astype(str)):
             if not P.is_role_label(label, keep):
-                key.add_person(label)
+                person(label)
     for ing in docs.values():
-        for name in P.cue_names(str(ing.documents[C.TEXT].iloc[0])):
-            key.add_person(name)
-    detector = P.Detector(names=list(key.persons), schools=schools)
+        text = str(ing.documents[C.TEXT].iloc[0])
+        for name in P.cue_names(text):
+            person(name)
+        if not args.no_name_list:
+            for name in P.text_names(text):
+                person(name)
+    if not args.no_name_list:
+        for ing in docs.values():
+            for name in P.coordinated_names(str(ing.documents[C.TEXT].iloc[0]), found):
+                key.add_person(name)
+    # An ambiguous given name ("An", "Will") known only from weak evidence (coordination,
+    # an earlier run's key) is not replaced where it starts a sentence.
+    guarded = {n for n in key.persons if n in P.AMBIGUOUS_NAMES and n not in found}
+    detector = P.Detector(names=list(key.persons), schools=schools, guarded=guarded)
     coded = _check_coded(args, {str(i.documents[C.DOC_ID].iloc[0]): str(i.documents[C.TEXT].iloc[0])
                                 for i in docs.values()}) if args.coded else None
 
-    maps, texts, mismatched = {}, {}, []
+    maps, texts, mismatched, report = {}, {}, [], []
     for f, ing in docs.items():
         doc_id, text = str(ing.documents[C.DOC_ID].iloc[0]), str(ing.documents[C.TEXT].iloc[0])
         new_text, omap = P.pseudonymise_text(text, detector, key)
-        if f.suffix.lower() == ".docx":
-            payload = new_text
-        else:
-            payload = P.replace_all(decode_bytes(f.read_bytes(), f)[0], detector, key)
-        target = atomic_write_bytes(out / _out_name(f), payload.encode("utf-8"))
+        source = text if f.suffix.lower() == ".docx" else decode_bytes(f.read_bytes(), f)[0]
+        spans = detector.spans(source)
+        payload = P.apply(source, spans, key)[0]
+        rel = out_path(f, args.inputs)
+        report.append({"file": rel.as_posix(), **P.count_kinds(spans)})
+        target = atomic_write_bytes(out / rel, payload.encode("utf-8"))
         back = read_file(target, text_column=args.text_column, id_column=args.id_column)
         if str(back.documents[C.TEXT].iloc[0]) != new_text:
             mismatched.append(doc_id)
         maps[doc_id], texts[doc_id] = omap, new_text
     if meta is not None:
         meta_out = meta.copy()
+        meta_counts = dict.fromkeys(P.KINDS, 0)
         for col in meta_out.columns:
             if col != C.DOC_ID:
-                meta_out[col] = [P.replace_all(v, detector, key) for v in meta_out[col].astype(str)]
+                cells = []
+                for v in meta_out[col].astype(str):
+                    spans = detector.spans(v)
+                    for kind, n in P.count_kinds(spans).items():
+                        meta_counts[kind] += n
+                    cells.append(P.apply(v, spans, key)[0])
+                meta_out[col] = cells
         atomic_write_bytes(out / "metadata.csv", meta_out.to_csv(index=False).encode("utf-8"))
+        report.append({"file": "metadata.csv", **meta_counts})
+    atomic_write_bytes(out / REPORT_FILE, _report_bytes(report))
     atomic_write_bytes(key_path, key.rows().to_csv(index=False).encode("utf-8"))
     print(f"qcode: warning: {key_path} links every pseudonym to the real name. Keep it apart from "
           f"{out} (another disk or vault), never share or commit it.", file=sys.stderr)
+    print("qcode: warning: " + MANUAL_CHECK.format(out=out, report=out / REPORT_FILE),
+          file=sys.stderr)
     counts = key.rows()["kind"].value_counts()
     print(f"{out}: {len(docs)} file(s) pseudonymised; key has "
           + ", ".join(f"{counts.get(k, 0)} {k}" for k in (P.PERSON, P.EMAIL, P.PHONE, P.SCHOOL)))
@@ -175,6 +232,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"qcode: warning: re-reading {', '.join(mismatched)} gives a different text layout; "
               "offsets computed on the originals do not carry over", file=sys.stderr)
     return EXIT_PARTIAL if problems else 0
+
+
+def _report_bytes(rows: list[dict]) -> bytes:
+    """Per written file: replacements per kind and in total (counts only, never originals)."""
+    cols = ["file", P.PERSON, P.EMAIL, P.PHONE, P.SCHOOL]
+    df = pd.DataFrame(rows, columns=cols)
+    df["total"] = df[cols[1:]].sum(axis=1).astype(int)
+    return df.to_csv(index=False, lineterminator="\n").encode("utf-8")
 
 
 def _check_coded(args, originals: dict[str, str]):
