@@ -362,7 +362,7 @@ def test_top_level_problems_and_required_codes(tmp_path: Path) -> None:
         by_path.setdefault(p.path, []).append(p)
     assert "unsupported schema version 2" in by_path["version"][0].message
     assert by_path["version"][0].line == 1
-    assert "unknown key 'nmae' (allowed: version, name, description, settings, vocab, codes)" in \
+    assert "unknown key 'nmae' (did you mean 'name'? allowed: version, name, description, settings, vocab, codes)" in \
         by_path["nmae"][0].message
     assert "duplicate key 'name' (first on line 3)" in by_path["name"][0].message
     missing = sorted(p.message for p in by_path["codes"])
@@ -595,3 +595,25 @@ def test_exclude_rule_targets(tmp_path: Path) -> None:
     assert probs[f"{base}[1]"].line == RULE_LINE + 6
     probs = problems_of(tmp_path, _rules("- kind: exclude\n  terms: [c]\n  rules: []\n"))
     assert probs[0].path == "codes[0].rules.nl[0].rules" and "empty list" in probs[0].message
+
+
+def test_required_codes_setting_waives_or_changes_the_study_codes(tmp_path):
+    path = tmp_path / "other_study.yaml"
+    body = ("codes:\n  - id: other\n    label: {nl: Ander, en: Other}\n"
+            "    definition: Something else.\n")
+    path.write_text("version: 1\nsettings: {required_codes: []}\n" + body)
+    assert list(load_codebook(path).codes) == ["other"]
+    path.write_text("version: 1\nsettings: {required_codes: [other, wellbeing]}\n" + body)
+    with pytest.raises(CodebookError, match=r"missing required code 'wellbeing' \(settings\.required_codes"):
+        load_codebook(path)
+
+
+def test_tab_indentation_and_misspelt_keys_get_plain_advice(tmp_path):
+    path = tmp_path / "tabs.yaml"
+    path.write_text("version: 1\ncodes:\n\t- id: agency\n")
+    with pytest.raises(CodebookError, match=r"tabs.yaml:3: .*indented with a tab; YAML needs spaces"):
+        load_codebook(path)
+    path.write_text("version: 1\nsettings: {required_codes: []}\ncodes:\n  - id: other\n"
+                    "    label: {nl: A, en: A}\n    definiton: x\n")
+    with pytest.raises(CodebookError, match=r"unknown key 'definiton' \(did you mean 'definition'\?"):
+        load_codebook(path)

@@ -36,6 +36,8 @@ def _parse(path: str | os.PathLike[str],
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         what = exc.problem or exc.context or "syntax error"
+        if "'\\t'" in what:
+            what = "the line is indented with a tab; YAML needs spaces for indentation"
         return None, [Problem(ROOT, f"malformed YAML: {what}", mark.line + 1 if mark else None)]
     except yaml.YAMLError as exc:  # ReaderError: control characters and the like
         pos = getattr(exc, "position", None)

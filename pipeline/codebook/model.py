@@ -56,6 +56,8 @@ class Settings:
     negation_scope: str = "window"         # window | clause
     detect_lang: str = "csv"               # csv | never | always: per-segment language detection
     glob_lemmas: bool = False              # globs also match a token's lemma
+    # Codes the study's analyses rely on; another study's codebook sets [].
+    required_codes: tuple[str, ...] = REQUIRED_CODES
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ return ``None`` so validation can carry on and report everything at once.
 """
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 from typing import Any
 
@@ -96,7 +97,10 @@ class Reader:
                 continue
             seen[key] = key_node
             if key not in allowed:
-                self.add(sub, f"unknown {what} {key!r} (allowed: {_allowed(allowed)})", key_node)
+                close = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.75)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                self.add(sub, f"unknown {what} {key!r} ({hint}allowed: {_allowed(allowed)})",
+                         key_node)
                 continue
             out[key] = value_node
         for key in required:

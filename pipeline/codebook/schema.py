@@ -18,7 +18,7 @@ SCHEMA_VERSIONS = (1,)
 TOP_KEYS = ("version", "name", "description", "settings", "vocab", "codes")
 SETTINGS_KEYS = ("default_lang", "languages", "unit", "threshold", "interviewer_labels",
                  "negation_cues", "negation_window", "negation_scope", "count_per_rule",
-                 "detect_lang", "glob_lemmas")
+                 "detect_lang", "glob_lemmas", "required_codes")
 VOCAB_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 CODE_KEYS = ("id", "kind", "label", "color", "guid", "definition", "include", "exclude",
              "examples", "references", "rules", "children")
@@ -66,9 +66,11 @@ class CodebookBuilder:
             items = r.sequence(keys["codes"], "codes", "a non-empty list of codes", nonempty=True)
             for i, item in enumerate(items or []):
                 self._code(item, f"codes[{i}]", None)
-            for code_id in REQUIRED_CODES if self.require_codes else ():
+            for code_id in self.settings.required_codes if self.require_codes else ():
                 if code_id not in self.code_lines and items:
-                    r.add("codes", f"missing required code {code_id!r}", keys["codes"])
+                    r.add("codes", f"missing required code {code_id!r} (settings.required_codes "
+                          "lists the codes this study's analyses need; a codebook for another "
+                          "study sets 'required_codes: []')", keys["codes"])
         self._check_targets()
         if r.problems:
             return None
@@ -201,8 +203,12 @@ class CodebookBuilder:
         glob_lemmas = False
         if "glob_lemmas" in keys:
             glob_lemmas = r.boolean(keys["glob_lemmas"], "settings.glob_lemmas") or False
+        required = REQUIRED_CODES
+        if "required_codes" in keys:
+            required = tuple(v for v, _, _ in r.texts(keys["required_codes"],
+                                                       "settings.required_codes"))
         return Settings(default_lang, languages, unit, threshold, labels, cues, count_per_rule,
-                        window, scope, detect, glob_lemmas)
+                        window, scope, detect, glob_lemmas, required)
 
     # --- codes -------------------------------------------------------------------
     def _code(self, node: yaml.Node, path: str, parent: str | None) -> None:
