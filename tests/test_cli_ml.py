@@ -86,6 +86,7 @@ def test_train_then_suggest(workspace, capsys):
     out = capsys.readouterr().out
     assert "on 90 segments from 6 documents (3-fold grouped CV)" in out
     assert "alignment" in out and "CV F1" in out
+    assert out.count("hybrid uses ") == len(CUES)   # the chosen combiner of every code
     assert (w / "model.skops").stat().st_size > 1000
 
     new = _gold(n_docs=2, per_doc=10, seed=5, prefix="new")[["id", "text"]]
@@ -136,8 +137,10 @@ def test_evaluate_methods_side_by_side(workspace, capsys):
     assert {"f1_rules", "f1_ml", "f1_hybrid", "kappa_hybrid"} <= set(table.columns)
     assert table.loc["alignment", "f1_rules"] == 0.0   # no rules for alignment
     assert table.loc["(macro)", "f1_hybrid"] > table.loc["(macro)", "f1_rules"]
+    assert table["hybrid_uses"].iloc[:-1].str.len().gt(0).all()
     readme = (w / "README.md").read_text(encoding="utf-8")
     assert readme.startswith("# Project") and "| code | positives | F1 rules" in readme
+    assert "| hybrid uses |" in readme
     assert "grouped by document" in readme
 
 

@@ -13,7 +13,9 @@ from sklearn.metrics import cohen_kappa_score, f1_score
 from pipeline import columns as C
 from pipeline import ml
 from pipeline.errors import ModelError, UsageError
-from pipeline.ml.model import THRESHOLD_GRID, group_folds
+from pipeline.ml.model import (
+    COMBINERS, THRESHOLD_GRID, apply_combiner, choose_combiner, describe_combiner, group_folds,
+)
 
 # Cue words per code: the first ones are also "rule" terms, the others only the model
 # can learn; "tijd" also appears in negatives, so the rules make false positives.
@@ -109,7 +111,14 @@ def test_train_learnable_thresholds_and_meta(trained):
     assert len(m.meta["training_data_hash"]) == 64 and len(m.version) == 12
     # Cross-validated F1 of the model on learnable cues is far above chance.
     assert min(m.meta["cv_f1_ml"].values()) > 0.6
-    assert m.hybrid["amo.motivation"]["threshold"] >= 0 or "fallback" in m.hybrid["amo.motivation"]
+    # Every code has a chosen hybrid combiner, recorded in the metadata too.
+    assert set(m.hybrid) == set(LABELS)
+    assert all(h["combiner"] in COMBINERS for h in m.hybrid.values())
+    assert set(m.meta["hybrid_combiners"]) == set(LABELS)
+    # Not learnable: no model probability, so no OR/AND NOT candidate.
+    assert set(m.hybrid["amo.motivation"]["inner_f1"]) <= {"rules", "stacker"}
+    # alignment has no rules: only the model can find it, so the hybrid uses the model.
+    assert m.hybrid["alignment"]["combiner"] in ("rules_or_model", "stacker")
 
 
 def test_grouped_folds_never_split_a_document():
@@ -229,8 +238,82 @@ def test_cross_validated_comparison(trained):
     assert by.loc["alignment", "f1_rules"] == 0.0  # no rules
     # On this data the model sees cues the rules lack: hybrid beats rules (measured).
     assert by.loc["(macro)", "f1_hybrid"] > by.loc["(macro)", "f1_rules"] + 0.2
+    # Which combiner each outer fold chose, with counts (4 folds per code).
+    assert by.loc["(macro)", "hybrid_uses"] == ""
+    for code in LABELS:
+        parts = [p.rsplit(" ", 1) for p in by.loc[code, "hybrid_uses"].split(", ")]
+        assert sum(int(n) for _, n in parts) == 4
+    assert "rules" not in by.loc["alignment", "hybrid_uses"].replace("rules OR", "")
     md = ml.to_markdown(table)
     assert md.splitlines()[0].startswith("| code | positives | F1 rules")
+    assert md.splitlines()[0].endswith("| hybrid uses |")
     readme = ml.replace_readme_block("# T\n", md)
     assert ml.replace_readme_block(readme, "new") .count("qcode:evaluation:start") == 1
     assert "new" in ml.replace_readme_block(readme, "new")
+
+
+def _combiner_case(kind, seed=0, n_docs=10, per_doc=30):
+    """Synthetic (p, r, y, groups) where the right hybrid combiner is known."""
+    rng = np.random.default_rng(seed)
+    n = n_docs * per_doc
+    groups = np.repeat(np.arange(n_docs), per_doc)
+    y = rng.random(n) < 0.3
+    if kind == "noise":
+        # Rules right on 90% of the units; the model is pure noise.
+        r = np.where(rng.random(n) < 0.9, y, ~y).astype(float)
+        p = rng.random(n)
+    elif kind == "recall":
+        # Rules find only the positives of one kind (half); the model finds all reliably.
+        r = (y & (rng.random(n) < 0.5)).astype(float)
+        p = np.where(y, rng.uniform(0.8, 1.0, n), rng.uniform(0.0, 0.4, n))
+    else:  # "veto": rules also fire on many negatives the model reliably rules out
+        r = (y | (rng.random(n) < 0.3)).astype(float)
+        p = np.where(y, rng.uniform(0.4, 1.0, n), rng.uniform(0.0, 0.15, n))
+    return p, r, y, groups
+
+
+@pytest.mark.parametrize("kind, expected", [("noise", "rules"), ("recall", "rules_or_model"),
+                                            ("veto", "rules_and_not_model")])
+def test_choose_combiner_known_cases(kind, expected):
+    p, r, y, groups = _combiner_case(kind)
+    choice = choose_combiner(p, r, y, groups, group_folds(groups, 5))
+    assert choice["combiner"] == expected, choice["inner_f1"]
+    _, dec = apply_combiner(choice, p, r)
+    f1 = f1_score(y, dec)
+    if expected == "rules":
+        assert (dec == (r > 0)).all()   # hybrid == rules
+    else:
+        assert f1 > f1_score(y, r > 0) + 0.1   # and the chosen combiner really helps
+    if expected == "rules_or_model":
+        assert 0.5 <= choice["t_high"] <= 0.8 and (dec >= (r > 0)).all()   # only adds
+        assert describe_combiner(choice) == f"rules OR p>={choice['t_high']:.2f}"
+    if expected == "rules_and_not_model":
+        assert 0.15 <= choice["t_low"] <= 0.4 and (dec <= (r > 0)).all()   # only vetoes
+        assert describe_combiner(choice).startswith("rules AND NOT p<=")
+
+
+def test_choose_combiner_needs_a_clear_gain_and_handles_no_model():
+    p, r, y, groups = _combiner_case("recall")
+    splits = group_folds(groups, 5)
+    # A required gain larger than any possible one keeps the rules.
+    assert choose_combiner(p, r, y, groups, splits, min_gain=1.0)["combiner"] == "rules"
+    # Not learnable (no model probability): only rules and the stacker compete.
+    choice = choose_combiner(None, r, y, groups, splits)
+    assert set(choice["inner_f1"]) == {"rules", "stacker"}
+    score, dec = apply_combiner(choice, None, r)
+    assert dec.dtype == bool and len(score) == len(r)
+
+
+def test_apply_combiner_reads_old_model_entries():
+    r = np.array([0.0, 1.0, 0.0, 0.5])
+    p = np.array([0.9, 0.1, 0.2, 0.6])
+    score, dec = apply_combiner({"fallback": "rules"}, p, r)
+    assert dec.tolist() == [False, True, False, True] and score.tolist() == r.tolist()
+    old_stacker = {"coef": [1.0, 0.0, 0.0], "intercept": 0.0, "threshold": 0.5}
+    _, dec = apply_combiner(old_stacker, p, r)
+    assert dec.tolist() == [True, False, False, True]   # logit(p) >= 0 <=> p >= 0.5
+    assert describe_combiner(old_stacker) == "stacker"
+    score, dec = apply_combiner({"combiner": "rules_or_model", "t_high": 0.8}, p, r)
+    assert dec.tolist() == [True, True, False, True] and score[0] == 0.9
+    _, dec = apply_combiner({"combiner": "rules_and_not_model", "t_low": 0.2}, p, r)
+    assert dec.tolist() == [False, False, False, True]

@@ -147,12 +147,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"trained model {model.version} on {model.meta['n_segments']} segments from "
               f"{model.meta['n_documents']} documents ({model.meta['folds']}-fold grouped CV)")
+        uses = model.meta.get("hybrid_combiners", {})
         for code in model.labels:
+            hyb = f"  hybrid uses {uses[code]}" if code in uses else ""
             if code in model.not_learnable:
-                print(f"  {code:<24} not learnable: {model.not_learnable[code]}")
+                print(f"  {code:<24} not learnable: {model.not_learnable[code]}{hyb}")
             else:
                 print(f"  {code:<24} positives {model.meta['positives'][code]:>4}  threshold "
-                      f"{model.thresholds[code]:.3f}  CV F1 {model.meta['cv_f1_ml'][code]:.2f}")
+                      f"{model.thresholds[code]:.3f}  CV F1 {model.meta['cv_f1_ml'][code]:.2f}{hyb}")
         print(f"wrote {args.out}" + ("" if model.hybrid else " (no codebook: --method ml only)"))
     return 0
 
@@ -197,7 +199,8 @@ def run_cv_evaluation(args: argparse.Namespace, gold: ag.CodingMatrix) -> int:
     table = cross_validate_methods(features, data.labels, data.groups, rule_scores=rule_scores,
                                    folds=args.folds, seed=args.seed)
     keep = [c for c in table.columns if not any(c.endswith(f"_{m}") for m in ("rules", "ml", "hybrid")
-                                                if m not in methods)]
+                                                if m not in methods)
+            and not (c == "hybrid_uses" and "hybrid" not in methods)]
     table = table[keep]
     if args.out:
         from pipeline.store import atomic_write_text
@@ -225,7 +228,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "cross-validation grouped by document) on GOLD: a wide CSV (id, text, one "
                     "0/1 column per code) or a coding table plus --segments/--coded for the "
                     "texts. With --codebook, label columns must be codebook ids and the model "
-                    "also learns how to combine rule evidence (--method hybrid). Codes with "
+                    "also chooses, per code on held-out folds, how to combine rule evidence "
+                    "with it (--method hybrid: rules only, rules OR a confident model, rules "
+                    "AND NOT a confident model veto, or a stacker). Codes with "
                     "too few positives are reported as not learnable. The model file is a "
                     "skops archive (no pickle).")
     p.add_argument("gold", help="gold standard table (CSV or Parquet)")
