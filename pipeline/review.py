@@ -37,7 +37,7 @@ DECISION = "decision"        # accept | reject | add | reviewed
 MEMO = "memo"                # free text of the coder
 SOURCE = "source"            # name of the imported review file
 CODE_LABEL = "code_label"
-ADD_CODES = "add_codes"      # review sheet: code ids to add, ";"-separated
+ADD_CODES = "add_codes"      # review sheet: code ids or labels to add, ";"- or ","-separated
 REVIEW_STATUS = "review"     # final codings: auto | accepted | added | stale
 STALE_REASON = "reason"
 HIGHLIGHTS = "highlights"    # review table only: [(start, end)] offsets into the segment text
@@ -57,7 +57,53 @@ FINAL_FILE = "final_codings"   # .parquet + .csv in the coded folder
 STALE_FILE = "review_stale.csv"
 
 MARK_OPEN, MARK_CLOSE = "[[", "]]"   # evidence markers in CSV review files
-_SPLIT = re.compile(r"[;,\s]+")
+_SPLIT_ADDS = re.compile(r"[;,\n]+")   # labels may contain spaces ("Shared leadership")
+KEPT_NOTE = "ignored; the row's other decisions are kept"
+
+
+def code_aliases(codebook: object | None = None, codes: Iterable[str] = ()) -> dict[str, str]:
+    """Case-insensitive names a coder may type for a code: its id and every label."""
+    out: dict[str, str] = {}
+    if codebook is not None:
+        for cid, code in codebook.codes.items():   # type: ignore[attr-defined]
+            out.setdefault(cid.casefold(), cid)
+        for cid, code in codebook.codes.items():   # type: ignore[attr-defined]
+            for label in (getattr(code, "label", None) or {}).values():
+                if str(label).strip():
+                    out.setdefault(" ".join(str(label).split()).casefold(), cid)
+    for cid in codes:
+        out.setdefault(str(cid).casefold(), str(cid))
+    return out
+
+
+def resolve_add_codes(cell: str, known: set[str], aliases: Mapping[str, str]
+                      ) -> tuple[list[str], list[str]]:
+    """Split an ``add_codes`` cell into known code ids and the unknown entries.
+
+    Entries are separated by ``;``, ``,`` or new lines and may be code ids or labels
+    in any codebook language, in any case; an entry of several space-separated code
+    ids (the old format) is accepted too.
+    """
+    def one(item: str) -> str | None:
+        if item in known:
+            return item
+        cid = aliases.get(" ".join(item.split()).casefold())
+        return cid if cid in known else None
+
+    ids: list[str] = []
+    unknown: list[str] = []
+    for item in (x.strip() for x in _SPLIT_ADDS.split(cell)):
+        if not item:
+            continue
+        cid = one(item)
+        parts = item.split()
+        if cid is not None:
+            ids.append(cid)
+        elif len(parts) > 1 and all(one(p) for p in parts):
+            ids += [one(p) for p in parts]   # type: ignore[misc]
+        else:
+            unknown.append(item)
+    return list(dict.fromkeys(ids)), unknown
 
 
 def content_hash(text: str) -> str:
@@ -166,13 +212,16 @@ def _cell(value: object) -> str:
 
 def parse_decisions(raw: pd.DataFrame, *, segments: pd.DataFrame, codes: Iterable[str],
                     coder: str, timestamp: str, source: str,
-                    text_matches: Mapping[int, bool] | None = None
+                    text_matches: Mapping[int, bool] | None = None,
+                    aliases: Mapping[str, str] | None = None,
                     ) -> tuple[pd.DataFrame, list[Problem]]:
     """Validate the rows of a review sheet and turn them into decisions.
 
     Invalid rows are reported (one :class:`Problem` per row and reason) and skipped;
     valid rows are kept. A row whose text was edited in the sheet is rejected: the
-    coder may have decided on words that are not in the corpus.
+    coder may have decided on words that are not in the corpus. An unknown code in
+    ``add_codes`` is reported (message ending in :data:`KEPT_NOTE`) without
+    dropping the row's decision or its other added codes.
 
     Args:
         raw: sheet rows as strings, with at least segment_id, content_hash, code_id,
@@ -186,6 +235,8 @@ def parse_decisions(raw: pd.DataFrame, *, segments: pd.DataFrame, codes: Iterabl
         text_matches: row number -> whether the text cell still matches the exported
             text (computed by the reader, which knows how the text was written); when
             missing the text cell is compared with the row's content hash.
+        aliases: casefolded label or id -> code id (:func:`code_aliases`), so
+            ``add_codes`` may name codes by label; default: the ids, any case.
 
     Returns:
         (decisions with :data:`REVIEW_COLUMNS`, problems).
@@ -201,6 +252,7 @@ def parse_decisions(raw: pd.DataFrame, *, segments: pd.DataFrame, codes: Iterabl
         raise ReviewError(f"{source}: missing column(s) {', '.join(missing)}; "
                           "export a fresh file with `qcode review export`")
     known = set(map(str, codes))
+    aliases = dict(aliases) if aliases is not None else code_aliases(codes=known)
     current = dict(zip(segments[C.SEGMENT_ID].astype(str),
                        segments[C.CONTENT_HASH].astype(str))) if len(segments) else {}
     problems: list[Problem] = []
@@ -213,9 +265,9 @@ def parse_decisions(raw: pd.DataFrame, *, segments: pd.DataFrame, codes: Iterabl
 
         sid, cid = _cell(rec.get(C.SEGMENT_ID)), _cell(rec.get(C.CODE_ID))
         decision = _cell(rec.get(DECISION)).lower()
-        adds = [a for a in _SPLIT.split(_cell(rec.get(ADD_CODES))) if a]
+        adds, unknown = resolve_add_codes(_cell(rec.get(ADD_CODES)), known, aliases)
         memo = _cell(rec.get(MEMO))
-        if not (decision or adds or memo):
+        if not (decision or adds or unknown or memo):
             continue  # an undecided row is no decision
         if not sid:
             bad("segment_id is empty")
@@ -237,13 +289,12 @@ def parse_decisions(raw: pd.DataFrame, *, segments: pd.DataFrame, codes: Iterabl
         if cid and cid not in known:
             bad(f"unknown code {excerpt(cid)!r}")
             continue
-        unknown = [a for a in adds if a not in known]
-        if unknown:
-            bad(f"unknown code(s) to add: {excerpt(', '.join(map(repr, unknown)), 80)}")
-            continue
         if decision and not cid and decision == "reject":
             bad("'reject' needs a proposed code; this row has none")
             continue
+        if unknown:
+            bad(f"unknown code(s) to add: {excerpt(', '.join(map(repr, unknown)), 80)} "
+                f"(not a code id or label; {KEPT_NOTE})")
         base = {C.CODER: coder, TIMESTAMP: timestamp, C.SEGMENT_ID: sid,
                 C.CONTENT_HASH: row_hash, SOURCE: source}
         if cid and decision:
@@ -252,7 +303,7 @@ def parse_decisions(raw: pd.DataFrame, *, segments: pd.DataFrame, codes: Iterabl
         for a in adds:
             out.append({**base, C.CODE_ID: a, DECISION: "add", MEMO: memo})
             memo = ""
-        if (not cid and decision == "accept" and not adds) or memo:
+        if (not cid and decision == "accept" and not adds and not unknown) or memo:
             # A segment without proposals confirmed as is (or a memo on its own).
             out.append({**base, C.CODE_ID: "", DECISION: "reviewed", MEMO: memo})
     decisions = pd.DataFrame(out, columns=REVIEW_COLUMNS) if out else empty_reviews()

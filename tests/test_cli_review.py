@@ -133,3 +133,38 @@ def test_errors(coded, tmp_path, capsys):
                      "--codebook", str(tmp_path / "x.yaml")]) == 1
     assert "another qcode run" in capsys.readouterr().err
     assert not (coded / C.REVIEWS_FILE).exists()
+
+
+def test_import_add_codes_by_label_and_unknown_label_keeps_row(coded, tmp_path, capsys):
+    from test_exchange_fixtures import make_codebook
+    make_codebook(tmp_path)
+    cb = ["--codebook", str(tmp_path / "codebook.yaml")]
+    sheet = tmp_path / "r.csv"
+    assert main(["review", "export", "--coded", str(coded), "--out", str(sheet), *cb]) == 0
+    df = pd.read_csv(sheet, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    df.loc[0, "decision"] = "reject"
+    df.loc[1, "decision"] = "accept"
+    df.loc[1, "add_codes"] = "afstemming; Gedeeld Leiderschap; Leiderschapp"   # nl labels + typo
+    df.loc[2, "add_codes"] = "Ownership"                                       # en label
+    df.to_csv(sheet, index=False)
+    capsys.readouterr()
+    assert main(["review", "import", str(sheet), "--coder", "ann", "--coded", str(coded), *cb]) == 2
+    cap = capsys.readouterr()
+    assert "r.csv: row 3: unknown code(s) to add: 'Leiderschapp'" in cap.err
+    assert "row's other decisions are kept" in cap.err and "row skipped" not in cap.err
+    assert "1 unknown added code(s) ignored" in cap.out and "skipped" not in cap.out
+    reviews = pd.read_csv(coded / C.REVIEWS_FILE, dtype=str, keep_default_na=False)
+    assert list(zip(reviews[C.SEGMENT_ID], reviews[C.CODE_ID], reviews[R.DECISION])) == [
+        ("d1:1", "agency", "reject"), ("d1:1", "ownership", "accept"),
+        ("d1:1", "alignment", "add"), ("d1:1", "shared_leadership", "add"),
+        ("d1:2", "ownership", "add")]
+
+
+@pytest.mark.parametrize("argv", [["review"], ["review", "export"], ["review", "import"],
+                                  ["review", "apply"], ["review", "status"], ["pseudonymise"]])
+def test_help_texts_are_plain_text(argv, capsys):
+    with pytest.raises(SystemExit):
+        main([*argv, "--help"])
+    out = capsys.readouterr().out
+    assert "usage:" in out
+    assert "``" not in out and ":func:" not in out and ":class:" not in out

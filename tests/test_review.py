@@ -103,8 +103,10 @@ def test_parse_decisions_keeps_valid_rows_and_reports_bad_ones():
     ]
     dec, problems = R.parse_decisions(_raw(rows), segments=segs, codes=CODES, coder=" ann ",
                                       timestamp="2026-01-01T00:00:00+00:00", source="f.csv")
+    # row 9: the unknown added code is reported, the row's own decision is kept
     assert list(zip(dec[C.CODE_ID], dec[R.DECISION])) == [
-        ("ownership", "accept"), ("alignment", "add"), ("agency", "reject"), ("", "reviewed")]
+        ("ownership", "accept"), ("alignment", "add"), ("agency", "reject"), ("", "reviewed"),
+        ("agency", "accept")]
     assert set(dec[C.CODER]) == {"ann"} and dec.iloc[0][R.MEMO] == "clear case"
     assert dec.iloc[1][R.MEMO] == ""   # memo kept once
     msgs = {p.path: p.message for p in problems}
@@ -112,7 +114,8 @@ def test_parse_decisions_keeps_valid_rows_and_reports_bad_ones():
     assert "unknown segment id 'd1:9'" in msgs["row 4"]
     assert "unknown code 'nonsense'" in msgs["row 5"]
     assert "'maybe' is not one of" in msgs["row 6"]
-    assert "ghost" in msgs["row 9"]
+    assert "ghost" in msgs["row 9"] and R.KEPT_NOTE in msgs["row 9"]
+    assert R.KEPT_NOTE not in msgs["row 5"]
     assert problems[0].format("f.csv") == "f.csv: row 4: " + msgs["row 4"]
 
 
@@ -278,3 +281,25 @@ def test_read_xlsx_wrong_sheet(tmp_path):
         RIO.read_review_file(path)
     with pytest.raises(ReviewError, match="cannot read"):
         RIO.read_review_file(tmp_path / "missing.csv")
+
+
+def test_add_codes_by_label_any_language_and_case():
+    class Code:
+        def __init__(self, nl, en):
+            self.label = {"nl": nl, "en": en}
+
+    class Book:
+        codes = {"ownership": Code("Eigenaarschap", "Ownership"),
+                 "alignment": Code("Afstemming", "Alignment"),
+                 "shared_leadership": Code("Gedeeld leiderschap", "Shared leadership")}
+
+    known = set(Book.codes)
+    aliases = R.code_aliases(Book(), known)
+    assert R.resolve_add_codes("eigenaarschap; ALIGNMENT", known, aliases) == (
+        ["ownership", "alignment"], [])
+    assert R.resolve_add_codes("Shared  leadership, gedeeld leiderschap", known, aliases) == (
+        ["shared_leadership"], [])
+    assert R.resolve_add_codes("ownership alignment", known, aliases) == (   # old: ids by spaces
+        ["ownership", "alignment"], [])
+    assert R.resolve_add_codes("Ownership; Leiderschap", known, aliases) == (
+        ["ownership"], ["Leiderschap"])

@@ -27,12 +27,19 @@ DEFAULT_CODEBOOK = "codebook.yaml"
 AUTO_TABLE = "reviewed_auto.csv"      # long tables for `qcode agreement`
 HUMAN_TABLE = "reviewed_human.csv"
 EXIT_PARTIAL = 2
+DESCRIPTION = (
+    "The human review workflow. 'export' writes a review sheet (one row per segment and "
+    "proposed code); 'import' appends the coder's decisions to reviews.csv in the coded folder "
+    "(append-only); 'apply' writes final_codings (automatic codings overridden by the latest "
+    "decisions; 'qcode export --qdpx' then exports it), the stale decisions and the "
+    "auto-vs-review tables for 'qcode agreement'; 'status' prints per code how well "
+    "auto-coding matched the review.")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``qcode review`` and its sub-commands."""
     p = subparsers.add_parser("review", help="export codings for review, import decisions, apply them",
-                              description=__doc__.split("\n\n")[0])
+                              description=DESCRIPTION)
     sub = p.add_subparsers(dest="review_command", metavar="ACTION")
 
     def common(q: argparse.ArgumentParser) -> None:
@@ -53,7 +60,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     q = sub.add_parser("import", help="append the decisions of a review sheet to reviews.csv")
     common(q)
-    q.add_argument("file", help="the filled-in review sheet (.xlsx or .csv)")
+    q.add_argument("file", help="the filled-in review sheet (.xlsx or .csv); add_codes may "
+                                "name codes by id or by label (nl or en, any case), "
+                                "separated by ';' or ','")
     q.add_argument("--coder", required=True, help="name of the coder who made the decisions")
     q.set_defaults(func=run_import)
 
@@ -79,6 +88,16 @@ def _codes(args: argparse.Namespace, codings: pd.DataFrame, reviews: pd.DataFram
     if reviews is not None:
         used |= set(reviews[C.CODE_ID].astype(str))
     return {cid: "" for cid in sorted(used - {""})}
+
+
+def _aliases(args: argparse.Namespace, codes: dict[str, str]) -> dict[str, str]:
+    """Names a coder may type in add_codes: ids and labels (nl and en) of the codebook."""
+    path = Path(args.codebook)
+    book = None
+    if path.exists():
+        from pipeline.codebook import load_codebook
+        book = load_codebook(path)
+    return R.code_aliases(book, codes)
 
 
 def read_reviews(coded: Path) -> pd.DataFrame:
@@ -144,15 +163,19 @@ def run_import(args: argparse.Namespace) -> int:
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
         decisions, problems = R.parse_decisions(
             raw, segments=data.segments, codes=codes, coder=args.coder, timestamp=stamp,
-            source=src.name, text_matches=checks)
+            source=src.name, text_matches=checks, aliases=_aliases(args, codes))
         for prob in problems:
-            print(f"qcode: warning: {prob.format(str(src))} (row skipped)", file=sys.stderr)
+            kept = R.KEPT_NOTE in prob.message
+            print(f"qcode: warning: {prob.format(str(src))}{'' if kept else ' (row skipped)'}",
+                  file=sys.stderr)
+        skipped = [p for p in problems if R.KEPT_NOTE not in p.message]
         if len(decisions):
             append_reviews(coded, decisions)
     stale = R.classify(decisions, data.segments)
     n_stale = int((stale[R.STALE_REASON] != "").sum()) if len(stale) else 0
     print(f"{coded / C.REVIEWS_FILE}: {len(decisions)} decision(s) by {args.coder.strip()} appended"
-          f"{f'; {len(problems)} row(s) skipped' if problems else ''}"
+          f"{f'; {len(skipped)} row(s) skipped' if skipped else ''}"
+          f"{f'; {len(problems) - len(skipped)} unknown added code(s) ignored' if len(problems) > len(skipped) else ''}"
           f"{f'; {n_stale} on segments whose text changed since the export (stale)' if n_stale else ''}")
     return EXIT_PARTIAL if problems else 0
 
