@@ -80,6 +80,7 @@ ERROR_COLUMNS = [ERROR_FILE, ERROR_STAGE, ERROR_SEVERITY, ERROR_MESSAGE]
 # --- roles ----------------------------------------------------------------------
 INTERVIEWER = "interviewer"
 RESPONDENT = "respondent"
+OTHER = "other"              # text before the first speaker label of a labelled document (headings)
 
 # --- output file names in the coded folder --------------------------------------
 SEGMENTS_FILE = "segments"   # .parquet + .csv

@@ -40,9 +40,34 @@ def normalise_label(label: object) -> str:
 
 
 def speaker_role(label: object, interviewer_labels: Iterable[str]) -> str:
-    """Return ``"interviewer"`` or ``"respondent"`` for a speaker label."""
-    known = {normalise_label(x) for x in interviewer_labels}
-    return C.INTERVIEWER if normalise_label(label) in known and normalise_label(label) else C.RESPONDENT
+    """Return ``"interviewer"`` or ``"respondent"`` for a speaker label.
+
+    A label is the interviewer's when it is an interviewer label ("I", "Interviewer 2"),
+    when one appears as a word in parentheses ("Pieters, Anna (Onderzoeker)", "Anna
+    (I)", "Anna Pieters (interviewer)"), or as a role prefix/suffix joined by a dash,
+    colon or bar ("Interviewer - Anna", "Anna | Interviewer").
+    """
+    known = {normalise_label(x) for x in interviewer_labels} - {""}
+    text = str(label or "").strip()
+    if not text:
+        return C.RESPONDENT
+    if normalise_label(text) in known:
+        return C.INTERVIEWER
+    for inner in _PARENS.findall(text):
+        words = _ROLE_WORDS.findall(inner)
+        phrase = normalise_label(" ".join(words))
+        if phrase in known or any(normalise_label(w) in known for w in words):
+            return C.INTERVIEWER
+    parts = [p for p in _ROLE_SEP.split(_PARENS.sub(" ", text)) if p.strip()]
+    if len(parts) > 1 and (normalise_label(parts[0]) in known
+                           or normalise_label(parts[-1]) in known):
+        return C.INTERVIEWER
+    return C.RESPONDENT
+
+
+_PARENS = re.compile(r"[(\[]([^()\[\]]*)[)\]]")
+_ROLE_WORDS = re.compile(r"[^\W_]+", re.UNICODE)
+_ROLE_SEP = re.compile(r"\s+[-\u2013\u2014|/]\s+|\s*:\s+")
 
 
 def _strip_span(text: str, start: int, end: int) -> tuple[int, int]:
@@ -97,11 +122,68 @@ def _coded_flags(speakers: pd.Series, roles: pd.Series,
     return speakers.map(normalise_label).isin(wanted)
 
 
+def _preamble(seg: pd.DataFrame) -> pd.Series:
+    """Rows without a speaker before the first labelled turn of a labelled document."""
+    if seg.empty:
+        return pd.Series(False, index=seg.index)
+    labelled = seg[C.SPEAKER].astype(str).str.strip().ne("")
+    first = seg[C.TURN].where(labelled).groupby(seg[C.DOC_ID]).transform("min")
+    return ~labelled & first.notna() & (seg[C.TURN] < first)
+
+
+def _unique_ids(seg: pd.DataFrame, keyed: list[bool], documents: pd.DataFrame,
+                errors: list[dict] | None) -> list[str]:
+    """Segment ids with CSV id values shared across documents prefixed by the doc id."""
+    ids = seg[C.SEGMENT_ID].astype(str).tolist()
+    if not any(keyed):
+        return ids
+    docs = seg[C.DOC_ID].astype(str).tolist()
+    owners: dict[str, set[str]] = {}
+    for seg_id, doc_id in zip(ids, docs):
+        owners.setdefault(seg_id, set()).add(doc_id)
+    clash = {i for i, ds in owners.items() if len(ds) > 1}
+    if not clash:
+        return ids
+    paths = (dict(zip(documents[C.DOC_ID], documents[C.PATH]))
+             if C.PATH in documents.columns else {})
+    renamed: dict[str, list[str]] = {}
+    out = []
+    for seg_id, doc_id, is_key in zip(ids, docs, keyed):
+        if is_key and seg_id in clash:
+            renamed.setdefault(doc_id, []).append(seg_id)
+            seg_id = f"{doc_id}:{seg_id}"
+        out.append(seg_id)
+    for doc_id, values in renamed.items():
+        others = sorted(set().union(*(owners[v] for v in values)) - {doc_id})
+        shown = ", ".join(repr(v) for v in values[:5]) + (", ..." if len(values) > 5 else "")
+        message = (f"ids {shown} of {C.DOC_ID} {doc_id!r} are also segment ids of "
+                   f"{', '.join(map(repr, others))}; its {len(values)} segment id(s) were "
+                   f"prefixed with {doc_id + ':'!r}")
+        if errors is not None:
+            errors.append({C.ERROR_FILE: paths.get(doc_id, doc_id), C.ERROR_STAGE: "segment",
+                           C.ERROR_SEVERITY: "warning", C.ERROR_MESSAGE: message})
+    return _still_unique(out, docs)
+
+
+def _still_unique(ids: list[str], docs: list[str]) -> list[str]:
+    """Last resort after prefixing ("a:1" typed as an id in document b): add a counter."""
+    seen: set[str] = set()
+    out = []
+    for seg_id, doc_id in zip(ids, docs):
+        candidate, n = seg_id, 1
+        while candidate in seen:
+            candidate, n = f"{doc_id}:{seg_id}#{n}", n + 1
+        seen.add(candidate)
+        out.append(candidate)
+    return out
+
+
 def segment(documents: pd.DataFrame, turns: pd.DataFrame, *, unit: str = "turn",
             interviewer_labels: Iterable[str] = DEFAULT_INTERVIEWER_LABELS,
             code_speakers: Sequence[str] | str | None = None,
             detect_lang: bool | str = False,
-            languages: Sequence[str] = ("nl", "en")) -> pd.DataFrame:
+            languages: Sequence[str] = ("nl", "en"),
+            errors: list[dict] | None = None) -> pd.DataFrame:
     """Cut documents into coding units.
 
     Args:
@@ -117,10 +199,19 @@ def segment(documents: pd.DataFrame, turns: pd.DataFrame, *, unit: str = "turn",
             or ``"always"`` for every document, ``"csv"`` for CSV documents only (mixed
             survey answers), ``False`` / ``"never"``: the document's language.
         languages: the languages detection may choose from.
+        errors: when given, warning rows (``columns.ERROR_COLUMNS``, stage
+            "segment") are appended to it: CSV ids made unique (see below).
 
     Returns:
         Segments table: ``columns.SEGMENT_COLUMNS``, then document attributes, then
         row attributes, sorted by document and position.
+
+        In a document with speaker labels, speaker-less turns before the first
+        labelled turn (a title, "# Interview 04", date and place) are a preamble:
+        kept with role ``other`` and never coded. A CSV row's segment id is its id
+        value; an id value used by more than one document of the table (or equal
+        to another segment's id) is prefixed ``"<doc_id>:"`` in every document
+        that uses it, with a warning row per document.
 
     Raises:
         UsageError: Unknown unit or detect_lang mode.
@@ -153,6 +244,7 @@ def segment(documents: pd.DataFrame, turns: pd.DataFrame, *, unit: str = "turn",
     rows: list[dict] = []
     ordered = turns.sort_values([C.DOC_ID, C.TURN], kind="stable")
     index_in_doc: dict[str, int] = {}
+    keyed: list[bool] = []  # the row's id comes from a CSV id value
     for turn in ordered.itertuples(index=False):
         t = turn._asdict()
         doc_id = t[C.DOC_ID]
@@ -170,6 +262,7 @@ def segment(documents: pd.DataFrame, turns: pd.DataFrame, *, unit: str = "turn",
             else:
                 seg_id = f"{doc_id}:{n}"
             piece = text[s:e]
+            keyed.append(bool(key))
             row = {
                 C.SEGMENT_ID: seg_id, C.DOC_ID: doc_id, C.UNIT: unit, C.UNIT_INDEX: n,
                 C.TURN: int(t[C.TURN]), C.SPEAKER: t[C.SPEAKER] or "",
@@ -186,6 +279,10 @@ def segment(documents: pd.DataFrame, turns: pd.DataFrame, *, unit: str = "turn",
                        + row_attrs)
     seg[C.ROLE] = [speaker_role(s, labels) for s in seg[C.SPEAKER]] if len(seg) else []
     seg[C.CODED] = _coded_flags(seg[C.SPEAKER], seg[C.ROLE], code_speakers).astype(bool)
+    preamble = _preamble(seg)
+    seg.loc[preamble, C.ROLE] = C.OTHER
+    seg.loc[preamble, C.CODED] = False
+    seg[C.SEGMENT_ID] = _unique_ids(seg, keyed, documents, errors)
     if doc_attrs:
         seg = seg.merge(documents[[C.DOC_ID, *doc_attrs]], on=C.DOC_ID, how="left",
                         suffixes=("", "__doc"))
@@ -201,3 +298,47 @@ def segment(documents: pd.DataFrame, turns: pd.DataFrame, *, unit: str = "turn",
     seg[C.TIME_START] = seg[C.TIME_START].astype("float64")
     seg[C.TIME_END] = seg[C.TIME_END].astype("float64")
     return seg.sort_values([C.DOC_ID, C.UNIT_INDEX], kind="stable").reset_index(drop=True)
+
+
+def unique_across(segments: pd.DataFrame, taken: set[str],
+                  errors: list[dict] | None = None) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Make a later batch's segment ids unique against ids already used in the run.
+
+    A streaming run segments chunks of documents separately; ``segment()`` makes ids
+    unique inside a chunk, this makes them unique across chunks: an id already in
+    ``taken`` is prefixed ``"<doc_id>:"`` (a warning row per document in
+    ``errors``). ``taken`` is updated with the batch's final ids.
+
+    Returns:
+        ``(segments, renames)``; ``renames`` maps old -> new id, to apply to the
+        batch's matches and codings (ids are unique inside a batch).
+    """
+    renames: dict[str, str] = {}
+    if segments.empty:
+        return segments, renames
+    ids = segments[C.SEGMENT_ID].astype(str).tolist()
+    docs = segments[C.DOC_ID].astype(str).tolist()
+    batch = set(ids)
+    per_doc: dict[str, list[str]] = {}
+    for seg_id, doc_id in zip(ids, docs):
+        if seg_id in taken:
+            new, n = f"{doc_id}:{seg_id}", 1
+            while new in taken or new in batch:
+                new, n = f"{doc_id}:{seg_id}#{n}", n + 1
+            batch.add(new)
+            renames[seg_id] = new
+            per_doc.setdefault(doc_id, []).append(seg_id)
+    if renames:
+        segments = segments.copy()
+        segments[C.SEGMENT_ID] = [renames.get(i, i) for i in ids]
+        paths = dict(zip(segments[C.DOC_ID], segments[C.PATH])) if C.PATH in segments else {}
+        for doc_id, values in per_doc.items():
+            shown = ", ".join(repr(v) for v in values[:5]) + (", ..." if len(values) > 5 else "")
+            if errors is not None:
+                errors.append({C.ERROR_FILE: paths.get(doc_id, doc_id), C.ERROR_STAGE: "segment",
+                               C.ERROR_SEVERITY: "warning",
+                               C.ERROR_MESSAGE: f"ids {shown} of {C.DOC_ID} {doc_id!r} are also "
+                                                f"segment ids of a document read earlier in the "
+                                                f"run; prefixed with {doc_id + ':'!r}"})
+    taken.update(segments[C.SEGMENT_ID].astype(str))
+    return segments, renames

@@ -553,3 +553,88 @@ def test_decode_roundtrip_utf8_and_utf16(text):
     expected = unicodedata.normalize("NFC", text.lstrip("\ufeff"))
     assert decode_bytes(text.encode("utf-8"), "p.txt")[0] == expected
     assert decode_bytes(text.encode("utf-16"), "p.txt")[0] == expected
+
+
+# --- UAT fixes: docx tables, binary formats renamed to text -----------------------------
+
+def test_docx_tables_speaker_column_and_plain_tables_in_order(tmp_path):
+    import docx
+
+    document = docx.Document()
+    document.add_paragraph("Interview school X, 12-03-2024")
+    speakers = document.add_table(rows=4, cols=2)
+    for r, (who, said) in enumerate([("Spreker", "Tekst"), ("Interviewer", "Hoe ging het?"),
+                                     ("Pieters, Anna (Onderzoeker)", "En daarna?"),
+                                     ("Anna", "Goed, dank je.\nWe mochten het zelf invullen.")]):
+        speakers.cell(r, 0).text, speakers.cell(r, 1).text = who, said
+    document.add_paragraph("R: Tussendoor nog iets.")
+    other = document.add_table(rows=1, cols=2)
+    other.cell(0, 0).text, other.cell(0, 1).text = "Dit is een hele zin.", "Tweede cel"
+    path = tmp_path / "table.docx"
+    document.save(str(path))
+    got = read_file(path)
+    assert contents(got) == [
+        ("", "Interview school X, 12-03-2024"),
+        ("Interviewer", "Hoe ging het?"),
+        ("Pieters, Anna (Onderzoeker)", "En daarna?"),
+        ("Anna", "Goed, dank je.\nWe mochten het zelf invullen."),
+        ("R", "Tussendoor nog iets.\nDit is een hele zin.\nTweede cel"),
+    ]
+
+
+def test_docx_table_with_time_column_and_merged_cells(tmp_path):
+    import docx
+
+    document = docx.Document()
+    table = document.add_table(rows=2, cols=3)
+    for r, row in enumerate([("00:01:02", "I", "Wat vond je ervan?"), ("00:01:09", "R1", "Prima.")]):
+        for c, value in enumerate(row):
+            table.cell(r, c).text = value
+    merged = document.add_table(rows=1, cols=2)
+    merged.cell(0, 0).merge(merged.cell(0, 1)).text = "Samenvatting van het gesprek."
+    path = tmp_path / "timed.docx"
+    document.save(str(path))
+    assert contents(read_file(path)) == [("I", "Wat vond je ervan?"),
+                                         ("R1", "Prima.\nSamenvatting van het gesprek.")]
+
+
+@pytest.mark.parametrize("data, what", [
+    (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\n", "a PDF file"),
+    (b"PK\x03\x04\x14\x00\x06\x00[Content_Types].xml word/document.xml", "a Word .docx file"),
+    (b"PK\x03\x04\x14\x00\x06\x00[Content_Types].xml xl/workbook.xml", "an Excel workbook"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 40, "an old Word/Excel file"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "a PNG image"),
+    (b"\xff\xd8\xff\xe0\x00\x10JFIF", "a JPEG image"),
+    (b"GIF89a\x01\x00\x01\x00", "a GIF image"),
+    (b"{\\rtf1\\ansi\\deff0 {\\fonttbl} I: Hallo}", "an RTF file"),
+])
+def test_binary_formats_renamed_to_text_are_named(tmp_path, data, what):
+    for name in ("interview.txt", "answers.csv", "notes.md"):
+        path = write(tmp_path / name, data)
+        with pytest.raises(InputError, match=rf"{name}.*is {what}.*, not text; "):
+            read_file(path)
+    with pytest.raises(InputError, match=rf"^x: is {what}"):
+        decode_bytes(data, "x")  # metadata.csv goes through here too
+
+
+def test_pdf_named_docx_is_named(tmp_path):
+    path = write(tmp_path / "interview.docx", b"%PDF-1.4\nstuff")
+    with pytest.raises(InputError, match=r"is a PDF file, not a \.docx file; export it"):
+        read_file(path)
+
+
+def test_text_starting_like_magic_words_still_reads(tmp_path):
+    path = write(tmp_path / "pk.txt", "PK: dat was het.\nGIF is een formaat.\n")
+    assert contents(read_file(path))[0] == ("PK", "dat was het.\nGIF is een formaat.")
+
+
+@pytest.mark.parametrize("label", ["Pieters, Anna (Onderzoeker)", "Anna Pieters (interviewer)",
+                                   "Anna (I)", "Interviewer - Anna", "Anna - Respondent"])
+def test_is_label_accepts_teams_forms(label):
+    assert is_label(label)
+
+
+@pytest.mark.parametrize("label", ["Nou ja, het punt is", "Kortom, Jan", "Ja, nee",
+                                   "Wat ik bedoel is (echt)", "Anna - Piet", "Dat (zie boven) is"])
+def test_is_label_rejects_sentences_with_commas_and_parentheses(label):
+    assert not is_label(label)

@@ -124,3 +124,83 @@ def test_detect_lang_unknown_mode():
     docs, turns = _mixed_csv_docs()
     with pytest.raises(UsageError, match="unknown detect_lang 'sometimes'"):
         segment(docs, turns, detect_lang="sometimes")
+
+
+# --- UAT fixes: Teams interviewer labels, preamble, CSV ids across documents ---------------
+
+@pytest.mark.parametrize("label", ["Pieters, Anna (Onderzoeker)", "Anna Pieters (interviewer)",
+                                   "Anna (I)", "Interviewer - Anna", "Anna | Q",
+                                   "Jansen, Piet (Interviewer 2)"])
+def test_interviewer_as_role_in_parentheses_or_prefix(label):
+    assert speaker_role(label, ["I", "Interviewer", "Onderzoeker", "Q"]) == C.INTERVIEWER
+
+
+@pytest.mark.parametrize("label", ["Anna (R)", "Iris", "Pieters, Anna (Respondent)",
+                                   "Ingrid - Docent", "Anna (Idee)"])
+def test_names_containing_interviewer_letters_stay_respondents(label):
+    assert speaker_role(label, ["I", "Interviewer", "Onderzoeker", "Q"]) == C.RESPONDENT
+
+
+def _docs(rows):
+    docs = pd.DataFrame([{C.DOC_ID: d, C.PATH: f"{d}.{fmt}", C.FORMAT: fmt, C.ENCODING: "utf-8",
+                          C.LANG: "nl", C.N_CHARS: len(t), C.SHA256: "", C.TEXT: t}
+                         for d, fmt, t in rows], columns=C.DOCUMENT_COLUMNS)
+    return docs
+
+
+def _turns(rows):
+    return pd.DataFrame([{C.DOC_ID: d, C.TURN: i, C.SPEAKER: sp, C.START: s, C.END: e,
+                          C.TIME_START: float("nan"), C.TIME_END: float("nan"), C.UNIT_KEY: k}
+                         for d, i, sp, s, e, k in rows], columns=C.TURN_COLUMNS)
+
+
+def test_preamble_before_first_label_is_other_and_not_coded():
+    text = "# Interview 04\n\nSchool X\n\nI: Hoe ging het?\nR: Goed.\n\nNog iets."
+    plain = "Een samenvatting.\n\nTweede alinea."
+    docs = _docs([("int04", "md", text), ("summary", "txt", plain)])
+    turns = _turns([("int04", 0, "", 0, 14, ""), ("int04", 1, "", 16, 24, ""),
+                    ("int04", 2, "I", 29, 42, ""), ("int04", 3, "R", 46, 62, ""),
+                    ("summary", 0, "", 0, 17, ""), ("summary", 1, "", 19, 33, "")])
+    seg = segment(docs, turns, code_speakers="all")
+    interview = seg[seg[C.DOC_ID] == "int04"]
+    assert list(interview[C.TEXT])[:2] == ["# Interview 04", "School X"]
+    assert list(interview[C.ROLE]) == [C.OTHER, C.OTHER, C.INTERVIEWER, C.RESPONDENT]
+    assert list(interview[C.SPEAKER])[:2] == ["", ""]
+    assert list(interview[C.CODED]) == [False, False, True, True]
+    summary = seg[seg[C.DOC_ID] == "summary"]  # no labels: not a preamble, coded as before
+    assert list(summary[C.ROLE]) == [C.RESPONDENT] * 2 and summary[C.CODED].all()
+    default = segment(docs, turns)
+    assert list(default[default[C.DOC_ID] == "int04"][C.CODED]) == [False, False, False, True]
+
+
+def test_csv_ids_shared_by_two_documents_are_prefixed_with_a_warning():
+    docs = _docs([("a", "csv", "een\n\ntwee"), ("b", "csv", "drie\n\nvier"),
+                  ("c", "csv", "vijf"), ("d", "txt", "I: zes")])
+    turns = _turns([("a", 0, "", 0, 3, "1"), ("a", 1, "", 5, 9, "2"),
+                    ("b", 0, "", 0, 4, "1"), ("b", 1, "", 6, 10, "7"),
+                    ("c", 0, "", 0, 4, "d:0"), ("d", 0, "I", 3, 6, "")])
+    errors: list[dict] = []
+    seg = segment(docs, turns, errors=errors)
+    assert list(seg[C.SEGMENT_ID]) == ["a:1", "2", "b:1", "7", "c:d:0", "d:0"]
+    assert seg[C.SEGMENT_ID].is_unique
+    assert [e[C.ERROR_FILE] for e in errors] == ["a.csv", "b.csv", "c.csv"]
+    assert all(e[C.ERROR_SEVERITY] == "warning" and e[C.ERROR_STAGE] == "segment" for e in errors)
+    assert "'1'" in errors[0][C.ERROR_MESSAGE] and "'b'" in errors[0][C.ERROR_MESSAGE]
+    # One document per table (a single survey): the documented rule, ids unchanged.
+    alone = segment(docs[docs[C.DOC_ID] == "a"], turns[turns[C.DOC_ID] == "a"], errors=errors)
+    assert list(alone[C.SEGMENT_ID]) == ["1", "2"] and len(errors) == 3
+
+
+def test_unique_across_batches_renames_later_ids():
+    from pipeline.segment import unique_across
+
+    docs = _docs([("a", "csv", "een"), ("b", "csv", "twee\n\ndrie")])
+    turns = _turns([("a", 0, "", 0, 3, "1"), ("b", 0, "", 0, 4, "1"), ("b", 1, "", 6, 10, "2")])
+    taken: set[str] = set()
+    first = segment(docs[:1], turns[:1])
+    first, renames = unique_across(first, taken)
+    assert renames == {} and taken == {"1"}
+    errors: list[dict] = []
+    second, renames = unique_across(segment(docs[1:], turns[1:]), taken, errors)
+    assert list(second[C.SEGMENT_ID]) == ["b:1", "2"] and renames == {"1": "b:1"}
+    assert taken == {"1", "b:1", "2"} and len(errors) == 1

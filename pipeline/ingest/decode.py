@@ -14,6 +14,57 @@ _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
 _MAX_CONTROL_SHARE = 0.01
 _NEWLINES = re.compile(r"\r\n?")
 
+# Leading bytes of binary formats people save or rename as text: (magic, what it is, advice).
+_MAGIC = (
+    (b"%PDF-", "a PDF file", "export it as .txt or .docx"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Word/Excel file (.doc/.xls)",
+     "save it as .docx (or a sheet as .csv)"),
+    (b"\x89PNG\r\n\x1a\n", "a PNG image", "transcribe it to .txt or .docx"),
+    (b"\xff\xd8\xff", "a JPEG image", "transcribe it to .txt or .docx"),
+    (b"GIF87a", "a GIF image", "transcribe it to .txt or .docx"),
+    (b"GIF89a", "a GIF image", "transcribe it to .txt or .docx"),
+    (b"{\\rtf", "an RTF file", "save it as .docx or .txt"),
+)
+_ZIP = (b"PK\x03\x04", b"PK\x05\x06")
+
+
+def sniff_binary(data: bytes) -> tuple[str, str] | None:
+    """Recognise a binary file format by its magic bytes.
+
+    Args:
+        data: The raw file bytes (only the start is looked at, except for ZIP
+            archives, whose member names tell a .docx from an .xlsx).
+
+    Returns:
+        ``(what, advice)`` such as ``("a PDF file", "export it as .txt or .docx")``,
+        or None when the data does not start like a known binary format.
+    """
+    head = data[:16].lstrip(b"\xef\xbb\xbf") if data.startswith(b"\xef\xbb\xbf{") else data[:16]
+    for magic, what, advice in _MAGIC:
+        if head.startswith(magic):
+            return what, advice
+    if head.startswith(_ZIP):
+        if b"word/" in data:
+            return "a Word .docx file", "give it the suffix .docx"
+        if b"xl/" in data:
+            return "an Excel workbook", "save the sheet as .csv (UTF-8)"
+        return "a ZIP archive", "unpack it, or export the transcript as .txt or .docx"
+    return None
+
+
+def check_not_binary(data: bytes, path: Path | str, expected: str = "text") -> None:
+    """Raise InputError naming the format when ``data`` is a known binary format.
+
+    Args:
+        data: The raw file bytes.
+        path: For the message.
+        expected: What the file's suffix promised ("text", "a .csv file").
+    """
+    found = sniff_binary(data)
+    if found is not None:
+        what, advice = found
+        raise InputError(path, f"is {what}, not {expected}; {advice}")
+
 
 def decode_bytes(data: bytes, path: Path | str) -> tuple[str, str]:
     """Decode raw file bytes to normalised text.
@@ -32,9 +83,12 @@ def decode_bytes(data: bytes, path: Path | str) -> tuple[str, str]:
         ``"utf-16"``, ``"utf-32"`` or ``"cp1252"``.
 
     Raises:
-        InputError: The data is binary (NUL bytes without a UTF-16/32 BOM, many
-            control characters) or undecodable ("not a text file").
+        InputError: The data is a known binary format (PDF, ZIP/.docx/.xlsx, old
+            .doc, PNG, JPEG, GIF, RTF: named, with what to do), binary (NUL bytes
+            without a UTF-16/32 BOM, many control characters) or undecodable
+            ("not a text file").
     """
+    check_not_binary(data, path)
     text, encoding = _decode(data, path)
     if text.startswith("\ufeff"):
         text = text[1:]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 from pathlib import Path
 from typing import NamedTuple
 
@@ -12,7 +13,7 @@ import pandas as pd
 from pipeline import columns as C
 from pipeline.errors import InputError
 
-from .decode import decode_bytes
+from .decode import decode_bytes, sniff_binary
 from .labels import Turn, is_label, split_turns
 from .media import build_document, parse_srt, parse_vtt
 from .tables import csv_document
@@ -71,24 +72,120 @@ def discover(inputs: list[Path | str]) -> list[Path]:
 
 
 def _docx_text(data: bytes, path: Path) -> tuple[str, dict[int, int]]:
-    """Paragraph texts joined by LF, plus labels given by a leading bold run."""
+    """Body text of a .docx, plus labels given by a leading bold run or a table column.
+
+    Paragraphs and tables are read in document order. A table row whose first cell
+    is a speaker label and whose next cell has text becomes ``"Label: text"``
+    (transcripts exported as a speaker | text table; a leading time cell is
+    skipped, a header row such as "Spreker | Tekst" dropped); in any other table
+    each cell's paragraphs are read as paragraphs.
+    """
     import docx  # python-docx is slow to import; only pay for it when a .docx shows up
 
+    found = sniff_binary(data)
+    if found is not None and found[0] != "a Word .docx file":
+        raise InputError(path, f"is {found[0]}, not a .docx file; {found[1]}")
     try:
         document = docx.Document(io.BytesIO(data))
     except Exception as exc:  # noqa: BLE001 - zipfile, lxml and python-docx each raise their own types
         raise InputError(path, f"not a valid .docx file ({type(exc).__name__})") from None
-    texts: list[str] = []
+    lines: list[str] = []
     forced: dict[int, int] = {}
     pos = 0
-    for paragraph in document.paragraphs:
-        text = paragraph.text.replace("\r\n", "\n").replace("\r", "\n")
-        colon = _bold_label_end(paragraph, text)
-        if colon is not None:
-            forced[pos] = colon
-        texts.append(text)
+
+    def add(text: str, label_end: int | None) -> None:
+        nonlocal pos
+        if label_end is not None:
+            forced[pos] = label_end
+        lines.append(text)
         pos += len(text) + 1
-    return "\n".join(texts), forced
+
+    def paragraph_text(paragraph) -> str:  # noqa: ANN001
+        return paragraph.text.replace("\r\n", "\n").replace("\r", "\n")
+
+    def walk(parent) -> None:  # noqa: ANN001 - a Document body or a table cell
+        for kind, block in _blocks(parent):
+            if kind == "p":
+                text = paragraph_text(block)
+                add(text, _bold_label_end(block, text))
+            else:
+                table(block)
+
+    def table(tbl) -> None:  # noqa: ANN001
+        for r, row in enumerate(tbl.rows):
+            cells = _distinct_cells(row)
+            texts = [_cell_text(c) for c in cells]
+            while len(texts) > 2 and _TIME_CELL.fullmatch(texts[0]):
+                cells, texts = cells[1:], texts[1:]
+            if len(texts) >= 2 and texts[1] and _table_label(texts[0]):
+                label = texts[0].strip().rstrip(":").strip()
+                if r == 0 and texts[1].strip().casefold() in _HEADER_WORDS:
+                    continue  # "Spreker | Tekst" header row
+                rest = "\n".join(t for t in texts[1:] if t)
+                first, *more = rest.split("\n")
+                add(f"{label}: {first}", len(label) + 1)
+                for line in more:
+                    add(line, None)
+                continue
+            for cell in cells:
+                walk(cell)
+
+    walk(document)
+    return "\n".join(lines), forced
+
+
+_TIME_CELL = re.compile(r"\s*[\[(]?(?:\d{1,2}:)?\d{1,2}:\d{2}(?:[.,]\d{1,3})?[\])]?\s*")
+_HEADER_WORDS = frozenset({"text", "tekst", "transcript", "transcriptie", "uitspraak", "utterance",
+                           "inhoud", "content", "antwoord", "answer", "what was said"})
+_SENTENCE_PUNCT = re.compile(r"[.!?;]\s|[.!?;]$|\.\.\.")
+
+
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+
+
+def _blocks(parent) -> list[tuple[str, object]]:  # noqa: ANN001
+    """``("p", Paragraph)`` and ``("tbl", Table)`` of a document body or table cell, in order."""
+    from docx.table import Table
+    from docx.text.paragraph import Paragraph
+
+    element = parent.element.body if hasattr(parent, "paragraphs") and not hasattr(
+        parent, "_tc") else parent._tc  # noqa: SLF001
+    blocks: list[tuple[str, object]] = []
+    children = list(element.iterchildren())
+    while children:
+        child = children.pop(0)
+        if child.tag == f"{_W}p":
+            blocks.append(("p", Paragraph(child, parent)))
+        elif child.tag == f"{_W}tbl":
+            blocks.append(("tbl", Table(child, parent)))
+        elif child.tag == f"{_W}sdt":  # a content control: read what it wraps, in place
+            content = child.find(f"{_W}sdtContent")
+            if content is not None:
+                children[:0] = list(content.iterchildren())
+    return blocks
+
+
+def _distinct_cells(row) -> list:  # noqa: ANN001
+    """The row's cells, a horizontally merged cell once."""
+    cells, seen = [], set()
+    for cell in row.cells:
+        if id(cell._tc) in seen:  # noqa: SLF001
+            continue
+        seen.add(id(cell._tc))  # noqa: SLF001
+        cells.append(cell)
+    return cells
+
+
+def _cell_text(cell) -> str:  # noqa: ANN001
+    return "\n".join(p.text for p in cell.paragraphs).replace("\r", "\n").strip()
+
+
+def _table_label(text: str) -> bool:
+    """A first table cell that names a speaker: short, one line, no sentence punctuation."""
+    label = text.strip().rstrip(":").strip()
+    if not label or "\n" in label or _SENTENCE_PUNCT.search(label):
+        return False
+    return is_label(label, bold=True)
 
 
 def _bold_label_end(paragraph, text: str) -> int | None:

@@ -4,7 +4,8 @@ A label is a short name followed by a colon at the start of a line
 (``I:``, ``R1:``, ``Anja de Vries:``, ``[00:01:02] Anja:``, ``**Anja:**``). The
 hard part is *not* taking ordinary sentences with a colon for labels, so a
 candidate must look like a name: 1–4 words, every word capitalised (name
-particles such as "van", "de" allowed), no commas, or a known role label.
+particles such as "van", "de" allowed), or a known role label; optionally with a
+role in parentheses (``Anna (I)``), as "Surname, First name" or "Role - Name".
 """
 from __future__ import annotations
 
@@ -67,6 +68,11 @@ class Turn(NamedTuple):
 def is_label(label: str, *, bold: bool = False) -> bool:
     """Return whether ``label`` (the text before a line-start colon) names a speaker.
 
+    Besides a bare name or role, Teams/Zoom forms are labels: a role in parentheses
+    after the name (``Anna Pieters (interviewer)``, ``Anna (I)``), "Surname,
+    First name" (``Pieters, Anna (Onderzoeker)``) and a role joined to the name by
+    a dash (``Interviewer - Anna``).
+
     Args:
         label: Candidate label without the colon.
         bold: The label is typeset bold (Markdown ``**``, Word bold run), which is
@@ -77,13 +83,44 @@ def is_label(label: str, *, bold: bool = False) -> bool:
         False for ``Nou ja, het punt is`` or ``Kortom``.
     """
     label = label.strip()
+    if not label or len(label) > MAX_LABEL_CHARS:
+        return False
+    paren = _PAREN_SUFFIX.search(label)
+    if paren and paren.start() > 0:
+        inner = paren.group(1).split()
+        if not inner or len(inner) > 3 or not all(_WORD.fullmatch(w) for w in inner):
+            return False
+        label = label[:paren.start()].strip()
+    parts = _DASH.split(label)
+    if len(parts) == 2:  # "Interviewer - Anna" / "Anna - Respondent": one side is a role
+        return any(_base(x) in KNOWN_LABELS for x in parts) and all(
+            _is_name(x, bold) for x in parts)
+    if len(parts) > 2:
+        return False
+    if label.count(",") == 1:  # "Pieters, Anna": both sides names, not a clause
+        surname, first = (x.strip() for x in label.split(","))
+        return (_is_name(surname, bold=False) and _is_name(first, bold=False)
+                and len(surname.split()) + len(first.split()) <= MAX_LABEL_WORDS)
+    return _is_name(label, bold)
+
+
+_PAREN_SUFFIX = re.compile(r"\s*[(\[]([^()\[\]]*)[)\]]\s*$")
+_DASH = re.compile(r"\s+[-\u2013\u2014|]\s+")
+
+
+def _base(label: str) -> str:
+    return re.sub(r"[\s\d]+$", "", label.strip()).lower()
+
+
+def _is_name(label: str, bold: bool) -> bool:
+    """The original label test: a role label, or 1-4 capitalised name words."""
+    label = label.strip()
     words = label.split()
     if not words or len(label) > MAX_LABEL_CHARS or len(words) > MAX_LABEL_WORDS:
         return False
     if not all(_WORD.fullmatch(w) for w in words) or not any(c.isalpha() for c in label):
         return False
-    base = re.sub(r"[\s\d]+$", "", label).lower()
-    if base in KNOWN_LABELS:
+    if _base(label) in KNOWN_LABELS:
         return True
     if " ".join(words).lower().rstrip(".") in _NOT_LABELS:
         return False
