@@ -129,3 +129,16 @@ def test_export_final_without_review_is_a_clear_error(tmp_path, capsys):
                  "--codebook", str(tmp_path / "codebook.yaml")]) == 1
     assert "qcode review apply" in capsys.readouterr().err
     assert not (tmp_path / "x.qdpx").exists()
+
+
+def test_qdc_round_trip_without_codebook_keeps_ids_labels_and_validates(tmp_path, capsys):
+    original = make_codebook(tmp_path)
+    qdc = tmp_path / "codes.qdc"
+    assert main(["export", "--qdc", str(qdc), "--codebook", str(tmp_path / "codebook.yaml"),
+                 "--lang", "en"]) == 0
+    assert main(["import", str(qdc), "--out", str(tmp_path / "imp")]) == 0
+    assert main(["validate", str(tmp_path / "imp" / "codebook.yaml")]) == 0
+    back = load_codebook(tmp_path / "imp" / "codebook.yaml")
+    assert list(back.codes) == list(original.codes)          # agency stays agency
+    assert back.codes["agency"].label == {"nl": "Handelingsruimte", "en": "Agency"}
+    assert back.codes["amo.opportunity"].label == original.codes["amo.opportunity"].label

@@ -307,19 +307,41 @@ def test_maxqda_codable_parent_codes_and_inline_text(tmp_path):
 
 
 def test_qdc_import_writes_codebook_only(tmp_path, codebook):
-    # English labels slug to the codebook's ids, so the result validates as is.
-    path = _write(tmp_path, "cb.qdc", codebook_bytes(codebook, lang="en"))
-    result = import_refi(path, tmp_path / "imp")
-    assert sorted(p.name for p in (tmp_path / "imp").iterdir()) == ["codebook.yaml"]
-    assert sorted(result.code_ids.values()) == sorted(codebook.codes)
-    book = load_codebook(tmp_path / "imp" / "codebook.yaml")
-    assert book.codes["amo.ability"].label == {"nl": "Ability", "en": "Ability"}
-    assert book.codes["agency"].definition == "Ruimte om zelf te handelen."
-    # Dutch labels give other ids; a reference codebook maps them back by GUID.
-    path = _write(tmp_path, "nl.qdc", codebook_bytes(codebook, lang="nl"))
-    assert "handelingsruimte" in import_refi(path, tmp_path / "nl").code_ids.values()
+    # Our export carries id, kind and both labels in the Description, so an import
+    # without a reference codebook restores them exactly, whatever the name language.
+    for lang in ("en", "nl"):
+        path = _write(tmp_path, f"cb_{lang}.qdc", codebook_bytes(codebook, lang=lang))
+        result = import_refi(path, tmp_path / f"imp_{lang}")
+        assert sorted(p.name for p in (tmp_path / f"imp_{lang}").iterdir()) == ["codebook.yaml"]
+        assert sorted(result.code_ids.values()) == sorted(codebook.codes)
+        book = load_codebook(tmp_path / f"imp_{lang}" / "codebook.yaml")
+        assert list(book.codes) == list(codebook.codes)
+        for cid, code in codebook.codes.items():
+            assert book.codes[cid].label == code.label, cid
+            assert book.codes[cid].kind == code.kind
+        assert book.codes["agency"].definition == "Ruimte om zelf te handelen."   # tags stripped
+        assert validate_codebook(tmp_path / f"imp_{lang}" / "codebook.yaml") == []
+    # A reference codebook maps them too (by GUID).
     mapped = import_refi(path, tmp_path / "ref", reference=codebook)
     assert sorted(mapped.code_ids.values()) == sorted(codebook.codes)
+
+
+def test_qdc_tags_are_ignored_when_they_do_not_fit():
+    from pipeline.exchange.import_ import assign_code_ids
+    from pipeline.exchange.model import QCode, split_description, tag_description
+    desc = tag_description("Een definitie.", {"id": "amo.ability", "label-nl": "Kunnen",
+                                              "label-en": "Ability", "kind": "theme"})
+    assert desc.endswith("qcode-label-en: Ability")
+    assert split_description(desc) == ("Een definitie.", {
+        "id": "amo.ability", "kind": "theme", "label-nl": "Kunnen", "label-en": "Ability"})
+    assert split_description("Plain text\nover two lines") == ("Plain text\nover two lines", {})
+    # A tagged child moved under another parent in the QDA tool: the tag no longer fits.
+    child = QCode(guid="c", name="Kunnen", description=desc)
+    ids = assign_code_ids([QCode(guid="p", name="Skills", children=[child])])
+    assert ids == {"p": "skills", "c": "skills.kunnen"}
+    # A tool that edited a tag into nonsense: falls back to the name.
+    bad = QCode(guid="b", name="Trust", description="x\n\nqcode-id: Not An Id")
+    assert assign_code_ids([bad]) == {"b": "trust"}
 
 
 def test_slug_and_duplicate_names():

@@ -19,7 +19,7 @@ from pipeline.errors import ExchangeError
 from pipeline.exchange import qdpx_io
 from pipeline.exchange.model import (
     QCase, QCode, QCoding, QProject, QSelection, QSet, QSource,
-    QVariable, codebook_to_xml, make_guid, norm_guid, project_to_xml, serialize,
+    QVariable, codebook_to_xml, make_guid, norm_guid, project_to_xml, serialize, tag_description,
 )
 from pipeline.exchange.text import CODEPOINT, codepoints_to_units
 
@@ -46,8 +46,11 @@ def codes_from_codebook(codebook: Any, lang: str | None = None) -> list[QCode]:
     nodes: dict[str, QCode] = {}
     roots: list[QCode] = []
     for code_id, code in codebook.codes.items():   # parents come before children
+        labels = getattr(code, "label", {}) or {}
+        tags = {"id": code_id, "kind": getattr(code, "kind", "") or "",
+                "label-nl": labels.get("nl", ""), "label-en": labels.get("en", "")}
         node = QCode(guid=code_guid(code), name=_label(code, lang), codable=True,
-                     description=(code.definition or "").strip(), color=code.color)
+                     description=tag_description(code.definition or "", tags), color=code.color)
         nodes[code_id] = node
         (nodes[code.parent].children if code.parent in nodes else roots).append(node)
     return roots

@@ -23,7 +23,8 @@ from pipeline import columns as C
 from pipeline.errors import ExchangeError
 from pipeline.exchange import qdpx_io
 from pipeline.exchange.model import (
-    QCode, QProject, codebook_from_xml, local, make_guid, project_from_xml, walk_codes,
+    QCode, QProject, codebook_from_xml, local, make_guid, project_from_xml, split_description,
+    walk_codes,
 )
 from pipeline.exchange.text import (
     CODEPOINT, OFFSET_UNITS, UTF16, decode_source, normalize_text, units_to_codepoints, utf16_length,
@@ -31,6 +32,7 @@ from pipeline.exchange.text import (
 
 log = logging.getLogger(__name__)
 CODING_TABLE_COLUMNS = [C.DOC_ID, C.START, C.END, C.TEXT, C.CODE_ID, C.CODE_NAME, C.CODER]
+_ID_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
 _UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
@@ -68,6 +70,19 @@ def _reference_index(reference: Any) -> tuple[dict[str, str], dict[str, str]]:
     return by_guid, by_name
 
 
+def _tagged_id(code: QCode, parent: QCode | None, ids: dict[str, str],
+               reference: Any) -> str | None:
+    """The ``qcode-id`` a code exported by qcode carries, when it fits where it is."""
+    cid = split_description(code.description)[1].get("id", "")
+    if not _ID_RE.match(cid):
+        return None
+    if reference is not None and cid not in reference.codes:
+        return None
+    expected_parent = cid.rsplit(".", 1)[0] if "." in cid else None
+    actual_parent = ids.get(parent.guid) if parent is not None else None
+    return cid if expected_parent == actual_parent else None
+
+
 def assign_code_ids(codes: list[QCode], reference: Any = None) -> dict[str, str]:
     """Map every code GUID to a code id.
 
@@ -83,7 +98,8 @@ def assign_code_ids(codes: list[QCode], reference: Any = None) -> dict[str, str]
         for cid in reference.codes:
             by_guid.setdefault(make_guid("code", cid), cid)
     for code, parent in walk_codes(codes):
-        cid = by_guid.get(code.guid) or by_name.get(code.name.casefold())
+        cid = by_guid.get(code.guid) or _tagged_id(code, parent, ids, reference) \
+            or by_name.get(code.name.casefold())
         if cid is None or cid in used:
             base = slug(code.name) if parent is None else f"{ids[parent.guid]}.{slug(code.name)}"
             cid, n = base, 1
@@ -122,13 +138,15 @@ def codebook_document(project: QProject, ids: dict[str, str], reference: Any = N
                             "definition": code.definition}
     for code, _ in walk_codes(project.codes):
         cid = ids[code.guid]
-        entry = entries.setdefault(cid, {"id": cid, "kind": "theme",
-                                         "label": {"nl": code.name, "en": code.name},
-                                         "definition": code.description or code.name})
+        text, tags = split_description(code.description)
+        label = {"nl": tags.get("label-nl") or code.name, "en": tags.get("label-en") or code.name}
+        kind = tags.get("kind") if tags.get("kind") in ("theme", "facet") else "theme"
+        entry = entries.setdefault(cid, {"id": cid, "kind": kind, "label": label,
+                                         "definition": text or code.name})
         entry["guid"] = code.guid if _UUID_RE.match(code.guid) else entry.get("guid")
         entry["color"] = entry.get("color") or _color(code.color)
-        if code.description and not entry.get("definition"):
-            entry["definition"] = code.description
+        if text and not entry.get("definition"):
+            entry["definition"] = text
     roots: list[dict[str, Any]] = []
     nodes: dict[str, dict[str, Any]] = {}
     for cid, entry in entries.items():

@@ -8,6 +8,7 @@ and skipped.
 """
 from __future__ import annotations
 
+import re
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -20,6 +21,35 @@ CODEBOOK_NS = "urn:QDA-XML:codebook:1.0"
 GUID_NAMESPACE = uuid.UUID("5b0c2f4e-8f53-4d0c-9a3e-6b1f1c0de5a1")
 
 Warn = Callable[[str], None]
+
+
+# Our code id, kind and both labels ride along in the code's Description (the REFI
+# schemas allow no extension attributes), one "qcode-<key>: <value>" line each after
+# a blank line, so an export -> import round trip restores ids and labels exactly.
+TAG_KEYS = ("id", "kind", "label-nl", "label-en")
+_TAG_LINE = re.compile(r"^qcode-(id|kind|label-nl|label-en):[ \t]*(.*?)[ \t]*$")
+
+
+def tag_description(text: str, tags: dict[str, str]) -> str:
+    """``text`` followed by the ``qcode-<key>: value`` lines of ``tags``."""
+    lines = [f"qcode-{k}: {' '.join(str(tags[k]).split())}" for k in TAG_KEYS if tags.get(k)]
+    text = (text or "").strip()
+    return "\n\n".join(p for p in (text, "\n".join(lines)) if p)
+
+
+def split_description(text: str) -> tuple[str, dict[str, str]]:
+    """Split a code description into its text and the qcode tags at its end."""
+    lines = (text or "").replace("\r\n", "\n").split("\n")
+    tags: dict[str, str] = {}
+    while lines:
+        m = _TAG_LINE.match(lines[-1].strip())
+        if m is None:
+            if lines[-1].strip():
+                break
+        elif m.group(1) not in tags and m.group(2):
+            tags[m.group(1)] = m.group(2)
+        lines.pop()
+    return "\n".join(lines).strip(), tags
 
 
 def make_guid(kind: str, key: str) -> str:
