@@ -121,7 +121,9 @@ def to_xlsx(table: pd.DataFrame, codes: Mapping[str, str]) -> bytes:
         # Warning style: one code picks from the list, several ";"-joined still allowed.
         dv2 = DataValidation(type="list", formula1=f"{CODES_SHEET}!$A$2:$A${len(codes) + 1}",
                              allow_blank=True, showErrorMessage=True, errorStyle="warning",
-                             errorTitle="add codes", error="not a code id from the codebook")
+                             errorTitle="add codes",
+                             error="not a code id from the list; a code label (nl or en) or "
+                                   "several codes separated by ';' are accepted too")
         letter = get_column_letter(col[R.ADD_CODES])
         dv2.add(f"{letter}2:{letter}{last}")
         ws.add_data_validation(dv2)
