@@ -63,7 +63,7 @@ def apply_model(model: CoderModel, segments: pd.DataFrame, docs_or_texts=None,
             ``nlp.parse_segments``), or the texts, or None (parsed here).
         rule_codings: the rule coder's codings table (needed for ``hybrid``).
         method: ``"ml"`` (model only; codes without rules work too) or ``"hybrid"``
-            (rule evidence and model probability combined by the stacker).
+            (rule evidence and model probability combined by each code's chosen combiner).
 
     Returns:
         A codings table (``columns.CODING_COLUMNS``): method ml/hybrid, score = model
