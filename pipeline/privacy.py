@@ -65,7 +65,8 @@ _COORD = r"[ \t]+(?:en|and|of|or|&)[ \t]+"
 _STRONG_CUE_RE = re.compile(
     r"(?<!\w)(?i:ik\s+heet|mijn\s+naam\s+is|my\s+name\s+is|i'm\s+called|noem\s+me)"
     r"[ \t]+(?P<name>[A-ZÀ-ÖØ-Þ][\w'’-]*)")
-_CAP_WORD_RE = re.compile(r"(?<![\w'’-])[A-ZÀ-ÖØ-Þ][^\W\d_]+(?:-[A-ZÀ-ÖØ-Þ][^\W\d_]+)*(?![\w'’-])")
+_CAP_PART = r"[A-ZÀ-ÖØ-Þ][^\W\d_]+"
+_CAP_WORD_RE = re.compile(rf"(?<![\w'’-]){_CAP_PART}(?:-{_CAP_PART})*(?![\w'’-])")
 _OPENERS = "\"'“‘„«‹([{-–—*_ \t\u00a0"
 _ENDERS = ".!?:;…>]"
 
@@ -127,7 +128,8 @@ def coordinated_names(text: str, people: Iterable[str],
         return []
     alt = "|".join(re.escape(p) for p in people)
     out = []
-    rx = re.compile(rf"(?<!\w)(?:(?:{alt}){_COORD}(?P<b>{_NAME_WORD})|(?P<a>{_NAME_WORD}){_COORD}(?:{alt}))(?!\w)")
+    rx = re.compile(rf"(?<!\w)(?:(?:{alt}){_COORD}(?P<b>{_NAME_WORD})"
+                    rf"|(?P<a>{_NAME_WORD}){_COORD}(?:{alt}))(?!\w)")
     for m in rx.finditer(text):
         word, at = (m.group("b"), m.start("b")) if m.group("b") else (m.group("a"), m.start("a"))
         if word in AMBIGUOUS_NAMES and word in known and not sentence_initial(text, at):

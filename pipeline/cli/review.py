@@ -169,13 +169,14 @@ def run_import(args: argparse.Namespace) -> int:
             print(f"qcode: warning: {prob.format(str(src))}{'' if kept else ' (row skipped)'}",
                   file=sys.stderr)
         skipped = [p for p in problems if R.KEPT_NOTE not in p.message]
+        n_ignored = len(problems) - len(skipped)
         if len(decisions):
             append_reviews(coded, decisions)
     stale = R.classify(decisions, data.segments)
     n_stale = int((stale[R.STALE_REASON] != "").sum()) if len(stale) else 0
     print(f"{coded / C.REVIEWS_FILE}: {len(decisions)} decision(s) by {args.coder.strip()} appended"
           f"{f'; {len(skipped)} row(s) skipped' if skipped else ''}"
-          f"{f'; {len(problems) - len(skipped)} unknown added code(s) ignored' if len(problems) > len(skipped) else ''}"
+          f"{f'; {n_ignored} unknown added code(s) ignored' if n_ignored else ''}"
           f"{f'; {n_stale} on segments whose text changed since the export (stale)' if n_stale else ''}")
     return EXIT_PARTIAL if problems else 0
 
