@@ -638,3 +638,62 @@ def test_is_label_accepts_teams_forms(label):
                                    "Wat ik bedoel is (echt)", "Anna - Piet", "Dat (zie boven) is"])
 def test_is_label_rejects_sentences_with_commas_and_parentheses(label):
     assert not is_label(label)
+
+
+# --- UAT fixes: same file name in different folders, language detection ------------------
+
+def test_same_stem_in_subfolders_gets_path_ids_with_warning_and_metadata(tmp_path):
+    root = tmp_path / "raw"
+    write(root / "school_a" / "interview.txt", "R: school a\n")
+    write(root / "school_b" / "interview.txt", "R: school b\n")
+    write(root / "other.txt", "R: apart\n")
+    write(root / "metadata.csv", "doc_id,school\nschool_a__interview,A\n"
+                                 "school_b/interview.txt,B\nother,C\n")
+    result = ingest([root])
+    docs = result.documents
+    assert docs[C.DOC_ID].tolist() == ["other", "school_a__interview", "school_b__interview"]
+    assert docs[C.PATH].tolist() == ["other.txt", "school_a/interview.txt", "school_b/interview.txt"]
+    assert docs["school"].tolist() == ["C", "A", "B"]  # either id form in the metadata
+    assert set(result.turns[C.DOC_ID]) == set(docs[C.DOC_ID])
+    rows = result.errors
+    assert rows[C.ERROR_SEVERITY].eq("warning").all() and len(rows) == 2
+    assert rows[C.ERROR_FILE].tolist() == ["school_a/interview.txt", "school_b/interview.txt"]
+    assert "doc_id is 'school_a__interview'" in rows[C.ERROR_MESSAGE].iloc[0]
+
+
+def test_same_stem_named_one_by_one_and_at_top_level(tmp_path):
+    from pipeline.ingest import assign_doc_ids
+
+    a = write(tmp_path / "x" / "school_a" / "interview.txt", "R: a\n")
+    b = write(tmp_path / "x" / "school_b" / "interview.txt", "R: b\n")
+    ids, warnings = assign_doc_ids([a, b], [a.as_posix(), b.as_posix()])
+    assert ids == ["school_a__interview", "school_b__interview"] and all(warnings)
+    # At the top of the input folder a file keeps its stem; one folder, two suffixes: same id.
+    ids, warnings = assign_doc_ids([a, b, tmp_path / "interview.docx"],
+                                   ["school_a/interview.txt", "interview.txt", "interview.docx"],
+                                   [True, True, True])
+    assert ids == ["school_a__interview", "interview", "interview"]
+    assert warnings[0] and warnings[1] is None and warnings[2] is None
+
+
+def test_language_detected_when_metadata_has_none(tmp_path):
+    write(tmp_path / "en.txt", "I: How did it start?\nR: We could shape it ourselves, and the "
+                               "teachers were really part of it because they had the time.\n")
+    write(tmp_path / "nl.txt", "I: Hoe begon het?\nR: We mochten het zelf invullen en dat "
+                               "was echt heel fijn voor de leraren.\n")
+    write(tmp_path / "meta_en.txt", "R: Het is niet zo dat we het niet wilden, maar de tijd.\n")
+    write(tmp_path / "metadata.csv", "doc_id,lang\nmeta_en,en\nnl,\n")
+    result = ingest([tmp_path], detect=True)
+    assert dict(zip(result.documents[C.DOC_ID], result.documents[C.LANG])) == {
+        "en": "en", "meta_en": "en", "nl": "nl"}  # metadata wins over the text
+    warnings = result.errors[result.errors[C.ERROR_MESSAGE].str.startswith("language of")]
+    assert warnings[C.ERROR_MESSAGE].tolist() == ["language of en detected as en (no metadata)"]
+    assert warnings[C.ERROR_FILE].tolist() == ["en.txt"]
+    # Without detection (the old default) and with --lang: no detection.
+    assert ingest([tmp_path]).documents.set_index(C.DOC_ID)[C.LANG]["en"] == "nl"
+    forced = ingest([tmp_path], detect=True, lang="nl")
+    assert set(forced.documents[C.LANG]) == {"nl"}
+    assert not forced.errors[C.ERROR_MESSAGE].str.startswith("language of").any()
+    # Candidates come from the codebook: only nl allowed -> nl.
+    only_nl = ingest([tmp_path], detect=True, languages=["nl"])
+    assert only_nl.documents.set_index(C.DOC_ID)[C.LANG]["en"] == "nl"

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from .batch import IngestResult, ingest, normalise_lang
 from .decode import decode_bytes
-from .files import SUPPORTED_SUFFIXES, Ingested, discover, read_file
+from .files import SUPPORTED_SUFFIXES, Ingested, assign_doc_ids, discover, read_file
 from .labels import is_label
 from .tables import read_metadata
 
 __all__ = [
-    "SUPPORTED_SUFFIXES", "IngestResult", "Ingested", "decode_bytes", "discover", "ingest",
+    "SUPPORTED_SUFFIXES", "IngestResult", "Ingested", "assign_doc_ids", "decode_bytes", "discover", "ingest",
     "is_label", "normalise_lang", "read_file", "read_metadata",
 ]

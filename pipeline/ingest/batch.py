@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Callable, NamedTuple
 
 import pandas as pd
@@ -9,7 +10,7 @@ import pandas as pd
 from pipeline import columns as C
 from pipeline.errors import InputError, UsageError
 
-from .files import METADATA_NAME, discover, read_file
+from .files import METADATA_NAME, assign_doc_ids, canonical_doc_id, discover, read_file
 from .tables import read_metadata
 
 STAGE = "ingest"
@@ -61,6 +62,8 @@ def _load_metadata(paths: list[Path]) -> tuple[pd.DataFrame | None, str]:
         return None, ""
     tables = [read_metadata(p) for p in paths]
     merged = pd.concat(tables, ignore_index=True).fillna("")
+    # A document whose stem is shared is "school_a__interview"; "school_a/interview.txt" too.
+    merged[C.DOC_ID] = merged[C.DOC_ID].map(canonical_doc_id)
     dupes = merged[C.DOC_ID][merged[C.DOC_ID].duplicated()]
     if not dupes.empty:
         raise InputError(" + ".join(map(str, paths)),
@@ -70,7 +73,8 @@ def _load_metadata(paths: list[Path]) -> tuple[pd.DataFrame | None, str]:
 
 def ingest(inputs: list[Path | str] | Path | str, *, metadata: Path | str | None = None,
            text_column: str = "text", id_column: str = "id", default_lang: str = "nl",
-           lang: str | None = None,
+           lang: str | None = None, detect: bool = False,
+           languages: Sequence[str] = ("nl", "en"),
            progress: Callable[[int, int, Path], None] | None = None) -> IngestResult:
     """Read every input file; bad files become error rows and the batch goes on.
 
@@ -82,6 +86,11 @@ def ingest(inputs: list[Path | str] | Path | str, *, metadata: Path | str | None
         id_column: CSV id column.
         default_lang: Language of documents without one in the metadata.
         lang: Language of every document, overriding the metadata.
+        detect: When neither ``lang`` nor the metadata gives a document's
+            language, detect it from its text (``langid.detect_language`` over
+            ``languages``, ``default_lang`` without evidence); a warning row when
+            the result differs from ``default_lang``.
+        languages: Candidate languages for ``detect`` (the codebook's).
         progress: Called as ``progress(i, n, path)`` before reading each file.
 
     Returns:
@@ -89,7 +98,9 @@ def ingest(inputs: list[Path | str] | Path | str, *, metadata: Path | str | None
         attributes as string columns. ``errors`` has ``columns.ERROR_COLUMNS``:
         severity "error" for a skipped file, "warning" for a problem in a file
         that was read (no metadata, metadata for a missing document, an unknown
-        language, a truncated subtitle file).
+        language, a detected language, a truncated subtitle file, file name stems
+        shared by files in different folders: their doc_id is the path,
+        ``school_a__interview``).
 
     Raises:
         UsageError: ``lang`` or ``default_lang`` is not a known language.
@@ -121,18 +132,21 @@ def ingest(inputs: list[Path | str] | Path | str, *, metadata: Path | str | None
     turns: list[pd.DataFrame] = []
     seen: dict[str, str] = {}
     failed: set[str] = set()
+    file_roots = [next((roots[r] for r in _parents(path) if r in roots), None) for path in files]
+    all_shown = [_display(path, root) for path, root in zip(files, file_roots)]
+    doc_ids, id_warnings = assign_doc_ids(files, all_shown, [r is not None for r in file_roots])
     for i, path in enumerate(files):
         if progress is not None:
             progress(i, len(files), path)
-        root = next((roots[r] for r in _parents(path) if r in roots), None)
-        shown = _display(path, root)
+        shown, doc_id = all_shown[i], doc_ids[i]
+        if id_warnings[i]:
+            report(shown, "warning", id_warnings[i])
         try:
-            got = read_file(path, text_column=text_column, id_column=id_column)
+            got = read_file(path, text_column=text_column, id_column=id_column, doc_id=doc_id)
         except InputError as exc:
             report(shown, "error", str(exc))
-            failed.add(path.stem)
+            failed.add(doc_id)
             continue
-        doc_id = path.stem
         if doc_id in seen:
             report(shown, "error", f"{path}: duplicate {C.DOC_ID} {doc_id!r} (already read from "
                                    f"{seen[doc_id]}); file skipped")
@@ -147,7 +161,8 @@ def ingest(inputs: list[Path | str] | Path | str, *, metadata: Path | str | None
     documents = (pd.concat(docs, ignore_index=True) if docs
                  else pd.DataFrame(columns=C.DOCUMENT_COLUMNS))
     documents = _join_metadata(documents, meta, meta_name, failed, report)
-    documents[C.LANG] = _languages(documents, meta, forced, default, report)
+    documents[C.LANG] = _languages(documents, meta, forced, default, report, detect=detect,
+                                   languages=languages)
     documents = documents.sort_values(C.DOC_ID, kind="stable").reset_index(drop=True)
     documents[C.N_CHARS] = documents[C.N_CHARS].astype("int64")
 
@@ -195,22 +210,36 @@ def _join_metadata(documents: pd.DataFrame, meta: pd.DataFrame | None, meta_name
 
 
 def _languages(documents: pd.DataFrame, meta: pd.DataFrame | None, forced: str | None,
-               default: str, report: Callable[[str, str, str], None]) -> list[str]:
+               default: str, report: Callable[[str, str, str], None], *, detect: bool = False,
+               languages: Sequence[str] = ("nl", "en")) -> list[str]:
     if forced is not None:
         return [forced] * len(documents)
     column = None
     if meta is not None:
         column = next((c for c in (C.LANG, "language") if c in meta.columns), None)
-    if column is None:
-        return [default] * len(documents)
-    wanted = dict(zip(meta[C.DOC_ID], meta[column]))
+    wanted = dict(zip(meta[C.DOC_ID], meta[column])) if column is not None else {}
     result = []
-    for doc_id, shown in zip(documents[C.DOC_ID], documents[C.PATH]):
+    for doc_id, shown, text in zip(documents[C.DOC_ID], documents[C.PATH], documents[C.TEXT]):
         value = str(wanted.get(doc_id, "") or "").strip()
-        code = normalise_lang(value) if value else default
+        if not value:
+            code = _detect(text, languages, default) if detect else default
+            if code != default:
+                report(shown, "warning", f"language of {doc_id} detected as {code} (no metadata)")
+            result.append(code)
+            continue
+        code = normalise_lang(value)
         if code is None:
             report(shown, "warning", f"unknown language {value!r} for {C.DOC_ID} {doc_id!r}; "
                                      f"using {default!r}")
             code = default
         result.append(code)
     return result
+
+
+def _detect(text: object, languages: Sequence[str], default: str) -> str:
+    from pipeline.langid import detect_language
+
+    candidates = [lang for lang in dict.fromkeys(languages) if normalise_lang(lang)]
+    if default not in candidates:
+        candidates.append(default)
+    return detect_language(text if isinstance(text, str) else "", candidates, default)

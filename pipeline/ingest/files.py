@@ -71,6 +71,71 @@ def discover(inputs: list[Path | str]) -> list[Path]:
     return sorted(found.values(), key=lambda p: p.as_posix())
 
 
+def assign_doc_ids(paths: list[Path | str], shown: list[str],
+                   rooted: list[bool] | None = None) -> tuple[list[str], list[str | None]]:
+    """Document ids of a run's files: the file stem, unless stems collide.
+
+    Files with the same stem in different folders (``school_a/interview.txt``,
+    ``school_b/interview.txt``) all get their path relative to the input folder,
+    suffix dropped, ``/`` replaced by ``__`` (``school_a__interview``); files named
+    one by one (no input folder) use the path below their common folder. A file at
+    the top of its input folder keeps its stem, so two files with one stem in one
+    folder (``int1.txt``, ``int1.docx``) still share an id: the later one is skipped
+    as a duplicate.
+
+    Args:
+        paths: The files (as found by ``discover``).
+        shown: Each file's path as shown in outputs (relative to its input folder
+            when it was found in one).
+        rooted: Whether ``shown`` is relative to an input folder; default: it is
+            when it differs from the path as given.
+
+    Returns:
+        ``(doc_ids, warnings)``; a warning (or None) per file.
+    """
+    paths = [Path(p) for p in paths]
+    if rooted is None:
+        rooted = [s != p.as_posix() for p, s in zip(paths, shown)]
+    groups: dict[str, list[int]] = {}
+    for k, path in enumerate(paths):
+        groups.setdefault(path.stem, []).append(k)
+    ids = [p.stem for p in paths]
+    warnings: list[str | None] = [None] * len(paths)
+    for stem, members in groups.items():
+        if len(members) < 2:
+            continue
+        parts = {k: list(Path(shown[k]).parts) for k in members if rooted[k]}
+        loose = [k for k in members if not rooted[k]]  # named one by one: below their common folder
+        full = {k: list(paths[k].resolve().parts) for k in loose}
+        common = 0
+        while len(loose) > 1 and all(len(x) > common + 1 and x[common] == full[loose[0]][common]
+                                     for x in full.values()):
+            common += 1
+        parts.update({k: full[k][common:] if len(loose) > 1 else full[k][-1:] for k in loose})
+        for k in members:
+            pieces = [x for x in parts[k][:-1] if x not in (".", "..", "/")]
+            ids[k] = "__".join([*pieces, Path(parts[k][-1]).stem])
+        for k in members:
+            if ids[k] != stem:
+                others = ", ".join(repr(shown[j]) for j in members if j != k)
+                warnings[k] = (f"{shown[k]}: other files have the same name stem {stem!r} "
+                               f"({others}); {C.DOC_ID} is {ids[k]!r}")
+    return ids, warnings
+
+
+def canonical_doc_id(value: str) -> str:
+    """A metadata ``doc_id`` given as a path (``school_a/interview.txt``) in doc id form."""
+    value = value.strip()
+    if "/" not in value and "\\" not in value:
+        return value
+    path = Path(value.replace("\\", "/"))
+    parts = [x for x in path.parts if x not in (".", "/")]
+    last = parts[-1]
+    if Path(last).suffix.lower() in SUPPORTED_SUFFIXES:
+        last = Path(last).stem
+    return "__".join([*parts[:-1], last])
+
+
 def _docx_text(data: bytes, path: Path) -> tuple[str, dict[int, int]]:
     """Body text of a .docx, plus labels given by a leading bold run or a table column.
 
@@ -219,13 +284,15 @@ def _turns_frame(doc_id: str, turns: list[Turn]) -> pd.DataFrame:
     return pd.DataFrame.from_records(records, columns=C.TURN_COLUMNS)
 
 
-def read_file(path: Path | str, *, text_column: str = "text", id_column: str = "id") -> Ingested:
+def read_file(path: Path | str, *, text_column: str = "text", id_column: str = "id",
+              doc_id: str | None = None) -> Ingested:
     """Read one input file into a document and its speaker turns.
 
     Args:
         path: A .txt, .md, .docx, .vtt, .srt or .csv file. The file is only read.
         text_column: CSV only: the column with the response text.
         id_column: CSV only: the id column (row number when absent).
+        doc_id: The document id (default: the file stem; see ``assign_doc_ids``).
 
     Returns:
         ``Ingested(documents, turns, warnings)``: ``documents`` has one row with
@@ -247,7 +314,7 @@ def read_file(path: Path | str, *, text_column: str = "text", id_column: str = "
         raise InputError(path, f"cannot read file ({exc.strerror})") from None
     if not data.strip():
         raise InputError(path, "empty file")
-    doc_id = path.stem
+    doc_id = path.stem if doc_id is None else doc_id
     warnings: list[str] = []
     if fmt == "docx":
         encoding = "docx"  # zipped XML: there is no text encoding to detect
