@@ -20,6 +20,7 @@ import pandas as pd
 import yaml
 
 from pipeline import columns as C
+from pipeline.codebook import REQUIRED_CODES
 from pipeline.errors import ExchangeError
 from pipeline.exchange import qdpx_io
 from pipeline.exchange.model import (
@@ -158,6 +159,9 @@ def codebook_document(project: QProject, ids: dict[str, str], reference: Any = N
     if reference is not None:
         settings = {"default_lang": reference.settings.default_lang,
                     "languages": list(reference.settings.languages)}
+    if any(code_id not in entries for code_id in REQUIRED_CODES):
+        # Another study's codebook: it cannot be held to this study's required codes.
+        settings["required_codes"] = []
     return {"version": 1, "name": name or project.name or "Imported codebook",
             "description": f"Imported from {project.origin or 'a REFI-QDA file'}",
             "settings": settings, "codes": roots}
