@@ -291,3 +291,13 @@ def test_every_aggregate_function_handles_empty_tables(case, codebook):
     A.document_portrait(seg, cod, codebook=codebook)
     A.build_workbook({"x": A.code_by_document(seg, cod, codebook=codebook),
                       "fw": fw}, codebook)
+
+
+def test_cooccurrence_pairs_carry_segment_counts_independent_of_the_window():
+    seg, cod = A.filter_coded(_segments(), _codings())
+    wide = A.cooccurrence(seg, cod, level="top", window=1).set_index(["code_a", "code_b"])
+    row = wide.loc[("agency", "ownership")] if ("agency", "ownership") in wide.index \
+        else wide.loc[("ownership", "agency")]
+    # windows: agency's two segments open/neighbour 5 windows; segments coded: 2 and 3
+    assert row["n_a"] + row["n_b"] > 5
+    assert sorted([row["segments_a"], row["segments_b"]]) == [2, 3]

@@ -69,6 +69,9 @@ def test_cooccurrence_heatmap_and_network(coded):
     pairs = A.cooccurrence(seg, cod, level="top")
     fig = F.plot_cooccurrence(A.cooccurrence_matrix(pairs, "c"), codebook=FakeCodebook())
     assert "0.67" in _texts(fig)
+    xlabels = fig.axes[0].get_xticklabels()     # code x code: wrapped, not a fan of rotated labels
+    assert all(t.get_rotation() == 0 for t in xlabels)
+    assert [t.get_text() for t in xlabels] == [t.get_text().replace("\n", " ") for t in xlabels]
     net = F.plot_network(pairs, codebook=FakeCodebook(), lang="en")
     ax = net.axes[0]
     n_links = int((pairs["n_ab"] > 0).sum())
@@ -91,8 +94,74 @@ def test_document_portrait_tiles_use_code_colors(coded):
     assert len(rects) == len(p)
     orange = mcolors.to_rgba("#E69F00")
     assert sum(r.get_facecolor() == orange for r in rects) == int((p["code_id"] == "ownership").sum())
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a (3)", "b (3)"]   # segments per doc
     assert ax.get_legend().get_texts()[-1].get_text() == "not coded"
+
+
+def test_document_portrait_normalises_position_per_document():
+    """A 60-answer survey must not squeeze a short interview into the left corner."""
+    rows = [("short", p, 4, f"s:{p}", "agency", 0, 1) for p in range(4)]
+    rows += [("survey", p, 60, f"v:{p}", "", 0, 1) for p in range(60)]
+    p = pd.DataFrame(rows, columns=["doc_id", "position", "n_positions", "segment_id", "code_id",
+                                    "slot", "n_slots"])
+    ax = F.plot_document_portrait(p, lang="nl").axes[0]
+    short = [r for r in ax.patches if abs(r.get_y() + 0.4) < 1e-9]      # first row
+    assert max(r.get_x() + r.get_width() for r in short) > 0.9          # spans the whole axis
+    assert ax.get_xlim() == (0.0, 1.0)
+    assert "positie in het document" in ax.get_xlabel()
+    raw = F.plot_document_portrait(p, lang="en", normalize=False).axes[0]
+    assert raw.get_xlabel() == "segment (document order)"
+    assert raw.get_xlim()[1] == pytest.approx(59.5)
+
+
+def _pairs(rows):
+    cols = ["code_a", "code_b", "n_a", "n_b", "n_ab", "jaccard", "c_coefficient", "imbalanced",
+            "segments_a", "segments_b"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def test_network_draws_only_strong_links_scaled_to_their_range():
+    pairs = _pairs([
+        ("agency", "ownership", 40, 30, 20, 0.4, 0.4, False, 20, 15),
+        ("agency", "amo", 40, 50, 30, 0.5, 0.5, False, 20, 25),
+        ("ownership", "amo", 30, 50, 4, 0.05, 0.05, False, 15, 25),   # below c >= 0.1
+        ("agency", "alignment", 40, 0, 0, 0.0, 0.0, False, 20, 0),      # never together
+        ("ownership", "alignment", 30, 0, 0, 0.0, 0.0, False, 15, 0),
+        ("amo", "alignment", 50, 0, 0, 0.0, 0.0, False, 25, 0),
+    ])
+    fig = F.plot_network(pairs, codebook=FakeCodebook(), lang="nl")
+    ax = fig.axes[0]
+    assert len(ax.lines) == 2
+    widths = sorted(line.get_linewidth() for line in ax.lines)
+    assert widths[1] - widths[0] > 5                                  # range used, not 0..max
+    assert all(line.get_linestyle() == "-" for line in ax.lines)
+    legend = ax.get_legend()
+    texts = [t.get_text() for t in legend.get_texts()]
+    assert "c-coëfficiënt (ATLAS.ti) = 0.40" in texts and "c-coëfficiënt (ATLAS.ti) = 0.50" in texts
+    assert not any("c_coefficient" in t or "gestreept" in t for t in texts)  # no unused dash entry
+    assert "n = gecodeerde segmenten per thema" in texts
+    assert legend.get_title().get_text() == "2 van 3 paren met c ≥ 0.10"
+    # node n: segments coded, not co-occurrence windows
+    assert "AGENCY-nl\n(n=20)" in _texts(fig)
+    top = F.plot_network(pairs, codebook=FakeCodebook(), lang="en", min_weight=0.0, top=1)
+    assert len(top.axes[0].lines) == 1
+    assert top.axes[0].get_legend().get_title().get_text() == "the 1 strongest of 3 pairs (c ≥ 0.00)"
+    with pytest.raises(UsageError, match="top must be >= 1"):
+        F.plot_network(pairs, top=0)
+
+
+def test_network_dashes_imbalanced_links_and_explains_them_only_then():
+    pairs = _pairs([("agency", "ownership", 50, 5, 5, 0.1, 0.1, True, 50, 5),
+                    ("agency", "amo", 50, 40, 30, 0.5, 0.5, False, 50, 40),
+                    ("ownership", "amo", 5, 40, 0, 0.0, 0.0, True, 5, 40)])
+    ax = F.plot_network(pairs, lang="en").axes[0]
+    styles = sorted(str(line.get_linestyle()) for line in ax.lines)
+    assert styles == ["-", "--"]
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any(t.startswith("dashed: one code far more frequent") for t in texts)
+    empty = F.plot_network(_pairs([("agency", "amo", 5, 5, 0, 0.0, 0.0, False, 5, 5)]), lang="en")
+    assert empty.axes[0].get_legend().get_title().get_text() == "no pairs with c ≥ 0.10"
+    assert len(empty.axes[0].lines) == 0
 
 
 def test_agreement_chart_draws_thresholds_and_intervals():

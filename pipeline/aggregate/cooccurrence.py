@@ -21,7 +21,7 @@ from pipeline.errors import UsageError
 
 MEASURES = ("count", "jaccard", "c")
 PAIR_COLUMNS = ["code_a", "code_b", "n_a", "n_b", "n_ab", "jaccard", "c_coefficient",
-                "imbalanced"]
+                "imbalanced", "segments_a", "segments_b"]
 
 
 def code_windows(segments: pd.DataFrame, codings: pd.DataFrame, *, window: int = 0,
@@ -60,11 +60,20 @@ def cooccurrence(segments: pd.DataFrame, codings: pd.DataFrame, *, window: int =
     Returns:
         One row per unordered pair (``code_a`` before ``code_b`` in code order) with
         ``n_a``, ``n_b``, ``n_ab``, ``jaccard`` = n_ab/(n_a+n_b-n_ab),
-        ``c_coefficient`` (the same formula, ATLAS.ti's name) and ``imbalanced``.
+        ``c_coefficient`` (the same formula, ATLAS.ti's name), ``imbalanced`` and
+        ``segments_a`` / ``segments_b``: the segments carrying each code. ``n_a``,
+        ``n_b`` and ``n_ab`` count *windows*, so with ``window > 0`` they exceed the
+        segment counts (a code in one segment is in up to 2N+1 windows); use the
+        ``segments_*`` columns for how often a code was applied.
         Pairs that never co-occur are kept with zeros so the table is complete.
     """
     wins = code_windows(segments, codings, window=window, level=level)
+    own = wins if window == 0 else code_windows(segments, codings, window=0, level=level)
     codes = code_order({c for w in wins for c in w}, codebook, level)
+    n_seg = {c: 0 for c in codes}
+    for w in own:
+        for c in w:
+            n_seg[c] += 1
     pos = {c: i for i, c in enumerate(codes)}
     n = np.zeros(len(codes), dtype=np.int64)
     both = np.zeros((len(codes), len(codes)), dtype=np.int64)
@@ -81,7 +90,8 @@ def cooccurrence(segments: pd.DataFrame, codings: pd.DataFrame, *, window: int =
         rows.append((codes[a], codes[b], n_a, n_b, n_ab,
                      n_ab / union if union else 0.0,
                      n_ab / union if union else 0.0,
-                     bool(max(n_a, n_b) > 0 and ratio >= imbalance)))
+                     bool(max(n_a, n_b) > 0 and ratio >= imbalance),
+                     n_seg[codes[a]], n_seg[codes[b]]))
     return pd.DataFrame(rows, columns=PAIR_COLUMNS)
 
 

@@ -51,7 +51,12 @@ def plot_heatmap(df: pd.DataFrame, *, ax: Axes | None = None, codebook: Any = No
     values = df.to_numpy(dtype=float) if df.size else np.zeros((0, 0))
     n_rows, n_cols = values.shape
     own = ax is None
-    fig, ax = new_axes(ax, (max(4.5, 2.6 + 0.85 * n_cols), max(2.2, 1.1 + 0.42 * n_rows)))
+    # A code x code matrix: long code labels on both axes. Wrapped, unrotated column
+    # labels over wider, taller cells read better than a fan of 40-degree labels.
+    square = codebook is not None and n_rows > 0 and list(df.columns) == list(df.index)
+    size = ((max(4.5, 3.2 + 1.3 * n_cols), max(2.2, 1.6 + 0.55 * n_rows)) if square
+            else (max(4.5, 2.6 + 0.85 * n_cols), max(2.2, 1.1 + 0.42 * n_rows)))
+    fig, ax = new_axes(ax, size)
     shown = np.ma.masked_invalid(values.copy())
     if mask_diagonal and n_rows == n_cols:
         shown[np.eye(n_rows, dtype=bool)] = np.ma.masked
@@ -70,13 +75,15 @@ def plot_heatmap(df: pd.DataFrame, *, ax: Axes | None = None, codebook: Any = No
     rows = code_labels([str(i) for i in df.index], codebook, lang) if codebook is not None \
         else flat_labels(df.index)
     cols = flat_labels(df.columns)
-    if codebook is not None and list(df.columns) == list(df.index):
+    if square:
         cols = rows   # a code x code matrix: label both axes with code labels
     ax.set_yticks(range(n_rows), rows, fontsize=FONT_SIZE)
     _bold_parents(ax, [str(i) for i in df.index])
-    long_cols = max((len(c) for c in cols), default=0) > 6
+    long_cols = not square and max((len(c) for c in cols), default=0) > 6
+    if square:
+        cols = [wrap(c, 14) for c in cols]
     # Rotated labels stay on one line: wrapped lines of rotated text collide.
-    ax.set_xticks(range(n_cols), cols if long_cols else [wrap(c, 18) for c in cols],
+    ax.set_xticks(range(n_cols), cols if long_cols or square else [wrap(c, 18) for c in cols],
                   fontsize=FONT_SIZE,
                   rotation=40 if long_cols else 0, ha="right" if long_cols else "center",
                   rotation_mode="anchor")

@@ -27,13 +27,37 @@ from pipeline.figures.matrices import plot_heatmap
 
 KRIPPENDORFF_LINES = (0.667, 0.800)
 _UNCODED = {"nl": "niet gecodeerd", "en": "not coded"}
-_NETWORK_LEGEND = {"nl": ("lijndikte", "de ene code komt veel vaker voor"),
-                   "en": ("line width", "one code far more frequent")}
+_MEASURE_NAMES = {
+    "c_coefficient": {"nl": "c-coëfficiënt (ATLAS.ti)", "en": "c-coefficient (ATLAS.ti)"},
+    "jaccard": {"nl": "Jaccard-index", "en": "Jaccard index"},
+    "n_ab": {"nl": "aantal keer samen", "en": "times together"},
+}
+_NETWORK_WORDS = {
+    "nl": {"nodes": "n = gecodeerde segmenten per thema", "shown": "{k} van {m} paren met {rule}",
+           "top": "de {k} sterkste van {m} paren ({rule})",
+           "none": "geen paren met {rule}",
+           "imbalanced": "gestreept: de ene code komt veel vaker voor (maat onderschat het verband)"},
+    "en": {"nodes": "n = segments coded per theme", "shown": "{k} of {m} pairs with {rule}",
+           "top": "the {k} strongest of {m} pairs ({rule})",
+           "none": "no pairs with {rule}",
+           "imbalanced": "dashed: one code far more frequent (the measure understates the link)"},
+}
+_DEFAULT_MIN = {"c_coefficient": 0.1, "jaccard": 0.1, "n_ab": 1}
+
+
+def measure_name(column: str, lang: str = "nl") -> str:
+    """Readable name of a co-occurrence measure column (``c_coefficient`` -> c-coëfficiënt)."""
+    names = _MEASURE_NAMES.get(column)
+    return names.get(lang, names["en"]) if names else column.replace("_", " ")
+
+
+def _fmt_weight(value: float, column: str) -> str:
+    return f"{value:.0f}" if column == "n_ab" else f"{value:.2f}"
 
 
 def plot_cooccurrence(df: pd.DataFrame, *, ax: Axes | None = None, codebook: Any = None,
                       lang: str = "nl", fmt: str | None = None,
-                      title: str | None = None) -> Figure:
+                      title: str | None = None, colorbar_label: str | None = None) -> Figure:
     """Heatmap of a square code x code matrix (``aggregate.cooccurrence_matrix``).
 
     The diagonal (a code with itself) is greyed out so it does not dominate the scale.
@@ -41,45 +65,70 @@ def plot_cooccurrence(df: pd.DataFrame, *, ax: Axes | None = None, codebook: Any
     if list(df.index) != list(df.columns):
         raise UsageError("co-occurrence heatmap needs a square code x code matrix")
     return plot_heatmap(df, ax=ax, codebook=codebook, lang=lang, fmt=fmt, title=title,
-                        xlabel="", mask_diagonal=True)
+                        xlabel="", mask_diagonal=True, colorbar_label=colorbar_label)
 
 
 def plot_network(df: pd.DataFrame, *, ax: Axes | None = None, codebook: Any = None,
-                 lang: str = "nl", weight: str = "c_coefficient", min_weight: float = 0.0,
-                 title: str | None = None) -> Figure:
-    """Draw codes on a circle, linked by their co-occurrence.
+                 lang: str = "nl", weight: str = "c_coefficient", min_weight: float | None = None,
+                 top: int | None = None, title: str | None = None) -> Figure:
+    """Draw codes on a circle, linked by their strongest co-occurrences.
 
     Args:
         df: pair table from ``aggregate.cooccurrence`` (``code_a``, ``code_b``, ``n_a``,
-            ``n_b``, ``n_ab``, the weight column, ``imbalanced``).
+            ``n_b``, ``n_ab``, the weight column, ``imbalanced``; ``segments_a`` /
+            ``segments_b`` when present set the node sizes).
         ax: axes to draw on; a new figure otherwise.
         codebook: optional ``Codebook`` for labels and colours.
         lang: label language.
         weight: column that sets line width (``n_ab``, ``jaccard``, ``c_coefficient``).
-        min_weight: hide links at or below this weight (pairs that never co-occur are
-            always hidden).
+        min_weight: draw only links with at least this weight (default 0.1 for
+            ``c_coefficient`` and ``jaccard``, 1 for ``n_ab``); pairs that never co-occur
+            are never drawn.
+        top: additionally keep only the ``top`` strongest links.
         title: figure title.
 
-    Node area follows code frequency; dashed links flag pairs where one code is far
-    more frequent than the other. A fixed circular layout in code order (instead of
-    a force layout) keeps the picture identical from run to run.
+    Line width and darkness run linearly from the weakest to the strongest link
+    shown, and a note under the plot states the rule (``12 of 21 pairs with c >=
+    0.10``). Dashed links flag pairs where one code is far more frequent than the
+    other (the measure then understates the link); the legend explains the dash only
+    when one is drawn. Node area and ``n`` are the segments coded with each code (not
+    the co-occurrence windows). A fixed circular layout in code order keeps the
+    picture identical from run to run.
     """
     if weight not in df.columns:
         raise UsageError(f"network weight column {weight!r} not in the pair table")
+    if top is not None and top < 1:
+        raise UsageError(f"network top must be >= 1, got {top}")
+    words = _NETWORK_WORDS.get(lang, _NETWORK_WORDS["en"])
     codes = list(dict.fromkeys([*df["code_a"], *df["code_b"]]))
-    freq = dict(zip(df["code_a"], df["n_a"])) | dict(zip(df["code_b"], df["n_b"]))
+    size_a, size_b = (("segments_a", "segments_b") if {"segments_a", "segments_b"} <= set(df.columns)
+                      else ("n_a", "n_b"))
+    freq = {**dict(zip(df["code_a"], df[size_a])), **dict(zip(df["code_b"], df[size_b]))}
     own = ax is None
-    fig, ax = new_axes(ax, (6.5, 6.0))
+    fig, ax = new_axes(ax, (6.5, 6.4))
     angle = {c: math.pi / 2 - 2 * math.pi * i / max(len(codes), 1) for i, c in enumerate(codes)}
     xy = {c: (math.cos(a), math.sin(a)) for c, a in angle.items()}
-    links = df[(df["n_ab"] > 0) & (df[weight] > min_weight)]
-    wmax = float(links[weight].max()) if len(links) else 1.0
-    for row in links.sort_values(weight, kind="mergesort").itertuples(index=False):
+    threshold = _DEFAULT_MIN.get(weight, 0.0) if min_weight is None else min_weight
+    links = df[(df["n_ab"] > 0) & (df[weight] >= threshold)]
+    links = links.sort_values([weight, "n_ab"], ascending=False, kind="mergesort")
+    if top is not None:
+        links = links.head(top)
+    lo = float(links[weight].min()) if len(links) else 0.0
+    hi = float(links[weight].max()) if len(links) else 1.0
+    span = hi - lo
+
+    def width(v: float) -> float:
+        return 1.5 + 6.5 * ((v - lo) / span if span > 0 else 1.0)
+
+    def alpha(v: float) -> float:
+        return 0.45 + 0.45 * ((v - lo) / span if span > 0 else 1.0)
+
+    for row in links.iloc[::-1].itertuples(index=False):   # strongest drawn last, on top
         (x0, y0), (x1, y1) = xy[row.code_a], xy[row.code_b]
-        w = getattr(row, weight) / wmax if wmax else 0.0
-        ax.plot([x0, x1], [y0, y1], color="#555555", alpha=0.35 + 0.55 * w,
-                linewidth=0.8 + 6.0 * w, linestyle="--" if row.imbalanced else "-",
-                solid_capstyle="round", zorder=1)
+        v = float(getattr(row, weight))
+        ax.plot([x0, x1], [y0, y1], color="#444444", alpha=alpha(v), linewidth=width(v),
+                linestyle=(0, (3, 1.5)) if row.imbalanced else "-",
+                solid_capstyle="round", dash_capstyle="butt", zorder=1)
     colors = code_colors(codes, codebook)
     nmax = max(freq.values(), default=1) or 1
     for c in codes:
@@ -95,29 +144,54 @@ def plot_network(df: pd.DataFrame, *, ax: Axes | None = None, codebook: Any = No
     ax.set_ylim(-1.65, 1.65)
     ax.set_aspect("equal")
     ax.axis("off")
-    words = _NETWORK_LEGEND.get(lang, _NETWORK_LEGEND["en"])
-    handles = [Line2D([], [], color="#555555", linewidth=3, label=f"{weight}: {words[0]}"),
-               Line2D([], [], color="#555555", linewidth=2, linestyle="--", label=words[1])]
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2,
-              fontsize=FONT_SIZE - 1, frameon=False)
+    name = measure_name(weight, lang)
+    short = "c" if weight == "c_coefficient" else name
+    rule = f"{short} ≥ {_fmt_weight(threshold, weight)}"
+    n_pairs = int((df["n_ab"] > 0).sum()) if len(df) else 0
+    key = "top" if top is not None and len(links) == top < n_pairs else "shown"
+    note = (words[key].format(k=len(links), m=n_pairs, rule=rule) if len(links)
+            else words["none"].format(rule=rule))
+    handles = []
+    if len(links):
+        values = [hi] if span <= 0 else [lo, hi]
+        handles = [Line2D([], [], color="#444444", alpha=alpha(v), linewidth=width(v),
+                          label=f"{name} = {_fmt_weight(v, weight)}") for v in values]
+    if len(links) and links["imbalanced"].astype(bool).any():
+        handles.append(Line2D([], [], color="#444444", linewidth=2,
+                              linestyle=(0, (3, 1.5)), label=words["imbalanced"]))
+    handles.append(Line2D([], [], linestyle="none", label=words["nodes"]))
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=1,
+              fontsize=FONT_SIZE - 1, frameon=False, title=note, title_fontsize=FONT_SIZE - 1,
+              handlelength=3.0)
     set_title(fig, ax, title, own=own)
     return fig
 
 
+_PORTRAIT_AXIS = {
+    "nl": ("positie in het document (aandeel van de segmenten)", "segment (volgorde in het document)"),
+    "en": ("position in the document (share of its segments)", "segment (document order)"),
+}
+
+
 def plot_document_portrait(df: pd.DataFrame, *, ax: Axes | None = None, codebook: Any = None,
-                           lang: str = "nl", title: str | None = None) -> Figure:
+                           lang: str = "nl", title: str | None = None,
+                           normalize: bool = True) -> Figure:
     """Show the codes along each transcript as a row of coloured tiles.
 
     Args:
         df: table from ``aggregate.document_portrait`` (``doc_id``, ``position``,
-            ``code_id``, ``slot``, ``n_slots``).
+            ``n_positions``, ``code_id``, ``slot``, ``n_slots``).
         ax: axes to draw on; a new figure otherwise.
         codebook: optional ``Codebook`` for labels and colours.
         lang: label language.
         title: figure title.
+        normalize: place segments by their relative position in the document (0-100%),
+            so a long document (a 60-answer survey) does not squeeze the interviews
+            into a corner; ``False`` puts segment k at x = k.
 
     A segment with several codes is split into horizontal stripes; uncoded segments
-    are light grey, so the rhythm of the interview stays visible.
+    are light grey, so the rhythm of the interview stays visible. Document labels
+    carry the number of segments.
     """
     docs = sorted(df[C.DOC_ID].astype(str).unique()) if len(df) else []
     codes = list(dict.fromkeys(c for c in df[C.CODE_ID] if c)) if len(df) else []
@@ -126,21 +200,37 @@ def plot_document_portrait(df: pd.DataFrame, *, ax: Axes | None = None, codebook
         codes.sort(key=lambda c: (rank.get(c, len(rank)), c))
     colors = code_colors(codes, codebook)
     longest = int(df["position"].max()) + 1 if len(df) else 1
+    n_pos = (df.groupby(df[C.DOC_ID].astype(str))["n_positions"].max().to_dict()
+             if len(df) and "n_positions" in df.columns else {})
     own = ax is None
-    fig, ax = new_axes(ax, (min(14.0, 3.0 + 0.14 * longest), 1.6 + 0.5 * len(docs)))
+    width = 9.5 if normalize else min(14.0, 3.0 + 0.14 * longest)
+    fig, ax = new_axes(ax, (width, 1.6 + 0.5 * len(docs)))
     row = {d: i for i, d in enumerate(docs)}
     for r in df.itertuples(index=False):
-        i = row[str(getattr(r, C.DOC_ID))]
+        doc = str(getattr(r, C.DOC_ID))
+        i = row[doc]
         h = 0.8 / r.n_slots
         code = getattr(r, C.CODE_ID)
-        ax.add_patch(Rectangle((r.position, i - 0.4 + r.slot * h), 0.92, h,
+        if normalize:
+            n = max(int(n_pos.get(doc, longest)), 1)
+            x, w = r.position / n, 0.92 / n
+        else:
+            x, w = r.position - 0.46, 0.92
+        ax.add_patch(Rectangle((x, i - 0.4 + r.slot * h), w, h,
                                facecolor=colors.get(code, EMPTY) if code else EMPTY,
                                edgecolor="none"))
-    ax.set_xlim(-0.5, longest + 0.5)
+    if normalize:
+        ax.set_xlim(0.0, 1.0)
+        ax.xaxis.set_major_formatter(lambda v, _pos: f"{v:.0%}")
+    else:
+        ax.set_xlim(-0.5, longest - 0.5)
     ax.set_ylim(len(docs) - 0.5, -0.5)
-    ax.set_yticks(range(len(docs)), docs, fontsize=FONT_SIZE)
-    ax.set_xlabel("segment (document order)", fontsize=FONT_SIZE)
+    labels = [f"{d} ({n_pos[d]})" if d in n_pos else d for d in docs]
+    ax.set_yticks(range(len(docs)), labels, fontsize=FONT_SIZE)
+    axis = _PORTRAIT_AXIS.get(lang, _PORTRAIT_AXIS["en"])
+    ax.set_xlabel(axis[0] if normalize else axis[1], fontsize=FONT_SIZE)
     ax.tick_params(labelsize=FONT_SIZE)
+    ax.tick_params(axis="y", length=0)
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
     handles = [Patch(color=colors[c], label=code_label(c, codebook, lang)) for c in codes]
