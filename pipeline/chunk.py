@@ -102,21 +102,26 @@ def _compiled(book, lang: str):  # noqa: ANN001, ANN202
 
 def read_chunk(task: ChunkTask, ctx: RunContext, errors: list[dict]):  # noqa: ANN201
     """Read the chunk's files like ``ingest.ingest`` does for a whole corpus."""
-    from pipeline.ingest import read_file
+    from pipeline.ingest import assign_doc_ids, read_file
     from pipeline.ingest.batch import _join_metadata, _languages  # same rules as ingest()
 
     docs, turns, seen, failed = [], [], {}, []
-    for pos, path, shown in task.files:
+    # Files sharing a stem are in one chunk, so these ids are the whole-corpus ids.
+    doc_ids, id_warnings = assign_doc_ids([p for _, p, _ in task.files],
+                                          [s for _, _, s in task.files])
+    for (pos, path, shown), doc_id, id_warning in zip(task.files, doc_ids, id_warnings):
         def report(file: str, severity: str, message: str, _pos: int = pos) -> None:
             errors.append({C.ERROR_FILE: file, C.ERROR_STAGE: "ingest", C.ERROR_SEVERITY: severity,
                            C.ERROR_MESSAGE: message, ORDER: (PHASE_FILE, _pos)})
+        if id_warning:
+            report(shown, "warning", id_warning)
         try:
-            got = read_file(Path(path), text_column=ctx.text_column, id_column=ctx.id_column)
+            got = read_file(Path(path), text_column=ctx.text_column, id_column=ctx.id_column,
+                            doc_id=doc_id)
         except InputError as exc:
             report(shown, "error", str(exc))
-            failed.append(Path(path).stem)
+            failed.append(doc_id)
             continue
-        doc_id = Path(path).stem
         if doc_id in seen:
             report(shown, "error", f"{Path(path)}: duplicate {C.DOC_ID} {doc_id!r} (already read "
                                    f"from {seen[doc_id]}); file skipped")
@@ -148,7 +153,8 @@ def read_chunk(task: ChunkTask, ctx: RunContext, errors: list[dict]):  # noqa: A
         meta = meta[meta[C.DOC_ID].isin(set(documents[C.DOC_ID]))]
     documents = _join_metadata(documents, meta, ctx.meta_name, set(), meta_report(PHASE_NO_META))
     documents[C.LANG] = _languages(documents, ctx.meta, ctx.forced_lang, ctx.default_lang,
-                                   meta_report(PHASE_LANG))
+                                   meta_report(PHASE_LANG), detect=True,
+                                   languages=_codebook(ctx).settings.languages)
     documents = documents.sort_values(C.DOC_ID, kind="stable").reset_index(drop=True)
     documents[C.N_CHARS] = documents[C.N_CHARS].astype("int64")
     table = (pd.concat(turns, ignore_index=True) if turns
@@ -224,13 +230,16 @@ def process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
     errors: list[dict] = []
     documents, turns, present, failed = read_chunk(task, ctx, errors)
     lap("ingest")
+    seg_errors: list[dict] = []
     segments = segment_stage.segment(documents, turns, unit=ctx.unit,
                                      interviewer_labels=ctx.interviewer_labels,
                                      code_speakers=ctx.code_speakers,
                                      # --lang forces one language: no detection then
                                      detect_lang=("never" if ctx.forced_lang
                                                   else book.settings.detect_lang),
-                                     languages=book.settings.languages)
+                                     languages=book.settings.languages, errors=seg_errors)
+    positions = {shown: pos for pos, _, shown in task.files}
+    errors += [{**e, ORDER: (PHASE_FILE, positions.get(e[C.ERROR_FILE], -1))} for e in seg_errors]
     lap("segment")
     cache = DocCache(ctx.cache_dir)
     matches, codings, n_tokens = code_chunk(segments, book, cache, ctx.batch_size)

@@ -22,7 +22,8 @@ from pipeline import columns as C
 from pipeline import ingest as ingest_stage
 from pipeline import segment as segment_stage
 from pipeline.cache import default_cache_dir
-from pipeline.chunk import ORDER, PHASE_META_COLUMNS, PHASE_ORPHAN_META, ChunkTask, RunContext
+from pipeline.chunk import (ORDER, PHASE_FILE, PHASE_META_COLUMNS, PHASE_ORPHAN_META, ChunkResult,
+                            ChunkTask, RunContext)
 from pipeline.codebook import Codebook, load_codebook
 from pipeline.engine import run_chunks
 from pipeline.ingest.batch import _display, _parents  # path display identical to ingest()
@@ -290,6 +291,22 @@ def _meta_rows(ctx: RunContext, known: set[str], phase: int) -> list[dict]:
     return rows
 
 
+def _unique_ids(res: ChunkResult, taken: segment_stage.SegmentIds, task: ChunkTask) -> None:
+    """Rename a chunk's segment ids already used by an earlier chunk (with warnings)."""
+    warnings: list[dict] = []
+    paths = dict(zip(res.documents[C.DOC_ID], res.documents[C.PATH]))
+    res.segments, renames = segment_stage.unique_across(res.segments, taken, warnings, paths)
+    if not renames:
+        return
+    for name in ("matches", "codings"):
+        table = getattr(res, name)
+        table[C.SEGMENT_ID] = table[C.SEGMENT_ID].map(lambda i: renames.get(i, i))
+    positions = {shown: pos for pos, _, shown in task.files}
+    rows = [{**w, ORDER: (PHASE_FILE, positions.get(w[C.ERROR_FILE], -1))} for w in warnings]
+    res.errors = pd.concat([res.errors, pd.DataFrame(rows, columns=res.errors.columns)],
+                           ignore_index=True)
+
+
 def _stream(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, writer: PartWriter,
             n_files: int) -> _Run:
     """Run the chunks on the engine and spill every result to the part files in order."""
@@ -299,11 +316,13 @@ def _stream(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, writer: P
     from tqdm.auto import tqdm
 
     run = _Run()
+    taken = segment_stage.SegmentIds()  # segment ids unique across chunks too
     started = time.perf_counter()
     bar = tqdm(total=n_files, disable=not opts.progress, desc="coding", unit="doc", leave=False)
     with bar:
         for res in run_chunks(tasks, ctx, jobs=opts.jobs, engine=opts.engine,
                               scheduler=opts.scheduler):
+            _unique_ids(res, taken, tasks[res.index])
             for name in TABLES:
                 writer.add(name, getattr(res, name))
             run.inputs += [{"doc_id": d, "path": p, "sha256": h} for d, p, h in zip(

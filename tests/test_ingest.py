@@ -697,3 +697,48 @@ def test_language_detected_when_metadata_has_none(tmp_path):
     # Candidates come from the codebook: only nl allowed -> nl.
     only_nl = ingest([tmp_path], detect=True, languages=["nl"])
     assert only_nl.documents.set_index(C.DOC_ID)[C.LANG]["en"] == "nl"
+
+
+@pytest.mark.parametrize("chunk_bytes", [1_000_000, 1])
+def test_run_unique_ids_path_doc_ids_detected_lang_and_preamble(tmp_path, repo_root, chunk_bytes):
+    """The runner (one chunk, or one chunk per file) applies the same rules as ingest/segment."""
+    import pandas as pd
+
+    from pipeline.runner import RunOptions, code_corpus
+
+    raw = tmp_path / "raw"
+    write(raw / "survey_a.csv", "id,text\n1,We mochten het zelf invullen.\n2,Geen tijd.\n")
+    write(raw / "survey_b.csv", "id,text\n1,Meer uren.\n3,Samen met collega's.\n")
+    write(raw / "school_a" / "interview.md", "# Interview 04\n\nI: Hoe begon het?\n"
+                                             "R: We mochten het zelf invullen.\n")
+    write(raw / "school_b" / "interview.txt", "Interviewer - Anna: How did it start?\n"
+                                              "Bob: We could shape it ourselves, and the "
+                                              "teachers were really part of it.\n")
+    out = tmp_path / "coded"
+    result = code_corpus([raw], codebook=repo_root / "codebook.yaml", out_dir=out,
+                         options=RunOptions(progress=False, cache=False, chunk_bytes=chunk_bytes))
+    assert result.exit_code == 0
+    seg = pd.read_parquet(out / "segments.parquet")
+    assert seg[C.SEGMENT_ID].is_unique
+    docs = pd.read_parquet(out / "documents.parquet")
+    assert dict(zip(docs[C.DOC_ID], docs[C.LANG])) == {
+        "school_a__interview": "nl", "school_b__interview": "en", "survey_a": "nl",
+        "survey_b": "nl"}
+    ids = dict(zip(zip(seg[C.DOC_ID], seg[C.TEXT]), seg[C.SEGMENT_ID]))
+    assert ids[("survey_b", "Samen met collega's.")] == "3"
+    assert ids[("survey_b", "Meer uren.")] == "survey_b:1"
+    if chunk_bytes > 1:  # one table: both users of "1" are prefixed
+        assert ids[("survey_a", "We mochten het zelf invullen.")] == "survey_a:1"
+    a = seg[seg[C.DOC_ID] == "school_a__interview"]
+    assert list(zip(a[C.SPEAKER], a[C.ROLE], a[C.CODED])) == [
+        ("", C.OTHER, False), ("I", C.INTERVIEWER, False), ("R", C.RESPONDENT, True)]
+    b = seg[seg[C.DOC_ID] == "school_b__interview"]
+    assert list(b[C.ROLE]) == [C.INTERVIEWER, C.RESPONDENT] and set(b[C.LANG]) == {"en"}
+    codings = pd.read_parquet(out / "codings.parquet")
+    assert set(codings[C.SEGMENT_ID]) <= set(seg[C.SEGMENT_ID])
+    errors = pd.read_csv(out / "errors.csv")
+    messages = errors[C.ERROR_MESSAGE].tolist()
+    assert (errors[C.ERROR_SEVERITY] == "warning").all()
+    assert "language of school_b__interview detected as en (no metadata)" in messages
+    assert sum("other files have the same name stem 'interview'" in m for m in messages) == 2
+    assert any("survey_b" in m and "prefixed" in m for m in messages)

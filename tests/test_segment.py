@@ -192,15 +192,21 @@ def test_csv_ids_shared_by_two_documents_are_prefixed_with_a_warning():
 
 
 def test_unique_across_batches_renames_later_ids():
-    from pipeline.segment import unique_across
+    from pipeline.segment import SegmentIds, unique_across
 
-    docs = _docs([("a", "csv", "een"), ("b", "csv", "twee\n\ndrie")])
-    turns = _turns([("a", 0, "", 0, 3, "1"), ("b", 0, "", 0, 4, "1"), ("b", 1, "", 6, 10, "2")])
-    taken: set[str] = set()
-    first = segment(docs[:1], turns[:1])
-    first, renames = unique_across(first, taken)
-    assert renames == {} and taken == {"1"}
+    docs = _docs([("a", "csv", "een"), ("b", "csv", "twee\n\ndrie"), ("t", "txt", "R: x"),
+                  ("c", "csv", "vier")])
+    turns = _turns([("a", 0, "", 0, 3, "1"), ("b", 0, "", 0, 4, "1"), ("b", 1, "", 6, 10, "2"),
+                    ("t", 0, "R", 3, 4, ""), ("c", 0, "", 0, 4, "t:0")])
+    taken = SegmentIds()
+    first, renames = unique_across(segment(docs[:1], turns[:1]), taken)
+    assert renames == {} and "1" in taken and "2" not in taken
     errors: list[dict] = []
-    second, renames = unique_across(segment(docs[1:], turns[1:]), taken, errors)
-    assert list(second[C.SEGMENT_ID]) == ["b:1", "2"] and renames == {"1": "b:1"}
-    assert taken == {"1", "b:1", "2"} and len(errors) == 1
+    second, renames = unique_across(segment(docs[1:3], turns[1:4]), taken, errors,
+                                    paths={"b": "b.csv"})
+    assert list(second[C.SEGMENT_ID]) == ["b:1", "2", "t:0"] and renames == {"1": "b:1"}
+    assert all(i in taken for i in ["1", "b:1", "2", "t:0"]) and "3" not in taken
+    assert [e[C.ERROR_FILE] for e in errors] == ["b.csv"]
+    # A CSV id equal to an earlier document's "<doc_id>:<n>" id is renamed too.
+    third, renames = unique_across(segment(docs[3:], turns[4:]), taken, errors)
+    assert list(third[C.SEGMENT_ID]) == ["c:t:0"] and len(errors) == 2
