@@ -175,6 +175,7 @@ def test_agreement_chart_draws_thresholds_and_intervals():
                 if len(set(line.get_xdata())) == 1 and line.get_linestyle() in (":", "--"))
     assert xs == [0.667, 0.8]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["AGENCY-en", "OWNERSHIP-en", "(macro)"]
+    assert ax.get_xlabel() == "Cohen's kappa"
     with pytest.raises(UsageError, match="no kappa/alpha column"):
         F.plot_agreement(pd.DataFrame({"code_id": ["a"], "f1": [1.0]}))
 

@@ -241,6 +241,10 @@ def plot_document_portrait(df: pd.DataFrame, *, ax: Axes | None = None, codebook
     return fig
 
 
+_METRIC_NAMES = {"cohen_kappa": "Cohen's kappa", "fleiss_kappa": "Fleiss' kappa",
+                 "kappa": "kappa", "alpha": "Krippendorff's alpha"}
+
+
 def plot_agreement(df: pd.DataFrame, *, ax: Axes | None = None, codebook: Any = None,
                    lang: str = "nl", metric: str | None = None,
                    title: str | None = None) -> Figure:
@@ -262,7 +266,6 @@ def plot_agreement(df: pd.DataFrame, *, ax: Axes | None = None, codebook: Any = 
                        if m in df.columns), None)
     if metric is None or metric not in df.columns:
         raise UsageError(f"agreement table has no {metric or 'kappa/alpha'} column")
-    own = ax is None
     own = ax is None
     fig, ax = new_axes(ax, (6.5, 1.2 + 0.38 * len(df)))
     codes = [str(c) for c in df[C.CODE_ID]]
@@ -292,7 +295,7 @@ def plot_agreement(df: pd.DataFrame, *, ax: Axes | None = None, codebook: Any = 
     ax.set_ylim(len(df) - 0.5, -1.2)
     finite = np.concatenate([lo[~np.isnan(lo)], est[ok], [0.0]])
     ax.set_xlim(min(-0.05, float(finite.min()) - 0.05), 1.02)
-    ax.set_xlabel(metric.replace("_", " "), fontsize=FONT_SIZE)
+    ax.set_xlabel(_METRIC_NAMES.get(metric, metric.replace("_", " ")), fontsize=FONT_SIZE)
     ax.tick_params(labelsize=FONT_SIZE)
     ax.grid(axis="x", color="#EEEEEE")
     ax.set_axisbelow(True)
