@@ -101,7 +101,8 @@ def load_training(gold_path: str, *, segments: str | None, codebook=None, lang: 
         segs = segs.reset_index()
         segs[C.CODED] = True
     else:
-        raise UsageError(f"{gold_path} has no text column: give --segments FILE or --coded DIR")
+        raise UsageError(f"{gold_path} has no text column: give --segments with a coded folder "
+                         "or a segments table (segment_id, text)")
     segs = segs.reset_index(drop=True)
     labels = mat.loc[segs[C.SEGMENT_ID]].astype(bool)
     return TrainingData(segs, labels, segs[C.DOC_ID].astype(str).to_numpy())
