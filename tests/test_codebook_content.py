@@ -87,3 +87,56 @@ def test_example(coded, code_id: str, text: str, lang: str, positive: bool) -> N
         assert code_id in codes, f"positive example of {code_id} not coded; got {sorted(codes)}"
     else:
         assert code_id not in codes, f"negative example of {code_id} was coded {code_id}"
+
+
+# Decoys and cues of the cross-writer revision (round 3): invented sentences, one per concept-level
+# change, so that a later edit that brings the misreading back fails here. (text, lang, code, coded?)
+DECOYS: list[tuple[str, str, str, bool]] = [
+    # the researcher's or respondent's setting is not a condition or a skill
+    ("Volgens de expert is dat in veel scholen nog een open vraag.", "nl", "amo.ability", False),
+    ("Zij werkt als onderzoeker aan een hogeschool in Antwerpen.", "nl", "amo.opportunity", False),
+    ("He teaches at a university and met us in a café near the station.", "en", "amo.opportunity", False),
+    ("Mijn lokaal is op de tweede verdieping, naast de kantine.", "nl", "amo.opportunity", False),
+    ("We hebben een lokaal nodig dat groot genoeg is voor twee klassen.", "nl", "amo.opportunity", True),
+    # pupils' motivation, the owner of a shop, the expert's own critical stance
+    ("De motivatie van die jongens voor wiskunde blijft laag.", "nl", "amo.motivation", False),
+    ("De nieuwe eigenaar van de bakkerij heeft dat geregeld.", "nl", "ownership", False),
+    ("Over de planning is de expert kritisch.", "nl", "amo.motivation", False),
+    # lexicon and idioms that carry the concept in other writers' words
+    ("Veel collega's doen het alleen omdat het moet.", "nl", "amo.motivation", True),
+    ("Niemand wist hoe je zoiets in de klas aanpakt.", "nl", "amo.ability", True),
+    ("De directeur maakte elke week een middag vrij voor ons.", "nl", "amo.opportunity", True),
+    ("Ze vroeg twee docenten om de werkgroep te trekken.", "nl", "shared_leadership", True),
+    ("Teachers experienced it as something done to them.", "en", "ownership", True),
+    ("Elke sectie werkte op haar eigen eiland, we stonden er alleen voor.", "nl", "alignment", True),
+    # negation: a decision that was never taken is not the adoption phase
+    ("Zo is het gegroeid, niet dat iemand dat ooit zo besloten heeft.", "nl", "phase.adoption", False),
+]
+
+
+@pytest.fixture(scope="module")
+def coded_decoys() -> list[set[str]]:
+    book = load_codebook(CODEBOOK)
+    segments = _segments([(text, lang) for text, lang, _, _ in DECOYS])
+    _, codings = code_segments(segments, parse_segments(segments), book)
+    found: dict[str, set[str]] = {sid: set() for sid in segments[C.SEGMENT_ID]}
+    for sid, code_id in zip(codings[C.SEGMENT_ID], codings[C.CODE_ID], strict=True):
+        found[sid].update([code_id, *book.ancestors(code_id)])
+    return [found[f"ex:{k}"] for k in range(len(DECOYS))]
+
+
+@pytest.mark.parametrize("k", range(len(DECOYS)), ids=[f"{d[2]}-{d[0][:40]}" for d in DECOYS])
+def test_decoy(coded_decoys, k: int) -> None:
+    text, _, code_id, expected = DECOYS[k]
+    codes = coded_decoys[k]
+    assert (code_id in codes) == expected, f"{text!r}: expected {code_id} {expected}; got {sorted(codes)}"
+
+
+def test_vocab_lists_are_used() -> None:
+    """Every shared vocabulary list has both languages and is referenced by at least one rule."""
+    import yaml
+    raw = yaml.safe_load(CODEBOOK.read_text(encoding="utf-8"))
+    text = CODEBOOK.read_text(encoding="utf-8")
+    for name, langs in raw["vocab"].items():
+        assert set(langs) == {"nl", "en"}, name
+        assert f'"@{name}"' in text or f"@{name}" in text.split("\ncodes:\n", 1)[1], f"@{name} unused"
