@@ -268,6 +268,16 @@ def report(res: dict, main_size: int) -> str:
                   f"(**{r['jobs1'] / r['jobs2']:.2f}x**)",
                   f"- cache: cold {r['cold']:.1f} s, re-code after an edit {r['warm']:.1f} s "
                   f"(**{r['cold'] / r['warm']:.1f}x**)", ""]
+    lines += ["## Reading the numbers", "",
+              "- Peak RSS is that of the `qcode` process (`wait4` rusage); it stays flat because "
+              "only a chunk (~1 MB of input) is in memory at a time, and tables are spilled to "
+              "part files and merged into Parquet row groups one chunk at a time.",
+              "- Throughput per segment varies with the load other users put on the 2 cores: "
+              "compare `stage_times_s` in `results.json`; a slower large run that is slower in "
+              "every stage by the same factor was starved of CPU, not hit by an O(n^2) step.",
+              "- Most of the time is the lookup lemmatizer and the rule matcher (Python per "
+              "token); the bare tokenizer is Cython, hence the low e2e/tokenizer ratio, and the "
+              "cache, which saves only the parse, gives a modest re-code speed-up.", ""]
     if "rare" in res:
         lines += ["## Cost of the number of patterns alone (same hits)", "",
                   "Codebooks of 50/500/5,000 patterns of which only ~50 patterns' words occur in "
