@@ -260,20 +260,35 @@ def build_figures(coded_dir: str | Path, codebook_path: str | Path, figures_dir:
 
 
 AGREEMENT_NAME = "agreement.csv"
-DEFAULT_GOLD = ROOT / "data" / "coded" / "gold" / "gold_test.csv"
 
 
-def gold_agreement(coded_dir: str | Path, gold: str | Path, *, n_boot: int = 1000,
+def gold_texts(gold: str | Path) -> Path | None:
+    """The texts a gold standard was coded on, by the layout ``<set>/gold/*.csv`` + ``<set>/raw/``.
+
+    Returns None when there is no such folder (the gold indexes the coded folder's own
+    segments, as ``data/coded/gold/`` does).
+    """
+    folder = Path(gold).resolve().parent
+    raw = folder.parent / "raw"
+    return raw if folder.name == "gold" and raw.is_dir() else None
+
+
+def gold_agreement(coded_dir: str | Path, gold: str | Path, *, raw: str | Path | None = None,
+                   codebook: str | Path | None = None, n_boot: int = 1000,
                    seed: int = 0) -> Path:
-    """Score the codings of a coded folder against a gold standard for the report.
+    """Score the rule coder against a gold standard for the report's agreement figure.
 
     Writes ``<coded_dir>/agreement.csv`` (per-code precision, recall, F1, kappa with
-    bootstrap intervals, seeded so the agreement figure is reproducible), which
+    bootstrap intervals, seeded so the figure is reproducible), which
     ``build_figures`` picks up for the agreement chart.
 
     Args:
-        coded_dir: coded folder.
+        coded_dir: coded folder; its codings are scored unless ``raw`` is given.
         gold: wide gold table (segment_id + one 0/1 column per code).
+        raw: the texts the gold was coded on, when they are not the coded folder's
+            (a held-out set): they are coded with ``codebook`` into a scratch folder
+            and those codings are scored.
+        codebook: codebook for coding ``raw``.
         n_boot: bootstrap resamples.
         seed: bootstrap seed.
 
@@ -283,14 +298,22 @@ def gold_agreement(coded_dir: str | Path, gold: str | Path, *, n_boot: int = 100
     import io
 
     from pipeline import agreement as ag
-    from pipeline.cli.agreement import read_coder, read_table
+    from pipeline.cli.agreement import evaluate_rules, read_coder, read_table
 
     gold_df = read_table(gold)
     gold_m = ag.to_matrix(gold_df, name="gold", source=str(gold))
-    rules = read_coder(coded_dir, "rules")
-    from pipeline.cli.agreement import evaluate_rules
+    with tempfile.TemporaryDirectory(prefix="qcode-gold-") as tmp:
+        source = Path(coded_dir)
+        if raw is not None:
+            from pipeline.runner import RunOptions, code_corpus
 
-    res = evaluate_rules(gold_m, rules, n_boot=n_boot, seed=seed)
+            if codebook is None:
+                raise ReportError("gold_agreement: coding the gold's texts needs codebook=")
+            source = Path(tmp) / "coded"
+            code_corpus([raw], codebook=codebook, out_dir=source,
+                        options=RunOptions(progress=False))
+        rules = read_coder(source, "rules")
+        res = evaluate_rules(gold_m, rules, n_boot=n_boot, seed=seed)
     buf = io.StringIO()
     res.table.to_csv(buf, index=False, lineterminator="\n")
     return atomic_write_text(Path(coded_dir) / AGREEMENT_NAME, buf.getvalue())
@@ -355,6 +378,7 @@ def check_figures(figures_dir: str | Path, *, codebook_path: str | Path,
                   raw: str | Path | None = None, coded_dir: str | Path | None = None,
                   lang: str | None = None, notebook: str | Path | None = None,
                   keep: str | Path | None = None, gold: str | Path | None = None,
+                  gold_raw: str | Path | None = None,
                   timeout: int = 600) -> CheckResult:
     """Regenerate the report figures from scratch and compare them with the committed ones.
 
@@ -373,6 +397,7 @@ def check_figures(figures_dir: str | Path, *, codebook_path: str | Path,
         keep: copy the regenerated figures here for inspection.
         gold: gold standard scored for the agreement figure after re-coding ``raw``
             (as ``qcode run`` does).
+        gold_raw: the texts of ``gold`` when they are a held-out set outside ``raw``.
         timeout: seconds allowed per notebook cell.
 
     Returns:
@@ -386,7 +411,8 @@ def check_figures(figures_dir: str | Path, *, codebook_path: str | Path,
         if raw is not None:
             source = _recode(Path(raw), codebook_path, source, Path(tmp) / "coded")
             if gold is not None:
-                gold_agreement(source, gold)
+                gold_agreement(source, gold, raw=gold_raw or gold_texts(gold),
+                               codebook=codebook_path)
         if source is None:
             raise ReportError("check_figures needs raw= or coded_dir=")
         fresh = build_figures(source, codebook_path, Path(tmp) / "figures", lang=lang,

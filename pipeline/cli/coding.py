@@ -13,7 +13,7 @@ DEFAULT_CODED = "data/coded"
 DEFAULT_CODEBOOK = "codebook.yaml"
 DEFAULT_FIGURES = "reports/figures"
 DEFAULT_MATRICES = "reports/matrices"
-DEFAULT_GOLD = "data/coded/gold/gold_test.csv"
+DEFAULT_GOLD = "data/heldout3/gold/gold.csv"
 
 
 def _add_coding_options(p: argparse.ArgumentParser) -> None:
@@ -74,7 +74,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"figures folder (default: {DEFAULT_FIGURES})")
     p.add_argument("--no-figures", action="store_true", help="code only; skip matrices and figures")
     p.add_argument("--gold", default=DEFAULT_GOLD,
-                   help="gold standard scored against the rule coding for the agreement figure "
+                   help="gold standard scored against the rule coding for the agreement figure; "
+                        "a gold in <set>/gold/ is scored on the texts in <set>/raw/ "
                         f"(default: {DEFAULT_GOLD}, if present; 'none' to skip)")
     _add_coding_options(p)
     p.set_defaults(func=cmd_run)
@@ -170,7 +171,8 @@ def _later_stages(args: argparse.Namespace, attributes: list[str]) -> list[str]:
 
     done = []
     if args.gold and args.gold.lower() != "none" and Path(args.gold).is_file():
-        path = report.gold_agreement(args.out, args.gold)
+        path = report.gold_agreement(args.out, args.gold, raw=report.gold_texts(args.gold),
+                                     codebook=args.codebook)
         done.append(f"agreement with {args.gold}: {path}")
     elif args.gold != DEFAULT_GOLD and args.gold.lower() != "none":
         raise UsageError(f"{args.gold}: gold standard not found")

@@ -8,7 +8,7 @@ DEFAULT_CODED = "data/coded"
 DEFAULT_RAW = "data/raw"
 DEFAULT_CODEBOOK = "codebook.yaml"
 DEFAULT_FIGURES = "reports/figures"
-DEFAULT_GOLD = "data/coded/gold/gold_test.csv"
+DEFAULT_GOLD = "data/heldout3/gold/gold.csv"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
