@@ -250,3 +250,30 @@ def process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
     return ChunkResult(task.index, documents, segments, matches, codings,
                        pd.DataFrame(errors, columns=[*C.ERROR_COLUMNS, ORDER]),
                        present, failed, stats)
+
+
+def meta_rows(ctx: RunContext, known: set[str], phase: int) -> list[dict]:
+    """Metadata warnings of the whole corpus (column renames, or rows without a document)."""
+    from pipeline.ingest.batch import _join_metadata
+
+    rows: list[dict] = []
+    if ctx.meta is None:
+        return rows
+
+    def report(file: str, severity: str, message: str) -> None:
+        rows.append({C.ERROR_FILE: file, C.ERROR_STAGE: "ingest", C.ERROR_SEVERITY: severity,
+                     C.ERROR_MESSAGE: message, ORDER: (phase, len(rows))})
+
+    empty = pd.DataFrame(columns=C.DOCUMENT_COLUMNS)
+    renames = []
+    _join_metadata(empty, ctx.meta, ctx.meta_name, set(ctx.meta[C.DOC_ID]),
+                   lambda f, s, m: renames.append((f, s, m)))
+    if phase == PHASE_META_COLUMNS:
+        for f, sev, m in renames:
+            report(f, sev, m)
+        return rows
+    every = []
+    _join_metadata(empty, ctx.meta, ctx.meta_name, known, lambda f, s, m: every.append((f, s, m)))
+    for f, sev, m in every[len(renames):]:  # the renames come first; reported once already
+        report(f, sev, m)
+    return rows

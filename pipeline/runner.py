@@ -23,7 +23,7 @@ from pipeline import ingest as ingest_stage
 from pipeline import segment as segment_stage
 from pipeline.cache import default_cache_dir
 from pipeline.chunk import (ORDER, PHASE_FILE, PHASE_META_COLUMNS, PHASE_ORPHAN_META, ChunkResult,
-                            ChunkTask, RunContext)
+                            ChunkTask, RunContext, meta_rows)
 from pipeline.codebook import Codebook, load_codebook
 from pipeline.engine import run_chunks
 from pipeline.ingest.batch import _display, _parents  # path display identical to ingest()
@@ -264,33 +264,6 @@ class _Run:
         self.n_failed = 0
 
 
-def _meta_rows(ctx: RunContext, known: set[str], phase: int) -> list[dict]:
-    """Metadata warnings of the whole corpus (column renames, or rows without a document)."""
-    from pipeline.ingest.batch import _join_metadata
-
-    rows: list[dict] = []
-    if ctx.meta is None:
-        return rows
-
-    def report(file: str, severity: str, message: str) -> None:
-        rows.append({C.ERROR_FILE: file, C.ERROR_STAGE: "ingest", C.ERROR_SEVERITY: severity,
-                     C.ERROR_MESSAGE: message, ORDER: (phase, len(rows))})
-
-    empty = pd.DataFrame(columns=C.DOCUMENT_COLUMNS)
-    renames = []
-    _join_metadata(empty, ctx.meta, ctx.meta_name, set(ctx.meta[C.DOC_ID]),
-                   lambda f, s, m: renames.append((f, s, m)))
-    if phase == PHASE_META_COLUMNS:
-        for f, sev, m in renames:
-            report(f, sev, m)
-        return rows
-    every = []
-    _join_metadata(empty, ctx.meta, ctx.meta_name, known, lambda f, s, m: every.append((f, s, m)))
-    for f, sev, m in every[len(renames):]:  # the renames come first; reported once already
-        report(f, sev, m)
-    return rows
-
-
 def _unique_ids(res: ChunkResult, taken: segment_stage.SegmentIds, task: ChunkTask) -> None:
     """Rename a chunk's segment ids already used by an earlier chunk (with warnings)."""
     warnings: list[dict] = []
@@ -348,8 +321,8 @@ def _stream(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, writer: P
         writer.add("segments", pd.DataFrame(columns=C.SEGMENT_COLUMNS))
         writer.add("codings", empty_codings())
         writer.add("matches", _empty_matches())
-    rows = pd.DataFrame(_meta_rows(ctx, set(), PHASE_META_COLUMNS)
-                        + _meta_rows(ctx, run.present | run.failed, PHASE_ORPHAN_META),
+    rows = pd.DataFrame(meta_rows(ctx, set(), PHASE_META_COLUMNS)
+                        + meta_rows(ctx, run.present | run.failed, PHASE_ORPHAN_META),
                         columns=[*C.ERROR_COLUMNS, ORDER])
     errors = pd.concat([*run.errors_rows, rows], ignore_index=True)
     errors = errors.iloc[sorted(range(len(errors)), key=lambda k: errors[ORDER].iloc[k])]
