@@ -46,13 +46,24 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: str | Path, writer: Callable[[Path], None]) -> Path:
+def _shared_mode() -> int:
+    # mkstemp creates 0600; outputs are meant for colleagues, so honour the umask
+    # like an ordinary open() would.
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def atomic_write(path: str | Path, writer: Callable[[Path], None], *,
+                 private: bool = False) -> Path:
     """Write a file atomically through ``writer(temp_path)``.
 
     Args:
         path: Final location of the file.
         writer: Callable that writes the complete content to the temporary path it is
             given (for example ``df.to_parquet``).
+        private: keep the file readable by its owner only (0600), e.g. a
+            pseudonymisation key; otherwise the usual umask applies.
 
     Returns:
         The final path.
@@ -66,6 +77,7 @@ def atomic_write(path: str | Path, writer: Callable[[Path], None]) -> Path:
         writer(tmp_path)
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp_path, 0o600 if private else _shared_mode())
         os.replace(tmp_path, path)
         _fsync_dir(path.parent)
     except BaseException:
@@ -74,9 +86,9 @@ def atomic_write(path: str | Path, writer: Callable[[Path], None]) -> Path:
     return path
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically."""
-    return atomic_write(path, lambda p: p.write_bytes(data))
+def atomic_write_bytes(path: str | Path, data: bytes, *, private: bool = False) -> Path:
+    """Write ``data`` to ``path`` atomically (``private``: owner-only, 0600)."""
+    return atomic_write(path, lambda p: p.write_bytes(data), private=private)
 
 
 def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8") -> Path:
@@ -195,9 +207,11 @@ def commit_staged(out_dir: str | Path, staged: dict[str, Path],
     """
     out = Path(out_dir)
     manifest = dict(manifest)
+    mode = _shared_mode()
     for tmp in staged.values():
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
     manifest["outputs"] = {name: _file_sha256(tmp) for name, tmp in sorted(staged.items())}
     for name, tmp in staged.items():
         os.replace(tmp, out / name)

@@ -98,3 +98,16 @@ def test_lock_blocks_a_second_writer_and_dies_with_its_holder(tmp_path):
 def test_manifest_is_json(tmp_path):
     write_coded(tmp_path, _data())
     assert json.loads((tmp_path / "manifest.json").read_text())["outputs"]
+
+
+def test_outputs_follow_the_umask_and_private_files_stay_private(tmp_path):
+    old = os.umask(0o022)
+    try:
+        write_coded(tmp_path / "c", _data())
+        for name in ["segments.csv", "codings.parquet", "manifest.json"]:
+            assert (tmp_path / "c" / name).stat().st_mode & 0o777 == 0o644, name
+        assert atomic_write_text(tmp_path / "m.txt", "x").stat().st_mode & 0o777 == 0o644
+        key = atomic_write_bytes(tmp_path / "key.csv", b"k", private=True)
+        assert key.stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(old)

@@ -216,7 +216,7 @@ def run(args: argparse.Namespace) -> int:
         atomic_write_bytes(out / "metadata.csv", meta_out.to_csv(index=False).encode("utf-8"))
         report.append({"file": "metadata.csv", **meta_counts})
     atomic_write_bytes(out / REPORT_FILE, _report_bytes(report))
-    atomic_write_bytes(key_path, key.rows().to_csv(index=False).encode("utf-8"))
+    atomic_write_bytes(key_path, key.rows().to_csv(index=False).encode("utf-8"), private=True)
     print(f"qcode: warning: {key_path} links every pseudonym to the real name. Keep it apart from "
           f"{out} (another disk or vault), never share or commit it.", file=sys.stderr)
     print("qcode: warning: " + MANUAL_CHECK.format(out=out, report=out / REPORT_FILE),
