@@ -17,21 +17,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
 import matplotlib
 from matplotlib.figure import Figure
 
-from pipeline import __version__
 from pipeline.errors import InputError, PipelineError
 from pipeline.store import atomic_write, atomic_write_text
 
@@ -93,13 +90,9 @@ def sha256_file(path: str | Path) -> str:
 
 def versions() -> dict[str, str]:
     """Versions of Python, qcode and the libraries that shape the figure bytes."""
-    found = {"python": platform.python_version(), "qcode": __version__}
-    for name in _VERSIONED:
-        try:
-            found[name] = importlib_metadata.version(name)
-        except importlib_metadata.PackageNotFoundError:
-            found[name] = "not installed"
-    return found
+    from pipeline.runner import versions as package_versions
+
+    return package_versions(_VERSIONED)
 
 
 def execute_notebook(notebook: str | Path, parameters: dict[str, Any] | None = None, *,

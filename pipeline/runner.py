@@ -69,10 +69,14 @@ class RunResult:
     codebook: Codebook = field(repr=False)
 
 
-def versions() -> dict[str, str]:
-    """Versions of Python, this package and the libraries that shape the output."""
+def versions(packages: tuple[str, ...] = _VERSIONED) -> dict[str, str]:
+    """Versions of Python, this package and the libraries that shape the output.
+
+    Args:
+        packages: distribution names to report (default: those that shape codings).
+    """
     found = {"python": platform.python_version(), "qcode": __version__}
-    for name in _VERSIONED:
+    for name in packages:
         try:
             found[name] = importlib_metadata.version(name)
         except importlib_metadata.PackageNotFoundError:
