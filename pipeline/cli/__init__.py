@@ -70,6 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PipelineError as exc:
         print(f"qcode: error: {exc}", file=sys.stderr)
         return EXIT_FATAL
+    except BrokenPipeError:  # output piped into `head` and closed: not an error
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except KeyboardInterrupt:
         print("qcode: interrupted; outputs already written are intact", file=sys.stderr)
         return 130

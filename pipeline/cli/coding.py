@@ -88,6 +88,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"codebook YAML (default: {DEFAULT_CODEBOOK})")
     p.set_defaults(func=cmd_validate)
 
+    p = sub.add_parser(
+        "rules-report", help="which rules fire most, and which never fire, on a coded folder",
+        description="Per codebook rule: matches, segments hit and codings it contributed to on a "
+                    "coded folder, so a researcher can prune rules that never fire and check the "
+                    "busiest ones. Prints a summary per code; --out writes the full table as CSV.")
+    p.add_argument("--coded", default=DEFAULT_CODED, help=f"coded folder (default: {DEFAULT_CODED})")
+    p.add_argument("--codebook", default=DEFAULT_CODEBOOK,
+                   help=f"the codebook the folder was coded with (default: {DEFAULT_CODEBOOK})")
+    p.add_argument("--out", help="write the per-rule table here (CSV)")
+    p.add_argument("--top", type=int, default=3, help="busiest rules shown per code (default: 3)")
+    p.set_defaults(func=cmd_rules_report)
+
 
 def _options(args: argparse.Namespace):
     from pipeline.runner import RunOptions
@@ -196,4 +208,23 @@ def cmd_validate(args: argparse.Namespace) -> int:
     n_rules = sum(len(r) for code in book.codes.values() for r in code.rules.values())
     print(f"{args.codebook}: OK — {len(book.codes)} codes "
           f"({len(book.top_level())} top-level), {n_rules} rules")
+    return 0
+
+
+def cmd_rules_report(args: argparse.Namespace) -> int:
+    """Run ``qcode rules-report``."""
+    from pipeline.codebook import load_codebook
+    from pipeline.rules_report import rules_report, summarise
+    from pipeline.store import atomic_write_text, load_coded
+
+    book = load_codebook(args.codebook)
+    data = load_coded(args.coded)
+    if data.manifest.get("codebook", {}).get("hash") not in (None, book.hash):
+        print(f"qcode: warning: {args.coded} was coded with another version of {args.codebook}; "
+              "re-run 'qcode code' for an up-to-date report", file=sys.stderr)
+    report = rules_report(book, data.matches, data.codings, data.segments)
+    if args.out:
+        atomic_write_text(args.out, report.to_csv(index=False, lineterminator="\n"))
+    for line in summarise(report, top=args.top):
+        print(line)
     return 0
