@@ -44,6 +44,14 @@ class CompiledRules:
     count_per_rule: int | None = None
     negation_window: int = 3
     negation_scope: str = "window"
+    # (key, pattern) of every anchored group / of the unanchored Matcher, to build one
+    # Matcher per combination of groups a doc needs (a Matcher call walks the whole doc
+    # in Python, so one call with the union of patterns beats one call per group; the
+    # set of spans found is the same). Combinations are few: cached, bounded.
+    group_patterns: list[list[tuple[str, list]]] = field(default_factory=list)
+    unanchored_patterns: list[tuple[str, list]] = field(default_factory=list)
+    vocab: object = None
+    _combined: dict[tuple[int, ...], Matcher] = field(default_factory=dict, repr=False)
 
     def max_matches(self, rule: Rule) -> int | None:
         """How many matches of ``rule`` count per segment (None: all)."""
@@ -57,18 +65,50 @@ class CompiledRules:
             found[channel].add((start, end))
         matchers = [self.unanchored] if self.unanchored is not None else []
         if self.anchor_index:
+            index = self.anchor_index
             wanted = {g for token_keys in keys for key in token_keys
-                      for g in self.anchor_index.get(key, ())}
-            matchers += [self.anchored[g] for g in sorted(wanted)]
+                      for g in index.get(key, ())}
+            if wanted:
+                matchers = [self._matcher_for(tuple(sorted(wanted)))]
         for matcher in matchers:
             for key, start, end in matcher(doc):
                 if end > start:  # all-optional patterns can match zero tokens
                     found[self.matcher_channels[key]].add((start, end))
         return {ch: sorted(spans) for ch, spans in found.items()}
 
+    def _matcher_for(self, groups: tuple[int, ...]) -> Matcher:
+        """One Matcher holding the unanchored patterns and those of ``groups``."""
+        if len(groups) == 1 and self.unanchored is None:
+            return self.anchored[groups[0]]
+        if self.vocab is None:  # built without the pattern lists: no combining
+            first = [self.unanchored] if self.unanchored is not None else []
+            return _Several(first + [self.anchored[g] for g in groups])
+        matcher = self._combined.get(groups)
+        if matcher is None:
+            if len(self._combined) >= 4096:
+                self._combined.clear()
+            matcher = Matcher(self.vocab)
+            for key, pattern in self.unanchored_patterns:
+                matcher.add(key, [pattern])
+            for g in groups:
+                for key, pattern in self.group_patterns[g]:
+                    matcher.add(key, [pattern])
+            self._combined[groups] = matcher
+        return matcher
+
     def channel(self, rule_index: int, role: str = MAIN) -> int | None:
         """Return the channel of a rule (and proximity side), None if it has none."""
         return self.rule_channels.get(rule_index, {}).get(role)
+
+
+class _Several:
+    """Several Matchers called as one (their matches, concatenated)."""
+
+    def __init__(self, matchers: list[Matcher]) -> None:
+        self.matchers = matchers
+
+    def __call__(self, doc: Doc) -> list[tuple[int, int, int]]:
+        return [m for matcher in self.matchers for m in matcher(doc)]
 
 
 def _tokens(tokenizer, text: str) -> list[tuple[str, bool]]:  # noqa: ANN001
@@ -110,6 +150,8 @@ def compile_rules(codebook: Codebook, lang: str) -> CompiledRules:
     anchor_index: dict[str, list[int]] = {}
     groups: dict[frozenset[str], int] = {}
     unanchored: Matcher | None = None
+    group_patterns: list[list[tuple[str, list]]] = []
+    unanchored_patterns: list[tuple[str, list]] = []
     nlp = make_nlp(lang) if rules else None  # no rules: skip building the pipeline
     tokenizer = nlp.tokenizer if nlp is not None else None
 
@@ -145,20 +187,25 @@ def compile_rules(codebook: Codebook, lang: str) -> CompiledRules:
                     if unanchored is None:
                         unanchored = Matcher(nlp.vocab)
                     unanchored.add(key, [pattern])
+                    unanchored_patterns.append((key, pattern))
                     continue
                 if anchor not in groups:
                     groups[anchor] = len(anchored)
                     anchored.append(Matcher(nlp.vocab))
+                    group_patterns.append([])
                     for word in anchor:
                         anchor_index.setdefault(word, []).append(groups[anchor])
                 anchored[groups[anchor]].add(key, [pattern])
+                group_patterns[groups[anchor]].append((key, pattern))
     settings = codebook.settings
     trie.glob_lemmas = settings.glob_lemmas
     trie.freeze()
     return CompiledRules(lang, rules, channels, trie, matcher, matcher_channels,
                          frozenset(c.lower() for c in cues), rule_channels,
                          anchored, anchor_index, unanchored, settings.count_per_rule,
-                         settings.negation_window, settings.negation_scope)
+                         settings.negation_window, settings.negation_scope,
+                         group_patterns, unanchored_patterns,
+                         nlp.vocab if nlp is not None else None)
 
 
 _LITERAL_ATTRS = ("LOWER", "LEMMA", "ORTH", "TEXT")

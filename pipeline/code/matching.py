@@ -143,6 +143,8 @@ def doc_matches(doc: Doc, compiled: CompiledRules) -> list[_Match]:
             spans = _pair(a, b, rule.params["window"], rule.params["order"]) if a and b else []
         else:
             spans = hits.get(compiled.channel(index, MAIN), [])
+        if not spans:
+            continue
         for start, end in longest_first(spans):
             if rule.negation != "ignore":
                 if compiled.negation_scope == "clause":
