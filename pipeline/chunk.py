@@ -102,37 +102,21 @@ def _compiled(book, lang: str):  # noqa: ANN001, ANN202
 
 def read_chunk(task: ChunkTask, ctx: RunContext, errors: list[dict]):  # noqa: ANN201
     """Read the chunk's files like ``ingest.ingest`` does for a whole corpus."""
-    from pipeline.ingest import assign_doc_ids, read_file
-    from pipeline.ingest.batch import _join_metadata, _languages  # same rules as ingest()
+    from pipeline.ingest import assign_doc_ids, document_languages, join_metadata, read_files
 
-    docs, turns, seen, failed = [], [], {}, []
     # Files sharing a stem are in one chunk, so these ids are the whole-corpus ids.
     doc_ids, id_warnings = assign_doc_ids([p for _, p, _ in task.files],
                                           [s for _, _, s in task.files])
-    for (pos, path, shown), doc_id, id_warning in zip(task.files, doc_ids, id_warnings):
-        def report(file: str, severity: str, message: str, _pos: int = pos) -> None:
-            errors.append({C.ERROR_FILE: file, C.ERROR_STAGE: "ingest", C.ERROR_SEVERITY: severity,
-                           C.ERROR_MESSAGE: message, ORDER: (PHASE_FILE, _pos)})
-        if id_warning:
-            report(shown, "warning", id_warning)
-        try:
-            got = read_file(Path(path), text_column=ctx.text_column, id_column=ctx.id_column,
-                            doc_id=doc_id)
-        except InputError as exc:
-            report(shown, "error", str(exc))
-            failed.append(doc_id)
-            continue
-        if doc_id in seen:
-            report(shown, "error", f"{Path(path)}: duplicate {C.DOC_ID} {doc_id!r} (already read "
-                                   f"from {seen[doc_id]}); file skipped")
-            continue
-        seen[doc_id] = shown
-        for warning in got.warnings:
-            report(shown, "warning", warning)
-        got.documents[C.PATH] = shown
-        got.documents["_pos"] = pos
-        docs.append(got.documents)
-        turns.append(got.turns)
+
+    def report(i: int, file: str, severity: str, message: str) -> None:
+        errors.append({C.ERROR_FILE: file, C.ERROR_STAGE: "ingest", C.ERROR_SEVERITY: severity,
+                       C.ERROR_MESSAGE: message, ORDER: (PHASE_FILE, task.files[i][0])})
+
+    docs, turns, seen, failed = read_files(
+        [p for _, p, _ in task.files], doc_ids, [s for _, _, s in task.files], id_warnings,
+        text_column=ctx.text_column, id_column=ctx.id_column, report=report)
+    for frame, i in zip(docs, seen.values()):
+        frame["_pos"] = task.files[i][0]
     documents = (pd.concat(docs, ignore_index=True) if docs
                  else pd.DataFrame(columns=[*C.DOCUMENT_COLUMNS, "_pos"]))
     positions = dict(zip(documents[C.DOC_ID], documents.pop("_pos")))
@@ -151,10 +135,10 @@ def read_chunk(task: ChunkTask, ctx: RunContext, errors: list[dict]):  # noqa: A
     if meta is not None:
         # Only this chunk's rows: orphan metadata rows are a whole-corpus question.
         meta = meta[meta[C.DOC_ID].isin(set(documents[C.DOC_ID]))]
-    documents = _join_metadata(documents, meta, ctx.meta_name, set(), meta_report(PHASE_NO_META))
-    documents[C.LANG] = _languages(documents, ctx.meta, ctx.forced_lang, ctx.default_lang,
-                                   meta_report(PHASE_LANG), detect=True,
-                                   languages=_codebook(ctx).settings.languages)
+    documents = join_metadata(documents, meta, ctx.meta_name, set(), meta_report(PHASE_NO_META))
+    documents[C.LANG] = document_languages(documents, ctx.meta, ctx.forced_lang, ctx.default_lang,
+                                           meta_report(PHASE_LANG), detect=True,
+                                           languages=_codebook(ctx).settings.languages)
     documents = documents.sort_values(C.DOC_ID, kind="stable").reset_index(drop=True)
     documents[C.N_CHARS] = documents[C.N_CHARS].astype("int64")
     table = (pd.concat(turns, ignore_index=True) if turns
@@ -254,7 +238,7 @@ def process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
 
 def meta_rows(ctx: RunContext, known: set[str], phase: int) -> list[dict]:
     """Metadata warnings of the whole corpus (column renames, or rows without a document)."""
-    from pipeline.ingest.batch import _join_metadata
+    from pipeline.ingest import join_metadata
 
     rows: list[dict] = []
     if ctx.meta is None:
@@ -266,14 +250,14 @@ def meta_rows(ctx: RunContext, known: set[str], phase: int) -> list[dict]:
 
     empty = pd.DataFrame(columns=C.DOCUMENT_COLUMNS)
     renames = []
-    _join_metadata(empty, ctx.meta, ctx.meta_name, set(ctx.meta[C.DOC_ID]),
+    join_metadata(empty, ctx.meta, ctx.meta_name, set(ctx.meta[C.DOC_ID]),
                    lambda f, s, m: renames.append((f, s, m)))
     if phase == PHASE_META_COLUMNS:
         for f, sev, m in renames:
             report(f, sev, m)
         return rows
     every = []
-    _join_metadata(empty, ctx.meta, ctx.meta_name, known, lambda f, s, m: every.append((f, s, m)))
+    join_metadata(empty, ctx.meta, ctx.meta_name, known, lambda f, s, m: every.append((f, s, m)))
     for f, sev, m in every[len(renames):]:  # the renames come first; reported once already
         report(f, sev, m)
     return rows

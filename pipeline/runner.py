@@ -26,7 +26,7 @@ from pipeline.chunk import (ORDER, PHASE_FILE, PHASE_META_COLUMNS, PHASE_ORPHAN_
                             ChunkTask, RunContext, meta_rows)
 from pipeline.codebook import Codebook, load_codebook
 from pipeline.engine import run_chunks
-from pipeline.ingest.batch import _display, _parents  # path display identical to ingest()
+from pipeline.ingest import display, parents  # path display identical to ingest()
 from pipeline.parts import PARTS_PREFIX, PartWriter
 from pipeline.store import CodedData, LazyCodedData, commit_staged, output_lock
 
@@ -215,7 +215,7 @@ def code_corpus(inputs: Sequence[str | Path], *, codebook: str | Path, out_dir: 
         ctx = _context(opts, book, codebook, unit, paths, out_dir)
         files = ingest_stage.discover(paths)
         roots = {p.resolve(): p for p in paths if p.is_dir()}
-        shown = [_display(f, next((roots[r] for r in _parents(f) if r in roots), None))
+        shown = [display(f, next((roots[r] for r in parents(f) if r in roots), None))
                  for f in files]
         tasks = plan_chunks(files, shown, chunk_bytes=opts.chunk_bytes)
         lap("plan")

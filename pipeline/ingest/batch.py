@@ -38,7 +38,7 @@ def normalise_lang(value: object) -> str | None:
     return _LANGS.get(str(value).strip().lower().replace("_", "-"))
 
 
-def _display(path: Path, root: Path | None) -> str:
+def display(path: Path, root: Path | None) -> str:
     """Path relative to the input folder it was found in, else as given."""
     if root is not None:
         try:
@@ -69,6 +69,61 @@ def _load_metadata(paths: list[Path]) -> tuple[pd.DataFrame | None, str]:
         raise InputError(" + ".join(map(str, paths)),
                          f"duplicate {C.DOC_ID} {dupes.iloc[0]!r} across metadata files")
     return merged, " + ".join(p.as_posix() for p in paths)
+
+
+class FilesRead(NamedTuple):
+    """What ``read_files`` read: one documents/turns frame per file read, in path order."""
+
+    documents: list[pd.DataFrame]
+    turns: list[pd.DataFrame]
+    read: dict[str, int]    # doc_id → index in ``paths`` of the file it was read from
+    failed: list[str]       # doc ids of files that could not be read
+
+
+def read_files(paths: Sequence[Path | str], doc_ids: Sequence[str], shown: Sequence[str],
+               id_warnings: Sequence[str], *, text_column: str, id_column: str,
+               report: Callable[[int, str, str, str], None],
+               progress: Callable[[int, int, Path], None] | None = None) -> FilesRead:
+    """Read files one by one; a bad file or a repeated doc_id becomes an error row.
+
+    Args:
+        paths: The files, in path order.
+        doc_ids: Their doc ids (``assign_doc_ids``).
+        shown: Their paths as shown in outputs (set as the documents' ``path``).
+        id_warnings: ``assign_doc_ids``'s warnings ("" for none), reported first.
+        text_column: CSV text column.
+        id_column: CSV id column.
+        report: Called as ``report(i, file, severity, message)`` for file ``paths[i]``.
+        progress: Called as ``progress(i, n, path)`` before reading each file.
+    """
+    docs: list[pd.DataFrame] = []
+    turns: list[pd.DataFrame] = []
+    read: dict[str, int] = {}
+    failed: list[str] = []
+    for i, path in enumerate(paths):
+        if progress is not None:
+            progress(i, len(paths), path)
+        doc_id = doc_ids[i]
+        if id_warnings[i]:
+            report(i, shown[i], "warning", id_warnings[i])
+        try:
+            got = read_file(Path(path), text_column=text_column, id_column=id_column,
+                            doc_id=doc_id)
+        except InputError as exc:
+            report(i, shown[i], "error", str(exc))
+            failed.append(doc_id)
+            continue
+        if doc_id in read:
+            report(i, shown[i], "error", f"{Path(path)}: duplicate {C.DOC_ID} {doc_id!r} (already "
+                                         f"read from {shown[read[doc_id]]}); file skipped")
+            continue
+        read[doc_id] = i
+        for warning in got.warnings:
+            report(i, shown[i], "warning", warning)
+        got.documents[C.PATH] = shown[i]
+        docs.append(got.documents)
+        turns.append(got.turns)
+    return FilesRead(docs, turns, read, failed)
 
 
 def ingest(inputs: list[Path | str] | Path | str, *, metadata: Path | str | None = None,
@@ -128,41 +183,20 @@ def ingest(inputs: list[Path | str] | Path | str, *, metadata: Path | str | None
 
     roots = {p.resolve(): p for p in inputs if p.is_dir()}
     files = discover(inputs)
-    docs: list[pd.DataFrame] = []
-    turns: list[pd.DataFrame] = []
-    seen: dict[str, str] = {}
-    failed: set[str] = set()
-    file_roots = [next((roots[r] for r in _parents(path) if r in roots), None) for path in files]
-    all_shown = [_display(path, root) for path, root in zip(files, file_roots)]
+    file_roots = [next((roots[r] for r in parents(path) if r in roots), None) for path in files]
+    all_shown = [display(path, root) for path, root in zip(files, file_roots)]
     doc_ids, id_warnings = assign_doc_ids(files, all_shown, [r is not None for r in file_roots])
-    for i, path in enumerate(files):
-        if progress is not None:
-            progress(i, len(files), path)
-        shown, doc_id = all_shown[i], doc_ids[i]
-        if id_warnings[i]:
-            report(shown, "warning", id_warnings[i])
-        try:
-            got = read_file(path, text_column=text_column, id_column=id_column, doc_id=doc_id)
-        except InputError as exc:
-            report(shown, "error", str(exc))
-            failed.add(doc_id)
-            continue
-        if doc_id in seen:
-            report(shown, "error", f"{path}: duplicate {C.DOC_ID} {doc_id!r} (already read from "
-                                   f"{seen[doc_id]}); file skipped")
-            continue
-        seen[doc_id] = shown
-        for warning in got.warnings:
-            report(shown, "warning", warning)
-        got.documents[C.PATH] = shown
-        docs.append(got.documents)
-        turns.append(got.turns)
+    docs, turns, _, read_failed = read_files(
+        files, doc_ids, all_shown, id_warnings, text_column=text_column, id_column=id_column,
+        report=lambda _i, file, severity, message: report(file, severity, message),
+        progress=progress)
+    failed = set(read_failed)
 
     documents = (pd.concat(docs, ignore_index=True) if docs
                  else pd.DataFrame(columns=C.DOCUMENT_COLUMNS))
-    documents = _join_metadata(documents, meta, meta_name, failed, report)
-    documents[C.LANG] = _languages(documents, meta, forced, default, report, detect=detect,
-                                   languages=languages)
+    documents = join_metadata(documents, meta, meta_name, failed, report)
+    documents[C.LANG] = document_languages(documents, meta, forced, default, report,
+                                           detect=detect, languages=languages)
     documents = documents.sort_values(C.DOC_ID, kind="stable").reset_index(drop=True)
     documents[C.N_CHARS] = documents[C.N_CHARS].astype("int64")
 
@@ -178,13 +212,19 @@ def ingest(inputs: list[Path | str] | Path | str, *, metadata: Path | str | None
     return IngestResult(documents, table, pd.DataFrame(errors, columns=C.ERROR_COLUMNS))
 
 
-def _parents(path: Path) -> list[Path]:
+def parents(path: Path) -> list[Path]:
+    """The resolved path and its ancestors (to find the input folder a file is under)."""
     resolved = path.resolve()
     return [resolved, *resolved.parents]
 
 
-def _join_metadata(documents: pd.DataFrame, meta: pd.DataFrame | None, meta_name: str,
+def join_metadata(documents: pd.DataFrame, meta: pd.DataFrame | None, meta_name: str,
                    failed: set[str], report: Callable[[str, str, str], None]) -> pd.DataFrame:
+    """Left-join the metadata attributes onto ``documents`` (string columns).
+
+    Reports reserved column names (renamed ``<name>_meta``), documents without
+    metadata and metadata rows for documents neither read nor in ``failed``.
+    """
     if meta is None:
         return documents
     attributes = meta.drop(columns=[c for c in meta.columns if c == C.LANG])
@@ -209,9 +249,11 @@ def _join_metadata(documents: pd.DataFrame, meta: pd.DataFrame | None, meta_name
     return joined
 
 
-def _languages(documents: pd.DataFrame, meta: pd.DataFrame | None, forced: str | None,
-               default: str, report: Callable[[str, str, str], None], *, detect: bool = False,
-               languages: Sequence[str] = ("nl", "en")) -> list[str]:
+def document_languages(documents: pd.DataFrame, meta: pd.DataFrame | None, forced: str | None,
+                       default: str, report: Callable[[str, str, str], None], *,
+                       detect: bool = False,
+                       languages: Sequence[str] = ("nl", "en")) -> list[str]:
+    """Each document's language: ``forced``, else the metadata's, else detected/``default``."""
     if forced is not None:
         return [forced] * len(documents)
     column = None
