@@ -30,6 +30,10 @@ from pipeline import columns as C
 from pipeline.errors import InputError, LockError
 
 LOCK_NAME = ".qcode.lock"
+# Built from a previous run's codings; a new run makes them stale, so it removes them
+# (the human decisions they came from stay in reviews.csv and are re-applied).
+DERIVED_FILES = ("final_codings.parquet", "final_codings.csv", "review_stale.csv",
+                 "reviewed_auto.csv", "reviewed_human.csv", "agreement.csv")
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -215,6 +219,8 @@ def commit_staged(out_dir: str | Path, staged: dict[str, Path],
     manifest["outputs"] = {name: _file_sha256(tmp) for name, tmp in sorted(staged.items())}
     for name, tmp in staged.items():
         os.replace(tmp, out / name)
+    for name in DERIVED_FILES:
+        (out / name).unlink(missing_ok=True)
     _fsync_dir(out)
     text = json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n"
     atomic_write_text(out / C.MANIFEST_FILE, text)

@@ -397,7 +397,7 @@ def test_two_megabyte_single_line(tmp_path):
 
 def test_discover_skips_and_sorts(tmp_path):
     for name in ["b.txt", "a.docx", "sub/c.vtt", "sub/d.srt", "e.csv", "f.md", "metadata.csv",
-                 "README.md", "readme.txt", ".hidden.txt", "_draft.txt", "~$lock.docx",
+                 "README.md", "readme.txt", "PSEUDONYMISATION_REPORT.csv", ".hidden.txt", "_draft.txt", "~$lock.docx",
                  "notes.pdf", ".git/x.txt", "_old/y.txt"]:
         write(tmp_path / name, "x")
     extra = write(tmp_path.parent / f"{tmp_path.name}-extra.pdf", "x")

@@ -111,3 +111,14 @@ def test_outputs_follow_the_umask_and_private_files_stay_private(tmp_path):
         assert key.stat().st_mode & 0o777 == 0o600
     finally:
         os.umask(old)
+
+
+def test_a_new_run_removes_outputs_derived_from_the_previous_codings(tmp_path):
+    write_coded(tmp_path, _data())
+    (tmp_path / "final_codings.csv").write_text("old reviewed coding\n")
+    (tmp_path / "agreement.csv").write_text("old agreement\n")
+    (tmp_path / C.REVIEWS_FILE).write_text("coder,decision\nanja,accept\n")
+    write_coded(tmp_path, _data())
+    assert not (tmp_path / "final_codings.csv").exists()
+    assert not (tmp_path / "agreement.csv").exists()
+    assert (tmp_path / C.REVIEWS_FILE).read_text() == "coder,decision\nanja,accept\n"

@@ -8,9 +8,7 @@ Writing is deterministic (sorted members, fixed timestamps) and atomic.
 """
 from __future__ import annotations
 
-import os
 import posixpath
-import tempfile
 import xml.etree.ElementTree as ET
 import zipfile
 from dataclasses import dataclass
@@ -153,19 +151,10 @@ def read_file_limited(path: Path, limits: Limits | None = None) -> bytes:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``data`` to ``path`` atomically (the project's one atomic writer)."""
+    from pipeline.store import atomic_write_bytes as write
+
+    write(path, data)
 
 
 def zip_bytes(members: dict[str, bytes]) -> bytes:

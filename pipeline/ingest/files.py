@@ -31,8 +31,10 @@ class Ingested(NamedTuple):
 
 
 def is_skipped_name(name: str) -> bool:
-    """Files that are never documents: metadata.csv, README*, hidden, ``_x``, Word ``~$`` locks."""
-    return (name.lower() == METADATA_NAME or name.upper().startswith("README")
+    """Files that are never documents: metadata.csv, README*, the pseudonymisation report,
+    hidden, ``_x``, Word ``~$`` locks."""
+    return (name.lower() in (METADATA_NAME, "pseudonymisation_report.csv")
+            or name.upper().startswith("README")
             or name.startswith((".", "_", "~$")))
 
 
