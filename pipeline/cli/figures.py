@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with --check: rebuild from --coded instead of re-coding --raw")
     p.add_argument("--keep", metavar="DIR", help="with --check: copy the regenerated figures here")
     p.add_argument("--gold", default=DEFAULT_GOLD,
-                   help="with --check: gold standard scored for the agreement figure, as "
+                   help="gold standard scored for the agreement figure, as "
                         f"'qcode run' does (default: {DEFAULT_GOLD}, if present; 'none' to skip)")
     p.add_argument("--quiet", "-q", action="store_true", help="print nothing on success")
     p.set_defaults(func=cmd_figures)
@@ -73,6 +73,11 @@ def cmd_figures(args: argparse.Namespace) -> int:
             print(f"ok: {len(result.manifest['figures'])} figures in {args.out} reproduce "
                   f"byte for byte")
         return 0
+    gold = _gold(args.gold)
+    if args.agreement is None and gold is not None:
+        # As 'qcode run' does, so the agreement figure never shows a stale table.
+        report.gold_agreement(args.coded, gold, raw=report.gold_texts(gold),
+                              codebook=args.codebook)
     manifest = report.build_figures(args.coded, args.codebook, args.out, lang=args.lang or "nl",
                                     agreement=args.agreement)
     if not args.quiet:
