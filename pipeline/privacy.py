@@ -165,6 +165,33 @@ def is_role_label(label: str, extra: Iterable[str] = ()) -> bool:
     return not base or base in ROLE_LABELS or base in {e.strip().lower() for e in extra}
 
 
+def label_person(label: str, extra_roles: Iterable[str] = ()) -> tuple[str, list[str]]:
+    """The person in a speaker label, and the label forms that name them.
+
+    Teams and transcription tools write labels such as "Pieters, Anna (Onderzoeker)" or
+    "Interviewer - Anna": the role part is not a name (and must survive, so the
+    pseudonymised transcript keeps its interviewer), and "Last, First" is one person.
+
+    Returns:
+        ``(name, variants)``: the name as "First Last" (empty when the label is only a
+        role) and the written forms to replace with the same pseudonym.
+    """
+    text = " ".join(str(label).split())
+    core = text
+    m = re.match(r"^\s*([^-|–()]+?)\s*[-|–]\s*(.+)$", core)
+    if m and is_role_label(m.group(1), extra_roles):
+        core = m.group(2)
+    core = re.sub(r"\s*\([^)]*\)", "", core).strip()
+    if not core or is_role_label(core, extra_roles):
+        return "", []
+    variants = [core]
+    if core.count(",") == 1:
+        last, first = (part.strip() for part in core.split(","))
+        if last and first:
+            return f"{first} {last}", variants
+    return core, []
+
+
 def _letters(n: int) -> str:
     """0 -> A, 25 -> Z, 26 -> AA: pseudonym suffixes that read as names, not numbers."""
     out = ""

@@ -178,3 +178,29 @@ def test_no_name_list_keeps_running_text_names(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["pseudonymise", str(src), "--out", str(out), "--no-name-list"]) == 0
     assert "Samen met Ruud" in (out / "a.txt").read_text(encoding="utf-8")
+
+
+def test_teams_labels_one_person_one_pseudonym_and_role_kept(tmp_path, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "teams.vtt").write_text(
+        "WEBVTT\n\n00:00:01.000 --> 00:00:04.000\n"
+        "<v Pieters, Anna (Onderzoeker)>Dank je Bram. Mevrouw Pieters hier: klopt dat, "
+        "meneer Jansen? Anna wil het weten.</v>\n\n"
+        "00:00:05.000 --> 00:00:09.000\n<v Jansen, Bram>Ja, we mochten het zelf invullen.</v>\n",
+        encoding="utf-8")
+    out, key = tmp_path / "out", tmp_path / "key.csv"
+    assert main(["pseudonymise", str(src), "--out", str(out), "--key", str(key)]) == 0
+    text = (out / "teams.vtt").read_text(encoding="utf-8")
+    for name in ("Anna", "Pieters", "Bram", "Jansen"):
+        assert name not in text
+    got = read_file(out / "teams.vtt")
+    turns = got.turns
+    anna, bram = turns[C.SPEAKER].iloc[0], turns[C.SPEAKER].iloc[1]
+    assert "(Onderzoeker)" in anna  # the role survives, so the turn stays the interviewer's
+    seg = segment(got.documents, got.turns)
+    assert list(seg[C.ROLE]) == ["interviewer", "respondent"]
+    body = got.documents[C.TEXT].iloc[0]
+    anna_p = anna.replace(" (Onderzoeker)", "")
+    assert f"Mevrouw {anna_p} hier" in body and f"{anna_p} wil het weten" in body
+    assert f"meneer {bram}?" in body and f"Dank je {bram}." in body

@@ -167,8 +167,13 @@ def run(args: argparse.Namespace) -> int:
             continue
         docs[f] = ing
         for label in dict.fromkeys(ing.turns[C.SPEAKER].astype(str)):
-            if not P.is_role_label(label, keep):
-                person(label)
+            if P.is_role_label(label, keep):
+                continue
+            name, variants = P.label_person(label, keep)
+            if name:
+                person(name)
+                for variant in variants:  # "Pieters, Anna" is Anna Pieters
+                    key.persons.setdefault(variant, key.persons.get(name, name))
     for ing in docs.values():
         text = str(ing.documents[C.TEXT].iloc[0])
         for name in P.cue_names(text):
