@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -102,7 +101,7 @@ def _compiled(book, lang: str):  # noqa: ANN001, ANN202
 
 def read_chunk(task: ChunkTask, ctx: RunContext, errors: list[dict]):  # noqa: ANN201
     """Read the chunk's files like ``ingest.ingest`` does for a whole corpus."""
-    from pipeline.ingest import assign_doc_ids, document_languages, join_metadata, read_files
+    from pipeline.ingest import assign_doc_ids, document_languages, join_metadata, read_files, turns_table
 
     # Files sharing a stem are in one chunk, so these ids are the whole-corpus ids.
     doc_ids, id_warnings = assign_doc_ids([p for _, p, _ in task.files],
@@ -141,15 +140,7 @@ def read_chunk(task: ChunkTask, ctx: RunContext, errors: list[dict]):  # noqa: A
                                            languages=_codebook(ctx).settings.languages)
     documents = documents.sort_values(C.DOC_ID, kind="stable").reset_index(drop=True)
     documents[C.N_CHARS] = documents[C.N_CHARS].astype("int64")
-    table = (pd.concat(turns, ignore_index=True) if turns
-             else pd.DataFrame(columns=C.TURN_COLUMNS))
-    extra = [c for c in table.columns if c not in C.TURN_COLUMNS]
-    table[extra] = table[extra].fillna("")
-    for col in (C.TURN, C.START, C.END):
-        table[col] = table[col].astype("int64")
-    for col in (C.TIME_START, C.TIME_END):
-        table[col] = table[col].astype("float64")
-    table = table.sort_values([C.DOC_ID, C.TURN], kind="stable").reset_index(drop=True)
+    table = turns_table(turns)
     return documents, table, list(seen), failed
 
 

@@ -11,8 +11,7 @@ import pandas as pd
 from pipeline import agreement as ag
 from pipeline import columns as C
 from pipeline.errors import InputError, UsageError
-
-DEFAULT_CODED = "data/coded"
+from pipeline.cli.defaults import DEFAULT_CODED
 
 
 # --- reading (the only file I/O of agreement) ---------------------------------------

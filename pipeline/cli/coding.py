@@ -7,13 +7,8 @@ from pathlib import Path
 
 from pipeline import columns as C
 from pipeline.errors import UsageError
-
-DEFAULT_RAW = "data/raw"
-DEFAULT_CODED = "data/coded"
-DEFAULT_CODEBOOK = "codebook.yaml"
-DEFAULT_FIGURES = "reports/figures"
-DEFAULT_MATRICES = "reports/matrices"
-DEFAULT_GOLD = "data/heldout3/gold/gold.csv"
+from pipeline.cli.defaults import (DEFAULT_CODEBOOK, DEFAULT_CODED, DEFAULT_FIGURES, DEFAULT_GOLD,
+                                   DEFAULT_MATRICES, DEFAULT_RAW)
 
 
 def _add_coding_options(p: argparse.ArgumentParser) -> None:

@@ -6,9 +6,7 @@ import sys
 from pathlib import Path
 
 from pipeline.errors import UsageError
-
-DEFAULT_CODED = "data/coded"
-DEFAULT_CODEBOOK = "codebook.yaml"
+from pipeline.cli.defaults import DEFAULT_CODED, DEFAULT_CODEBOOK
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -4,11 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-DEFAULT_CODED = "data/coded"
-DEFAULT_RAW = "data/raw"
-DEFAULT_CODEBOOK = "codebook.yaml"
-DEFAULT_FIGURES = "reports/figures"
-DEFAULT_GOLD = "data/heldout3/gold/gold.csv"
+from pipeline.cli.defaults import (DEFAULT_CODEBOOK, DEFAULT_CODED, DEFAULT_FIGURES, DEFAULT_GOLD,
+                                   DEFAULT_RAW)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

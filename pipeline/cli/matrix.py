@@ -12,10 +12,7 @@ import pandas as pd
 from pipeline import aggregate as A
 from pipeline import columns as C
 from pipeline.errors import UsageError
-
-DEFAULT_CODED = "data/coded"
-DEFAULT_CODEBOOK = "codebook.yaml"
-DEFAULT_OUT = "reports/matrices"
+from pipeline.cli.defaults import DEFAULT_CODED, DEFAULT_CODEBOOK, DEFAULT_MATRICES as DEFAULT_OUT
 
 
 def register(sub: argparse._SubParsersAction) -> None:

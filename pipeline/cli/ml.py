@@ -14,8 +14,7 @@ from pipeline import agreement as ag
 from pipeline import columns as C
 from pipeline.cli.agreement import read_table
 from pipeline.errors import InputError, UsageError
-
-DEFAULT_CODED = "data/coded"
+from pipeline.cli.defaults import DEFAULT_CODED
 
 
 @dataclass

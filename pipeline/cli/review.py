@@ -21,9 +21,8 @@ import pandas as pd
 from pipeline import columns as C
 from pipeline import review as R
 from pipeline.errors import ReviewError
+from pipeline.cli.defaults import DEFAULT_CODED, DEFAULT_CODEBOOK
 
-DEFAULT_CODED = "data/coded"
-DEFAULT_CODEBOOK = "codebook.yaml"
 AUTO_TABLE = "reviewed_auto.csv"      # long tables for `qcode agreement`
 HUMAN_TABLE = "reviewed_human.csv"
 EXIT_PARTIAL = 2

@@ -200,6 +200,12 @@ def ingest(inputs: list[Path | str] | Path | str, *, metadata: Path | str | None
     documents = documents.sort_values(C.DOC_ID, kind="stable").reset_index(drop=True)
     documents[C.N_CHARS] = documents[C.N_CHARS].astype("int64")
 
+    table = turns_table(turns)
+    return IngestResult(documents, table, pd.DataFrame(errors, columns=C.ERROR_COLUMNS))
+
+
+def turns_table(turns: list[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate per-file turns into one typed table sorted by document and turn."""
     table = (pd.concat(turns, ignore_index=True) if turns
              else pd.DataFrame(columns=C.TURN_COLUMNS))
     extra = [c for c in table.columns if c not in C.TURN_COLUMNS]
@@ -208,8 +214,7 @@ def ingest(inputs: list[Path | str] | Path | str, *, metadata: Path | str | None
         table[col] = table[col].astype("int64")
     for col in (C.TIME_START, C.TIME_END):
         table[col] = table[col].astype("float64")
-    table = table.sort_values([C.DOC_ID, C.TURN], kind="stable").reset_index(drop=True)
-    return IngestResult(documents, table, pd.DataFrame(errors, columns=C.ERROR_COLUMNS))
+    return table.sort_values([C.DOC_ID, C.TURN], kind="stable").reset_index(drop=True)
 
 
 def parents(path: Path) -> list[Path]:
