@@ -162,3 +162,33 @@ def test_train_from_long_gold_with_segments_table(workspace, capsys):
     assert main(["train", str(w / "orphan.csv"), "--segments", str(w / "segments.csv"),
                  "--out", str(w / "x")]) == 1
     assert "1 gold segment(s) not in" in capsys.readouterr().err
+
+
+def test_train_with_calibration_gold(workspace, capsys):
+    w = workspace
+    _gold(n_docs=4, per_doc=15, seed=3, prefix="cal").to_csv(w / "cal.csv", index=False)
+    rc = main(["train", str(w / "gold.csv"), "--codebook", str(w / "cb.yaml"), "--folds", "3",
+               "--calibration", str(w / "cal.csv"), "--out", str(w / "cal.skops")])
+    assert rc == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "hybrid combiners chosen on" in out and "(60 segments from 4 documents" in out
+    from pipeline.ml import load_model
+    model = load_model(w / "cal.skops")
+    assert model.meta["hybrid_calibration"]["n_segments"] == 60
+    assert set(model.hybrid) == set(model.labels)
+
+    rc = main(["train", str(w / "gold.csv"), "--codebook", str(w / "cb.yaml"), "--folds", "3",
+               "--out", str(w / "plain.skops")])
+    assert rc == 0
+    assert "give --calibration GOLD2" in capsys.readouterr().out
+
+    # The calibration gold must be separate from the training gold, and needs the codebook.
+    rc = main(["train", str(w / "gold.csv"), "--codebook", str(w / "cb.yaml"), "--folds", "3",
+               "--calibration", str(w / "gold.csv"), "--out", str(w / "x.skops")])
+    assert rc == 1
+    assert "are also in the training gold" in capsys.readouterr().err
+    rc = main(["train", str(w / "gold.csv"), "--calibration", str(w / "cal.csv"),
+               "--out", str(w / "x.skops")])
+    assert rc == 1
+    assert "--calibration needs --codebook" in capsys.readouterr().err
+    assert not (w / "x.skops").exists()

@@ -317,3 +317,64 @@ def test_apply_combiner_reads_old_model_entries():
     assert dec.tolist() == [True, True, False, True] and score[0] == 0.9
     _, dec = apply_combiner({"combiner": "rules_and_not_model", "t_low": 0.2}, p, r)
     assert dec.tolist() == [False, False, False, True]
+
+
+def _set(seed, prefix):
+    """Features, labels, groups and rule scores of a make_gold() set with its own ids."""
+    gold = make_gold(seed=seed)
+    gold["id"] = prefix + gold["id"]
+    gold[C.DOC_ID] = prefix + gold[C.DOC_ID]
+    segs = _segments(gold)
+    feats = ml.analyze(segs)
+    feats.index = pd.Index(segs[C.SEGMENT_ID], name=C.SEGMENT_ID)
+    Y = gold.set_index("id")[LABELS].astype(bool)
+    Y.index.name = C.SEGMENT_ID
+    rs = ml.rule_score_matrix(_rule_codings(gold), Y.index, LABELS)
+    return SimpleNamespace(feats=feats, Y=Y, groups=gold[C.DOC_ID].to_numpy(), rs=rs)
+
+
+def _macro_f1(Y, decision):
+    return float(np.mean([f1_score(Y[c], decision[c], zero_division=0) for c in Y.columns]))
+
+
+def test_calibration_gold_corrects_in_sample_rules():
+    from pipeline.ml.calibrate import calibrate_hybrid
+    train, cal, test = _set(0, "a"), _set(1, "b"), _set(2, "c")
+    # Rules written from the training gold: perfect there (in-sample), so the inner
+    # folds can only prefer them; on new data they find just their own cue words.
+    model = ml.train_model(train.feats, train.Y, train.groups, rule_scores=train.Y.astype(float),
+                           folds=4)
+    assert {model.hybrid[c]["combiner"] for c in LABELS} == {"rules"}
+    calibrated = calibrate_hybrid(model, cal.feats, cal.Y, cal.groups, cal.rs, folds=4,
+                                  source="cal.csv")
+    # alignment has no rules at all and agency's rules catch half of the positives:
+    # on unseen data the model must be let in.
+    assert calibrated.hybrid["alignment"]["combiner"] != "rules"
+    assert calibrated.hybrid["agency"]["combiner"] != "rules"
+    proba = model.predict_proba(test.feats)
+    before = _macro_f1(test.Y, ml.hybrid_proba(model, proba, test.rs)[1])
+    after = _macro_f1(test.Y, ml.hybrid_proba(calibrated, proba, test.rs)[1])
+    assert after > before + 0.1
+    info = calibrated.meta["hybrid_calibration"]
+    assert info["gold"] == "cal.csv" and info["n_segments"] == len(cal.Y)
+    assert info["n_documents"] == 8 and not info["thresholds_recalibrated"]
+    assert calibrated.version != model.version
+    assert calibrated.thresholds == model.thresholds          # estimator untouched
+    assert model.hybrid["agency"]["combiner"] == "rules"      # the input is not modified
+    re_t = calibrate_hybrid(model, cal.feats, cal.Y, cal.groups, cal.rs, folds=4, thresholds=True)
+    assert re_t.meta["hybrid_calibration"]["thresholds_recalibrated"]
+    assert set(re_t.thresholds) == set(model.thresholds)
+
+
+def test_calibration_errors():
+    from pipeline.ml.calibrate import calibrate_hybrid
+    train, cal = _set(0, "a"), _set(1, "b")
+    model = ml.train_model(train.feats, train.Y, train.groups, rule_scores=train.rs, folds=4)
+    with pytest.raises(UsageError, match="no column for code.*amo.motivation"):
+        calibrate_hybrid(model, cal.feats, cal.Y.drop(columns="amo.motivation"), cal.groups, cal.rs)
+    with pytest.raises(UsageError, match="not aligned"):
+        calibrate_hybrid(model, cal.feats.iloc[1:], cal.Y, cal.groups, cal.rs)
+    one_doc = cal.groups.copy()
+    one_doc[:] = "x"
+    with pytest.raises(UsageError, match="at least two documents"):
+        calibrate_hybrid(model, cal.feats, cal.Y, one_doc, cal.rs)

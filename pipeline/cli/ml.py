@@ -136,6 +136,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     codebook = _load_cb(args.codebook)
     lang = args.lang or (codebook.settings.default_lang if codebook else "nl")
     data = load_training(args.gold, segments=args.segments, codebook=codebook, lang=lang)
+    cal = _calibration_data(args, codebook, lang, data) if args.calibration else None
     features, rule_scores = _prepare(data, codebook)
     meta = {"gold": str(args.gold), "libraries": library_versions()}
     if codebook is not None:
@@ -143,6 +144,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     model = train_model(features, data.labels, data.groups, rule_scores=rule_scores,
                         folds=args.folds, min_positives=args.min_positives, seed=args.seed,
                         meta=meta)
+    if cal is not None:
+        from pipeline.ml.calibrate import calibrate_hybrid
+        cal_features, cal_rules = _prepare(cal, codebook)
+        model = calibrate_hybrid(model, cal_features, cal.labels, cal.groups, cal_rules,
+                                 folds=args.folds, seed=args.seed,
+                                 thresholds=args.calibrate_thresholds, source=str(args.calibration))
     save_model(model, args.out)
     if not args.quiet:
         print(f"trained model {model.version} on {model.meta['n_segments']} segments from "
@@ -155,8 +162,32 @@ def cmd_train(args: argparse.Namespace) -> int:
             else:
                 print(f"  {code:<24} positives {model.meta['positives'][code]:>4}  threshold "
                       f"{model.thresholds[code]:.3f}  CV F1 {model.meta['cv_f1_ml'][code]:.2f}{hyb}")
+        cal = model.meta.get("hybrid_calibration")
+        if cal:
+            print(f"hybrid combiners chosen on {cal['gold']} ({cal['n_segments']} segments from "
+                  f"{cal['n_documents']} documents the model was not trained on)")
+        elif model.hybrid:
+            print("note: hybrid combiners were chosen on the training gold; if the codebook's "
+                  "rules were written from it they look better there than they are and the "
+                  "hybrid leans on them (give --calibration GOLD2 to choose on unseen data)")
         print(f"wrote {args.out}" + ("" if model.hybrid else " (no codebook: --method ml only)"))
     return 0
+
+
+def _calibration_data(args: argparse.Namespace, codebook, lang: str,  # noqa: ANN001
+                      training: TrainingData) -> TrainingData:
+    """``--calibration``: the gold on which the hybrid combiners are chosen (checked first)."""
+    if codebook is None:
+        raise UsageError("--calibration needs --codebook: it chooses how rule evidence and "
+                         "the model are combined")
+    cal = load_training(args.calibration, segments=args.calibration_segments,
+                        codebook=codebook, lang=lang)
+    overlap = sorted(set(map(str, cal.labels.index)) & set(map(str, training.labels.index)))
+    if overlap:
+        raise InputError(args.calibration, f"{len(overlap)} segment(s) are also in the training "
+                                           f"gold {args.gold}, e.g. {overlap[0]!r}; the "
+                                           "calibration gold must be separate")
+    return cal
 
 
 def cmd_suggest(args: argparse.Namespace) -> int:
@@ -230,7 +261,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "texts. With --codebook, label columns must be codebook ids and the model "
                     "also chooses, per code on held-out folds, how to combine rule evidence "
                     "with it (--method hybrid: rules only, rules OR a confident model, rules "
-                    "AND NOT a confident model veto, or a stacker). Codes with "
+                    "AND NOT a confident model veto, or a stacker); --calibration chooses "
+                    "that on a second gold the rules were not written from. Codes with "
                     "too few positives are reported as not learnable. The model file is a "
                     "skops archive (no pickle).")
     p.add_argument("gold", help="gold standard table (CSV or Parquet)")
@@ -240,6 +272,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--segments", help="segments table or coded folder with the texts, when "
                                       "GOLD has no text column")
     p.add_argument("--lang", choices=["nl", "en"], help="language of texts without a lang column")
+    p.add_argument("--calibration", metavar="GOLD",
+                   help="a second gold standard, NOT used to write the codebook's rules nor to "
+                        "train: each code's hybrid combination is chosen on it, where rule and "
+                        "model scores are both out-of-sample (needs --codebook)")
+    p.add_argument("--calibration-segments", metavar="SEGMENTS",
+                   help="segments table or coded folder with the texts of --calibration")
+    p.add_argument("--calibrate-thresholds", action="store_true",
+                   help="with --calibration: also choose the model's decision thresholds "
+                        "(--method ml) on the calibration gold")
     p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
     p.add_argument("--min-positives", type=int, default=5,
                    help="fewer positive examples make a code not learnable (default 5)")
