@@ -26,6 +26,10 @@ import pandas as pd
 
 from pipeline import columns as C
 from pipeline.errors import InputError, UsageError
+from pipeline.reliability import (
+    SMALL_SAMPLE, cell_stats, fleiss_stats, krippendorff_verdict, landis_koch,
+)
+from pipeline.reliability import div as _div
 
 __all__ = [
     "CodingMatrix", "AgreementResult", "to_matrix", "rollup_matrix", "align",
@@ -199,86 +203,6 @@ def align(coders: Sequence[CodingMatrix], codes: Sequence[str] | None = None,
     return mats, unmatched
 
 
-# --- statistics from cell counts ----------------------------------------------------
-
-def _div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    num, den = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(den != 0, num / np.where(den == 0, 1, den), np.nan)
-
-
-def cell_stats(n11, n10, n01, n00) -> dict[str, np.ndarray]:
-    """Two-coder statistics from the 2x2 table (arrays broadcast; any shape).
-
-    ``n10`` counts units coder 1 (the reference, for precision/recall) coded and
-    coder 2 did not. Undefined values (0/0) are NaN, as in scikit-learn with
-    ``zero_division=nan`` / ``replace_undefined_by=nan``.
-    """
-    n11, n10, n01, n00 = (np.asarray(x, dtype=float) for x in (n11, n10, n01, n00))
-    n = n11 + n10 + n01 + n00
-    po = _div(n11 + n00, n)
-    pe = _div((n11 + n10) * (n11 + n01) + (n01 + n00) * (n10 + n00), n * n)
-    kappa = _div(po - pe, 1 - pe)
-    # Krippendorff's alpha, nominal, 2 coders, no missing values: coincidence
-    # matrix o11 = 2*n11, o00 = 2*n00, o01 = o10 = n10 + n01, N = 2n pairable values.
-    v1 = 2 * n11 + n10 + n01
-    v0 = 2 * n00 + n10 + n01
-    alpha = 1 - _div((2 * n - 1) * (n10 + n01), v1 * v0)
-    precision = _div(n11, n11 + n01)   # coder 2's positives that coder 1 confirms
-    recall = _div(n11, n11 + n10)
-    f1 = _div(2 * n11, 2 * n11 + n10 + n01)
-    return {"agreement": po, "kappa": kappa, "alpha": alpha,
-            "precision": precision, "recall": recall, "f1": f1}
-
-
-def fleiss_stats(sum_k, sum_kk, n_units, m) -> dict[str, np.ndarray]:
-    """Statistics for ``m >= 2`` coders from per-unit counts of positive votes.
-
-    Args:
-        sum_k: sum over units of k (coders who applied the code).
-        sum_kk: sum over units of k*k.
-        n_units: number of units.
-        m: number of coders (every coder coded every unit).
-    """
-    sum_k, sum_kk, n = (np.asarray(x, dtype=float) for x in (sum_k, sum_kk, n_units))
-    # Per unit, agreeing ordered pairs: k(k-1) + (m-k)(m-k-1)
-    #   = 2k^2 - 2mk + m(m-1)
-    agree_pairs = 2 * sum_kk - 2 * m * sum_k + n * m * (m - 1)
-    p_bar = _div(agree_pairs, n * m * (m - 1))
-    p1 = _div(sum_k, n * m)
-    pe = p1 ** 2 + (1 - p1) ** 2
-    fleiss = _div(p_bar - pe, 1 - pe)
-    # Krippendorff: disagreeing ordered pairs per unit 2k(m-k), weighted 1/(m-1).
-    o01 = _div(m * sum_k - sum_kk, m - 1)
-    n_vals = n * m
-    v1, v0 = sum_k, n_vals - sum_k
-    alpha = 1 - _div((n_vals - 1) * o01, v1 * v0)
-    return {"kappa": fleiss, "alpha": alpha}
-
-
-def landis_koch(kappa: float) -> str:
-    """Landis & Koch (1977) label of a kappa value ("" when undefined)."""
-    if kappa is None or not np.isfinite(kappa):
-        return ""
-    if kappa < 0:
-        return "poor"
-    for bound, label in ((0.20, "slight"), (0.40, "fair"), (0.60, "moderate"), (0.80, "substantial")):
-        if kappa <= bound:
-            return label
-    return "almost perfect"
-
-
-def krippendorff_verdict(alpha: float) -> str:
-    """Krippendorff (2004): >= .800 reliable, >= .667 tentative, below: unreliable."""
-    if alpha is None or not np.isfinite(alpha):
-        return ""
-    if alpha >= 0.800:
-        return "reliable"
-    if alpha >= 0.667:
-        return "tentative"
-    return "unreliable"
-
-
 @dataclass
 class AgreementResult:
     """Per-code table (with macro and micro rows) plus the coverage report."""
@@ -417,6 +341,14 @@ def agreement(matrices: Mapping[str, pd.DataFrame], *, reference: str | None = N
     if unmatched is not None and len(unmatched):
         notes.append(f"{len(unmatched)} segment(s) not coded by every coder were left out "
                      f"(see the unmatched table)")
+    if 0 < n < SMALL_SAMPLE:
+        notes.append(f"only {n} unit(s): at this size kappa and alpha have wide confidence "
+                     f"intervals, so the verdicts are indicative only (aim for {SMALL_SAMPLE} or more)")
+    undefined = [code for code, k in zip(codes, np.atleast_1d(point["kappa"]))
+                 if not np.isfinite(k)]
+    if n and undefined:
+        notes.append(f"kappa is undefined for {len(undefined)} code(s) ({', '.join(undefined)}): "
+                     "the coders used it for every unit or for none; report percent agreement there")
     return AgreementResult(table=table,
                            unmatched=unmatched if unmatched is not None else pd.DataFrame(),
                            coders=names, reference=reference, n_units=n, notes=notes)

@@ -200,3 +200,29 @@ def test_verdicts():
         "poor", "slight", "fair", "moderate", "substantial", "almost perfect", ""]
     assert [ag.krippendorff_verdict(v) for v in (0.5, 0.667, 0.79, 0.8)] == [
         "unreliable", "tentative", "tentative", "reliable"]
+
+
+def test_small_samples_and_undefined_kappa_are_flagged():
+    idx = pd.Index([f"s{i}" for i in range(12)], name=C.SEGMENT_ID)
+    a = pd.DataFrame({"agency": [True, False] * 6, "ownership": [False] * 12}, index=idx)
+    b = pd.DataFrame({"agency": [True, True, False] * 4, "ownership": [False] * 12}, index=idx)
+    res = ag.agreement({"a": a, "b": b}, n_boot=0)
+    assert any("only 12 unit(s)" in n and "indicative only" in n for n in res.notes)
+    assert any("undefined for 1 code(s) (ownership)" in n for n in res.notes)
+    assert math.isnan(res.table.set_index(C.CODE_ID).loc["ownership", "cohen_kappa"])
+    # Enough units and every kappa defined: no such notes.
+    big_idx = pd.Index([f"s{i}" for i in range(40)], name=C.SEGMENT_ID)
+    big_a = pd.DataFrame({"agency": [True, False] * 20}, index=big_idx)
+    big_b = pd.DataFrame({"agency": [True, True, False, False] * 10}, index=big_idx)
+    assert ag.agreement({"a": big_a, "b": big_b}, n_boot=0).notes == []
+
+
+def test_small_sample_warning_on_the_command_line(tmp_path, capsys):
+    from pipeline.cli import main
+    pd.DataFrame({"segment_id": ["x:1", "x:2", "x:3"], "agency": [1, 0, 1]}).to_csv(
+        tmp_path / "a.csv", index=False)
+    pd.DataFrame({"segment_id": ["x:1", "x:2", "x:3"], "agency": [1, 0, 0]}).to_csv(
+        tmp_path / "b.csv", index=False)
+    assert main(["agreement", str(tmp_path / "a.csv"), str(tmp_path / "b.csv"), "--boot", "0"]) == 0
+    err = capsys.readouterr().err
+    assert "qcode: warning: only 3 unit(s)" in err
