@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from pipeline import columns as C
 from pipeline import review as R
+from pipeline import review_sheet as RS
 from pipeline import review_io as RIO
 from pipeline.codebook import load_codebook
 from pipeline.errors import PipelineError
@@ -158,7 +159,7 @@ csv_rows = st.lists(st.lists(cells, min_size=0, max_size=len(RIO.WRITE_COLUMNS) 
 def _import(data: bytes) -> None:
     try:
         raw, checks = RIO.read_csv_bytes(data, Path("r.csv"))
-        dec, problems = R.parse_decisions(raw, segments=SEGMENTS, codes=["agency", "ownership"],
+        dec, problems = RS.parse_decisions(raw, segments=SEGMENTS, codes=["agency", "ownership"],
                                           coder="ann", timestamp="t", source="r.csv",
                                           text_matches=checks)
     except PipelineError:

@@ -9,6 +9,7 @@ import pytest
 
 from pipeline import columns as C
 from pipeline import review as R
+from pipeline import review_sheet as RS
 from pipeline import review_io as RIO
 from pipeline.errors import ReviewError
 
@@ -101,7 +102,7 @@ def test_parse_decisions_keeps_valid_rows_and_reports_bad_ones():
         {C.SEGMENT_ID: "d1:1", C.CONTENT_HASH: h1, C.CODE_ID: "agency", R.DECISION: "accept",
          R.ADD_CODES: "ghost", "row": 9},
     ]
-    dec, problems = R.parse_decisions(_raw(rows), segments=segs, codes=CODES, coder=" ann ",
+    dec, problems = RS.parse_decisions(_raw(rows), segments=segs, codes=CODES, coder=" ann ",
                                       timestamp="2026-01-01T00:00:00+00:00", source="f.csv")
     # row 9: the unknown added code is reported, the row's own decision is kept
     assert list(zip(dec[C.CODE_ID], dec[R.DECISION])) == [
@@ -114,8 +115,8 @@ def test_parse_decisions_keeps_valid_rows_and_reports_bad_ones():
     assert "unknown segment id 'd1:9'" in msgs["row 4"]
     assert "unknown code 'nonsense'" in msgs["row 5"]
     assert "'maybe' is not one of" in msgs["row 6"]
-    assert "ghost" in msgs["row 9"] and R.KEPT_NOTE in msgs["row 9"]
-    assert R.KEPT_NOTE not in msgs["row 5"]
+    assert "ghost" in msgs["row 9"] and RS.KEPT_NOTE in msgs["row 9"]
+    assert RS.KEPT_NOTE not in msgs["row 5"]
     assert problems[0].format("f.csv") == "f.csv: row 4: " + msgs["row 4"]
 
 
@@ -126,7 +127,7 @@ def test_parse_decisions_rejects_edited_text():
              C.TEXT: "We mochten het NIET zelf invullen.", "row": 2},
             {C.SEGMENT_ID: "d1:1", C.CONTENT_HASH: h1, C.CODE_ID: "ownership", R.DECISION: "accept",
              C.TEXT: "We mochten het [[zelf invullen]].", "row": 3}]
-    dec, problems = R.parse_decisions(_raw(rows), segments=segs, codes=CODES, coder="ann",
+    dec, problems = RS.parse_decisions(_raw(rows), segments=segs, codes=CODES, coder="ann",
                                       timestamp="t", source="f.csv")
     assert list(dec[C.CODE_ID]) == ["ownership"]
     assert len(problems) == 1 and "was edited" in problems[0].message
@@ -136,10 +137,10 @@ def test_parse_decisions_rejects_edited_text():
 def test_parse_decisions_errors():
     segs = make_segments()
     with pytest.raises(ReviewError, match="--coder"):
-        R.parse_decisions(_raw([{C.SEGMENT_ID: "d1:1", C.CODE_ID: "", R.DECISION: ""}]),
+        RS.parse_decisions(_raw([{C.SEGMENT_ID: "d1:1", C.CODE_ID: "", R.DECISION: ""}]),
                           segments=segs, codes=CODES, coder=" ", timestamp="t", source="f.csv")
     with pytest.raises(ReviewError, match="f.csv: missing column.*decision"):
-        R.parse_decisions(_raw([{C.SEGMENT_ID: "d1:1", C.CODE_ID: ""}]), segments=segs,
+        RS.parse_decisions(_raw([{C.SEGMENT_ID: "d1:1", C.CODE_ID: ""}]), segments=segs,
                           codes=CODES, coder="a", timestamp="t", source="f.csv")
 
 
@@ -294,12 +295,12 @@ def test_add_codes_by_label_any_language_and_case():
                  "shared_leadership": Code("Gedeeld leiderschap", "Shared leadership")}
 
     known = set(Book.codes)
-    aliases = R.code_aliases(Book(), known)
-    assert R.resolve_add_codes("eigenaarschap; ALIGNMENT", known, aliases) == (
+    aliases = RS.code_aliases(Book(), known)
+    assert RS.resolve_add_codes("eigenaarschap; ALIGNMENT", known, aliases) == (
         ["ownership", "alignment"], [])
-    assert R.resolve_add_codes("Shared  leadership, gedeeld leiderschap", known, aliases) == (
+    assert RS.resolve_add_codes("Shared  leadership, gedeeld leiderschap", known, aliases) == (
         ["shared_leadership"], [])
-    assert R.resolve_add_codes("ownership alignment", known, aliases) == (   # old: ids by spaces
+    assert RS.resolve_add_codes("ownership alignment", known, aliases) == (   # old: ids by spaces
         ["ownership", "alignment"], [])
-    assert R.resolve_add_codes("Ownership; Leiderschap", known, aliases) == (
+    assert RS.resolve_add_codes("Ownership; Leiderschap", known, aliases) == (
         ["ownership"], ["Leiderschap"])

@@ -20,6 +20,7 @@ import pandas as pd
 
 from pipeline import columns as C
 from pipeline import review as R
+from pipeline import review_sheet as RS
 from pipeline.errors import ReviewError
 from pipeline.cli.defaults import DEFAULT_CODED, DEFAULT_CODEBOOK
 
@@ -96,7 +97,7 @@ def _aliases(args: argparse.Namespace, codes: dict[str, str]) -> dict[str, str]:
     if path.exists():
         from pipeline.codebook import load_codebook
         book = load_codebook(path)
-    return R.code_aliases(book, codes)
+    return RS.code_aliases(book, codes)
 
 
 def read_reviews(coded: Path) -> pd.DataFrame:
@@ -160,14 +161,14 @@ def run_import(args: argparse.Namespace) -> int:
         data = load_coded(coded)
         codes = _codes(args, data.codings, read_reviews(coded))
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
-        decisions, problems = R.parse_decisions(
+        decisions, problems = RS.parse_decisions(
             raw, segments=data.segments, codes=codes, coder=args.coder, timestamp=stamp,
             source=src.name, text_matches=checks, aliases=_aliases(args, codes))
         for prob in problems:
-            kept = R.KEPT_NOTE in prob.message
+            kept = RS.KEPT_NOTE in prob.message
             print(f"qcode: warning: {prob.format(str(src))}{'' if kept else ' (row skipped)'}",
                   file=sys.stderr)
-        skipped = [p for p in problems if R.KEPT_NOTE not in p.message]
+        skipped = [p for p in problems if RS.KEPT_NOTE not in p.message]
         n_ignored = len(problems) - len(skipped)
         if len(decisions):
             append_reviews(coded, decisions)
