@@ -132,9 +132,8 @@ def to_xlsx(table: pd.DataFrame, codes: Mapping[str, str]) -> bytes:
     ws.column_dimensions[get_column_letter(col[TEXT_CHECK])].hidden = True
     ws.freeze_panes = "A2"
     ws.auto_filter.ref = f"A1:{get_column_letter(len(WRITE_COLUMNS))}{last}"
-    buf = io.BytesIO()
-    wb.save(buf)
-    return buf.getvalue()
+    from pipeline.aggregate.export import workbook_bytes
+    return workbook_bytes(wb)
 
 
 def to_csv(table: pd.DataFrame) -> bytes:

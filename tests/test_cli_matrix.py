@@ -38,6 +38,20 @@ def test_matrix_writes_csv_per_matrix_and_a_workbook(tmp_path, coded, capsys):
     wb = load_workbook(xlsx)
     assert "codebook" in wb.sheetnames and "framework" in wb.sheetnames
     assert wb["code_by_country_share"].freeze_panes == "B2"
+    assert wb.properties.modified.year == 1980    # no wall-clock time in the file
+
+
+def test_workbook_is_byte_identical_between_runs(tmp_path, coded, monkeypatch):
+    import time
+    args = ["matrix", "--coded", str(coded), "--out", str(tmp_path / "m"), "--by", "country",
+            "--codebook", str(CODEBOOK), "-q"]
+    assert main(args + ["--xlsx", str(tmp_path / "a.xlsx")]) == 0
+    time.sleep(2.1)     # zip timestamps have a 2-second resolution
+    assert main(args + ["--xlsx", str(tmp_path / "b.xlsx")]) == 0
+    assert (tmp_path / "a.xlsx").read_bytes() == (tmp_path / "b.xlsx").read_bytes()
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    assert main(args + ["--xlsx", str(tmp_path / "c.xlsx")]) == 0
+    assert load_workbook(tmp_path / "c.xlsx").properties.created.year == 2023
 
 
 def test_matrix_filters_and_term_kwic(tmp_path, coded):

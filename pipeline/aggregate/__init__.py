@@ -22,7 +22,7 @@ from pipeline.aggregate.cooccurrence import (
     cooccurrence,
     cooccurrence_matrix,
 )
-from pipeline.aggregate.export import build_workbook, codebook_table, sheet_name
+from pipeline.aggregate.export import build_workbook, codebook_table, sheet_name, workbook_bytes
 from pipeline.aggregate.framework import exemplars, framework_matrix, kwic, quote
 from pipeline.aggregate.matrices import (
     VALUES,
@@ -36,7 +36,7 @@ from pipeline.aggregate.portrait import document_portrait
 
 __all__ = [
     "LEVELS", "MEASURES", "VALUES", "ancestors", "apply_level", "attribute_columns",
-    "build_workbook", "code_by_attribute", "code_by_document", "code_by_speaker",
+    "build_workbook", "workbook_bytes", "code_by_attribute", "code_by_document", "code_by_speaker",
     "code_windows", "codebook_table", "cooccurrence", "cooccurrence_matrix",
     "document_portrait", "exemplars", "filter_coded", "flatten_columns", "framework_matrix",
     "kwic", "quote", "sheet_name", "theme_matrix", "word_count",

@@ -1,7 +1,11 @@
 """Build one formatted Excel workbook from several matrices (saving is the caller's job)."""
 from __future__ import annotations
 
+import io
+import os
 import re
+import zipfile
+from datetime import datetime, timezone
 from collections.abc import Mapping
 from typing import Any
 
@@ -97,3 +101,35 @@ def _format(ws: Any, df: pd.DataFrame, *, percent: bool) -> None:
                     ws.cell(r, j + 2).number_format = fmt
     for j, w in enumerate(widths, start=1):
         ws.column_dimensions[get_column_letter(j)].width = w
+
+
+# Zip's earliest representable time: workbooks from identical inputs are identical
+# bytes unless SOURCE_DATE_EPOCH (the reproducible-builds convention) says otherwise.
+_EPOCH_DEFAULT = 315532800   # 1980-01-01T00:00:00Z
+_CORE = "docProps/core.xml"
+
+
+def workbook_bytes(wb: Workbook) -> bytes:
+    """Serialise a workbook to bytes that depend only on its content.
+
+    openpyxl stamps the current time into ``docProps/core.xml`` and into every zip
+    entry, so two saves of the same workbook differ; here both get one fixed time
+    (``SOURCE_DATE_EPOCH`` when set, else 1980-01-01 UTC).
+    """
+    epoch = int(os.environ.get("SOURCE_DATE_EPOCH", _EPOCH_DEFAULT))
+    when = datetime.fromtimestamp(max(epoch, _EPOCH_DEFAULT), tz=timezone.utc)
+    raw = io.BytesIO()
+    wb.save(raw)
+    stamp = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    out = io.BytesIO()
+    with zipfile.ZipFile(raw) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename == _CORE:
+                data = re.sub(rb"(<dcterms:(created|modified)[^>]*>)[^<]*(</dcterms:\2>)",
+                              rb"\g<1>" + stamp.encode() + rb"\g<3>", data)
+            fixed = zipfile.ZipInfo(info.filename, date_time=when.timetuple()[:6])
+            fixed.compress_type = zipfile.ZIP_DEFLATED
+            fixed.external_attr = info.external_attr
+            dst.writestr(fixed, data)
+    return out.getvalue()

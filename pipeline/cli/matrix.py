@@ -138,7 +138,7 @@ def build_matrices(segments: pd.DataFrame, codings: pd.DataFrame, args: argparse
 
 def cmd_matrix(args: argparse.Namespace) -> int:
     """Run ``qcode matrix``."""
-    from pipeline.store import atomic_write, atomic_write_text, load_coded
+    from pipeline.store import atomic_write_bytes, atomic_write_text, load_coded
 
     if args.per_cell < 1:
         raise UsageError("--per-cell must be at least 1")
@@ -162,7 +162,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         written.append(atomic_write_text(out / f"{name}.csv", to_csv_text(df)))
     if args.xlsx:
         wb = A.build_workbook(matrices, codebook)
-        written.append(atomic_write(Path(args.xlsx), lambda tmp: wb.save(tmp)))
+        written.append(atomic_write_bytes(Path(args.xlsx), A.workbook_bytes(wb)))
     if not args.quiet:
         print(f"{len(segments)} segments, {len(codings)} codings -> {len(written)} files:")
         for path in written:
