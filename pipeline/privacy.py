@@ -3,7 +3,7 @@
 What is replaced: person names (speaker labels, names from a list or metadata,
 capitalised names after cues such as "collega", "meneer", "mevrouw", "juf",
 "meester", "ik heet", and capitalised words in running text that are common given
-names -- see :func:`text_names`), e-mail addresses, phone numbers and school names
+names, with the surname that follows them -- see :mod:`pipeline.privacy_names`), e-mail addresses, phone numbers and school names
 from a list. A name found anywhere is replaced everywhere, in every document. The
 same original always gets the same pseudonym, across documents and (through the
 key) across runs. Detection is automatic and incomplete: the output must be checked
@@ -22,120 +22,22 @@ import re
 import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
-from importlib import resources
 
 import pandas as pd
 
 from pipeline import columns as C
 from pipeline.segment import content_hash
+from pipeline.privacy_names import (  # noqa: F401  (re-exported: the public API of privacy)
+    AMBIGUOUS_NAMES, CUES, PARTICLES, ROLE_LABELS, coordinated_names, cue_names, first_names,
+    is_role_label, label_person, sentence_initial, text_names,
+)
 
 PERSON, EMAIL, PHONE, SCHOOL = "person", "email", "phone", "school"
 KINDS = (EMAIL, PHONE, SCHOOL, PERSON)   # priority when spans overlap
 KEY_COLUMNS = ["kind", "original", "pseudonym"]
-
-CUES = ("collega", "meneer", "mevrouw", "juf", "juffrouw", "meester", "mevr.", "mw.",
-        "dhr.", "directeur", "mr.", "mrs.", "ms.", "colleague")
-PARTICLES = ("van", "de", "der", "den", "het", "ter", "ten", "te", "'t", "op", "in")
-# Capitalised words that follow a cue without being a name ("meneer De directeur", "juf En").
-_NOT_NAMES = frozenset({"de", "het", "een", "en", "ik", "die", "dat", "dit", "maar", "ja", "nee",
-                        "the", "a", "and", "i", "ook", "dus", "toen", "zei", "zegt", "is"})
-_UPPER = "A-ZÀ-ÖØ-Þ"
-_NAME_WORD = rf"[{_UPPER}][\w'’-]*"
-_CUE_RE = re.compile(
-    r"(?<!\w)(?i:" + "|".join(re.escape(c) for c in sorted(CUES, key=len, reverse=True)) + r")"
-    rf"[ \t]+(?P<name>{_NAME_WORD}(?:[ \t]+(?:(?:{'|'.join(PARTICLES)})[ \t]+)*{_NAME_WORD})?)")
 EMAIL_RE = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 PHONE_RE = re.compile(r"(?<![\w+])(?:\+|00)?\d(?:[ \t.\-/()]{0,2}\d){8,14}(?!\w)")
 _MIN_PHONE_DIGITS = 9
-
-# Running text: a capitalised word that is a common given name (bundled list) and
-# does not start a sentence is taken as a name. Some given names are also ordinary
-# words that are capitalised mid-sentence (languages, months, English nouns and
-# verbs) or start many sentences (Dutch "Ben je", "Wil je"); those are only taken
-# from strong evidence (speaker labels, --names, metadata, a title cue, "ik heet").
-AMBIGUOUS_NAMES = frozenset({
-    "Ben", "Wil", "Will", "Job", "Frans", "Mark", "Frank", "Bill", "May", "June", "April",
-    "August", "Rose", "Roos", "Fleur", "Hope", "Grace", "Joy", "Jack", "Victoria", "Art", "Rob",
-    "Pat", "Sue", "Guy", "Jet", "Bas", "Kim", "Noor", "Lies", "Heather", "Holly", "Stan", "Ward",
-    "Sean", "Jan", "Olive", "Lynn", "Isa", "Lore", "Leen", "Saar", "Trees", "Floor", "Ans", "An",
-})
-_COORD = r"[ \t]+(?:en|and|of|or|&)[ \t]+"
-# Cues after which any capitalised word is a name ("ik heet Mark", "my name is Will").
-_STRONG_CUE_RE = re.compile(
-    r"(?<!\w)(?i:ik\s+heet|mijn\s+naam\s+is|my\s+name\s+is|i'm\s+called|noem\s+me)"
-    r"[ \t]+(?P<name>[A-ZÀ-ÖØ-Þ][\w'’-]*)")
-_CAP_PART = r"[A-ZÀ-ÖØ-Þ][^\W\d_]+"
-_CAP_WORD_RE = re.compile(rf"(?<![\w'’-]){_CAP_PART}(?:-{_CAP_PART})*(?![\w'’-])")
-_OPENERS = "\"'“‘„«‹([{-–—*_ \t\u00a0"
-_ENDERS = ".!?:;…>]"
-
-
-@lru_cache(maxsize=1)
-def first_names() -> frozenset[str]:
-    """The bundled list of common given names (NL, BE, UK, IE), ``pipeline/data/first_names.txt``."""
-    text = resources.files("pipeline").joinpath("data/first_names.txt").read_text(encoding="utf-8")
-    return frozenset(ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#"))
-
-
-def sentence_initial(text: str, pos: int) -> bool:
-    """Whether the word at ``pos`` starts a sentence, line or turn (capitalised anyway)."""
-    i = pos - 1
-    while i >= 0 and text[i] in _OPENERS:
-        i -= 1
-    return i < 0 or text[i] in "\n\r" or text[i] in _ENDERS
-
-
-def text_names(text: str, names: Iterable[str] | None = None) -> list[str]:
-    """Names in running text, beyond speaker labels and title cues.
-
-    * after a strong cue ("ik heet X", "mijn naam is X", "my name is X"): any
-      capitalised word;
-    * anywhere else ("ik ben Eline", "samen met Ruud", "Mirjam, onze
-      schoolleider"): a capitalised word that is in ``names`` (default: the bundled
-      :func:`first_names`), does not start a sentence or line, and is not one of
-      :data:`AMBIGUOUS_NAMES` (words like "Frans" = French, "Will", "Mark");
-      sentence-initial only when a comma follows ("Mirjam, onze schoolleider").
-
-    Lower-case words are never names ("de markt", "we will").
-    """
-    known = first_names() if names is None else frozenset(names)
-    out: list[str] = []
-    for m in _STRONG_CUE_RE.finditer(text):
-        name = m.group("name")
-        if name.lower() not in _NOT_NAMES and name not in ("Persoon", "School"):
-            out.append(name)
-    for m in _CAP_WORD_RE.finditer(text):
-        word = m.group()
-        first = word.split("-")[0]
-        if (word in known or first in known) and word not in AMBIGUOUS_NAMES and (
-                not sentence_initial(text, m.start()) or text.startswith(",", m.end())):
-            out.append(word)   # "Mirjam, onze schoolleider": a name addressed or described
-    return list(dict.fromkeys(out))
-
-
-def coordinated_names(text: str, people: Iterable[str],
-                      names: Iterable[str] | None = None) -> list[str]:
-    """Ambiguous given names (:data:`AMBIGUOUS_NAMES`) joined to a known person by "en"/"and".
-
-    "Sofie en An": with Sofie known, An is a name too. Such a name is only replaced
-    where it does not start a sentence (see :class:`Detector` ``guarded``), so the
-    article "An" of an English sentence stays.
-    """
-    known = first_names() if names is None else frozenset(names)
-    people = sorted({p for p in people if len(p) >= 2}, key=len, reverse=True)
-    if not people:
-        return []
-    alt = "|".join(re.escape(p) for p in people)
-    out = []
-    rx = re.compile(rf"(?<!\w)(?:(?:{alt}){_COORD}(?P<b>{_NAME_WORD})"
-                    rf"|(?P<a>{_NAME_WORD}){_COORD}(?:{alt}))(?!\w)")
-    for m in rx.finditer(text):
-        word, at = (m.group("b"), m.start("b")) if m.group("b") else (m.group("a"), m.start("a"))
-        if word in AMBIGUOUS_NAMES and word in known and not sentence_initial(text, at):
-            out.append(word)
-    return list(dict.fromkeys(out))
-
 
 def count_kinds(spans: Iterable[Span]) -> dict[str, int]:
     """Number of replacements per kind (every kind listed, zero when none)."""
@@ -143,53 +45,6 @@ def count_kinds(spans: Iterable[Span]) -> dict[str, int]:
     for sp in spans:
         counts[sp.kind] += 1
     return counts
-
-
-# Role labels are not names ("I", "R2", "Interviewer").
-ROLE_LABELS = frozenset({
-    "i", "r", "q", "a", "p", "m", "int", "interviewer", "interviewster", "interviewee",
-    "respondent", "resp", "moderator", "onderzoeker", "deelnemer", "participant", "spreker",
-    "speaker", "geïnterviewde", "vraag", "antwoord", "question", "answer", "docent", "leraar",
-    "leerling", "teacher", "student",
-})
-
-
-_PSEUDONYM_RE = re.compile(r"(?:Persoon|School) [A-Z]+")
-
-
-def is_role_label(label: str, extra: Iterable[str] = ()) -> bool:
-    """Return whether a speaker label is a role ("I", "R2") rather than a name."""
-    if _PSEUDONYM_RE.fullmatch(str(label).strip()):
-        return True   # already pseudonymised (a second run must not re-key it)
-    base = re.sub(r"[\s\d._-]+$", "", str(label)).strip().lower()
-    return not base or base in ROLE_LABELS or base in {e.strip().lower() for e in extra}
-
-
-def label_person(label: str, extra_roles: Iterable[str] = ()) -> tuple[str, list[str]]:
-    """The person in a speaker label, and the label forms that name them.
-
-    Teams and transcription tools write labels such as "Pieters, Anna (Onderzoeker)" or
-    "Interviewer - Anna": the role part is not a name (and must survive, so the
-    pseudonymised transcript keeps its interviewer), and "Last, First" is one person.
-
-    Returns:
-        ``(name, variants)``: the name as "First Last" (empty when the label is only a
-        role) and the written forms to replace with the same pseudonym.
-    """
-    text = " ".join(str(label).split())
-    core = text
-    m = re.match(r"^\s*([^-|–()]+?)\s*[-|–]\s*(.+)$", core)
-    if m and is_role_label(m.group(1), extra_roles):
-        core = m.group(2)
-    core = re.sub(r"\s*\([^)]*\)", "", core).strip()
-    if not core or is_role_label(core, extra_roles):
-        return "", []
-    variants = [core]
-    if core.count(",") == 1:
-        last, first = (part.strip() for part in core.split(","))
-        if last and first:
-            return f"{first} {last}", variants
-    return core, []
 
 
 def _letters(n: int) -> str:
@@ -279,21 +134,6 @@ def _canon(kind: str, original: str) -> str:
         # +31 6 ... and 06-... are the same Dutch number.
         return "0" + digits[4:] if digits.startswith("0031") else digits
     return " ".join(original.lower().split())
-
-
-def cue_names(text: str) -> list[str]:
-    """Return capitalised names that follow a cue ("juf Anja", "meneer De Vries")."""
-    out = []
-    for m in _CUE_RE.finditer(text):
-        name = m.group("name")
-        words = name.split()
-        while words and words[-1].lower() in _NOT_NAMES:
-            words.pop()
-        # "meneer De Boer": a capitalised particle starts a surname, not a sentence.
-        surname = len(words) > 1 and words[0].lower() in PARTICLES
-        if words and (surname or words[0].lower() not in _NOT_NAMES):
-            out.append(" ".join(words))
-    return out
 
 
 @dataclass(frozen=True)

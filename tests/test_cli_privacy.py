@@ -171,6 +171,28 @@ def test_names_in_running_text_subfolders_and_report(tmp_path, capsys):
     assert {"Eline", "Ruud", "Mirjam", "Sofie", "An"} <= keyed and "Frans" not in keyed
 
 
+def test_surname_in_running_text_is_one_person_everywhere(tmp_path, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a.txt").write_text(
+        "I: Wie begon ermee?\nR: Dat was Roel Jansen, in groep 7.\n\n"
+        "I: En daarna?\nR: Jansen heeft het toen aan Eline van der Berg gegeven. Van der Berg "
+        "deed de rest, samen met Roel.\n", encoding="utf-8")
+    (src / "b.txt").write_text("R: Ik ken Jansen alleen van de studiedag.\n", encoding="utf-8")
+    out, key = tmp_path / "out", tmp_path / "key.csv"
+    assert main(["pseudonymise", str(src), "--out", str(out), "--key", str(key)]) == 0
+    a = (out / "a.txt").read_text(encoding="utf-8")
+    b = (out / "b.txt").read_text(encoding="utf-8")
+    for secret in ("Roel", "Jansen", "Eline", "Berg"):
+        assert secret not in a and secret not in b, secret
+    rows = pd.read_csv(key)
+    pseud = dict(zip(rows["original"], rows["pseudonym"]))
+    assert pseud["Roel Jansen"] == pseud["Roel"] == pseud["Jansen"]      # one person
+    assert pseud["Eline van der Berg"] == pseud["Van der Berg"] != pseud["Roel"]
+    assert f"Dat was {pseud['Roel']}, in groep 7." in a
+    assert f"Ik ken {pseud['Jansen']} alleen" in b
+
+
 def test_no_name_list_keeps_running_text_names(tmp_path, capsys):
     src = tmp_path / "in"
     src.mkdir()

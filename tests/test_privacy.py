@@ -134,6 +134,12 @@ def test_phone_numbers(text, n):
     # given names that are also ordinary words stay without strong evidence
     ("Ik was docent Frans. I think Will and May came. Ben je er? Wil je dat?", []),
     ("Een euro, Mark, ... nee. Dat is een frank.", []),
+    # a surname after a given name goes with it, particles included
+    ("Toen kwam Roel Jansen binnen, samen met Eline van der Berg.", ["Roel Jansen", "Eline van der Berg"]),
+    ("Dat zei Anneke Van Dyck ook.", ["Anneke Van Dyck"]),
+    # ... but not a function word, a place after 'in'/'op', or a second given name
+    ("Toen zei Roel Maar ja. Met Eline in Zwolle en Sanne op Texel.", ["Roel", "Eline", "Sanne"]),
+    ("Daar stonden Sanne Femke en ik.", ["Sanne", "Femke"]),
 ])
 def test_text_names_realistic_sentences(text, expected):
     assert P.text_names(text) == expected
