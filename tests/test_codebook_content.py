@@ -111,6 +111,52 @@ DECOYS: list[tuple[str, str, str, bool]] = [
     ("Elke sectie werkte op haar eigen eiland, we stonden er alleen voor.", "nl", "alignment", True),
     # negation: a decision that was never taken is not the adoption phase
     ("Zo is het gegroeid, niet dat iemand dat ooit zo besloten heeft.", "nl", "phase.adoption", False),
+    # round 4: families of expressions (invented sentences, not taken from any coded text)
+    # agency: acting unasked, making something oneself, drained or persisting, self-doubt, identity
+    ("Ze is er uit zichzelf mee begonnen in haar groep.", "nl", "agency", True),
+    ("Die juf heeft zelf een nieuw formulier gemaakt voor de kleuters.", "nl", "agency", True),
+    ("Nobody asked her to do it, she just kept it going for years.", "en", "agency", True),
+    ("Na twee jaar waren ze er klaar mee en zijn ze afgehaakt.", "nl", "agency", True),
+    ("Wie ben ik om mijn collega's te vertellen hoe ze moeten lesgeven?", "nl", "agency", True),
+    ("Ik ben geen psycholoog, ik ben leraar wiskunde.", "nl", "agency", True),
+    ("I'm not a social worker, I'm a science teacher.", "en", "agency", True),
+    ("Het begon bij een paar leerkrachten van de bovenbouw.", "nl", "agency", True),
+    ("Deelname was vrijwillig, niemand werd verplicht.", "nl", "agency", True),
+    ("The teams could choose their own topic for the year.", "en", "agency", True),
+    ("De uitval van studenten in het eerste jaar is gedaald.", "nl", "agency", False),
+    ("Nobody had asked us, the software was simply there in September.", "en", "agency", False),
+    # shared leadership: a leader who stays out of it, a leader acting without a title nearby
+    ("De directeur bemoeide zich er zo min mogelijk mee: jullie zoeken het uit.", "nl", "shared_leadership", True),
+    ("Onze directeur, Ellen, is nuchter. Ze heeft ervoor gezorgd dat we samen vrij waren.", "nl", "shared_leadership", True),
+    ("Zij is nu de drijvende kracht achter het project in de school.", "nl", "shared_leadership", True),
+    ("Our head said we could pick the theme ourselves and didn't take over.", "en", "shared_leadership", True),
+    # alignment: learning from a colleague, working alone, layers not knowing each other's work
+    ("Mijn buurcollega heeft mij dat geleerd, ik heb veel van haar afgekeken.", "nl", "alignment", True),
+    ("We zijn gaan kijken bij een school in Gent die er al langer mee werkt.", "nl", "alignment", True),
+    ("They watched each other teach and showed each other what had worked.", "en", "alignment", True),
+    ("In het begin stond ik daar helemaal alleen voor.", "nl", "alignment", True),
+    ("For months nobody in the leadership team knew what the department had built.", "en", "alignment", True),
+    ("Niet iedereen is mee, de helft van het team kijkt nog toe.", "nl", "alignment", True),
+    # ownership: whose project it is, a vote, imposed by mail; decoys: a wall's draagvlak, 'van ons' as giver
+    ("Eerst was het haar project, nu dragen we het samen.", "nl", "ownership", True),
+    ("Het team heeft gestemd over de nieuwe aanpak.", "nl", "ownership", True),
+    ("We kregen een mail dat iedereen vanaf maandag het nieuwe systeem moest gebruiken.", "nl", "ownership", True),
+    ("It felt like another thing from the board.", "en", "ownership", True),
+    ("Het draagvlak van de achtergevel moest opnieuw berekend worden.", "nl", "ownership", False),
+    ("Ze kreeg van ons een nieuwe laptop voor haar verjaardag.", "nl", "ownership", False),
+    # opportunity: extra work, a timetable, an HR role; decoys: a guidance service as context, buying, devices
+    ("Dat is weer extra werk bovenop de lessen.", "nl", "amo.opportunity", True),
+    ("Voor een leerkracht die zoiets trekt is er geen functie en geen schaal.", "nl", "amo.opportunity", True),
+    ("Ze was vroeger pedagogisch begeleider voor Frans.", "nl", "amo.opportunity", False),
+    ("The board chose the platform and paid for the licences.", "en", "amo.opportunity", False),
+    ("Iedere leerling kreeg een laptop van school.", "nl", "amo.opportunity", False),
+    # motivation: Flemish wording, seeing the value, scepticism; decoys: 'geen zin' as pointless
+    ("Ik had er echt goesting in, het was plezant om te doen.", "nl", "amo.motivation", True),
+    ("Daar gaan we weer, dacht ik, over een jaar ligt het in een la.", "nl", "amo.motivation", True),
+    ("They complied on paper but kept teaching much as before.", "en", "amo.motivation", True),
+    ("Anders heeft dit gesprek geen zin.", "nl", "amo.motivation", False),
+    # ability: being good at something, knowing nothing about it
+    ("Van programmeren wist ik niks, zij is daar veel beter in dan ik.", "nl", "amo.ability", True),
 ]
 
 
