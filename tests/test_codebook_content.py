@@ -144,6 +144,12 @@ DECOYS: list[tuple[str, str, str, bool]] = [
     ("It felt like another thing from the board.", "en", "ownership", True),
     ("Het draagvlak van de achtergevel moest opnieuw berekend worden.", "nl", "ownership", False),
     ("Ze kreeg van ons een nieuwe laptop voor haar verjaardag.", "nl", "ownership", False),
+    ("In het schoolplan staat eigenaarschap van het kind centraal.", "nl", "ownership", False),
+    ("We want more student ownership of their learning.", "en", "ownership", False),
+    ("Wij hebben als bestuur beslist dat alle scholen hetzelfde systeem kiezen.", "nl", "agency", False),
+    ("In onze sectie bepalen we samen welke toetsen we geven.", "nl", "agency", True),
+    ("Toen sloten er steeds meer collega's aan, nu doen er twaalf mee.", "nl", "alignment", True),
+    ("Zij heeft toen geregeld dat we een cursus konden volgen.", "nl", "shared_leadership", True),
     # opportunity: extra work, a timetable, an HR role; decoys: a guidance service as context, buying, devices
     ("Dat is weer extra werk bovenop de lessen.", "nl", "amo.opportunity", True),
     ("Voor een leerkracht die zoiets trekt is er geen functie en geen schaal.", "nl", "amo.opportunity", True),
