@@ -613,6 +613,19 @@ def test_tab_indentation_and_misspelt_keys_get_plain_advice(tmp_path):
     path.write_text("version: 1\ncodes:\n\t- id: agency\n")
     with pytest.raises(CodebookError, match=r"tabs.yaml:3: .*indented with a tab; YAML needs spaces"):
         load_codebook(path)
+    # Every tabbed line is reported, and so is every other problem of the file.
+    path.write_text("version: 1\nsettings: {required_codes: []}\ncodes:\n  - id: other\n"
+                    "\tlabel: {nl: A, en: A}\n    definition: x\n    colour: red\n"
+                    "  - id: second\n\t\tlabel: {nl: B, en: B}\n    definiton: y\n")
+    problems = validate_codebook(path)
+    assert [(p.line, p.message.split(";")[0]) for p in problems[:2]] == [
+        (5, "malformed YAML: the line is indented with a tab"),
+        (9, "malformed YAML: the line is indented with a tab")]
+    rest = " | ".join(p.message for p in problems[2:])
+    assert "unknown key 'colour'" in rest and "unknown key 'definiton'" in rest
+    # A file that does not parse with any tab width: the tab lines only.
+    path.write_text("version: 1\ncodes:\n\t- id: [unclosed\n")
+    assert [p.line for p in validate_codebook(path)] == [3]
     path.write_text("version: 1\nsettings: {required_codes: []}\ncodes:\n  - id: other\n"
                     "    label: {nl: A, en: A}\n    definiton: x\n")
     with pytest.raises(CodebookError, match=r"unknown key 'definiton' \(did you mean 'definition'\?"):

@@ -31,14 +31,21 @@ def _parse(path: str | os.PathLike[str],
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         return None, [Problem(ROOT, f"not UTF-8 text (invalid byte at offset {exc.start})", line)]
+    tab_problems: list[Problem] = []
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         what = exc.problem or exc.context or "syntax error"
-        if "'\\t'" in what:
-            what = "the line is indented with a tab; YAML needs spaces for indentation"
-        return None, [Problem(ROOT, f"malformed YAML: {what}", mark.line + 1 if mark else None)]
+        line = mark.line + 1 if mark else None
+        if "'\\t'" not in what:
+            return None, [Problem(ROOT, f"malformed YAML: {what}", line)]
+        # Tabs are the commonest slip when editing YAML by hand; report them all, then
+        # read the file with the tabs as spaces so every other problem shows up too.
+        root, tab_problems = _without_tabs(text)
+        if root is None:
+            return None, tab_problems or [Problem(ROOT, "malformed YAML: the line is indented "
+                                                        "with a tab; YAML needs spaces", line)]
     except yaml.YAMLError as exc:  # ReaderError: control characters and the like
         pos = getattr(exc, "position", None)
         line = text[:pos].count("\n") + 1 if isinstance(pos, int) else None
@@ -54,8 +61,34 @@ def _parse(path: str | os.PathLike[str],
     except RecursionError:  # e.g. a code that is its own child through a YAML alias
         reader.add(ROOT, "the codebook is nested too deeply (recursive YAML alias?)")
         codebook = None
-    problems = sorted(reader.problems, key=lambda p: p.line or 0)
+    problems = sorted([*tab_problems, *reader.problems], key=lambda p: p.line or 0)
     return (codebook if not problems else None), problems
+
+
+_TAB_MESSAGE = "malformed YAML: the line is indented with a tab; YAML needs spaces for indentation"
+
+
+def _without_tabs(text: str) -> tuple[yaml.Node | None, list[Problem]]:
+    """Parse ``text`` with leading tabs read as spaces, for the rest of the report.
+
+    Returns the node tree (None when no tab width makes the file parse) and one
+    problem per tab-indented line. Line numbers are unchanged: only indentation is
+    rewritten.
+    """
+    lines = text.split("\n")
+    tabbed = [i for i, ln in enumerate(lines) if "\t" in ln[: len(ln) - len(ln.lstrip())]]
+    problems = [Problem(ROOT, _TAB_MESSAGE, i + 1) for i in tabbed]
+    for width in (2, 4, 8):
+        fixed = list(lines)
+        for i in tabbed:
+            body = fixed[i].lstrip(" \t")
+            indent = fixed[i][: len(fixed[i]) - len(body)]
+            fixed[i] = indent.replace("\t", " " * width) + body
+        try:
+            return yaml.compose("\n".join(fixed), Loader=yaml.SafeLoader), problems
+        except (yaml.YAMLError, RecursionError):
+            continue
+    return None, problems
 
 
 def validate_codebook(path: str | os.PathLike[str], *,
