@@ -618,10 +618,9 @@ def test_tab_indentation_and_misspelt_keys_get_plain_advice(tmp_path):
                     "\tlabel: {nl: A, en: A}\n    definition: x\n    colour: red\n"
                     "  - id: second\n\t\tlabel: {nl: B, en: B}\n    definiton: y\n")
     problems = validate_codebook(path)
-    assert [(p.line, p.message.split(";")[0]) for p in problems[:2]] == [
-        (5, "malformed YAML: the line is indented with a tab"),
-        (9, "malformed YAML: the line is indented with a tab")]
-    rest = " | ".join(p.message for p in problems[2:])
+    tabs = [p.line for p in problems if "indented with a tab" in p.message]
+    assert tabs == [5, 9]
+    rest = " | ".join(p.message for p in problems if p.line not in tabs)
     assert "unknown key 'colour'" in rest and "unknown key 'definiton'" in rest
     # A file that does not parse with any tab width: the tab lines only.
     path.write_text("version: 1\ncodes:\n\t- id: [unclosed\n")

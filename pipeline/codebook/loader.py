@@ -78,12 +78,22 @@ def _without_tabs(text: str) -> tuple[yaml.Node | None, list[Problem]]:
     lines = text.split("\n")
     tabbed = [i for i, ln in enumerate(lines) if "\t" in ln[: len(ln) - len(ln.lstrip())]]
     problems = [Problem(ROOT, _TAB_MESSAGE, i + 1) for i in tabbed]
-    for width in (2, 4, 8):
+    def indent(ln: str) -> str:
+        return ln[: len(ln) - len(ln.lstrip())]
+
+    def neighbour(i: int) -> str:
+        # A tabbed line most likely belongs with the untabbed line next to it.
+        for j in [*range(i + 1, len(lines)), *range(i - 1, -1, -1)]:
+            if lines[j].strip() and j not in tabbed:
+                return indent(lines[j])
+        return "  "
+
+    candidates = [lambda i: neighbour(i)] + [
+        (lambda i, w=width: indent(lines[i]).replace("\t", " " * w)) for width in (2, 4, 8)]
+    for new_indent in candidates:
         fixed = list(lines)
         for i in tabbed:
-            body = fixed[i].lstrip(" \t")
-            indent = fixed[i][: len(fixed[i]) - len(body)]
-            fixed[i] = indent.replace("\t", " " * width) + body
+            fixed[i] = new_indent(i) + lines[i].lstrip(" \t")
         try:
             return yaml.compose("\n".join(fixed), Loader=yaml.SafeLoader), problems
         except (yaml.YAMLError, RecursionError):
