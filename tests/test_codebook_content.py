@@ -150,6 +150,10 @@ DECOYS: list[tuple[str, str, str, bool]] = [
     ("In onze sectie bepalen we samen welke toetsen we geven.", "nl", "agency", True),
     ("Toen sloten er steeds meer collega's aan, nu doen er twaalf mee.", "nl", "alignment", True),
     ("Zij heeft toen geregeld dat we een cursus konden volgen.", "nl", "shared_leadership", True),
+    ("I started here eight years ago, after moving from Leeds.", "en", "agency", False),
+    ("Ik ben hier begonnen als invalkracht in groep drie.", "nl", "agency", False),
+    ("Het voelt alsof ik het opeens niet meer kan met dat nieuwe systeem.", "nl", "agency", True),
+    ("We hebben een gedeeld verhaal over waarom we dit doen.", "nl", "shared_leadership", False),
     # opportunity: extra work, a timetable, an HR role; decoys: a guidance service as context, buying, devices
     ("Dat is weer extra werk bovenop de lessen.", "nl", "amo.opportunity", True),
     ("Voor een leerkracht die zoiets trekt is er geen functie en geen schaal.", "nl", "amo.opportunity", True),
