@@ -154,6 +154,12 @@ DECOYS: list[tuple[str, str, str, bool]] = [
     ("Ik ben hier begonnen als invalkracht in groep drie.", "nl", "agency", False),
     ("Het voelt alsof ik het opeens niet meer kan met dat nieuwe systeem.", "nl", "agency", True),
     ("We hebben een gedeeld verhaal over waarom we dit doen.", "nl", "shared_leadership", False),
+    ("We kregen een mail van de fotograaf over de schoolfoto's.", "nl", "ownership", False),
+    ("We kregen een mail dat we vanaf maandag verplicht het nieuwe systeem moesten gebruiken.", "nl", "ownership", True),
+    ("De directeur van het museum gaf ons een rondleiding.", "nl", "shared_leadership", False),
+    ("Ik heb in mijn klas gewoon voor een andere aanpak gekozen.", "nl", "agency", True),
+    ("We stemmen elke week samen af wat we in de lessen doen.", "nl", "alignment", True),
+    ("Ik zag er eerlijk gezegd enorm tegenop.", "nl", "amo.motivation", True),
     # opportunity: extra work, a timetable, an HR role; decoys: a guidance service as context, buying, devices
     ("Dat is weer extra werk bovenop de lessen.", "nl", "amo.opportunity", True),
     ("Voor een leerkracht die zoiets trekt is er geen functie en geen schaal.", "nl", "amo.opportunity", True),
