@@ -160,6 +160,11 @@ DECOYS: list[tuple[str, str, str, bool]] = [
     ("Ik heb in mijn klas gewoon voor een andere aanpak gekozen.", "nl", "agency", True),
     ("We stemmen elke week samen af wat we in de lessen doen.", "nl", "alignment", True),
     ("Ik zag er eerlijk gezegd enorm tegenop.", "nl", "amo.motivation", True),
+    ("Ik voelde me een robot die alleen maar de methode afwerkte.", "nl", "agency", True),
+    ("We were only told afterwards.", "en", "ownership", True),
+    ("Het bestuur zegt het ene, de directie het andere.", "nl", "alignment", True),
+    ("De directeur hield alles strak in handen.", "nl", "shared_leadership", True),
+    ("Half the staff just couldn't be bothered.", "en", "amo.motivation", True),
     # opportunity: extra work, a timetable, an HR role; decoys: a guidance service as context, buying, devices
     ("Dat is weer extra werk bovenop de lessen.", "nl", "amo.opportunity", True),
     ("Voor een leerkracht die zoiets trekt is er geen functie en geen schaal.", "nl", "amo.opportunity", True),
