@@ -165,6 +165,10 @@ DECOYS: list[tuple[str, str, str, bool]] = [
     ("Het bestuur zegt het ene, de directie het andere.", "nl", "alignment", True),
     ("De directeur hield alles strak in handen.", "nl", "shared_leadership", True),
     ("Half the staff just couldn't be bothered.", "en", "amo.motivation", True),
+    ("Na dat jaar was ik echt op, ik kon niet meer.", "nl", "agency", True),
+    ("The head hands over real responsibility to a team of teachers.", "en", "shared_leadership", True),
+    ("Veel collega's zaten er echt niet op te wachten.", "nl", "amo.motivation", True),
+    ("De werkingsmiddelen van de school zijn op.", "nl", "amo.opportunity", True),
     # opportunity: extra work, a timetable, an HR role; decoys: a guidance service as context, buying, devices
     ("Dat is weer extra werk bovenop de lessen.", "nl", "amo.opportunity", True),
     ("Voor een leerkracht die zoiets trekt is er geen functie en geen schaal.", "nl", "amo.opportunity", True),
