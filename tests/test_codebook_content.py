@@ -169,6 +169,11 @@ DECOYS: list[tuple[str, str, str, bool]] = [
     ("The head hands over real responsibility to a team of teachers.", "en", "shared_leadership", True),
     ("Veel collega's zaten er echt niet op te wachten.", "nl", "amo.motivation", True),
     ("De werkingsmiddelen van de school zijn op.", "nl", "amo.opportunity", True),
+    ("Ik pas de methode altijd een beetje aan voor mijn eigen groep.", "nl", "agency", True),
+    ("Wij hebben als team besloten om het anders te doen dan de scholengroep wilde.", "nl", "agency", True),
+    ("Het was niet ons plan, we moesten het gewoon uitvoeren.", "nl", "ownership", True),
+    ("Binnen het team zijn we het er nog lang niet over eens.", "nl", "alignment", True),
+    ("Every department does its own thing and nobody knows what the others are doing.", "en", "alignment", True),
     # opportunity: extra work, a timetable, an HR role; decoys: a guidance service as context, buying, devices
     ("Dat is weer extra werk bovenop de lessen.", "nl", "amo.opportunity", True),
     ("Voor een leerkracht die zoiets trekt is er geen functie en geen schaal.", "nl", "amo.opportunity", True),
