@@ -174,6 +174,7 @@ DECOYS: list[tuple[str, str, str, bool]] = [
     ("Het was niet ons plan, we moesten het gewoon uitvoeren.", "nl", "ownership", True),
     ("Binnen het team zijn we het er nog lang niet over eens.", "nl", "alignment", True),
     ("Every department does its own thing and nobody knows what the others are doing.", "en", "alignment", True),
+    ("De directeur heeft een nieuwe auto gekocht.", "nl", "amo.opportunity", False),
     # opportunity: extra work, a timetable, an HR role; decoys: a guidance service as context, buying, devices
     ("Dat is weer extra werk bovenop de lessen.", "nl", "amo.opportunity", True),
     ("Voor een leerkracht die zoiets trekt is er geen functie en geen schaal.", "nl", "amo.opportunity", True),
