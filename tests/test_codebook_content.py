@@ -175,6 +175,11 @@ DECOYS: list[tuple[str, str, str, bool]] = [
     ("Binnen het team zijn we het er nog lang niet over eens.", "nl", "alignment", True),
     ("Every department does its own thing and nobody knows what the others are doing.", "en", "alignment", True),
     ("De directeur heeft een nieuwe auto gekocht.", "nl", "amo.opportunity", False),
+    ("We were basically told to follow the script word for word.", "en", "agency", True),
+    ("Now the staff see it as their own.", "en", "ownership", True),
+    ("Senior leadership and the classroom teachers want completely different things.", "en", "alignment", True),
+    ("Our deputy head always makes time to ask how it's going.", "en", "shared_leadership", True),
+    ("A few of the older staff were dead set against it.", "en", "amo.motivation", True),
     # opportunity: extra work, a timetable, an HR role; decoys: a guidance service as context, buying, devices
     ("Dat is weer extra werk bovenop de lessen.", "nl", "amo.opportunity", True),
     ("Voor een leerkracht die zoiets trekt is er geen functie en geen schaal.", "nl", "amo.opportunity", True),
