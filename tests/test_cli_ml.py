@@ -192,3 +192,28 @@ def test_train_with_calibration_gold(workspace, capsys):
     assert rc == 1
     assert "--calibration needs --codebook" in capsys.readouterr().err
     assert not (w / "x.skops").exists()
+
+
+def test_train_on_several_gold_files(workspace, capsys):
+    w = workspace
+    gold = pd.read_csv(w / "gold.csv")
+    first, second = gold[gold["id"] < "int03"], gold[gold["id"] >= "int03"]
+    first.to_csv(w / "g1.csv", index=False)
+    second.drop(columns=["text"]).to_csv(w / "g2.csv", index=False)   # texts from --segments
+    second[["id", "text"]].to_csv(w / "texts2.csv", index=False)
+    first[["id", "text"]].rename(columns={"id": "segment_id"}).to_csv(w / "texts1.csv", index=False)
+    rc = main(["train", str(w / "g1.csv"), str(w / "g2.csv"), "--segments", str(w / "texts2.csv"),
+               str(w / "texts1.csv"), "--codebook", str(w / "cb.yaml"), "--folds", "3",
+               "--out", str(w / "two.skops")])
+    assert rc == 0, capsys.readouterr().err
+    assert "on 90 segments from 6 documents" in capsys.readouterr().out
+    from pipeline.ml import load_model
+    assert load_model(w / "two.skops").meta["gold"] == f"{w / 'g1.csv'}, {w / 'g2.csv'}"
+
+    rc = main(["train", str(w / "g1.csv"), str(w / "g1.csv"), "--out", str(w / "x.skops")])
+    assert rc == 1
+    assert "is in more than one gold file" in capsys.readouterr().err
+    rc = main(["train", str(w / "g2.csv"), "--segments", str(w / "texts2.csv"), str(w / "texts2.csv"),
+               "--out", str(w / "x.skops")])
+    assert rc == 1
+    assert "is in more than one of the segment sources" in capsys.readouterr().err

@@ -26,10 +26,21 @@ class TrainingData:
     groups: np.ndarray       # document of each row
 
 
-def _segments_source(path: str | None, lang: str) -> pd.DataFrame | None:
-    """A segments table from a coded folder or a CSV/Parquet file (id/segment_id + text)."""
+def _segments_source(path: str | list[str] | None, lang: str) -> pd.DataFrame | None:
+    """A segments table from a coded folder or a CSV/Parquet file (id/segment_id + text);
+    several sources are stacked (a segment id may appear in only one of them)."""
     if not path:
         return None
+    if isinstance(path, (list, tuple)):
+        if len(path) == 1:
+            return _segments_source(path[0], lang)
+        parts = [_segments_source(p, lang) for p in path]
+        segs = pd.concat(parts, ignore_index=True)
+        dup = segs[C.SEGMENT_ID][segs[C.SEGMENT_ID].duplicated()]
+        if len(dup):
+            raise InputError(path[0], f"segment id {dup.iloc[0]!r} is in more than one of the "
+                                      f"segment sources {', '.join(map(str, path))}")
+        return segs
     p = Path(path)
     if p.is_dir():
         from pipeline.store import load_coded
@@ -63,7 +74,7 @@ def _complete_segments(segs: pd.DataFrame, lang: str) -> pd.DataFrame:
     return segs
 
 
-def load_training(gold_path: str, *, segments: str | None, codebook=None, lang: str = "nl"
+def load_training(gold_path: str, *, segments: str | list[str] | None, codebook=None, lang: str = "nl"
                   ) -> TrainingData:
     """Read GOLD (wide with text, or long/wide plus a segments source) into TrainingData.
 
@@ -135,10 +146,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from pipeline.ml.persistence import library_versions
     codebook = _load_cb(args.codebook)
     lang = args.lang or (codebook.settings.default_lang if codebook else "nl")
-    data = load_training(args.gold, segments=args.segments, codebook=codebook, lang=lang)
+    data = _load_golds(args.gold, args.segments, codebook, lang)
     cal = _calibration_data(args, codebook, lang, data) if args.calibration else None
     features, rule_scores = _prepare(data, codebook)
-    meta = {"gold": str(args.gold), "libraries": library_versions()}
+    meta = {"gold": ", ".join(map(str, args.gold)), "libraries": library_versions()}
     if codebook is not None:
         meta.update(codebook_hash=codebook.hash, codebook_path=str(codebook.path))
     model = train_model(features, data.labels, data.groups, rule_scores=rule_scores,
@@ -174,6 +185,26 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_golds(golds: list[str], segments: list[str] | None, codebook, lang: str  # noqa: ANN001
+                ) -> TrainingData:
+    """One or more gold files as one training set (segment ids must not repeat)."""
+    parts = [load_training(g, segments=segments, codebook=codebook, lang=lang) for g in golds]
+    if len(parts) == 1:
+        return parts[0]
+    labels = pd.concat([p.labels for p in parts]).fillna(False).astype(bool)
+    dup = labels.index[labels.index.duplicated()]
+    if len(dup):
+        raise InputError(golds[0], f"segment {dup[0]!r} is in more than one gold file; each "
+                                   "unit may be hand-coded once in the training data")
+    missing = [f"{c} ({g})" for p, g in zip(parts, golds) for c in labels.columns
+               if c not in p.labels.columns]
+    if missing:
+        raise InputError(golds[0], "the gold files do not share their code columns: missing "
+                                   + ", ".join(missing))
+    return TrainingData(pd.concat([p.segments for p in parts], ignore_index=True), labels,
+                        np.concatenate([p.groups for p in parts]))
+
+
 def _calibration_data(args: argparse.Namespace, codebook, lang: str,  # noqa: ANN001
                       training: TrainingData) -> TrainingData:
     """``--calibration``: the gold on which the hybrid combiners are chosen (checked first)."""
@@ -185,7 +216,7 @@ def _calibration_data(args: argparse.Namespace, codebook, lang: str,  # noqa: AN
     overlap = sorted(set(map(str, cal.labels.index)) & set(map(str, training.labels.index)))
     if overlap:
         raise InputError(args.calibration, f"{len(overlap)} segment(s) are also in the training "
-                                           f"gold {args.gold}, e.g. {overlap[0]!r}; the "
+                                           f"gold, e.g. {overlap[0]!r}; the "
                                            "calibration gold must be separate")
     return cal
 
@@ -265,18 +296,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "that on a second gold the rules were not written from. Codes with "
                     "too few positives are reported as not learnable. The model file is a "
                     "skops archive (no pickle).")
-    p.add_argument("gold", help="gold standard table (CSV or Parquet)")
+    p.add_argument("gold", nargs="+", help="gold standard table(s) (CSV or Parquet); several "
+                                           "files are trained on together")
     p.add_argument("--out", required=True, help="model file to write (e.g. models/coder.skops)")
     p.add_argument("--codebook", help="codebook YAML (recommended: enables hybrid coding and "
                                       "ties the model to this codebook)")
-    p.add_argument("--segments", help="segments table or coded folder with the texts, when "
-                                      "GOLD has no text column")
+    p.add_argument("--segments", nargs="+", help="segments table(s) or coded folder(s) with the "
+                                                 "texts, when GOLD has no text column")
     p.add_argument("--lang", choices=["nl", "en"], help="language of texts without a lang column")
     p.add_argument("--calibration", metavar="GOLD",
                    help="a second gold standard, NOT used to write the codebook's rules nor to "
                         "train: each code's hybrid combination is chosen on it, where rule and "
                         "model scores are both out-of-sample (needs --codebook)")
-    p.add_argument("--calibration-segments", metavar="SEGMENTS",
+    p.add_argument("--calibration-segments", metavar="SEGMENTS", nargs="+",
                    help="segments table or coded folder with the texts of --calibration")
     p.add_argument("--calibrate-thresholds", action="store_true",
                    help="with --calibration: also choose the model's decision thresholds "
