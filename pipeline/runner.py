@@ -368,21 +368,14 @@ def _manifest(opts: RunOptions, book: Codebook, codebook: str | Path, unit: str,
 
 
 def _model_pass(opts: RunOptions, book: Codebook, writer: PartWriter, run: _Run) -> None:
-    """ml/hybrid: the model sees every coded segment at once (not streamed)."""
-    segments = pd.concat([pd.read_parquet(p) for p in writer.parts["segments"]],
-                         ignore_index=True)
-    codings = pd.concat([pd.read_parquet(p) for p in writer.parts["codings"]],
-                        ignore_index=True)
-    codings = _apply_model(opts, book, segments, codings)
-    writer.parts["codings"] = []
-    writer.columns["codings"] = []
-    writer.add("codings", codings)
-    run.counts["codings"] = len(codings)
-    run.per_code = {k: int(v) for k, v in codings[C.CODE_ID].value_counts().sort_index().items()}
+    """ml/hybrid: the model re-codes the spilled chunks one at a time.
 
-
-def _apply_model(opts: RunOptions, book: Codebook, segments: pd.DataFrame,
-                 rule_codings: pd.DataFrame) -> pd.DataFrame:
+    The rule codings of a chunk are replaced by the model's (ml) or the combination's
+    (hybrid); only one chunk's segments and codings are in memory at a time, so a
+    model run is memory-bounded like a rule run. A segment's model score does not
+    depend on the other segments, so chunking does not change the codings.
+    """
+    from pipeline.code import empty_codings
     from pipeline.errors import UsageError
 
     if not opts.model:
@@ -390,4 +383,21 @@ def _apply_model(opts: RunOptions, book: Codebook, segments: pd.DataFrame,
     from pipeline import ml
 
     model = ml.load_model(opts.model, codebook=book)
-    return ml.apply_model(model, segments[segments[C.CODED]], None, rule_codings, opts.method)
+    seg_parts = list(writer.parts.get("segments", []))
+    rule_parts = list(writer.parts.get("codings", []))
+    writer.parts["codings"], writer.columns["codings"] = [], []
+    per_code: dict[str, int] = {}
+    n_codings = 0
+    for seg_path, rule_path in zip(seg_parts, rule_parts):
+        segments = pd.read_parquet(seg_path)
+        coded = segments[segments[C.CODED].astype(str).str.lower().isin(["true", "1"])] \
+            if len(segments) else segments
+        codings = (ml.apply_model(model, coded.reset_index(drop=True), None,
+                                  pd.read_parquet(rule_path), opts.method)
+                   if len(coded) else empty_codings())
+        writer.add("codings", codings)
+        n_codings += len(codings)
+        for code, n in codings[C.CODE_ID].value_counts().items():
+            per_code[str(code)] = per_code.get(str(code), 0) + int(n)
+    run.counts["codings"] = n_codings
+    run.per_code = dict(sorted(per_code.items()))

@@ -1,6 +1,8 @@
 """``qcode train``, ``qcode suggest`` and ``qcode evaluate --methods`` end to end."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -217,3 +219,37 @@ def test_train_on_several_gold_files(workspace, capsys):
                "--out", str(w / "x.skops")])
     assert rc == 1
     assert "is in more than one of the segment sources" in capsys.readouterr().err
+
+
+def test_code_with_model_is_streamed_chunk_by_chunk(workspace, capsys):
+    """--method ml|hybrid codes every chunk with the model; chunking changes nothing."""
+    from pipeline.runner import RunOptions, code_corpus
+    w = workspace
+    assert main(["train", str(w / "gold.csv"), "--codebook", str(w / "cb.yaml"), "--folds", "3",
+                 "--out", str(w / "m.skops"), "-q"]) == 0
+    raw = w / "raw"
+    raw.mkdir()
+    new = _gold(n_docs=4, per_doc=8, seed=11, prefix="d")
+    for d, rows in new.groupby(new["id"].str.split(":").str[0]):
+        body = "".join(f"I: Vraag {k}?\nR: {t}\n\n" for k, t in enumerate(rows["text"]))
+        (raw / f"{d}.txt").write_text(body, encoding="utf-8")
+    outs = {}
+    for method in ("ml", "hybrid"):
+        for chunk_bytes in (1, 1_000_000):        # one file per chunk / everything in one
+            out = w / f"{method}-{chunk_bytes}"
+            res = code_corpus([raw], codebook=w / "cb.yaml", out_dir=out,
+                              options=RunOptions(progress=False, cache=False, method=method,
+                                                 model=str(w / "m.skops"), chunk_bytes=chunk_bytes))
+            assert res.exit_code == 0
+            outs[method, chunk_bytes] = pd.read_parquet(out / "codings.parquet")
+        one, many = outs[method, 1_000_000], outs[method, 1]
+        pd.testing.assert_frame_equal(one, many)
+        assert len(one) and (one[C.METHOD] == method).all()
+        assert one[C.RULE].str.startswith("model:").all()
+        assert set(one[C.CODE_ID]) <= {"agency", "ownership", "alignment", "amo.opportunity"}
+        manifest = json.loads((w / f"{method}-1" / "manifest.json").read_text())
+        assert manifest["counts"]["codings"] == len(one)
+        assert sum(manifest["counts"]["codings_per_code"].values()) == len(one)
+    # The hybrid keeps the rule evidence where a rule fired.
+    hyb = outs["hybrid", 1]
+    assert (hyb[C.EVIDENCE] != "").any()
