@@ -145,38 +145,61 @@ def read_chunk(task: ChunkTask, ctx: RunContext, errors: list[dict]):  # noqa: A
 
 
 def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int):  # noqa: ANN001, ANN201
-    """Parse (through the cache) and rule-code the coded segments, one document at a time.
+    """Parse (through the cache, one document at a time) and rule-code the coded segments.
 
-    Mirrors ``code.code_segments`` (per language, then segment/text order) with rules
-    compiled once per process. Returns ``(matches, codings, n_tokens)``.
+    Same rows as ``code.code_segments`` (per language, then segment/text order) with
+    rules compiled once per process; the matcher runs once per language over the
+    chunk's token arrays instead of once per document. Returns
+    ``(matches, codings, n_tokens)``.
     """
-    from pipeline.code import aggregate_matches, empty_codings, match_segments
+    from pipeline.code import aggregate_matches, empty_codings
+    from pipeline.code.arrays import TokenArrays
+    from pipeline.code.matching import _empty_matches, match_rows
 
     todo = segments[segments[C.CODED].astype(bool)]
-    parts, n_tokens = [], 0
+    n_tokens = 0
     doc_ids = todo[C.DOC_ID].tolist()
     bounds = [0] + [k for k in range(1, len(doc_ids)) if doc_ids[k] != doc_ids[k - 1]]
     bounds.append(len(doc_ids))
     if not doc_ids:
         bounds = []
+    langs = todo[C.LANG].tolist()
+    texts = ["" if not isinstance(t, str) else t for t in todo[C.TEXT].tolist()]
+    seg_rows = list(zip(todo[C.SEGMENT_ID].tolist(), doc_ids,
+                        [int(x) for x in todo[C.START].tolist()], todo[C.TEXT].tolist()))
+    batches: dict[str, tuple[list, list]] = {}  # lang -> (docs, their rows)
     for begin, end in zip(bounds, bounds[1:]):
-        rows = todo.iloc[begin:end]
-        lang = rows[C.LANG].iloc[0]  # one language per document
+        lang = langs[begin]  # one language per document
         compiled = _compiled(book, lang)
         if not compiled.rules:
             continue
-        texts = ["" if not isinstance(t, str) else t for t in rows[C.TEXT].tolist()]
-        docs = cache.parse(texts, lang, batch_size=batch_size)
+        docs = cache.parse(texts[begin:end], lang, batch_size=batch_size)
         n_tokens += sum(len(d) for d in docs)
-        part = match_segments(rows, docs, compiled)
-        if not part.empty:
-            parts.append(part)
-    if not parts:
-        from pipeline.code.matching import _empty_matches
-
+        got = batches.setdefault(lang, ([], []))
+        for k, doc in zip(range(begin, end), docs):
+            # match_segments skips a segment of another language than its document's
+            # first one (parsed with the document's pipeline, never coded): keep that
+            if langs[k] == lang:
+                got[0].append(doc)
+                got[1].append(k)
+    rows: list[tuple] = []
+    for lang, (docs, positions) in batches.items():
+        arrays = TokenArrays.from_docs(docs)
+        found = match_rows(arrays, _compiled(book, lang), [seg_rows[k] for k in positions])
+        rows.extend(found)
+    if not rows:
         return _empty_matches(), empty_codings(), n_tokens
-    matches = pd.concat(parts, ignore_index=True)
+    matches = _sorted_matches(rows, {seg: k for k, seg in enumerate(todo[C.SEGMENT_ID])})
     return matches, aggregate_matches(matches, threshold=book.settings.threshold), n_tokens
+
+
+def _sorted_matches(rows: list[tuple], order: dict[str, int]) -> pd.DataFrame:
+    """Match rows in segment row order, then text order (as ``match_segments`` sorts)."""
+    out = pd.DataFrame(rows, columns=C.MATCH_COLUMNS)
+    out["_seg"] = out[C.SEGMENT_ID].map(order)
+    out = out.sort_values(["_seg", C.START, C.END, C.CODE_ID, C.RULE_ID], kind="stable")
+    return out.drop(columns="_seg").reset_index(drop=True).astype(
+        {C.START: "int64", C.END: "int64", C.SCORE: "float64"})
 
 
 def process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:

@@ -10,7 +10,6 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
 import pandas as pd
-from nltk.stem.snowball import SnowballStemmer
 from spacy.language import Language
 from spacy.tokens import Doc, Token
 
@@ -92,7 +91,11 @@ def nl_word_forms(doc: Doc) -> Doc:
 
 
 @lru_cache(maxsize=None)
-def _stemmer(lang: str) -> SnowballStemmer:
+def _stemmer(lang: str):  # noqa: ANN202 - nltk's SnowballStemmer
+    # Imported here, not at the top: ``import nltk`` pulls nltk.metrics -> scipy.stats
+    # (about 1.5 s), and a coding run never stems.
+    from nltk.stem.snowball import SnowballStemmer
+
     return SnowballStemmer(STEMMERS[lang])
 
 

@@ -1,7 +1,7 @@
 """Applying compiled rules to parsed segments: hits -> rule matches.
 
-Per doc: one trie pass + one Matcher pass give the spans of every rule channel;
-then per rule: overlap filtering, proximity pairing, negation, and finally the
+Per batch of docs (token arrays, ``pipeline.code.scan``): one trie walk + the Matcher
+on the docs that need it give the spans of every rule channel; then per doc and rule: overlap filtering, proximity pairing, negation, and finally the
 exclude rules veto matches of their own code.
 """
 from __future__ import annotations
@@ -9,20 +9,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 from spacy.tokens import Doc
 
 from pipeline import columns as C
+from pipeline.code.arrays import TokenArrays
 from pipeline.code.compiled import MAIN, SIDE_A, SIDE_B, CompiledRules
+from pipeline.code.scan import find_hits
+# negation_scope "clause": a sentence is also split at commas and these subordinators
+# (the word starts a new clause), so verb-final Dutch negation is seen.
+from pipeline.code.types import CLAUSE_PUNCT, CLAUSE_WORDS  # noqa: F401 - re-exported
 from pipeline.codebook import Rule
 from pipeline.errors import UsageError
 
 NEGATION_WINDOW = 3      # default: tokens before a match that may hold a negation cue
-# negation_scope "clause": a sentence is also split at commas and these subordinators
-# (the word starts a new clause), so verb-final Dutch negation is seen.
-CLAUSE_WORDS = frozenset({"omdat", "dat", "want", "maar", "terwijl", "als",
-                          "because", "but", "that", "while", "if"})
-CLAUSE_PUNCT = frozenset({",", ";", ":"})
 EVIDENCE_LIMIT = 80      # proximity evidence spans two hits and can be long
 
 
@@ -39,6 +40,9 @@ def longest_first(spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
     One piece of text counts once per rule: "zelf invullen" and "het zelf invullen"
     in the same rule are one match, not two.
     """
+    ordered = sorted(spans)
+    if all(a[1] <= b[0] for a, b in zip(ordered, ordered[1:])):
+        return ordered  # no overlaps (the usual case): every span is kept
     taken: list[tuple[int, int]] = []
     used: set[int] = set()
     for start, end in sorted(spans, key=lambda s: (s[0] - s[1], s[0])):
@@ -46,52 +50,6 @@ def longest_first(spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
             taken.append((start, end))
             used.update(range(start, end))
     return sorted(taken)
-
-
-def _sentence_starts(doc: Doc) -> list[int]:
-    """Token index -> index of the first token of its sentence."""
-    if not doc.has_annotation("SENT_START"):
-        return [0] * len(doc)
-    # From the SENT_START array (1 = starts a sentence), without Span/Token objects.
-    out, current = [], 0
-    for i, flag in enumerate(doc.to_array("SENT_START").tolist()):
-        if flag == 1:
-            current = i
-        out.append(current)
-    return out
-
-
-def _negated(doc: Doc, start: int, sent_starts: list[int], cues: frozenset[str],
-             window: int = NEGATION_WINDOW) -> bool:
-    first = max(sent_starts[start] if start < len(doc) else 0, start - window)
-    return any(_is_cue(doc, i, cues) for i in range(first, start))
-
-
-def _is_cue(doc: Doc, i: int, cues: frozenset[str]) -> bool:
-    return doc[i].lower_ in cues or doc[i].lemma_.lower() in cues
-
-
-def clause_ids(doc: Doc, sent_starts: list[int]) -> list[int]:
-    """Token index -> clause number: sentences split after , ; : and before subordinators."""
-    out, clause = [], 0
-    for i, token in enumerate(doc):
-        if i and (sent_starts[i] == i or token.lower_ in CLAUSE_WORDS
-                  or doc[i - 1].lower_ in CLAUSE_PUNCT):
-            clause += 1
-        out.append(clause)
-    return out
-
-
-def _negated_clause(doc: Doc, start: int, end: int, clauses: list[int],
-                    cues: frozenset[str]) -> bool:
-    """A cue anywhere in the clause(s) of the match, outside the match itself."""
-    wanted = set(clauses[start:end])
-    lo, hi = start, end
-    while lo > 0 and clauses[lo - 1] in wanted:
-        lo -= 1
-    while hi < len(doc) and clauses[hi] in wanted:
-        hi += 1
-    return any(_is_cue(doc, i, cues) for i in (*range(lo, start), *range(end, hi)))
 
 
 def _gap(a0: int, a1: int, b0: int, b1: int) -> int:
@@ -122,78 +80,144 @@ def _pair(a_spans: list[tuple[int, int]], b_spans: list[tuple[int, int]], window
     return sorted(out)
 
 
-def doc_matches(doc: Doc, compiled: CompiledRules) -> list[_Match]:
-    """Return the surviving rule matches of one doc (token spans)."""
-    hits = compiled.hits(doc)
-    if not hits:
-        return []
-    sent_starts = _sentence_starts(doc)
-    clauses: list[int] | None = None
-    candidates: list[_Match] = []
+class _Context:
+    """Per-token facts of a batch that negation and vetoes read (NumPy, then lists)."""
+
+    def __init__(self, arrays: TokenArrays, compiled: CompiledRules, tid: np.ndarray) -> None:
+        types = compiled.types
+        doc_first = arrays.doc_starts()
+        sents = arrays.sentence_starts(doc_first)
+        self.sent_starts: list[int] = sents.tolist()
+        cue = types.cue.data[tid]
+        # cues before position i: a window or clause test is two subtractions
+        self.cue_before: list[int] = np.concatenate(
+            ([0], np.cumsum(cue, dtype=np.int64))).tolist()
+        self.clause_first: list[int] = []
+        self.clause_end: list[int] = []
+        if compiled.negation_scope == "clause":
+            self._clauses(arrays, types, tid, sents, doc_first)
+
+    def _clauses(self, arrays, types, tid, sents, doc_first) -> None:  # noqa: ANN001
+        """Clause bounds: sentences split after , ; : and before subordinators.
+
+        As ``clause_ids`` numbered them; a clause never crosses a doc boundary.
+        """
+        n = len(tid)
+        pos = np.arange(n, dtype=np.int64)
+        boundary = (sents == pos) | types.clause_word.data[tid] | (pos == doc_first)
+        punct = types.clause_punct.data[tid]
+        boundary[1:] |= punct[:-1]
+        if n:
+            boundary[0] = True
+        first = np.maximum.accumulate(np.where(boundary, pos, 0)) if n else pos
+        # the end of a clause is the start of the next one (or the end of the batch)
+        nxt = np.where(boundary, pos, n)
+        nxt = np.minimum.accumulate(nxt[::-1])[::-1]
+        end = np.append(nxt[1:], n) if n else nxt
+        self.clause_first, self.clause_end = first.tolist(), end.tolist()
+
+    def negated(self, start: int, end: int, compiled: CompiledRules) -> bool:
+        """A negation cue before the match (window) or in its clause(s) outside it."""
+        before = self.cue_before
+        if compiled.negation_scope == "clause":
+            lo, hi = self.clause_first[start], self.clause_end[end - 1]
+            return before[start] - before[lo] + before[hi] - before[end] > 0
+        first = max(self.sent_starts[start], start - compiled.negation_window)
+        return before[start] - before[first] > 0
+
+
+def batch_matches(arrays: TokenArrays, compiled: CompiledRules,
+                  tid: np.ndarray | None = None) -> dict[int, list[tuple[Rule, int, int]]]:
+    """Return doc -> surviving (rule, start, end) matches; positions in ``arrays``."""
+    if tid is None:
+        tid = compiled.types.ids(arrays.vocab, arrays.orth, arrays.lemma)
+    found = find_hits(arrays, compiled, tid)
+    if not found:
+        return {}
+    ctx = _Context(arrays, compiled, tid)
+    rules = compiled.rules
+    owner = [index for index, _ in compiled.channels]  # channel -> rule index
+    out = {}
+    for k in sorted(found):
+        hits = found[k]
+        if hits:
+            kept = _doc_matches(hits, rules, owner, compiled, ctx)
+            if kept:
+                out[k] = kept
+    return out
+
+
+def _doc_matches(hits: dict[int, set[tuple[int, int]]], rules: list[Rule], owner: list[int],
+                 compiled: CompiledRules, ctx: _Context) -> list[tuple[Rule, int, int]]:
+    """The rule logic of one doc: longest first, proximity, negation, vetoes, limits."""
+    candidates: list[tuple[Rule, int, int]] = []
     vetoes: list[tuple[Rule, list[tuple[int, int]]]] = []
-    for index, rule in enumerate(compiled.rules):
+    channel = compiled.channel
+    for index in sorted({owner[ch] for ch in hits}):
+        rule = rules[index]
         if rule.kind == "exclude":
-            spans = hits.get(compiled.channel(index, MAIN), [])
-            if spans:
-                vetoes.append((rule, spans))
+            vetoes.append((rule, sorted(hits[channel(index, MAIN)])))
             continue
         if rule.kind == "proximity":
-            a = hits.get(compiled.channel(index, SIDE_A), [])
-            b = hits.get(compiled.channel(index, SIDE_B), [])
-            spans = _pair(a, b, rule.params["window"], rule.params["order"]) if a and b else []
+            a = hits.get(channel(index, SIDE_A))
+            b = hits.get(channel(index, SIDE_B))
+            if not a or not b:
+                continue
+            spans = _pair(sorted(a), sorted(b), rule.params["window"], rule.params["order"])
         else:
-            spans = hits.get(compiled.channel(index, MAIN), [])
+            spans = hits[channel(index, MAIN)]
         if not spans:
             continue
+        check = rule.negation != "ignore"
+        require = rule.negation == "require"
         for start, end in longest_first(spans):
-            if rule.negation != "ignore":
-                if compiled.negation_scope == "clause":
-                    if clauses is None:
-                        clauses = clause_ids(doc, sent_starts)
-                    negated = _negated_clause(doc, start, end, clauses, compiled.negation_cues)
-                else:
-                    negated = _negated(doc, start, sent_starts, compiled.negation_cues,
-                                       compiled.negation_window)
-                if negated != (rule.negation == "require"):
-                    continue
-            candidates.append(_Match(rule, start, end))
+            if check and ctx.negated(start, end, compiled) != require:
+                continue
+            candidates.append((rule, start, end))
     for veto, spans in vetoes:
-        candidates = [m for m in candidates
-                      if not _vetoed(m, veto, spans, sent_starts)]
+        candidates = [m for m in candidates if not _vetoed(m, veto, spans, ctx.sent_starts)]
     return _limit(candidates, compiled)
 
 
-def _limit(candidates: list[_Match], compiled: CompiledRules) -> list[_Match]:
+def doc_matches(doc: Doc, compiled: CompiledRules) -> list[_Match]:
+    """Return the surviving rule matches of one doc (token spans)."""
+    found = batch_matches(TokenArrays.from_docs([doc]), compiled)
+    return [_Match(rule, start, end) for rule, start, end in found.get(0, [])]
+
+
+def _limit(candidates: list[tuple[Rule, int, int]],
+           compiled: CompiledRules) -> list[tuple[Rule, int, int]]:
     """Keep at most ``max_matches`` matches per rule: the longest, then the earliest."""
     counts: dict[str, int] = {}
     for m in candidates:
-        counts[m.rule.id] = counts.get(m.rule.id, 0) + 1
-    over = {m.rule.id: limit for m in candidates
-            if (limit := compiled.max_matches(m.rule)) is not None and counts[m.rule.id] > limit}
+        counts[m[0].id] = counts.get(m[0].id, 0) + 1
+    over = {m[0].id: limit for m in candidates
+            if (limit := compiled.max_matches(m[0])) is not None and counts[m[0].id] > limit}
     if not over:
         return candidates
     drop: set[int] = set()
     for rule_id, limit in over.items():
-        mine = [k for k, m in enumerate(candidates) if m.rule.id == rule_id]
-        ranked = sorted(mine, key=lambda k: (candidates[k].start - candidates[k].end,
-                                             candidates[k].start))
+        mine = [k for k, m in enumerate(candidates) if m[0].id == rule_id]
+        ranked = sorted(mine, key=lambda k: (candidates[k][1] - candidates[k][2],
+                                             candidates[k][1]))
         drop.update(ranked[limit:])
     return [m for k, m in enumerate(candidates) if k not in drop]
 
 
-def _vetoed(match: _Match, veto: Rule, spans: list[tuple[int, int]],
+def _vetoed(match: tuple[Rule, int, int], veto: Rule, spans: list[tuple[int, int]],
             sent_starts: list[int]) -> bool:
-    if match.rule.code_id != veto.code_id:
+    rule, start, end = match
+    if rule.code_id != veto.code_id:
         return False
     targets = veto.params.get("rules")
-    if targets and match.rule.id not in targets:  # a targeted veto: only those rules
+    if targets and rule.id not in targets:  # a targeted veto: only those rules
         return False
     scope = veto.params.get("scope", "match")
     if scope == "segment":
         return True
     if scope == "match":
-        return any(s < match.end and match.start < e for s, e in spans)
-    match_sents = {sent_starts[i] for i in range(match.start, match.end)}
+        return any(s < end and start < e for s, e in spans)
+    match_sents = {sent_starts[i] for i in range(start, end)}
     return any(sent_starts[i] in match_sents for s, e in spans for i in range(s, e))
 
 
@@ -203,6 +227,52 @@ def len_doc(doc: Doc) -> int:
         return 0
     last = doc[-1]
     return last.idx + len(last.text_with_ws)
+
+
+def match_rows(arrays: TokenArrays, compiled: CompiledRules,
+               segments: Sequence[tuple[str, str, int, str | None]]) -> list[tuple]:
+    """Return the match rows (``MATCH_COLUMNS`` tuples) of a batch, in doc order.
+
+    Args:
+        arrays: the parsed coded segments of one language.
+        compiled: the rules of that language.
+        segments: per doc of ``arrays``: (segment id, doc id, segment start, text);
+            the text gives the evidence when the doc was parsed from it.
+    """
+    if not len(arrays):
+        return []
+    types = compiled.types
+    tid = types.ids(arrays.vocab, arrays.orth, arrays.lemma)
+    found = batch_matches(arrays, compiled, tid)
+    if not found:
+        return []
+    doc_first = arrays.doc_starts()
+    lengths = types.lengths.data[tid]
+    idx = arrays.char_offsets(lengths, doc_first)
+    ends = (idx + lengths).tolist()
+    idx = idx.tolist()
+    bounds = arrays.bounds.tolist()
+    rows = []
+    for k, matches in found.items():
+        seg_id, doc_id, base, seg_text = segments[k]
+        last = bounds[k + 1] - 1
+        n_chars = ends[last] + int(arrays.space[last])
+        text = seg_text if isinstance(seg_text, str) and len(seg_text) == n_chars else None
+        if text is None:
+            text = arrays.get_doc(k).text  # not parsed from this text: the doc's own
+        seen = set()
+        for rule, start, end in matches:
+            c0, c1 = idx[start], ends[end - 1]  # offsets in the doc
+            key = (rule.code_id, rule.id, c0, c1)
+            if key in seen:
+                continue
+            seen.add(key)
+            evidence = text[c0:c1]
+            if rule.kind == "proximity" and len(evidence) > EVIDENCE_LIMIT:
+                evidence = evidence[:EVIDENCE_LIMIT - 1] + "…"
+            rows.append((seg_id, doc_id, rule.code_id, rule.id, evidence,
+                         base + c0, base + c1, float(rule.weight)))
+    return rows
 
 
 def _empty_matches() -> pd.DataFrame:
@@ -241,31 +311,13 @@ def match_segments(segments: pd.DataFrame, docs: Sequence[Doc],
              else [compiled.lang] * len(segments))
     texts = (segments[C.TEXT].tolist() if C.TEXT in segments.columns
              else [None] * len(segments))
-    rows = []
-    for seg_id, doc_id, seg_start, is_coded, lang, doc, seg_text in zip(
-            segments[C.SEGMENT_ID].tolist(), segments[C.DOC_ID].tolist(),
-            segments[C.START].tolist(), coded, langs, docs, texts, strict=True):
-        if not bool(is_coded) or lang != compiled.lang:
-            continue
-        base = int(seg_start)
-        seen = set()
-        text = None  # Doc.text re-joins every token on each access: build it once per doc
-        if seg_text is not None and isinstance(seg_text, str) and len(seg_text) == len_doc(doc):
-            text = seg_text  # the doc was parsed from this text
-        for m in doc_matches(doc, compiled):
-            first, last = doc[m.start], doc[m.end - 1]
-            c0, c1 = first.idx, last.idx + len(last.text)
-            key = (m.rule.code_id, m.rule.id, c0, c1)
-            if key in seen:
-                continue
-            seen.add(key)
-            if text is None:
-                text = doc.text
-            evidence = text[c0:c1]
-            if m.rule.kind == "proximity" and len(evidence) > EVIDENCE_LIMIT:
-                evidence = evidence[:EVIDENCE_LIMIT - 1] + "…"
-            rows.append((seg_id, doc_id, m.rule.code_id, m.rule.id, evidence,
-                         base + c0, base + c1, float(m.rule.weight)))
+    keep = [k for k, (is_coded, lang) in enumerate(zip(coded, langs, strict=True))
+            if bool(is_coded) and lang == compiled.lang]
+    seg_ids, doc_ids = segments[C.SEGMENT_ID].tolist(), segments[C.DOC_ID].tolist()
+    starts = segments[C.START].tolist()
+    arrays = TokenArrays.from_docs([docs[k] for k in keep])
+    rows = match_rows(arrays, compiled, [(seg_ids[k], doc_ids[k], int(starts[k]), texts[k])
+                                         for k in keep])
     if not rows:
         return _empty_matches()
     out = pd.DataFrame(rows, columns=C.MATCH_COLUMNS)
