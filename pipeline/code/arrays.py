@@ -11,10 +11,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from spacy.attrs import LEMMA, ORTH, SENT_START, SPACY
+from spacy.attrs import LEMMA, NORM, ORTH, SENT_START, SPACY
 from spacy.tokens import Doc
 
-ATTRS = [ORTH, LEMMA, SENT_START, SPACY]
+# NORM is not read by the matcher, but a Doc rebuilt from the arrays for the spaCy
+# Matcher (a pattern may test NORM) must equal the parsed one.
+ATTRS = [ORTH, LEMMA, SENT_START, SPACY, NORM]
 
 
 @dataclass
@@ -53,12 +55,12 @@ class TokenArrays:
     @classmethod
     def from_parts(cls, vocab: object, parts: Sequence[np.ndarray],
                    get_doc: Callable[[int], Doc]) -> TokenArrays:
-        """Concatenate per-doc ``(n, 4)`` arrays of ``ATTRS`` columns."""
+        """Concatenate per-doc ``(n, 5)`` arrays of ``ATTRS`` columns."""
         sizes = [len(p) for p in parts]
         bounds = np.zeros(len(parts) + 1, dtype=np.int64)
         np.cumsum(sizes, out=bounds[1:])
-        table = (np.concatenate([p.reshape(-1, 4) for p in parts]) if parts
-                 else np.zeros((0, 4), dtype=np.uint64))
+        table = (np.concatenate([p.reshape(-1, len(ATTRS)) for p in parts]) if parts
+                 else np.zeros((0, len(ATTRS)), dtype=np.uint64))
         return cls(vocab, table[:, 0], table[:, 1], table[:, 2].astype(np.int64),
                    table[:, 3].astype(bool), bounds, get_doc)
 
@@ -90,3 +92,13 @@ class TokenArrays:
         width = lengths + self.space.astype(np.int64)
         total = np.cumsum(width) - width          # offset in the concatenation
         return total - total[doc_first] if len(total) else total
+
+
+def rebuild_doc(vocab, part: np.ndarray) -> Doc:  # noqa: ANN001
+    """The ``Doc`` of one ``(n, 5)`` array of ``ATTRS``, as ``DocBin.get_docs`` builds it."""
+    strings = vocab.strings
+    words = [strings[o] for o in part[:, 0].tolist()]
+    doc = Doc(vocab, words=words, spaces=part[:, 3].astype(bool).tolist())
+    if len(words):
+        doc.from_array([LEMMA, NORM, SENT_START], np.ascontiguousarray(part[:, [1, 4, 2]]))
+    return doc
