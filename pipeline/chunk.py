@@ -90,6 +90,12 @@ def _codebook(ctx: RunContext):  # noqa: ANN202
     return _BOOKS[key]
 
 
+def remember_codebook(ctx: RunContext, book) -> None:  # noqa: ANN001
+    """Use ``book`` (already loaded and validated by the runner) for in-process chunks."""
+    _BOOKS.clear()
+    _BOOKS[(ctx.codebook_path, ctx.codebook_hash)] = book
+
+
 def _compiled(book, lang: str):  # noqa: ANN001, ANN202
     """Compile the rules of a language once per process, not once per chunk."""
     from pipeline.code import compile_rules

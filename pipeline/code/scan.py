@@ -30,14 +30,23 @@ def find_hits(arrays: TokenArrays, compiled: CompiledRules, tid: np.ndarray) -> 
         if len(starts):
             docs = arrays.doc_index(starts)
             tids = tid.tolist()
-            roots, step = types.roots, types.step
+            ends, deeper, step = types.root_ends, types.root_deeper, types.step
             for s, k, stop in zip(starts.tolist(), docs.tolist(), bounds[docs + 1].tolist()):
-                frontier = roots[tids[s]]
-                j = s + 1
+                t = tids[s]
                 spans = found.get(k)
                 if spans is None:
                     spans = found[k] = {}
-                while True:
+                for channel in ends[t]:  # one-token hits: known per type
+                    got = spans.get(channel)
+                    if got is None:
+                        spans[channel] = {(s, s + 1)}
+                    else:
+                        got.add((s, s + 1))
+                frontier = deeper[t]
+                j = s + 1
+                while frontier and j < stop:  # longer phrases: walk on
+                    frontier = step(frontier, tids[j])
+                    j += 1
                     for node in frontier:
                         for channel in node.ends:
                             got = spans.get(channel)
@@ -45,15 +54,7 @@ def find_hits(arrays: TokenArrays, compiled: CompiledRules, tid: np.ndarray) -> 
                                 spans[channel] = {(s, j)}
                             else:
                                 got.add((s, j))
-                    if j >= stop:
-                        break
                     frontier = [node for node in frontier if node.lit or node.glob]
-                    if not frontier:
-                        break
-                    frontier = step(frontier, tids[j])
-                    if not frontier:
-                        break
-                    j += 1
     if compiled.group_patterns or compiled.unanchored_patterns:
         _pattern_hits(arrays, compiled, tid, found)
     return found

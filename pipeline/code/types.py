@@ -49,6 +49,8 @@ class TypeTable:
         self.keys: list[tuple[str, ...]] = []        # (lower,) or (lower, lemma)
         self.globs: list[frozenset[str]] = []       # globs matching the keys
         self.roots: list[list[_Node]] = []           # trie nodes one step from the root
+        self.root_ends: list[list[int]] = []         # channels ending there (one-token hits)
+        self.root_deeper: list[list[_Node]] = []     # those of them with children
         self.lengths = _Column("int64")              # characters of the form
         self.starts = _Column("bool")                # some trie path starts here
         self.cue = _Column("bool")                   # a negation cue
@@ -60,8 +62,8 @@ class TypeTable:
             for r, words in enumerate(sets):
                 for word in words:
                     self._req_words.setdefault(word, []).append((group, r))
-        self.n_required = [len(sets) for sets in requirements]
-        self.anchors: list[tuple[tuple[int, int], ...]] = []
+        self.full = [(1 << len(sets)) - 1 for sets in requirements]  # every requirement met
+        self.anchors: list[tuple[tuple[int, int], ...]] = []        # per type: (group, mask)
         # (id(trie node), type) -> next nodes; the trie outlives the table, so ids are stable
         self._steps: dict[tuple[int, int], list[_Node]] = {}
 
@@ -114,12 +116,18 @@ class TypeTable:
         self.globs.append(globs)
         roots = self._step([trie.root], t)
         self.roots.append(roots)
+        self.root_ends.append(list(dict.fromkeys(ch for node in roots for ch in node.ends)))
+        self.root_deeper.append([node for node in roots if node.lit or node.glob])
         self.lengths.set(t, len(text))
         self.starts.set(t, bool(roots))
         self.cue.set(t, low in self.cues or lem in self.cues)  # as Token.lemma_.lower()
         self.clause_word.set(t, low in CLAUSE_WORDS)
         self.clause_punct.set(t, low in CLAUSE_PUNCT)
-        self.anchors.append(tuple(pair for k in keys for pair in self._req_words.get(k, ())))
+        masks: dict[int, int] = {}  # group -> bit mask of the requirements this type meets
+        for k in keys:
+            for group, r in self._req_words.get(k, ()):
+                masks[group] = masks.get(group, 0) | (1 << r)
+        self.anchors.append(tuple(masks.items()))
         return t
 
     def step(self, nodes: list[_Node], t: int) -> list[_Node]:
@@ -153,9 +161,10 @@ class TypeTable:
 
     def wanted_groups(self, types: set[int]) -> list[int]:
         """Pattern groups whose every requirement some type in ``types`` satisfies."""
-        covered: dict[int, set[int]] = {}
+        covered: dict[int, int] = {}
+        get = covered.get
         for t in types:
-            for group, r in self.anchors[t]:
-                covered.setdefault(group, set()).add(r)
-        need = self.n_required
-        return sorted(g for g, rs in covered.items() if len(rs) == need[g])
+            for group, mask in self.anchors[t]:
+                covered[group] = get(group, 0) | mask
+        full = self.full
+        return sorted(g for g, mask in covered.items() if mask == full[g])
