@@ -100,7 +100,6 @@ def test_disabled_cache_writes_no_chunk_entries(tmp_path):
 
 
 def test_type_table_facts_are_per_form_and_lemma():
-    nlp = make_nlp("nl")
     trie = TokenTrie()
     trie.add([("zelf", False)], 0)
     trie.add([("zelf", False), ("kiezen", False)], 1)

@@ -1,8 +1,10 @@
 """Applying compiled rules to parsed segments: hits -> rule matches.
 
-Per batch of docs (token arrays, ``pipeline.code.scan``): one trie walk + the Matcher
-on the docs that need it give the spans of every rule channel; then per doc and rule: overlap filtering, proximity pairing, negation, and finally the
-exclude rules veto matches of their own code.
+Per batch of docs (token arrays, ``pipeline.code.scan``): the trie + the Matcher on the
+docs that need it give the spans of every rule channel; then per doc and rule
+(``pipeline.code.vector``, with the helpers here for the per-doc cases): overlap
+filtering, proximity pairing, negation, and finally the exclude rules veto matches of
+their own code.
 """
 from __future__ import annotations
 
@@ -15,8 +17,7 @@ from spacy.tokens import Doc
 
 from pipeline import columns as C
 from pipeline.code.arrays import TokenArrays
-from pipeline.code.compiled import MAIN, SIDE_A, SIDE_B, CompiledRules
-from pipeline.code.scan import find_hits
+from pipeline.code.compiled import CompiledRules
 # negation_scope "clause": a sentence is also split at commas and these subordinators
 # (the word starts a new clause), so verb-final Dutch negation is seen.
 from pipeline.code.types import CLAUSE_PUNCT, CLAUSE_WORDS  # noqa: F401 - re-exported
@@ -87,11 +88,13 @@ class _Context:
         types = compiled.types
         doc_first = arrays.doc_starts()
         sents = arrays.sentence_starts(doc_first)
+        self.sents = sents
         self.sent_starts: list[int] = sents.tolist()
         cue = types.cue.data[tid]
         # cues before position i: a window or clause test is two subtractions
-        self.cue_before: list[int] = np.concatenate(
-            ([0], np.cumsum(cue, dtype=np.int64))).tolist()
+        self.before = np.concatenate(([0], np.cumsum(cue, dtype=np.int64)))
+        self.cue_before: list[int] = self.before.tolist()
+        self.first_np = self.end_np = np.zeros(0, dtype=np.int64)
         self.clause_first: list[int] = []
         self.clause_end: list[int] = []
         if compiled.negation_scope == "clause":
@@ -114,94 +117,29 @@ class _Context:
         nxt = np.where(boundary, pos, n)
         nxt = np.minimum.accumulate(nxt[::-1])[::-1]
         end = np.append(nxt[1:], n) if n else nxt
+        self.first_np, self.end_np = first, end
         self.clause_first, self.clause_end = first.tolist(), end.tolist()
 
-    def negated(self, start: int, end: int, compiled: CompiledRules) -> bool:
-        """A negation cue before the match (window) or in its clause(s) outside it."""
-        before = self.cue_before
+    def negated_all(self, starts: np.ndarray, ends: np.ndarray,
+                    compiled: CompiledRules) -> np.ndarray:
+        """``negated`` for arrays of spans."""
+        before = self.before
         if compiled.negation_scope == "clause":
-            lo, hi = self.clause_first[start], self.clause_end[end - 1]
-            return before[start] - before[lo] + before[hi] - before[end] > 0
-        first = max(self.sent_starts[start], start - compiled.negation_window)
-        return before[start] - before[first] > 0
-
-
-def batch_matches(arrays: TokenArrays, compiled: CompiledRules,
-                  tid: np.ndarray | None = None) -> dict[int, list[tuple[Rule, int, int]]]:
-    """Return doc -> surviving (rule, start, end) matches; positions in ``arrays``."""
-    if tid is None:
-        tid = compiled.types.ids(arrays.vocab, arrays.orth, arrays.lemma)
-    found = find_hits(arrays, compiled, tid)
-    if not found:
-        return {}
-    ctx = _Context(arrays, compiled, tid)
-    rules = compiled.rules
-    owner = [index for index, _ in compiled.channels]  # channel -> rule index
-    out = {}
-    for k in sorted(found):
-        hits = found[k]
-        if hits:
-            kept = _doc_matches(hits, rules, owner, compiled, ctx)
-            if kept:
-                out[k] = kept
-    return out
-
-
-def _doc_matches(hits: dict[int, set[tuple[int, int]]], rules: list[Rule], owner: list[int],
-                 compiled: CompiledRules, ctx: _Context) -> list[tuple[Rule, int, int]]:
-    """The rule logic of one doc: longest first, proximity, negation, vetoes, limits."""
-    candidates: list[tuple[Rule, int, int]] = []
-    vetoes: list[tuple[Rule, list[tuple[int, int]]]] = []
-    channel = compiled.channel
-    for index in sorted({owner[ch] for ch in hits}):
-        rule = rules[index]
-        if rule.kind == "exclude":
-            vetoes.append((rule, sorted(hits[channel(index, MAIN)])))
-            continue
-        if rule.kind == "proximity":
-            a = hits.get(channel(index, SIDE_A))
-            b = hits.get(channel(index, SIDE_B))
-            if not a or not b:
-                continue
-            spans = _pair(sorted(a), sorted(b), rule.params["window"], rule.params["order"])
-        else:
-            spans = hits[channel(index, MAIN)]
-        if not spans:
-            continue
-        check = rule.negation != "ignore"
-        require = rule.negation == "require"
-        for start, end in longest_first(spans):
-            if check and ctx.negated(start, end, compiled) != require:
-                continue
-            candidates.append((rule, start, end))
-    for veto, spans in vetoes:
-        candidates = [m for m in candidates if not _vetoed(m, veto, spans, ctx.sent_starts)]
-    return _limit(candidates, compiled)
+            lo, hi = self.first_np[starts], self.end_np[ends - 1]
+            return before[starts] - before[lo] + before[hi] - before[ends] > 0
+        first = np.maximum(self.sents[starts], starts - compiled.negation_window)
+        return before[starts] - before[first] > 0
 
 
 def doc_matches(doc: Doc, compiled: CompiledRules) -> list[_Match]:
     """Return the surviving rule matches of one doc (token spans)."""
-    found = batch_matches(TokenArrays.from_docs([doc]), compiled)
-    return [_Match(rule, start, end) for rule, start, end in found.get(0, [])]
+    from pipeline.code.vector import vector_matches
 
-
-def _limit(candidates: list[tuple[Rule, int, int]],
-           compiled: CompiledRules) -> list[tuple[Rule, int, int]]:
-    """Keep at most ``max_matches`` matches per rule: the longest, then the earliest."""
-    counts: dict[str, int] = {}
-    for m in candidates:
-        counts[m[0].id] = counts.get(m[0].id, 0) + 1
-    over = {m[0].id: limit for m in candidates
-            if (limit := compiled.max_matches(m[0])) is not None and counts[m[0].id] > limit}
-    if not over:
-        return candidates
-    drop: set[int] = set()
-    for rule_id, limit in over.items():
-        mine = [k for k, m in enumerate(candidates) if m[0].id == rule_id]
-        ranked = sorted(mine, key=lambda k: (candidates[k][1] - candidates[k][2],
-                                             candidates[k][1]))
-        drop.update(ranked[limit:])
-    return [m for k, m in enumerate(candidates) if k not in drop]
+    arrays = TokenArrays.from_docs([doc])
+    tid = compiled.types.ids(arrays.vocab, arrays.orth, arrays.lemma)
+    cr, cs, ce = vector_matches(arrays, compiled, tid, _Context(arrays, compiled, tid))
+    return [_Match(compiled.rules[r], s, e) for r, s, e in zip(cr.tolist(), cs.tolist(),
+                                                                ce.tolist())]
 
 
 def _vetoed(match: tuple[Rule, int, int], veto: Rule, spans: list[tuple[int, int]],
@@ -241,37 +179,41 @@ def match_rows(arrays: TokenArrays, compiled: CompiledRules,
     """
     if not len(arrays):
         return []
+    from pipeline.code.vector import vector_matches
+
     types = compiled.types
     tid = types.ids(arrays.vocab, arrays.orth, arrays.lemma)
-    found = batch_matches(arrays, compiled, tid)
-    if not found:
+    ctx = _Context(arrays, compiled, tid)
+    cr, cs, ce = vector_matches(arrays, compiled, tid, ctx)
+    if not len(cr):
         return []
     doc_first = arrays.doc_starts()
     lengths = types.lengths.data[tid]
     idx = arrays.char_offsets(lengths, doc_first)
-    ends = (idx + lengths).tolist()
-    idx = idx.tolist()
-    bounds = arrays.bounds.tolist()
+    char_end = idx + lengths
+    docs = arrays.doc_index(cs)
+    # one row per match, in doc order (the caller sorts within segments)
+    order = np.argsort(docs, kind="stable")
+    cr, cs, ce, docs = cr[order], cs[order], ce[order], docs[order]
+    c0s, c1s = idx[cs].tolist(), char_end[ce - 1].tolist()
+    bounds = arrays.bounds
+    texts: dict[int, str] = {}
+    for k in np.unique(docs).tolist():
+        seg_text = segments[k][3]
+        last = int(bounds[k + 1]) - 1
+        n_chars = int(char_end[last]) + int(arrays.space[last])
+        texts[k] = (seg_text if isinstance(seg_text, str) and len(seg_text) == n_chars
+                    else arrays.get_doc(k).text)  # not parsed from this text: the doc's own
+    rules = compiled.rules
     rows = []
-    for k, matches in found.items():
-        seg_id, doc_id, base, seg_text = segments[k]
-        last = bounds[k + 1] - 1
-        n_chars = ends[last] + int(arrays.space[last])
-        text = seg_text if isinstance(seg_text, str) and len(seg_text) == n_chars else None
-        if text is None:
-            text = arrays.get_doc(k).text  # not parsed from this text: the doc's own
-        seen = set()
-        for rule, start, end in matches:
-            c0, c1 = idx[start], ends[end - 1]  # offsets in the doc
-            key = (rule.code_id, rule.id, c0, c1)
-            if key in seen:
-                continue
-            seen.add(key)
-            evidence = text[c0:c1]
-            if rule.kind == "proximity" and len(evidence) > EVIDENCE_LIMIT:
-                evidence = evidence[:EVIDENCE_LIMIT - 1] + "…"
-            rows.append((seg_id, doc_id, rule.code_id, rule.id, evidence,
-                         base + c0, base + c1, float(rule.weight)))
+    for index, k, c0, c1 in zip(cr.tolist(), docs.tolist(), c0s, c1s):
+        rule = rules[index]
+        seg_id, doc_id, base, _ = segments[k]
+        evidence = texts[k][c0:c1]
+        if rule.kind == "proximity" and len(evidence) > EVIDENCE_LIMIT:
+            evidence = evidence[:EVIDENCE_LIMIT - 1] + "…"
+        rows.append((seg_id, doc_id, rule.code_id, rule.id, evidence,
+                     base + c0, base + c1, float(rule.weight)))
     return rows
 
 

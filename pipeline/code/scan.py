@@ -1,10 +1,13 @@
 """Rule hits of a batch of docs, from token arrays: the trie walk and the token patterns.
 
-Only tokens whose type can start a trie path are visited (a per-type flag gathered with
-NumPy), and the spaCy Matcher only runs on docs containing a word of every required
-token of one of its patterns; hit positions are token positions in the concatenation.
+One-token trie hits are a per-type fact spread over the tokens with NumPy; only tokens
+whose type starts a longer path are walked in Python; the spaCy Matcher only runs on
+docs containing a word of every required token of one of its patterns. Hit positions
+are token positions in the concatenation.
 """
 from __future__ import annotations
+
+from itertools import chain
 
 import numpy as np
 
@@ -22,42 +25,79 @@ def find_hits(arrays: TokenArrays, compiled: CompiledRules, tid: np.ndarray) -> 
         compiled: the compiled rules.
         tid: ``compiled.types.ids(...)`` of the tokens.
     """
-    types = compiled.types
+    ch, s, e = flat_hits(arrays, compiled, tid)
     found: Hits = {}
-    bounds = arrays.bounds
-    if compiled.trie.root.lit or compiled.trie.root.glob:
-        starts = np.flatnonzero(types.starts.data[tid])
-        if len(starts):
-            docs = arrays.doc_index(starts)
-            tids = tid.tolist()
-            ends, deeper, step = types.root_ends, types.root_deeper, types.step
-            for s, k, stop in zip(starts.tolist(), docs.tolist(), bounds[docs + 1].tolist()):
-                t = tids[s]
-                spans = found.get(k)
-                if spans is None:
-                    spans = found[k] = {}
-                for channel in ends[t]:  # one-token hits: known per type
-                    got = spans.get(channel)
-                    if got is None:
-                        spans[channel] = {(s, s + 1)}
-                    else:
-                        got.add((s, s + 1))
-                frontier = deeper[t]
-                j = s + 1
-                while frontier and j < stop:  # longer phrases: walk on
-                    frontier = step(frontier, tids[j])
-                    j += 1
-                    for node in frontier:
-                        for channel in node.ends:
-                            got = spans.get(channel)
-                            if got is None:
-                                spans[channel] = {(s, j)}
-                            else:
-                                got.add((s, j))
-                    frontier = [node for node in frontier if node.lit or node.glob]
-    if compiled.group_patterns or compiled.unanchored_patterns:
-        _pattern_hits(arrays, compiled, tid, found)
+    for c, a, b, k in zip(ch.tolist(), s.tolist(), e.tolist(), arrays.doc_index(s).tolist()):
+        found.setdefault(k, {}).setdefault(c, set()).add((a, b))
     return found
+
+
+def flat_hits(arrays: TokenArrays, compiled: CompiledRules,
+              tid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct (channel, start, end) hits of the batch, sorted, as three arrays."""
+    types = compiled.types
+    chans: list = []
+    starts: list = []
+    ends: list = []
+    if compiled.trie.root.lit or compiled.trie.root.glob:
+        first = np.flatnonzero(types.starts.data[tid])
+        if len(first):
+            at = tid[first].tolist()
+            root_ends = types.root_ends
+            counts = np.fromiter((len(root_ends[t]) for t in at), dtype=np.int64, count=len(at))
+            chans.append(np.fromiter(chain.from_iterable(root_ends[t] for t in at),
+                                     dtype=np.int64, count=int(counts.sum())))
+            one = np.repeat(first, counts)
+            starts.append(one)
+            ends.append(one + 1)
+            deeper = types.root_deeper
+            longer = [i for i, t in zip(first.tolist(), at) if deeper[t]]
+            if longer:
+                c, s, e = _walk(arrays, types, tid, longer)
+                chans.append(np.asarray(c, dtype=np.int64))
+                starts.append(np.asarray(s, dtype=np.int64))
+                ends.append(np.asarray(e, dtype=np.int64))
+    if compiled.group_patterns or compiled.unanchored_patterns:
+        found: dict = {}
+        _pattern_hits(arrays, compiled, tid, found)
+        spans = [(ch, s, e) for per_doc in found.values() for ch, got in per_doc.items()
+                 for s, e in got]
+        if spans:
+            table = np.asarray(spans, dtype=np.int64)
+            chans.append(table[:, 0])
+            starts.append(table[:, 1])
+            ends.append(table[:, 2])
+    if not chans:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    ch, s, e = np.concatenate(chans), np.concatenate(starts), np.concatenate(ends)
+    order = np.lexsort((e, s, ch))
+    ch, s, e = ch[order], s[order], e[order]
+    keep = np.ones(len(ch), dtype=bool)
+    keep[1:] = (ch[1:] != ch[:-1]) | (s[1:] != s[:-1]) | (e[1:] != e[:-1])
+    return ch[keep], s[keep], e[keep]
+
+
+def _walk(arrays: TokenArrays, types, tid: np.ndarray,  # noqa: ANN001
+          positions: list[int]) -> tuple[list[int], list[int], list[int]]:
+    """Hits of two or more tokens from ``positions`` (the trie walk of ``scan``)."""
+    chans, starts, ends = [], [], []
+    tids = tid.tolist()
+    stops = arrays.bounds[arrays.doc_index(np.asarray(positions, dtype=np.int64)) + 1].tolist()
+    deeper, step = types.root_deeper, types.step
+    for s, stop in zip(positions, stops):
+        frontier = deeper[tids[s]]
+        j = s + 1
+        while frontier and j < stop:
+            frontier = step(frontier, tids[j])
+            j += 1
+            for node in frontier:
+                for channel in node.ends:
+                    chans.append(channel)
+                    starts.append(s)
+                    ends.append(j)
+            frontier = [node for node in frontier if node.lit or node.glob]
+    return chans, starts, ends
 
 
 def _pattern_hits(arrays: TokenArrays, compiled: CompiledRules, tid: np.ndarray,
