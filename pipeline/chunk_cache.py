@@ -23,6 +23,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,9 @@ import numpy as np
 import pandas as pd
 
 SUBDIR = "chunks-v1"   # bump when the entry format or what an entry holds changes
+# Modules (besides ingest/ and data/) whose code shapes an entry; their bytes are in the key.
+SOURCES = ("segment.py", "langid.py", "chunk.py", "chunk_cache.py", "nlp.py", "nlp_batch.py",
+           "cache.py", "columns.py", "code/arrays.py")
 TOKEN_COLUMNS = 5      # arrays.ATTRS: ORTH, LEMMA, SENT_START, SPACY, NORM
 
 
@@ -72,7 +76,7 @@ def chunk_key(files: list[tuple[int, str, str]], settings: dict[str, Any]) -> st
     from pipeline import __version__
 
     h = hashlib.sha256()
-    versions = [SUBDIR, __version__]
+    versions = [SUBDIR, __version__, _source_digest()]
     for name in ("pandas", "pyarrow", "spacy", "spacy-lookups-data", "numpy"):
         try:
             versions.append(metadata.version(name))
@@ -86,6 +90,26 @@ def chunk_key(files: list[tuple[int, str, str]], settings: dict[str, Any]) -> st
             return None
         h.update(json.dumps([pos, path, shown, len(data)]).encode("utf-8"))
         h.update(hashlib.sha256(data).digest())
+    return h.hexdigest()
+
+
+@lru_cache(maxsize=1)
+def _source_digest() -> str:
+    """Digest of the code that builds an entry (ingest, segmentation, parsing).
+
+    The package version does not change with every edit of a working copy; hashing the
+    source files makes a changed ingest or segmenter give new keys, never stale tables.
+    """
+    root = Path(__file__).resolve().parent
+    files = sorted([*root.joinpath("ingest").glob("*.py"), *root.joinpath("data").glob("*"),
+                    *(root / name for name in SOURCES)])
+    h = hashlib.sha256()
+    for path in files:
+        h.update(path.name.encode("utf-8"))
+        try:
+            h.update(path.read_bytes())
+        except OSError:
+            h.update(b"?")
     return h.hexdigest()
 
 
