@@ -160,3 +160,39 @@ def test_chunk_key_follows_files_settings_and_code(tmp_path, monkeypatch):
     monkeypatch.setattr(chunk_cache, "_source_digest", lambda: "edited code")
     assert key != chunk_cache.chunk_key(files, {"unit": "turn"})
     assert chunk_cache.chunk_key([(0, str(tmp_path / "gone.txt"), "gone.txt")], {}) is None
+
+
+def test_pattern_max_len_is_an_upper_bound():
+    from pipeline.code.compiled import pattern_max_len
+
+    assert pattern_max_len([{"LOWER": "a"}, {"OP": "?", "IS_PUNCT": False}]) == 2
+    assert pattern_max_len([{"LOWER": "a"}, {"IS_PUNCT": False, "OP": "{0,4}"}]) == 5
+    assert pattern_max_len([{"op": "{2}"}, {"OP": "{,3}"}]) == 5
+    for op in ("*", "+", "{2,}", "odd"):
+        assert pattern_max_len([{"LOWER": "a"}, {"OP": op}]) is None
+
+
+def test_matcher_skips_docs_whose_required_words_are_too_far_apart(tmp_path):
+    from pipeline.code import compile_rules
+    from pipeline.code.arrays import TokenArrays
+    from pipeline.code.scan import find_hits
+    from test_code import make_codebook
+
+    cb = make_codebook(tmp_path, ownership=(
+        "- kind: pattern\n  patterns: [[{LEMMA: mogen}, {OP: '?', IS_PUNCT: false}, "
+        "{LOWER: zelf}]]\n"))
+    compiled = compile_rules(cb, "nl")
+    assert compiled.group_max_len == [3]
+    calls = []
+    real = compiled.matcher_for
+    compiled.matcher_for = lambda groups: calls.append(groups) or real(groups)
+    docs = parse(["We mochten het zelf doen.", "Mochten we dat? Ja, dat deden we dan zelf.",
+                  "We mochten zelf kiezen."], "nl")
+    arrays = TokenArrays.from_docs(docs)
+    hits = find_hits(arrays, compiled, compiled.types.ids(arrays.vocab, arrays.orth,
+                                                          arrays.lemma))
+    # doc 1 has both words, 8 tokens apart: no match is possible and the Matcher is skipped
+    assert calls == [(0,), (), (0,)] and sorted(hits) == [0, 2]  # (): no Matcher at all
+    offsets = arrays.bounds.tolist()
+    assert [sorted(next(iter(hits[k].values()))) for k in (0, 2)] == [
+        [(offsets[0] + 1, offsets[0] + 4)], [(offsets[2] + 1, offsets[2] + 3)]]

@@ -1,6 +1,7 @@
 """Compiling the rules of one language into matchers built once per run."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from spacy.matcher import Matcher
@@ -45,6 +46,8 @@ class CompiledRules:
     requirements: list[tuple[frozenset[str], ...]] = field(default_factory=list)
     unanchored_patterns: list[tuple[str, list]] = field(default_factory=list)
     vocab: object = None
+    # per group: the most tokens one of its patterns can match (None: unbounded)
+    group_max_len: list[int | None] = field(default_factory=list)
     _combined: dict[tuple[int, ...], Matcher] = field(default_factory=dict, repr=False)
     _types: TypeTable | None = field(default=None, repr=False)
 
@@ -133,6 +136,7 @@ def compile_rules(codebook: Codebook, lang: str) -> CompiledRules:
     groups: dict[tuple[frozenset[str], ...], int] = {}
     group_patterns: list[list[tuple[str, list]]] = []
     unanchored_patterns: list[tuple[str, list]] = []
+    group_max_len: list[int | None] = []
     nlp = make_nlp(lang) if rules else None  # no rules: skip building the pipeline
     tokenizer = nlp.tokenizer if nlp is not None else None
 
@@ -170,7 +174,12 @@ def compile_rules(codebook: Codebook, lang: str) -> CompiledRules:
                 if needs not in groups:
                     groups[needs] = len(group_patterns)
                     group_patterns.append([])
-                group_patterns[groups[needs]].append((key, pattern))
+                    group_max_len.append(0)
+                g = groups[needs]
+                group_patterns[g].append((key, pattern))
+                longest, current = pattern_max_len(pattern), group_max_len[g]
+                group_max_len[g] = (None if longest is None or current is None
+                                    else max(longest, current))
     settings = codebook.settings
     trie.glob_lemmas = settings.glob_lemmas
     trie.freeze()
@@ -178,7 +187,8 @@ def compile_rules(codebook: Codebook, lang: str) -> CompiledRules:
                          frozenset(c.lower() for c in cues), rule_channels,
                          settings.count_per_rule, settings.negation_window,
                          settings.negation_scope, group_patterns, list(groups),
-                         unanchored_patterns, nlp.vocab if nlp is not None else None)
+                         unanchored_patterns, nlp.vocab if nlp is not None else None,
+                         group_max_len)
 
 
 _LITERAL_ATTRS = ("LOWER", "LEMMA", "ORTH", "TEXT")
@@ -227,6 +237,30 @@ def pattern_requirements(pattern: list[dict]) -> tuple[frozenset[str], ...]:
     """
     found = (_literal(spec) for spec in _required_specs(pattern))
     return tuple(dict.fromkeys(words for words in found if words is not None))
+
+
+_BOUNDS = re.compile(r"^\{(\d*)(,?)(\d*)\}$")
+
+
+def pattern_max_len(pattern: list[dict]) -> int | None:
+    """The most tokens ``pattern`` can match; None when unbounded (``*``, ``+``, ``{n,}``).
+
+    An unknown operator counts as unbounded, so the answer is always an upper bound.
+    """
+    total = 0
+    for spec in pattern:
+        op = {str(k).upper(): v for k, v in spec.items()}.get("OP")
+        if op in (None, "?", "!"):
+            total += 1
+            continue
+        found = _BOUNDS.match(op) if isinstance(op, str) else None
+        if found is None:
+            return None
+        low, comma, high = found.groups()
+        if comma and not high:
+            return None  # {n,}
+        total += int(high or low or 0)
+    return total
 
 
 def check_lang(lang: object) -> str:

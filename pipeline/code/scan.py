@@ -109,14 +109,19 @@ def _pattern_hits(arrays: TokenArrays, compiled: CompiledRules, tid: np.ndarray,
     # Only types anchoring some requirement matter for choosing a doc's patterns.
     has_anchor = np.fromiter((bool(a) for a in anchors), dtype=bool, count=len(anchors))
     relevant = np.flatnonzero(has_anchor[tid])
-    per_doc: dict[int, set[int]] = {}
-    for k, t in zip(arrays.doc_index(relevant).tolist(), tid[relevant].tolist()):
-        per_doc.setdefault(k, set()).add(t)
+    per_doc: dict[int, list[tuple[int, int]]] = {}
+    for k, t, p in zip(arrays.doc_index(relevant).tolist(), tid[relevant].tolist(),
+                       relevant.tolist()):
+        per_doc.setdefault(k, []).append((p, t))
     every = bool(compiled.unanchored_patterns)
     for k in (range(len(arrays)) if every else sorted(per_doc)):
         if bounds[k] == bounds[k + 1]:
             continue
-        groups = tuple(types.wanted_groups(per_doc[k])) if k in per_doc else ()
+        groups: tuple[int, ...] = ()
+        if k in per_doc:
+            found_at = per_doc[k]
+            groups = tuple(g for g in types.wanted_groups({t for _, t in found_at})
+                           if _close_enough(g, found_at, types, compiled.group_max_len[g]))
         matcher = compiled.matcher_for(groups)
         if matcher is None:
             continue
@@ -126,3 +131,29 @@ def _pattern_hits(arrays: TokenArrays, compiled: CompiledRules, tid: np.ndarray,
         for key, start, end in matcher(arrays.get_doc(k)):
             if end > start:  # all-optional patterns can match zero tokens
                 spans.setdefault(channels[key], set()).add((offset + start, offset + end))
+
+
+def _close_enough(group: int, found_at: list[tuple[int, int]], types,  # noqa: ANN001
+                  reach: int | None) -> bool:
+    """Whether the doc has a word of every requirement of ``group`` within one match length.
+
+    A match of at most ``reach`` tokens holds a token of each requirement, so some
+    token of the first requirement has one of every other requirement less than
+    ``reach`` tokens away; a doc without that cannot match and skips the Matcher (which
+    is then run, if at all, on the whole doc as before).
+    """
+    if reach is None:
+        return True
+    full = types.full[group]
+    places: dict[int, list[int]] = {}
+    for p, t in found_at:  # ascending positions
+        for g, mask in types.anchors[t]:
+            if g == group:
+                bit = 1
+                while bit <= full:
+                    if mask & bit:
+                        places.setdefault(bit, []).append(p)
+                    bit <<= 1
+    others = [ps for bit, ps in places.items() if bit != 1]
+    return any(all(any(abs(q - p) < reach for q in ps) for ps in others)
+               for p in places.get(1, ()))
