@@ -82,32 +82,32 @@ def _pair(a_spans: list[tuple[int, int]], b_spans: list[tuple[int, int]], window
 
 
 class _Context:
-    """Per-token facts of a batch that negation and vetoes read (NumPy, then lists)."""
+    """Per-token facts of a batch that negation and vetoes read.
+
+    Negation, as the rules define it: with ``negation_scope: window``, a cue among the
+    ``negation_window`` tokens before the match, within its sentence; with ``clause``,
+    a cue anywhere in the clause(s) the match overlaps, outside the match. Clauses are
+    sentences split after , ; : and before the subordinators of ``CLAUSE_WORDS``; a
+    doc's first token starts a sentence and a clause.
+    """
 
     def __init__(self, arrays: TokenArrays, compiled: CompiledRules, tid: np.ndarray) -> None:
         types = compiled.types
         doc_first = arrays.doc_starts()
-        sents = arrays.sentence_starts(doc_first)
-        self.sents = sents
-        self.sent_starts: list[int] = sents.tolist()
+        self.sents = arrays.sentence_starts(doc_first)
+        self.sent_starts: list[int] = self.sents.tolist()  # for the vetoes (Python)
         cue = types.cue.data[tid]
         # cues before position i: a window or clause test is two subtractions
         self.before = np.concatenate(([0], np.cumsum(cue, dtype=np.int64)))
-        self.cue_before: list[int] = self.before.tolist()
         self.first_np = self.end_np = np.zeros(0, dtype=np.int64)
-        self.clause_first: list[int] = []
-        self.clause_end: list[int] = []
         if compiled.negation_scope == "clause":
-            self._clauses(arrays, types, tid, sents, doc_first)
+            self._clauses(types, tid, doc_first)
 
-    def _clauses(self, arrays, types, tid, sents, doc_first) -> None:  # noqa: ANN001
-        """Clause bounds: sentences split after , ; : and before subordinators.
-
-        As ``clause_ids`` numbered them; a clause never crosses a doc boundary.
-        """
+    def _clauses(self, types, tid: np.ndarray, doc_first: np.ndarray) -> None:  # noqa: ANN001
+        """First token and end (exclusive) of every token's clause."""
         n = len(tid)
         pos = np.arange(n, dtype=np.int64)
-        boundary = (sents == pos) | types.clause_word.data[tid] | (pos == doc_first)
+        boundary = (self.sents == pos) | types.clause_word.data[tid] | (pos == doc_first)
         punct = types.clause_punct.data[tid]
         boundary[1:] |= punct[:-1]
         if n:
@@ -118,11 +118,10 @@ class _Context:
         nxt = np.minimum.accumulate(nxt[::-1])[::-1]
         end = np.append(nxt[1:], n) if n else nxt
         self.first_np, self.end_np = first, end
-        self.clause_first, self.clause_end = first.tolist(), end.tolist()
 
     def negated_all(self, starts: np.ndarray, ends: np.ndarray,
                     compiled: CompiledRules) -> np.ndarray:
-        """``negated`` for arrays of spans."""
+        """Whether each span (``starts[i]``, ``ends[i]``) is negated (see the class)."""
         before = self.before
         if compiled.negation_scope == "clause":
             lo, hi = self.first_np[starts], self.end_np[ends - 1]
