@@ -46,6 +46,7 @@ class RunContext:
     meta_name: str
     cache_dir: str | None
     batch_size: int = 256
+    meta_digest: str | None = None       # chunk-cache key of ``meta`` (computed once)
 
 
 @dataclass
@@ -87,6 +88,12 @@ def _codebook(ctx: RunContext):  # noqa: ANN202
         _BOOKS.clear()
         _BOOKS[key] = book
     return _BOOKS[key]
+
+
+def remember_codebook(ctx: RunContext, book) -> None:  # noqa: ANN001
+    """Use ``book`` (already loaded and validated by the runner) for in-process chunks."""
+    _BOOKS.clear()
+    _BOOKS[(ctx.codebook_path, ctx.codebook_hash)] = book
 
 
 def _compiled(book, lang: str):  # noqa: ANN001, ANN202
@@ -144,43 +151,98 @@ def read_chunk(task: ChunkTask, ctx: RunContext, errors: list[dict]):  # noqa: A
     return documents, table, list(seen), failed
 
 
-def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int):  # noqa: ANN001, ANN201
-    """Parse (through the cache) and rule-code the coded segments, one document at a time.
+def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: ANN001, ANN201
+               stored: dict[int, list] | None = None):
+    """Parse (through the caches, one document at a time) and rule-code the coded segments.
 
-    Mirrors ``code.code_segments`` (per language, then segment/text order) with rules
-    compiled once per process. Returns ``(matches, codings, n_tokens)``.
+    Same rows as ``code.code_segments`` (per language, then segment/text order) with
+    rules compiled once per process; the matcher runs once per language over the
+    chunk's token arrays instead of once per document.
+
+    Args:
+        segments: the chunk's segments.
+        book: the codebook.
+        cache: a ``DocCache`` (parses on a miss).
+        batch_size: texts per parse batch.
+        stored: token arrays of a chunk-cache entry (``ChunkEntry.tokens``): documents
+            found there are neither parsed nor turned into Docs.
+
+    Returns:
+        ``(matches, codings, n_tokens, tokens, n_stored)``: ``tokens`` holds the arrays
+        of every parsed document (for a new chunk-cache entry), ``n_stored`` the number
+        of documents taken from ``stored``.
     """
-    from pipeline.code import aggregate_matches, empty_codings, match_segments
+    from pipeline.code import aggregate_matches, empty_codings
+    from pipeline.code.arrays import ATTRS, TokenArrays, rebuild_doc
+    from pipeline.code.matching import _empty_matches, match_rows
 
+    stored = stored or {}
     todo = segments[segments[C.CODED].astype(bool)]
-    parts, n_tokens = [], 0
+    n_tokens = n_stored = 0
     doc_ids = todo[C.DOC_ID].tolist()
     bounds = [0] + [k for k in range(1, len(doc_ids)) if doc_ids[k] != doc_ids[k - 1]]
     bounds.append(len(doc_ids))
     if not doc_ids:
         bounds = []
+    langs = todo[C.LANG].tolist()
+    texts = ["" if not isinstance(t, str) else t for t in todo[C.TEXT].tolist()]
+    seg_rows = list(zip(todo[C.SEGMENT_ID].tolist(), doc_ids,
+                        [int(x) for x in todo[C.START].tolist()], todo[C.TEXT].tolist()))
+    tokens: dict[int, list] = {}
+    batches: dict[str, tuple[list, list, list]] = {}  # lang -> (arrays, Docs or None, rows)
     for begin, end in zip(bounds, bounds[1:]):
-        rows = todo.iloc[begin:end]
-        lang = rows[C.LANG].iloc[0]  # one language per document
+        lang = langs[begin]  # one language per document
         compiled = _compiled(book, lang)
         if not compiled.rules:
             continue
-        texts = ["" if not isinstance(t, str) else t for t in rows[C.TEXT].tolist()]
-        docs = cache.parse(texts, lang, batch_size=batch_size)
-        n_tokens += sum(len(d) for d in docs)
-        part = match_segments(rows, docs, compiled)
-        if not part.empty:
-            parts.append(part)
-    if not parts:
-        from pipeline.code.matching import _empty_matches
+        parts = stored.get(begin)
+        if parts is not None and len(parts) == end - begin:
+            n_stored += 1
+            docs = [None] * len(parts)
+        else:
+            docs = cache.parse(texts[begin:end], lang, batch_size=batch_size)
+            parts = [doc.to_array(ATTRS) for doc in docs]
+        tokens[begin] = parts
+        n_tokens += sum(len(p) for p in parts)
+        got = batches.setdefault(lang, ([], [], []))
+        for k, part, doc in zip(range(begin, end), parts, docs):
+            # match_segments skips a segment of another language than its document's
+            # first one (parsed with the document's pipeline, never coded): keep that
+            if langs[k] == lang:
+                got[0].append(part)
+                got[1].append(doc)
+                got[2].append(k)
+    rows: list[tuple] = []
+    for lang, (parts, docs, positions) in batches.items():
+        compiled = _compiled(book, lang)
+        vocab = compiled.vocab
 
-        return _empty_matches(), empty_codings(), n_tokens
-    matches = pd.concat(parts, ignore_index=True)
-    return matches, aggregate_matches(matches, threshold=book.settings.threshold), n_tokens
+        def get_doc(k: int, parts=parts, docs=docs, vocab=vocab):  # noqa: ANN001, ANN202
+            return docs[k] if docs[k] is not None else rebuild_doc(vocab, parts[k])
+
+        arrays = TokenArrays.from_parts(vocab, parts, get_doc)
+        rows.extend(match_rows(arrays, compiled, [seg_rows[k] for k in positions]))
+    if not rows:
+        return _empty_matches(), empty_codings(), n_tokens, tokens, n_stored
+    matches = _sorted_matches(rows, {seg: k for k, seg in enumerate(todo[C.SEGMENT_ID])})
+    codings = aggregate_matches(matches, threshold=book.settings.threshold)
+    return matches, codings, n_tokens, tokens, n_stored
+
+
+def _sorted_matches(rows: list[tuple], order: dict[str, int]) -> pd.DataFrame:
+    """Match rows in segment row order, then text order (as ``match_segments`` sorts)."""
+    out = pd.DataFrame(rows, columns=C.MATCH_COLUMNS)
+    out["_seg"] = out[C.SEGMENT_ID].map(order)
+    out = out.sort_values(["_seg", C.START, C.END, C.CODE_ID, C.RULE_ID], kind="stable")
+    return out.drop(columns="_seg").reset_index(drop=True).astype(
+        {C.START: "int64", C.END: "int64", C.SCORE: "float64"})
 
 
 def process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
     """Ingest, segment and code one chunk of files (runs in any worker).
+
+    With a cache folder, a chunk whose files and settings are unchanged comes from the
+    chunk cache (``pipeline.chunk_cache``): only matching and aggregation run.
 
     Args:
         task: The chunk's files.
@@ -189,8 +251,8 @@ def process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
     Returns:
         The chunk's rows of every output table, and counters/timings in ``stats``.
     """
-    from pipeline import segment as segment_stage
     from pipeline.cache import DocCache
+    from pipeline.chunk_cache import ChunkCache, ChunkEntry, chunk_key
 
     clock = time.perf_counter()
     stats: dict[str, Any] = {"pid": os.getpid()}
@@ -202,6 +264,38 @@ def process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
         clock = now
 
     book = _codebook(ctx)
+    chunks = ChunkCache(ctx.cache_dir)
+    key = chunk_key(task.files, _key_settings(ctx, book)) if chunks.folder else None
+    entry = chunks.load(key, _vocab_of)
+    if entry is not None:
+        documents, segments, errors = entry.documents, entry.segments, entry.errors
+        present, failed = entry.present, entry.failed
+        lap("ingest")
+        lap("segment")
+    else:
+        documents, segments, errors, present, failed = _read_and_segment(task, ctx, book, lap)
+    cache = DocCache(ctx.cache_dir)
+    matches, codings, n_tokens, tokens, n_stored = code_chunk(
+        segments, book, cache, ctx.batch_size, entry.tokens if entry is not None else None)
+    lap("nlp_code")
+    stats.update(documents=len(documents), segments=len(segments),
+                 segments_coded=int(segments[C.CODED].sum()), tokens=n_tokens,
+                 cache_hits=cache.hits + n_stored, cache_misses=cache.misses)
+    if entry is None and key is not None:
+        langs = sorted({lang for lang in segments.loc[segments[C.CODED].astype(bool), C.LANG]
+                        if _compiled(book, lang).rules} if len(segments) else set())
+        chunks.save(key, ChunkEntry(documents, segments, errors, present, failed, {}, tokens,
+                                    {lang: _vocab_of(lang)[0] for lang in langs}),
+                    [_vocab_of(lang)[1] for lang in langs])
+    return ChunkResult(task.index, documents, segments, matches, codings,
+                       pd.DataFrame(errors, columns=[*C.ERROR_COLUMNS, ORDER]),
+                       present, failed, stats)
+
+
+def _read_and_segment(task: ChunkTask, ctx: RunContext, book, lap):  # noqa: ANN001, ANN202
+    """Ingest and segment the chunk's files: (documents, segments, errors, present, failed)."""
+    from pipeline import segment as segment_stage
+
     errors: list[dict] = []
     documents, turns, present, failed = read_chunk(task, ctx, errors)
     lap("ingest")
@@ -216,15 +310,28 @@ def process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
     positions = {shown: pos for pos, _, shown in task.files}
     errors += [{**e, ORDER: (PHASE_FILE, positions.get(e[C.ERROR_FILE], -1))} for e in seg_errors]
     lap("segment")
-    cache = DocCache(ctx.cache_dir)
-    matches, codings, n_tokens = code_chunk(segments, book, cache, ctx.batch_size)
-    lap("nlp_code")
-    stats.update(documents=len(documents), segments=len(segments),
-                 segments_coded=int(segments[C.CODED].sum()), tokens=n_tokens,
-                 cache_hits=cache.hits, cache_misses=cache.misses)
-    return ChunkResult(task.index, documents, segments, matches, codings,
-                       pd.DataFrame(errors, columns=[*C.ERROR_COLUMNS, ORDER]),
-                       present, failed, stats)
+    return documents, segments, errors, present, failed
+
+
+def _key_settings(ctx: RunContext, book) -> dict[str, Any]:  # noqa: ANN001
+    """Everything besides the files that shapes a chunk's documents, segments and errors."""
+    from pipeline.chunk_cache import frame_digest
+
+    if ctx.meta_digest is None:
+        ctx.meta_digest = frame_digest(ctx.meta)
+    return {"unit": ctx.unit, "labels": ctx.interviewer_labels, "speakers": ctx.code_speakers,
+            "text_column": ctx.text_column, "id_column": ctx.id_column,
+            "default_lang": ctx.default_lang, "forced_lang": ctx.forced_lang,
+            "meta_name": ctx.meta_name, "meta": ctx.meta_digest,
+            "languages": list(book.settings.languages), "detect_lang": book.settings.detect_lang}
+
+
+def _vocab_of(lang: str):  # noqa: ANN202
+    """(pipeline fingerprint, vocab) of a language's pipeline."""
+    from pipeline.cache import pipeline_fingerprint
+    from pipeline.nlp import make_nlp
+
+    return pipeline_fingerprint(lang), make_nlp(lang).vocab
 
 
 def meta_rows(ctx: RunContext, known: set[str], phase: int) -> list[dict]:

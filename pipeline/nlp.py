@@ -10,7 +10,6 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
 import pandas as pd
-from nltk.stem.snowball import SnowballStemmer
 from spacy.language import Language
 from spacy.tokens import Doc, Token
 
@@ -92,7 +91,11 @@ def nl_word_forms(doc: Doc) -> Doc:
 
 
 @lru_cache(maxsize=None)
-def _stemmer(lang: str) -> SnowballStemmer:
+def _stemmer(lang: str):  # noqa: ANN202 - nltk's SnowballStemmer
+    # Imported here, not at the top: ``import nltk`` pulls nltk.metrics -> scipy.stats
+    # (about 1.5 s), and a coding run never stems.
+    from nltk.stem.snowball import SnowballStemmer
+
     return SnowballStemmer(STEMMERS[lang])
 
 
@@ -166,101 +169,17 @@ def parse(texts: Iterable[str], lang: str, *, batch_size: int = 256) -> list[Doc
     lemmas = _fused_lemmas(nlp, lang)
     if lemmas is None:
         return list(nlp.pipe(clean, batch_size=batch_size))
-    # Same result as nlp.pipe: tokenizer, then the three lemma components in one
-    # vectorised step per doc (the final lemma is a function of the token's form,
-    # memoised per orth hash), then the sentencizer's annotation from the same
-    # guesses as its predict(), with its per-token tests memoised per orth.
+    # Same result as nlp.pipe: tokenizer, then the three lemma components and the
+    # sentencizer as NumPy steps over all the docs (pipeline.nlp_batch).
     docs = [nlp.make_doc(text) for text in clean]
-    for doc in docs:
-        lemmas.apply(doc, lemmas.components)
-    sentencizer = nlp.get_pipe("sentencizer")
-    sentencizer.set_annotations(docs, lemmas.sentence_guesses(docs, sentencizer))
+    lemmas.annotate(docs, nlp.get_pipe("sentencizer"))
     return docs
 
 
-class _FusedLemmas:
-    """``lemmatizer`` (lookup) + ``lemma_lower`` + ``nl_word_forms`` as one array step.
-
-    Each of the three sets a token's lemma from its form alone (the lookup reads
-    ``token.text``, the word-form table ``token.lower_``) when the tokenizer left the
-    lemma unset, so the final lemma of an orth is computed once, on the first token
-    with that orth, by the very same calls the components make, and then written
-    for every token with ``Doc.from_array``. Tokens that arrive with a lemma go
-    through the components' own per-token code.
-    """
-
-    def __init__(self, nlp: Language, lang: str) -> None:
-        self.nlp = nlp
-        self.lemmatizer = nlp.get_pipe("lemmatizer")
-        self.table = word_forms(lang) if len(nlp.pipe_names) == 4 else {}
-        self.components = [nlp.get_pipe(name) for name in nlp.pipe_names[:-1]]
-        self.memo: dict[int, int] = {}  # orth hash -> final lemma hash
-        self.punct_memo: dict[int, dict[int, tuple[bool, bool]]] = {}
-
-    def _final(self, token: Token) -> int:
-        strings = token.vocab.strings
-        lemma = self.lemmatizer.lemmatize(token)[0]
-        strings.add(lemma)  # the components add each lemma they set to the StringStore
-        if lemma and not lemma.islower():
-            lemma = lemma.lower()
-            strings.add(lemma)
-        lemma = self.table.get(token.lower_, lemma)
-        return strings.add(lemma)
-
-    def sentence_guesses(self, docs: list[Doc], sentencizer) -> list[list[bool]]:  # noqa: ANN001
-        """``Sentencizer.predict(docs)`` with its two per-token tests memoised per orth."""
-        from spacy.attrs import ORTH
-
-        punct_chars = sentencizer.punct_chars
-        memo = self.punct_memo.setdefault(id(sentencizer), {})
-        guesses = []
-        for doc in docs:
-            n = len(doc)
-            doc_guesses = [False] * n
-            if n:
-                start, seen_period = 0, False
-                doc_guesses[0] = True
-                for i, orth in enumerate(doc.to_array(ORTH).tolist()):
-                    flags = memo.get(orth)
-                    if flags is None:
-                        token = doc[i]
-                        flags = memo[orth] = (token.text in punct_chars, token.is_punct)
-                    in_punct_chars, is_punct = flags
-                    if seen_period and not is_punct and not in_punct_chars:
-                        doc_guesses[start] = True
-                        start = i
-                        seen_period = False
-                    elif in_punct_chars:
-                        seen_period = True
-                if start < n:
-                    doc_guesses[start] = True
-            guesses.append(doc_guesses)
-        return guesses
-
-    def apply(self, doc: Doc, components: list) -> None:
-        """Set the lemmas of ``doc`` as ``components`` (the three pipes) would."""
-        import numpy as np
-        from spacy.attrs import LEMMA, ORTH
-
-        if not len(doc):
-            return
-        array = doc.to_array([ORTH, LEMMA])
-        if array[:, 1].any():  # a lemma set by the tokenizer: the components' own code
-            for component in components:
-                component(doc)
-            return
-        memo = self.memo
-        out = []
-        for orth in array[:, 0].tolist():
-            final = memo.get(orth)
-            if final is None:
-                final = memo[orth] = self._final(doc[len(out)])
-            out.append(final)
-        doc.from_array([LEMMA], np.asarray(out, dtype="uint64").reshape(-1, 1))
-
-
-def _fused_lemmas(nlp: Language, lang: str) -> _FusedLemmas | None:
+def _fused_lemmas(nlp: Language, lang: str):  # noqa: ANN202 - FusedLemmas | None
     """The fused lemma step of ``make_nlp(lang)``'s pipeline (None: not that pipeline)."""
+    from pipeline.nlp_batch import FusedLemmas
+
     expected = ["lemmatizer", "lemma_lower", "sentencizer"]
     if word_forms(lang):
         expected.insert(2, f"nl_word_forms_{_word_forms_digest(lang)}")
@@ -272,11 +191,12 @@ def _fused_lemmas(nlp: Language, lang: str) -> _FusedLemmas | None:
     fused = _FUSED.get(id(nlp))
     if fused is None or fused.nlp is not nlp:
         lemmatizer(nlp.make_doc(""))  # validates the lookup tables, as its first call does
-        fused = _FUSED[id(nlp)] = _FusedLemmas(nlp, lang)
+        fused = _FUSED[id(nlp)] = FusedLemmas(nlp, word_forms(lang) if len(expected) == 4
+                                              else {})
     return fused
 
 
-_FUSED: dict[int, _FusedLemmas] = {}
+_FUSED: dict[int, object] = {}
 
 
 def parse_segments(segments: pd.DataFrame, *, batch_size: int = 256) -> list[Doc]:

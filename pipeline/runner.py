@@ -23,7 +23,7 @@ from pipeline import ingest as ingest_stage
 from pipeline import segment as segment_stage
 from pipeline.cache import default_cache_dir
 from pipeline.chunk import (ORDER, PHASE_FILE, PHASE_META_COLUMNS, PHASE_ORPHAN_META, ChunkResult,
-                            ChunkTask, RunContext, meta_rows)
+                            ChunkTask, RunContext, meta_rows, remember_codebook)
 from pipeline.codebook import Codebook, load_codebook
 from pipeline.engine import run_chunks
 from pipeline.ingest import display, parents  # path display identical to ingest()
@@ -213,6 +213,7 @@ def code_corpus(inputs: Sequence[str | Path], *, codebook: str | Path, out_dir: 
     with output_lock(out_dir):
         paths = [Path(p) for p in inputs]
         ctx = _context(opts, book, codebook, unit, paths, out_dir)
+        remember_codebook(ctx, book)  # in-process chunks need not load it again
         files = ingest_stage.discover(paths)
         roots = {p.resolve(): p for p in paths if p.is_dir()}
         shown = [display(f, next((roots[r] for r in parents(f) if r in roots), None))

@@ -65,6 +65,18 @@ def speaker_role(label: object, interviewer_labels: Iterable[str]) -> str:
     return C.RESPONDENT
 
 
+def _roles(speakers: list, labels: Iterable[str]) -> list[str]:
+    """``speaker_role`` of every label, computed once per distinct label (a few per corpus)."""
+    memo: dict[object, str] = {}
+    out = []
+    for label in speakers:
+        role = memo.get(label)
+        if role is None:
+            role = memo[label] = speaker_role(label, labels)
+        out.append(role)
+    return out
+
+
 _PARENS = re.compile(r"[(\[]([^()\[\]]*)[)\]]")
 _ROLE_WORDS = re.compile(r"[^\W_]+", re.UNICODE)
 _ROLE_SEP = re.compile(r"\s+[-\u2013\u2014|/]\s+|\s*:\s+")
@@ -277,7 +289,7 @@ def segment(documents: pd.DataFrame, turns: pd.DataFrame, *, unit: str = "turn",
 
     seg = pd.DataFrame(rows, columns=[c for c in C.SEGMENT_COLUMNS if c not in (C.ROLE, C.CODED)]
                        + row_attrs)
-    seg[C.ROLE] = [speaker_role(s, labels) for s in seg[C.SPEAKER]] if len(seg) else []
+    seg[C.ROLE] = _roles(seg[C.SPEAKER].tolist(), labels) if len(seg) else []
     seg[C.CODED] = _coded_flags(seg[C.SPEAKER], seg[C.ROLE], code_speakers).astype(bool)
     preamble = _preamble(seg)
     seg.loc[preamble, C.ROLE] = C.OTHER

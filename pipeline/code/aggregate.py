@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 from spacy.tokens import Doc
 
@@ -52,7 +53,7 @@ def aggregate_matches(matches: pd.DataFrame, *, threshold: float) -> pd.DataFram
         C.METHOD: METHOD_RULES,
         C.SCORE: (1.0 - groups["_q"].prod()).clip(0.0, 1.0),
         C.RULE: "rule:" + best[C.RULE_ID].astype(str),
-        C.RULES: groups[C.RULE_ID].agg(lambda ids: ";".join(sorted(set(map(str, ids))))),
+        C.RULES: pd.Series(_rule_lists(m, groups), index=best.index),
         C.EVIDENCE: best[C.EVIDENCE],
         C.N_MATCHES: groups.size(),
         C.START: best[C.START],
@@ -64,6 +65,29 @@ def aggregate_matches(matches: pd.DataFrame, *, threshold: float) -> pd.DataFram
     out = out.assign(_seg_first=seg_first).sort_values(
         [C.DOC_ID, "_seg_first", C.SEGMENT_ID, C.CODE_ID], kind="stable")
     return _finish(out)
+
+
+def _rule_lists(m: pd.DataFrame, groups) -> np.ndarray:  # noqa: ANN001 - DataFrameGroupBy
+    """Sorted, distinct rule ids of each group (in group order), ";"-joined.
+
+    On integer codes, not with ``groupby().agg(lambda)``, which builds a Series per
+    group: rule ids are factorised in sorted order, the distinct (group, rule) pairs come
+    out of one ``np.unique`` in (group, rule) order, and only groups with several rules
+    are joined in Python.
+    """
+    gid = groups.ngroup().to_numpy(dtype=np.int64)
+    rcode, names = pd.factorize(m[C.RULE_ID].astype(str).to_numpy(dtype=object), sort=True)
+    pairs = np.unique(gid * len(names) + rcode)
+    pair_gid, pair_rule = np.divmod(pairs, len(names))
+    n_groups = int(gid.max()) + 1 if len(gid) else 0
+    counts = np.bincount(pair_gid, minlength=n_groups)
+    first = np.searchsorted(pair_gid, np.arange(n_groups))
+    names = np.asarray(names, dtype=object)
+    out = names[pair_rule[first]] if n_groups else np.empty(0, dtype=object)
+    for g in np.flatnonzero(counts > 1).tolist():
+        lo = first[g]
+        out[g] = ";".join(names[pair_rule[lo:lo + counts[g]]].tolist())
+    return out
 
 
 def _finish(out: pd.DataFrame) -> pd.DataFrame:

@@ -1,13 +1,14 @@
 """Compiling the rules of one language into matchers built once per run."""
 from __future__ import annotations
 
-from collections import defaultdict
+import re
 from dataclasses import dataclass, field
 
 from spacy.matcher import Matcher
 from spacy.tokens import Doc
 
 from pipeline.code.trie import TokenTrie
+from pipeline.code.types import TypeTable
 from pipeline.codebook import DEFAULT_NEGATION_CUES, Codebook, Rule, is_glob
 from pipeline.errors import UsageError
 
@@ -19,70 +20,66 @@ class CompiledRules:
     """The rules of one language, compiled.
 
     Every rule reports hits through "channels": one per rule (terms, phrase, glob,
-    pattern, exclude) or two (proximity sides ``a`` and ``b``). ``hits(doc)`` runs
-    the token trie and the spaCy Matcher once per doc and returns the spans of every
-    channel.
+    pattern, exclude) or two (proximity sides ``a`` and ``b``). Terms, phrases and
+    globs sit in one token trie; token patterns in spaCy Matchers, grouped by the
+    words a doc must contain for them to match (``pattern_requirements``), so a
+    Matcher only runs on the docs that can hold one of its patterns
+    (``pipeline.code.scan``).
     """
 
     lang: str
     rules: list[Rule]
     channels: list[tuple[int, str]]          # channel -> (index in rules, role)
     trie: TokenTrie
-    matcher: Matcher | None
+    matcher: Matcher | None                  # every pattern (for callers that want one)
     matcher_channels: dict[int, int]         # matcher key hash -> channel
     negation_cues: frozenset[str]
     rule_channels: dict[int, dict[str, int]] = field(default_factory=dict)
-    # Patterns with a required literal token (LOWER/LEMMA/ORTH/TEXT, or IN of those) sit
-    # in small Matchers that only run on docs containing one of their words: the token
-    # Matcher tries every pattern at every token, so one big Matcher would make coding
-    # time grow with the number of patterns. ``matcher`` still holds every pattern (for
-    # callers that want one Matcher); ``hits`` runs ``unanchored`` + the anchored ones.
-    anchored: list[Matcher] = field(default_factory=list)
-    anchor_index: dict[str, list[int]] = field(default_factory=dict)
-    unanchored: Matcher | None = None
     # settings: default max matches per rule (None: unlimited), negation window/scope
     count_per_rule: int | None = None
     negation_window: int = 3
     negation_scope: str = "window"
-    # (key, pattern) of every anchored group / of the unanchored Matcher, to build one
-    # Matcher per combination of groups a doc needs (a Matcher call walks the whole doc
-    # in Python, so one call with the union of patterns beats one call per group; the
-    # set of spans found is the same). Combinations are few: cached, bounded.
+    # Patterns grouped by their requirements: group g holds (key, pattern) pairs that
+    # can only match a doc containing a word of each set in requirements[g]. Patterns
+    # without a required literal token are "unanchored" and run on every doc.
     group_patterns: list[list[tuple[str, list]]] = field(default_factory=list)
+    requirements: list[tuple[frozenset[str], ...]] = field(default_factory=list)
     unanchored_patterns: list[tuple[str, list]] = field(default_factory=list)
     vocab: object = None
+    # per group: the most tokens one of its patterns can match (None: unbounded)
+    group_max_len: list[int | None] = field(default_factory=list)
     _combined: dict[tuple[int, ...], Matcher] = field(default_factory=dict, repr=False)
+    _types: TypeTable | None = field(default=None, repr=False)
 
     def max_matches(self, rule: Rule) -> int | None:
         """How many matches of ``rule`` count per segment (None: all)."""
         return rule.max_matches if rule.max_matches is not None else self.count_per_rule
 
+    @property
+    def types(self) -> TypeTable:
+        """The run's word-type table (built on first use, kept for every later doc)."""
+        if self._types is None:
+            self._types = TypeTable(self.trie, self.negation_cues, self.requirements)
+        return self._types
+
     def hits(self, doc: Doc) -> dict[int, list[tuple[int, int]]]:
         """Return channel -> sorted, distinct (start token, end token) spans in ``doc``."""
-        found: dict[int, set[tuple[int, int]]] = defaultdict(set)
-        keys, lowers = self.trie.keys(doc)
-        for channel, start, end in self.trie.find(doc, keys=keys, lowers=lowers):
-            found[channel].add((start, end))
-        matchers = [self.unanchored] if self.unanchored is not None else []
-        if self.anchor_index:
-            index = self.anchor_index
-            wanted = {g for token_keys in keys for key in token_keys
-                      for g in index.get(key, ())}
-            if wanted:
-                matchers = [self._matcher_for(tuple(sorted(wanted)))]
-        for matcher in matchers:
-            for key, start, end in matcher(doc):
-                if end > start:  # all-optional patterns can match zero tokens
-                    found[self.matcher_channels[key]].add((start, end))
-        return {ch: sorted(spans) for ch, spans in found.items()}
+        from pipeline.code.arrays import TokenArrays
+        from pipeline.code.scan import find_hits
 
-    def _matcher_for(self, groups: tuple[int, ...]) -> Matcher:
-        """One Matcher holding the unanchored patterns and those of ``groups``."""
-        if len(groups) == 1 and self.unanchored is None:
-            return self.anchored[groups[0]]
-        if self.vocab is None:  # built without the pattern lists: no combining
-            first = [self.unanchored] if self.unanchored is not None else []
-            return _Several(first + [self.anchored[g] for g in groups])
+        arrays = TokenArrays.from_docs([doc])
+        found = find_hits(arrays, self, self.types.ids(arrays.vocab, arrays.orth, arrays.lemma))
+        return {ch: sorted(spans) for ch, spans in found.get(0, {}).items()}
+
+    def matcher_for(self, groups: tuple[int, ...]) -> Matcher | None:
+        """One Matcher holding the unanchored patterns and those of ``groups``.
+
+        A Matcher call walks the whole doc in Python, so one call with the union of the
+        patterns a doc needs beats one call per group (the set of spans found is the
+        same). Combinations are few: cached, bounded.
+        """
+        if not groups and not self.unanchored_patterns:
+            return None
         matcher = self._combined.get(groups)
         if matcher is None:
             if len(self._combined) >= 4096:
@@ -99,16 +96,6 @@ class CompiledRules:
     def channel(self, rule_index: int, role: str = MAIN) -> int | None:
         """Return the channel of a rule (and proximity side), None if it has none."""
         return self.rule_channels.get(rule_index, {}).get(role)
-
-
-class _Several:
-    """Several Matchers called as one (their matches, concatenated)."""
-
-    def __init__(self, matchers: list[Matcher]) -> None:
-        self.matchers = matchers
-
-    def __call__(self, doc: Doc) -> list[tuple[int, int, int]]:
-        return [m for matcher in self.matchers for m in matcher(doc)]
 
 
 def _tokens(tokenizer, text: str) -> list[tuple[str, bool]]:  # noqa: ANN001
@@ -146,12 +133,10 @@ def compile_rules(codebook: Codebook, lang: str) -> CompiledRules:
     rule_channels: dict[int, dict[str, int]] = {}
     matcher = None
     matcher_channels: dict[int, int] = {}
-    anchored: list[Matcher] = []
-    anchor_index: dict[str, list[int]] = {}
-    groups: dict[frozenset[str], int] = {}
-    unanchored: Matcher | None = None
+    groups: dict[tuple[frozenset[str], ...], int] = {}
     group_patterns: list[list[tuple[str, list]]] = []
     unanchored_patterns: list[tuple[str, list]] = []
+    group_max_len: list[int | None] = []
     nlp = make_nlp(lang) if rules else None  # no rules: skip building the pipeline
     tokenizer = nlp.tokenizer if nlp is not None else None
 
@@ -182,33 +167,53 @@ def compile_rules(codebook: Codebook, lang: str) -> CompiledRules:
                 matcher = Matcher(nlp.vocab)
             matcher.add(key, params["patterns"])
             for pattern in params["patterns"]:
-                anchor = pattern_anchor(pattern)
-                if anchor is None:
-                    if unanchored is None:
-                        unanchored = Matcher(nlp.vocab)
-                    unanchored.add(key, [pattern])
+                needs = pattern_requirements(pattern)
+                if not needs:
                     unanchored_patterns.append((key, pattern))
                     continue
-                if anchor not in groups:
-                    groups[anchor] = len(anchored)
-                    anchored.append(Matcher(nlp.vocab))
+                if needs not in groups:
+                    groups[needs] = len(group_patterns)
                     group_patterns.append([])
-                    for word in anchor:
-                        anchor_index.setdefault(word, []).append(groups[anchor])
-                anchored[groups[anchor]].add(key, [pattern])
-                group_patterns[groups[anchor]].append((key, pattern))
+                    group_max_len.append(0)
+                g = groups[needs]
+                group_patterns[g].append((key, pattern))
+                longest, current = pattern_max_len(pattern), group_max_len[g]
+                group_max_len[g] = (None if longest is None or current is None
+                                    else max(longest, current))
     settings = codebook.settings
     trie.glob_lemmas = settings.glob_lemmas
     trie.freeze()
     return CompiledRules(lang, rules, channels, trie, matcher, matcher_channels,
                          frozenset(c.lower() for c in cues), rule_channels,
-                         anchored, anchor_index, unanchored, settings.count_per_rule,
-                         settings.negation_window, settings.negation_scope,
-                         group_patterns, unanchored_patterns,
-                         nlp.vocab if nlp is not None else None)
+                         settings.count_per_rule, settings.negation_window,
+                         settings.negation_scope, group_patterns, list(groups),
+                         unanchored_patterns, nlp.vocab if nlp is not None else None,
+                         group_max_len)
 
 
 _LITERAL_ATTRS = ("LOWER", "LEMMA", "ORTH", "TEXT")
+
+
+def _literal(spec: dict) -> frozenset[str] | None:
+    """The lower-cased words one token spec must be (None: not a literal spec)."""
+    for attr in _LITERAL_ATTRS:
+        value = spec.get(attr)
+        if isinstance(value, str):
+            return frozenset([value.lower()])
+        if (isinstance(value, dict) and set(value) == {"IN"} and value["IN"]
+                and all(isinstance(v, str) for v in value["IN"])):
+            return frozenset(v.lower() for v in value["IN"])
+    return None
+
+
+def _required_specs(pattern: list[dict]) -> list[dict]:
+    """Token specs that must be present (no ``OP``, or ``OP: "+"``), keys upper-cased."""
+    out = []
+    for spec in pattern:
+        spec = {str(k).upper(): v for k, v in spec.items()}
+        if spec.get("OP") in (None, "+"):
+            out.append(spec)
+    return out
 
 
 def pattern_anchor(pattern: list[dict]) -> frozenset[str] | None:
@@ -219,18 +224,43 @@ def pattern_anchor(pattern: list[dict]) -> frozenset[str] | None:
     when no token qualifies. Docs' keys are lower forms and lower-cased lemmas, so a
     lower-cased literal is a necessary condition for every one of these attributes.
     """
+    needs = pattern_requirements(pattern)
+    return needs[0] if needs else None
+
+
+def pattern_requirements(pattern: list[dict]) -> tuple[frozenset[str], ...]:
+    """Every word set of which a doc must contain one word for ``pattern`` to match.
+
+    One set per required literal token (see ``pattern_anchor``), in pattern order,
+    without repeats; empty when the pattern has no required literal token. All of them
+    are necessary, so a doc lacking any one cannot match and the Matcher is skipped.
+    """
+    found = (_literal(spec) for spec in _required_specs(pattern))
+    return tuple(dict.fromkeys(words for words in found if words is not None))
+
+
+_BOUNDS = re.compile(r"^\{(\d*)(,?)(\d*)\}$")
+
+
+def pattern_max_len(pattern: list[dict]) -> int | None:
+    """The most tokens ``pattern`` can match; None when unbounded (``*``, ``+``, ``{n,}``).
+
+    An unknown operator counts as unbounded, so the answer is always an upper bound.
+    """
+    total = 0
     for spec in pattern:
-        spec = {str(k).upper(): v for k, v in spec.items()}
-        if spec.get("OP") not in (None, "+"):
+        op = {str(k).upper(): v for k, v in spec.items()}.get("OP")
+        if op in (None, "?", "!"):
+            total += 1
             continue
-        for attr in _LITERAL_ATTRS:
-            value = spec.get(attr)
-            if isinstance(value, str):
-                return frozenset([value.lower()])
-            if (isinstance(value, dict) and set(value) == {"IN"} and value["IN"]
-                    and all(isinstance(v, str) for v in value["IN"])):
-                return frozenset(v.lower() for v in value["IN"])
-    return None
+        found = _BOUNDS.match(op) if isinstance(op, str) else None
+        if found is None:
+            return None
+        low, comma, high = found.groups()
+        if comma and not high:
+            return None  # {n,}
+        total += int(high or low or 0)
+    return total
 
 
 def check_lang(lang: object) -> str:

@@ -1,28 +1,30 @@
 """Applying compiled rules to parsed segments: hits -> rule matches.
 
-Per doc: one trie pass + one Matcher pass give the spans of every rule channel;
-then per rule: overlap filtering, proximity pairing, negation, and finally the
-exclude rules veto matches of their own code.
+Per batch of docs (token arrays, ``pipeline.code.scan``): the trie + the Matcher on the
+docs that need it give the spans of every rule channel; then per doc and rule
+(``pipeline.code.vector``, with the helpers here for the per-doc cases): overlap
+filtering, proximity pairing, negation, and finally the exclude rules veto matches of
+their own code.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 from spacy.tokens import Doc
 
 from pipeline import columns as C
-from pipeline.code.compiled import MAIN, SIDE_A, SIDE_B, CompiledRules
+from pipeline.code.arrays import TokenArrays
+from pipeline.code.compiled import CompiledRules
+# negation_scope "clause": a sentence is also split at commas and these subordinators
+# (the word starts a new clause), so verb-final Dutch negation is seen.
+from pipeline.code.types import CLAUSE_PUNCT, CLAUSE_WORDS  # noqa: F401 - re-exported
 from pipeline.codebook import Rule
 from pipeline.errors import UsageError
 
 NEGATION_WINDOW = 3      # default: tokens before a match that may hold a negation cue
-# negation_scope "clause": a sentence is also split at commas and these subordinators
-# (the word starts a new clause), so verb-final Dutch negation is seen.
-CLAUSE_WORDS = frozenset({"omdat", "dat", "want", "maar", "terwijl", "als",
-                          "because", "but", "that", "while", "if"})
-CLAUSE_PUNCT = frozenset({",", ";", ":"})
 EVIDENCE_LIMIT = 80      # proximity evidence spans two hits and can be long
 
 
@@ -39,6 +41,9 @@ def longest_first(spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
     One piece of text counts once per rule: "zelf invullen" and "het zelf invullen"
     in the same rule are one match, not two.
     """
+    ordered = sorted(spans)
+    if all(a[1] <= b[0] for a, b in zip(ordered, ordered[1:])):
+        return ordered  # no overlaps (the usual case): every span is kept
     taken: list[tuple[int, int]] = []
     used: set[int] = set()
     for start, end in sorted(spans, key=lambda s: (s[0] - s[1], s[0])):
@@ -46,52 +51,6 @@ def longest_first(spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
             taken.append((start, end))
             used.update(range(start, end))
     return sorted(taken)
-
-
-def _sentence_starts(doc: Doc) -> list[int]:
-    """Token index -> index of the first token of its sentence."""
-    if not doc.has_annotation("SENT_START"):
-        return [0] * len(doc)
-    # From the SENT_START array (1 = starts a sentence), without Span/Token objects.
-    out, current = [], 0
-    for i, flag in enumerate(doc.to_array("SENT_START").tolist()):
-        if flag == 1:
-            current = i
-        out.append(current)
-    return out
-
-
-def _negated(doc: Doc, start: int, sent_starts: list[int], cues: frozenset[str],
-             window: int = NEGATION_WINDOW) -> bool:
-    first = max(sent_starts[start] if start < len(doc) else 0, start - window)
-    return any(_is_cue(doc, i, cues) for i in range(first, start))
-
-
-def _is_cue(doc: Doc, i: int, cues: frozenset[str]) -> bool:
-    return doc[i].lower_ in cues or doc[i].lemma_.lower() in cues
-
-
-def clause_ids(doc: Doc, sent_starts: list[int]) -> list[int]:
-    """Token index -> clause number: sentences split after , ; : and before subordinators."""
-    out, clause = [], 0
-    for i, token in enumerate(doc):
-        if i and (sent_starts[i] == i or token.lower_ in CLAUSE_WORDS
-                  or doc[i - 1].lower_ in CLAUSE_PUNCT):
-            clause += 1
-        out.append(clause)
-    return out
-
-
-def _negated_clause(doc: Doc, start: int, end: int, clauses: list[int],
-                    cues: frozenset[str]) -> bool:
-    """A cue anywhere in the clause(s) of the match, outside the match itself."""
-    wanted = set(clauses[start:end])
-    lo, hi = start, end
-    while lo > 0 and clauses[lo - 1] in wanted:
-        lo -= 1
-    while hi < len(doc) and clauses[hi] in wanted:
-        hi += 1
-    return any(_is_cue(doc, i, cues) for i in (*range(lo, start), *range(end, hi)))
 
 
 def _gap(a0: int, a1: int, b0: int, b1: int) -> int:
@@ -122,78 +81,80 @@ def _pair(a_spans: list[tuple[int, int]], b_spans: list[tuple[int, int]], window
     return sorted(out)
 
 
+class _Context:
+    """Per-token facts of a batch that negation and vetoes read.
+
+    Negation, as the rules define it: with ``negation_scope: window``, a cue among the
+    ``negation_window`` tokens before the match, within its sentence; with ``clause``,
+    a cue anywhere in the clause(s) the match overlaps, outside the match. Clauses are
+    sentences split after , ; : and before the subordinators of ``CLAUSE_WORDS``; a
+    doc's first token starts a sentence and a clause.
+    """
+
+    def __init__(self, arrays: TokenArrays, compiled: CompiledRules, tid: np.ndarray) -> None:
+        types = compiled.types
+        doc_first = arrays.doc_starts()
+        self.sents = arrays.sentence_starts(doc_first)
+        self.sent_starts: list[int] = self.sents.tolist()  # for the vetoes (Python)
+        cue = types.cue.data[tid]
+        # cues before position i: a window or clause test is two subtractions
+        self.before = np.concatenate(([0], np.cumsum(cue, dtype=np.int64)))
+        self.first_np = self.end_np = np.zeros(0, dtype=np.int64)
+        if compiled.negation_scope == "clause":
+            self._clauses(types, tid, doc_first)
+
+    def _clauses(self, types, tid: np.ndarray, doc_first: np.ndarray) -> None:  # noqa: ANN001
+        """First token and end (exclusive) of every token's clause."""
+        n = len(tid)
+        pos = np.arange(n, dtype=np.int64)
+        boundary = (self.sents == pos) | types.clause_word.data[tid] | (pos == doc_first)
+        punct = types.clause_punct.data[tid]
+        boundary[1:] |= punct[:-1]
+        if n:
+            boundary[0] = True
+        first = np.maximum.accumulate(np.where(boundary, pos, 0)) if n else pos
+        # the end of a clause is the start of the next one (or the end of the batch)
+        nxt = np.where(boundary, pos, n)
+        nxt = np.minimum.accumulate(nxt[::-1])[::-1]
+        end = np.append(nxt[1:], n) if n else nxt
+        self.first_np, self.end_np = first, end
+
+    def negated_all(self, starts: np.ndarray, ends: np.ndarray,
+                    compiled: CompiledRules) -> np.ndarray:
+        """Whether each span (``starts[i]``, ``ends[i]``) is negated (see the class)."""
+        before = self.before
+        if compiled.negation_scope == "clause":
+            lo, hi = self.first_np[starts], self.end_np[ends - 1]
+            return before[starts] - before[lo] + before[hi] - before[ends] > 0
+        first = np.maximum(self.sents[starts], starts - compiled.negation_window)
+        return before[starts] - before[first] > 0
+
+
 def doc_matches(doc: Doc, compiled: CompiledRules) -> list[_Match]:
     """Return the surviving rule matches of one doc (token spans)."""
-    hits = compiled.hits(doc)
-    if not hits:
-        return []
-    sent_starts = _sentence_starts(doc)
-    clauses: list[int] | None = None
-    candidates: list[_Match] = []
-    vetoes: list[tuple[Rule, list[tuple[int, int]]]] = []
-    for index, rule in enumerate(compiled.rules):
-        if rule.kind == "exclude":
-            spans = hits.get(compiled.channel(index, MAIN), [])
-            if spans:
-                vetoes.append((rule, spans))
-            continue
-        if rule.kind == "proximity":
-            a = hits.get(compiled.channel(index, SIDE_A), [])
-            b = hits.get(compiled.channel(index, SIDE_B), [])
-            spans = _pair(a, b, rule.params["window"], rule.params["order"]) if a and b else []
-        else:
-            spans = hits.get(compiled.channel(index, MAIN), [])
-        if not spans:
-            continue
-        for start, end in longest_first(spans):
-            if rule.negation != "ignore":
-                if compiled.negation_scope == "clause":
-                    if clauses is None:
-                        clauses = clause_ids(doc, sent_starts)
-                    negated = _negated_clause(doc, start, end, clauses, compiled.negation_cues)
-                else:
-                    negated = _negated(doc, start, sent_starts, compiled.negation_cues,
-                                       compiled.negation_window)
-                if negated != (rule.negation == "require"):
-                    continue
-            candidates.append(_Match(rule, start, end))
-    for veto, spans in vetoes:
-        candidates = [m for m in candidates
-                      if not _vetoed(m, veto, spans, sent_starts)]
-    return _limit(candidates, compiled)
+    from pipeline.code.vector import vector_matches
+
+    arrays = TokenArrays.from_docs([doc])
+    tid = compiled.types.ids(arrays.vocab, arrays.orth, arrays.lemma)
+    cr, cs, ce = vector_matches(arrays, compiled, tid, _Context(arrays, compiled, tid))
+    return [_Match(compiled.rules[r], s, e) for r, s, e in zip(cr.tolist(), cs.tolist(),
+                                                                ce.tolist())]
 
 
-def _limit(candidates: list[_Match], compiled: CompiledRules) -> list[_Match]:
-    """Keep at most ``max_matches`` matches per rule: the longest, then the earliest."""
-    counts: dict[str, int] = {}
-    for m in candidates:
-        counts[m.rule.id] = counts.get(m.rule.id, 0) + 1
-    over = {m.rule.id: limit for m in candidates
-            if (limit := compiled.max_matches(m.rule)) is not None and counts[m.rule.id] > limit}
-    if not over:
-        return candidates
-    drop: set[int] = set()
-    for rule_id, limit in over.items():
-        mine = [k for k, m in enumerate(candidates) if m.rule.id == rule_id]
-        ranked = sorted(mine, key=lambda k: (candidates[k].start - candidates[k].end,
-                                             candidates[k].start))
-        drop.update(ranked[limit:])
-    return [m for k, m in enumerate(candidates) if k not in drop]
-
-
-def _vetoed(match: _Match, veto: Rule, spans: list[tuple[int, int]],
+def _vetoed(match: tuple[Rule, int, int], veto: Rule, spans: list[tuple[int, int]],
             sent_starts: list[int]) -> bool:
-    if match.rule.code_id != veto.code_id:
+    rule, start, end = match
+    if rule.code_id != veto.code_id:
         return False
     targets = veto.params.get("rules")
-    if targets and match.rule.id not in targets:  # a targeted veto: only those rules
+    if targets and rule.id not in targets:  # a targeted veto: only those rules
         return False
     scope = veto.params.get("scope", "match")
     if scope == "segment":
         return True
     if scope == "match":
-        return any(s < match.end and match.start < e for s, e in spans)
-    match_sents = {sent_starts[i] for i in range(match.start, match.end)}
+        return any(s < end and start < e for s, e in spans)
+    match_sents = {sent_starts[i] for i in range(start, end)}
     return any(sent_starts[i] in match_sents for s, e in spans for i in range(s, e))
 
 
@@ -203,6 +164,56 @@ def len_doc(doc: Doc) -> int:
         return 0
     last = doc[-1]
     return last.idx + len(last.text_with_ws)
+
+
+def match_rows(arrays: TokenArrays, compiled: CompiledRules,
+               segments: Sequence[tuple[str, str, int, str | None]]) -> list[tuple]:
+    """Return the match rows (``MATCH_COLUMNS`` tuples) of a batch, in doc order.
+
+    Args:
+        arrays: the parsed coded segments of one language.
+        compiled: the rules of that language.
+        segments: per doc of ``arrays``: (segment id, doc id, segment start, text);
+            the text gives the evidence when the doc was parsed from it.
+    """
+    if not len(arrays):
+        return []
+    from pipeline.code.vector import vector_matches
+
+    types = compiled.types
+    tid = types.ids(arrays.vocab, arrays.orth, arrays.lemma)
+    ctx = _Context(arrays, compiled, tid)
+    cr, cs, ce = vector_matches(arrays, compiled, tid, ctx)
+    if not len(cr):
+        return []
+    doc_first = arrays.doc_starts()
+    lengths = types.lengths.data[tid]
+    idx = arrays.char_offsets(lengths, doc_first)
+    char_end = idx + lengths
+    docs = arrays.doc_index(cs)
+    # one row per match, in doc order (the caller sorts within segments)
+    order = np.argsort(docs, kind="stable")
+    cr, cs, ce, docs = cr[order], cs[order], ce[order], docs[order]
+    c0s, c1s = idx[cs].tolist(), char_end[ce - 1].tolist()
+    bounds = arrays.bounds
+    texts: dict[int, str] = {}
+    for k in np.unique(docs).tolist():
+        seg_text = segments[k][3]
+        last = int(bounds[k + 1]) - 1
+        n_chars = int(char_end[last]) + int(arrays.space[last])
+        texts[k] = (seg_text if isinstance(seg_text, str) and len(seg_text) == n_chars
+                    else arrays.get_doc(k).text)  # not parsed from this text: the doc's own
+    rules = compiled.rules
+    rows = []
+    for index, k, c0, c1 in zip(cr.tolist(), docs.tolist(), c0s, c1s):
+        rule = rules[index]
+        seg_id, doc_id, base, _ = segments[k]
+        evidence = texts[k][c0:c1]
+        if rule.kind == "proximity" and len(evidence) > EVIDENCE_LIMIT:
+            evidence = evidence[:EVIDENCE_LIMIT - 1] + "…"
+        rows.append((seg_id, doc_id, rule.code_id, rule.id, evidence,
+                     base + c0, base + c1, float(rule.weight)))
+    return rows
 
 
 def _empty_matches() -> pd.DataFrame:
@@ -241,31 +252,13 @@ def match_segments(segments: pd.DataFrame, docs: Sequence[Doc],
              else [compiled.lang] * len(segments))
     texts = (segments[C.TEXT].tolist() if C.TEXT in segments.columns
              else [None] * len(segments))
-    rows = []
-    for seg_id, doc_id, seg_start, is_coded, lang, doc, seg_text in zip(
-            segments[C.SEGMENT_ID].tolist(), segments[C.DOC_ID].tolist(),
-            segments[C.START].tolist(), coded, langs, docs, texts, strict=True):
-        if not bool(is_coded) or lang != compiled.lang:
-            continue
-        base = int(seg_start)
-        seen = set()
-        text = None  # Doc.text re-joins every token on each access: build it once per doc
-        if seg_text is not None and isinstance(seg_text, str) and len(seg_text) == len_doc(doc):
-            text = seg_text  # the doc was parsed from this text
-        for m in doc_matches(doc, compiled):
-            first, last = doc[m.start], doc[m.end - 1]
-            c0, c1 = first.idx, last.idx + len(last.text)
-            key = (m.rule.code_id, m.rule.id, c0, c1)
-            if key in seen:
-                continue
-            seen.add(key)
-            if text is None:
-                text = doc.text
-            evidence = text[c0:c1]
-            if m.rule.kind == "proximity" and len(evidence) > EVIDENCE_LIMIT:
-                evidence = evidence[:EVIDENCE_LIMIT - 1] + "…"
-            rows.append((seg_id, doc_id, m.rule.code_id, m.rule.id, evidence,
-                         base + c0, base + c1, float(m.rule.weight)))
+    keep = [k for k, (is_coded, lang) in enumerate(zip(coded, langs, strict=True))
+            if bool(is_coded) and lang == compiled.lang]
+    seg_ids, doc_ids = segments[C.SEGMENT_ID].tolist(), segments[C.DOC_ID].tolist()
+    starts = segments[C.START].tolist()
+    arrays = TokenArrays.from_docs([docs[k] for k in keep])
+    rows = match_rows(arrays, compiled, [(seg_ids[k], doc_ids[k], int(starts[k]), texts[k])
+                                         for k in keep])
     if not rows:
         return _empty_matches()
     out = pd.DataFrame(rows, columns=C.MATCH_COLUMNS)

@@ -1,0 +1,268 @@
+"""Parse once, code many times, per chunk: ingest + segment + parse results on disk.
+
+Re-coding after a codebook edit changes no document, segment or token, so a chunk's
+documents, segments, error rows and the token arrays of its coded segments are stored
+under a key made of everything that shapes them: the bytes, paths and positions of the
+chunk's files, the run's ingest/segment options, the metadata table, the codebook
+settings that ingest and segmentation read (languages, language detection; never the
+rules), the package versions, and, checked on load, the NLP pipeline fingerprint of
+every language in the entry. A warm re-code then skips ingest, segmentation, parsing and
+``Doc`` building, and only matches and aggregates. A changed file, option or pipeline
+gives another key or a rejected entry; nothing is invalidated in place.
+
+Entries are folders written atomically (temp folder + rename); an unreadable or
+partial entry is a miss. Tables are Parquet, token arrays ``.npy`` (no pickle), so
+reading a cache folder never runs code from it. The folder can be deleted any time.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+SUBDIR = "chunks-v1"   # bump when the entry format or what an entry holds changes
+# Modules (besides ingest/ and data/) whose code shapes an entry; their bytes are in the key.
+SOURCES = ("segment.py", "langid.py", "chunk.py", "chunk_cache.py", "nlp.py", "nlp_batch.py",
+           "cache.py", "columns.py", "code/arrays.py")
+TOKEN_COLUMNS = 5      # arrays.ATTRS: ORTH, LEMMA, SENT_START, SPACY, NORM
+
+
+@dataclass
+class ChunkEntry:
+    """What a cold run of a chunk computed before matching.
+
+    Attributes:
+        documents, segments: the chunk's tables (as ``process_chunk`` returns them).
+        errors: error rows (dicts with the ``ORDER`` key as a tuple).
+        present, failed: doc ids read, stems of files that could not be read.
+        stats: counters of the cold run (documents, segments, ...).
+        tokens: todo position of a document's first coded segment -> per segment a
+            ``(n, 5)`` uint64 array of ``arrays.ATTRS`` (parsed documents only).
+        fingerprints: language -> ``cache.pipeline_fingerprint`` at parse time.
+    """
+
+    documents: pd.DataFrame
+    segments: pd.DataFrame
+    errors: list[dict]
+    present: list[str]
+    failed: list[str]
+    stats: dict[str, Any]
+    tokens: dict[int, list[np.ndarray]]
+    fingerprints: dict[str, str]
+
+
+def chunk_key(files: list[tuple[int, str, str]], settings: dict[str, Any]) -> str | None:
+    """Key of a chunk: its files' positions, paths and bytes + the run's settings.
+
+    Args:
+        files: (position in path order, path, path as shown) of the chunk's files.
+        settings: JSON-able values of everything else that shapes ingest/segment.
+
+    Returns:
+        A hex digest; None when a file cannot be read (the normal path reports it).
+    """
+    from importlib import metadata
+
+    from pipeline import __version__
+
+    h = hashlib.sha256()
+    versions = [SUBDIR, __version__, _source_digest()]
+    for name in ("pandas", "pyarrow", "spacy", "spacy-lookups-data", "numpy"):
+        try:
+            versions.append(metadata.version(name))
+        except metadata.PackageNotFoundError:
+            versions.append("none")
+    h.update(json.dumps([versions, settings], sort_keys=True, default=str).encode("utf-8"))
+    for pos, path, shown in files:
+        try:
+            data = Path(path).read_bytes()
+        except OSError:
+            return None
+        h.update(json.dumps([pos, path, shown, len(data)]).encode("utf-8"))
+        h.update(hashlib.sha256(data).digest())
+    return h.hexdigest()
+
+
+@lru_cache(maxsize=1)
+def _source_digest() -> str:
+    """Digest of the code that builds an entry (ingest, segmentation, parsing).
+
+    The package version does not change with every edit of a working copy; hashing the
+    source files makes a changed ingest or segmenter give new keys, never stale tables.
+    """
+    root = Path(__file__).resolve().parent
+    files = sorted([*root.joinpath("ingest").glob("*.py"), *root.joinpath("data").glob("*"),
+                    *(root / name for name in SOURCES)])
+    h = hashlib.sha256()
+    for path in files:
+        h.update(path.name.encode("utf-8"))
+        try:
+            h.update(path.read_bytes())
+        except OSError:
+            h.update(b"?")
+    return h.hexdigest()
+
+
+def frame_digest(frame: pd.DataFrame | None) -> str:
+    """Digest of a table's columns, dtypes and values (the metadata table of a run)."""
+    if frame is None:
+        return "none"
+    h = hashlib.sha256(repr([list(frame.columns), [str(t) for t in frame.dtypes]]).encode())
+    h.update(frame.to_csv(index=True, lineterminator="\n").encode("utf-8"))
+    return h.hexdigest()
+
+
+class ChunkCache:
+    """Chunk entries in ``<folder>/chunks-v1``; a None folder disables it."""
+
+    def __init__(self, folder: str | Path | None) -> None:
+        self.folder = Path(folder) / SUBDIR if folder is not None else None
+
+    def _path(self, key: str) -> Path:
+        assert self.folder is not None
+        return self.folder / key[:2] / key
+
+    def load(self, key: str | None, vocab_of) -> ChunkEntry | None:  # noqa: ANN001
+        """Return the entry of ``key`` or None (absent, damaged, other pipeline).
+
+        Args:
+            key: ``chunk_key(...)``.
+            vocab_of: language -> (pipeline fingerprint, spaCy vocab); the entry's
+                strings are added to the vocab so its hashes resolve.
+        """
+        if self.folder is None or key is None:
+            return None
+        path = self._path(key)
+        try:
+            meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+            for lang, fingerprint in meta["fingerprints"].items():
+                if vocab_of(lang)[0] != fingerprint:
+                    return None
+            documents = pd.read_parquet(path / "documents.parquet")
+            segments = pd.read_parquet(path / "segments.parquet")
+            table = np.load(path / "tokens.npy", allow_pickle=False)
+            strings = json.loads((path / "strings.json").read_text(encoding="utf-8"))
+        except Exception:  # a damaged entry can fail in json, Parquet or NumPy: a miss
+            return None
+        hashes = self._intern(strings, meta["fingerprints"], vocab_of)
+        if hashes is None or table.ndim != 2 or table.shape[1] != TOKEN_COLUMNS:
+            return None
+        tokens: dict[int, list[np.ndarray]] = {}
+        offset = 0
+        try:
+            full = _decode(table, hashes)
+            for first, sizes in meta["tokens"]:
+                parts = []
+                for n in sizes:
+                    parts.append(full[offset:offset + n])
+                    offset += n
+                tokens[int(first)] = parts
+        except (IndexError, ValueError):
+            return None
+        if offset != len(table):
+            return None
+        errors = [{**row, "_order": tuple(row["_order"])} for row in meta["errors"]]
+        return ChunkEntry(documents, segments, errors, meta["present"], meta["failed"],
+                          meta["stats"], tokens, meta["fingerprints"])
+
+    @staticmethod
+    def _intern(strings: list[str], fingerprints: dict[str, str], vocab_of) -> np.ndarray | None:  # noqa: ANN001
+        """Add the entry's strings to the vocab(s); return their hashes (index 0: none)."""
+        langs = list(fingerprints)
+        if not langs:
+            return np.zeros(1, dtype=np.uint64)
+        out = np.zeros(len(strings) + 1, dtype=np.uint64)
+        for lang in langs:
+            add = vocab_of(lang)[1].strings.add
+            out[1:] = [add(s) for s in strings]
+        return out
+
+    def save(self, key: str | None, entry: ChunkEntry, vocabs: list) -> None:
+        """Store ``entry`` under ``key``; failures (disk full, read-only) are ignored.
+
+        ``vocabs``: the vocabs of the entry's languages (they resolve its hashes).
+        """
+        if self.folder is None or key is None:
+            return
+        path = self._path(key)
+        if path.exists():
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=path.parent))
+            table, strings, layout = _encode(entry.tokens, vocabs)
+            np.save(tmp / "tokens.npy", table, allow_pickle=False)
+            (tmp / "strings.json").write_text(json.dumps(strings), encoding="utf-8")
+            for name, frame in (("documents", entry.documents), ("segments", entry.segments)):
+                buf = io.BytesIO()
+                frame.to_parquet(buf, index=False)
+                (tmp / f"{name}.parquet").write_bytes(buf.getvalue())
+            errors = [{**row, "_order": list(row["_order"])} for row in entry.errors]
+            meta = {"fingerprints": entry.fingerprints, "present": entry.present,
+                    "failed": entry.failed, "stats": entry.stats, "errors": errors,
+                    "tokens": layout}
+            (tmp / "meta.json").write_text(json.dumps(meta, default=_json_default),
+                                           encoding="utf-8")
+            try:
+                os.replace(tmp, path)  # atomic: readers see a whole entry or none
+            except OSError:
+                shutil.rmtree(tmp, ignore_errors=True)  # another run stored it first
+        except (OSError, TypeError, ValueError, KeyError):
+            return
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON-able: {type(value).__name__}")
+
+
+def _encode(tokens: dict[int, list[np.ndarray]],
+            vocabs: list) -> tuple[np.ndarray, list[str], list]:
+    """Hashes -> indexes into one string list (index 0: hash 0), per-segment sizes."""
+    parts = [p.reshape(-1, TOKEN_COLUMNS) for first in sorted(tokens) for p in tokens[first]]
+    layout = [[first, [len(p) for p in tokens[first]]] for first in sorted(tokens)]
+    table = (np.concatenate(parts) if parts
+             else np.zeros((0, TOKEN_COLUMNS), dtype=np.uint64))
+    text_cols = [0, 1, 4]  # ORTH, LEMMA, NORM are string hashes; SENT_START, SPACY are not
+    hashes = np.unique(table[:, text_cols])
+    hashes = hashes[hashes != 0]
+    stores = [v.strings for v in vocabs]
+    strings = [_string(stores, h) for h in hashes.tolist()]
+    # 20 bytes a token on disk: string indexes, SENT_START (1 / 0 / -1) + 1, SPACY
+    ids = np.zeros(table.shape, dtype=np.uint32)
+    for col in text_cols:
+        column = table[:, col]
+        index = np.searchsorted(hashes, column) + 1
+        ids[:, col] = np.where(column == 0, 0, index)
+    ids[:, 2] = table[:, 2].view(np.int64) + 1
+    ids[:, 3] = table[:, 3]
+    return ids, strings, layout
+
+
+def _string(stores: list, h: int) -> str:
+    """The string of hash ``h`` from the first StringStore that has it."""
+    for store in stores:
+        if h in store:
+            return store[h]
+    raise KeyError(h)
+
+
+def _decode(ids: np.ndarray, hashes: np.ndarray) -> np.ndarray:
+    """The inverse of ``_encode``: uint64 attribute arrays, as ``Doc.to_array`` gives."""
+    out = np.zeros(ids.shape, dtype=np.uint64)
+    for col in (0, 1, 4):
+        out[:, col] = hashes[ids[:, col].astype(np.int64)]
+    out[:, 2] = (ids[:, 2].astype(np.int64) - 1).view(np.uint64)
+    out[:, 3] = ids[:, 3]
+    return out

@@ -1,0 +1,104 @@
+"""Parsed segments as flat token arrays: what the rule matcher reads, without Token objects.
+
+Creating a Python ``Token`` per token (``for token in doc``, ``doc[i]``) costs more than
+the matching itself, so the matcher reads a few attribute arrays of all the docs of a
+batch at once (``Doc.to_array``, concatenated) and works on word types; a ``Doc`` is
+only needed by the spaCy ``Matcher``, for the few docs that can hold a token pattern.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from spacy.attrs import LEMMA, NORM, ORTH, SENT_START, SPACY
+from spacy.tokens import Doc
+
+# NORM is not read by the matcher, but a Doc rebuilt from the arrays for the spaCy
+# Matcher (a pattern may test NORM) must equal the parsed one.
+ATTRS = [ORTH, LEMMA, SENT_START, SPACY, NORM]
+
+
+@dataclass
+class TokenArrays:
+    """The tokens of several docs, concatenated.
+
+    Attributes:
+        vocab: the spaCy vocab whose StringStore resolves the hashes.
+        orth: ORTH hash per token (uint64).
+        lemma: LEMMA hash per token (uint64; 0: no lemma).
+        sent: SENT_START per token (1 starts a sentence, -1 does not, 0 unknown).
+        space: whether the token is followed by a space.
+        bounds: doc ``k`` holds tokens ``bounds[k]:bounds[k + 1]``.
+        get_doc: returns the ``Doc`` of doc ``k`` (built on demand when the arrays
+            did not come from Docs).
+    """
+
+    vocab: object
+    orth: np.ndarray
+    lemma: np.ndarray
+    sent: np.ndarray
+    space: np.ndarray
+    bounds: np.ndarray
+    get_doc: Callable[[int], Doc]
+
+    def __len__(self) -> int:
+        return len(self.bounds) - 1
+
+    @classmethod
+    def from_docs(cls, docs: Sequence[Doc]) -> TokenArrays:
+        """Read the arrays of ``docs`` (one ``Doc.to_array`` per doc)."""
+        docs = list(docs)
+        parts = [doc.to_array(ATTRS) for doc in docs]
+        return cls.from_parts(docs[0].vocab if docs else None, parts, docs.__getitem__)
+
+    @classmethod
+    def from_parts(cls, vocab: object, parts: Sequence[np.ndarray],
+                   get_doc: Callable[[int], Doc]) -> TokenArrays:
+        """Concatenate per-doc ``(n, 5)`` arrays of ``ATTRS`` columns."""
+        sizes = [len(p) for p in parts]
+        bounds = np.zeros(len(parts) + 1, dtype=np.int64)
+        np.cumsum(sizes, out=bounds[1:])
+        table = (np.concatenate([p.reshape(-1, len(ATTRS)) for p in parts]) if parts
+                 else np.zeros((0, len(ATTRS)), dtype=np.uint64))
+        return cls(vocab, table[:, 0], table[:, 1], table[:, 2].astype(np.int64),
+                   table[:, 3].astype(bool), bounds, get_doc)
+
+    def doc_index(self, positions: np.ndarray) -> np.ndarray:
+        """Doc number of each token position."""
+        return np.searchsorted(self.bounds, positions, side="right") - 1
+
+    def doc_starts(self) -> np.ndarray:
+        """Per token: the position of the first token of its doc."""
+        n = int(self.bounds[-1])
+        firsts = np.zeros(n, dtype=np.int64)
+        starts = self.bounds[:-1][self.bounds[:-1] < self.bounds[1:]]  # non-empty docs
+        firsts[starts] = starts
+        return np.maximum.accumulate(firsts) if n else firsts
+
+    def sentence_starts(self, doc_first: np.ndarray) -> np.ndarray:
+        """Per token: the position of the first token of its sentence.
+
+        As ``matching`` always read it from ``SENT_START``: a token flagged 1 starts a
+        sentence, and a doc's first token starts one (a doc without sentence
+        annotation is one sentence).
+        """
+        n = len(self.sent)
+        marks = np.where(self.sent == 1, np.arange(n, dtype=np.int64), 0)
+        return np.maximum(np.maximum.accumulate(marks) if n else marks, doc_first)
+
+    def char_offsets(self, lengths: np.ndarray, doc_first: np.ndarray) -> np.ndarray:
+        """Per token: its character offset in its doc (``Token.idx``), from lengths and spaces."""
+        width = lengths + self.space.astype(np.int64)
+        total = np.cumsum(width) - width          # offset in the concatenation
+        return total - total[doc_first] if len(total) else total
+
+
+def rebuild_doc(vocab, part: np.ndarray) -> Doc:  # noqa: ANN001
+    """The ``Doc`` of one ``(n, 5)`` array of ``ATTRS``, as ``DocBin.get_docs`` builds it."""
+    strings = vocab.strings
+    words = [strings[o] for o in part[:, 0].tolist()]
+    doc = Doc(vocab, words=words, spaces=part[:, 3].astype(bool).tolist())
+    if len(words):
+        doc.from_array([LEMMA, NORM, SENT_START], np.ascontiguousarray(part[:, [1, 4, 2]]))
+    return doc

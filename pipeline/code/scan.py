@@ -1,0 +1,159 @@
+"""Rule hits of a batch of docs, from token arrays: the trie walk and the token patterns.
+
+One-token trie hits are a per-type fact spread over the tokens with NumPy; only tokens
+whose type starts a longer path are walked in Python; the spaCy Matcher only runs on
+docs containing a word of every required token of one of its patterns. Hit positions
+are token positions in the concatenation.
+"""
+from __future__ import annotations
+
+from itertools import chain
+
+import numpy as np
+
+from pipeline.code.arrays import TokenArrays
+from pipeline.code.compiled import CompiledRules
+
+Hits = dict[int, dict[int, set[tuple[int, int]]]]  # doc -> channel -> {(start, end)}
+
+
+def find_hits(arrays: TokenArrays, compiled: CompiledRules, tid: np.ndarray) -> Hits:
+    """Return doc -> channel -> distinct (start, end) spans (positions in ``arrays``).
+
+    Args:
+        arrays: the tokens of the batch.
+        compiled: the compiled rules.
+        tid: ``compiled.types.ids(...)`` of the tokens.
+    """
+    ch, s, e = flat_hits(arrays, compiled, tid)
+    found: Hits = {}
+    for c, a, b, k in zip(ch.tolist(), s.tolist(), e.tolist(), arrays.doc_index(s).tolist()):
+        found.setdefault(k, {}).setdefault(c, set()).add((a, b))
+    return found
+
+
+def flat_hits(arrays: TokenArrays, compiled: CompiledRules,
+              tid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct (channel, start, end) hits of the batch, sorted, as three arrays."""
+    types = compiled.types
+    chans: list = []
+    starts: list = []
+    ends: list = []
+    if compiled.trie.root.lit or compiled.trie.root.glob:
+        first = np.flatnonzero(types.starts.data[tid])
+        if len(first):
+            at = tid[first].tolist()
+            root_ends = types.root_ends
+            counts = np.fromiter((len(root_ends[t]) for t in at), dtype=np.int64, count=len(at))
+            chans.append(np.fromiter(chain.from_iterable(root_ends[t] for t in at),
+                                     dtype=np.int64, count=int(counts.sum())))
+            one = np.repeat(first, counts)
+            starts.append(one)
+            ends.append(one + 1)
+            deeper = types.root_deeper
+            longer = [i for i, t in zip(first.tolist(), at) if deeper[t]]
+            if longer:
+                c, s, e = _walk(arrays, types, tid, longer)
+                chans.append(np.asarray(c, dtype=np.int64))
+                starts.append(np.asarray(s, dtype=np.int64))
+                ends.append(np.asarray(e, dtype=np.int64))
+    if compiled.group_patterns or compiled.unanchored_patterns:
+        found: dict = {}
+        _pattern_hits(arrays, compiled, tid, found)
+        spans = [(ch, s, e) for per_doc in found.values() for ch, got in per_doc.items()
+                 for s, e in got]
+        if spans:
+            table = np.asarray(spans, dtype=np.int64)
+            chans.append(table[:, 0])
+            starts.append(table[:, 1])
+            ends.append(table[:, 2])
+    if not chans:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    ch, s, e = np.concatenate(chans), np.concatenate(starts), np.concatenate(ends)
+    order = np.lexsort((e, s, ch))
+    ch, s, e = ch[order], s[order], e[order]
+    keep = np.ones(len(ch), dtype=bool)
+    keep[1:] = (ch[1:] != ch[:-1]) | (s[1:] != s[:-1]) | (e[1:] != e[:-1])
+    return ch[keep], s[keep], e[keep]
+
+
+def _walk(arrays: TokenArrays, types, tid: np.ndarray,  # noqa: ANN001
+          positions: list[int]) -> tuple[list[int], list[int], list[int]]:
+    """Hits of two or more tokens from ``positions`` (the trie walk of ``scan``)."""
+    chans, starts, ends = [], [], []
+    tids = tid.tolist()
+    stops = arrays.bounds[arrays.doc_index(np.asarray(positions, dtype=np.int64)) + 1].tolist()
+    deeper, step = types.root_deeper, types.step
+    for s, stop in zip(positions, stops):
+        frontier = deeper[tids[s]]
+        j = s + 1
+        while frontier and j < stop:
+            frontier = step(frontier, tids[j])
+            j += 1
+            for node in frontier:
+                for channel in node.ends:
+                    chans.append(channel)
+                    starts.append(s)
+                    ends.append(j)
+            frontier = [node for node in frontier if node.lit or node.glob]
+    return chans, starts, ends
+
+
+def _pattern_hits(arrays: TokenArrays, compiled: CompiledRules, tid: np.ndarray,
+                  found: Hits) -> None:
+    """Run the Matcher on the docs that can hold a pattern; add its spans to ``found``."""
+    types = compiled.types
+    bounds = arrays.bounds.tolist()
+    anchors = types.anchors
+    # Only types anchoring some requirement matter for choosing a doc's patterns.
+    has_anchor = np.fromiter((bool(a) for a in anchors), dtype=bool, count=len(anchors))
+    relevant = np.flatnonzero(has_anchor[tid])
+    per_doc: dict[int, list[tuple[int, int]]] = {}
+    for k, t, p in zip(arrays.doc_index(relevant).tolist(), tid[relevant].tolist(),
+                       relevant.tolist()):
+        per_doc.setdefault(k, []).append((p, t))
+    every = bool(compiled.unanchored_patterns)
+    for k in (range(len(arrays)) if every else sorted(per_doc)):
+        if bounds[k] == bounds[k + 1]:
+            continue
+        groups: tuple[int, ...] = ()
+        if k in per_doc:
+            found_at = per_doc[k]
+            groups = tuple(g for g in types.wanted_groups({t for _, t in found_at})
+                           if _close_enough(g, found_at, types, compiled.group_max_len[g]))
+        matcher = compiled.matcher_for(groups)
+        if matcher is None:
+            continue
+        offset = bounds[k]
+        spans = found.setdefault(k, {})
+        channels = compiled.matcher_channels
+        for key, start, end in matcher(arrays.get_doc(k)):
+            if end > start:  # all-optional patterns can match zero tokens
+                spans.setdefault(channels[key], set()).add((offset + start, offset + end))
+
+
+def _close_enough(group: int, found_at: list[tuple[int, int]], types,  # noqa: ANN001
+                  reach: int | None) -> bool:
+    """Whether the doc has a word of every requirement of ``group`` within one match length.
+
+    A match of at most ``reach`` tokens holds a token of each requirement, so some
+    token of the first requirement has one of every other requirement less than
+    ``reach`` tokens away; a doc without that cannot match and skips the Matcher (which
+    is then run, if at all, on the whole doc as before).
+    """
+    if reach is None:
+        return True
+    full = types.full[group]
+    places: dict[int, list[int]] = {}
+    for p, t in found_at:  # ascending positions
+        for g, mask in types.anchors[t]:
+            if g == group:
+                bit = 1
+                while bit <= full:
+                    if mask & bit:
+                        places.setdefault(bit, []).append(p)
+                    bit <<= 1
+    others = [ps for bit, ps in places.items() if bit != 1]
+    return any(all(any(abs(q - p) < reach for q in ps) for ps in others)
+               for p in places.get(1, ()))

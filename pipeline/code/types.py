@@ -1,0 +1,170 @@
+"""What the matcher needs to know about a word, computed once per word type.
+
+Which trie edges a token can start or continue, whether it is a negation cue or a
+clause boundary, which token patterns it can anchor: all of that depends only on the
+token's form and lemma, never on its position. A corpus has far fewer types than
+tokens (Zipf), so ``TypeTable`` computes it once per (ORTH, LEMMA) pair, for the whole
+run, and the per-token work is a NumPy gather.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.code.trie import TokenTrie, _Node
+
+CLAUSE_WORDS = frozenset({"omdat", "dat", "want", "maar", "terwijl", "als",
+                          "because", "but", "that", "while", "if"})
+CLAUSE_PUNCT = frozenset({",", ";", ":"})
+
+
+class _Column:
+    """A growable NumPy column indexed by type id."""
+
+    def __init__(self, dtype: str) -> None:
+        self.data = np.zeros(1024, dtype=dtype)
+
+    def set(self, index: int, value: object) -> None:
+        if index >= len(self.data):
+            grown = np.zeros(2 * index + 1, dtype=self.data.dtype)
+            grown[:len(self.data)] = self.data
+            self.data = grown
+        self.data[index] = value
+
+
+class TypeTable:
+    """Type ids for (ORTH, LEMMA) pairs and their per-type facts.
+
+    Args:
+        trie: the compiled token trie (terms, phrases, globs).
+        cues: negation cues (lower-case).
+        requirements: per pattern group, the word sets of which a doc needs one each
+            (``compiled.pattern_requirements``).
+    """
+
+    def __init__(self, trie: TokenTrie, cues: frozenset[str],
+                 requirements: list[tuple[frozenset[str], ...]]) -> None:
+        self.trie = trie
+        self.cues = cues
+        self._ids: dict[tuple[int, int], int] = {}
+        self.keys: list[tuple[str, ...]] = []        # (lower,) or (lower, lemma)
+        self.globs: list[frozenset[str]] = []       # globs matching the keys
+        self.roots: list[list[_Node]] = []           # trie nodes one step from the root
+        self.root_ends: list[list[int]] = []         # channels ending there (one-token hits)
+        self.root_deeper: list[list[_Node]] = []     # those of them with children
+        self.lengths = _Column("int64")              # characters of the form
+        self.starts = _Column("bool")                # some trie path starts here
+        self.cue = _Column("bool")                   # a negation cue
+        self.clause_word = _Column("bool")           # starts a clause (CLAUSE_WORDS)
+        self.clause_punct = _Column("bool")          # ends a clause (CLAUSE_PUNCT)
+        # word -> [(group, requirement index)], and per type the pairs it satisfies
+        self._req_words: dict[str, list[tuple[int, int]]] = {}
+        for group, sets in enumerate(requirements):
+            for r, words in enumerate(sets):
+                for word in words:
+                    self._req_words.setdefault(word, []).append((group, r))
+        self.full = [(1 << len(sets)) - 1 for sets in requirements]  # every requirement met
+        self.anchors: list[tuple[tuple[int, int], ...]] = []        # per type: (group, mask)
+        # (id(trie node), type) -> next nodes; the trie outlives the table, so ids are stable
+        self._steps: dict[tuple[int, int], list[_Node]] = {}
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def ids(self, vocab: object, orth: np.ndarray, lemma: np.ndarray) -> np.ndarray:
+        """Type id of every token (new types are added)."""
+        if not len(orth):
+            return np.zeros(0, dtype=np.int64)
+        # Sorting plain uint64 is much faster than sorting (orth, lemma) records, and a
+        # form almost always has one lemma: pair each distinct form with its lemma and
+        # fall back to the records only when some form has two.
+        forms, inverse = np.unique(orth, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        lemmas = np.zeros(len(forms), dtype=np.uint64)
+        lemmas[inverse] = lemma
+        if np.array_equal(lemmas[inverse], lemma):
+            unique = zip(forms.tolist(), lemmas.tolist())
+        else:
+            pairs = np.empty(len(orth), dtype=[("o", "u8"), ("l", "u8")])
+            pairs["o"], pairs["l"] = orth, lemma
+            records, inverse = np.unique(pairs, return_inverse=True)
+            inverse = inverse.reshape(-1)
+            unique = records.tolist()
+        get, known = self._ids.get, []
+        for o, le in unique:
+            t = get((o, le))
+            if t is None:
+                t = self._add(vocab, o, le)
+            known.append(t)
+        return np.asarray(known, dtype=np.int64)[inverse]
+
+    def _add(self, vocab, orth: int, lemma: int) -> int:  # noqa: ANN001
+        strings = vocab.strings  # type: ignore[attr-defined]
+        text = strings[orth]
+        low = vocab[orth].lower_  # type: ignore[index]  # the lexeme's LOWER, as Token.lower_
+        lem = strings[lemma].lower() if lemma else ""
+        keys = (low, lem) if lem and lem != low else (low,)
+        t = len(self.keys)
+        self._ids[(orth, lemma)] = t
+        trie = self.trie
+        if not trie._globs:
+            globs: frozenset[str] = frozenset()
+        elif trie.glob_lemmas:
+            globs = frozenset().union(*(trie.globs.match(k) for k in keys))
+        else:
+            globs = trie.globs.match(low)
+        self.keys.append(keys)
+        self.globs.append(globs)
+        roots = self._step([trie.root], t)
+        self.roots.append(roots)
+        self.root_ends.append(list(dict.fromkeys(ch for node in roots for ch in node.ends)))
+        self.root_deeper.append([node for node in roots if node.lit or node.glob])
+        self.lengths.set(t, len(text))
+        self.starts.set(t, bool(roots))
+        self.cue.set(t, low in self.cues or lem in self.cues)  # as Token.lemma_.lower()
+        self.clause_word.set(t, low in CLAUSE_WORDS)
+        self.clause_punct.set(t, low in CLAUSE_PUNCT)
+        masks: dict[int, int] = {}  # group -> bit mask of the requirements this type meets
+        for k in keys:
+            for group, r in self._req_words.get(k, ()):
+                masks[group] = masks.get(group, 0) | (1 << r)
+        self.anchors.append(tuple(masks.items()))
+        return t
+
+    def step(self, nodes: list[_Node], t: int) -> list[_Node]:
+        """Trie nodes reached from ``nodes`` by a token of type ``t`` (each node once)."""
+        if len(nodes) == 1:  # the usual frontier: memoised per (node, type)
+            key = (id(nodes[0]), t)
+            got = self._steps.get(key)
+            if got is None:
+                got = self._steps[key] = self._step(nodes, t)
+            return got
+        return self._step(nodes, t)
+
+    def _step(self, nodes: list[_Node], t: int) -> list[_Node]:
+        keys, globs = self.keys[t], self.globs[t]
+        nxt: list[_Node] = []
+        for node in nodes:
+            lit = node.lit
+            if lit:
+                for key in keys:
+                    child = lit.get(key)
+                    if child is not None:
+                        nxt.append(child)
+            if node.glob and globs:
+                for glob in globs:
+                    child = node.glob.get(glob)
+                    if child is not None:
+                        nxt.append(child)
+        if len(nxt) > 1:  # a node reached by literal and glob edges counts once
+            nxt = list({id(node): node for node in nxt}.values())
+        return nxt
+
+    def wanted_groups(self, types: set[int]) -> list[int]:
+        """Pattern groups whose every requirement some type in ``types`` satisfies."""
+        covered: dict[int, int] = {}
+        get = covered.get
+        for t in types:
+            for group, mask in self.anchors[t]:
+                covered[group] = get(group, 0) | mask
+        full = self.full
+        return sorted(g for g, mask in covered.items() if mask == full[g])

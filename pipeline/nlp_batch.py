@@ -1,0 +1,129 @@
+"""The lemma components and the sentencizer of ``nlp.make_nlp`` as NumPy steps over docs.
+
+``lemmatizer`` (lookup) + ``lemma_lower`` + ``nl_word_forms`` set a token's lemma from
+its form alone, and the sentencizer's two per-token tests (is the text a sentence-end
+character, is the token punctuation) are properties of the form too. So both are
+computed once per distinct ORTH, by the very calls the components make, and then
+spread over all tokens of a batch of docs with NumPy; only the sentencizer's scan
+(a sentence starts at the first word after a sentence-end character) is positional,
+and it is vectorised as well. The result is that of ``nlp.pipe``.
+"""
+from __future__ import annotations
+
+import numpy as np
+from spacy.attrs import LEMMA, ORTH
+from spacy.language import Language
+from spacy.tokens import Doc, Token
+
+
+class FusedLemmas:
+    """The three lemma components + the sentencizer of one pipeline, over many docs.
+
+    Args:
+        nlp: the pipeline (``make_nlp``).
+        table: the extra form -> lemma table of the language (``nlp.word_forms``).
+    """
+
+    def __init__(self, nlp: Language, table: dict[str, str]) -> None:
+        self.nlp = nlp
+        self.lemmatizer = nlp.get_pipe("lemmatizer")
+        self.table = table
+        self.components = [nlp.get_pipe(name) for name in nlp.pipe_names[:-1]]
+        self.memo: dict[int, int] = {}  # orth hash -> final lemma hash
+        self.punct_memo: dict[int, dict[int, tuple[bool, bool]]] = {}
+
+    def _final(self, token: Token) -> int:
+        strings = token.vocab.strings
+        lemma = self.lemmatizer.lemmatize(token)[0]
+        strings.add(lemma)  # the components add each lemma they set to the StringStore
+        if lemma and not lemma.islower():
+            lemma = lemma.lower()
+            strings.add(lemma)
+        lemma = self.table.get(token.lower_, lemma)
+        return strings.add(lemma)
+
+    def annotate(self, docs: list[Doc], sentencizer) -> None:  # noqa: ANN001
+        """Set lemmas and sentence starts of freshly tokenized ``docs`` in place."""
+        if not docs:
+            return
+        parts = [doc.to_array([ORTH, LEMMA]).reshape(-1, 2) for doc in docs]
+        sizes = np.fromiter((len(p) for p in parts), dtype=np.int64, count=len(parts))
+        bounds = np.zeros(len(docs) + 1, dtype=np.int64)
+        np.cumsum(sizes, out=bounds[1:])
+        table = np.concatenate(parts)
+        orth = table[:, 0]
+        forms, first, inverse = np.unique(orth, return_index=True, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        where = np.searchsorted(bounds, first, side="right") - 1  # doc of each first use
+        self._lemmas(docs, bounds, table, forms, first, inverse, where)
+        starts = self._sentence_starts(docs, sentencizer, bounds, forms, first, inverse, where)
+        guesses = np.split(starts, bounds[1:-1])
+        sentencizer.set_annotations(docs, [g.tolist() for g in guesses])
+
+    def _lemmas(self, docs, bounds, table, forms, first, inverse, where) -> None:  # noqa: ANN001
+        """The final lemma per distinct form (memoised for the run), written per doc."""
+        if table[:, 1].any():
+            # A lemma set by the tokenizer: the components' own code, doc by doc.
+            for doc in docs:
+                self.apply(doc)
+            return
+        memo = self.memo
+        finals = np.zeros(len(forms), dtype=np.uint64)
+        for u, (o, pos, k) in enumerate(zip(forms.tolist(), first.tolist(), where.tolist())):
+            final = memo.get(o)
+            if final is None:
+                final = memo[o] = self._final(docs[k][pos - int(bounds[k])])
+            finals[u] = final
+        lemmas = finals[inverse].reshape(-1, 1)
+        for k, doc in enumerate(docs):
+            if bounds[k] < bounds[k + 1]:
+                doc.from_array([LEMMA], lemmas[bounds[k]:bounds[k + 1]])
+
+    def apply(self, doc: Doc) -> None:
+        """Set the lemmas of one ``doc`` as the three components would."""
+        if not len(doc):
+            return
+        array = doc.to_array([ORTH, LEMMA])
+        if array[:, 1].any():  # a lemma set by the tokenizer: the components' own code
+            for component in self.components:
+                component(doc)
+            return
+        memo = self.memo
+        out = []
+        for orth in array[:, 0].tolist():
+            final = memo.get(orth)
+            if final is None:
+                final = memo[orth] = self._final(doc[len(out)])
+            out.append(final)
+        doc.from_array([LEMMA], np.asarray(out, dtype="uint64").reshape(-1, 1))
+
+    def _sentence_starts(self, docs, sentencizer, bounds, forms, first, inverse,  # noqa: ANN001
+                         where) -> np.ndarray:
+        """``Sentencizer.predict``: its guesses for every token, concatenated."""
+        punct_chars = sentencizer.punct_chars
+        memo = self.punct_memo.setdefault(id(sentencizer), {})
+        in_chars = np.zeros(len(forms), dtype=bool)
+        is_punct = np.zeros(len(forms), dtype=bool)
+        for u, (o, pos, k) in enumerate(zip(forms.tolist(), first.tolist(), where.tolist())):
+            flags = memo.get(o)
+            if flags is None:
+                token = docs[k][pos - int(bounds[k])]
+                flags = memo[o] = (token.text in punct_chars, token.is_punct)
+            in_chars[u], is_punct[u] = flags
+        in_chars, is_punct = in_chars[inverse], is_punct[inverse]
+        n = len(inverse)
+        starts = np.zeros(n, dtype=bool)
+        # A word (neither punctuation nor a sentence-end character) starts a sentence when
+        # the last non-neutral token before it in its doc was a sentence-end character;
+        # punctuation that is no sentence-end character is neutral (the period state
+        # passes through it).
+        pos = np.flatnonzero(in_chars | ~is_punct)
+        if len(pos):
+            ender = in_chars[pos]
+            same_doc = np.searchsorted(bounds, pos, "right")
+            after_end = np.zeros(len(pos), dtype=bool)
+            after_end[1:] = ender[:-1] & (same_doc[1:] == same_doc[:-1])
+            starts[pos[after_end & ~ender]] = True
+        firsts = bounds[:-1][bounds[:-1] < bounds[1:]]
+        starts[firsts] = True
+        return starts

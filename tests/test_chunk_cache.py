@@ -1,0 +1,198 @@
+"""The chunk cache, the word-type table and the batched parse: same results as without them."""
+import hashlib
+import shutil
+
+import numpy as np
+import pytest
+from spacy.attrs import LEMMA, NORM, ORTH, SENT_START
+
+from pipeline.chunk_cache import SUBDIR, ChunkCache
+from pipeline.code.arrays import ATTRS, TokenArrays, rebuild_doc
+from pipeline.code.compiled import pattern_requirements
+from pipeline.code.trie import TokenTrie
+from pipeline.code.types import TypeTable
+from pipeline.nlp import make_nlp, parse
+from pipeline.runner import RunOptions, code_corpus
+from test_streaming import CODEBOOK, OUTPUTS, make_corpus
+
+TRICKY = ["We mochten het zelf invullen.", "Daar had ik geen uren voor. Echt niet!", "",
+          "  ", "Dr. Jansen zei: 'nee'... En toen?! Ja.", "a.b.c", "\n\nX", "Hallo.  Wereld"]
+
+
+def _digest(out):
+    return {n: hashlib.sha256((out / n).read_bytes()).hexdigest() for n in OUTPUTS}
+
+
+def _entries(folder):
+    return sorted(p.name for p in (folder / SUBDIR).glob("*/*") if not p.name.startswith("."))
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    make_corpus(tmp_path / "raw")
+    (tmp_path / "codebook.yaml").write_text(CODEBOOK)
+    return tmp_path
+
+
+def _run(tmp, out, **kw):
+    return code_corpus([tmp / "raw"], codebook=tmp / "codebook.yaml", out_dir=tmp / out,
+                       options=RunOptions(progress=False, chunk_bytes=400, **kw))
+
+
+def test_warm_recode_after_codebook_edit_equals_cold_run(corpus):
+    _run(corpus, "cached")
+    cache = corpus / "cached" / ".cache"
+    entries = _entries(cache)
+    assert entries  # every chunk stored
+    book = corpus / "codebook.yaml"
+    book.write_text(CODEBOOK.replace("terms: [eigenaar]", "terms: [eigenaar, project]"))
+    warm = _run(corpus, "cached")
+    assert _entries(cache) == entries  # a rules edit keeps every key
+    assert warm.manifest["throughput"]["cache_misses"] == 0
+    assert warm.manifest["stage_times_s"]["segment"] == 0.0  # nothing segmented again
+    _run(corpus, "fresh", cache=False)
+    assert _digest(corpus / "cached") == _digest(corpus / "fresh")
+
+
+def test_changed_file_invalidates_its_chunk_only(corpus):
+    _run(corpus, "cached")
+    cache = corpus / "cached" / ".cache"
+    before = set(_entries(cache))
+    path = corpus / "raw" / "int03.txt"
+    text = path.read_text(encoding="utf-8")
+    assert "Zelf" in text or "zelf" in text
+    # same length: chunk boundaries (planned by bytes) stay where they were
+    path.write_text(text.replace("elf", "ELF", 1), encoding="utf-8")
+    _run(corpus, "cached")
+    after = set(_entries(cache))
+    assert len(after - before) == 1  # one new entry, for the chunk of the changed file
+    _run(corpus, "fresh", cache=False)
+    assert _digest(corpus / "cached") == _digest(corpus / "fresh")
+
+
+def test_changed_setting_or_damaged_entry_is_a_miss(corpus):
+    _run(corpus, "cached")
+    cache = corpus / "cached" / ".cache"
+    for entry in (cache / SUBDIR).glob("*/*/tokens.npy"):
+        entry.write_bytes(b"garbage")
+    for entry in (cache / SUBDIR).glob("*/*/meta.json"):
+        entry.write_text("{", encoding="utf-8")
+        break
+    _run(corpus, "cached")
+    _run(corpus, "fresh", cache=False)
+    assert _digest(corpus / "cached") == _digest(corpus / "fresh")
+    before = set(_entries(cache))
+    _run(corpus, "cached", unit="sentence")  # another unit: other segments, other keys
+    assert set(_entries(cache)) - before
+    _run(corpus, "fresh", cache=False, unit="sentence")
+    assert _digest(corpus / "cached") == _digest(corpus / "fresh")
+    shutil.rmtree(cache)  # deletable at any time
+    _run(corpus, "cached", unit="sentence")
+    assert _digest(corpus / "cached") == _digest(corpus / "fresh")
+
+
+def test_disabled_cache_writes_no_chunk_entries(tmp_path):
+    assert ChunkCache(None).load("k", lambda lang: None) is None
+    make_corpus(tmp_path / "raw")
+    (tmp_path / "codebook.yaml").write_text(CODEBOOK)
+    _run(tmp_path, "out", cache=False)
+    assert not (tmp_path / "out" / ".cache").exists()
+
+
+def test_type_table_facts_are_per_form_and_lemma():
+    trie = TokenTrie()
+    trie.add([("zelf", False)], 0)
+    trie.add([("zelf", False), ("kiezen", False)], 1)
+    trie.add([("eigenaar*", True)], 2)
+    trie.freeze()
+    table = TypeTable(trie, frozenset({"niet"}), [(frozenset({"mogen"}), frozenset({"zelf"}))])
+    docs = parse(["Zelf kiezen, niet eigenaarschap maar mochten zelf."], "nl")
+    arrays = TokenArrays.from_docs(docs)
+    tid = table.ids(arrays.vocab, arrays.orth, arrays.lemma).tolist()
+    words = [t.lower_ for t in docs[0]]
+    assert tid[0] != tid[len(words) - 2]  # "Zelf" and "zelf": two forms, two types...
+    assert table.keys[tid[0]] == table.keys[tid[len(words) - 2]] == ("zelf",)  # same keys
+    starts = table.starts.data[np.asarray(tid)].tolist()
+    assert [w for w, s in zip(words, starts) if s] == ["zelf", "eigenaarschap", "zelf"]
+    assert [w for w, t in zip(words, tid) if table.cue.data[t]] == ["niet"]
+    assert [w for w, t in zip(words, tid) if table.clause_word.data[t]] == ["maar"]
+    assert [w for w, t in zip(words, tid) if table.clause_punct.data[t]] == [","]
+    assert table.wanted_groups({tid[0]}) == []  # "zelf" alone: "mogen" is missing
+    assert table.wanted_groups(set(tid)) == [0]  # "mochten" has lemma "mogen"
+    assert len(table) == len(set(tid))  # ids again: no new types
+    assert table.ids(arrays.vocab, arrays.orth, arrays.lemma).tolist() == tid
+    assert len(table) == len(set(tid))
+
+
+def test_pattern_requirements_are_every_required_literal():
+    pattern = [{"LOWER": {"IN": ["Mag", "mogen"]}}, {"IS_PUNCT": False, "OP": "*"},
+               {"lemma": "zelf", "OP": "+"}, {"LOWER": "nu", "OP": "?"}, {"ORTH": "Mag"}]
+    assert pattern_requirements(pattern) == (frozenset({"mag", "mogen"}), frozenset({"zelf"}),
+                                             frozenset({"mag"}))
+    assert pattern_requirements([{"IS_PUNCT": False, "OP": "+"}]) == ()
+
+
+def test_batched_parse_equals_the_pipeline_and_rebuilt_docs_equal_parsed():
+    nlp = make_nlp("nl")
+    fresh = list(nlp.pipe(TRICKY))
+    batched = parse(TRICKY, "nl")
+    attrs = [ORTH, LEMMA, SENT_START, NORM]
+    for a, b in zip(fresh, batched, strict=True):
+        assert np.array_equal(a.to_array(attrs), b.to_array(attrs))
+        rebuilt = rebuild_doc(nlp.vocab, b.to_array(ATTRS))
+        assert np.array_equal(rebuilt.to_array(ATTRS), b.to_array(ATTRS))
+        assert rebuilt.text == b.text
+
+
+def test_chunk_key_follows_files_settings_and_code(tmp_path, monkeypatch):
+    from pipeline import chunk_cache
+
+    path = tmp_path / "a.txt"
+    path.write_text("R: zelf", encoding="utf-8")
+    files = [(0, str(path), "a.txt")]
+    key = chunk_cache.chunk_key(files, {"unit": "turn"})
+    assert key == chunk_cache.chunk_key(list(files), {"unit": "turn"})
+    assert key != chunk_cache.chunk_key(files, {"unit": "sentence"})
+    assert key != chunk_cache.chunk_key([(1, str(path), "a.txt")], {"unit": "turn"})
+    path.write_text("R: zelF", encoding="utf-8")
+    assert key != chunk_cache.chunk_key(files, {"unit": "turn"})
+    path.write_text("R: zelf", encoding="utf-8")
+    monkeypatch.setattr(chunk_cache, "_source_digest", lambda: "edited code")
+    assert key != chunk_cache.chunk_key(files, {"unit": "turn"})
+    assert chunk_cache.chunk_key([(0, str(tmp_path / "gone.txt"), "gone.txt")], {}) is None
+
+
+def test_pattern_max_len_is_an_upper_bound():
+    from pipeline.code.compiled import pattern_max_len
+
+    assert pattern_max_len([{"LOWER": "a"}, {"OP": "?", "IS_PUNCT": False}]) == 2
+    assert pattern_max_len([{"LOWER": "a"}, {"IS_PUNCT": False, "OP": "{0,4}"}]) == 5
+    assert pattern_max_len([{"op": "{2}"}, {"OP": "{,3}"}]) == 5
+    for op in ("*", "+", "{2,}", "odd"):
+        assert pattern_max_len([{"LOWER": "a"}, {"OP": op}]) is None
+
+
+def test_matcher_skips_docs_whose_required_words_are_too_far_apart(tmp_path):
+    from pipeline.code import compile_rules
+    from pipeline.code.arrays import TokenArrays
+    from pipeline.code.scan import find_hits
+    from test_code import make_codebook
+
+    cb = make_codebook(tmp_path, ownership=(
+        "- kind: pattern\n  patterns: [[{LEMMA: mogen}, {OP: '?', IS_PUNCT: false}, "
+        "{LOWER: zelf}]]\n"))
+    compiled = compile_rules(cb, "nl")
+    assert compiled.group_max_len == [3]
+    calls = []
+    real = compiled.matcher_for
+    compiled.matcher_for = lambda groups: calls.append(groups) or real(groups)
+    docs = parse(["We mochten het zelf doen.", "Mochten we dat? Ja, dat deden we dan zelf.",
+                  "We mochten zelf kiezen."], "nl")
+    arrays = TokenArrays.from_docs(docs)
+    hits = find_hits(arrays, compiled, compiled.types.ids(arrays.vocab, arrays.orth,
+                                                          arrays.lemma))
+    # doc 1 has both words, 8 tokens apart: no match is possible and the Matcher is skipped
+    assert calls == [(0,), (), (0,)] and sorted(hits) == [0, 2]  # (): no Matcher at all
+    offsets = arrays.bounds.tolist()
+    assert [sorted(next(iter(hits[k].values()))) for k in (0, 2)] == [
+        [(offsets[0] + 1, offsets[0] + 4)], [(offsets[2] + 1, offsets[2] + 3)]]
