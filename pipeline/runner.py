@@ -153,7 +153,7 @@ def plan_chunks(files: Sequence[Path], shown: Sequence[str], *, chunk_bytes: int
 
 def _context(opts: RunOptions, book: Codebook, codebook: str | Path, unit: str,
              inputs: list[Path], out_dir: str | Path) -> RunContext:
-    from pipeline.ingest.batch import _find_metadata, _load_metadata, normalise_lang
+    from pipeline.ingest.batch import find_metadata, load_metadata, normalise_lang
     from pipeline.errors import UsageError
 
     default = normalise_lang(book.settings.default_lang)
@@ -164,8 +164,8 @@ def _context(opts: RunOptions, book: Codebook, codebook: str | Path, unit: str,
         forced = normalise_lang(opts.lang)
         if forced is None:
             raise UsageError(f"unknown language {opts.lang!r}; use nl or en")
-    meta_paths = [Path(opts.metadata)] if opts.metadata is not None else _find_metadata(inputs)
-    meta, meta_name = _load_metadata(meta_paths)
+    meta_paths = [Path(opts.metadata)] if opts.metadata is not None else find_metadata(inputs)
+    meta, meta_name = load_metadata(meta_paths)
     labels = list(dict.fromkeys([*segment_stage.DEFAULT_INTERVIEWER_LABELS,
                                  *book.settings.interviewer_labels]))
     cache_dir = None

@@ -48,7 +48,8 @@ def display(path: Path, root: Path | None) -> str:
     return path.as_posix()
 
 
-def _find_metadata(inputs: list[Path]) -> list[Path]:
+def find_metadata(inputs: list[Path]) -> list[Path]:
+    """The ``metadata.csv`` files among the inputs (in an input folder, or given as a file)."""
     found = []
     for given in inputs:
         candidate = given / METADATA_NAME if given.is_dir() else given
@@ -57,7 +58,12 @@ def _find_metadata(inputs: list[Path]) -> list[Path]:
     return found
 
 
-def _load_metadata(paths: list[Path]) -> tuple[pd.DataFrame | None, str]:
+def load_metadata(paths: list[Path]) -> tuple[pd.DataFrame | None, str]:
+    """Read and merge metadata files; returns (table or None, the files' names joined by " + ").
+
+    Raises:
+        InputError: a doc_id is listed in more than one of the files (or twice in one).
+    """
     if not paths:
         return None, ""
     tables = [read_metadata(p) for p in paths]
@@ -178,8 +184,8 @@ def ingest(inputs: list[Path | str] | Path | str, *, metadata: Path | str | None
         errors.append({C.ERROR_FILE: file, C.ERROR_STAGE: STAGE, C.ERROR_SEVERITY: severity,
                        C.ERROR_MESSAGE: message})
 
-    meta_paths = [Path(metadata)] if metadata is not None else _find_metadata(inputs)
-    meta, meta_name = _load_metadata(meta_paths)
+    meta_paths = [Path(metadata)] if metadata is not None else find_metadata(inputs)
+    meta, meta_name = load_metadata(meta_paths)
 
     roots = {p.resolve(): p for p in inputs if p.is_dir()}
     files = discover(inputs)
