@@ -78,18 +78,27 @@ def _segments(gold):
 LABELS = list(CUES) + ["amo.motivation"]
 
 
-@pytest.fixture(scope="module")
-def trained():
-    gold = make_gold()
+def _set(seed=0, prefix=""):
+    """A make_gold() set (ids prefixed) with its segments, features, labels and rule scores."""
+    gold = make_gold(seed=seed)
+    gold["id"] = prefix + gold["id"]
+    gold[C.DOC_ID] = prefix + gold[C.DOC_ID]
     segs = _segments(gold)
     feats = ml.analyze(segs)
     feats.index = pd.Index(segs[C.SEGMENT_ID], name=C.SEGMENT_ID)
     Y = gold.set_index("id")[LABELS].astype(bool)
     Y.index.name = C.SEGMENT_ID
     rs = ml.rule_score_matrix(_rule_codings(gold), Y.index, LABELS)
-    model = ml.train_model(feats, Y, gold[C.DOC_ID].to_numpy(), rule_scores=rs, folds=4,
-                           meta={"codebook_hash": "abc123"})
-    return SimpleNamespace(gold=gold, segs=segs, feats=feats, Y=Y, rs=rs, model=model)
+    return SimpleNamespace(gold=gold, segs=segs, feats=feats, Y=Y,
+                           groups=gold[C.DOC_ID].to_numpy(), rs=rs)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    data = _set()
+    data.model = ml.train_model(data.feats, data.Y, data.groups, rule_scores=data.rs, folds=4,
+                                meta={"codebook_hash": "abc123"})
+    return data
 
 
 def test_features_have_lemmas_stems_and_text():
@@ -317,20 +326,6 @@ def test_apply_combiner_reads_old_model_entries():
     assert dec.tolist() == [True, True, False, True] and score[0] == 0.9
     _, dec = apply_combiner({"combiner": "rules_and_not_model", "t_low": 0.2}, p, r)
     assert dec.tolist() == [False, False, False, True]
-
-
-def _set(seed, prefix):
-    """Features, labels, groups and rule scores of a make_gold() set with its own ids."""
-    gold = make_gold(seed=seed)
-    gold["id"] = prefix + gold["id"]
-    gold[C.DOC_ID] = prefix + gold[C.DOC_ID]
-    segs = _segments(gold)
-    feats = ml.analyze(segs)
-    feats.index = pd.Index(segs[C.SEGMENT_ID], name=C.SEGMENT_ID)
-    Y = gold.set_index("id")[LABELS].astype(bool)
-    Y.index.name = C.SEGMENT_ID
-    rs = ml.rule_score_matrix(_rule_codings(gold), Y.index, LABELS)
-    return SimpleNamespace(feats=feats, Y=Y, groups=gold[C.DOC_ID].to_numpy(), rs=rs)
 
 
 def _macro_f1(Y, decision):
