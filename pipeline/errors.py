@@ -87,6 +87,10 @@ class LockError(PipelineError):
     """Another run is writing the same output folder."""
 
 
+class ReportError(PipelineError):
+    """The report notebook failed, or committed figures do not reproduce."""
+
+
 def excerpt(text: str, limit: int = 40) -> str:
     """Return a short, single-line excerpt of transcript text for messages.
 
