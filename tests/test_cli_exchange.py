@@ -67,7 +67,8 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 
 def _users_by_code(qdpx) -> dict[tuple[str, str], set[str]]:
     """(source name, code name) -> REFI users coding it, read from the written project."""
-    from pipeline.exchange.model import project_from_xml, walk_codes
+    from pipeline.exchange.model import walk_codes
+    from pipeline.exchange.xml_read import project_from_xml
     from pipeline.exchange.qdpx_io import parse_xml
     project = project_from_xml(parse_xml(zipfile.ZipFile(qdpx).read("project.qde"), "t"), print)
     names = {c.guid: c.name for c, _ in walk_codes(project.codes)}

@@ -23,10 +23,8 @@ from pipeline import columns as C
 from pipeline.codebook import REQUIRED_CODES
 from pipeline.errors import ExchangeError
 from pipeline.exchange import qdpx_io
-from pipeline.exchange.model import (
-    QCode, QProject, codebook_from_xml, local, make_guid, project_from_xml, split_description,
-    walk_codes,
-)
+from pipeline.exchange.model import QCode, QProject, make_guid, split_description, walk_codes
+from pipeline.exchange.xml_read import codebook_from_xml, local, project_from_xml
 from pipeline.exchange.text import (
     CODEPOINT, OFFSET_UNITS, UTF16, decode_source, normalize_text, units_to_codepoints, utf16_length,
 )
