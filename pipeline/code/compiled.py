@@ -109,8 +109,9 @@ def _tokens(tokenizer, text: str) -> list[tuple[str, bool]]:  # noqa: ANN001
     return out
 
 
-def compile_rules(codebook: Codebook, lang: str) -> CompiledRules:
-    """Compile every rule of ``lang`` in the codebook.
+def compile_rules(codebook: Codebook, lang: str,
+                  codes: frozenset[str] | None = None) -> CompiledRules:
+    """Compile every rule of ``lang`` in the codebook (or of some of its codes).
 
     Terms, phrases, globs, proximity items and the terms/phrases/globs of exclude
     rules go into one token trie (glob lookups through a ``GlobIndex``); patterns go
@@ -119,6 +120,9 @@ def compile_rules(codebook: Codebook, lang: str) -> CompiledRules:
     Args:
         codebook: a loaded codebook.
         lang: language code; a language without rules gives an empty compilation.
+        codes: only the rules of these code ids (None: every code). Matching is per
+            code, so a code's matches are the same whichever other codes are compiled
+            with it (``pipeline.match_cache`` relies on that).
 
     Raises:
         UsageError: the language is not supported by the NLP stage.
@@ -127,6 +131,8 @@ def compile_rules(codebook: Codebook, lang: str) -> CompiledRules:
 
     check_lang(lang)
     rules = codebook.rules(lang)
+    if codes is not None:
+        rules = [rule for rule in rules if rule.code_id in codes]
     cues = codebook.settings.negation_cues.get(lang, DEFAULT_NEGATION_CUES.get(lang, ()))
     trie = TokenTrie()
     channels: list[tuple[int, str]] = []
