@@ -73,7 +73,7 @@ class ChunkResult:
 
 
 _BOOKS: dict[tuple[str, str], Any] = {}
-_COMPILED: dict[tuple[str, int, str, frozenset[str] | None], Any] = {}
+_COMPILED: dict[tuple[str, int, str, frozenset | None], Any] = {}
 
 
 def _codebook(ctx: RunContext):  # noqa: ANN202
@@ -96,13 +96,13 @@ def remember_codebook(ctx: RunContext, book) -> None:  # noqa: ANN001
     _BOOKS[(ctx.codebook_path, ctx.codebook_hash)] = book
 
 
-def _compiled(book, lang: str, codes: frozenset[str] | None = None):  # noqa: ANN001, ANN202
-    """Compile the rules of a language (or of some codes) once per process, not per chunk."""
+def _compiled(book, lang: str, only: frozenset | None = None):  # noqa: ANN001, ANN202
+    """Compile the rules of a language (or ``only`` some) once per process, not per chunk."""
     from pipeline.code import compile_rules
 
-    key = (book.hash, id(book), lang, codes)
+    key = (book.hash, id(book), lang, only)
     if key not in _COMPILED:
-        _COMPILED[key] = compile_rules(book, lang, codes)
+        _COMPILED[key] = compile_rules(book, lang, only)
     return _COMPILED[key]
 
 
@@ -166,7 +166,7 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
         batch_size: texts per parse batch.
         stored: token arrays of a chunk-cache entry (``ChunkEntry.tokens``): documents
             found there are neither parsed nor turned into Docs.
-        memo: the chunk's ``match_cache.MatchCache`` (None: match every code).
+        memo: the chunk's ``match_cache.MatchCache`` (None: match every rule).
 
     Returns:
         ``(matches, codings, n_tokens, tokens, n_stored)``: ``tokens`` holds the arrays
@@ -221,10 +221,10 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
         def get_doc(k: int, parts=parts, docs=docs, vocab=vocab):  # noqa: ANN001, ANN202
             return docs[k] if docs[k] is not None else rebuild_doc(vocab, parts[k])
 
-        def match(codes: frozenset[str] | None, lang=lang, parts=parts, get_doc=get_doc,  # noqa: ANN001
+        def match(only: frozenset | None, lang=lang, parts=parts, get_doc=get_doc,  # noqa: ANN001
                   positions=positions) -> list[tuple]:
             arrays = TokenArrays.from_parts(vocab, parts, get_doc)
-            return match_rows(arrays, _compiled(book, lang, codes),
+            return match_rows(arrays, _compiled(book, lang, only),
                               [seg_rows[k] for k in positions])
 
         if memo is not None and memo.folder is not None:
@@ -254,8 +254,8 @@ def process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
     """Ingest, segment and code one chunk of files (runs in any worker).
 
     With a cache folder, a chunk whose files and settings are unchanged comes from the
-    chunk cache (``pipeline.chunk_cache``): only matching (of the codes whose
-    rules changed, ``pipeline.match_cache``) and aggregation run.
+    chunk cache (``pipeline.chunk_cache``): only matching (of the rules that
+    changed, ``pipeline.match_cache``) and aggregation run.
 
     Args:
         task: The chunk's files.

@@ -1,17 +1,18 @@
-"""Per-code match cache: a codebook edit re-matches only the codes it changed.
+"""Match cache: a codebook edit re-matches only the rules it changed.
 
-Every step of the rule coder is per code: a rule's channels, overlap filtering
-(``longest_first`` per rule), proximity pairing (per rule), negation (per match, with
-the codebook-wide cues/window/scope), exclude vetoes (``_vetoed``: only matches of the
-veto's own code) and ``max_matches`` (per segment and rule). So the match rows of one
-code depend only on the chunk's tokens, that code's rules and those settings, never on
-the other codes. The final sort (segment, start, end, code id, rule id) only ties rows
-of one code, whose relative order is the same in a full and a per-code matching.
+Every step of the rule coder is per rule or per code: a rule's channels, overlap
+filtering (``longest_first`` per rule), proximity pairing (per rule), negation (per
+match, with the codebook-wide cues/window/scope) and ``max_matches`` (per segment and
+rule) are per rule; only exclude vetoes (``_vetoed``: matches of the veto's own code)
+join the rules of one code. So the match rows of a rule depend only on the chunk's
+tokens, the settings and that rule (or, in a code with exclude rules, that code's
+rules), never on the other rules. That is the unit of caching (``unit_digests``). The
+final sort (segment, start, end, code id, rule id) only ties rows of one rule, whose
+relative order is the same in a full and a partial matching.
 
-For each chunk and language one entry holds the match rows of every code, tagged with
-a digest of everything the code's matching reads (``code_digests``). A re-code reuses
-the rows of codes whose digest is unchanged and matches only the others (rules
-compiled for those codes alone). Entries are keyed by the chunk-cache key (files,
+For each chunk and language one entry holds the match rows of every unit, tagged with
+a digest of everything the unit's matching reads. A re-code reuses the rows of units
+whose digest is unchanged and matches only the others (rules compiled for them alone). Entries are keyed by the chunk-cache key (files,
 ingest/segment settings, package versions, parser code) plus the pipeline fingerprint
 of the language, written atomically (temp file + rename), and a damaged entry is a
 miss. Tables are Parquet (no pickle); the folder can be deleted any time.
@@ -53,12 +54,17 @@ def _source_digest() -> str:
     return h.hexdigest()
 
 
-def code_digests(book, lang: str) -> dict[str, str]:  # noqa: ANN001
-    """Code id -> digest of what its matching in ``lang`` depends on (codes with rules).
+def unit_digests(book, lang: str) -> tuple[dict[str, str], dict[tuple[str, str], str]]:  # noqa: ANN001
+    """Digests of the units of ``lang`` and the unit of every (code id, rule id).
 
-    Rules come normalised from the loader (vocab lists expanded, defaults filled in),
-    so the digest covers them; the settings read by matching are codebook-wide and in
-    every digest, so changing one of them re-matches every code.
+    A unit is one rule (key ``code id`` + ``\x1f`` + ``rule id``), or a whole code (key
+    ``code id``) when the code has exclude rules or two rules with one id. Rules come
+    normalised from the loader (vocab lists expanded, defaults filled in), so the
+    digest covers them; the settings read by matching are codebook-wide and in every
+    digest, so changing one of them re-matches every unit.
+
+    Returns:
+        ``(unit -> digest, (code id, rule id) -> unit)``.
     """
     from pipeline.codebook import DEFAULT_NEGATION_CUES
 
@@ -66,15 +72,24 @@ def code_digests(book, lang: str) -> dict[str, str]:  # noqa: ANN001
     cues = s.negation_cues.get(lang, DEFAULT_NEGATION_CUES.get(lang, ()))
     common = [SUBDIR, _source_digest(), lang, sorted(c.lower() for c in cues),
               s.negation_window, s.negation_scope, s.count_per_rule, s.glob_lemmas]
-    rules: dict[str, list] = {}
+    by_code: dict[str, list] = {}
     for rule in book.rules(lang):
-        rules.setdefault(rule.code_id, []).append(
-            [rule.id, rule.kind, rule.params, rule.weight, rule.negation, rule.max_matches])
-    out = {}
-    for code, items in rules.items():
-        text = json.dumps([common, code, items], sort_keys=True, default=repr)
-        out[code] = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    return out
+        by_code.setdefault(rule.code_id, []).append(rule)
+    units: dict[str, list] = {}
+    unit_of: dict[tuple[str, str], str] = {}
+    for code, rules in by_code.items():
+        ids = [rule.id for rule in rules]
+        whole = len(set(ids)) < len(ids) or any(rule.kind == "exclude" for rule in rules)
+        for rule in rules:
+            unit = code if whole else f"{code}\x1f{rule.id}"
+            unit_of[(code, rule.id)] = unit
+            units.setdefault(unit, []).append(
+                [rule.id, rule.kind, rule.params, rule.weight, rule.negation, rule.max_matches])
+    digests = {}
+    for unit, items in units.items():
+        text = json.dumps([common, unit, items], sort_keys=True, default=repr)
+        digests[unit] = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return digests, unit_of
 
 
 class MatchCache:
@@ -89,9 +104,9 @@ class MatchCache:
         name = hashlib.sha256(f"{self.key}|{lang}|{fingerprint}".encode()).hexdigest()
         return self.folder / name[:2] / f"{name}.parquet"
 
-    def load(self, lang: str, fingerprint: str,
-             digests: dict[str, str]) -> tuple[pd.DataFrame | None, dict[str, str]]:
-        """Rows of the codes whose digest is unchanged, and the entry's {code: digest}.
+    def load(self, lang: str, fingerprint: str, digests: dict[str, str],
+             unit_of: dict[tuple[str, str], str]) -> tuple[pd.DataFrame | None, dict[str, str]]:
+        """Rows of the units whose digest is unchanged, and the entry's {unit: digest}.
 
         Returns ``(None, {})`` without an entry (absent, damaged, disabled).
         """
@@ -105,13 +120,14 @@ class MatchCache:
                 return None, {}
         except Exception:  # a damaged entry can fail in Parquet, Arrow or json: a miss
             return None, {}
-        same = {code for code, digest in digests.items() if stored.get(code) == digest}
-        frame = frame[frame[C.CODE_ID].isin(same)]
-        return frame, stored
+        same = {unit for unit, digest in digests.items() if stored.get(unit) == digest}
+        units = pd.Series([unit_of.get(pair) for pair in zip(frame[C.CODE_ID], frame[C.RULE_ID])],
+                          index=frame.index, dtype=object)
+        return frame[units.isin(same)], stored
 
     def save(self, lang: str, fingerprint: str, digests: dict[str, str],
              frame: pd.DataFrame) -> None:
-        """Store the rows of every code of ``digests``; failures are ignored."""
+        """Store the rows of every unit of ``digests``; failures are ignored."""
         if self.folder is None:
             return
         path = self._path(lang, fingerprint)
@@ -148,20 +164,20 @@ def cached_match(memo: MatchCache, book, lang: str, fingerprint: str, match,  # 
         book: the codebook.
         lang: the language.
         fingerprint: NLP pipeline fingerprint of ``lang`` (the tokens' identity).
-        match: codes (frozenset, None: all) -> match rows of those codes.
+        match: (code id, rule id) pairs (frozenset, None: all) -> match rows of those rules.
 
     Returns:
         The rows of every code, unsorted (the caller sorts as a cold run does).
     """
-    digests = code_digests(book, lang)
-    cached, stored = memo.load(lang, fingerprint, digests)
-    have = set() if cached is None else {c for c, d in digests.items() if stored.get(c) == d}
-    todo = frozenset(digests) - have
-    if not todo:
-        if stored != digests:  # codes were removed: keep the entry to the current codes
+    digests, unit_of = unit_digests(book, lang)
+    cached, stored = memo.load(lang, fingerprint, digests, unit_of)
+    have = set() if cached is None else {u for u, d in digests.items() if stored.get(u) == d}
+    if cached is not None and len(have) == len(digests):
+        if stored != digests:  # rules were removed: keep the entry to the current ones
             memo.save(lang, fingerprint, digests, cached)
         return cached
-    new = rows_frame(match(None if not have else todo))
+    todo = frozenset(pair for pair, unit in unit_of.items() if unit not in have)
+    new = rows_frame(match(todo if have else None))
     frames = [f for f in (cached, new) if f is not None and len(f)]
     frame = pd.concat(frames, ignore_index=True) if frames else new
     memo.save(lang, fingerprint, digests, frame)

@@ -1,10 +1,10 @@
-"""The per-code match cache: a re-code matches only edited codes, outputs as a cold run."""
+"""The match cache: a re-code matches only edited rules, outputs as a cold run."""
 import hashlib
 
 import pytest
 
 import pipeline.code.matching as matching
-from pipeline.match_cache import SUBDIR, MatchCache, code_digests
+from pipeline.match_cache import SUBDIR, MatchCache, unit_digests
 from pipeline.runner import RunOptions, code_corpus
 from test_streaming import CODEBOOK, OUTPUTS, make_corpus
 
@@ -34,12 +34,12 @@ def corpus(tmp_path):
 
 @pytest.fixture
 def matched(monkeypatch):
-    """Code ids of the rules every ``match_rows`` call of a run compiled."""
+    """(code id, rule id) of the rules every ``match_rows`` call of a run compiled."""
     calls: list[set[str]] = []
     original = matching.match_rows
 
     def spy(arrays, compiled, segments):
-        calls.append({rule.code_id for rule in compiled.rules})
+        calls.append({(rule.code_id, rule.id) for rule in compiled.rules})
         return original(arrays, compiled, segments)
 
     monkeypatch.setattr(matching, "match_rows", spy)
@@ -57,10 +57,14 @@ def _same_as_cold(tmp, book):
     assert _digest(tmp / "cached") == _digest(tmp / "fresh")
 
 
-def test_recode_matches_only_changed_codes_and_equals_cold_run(corpus, matched):
+def _codes(calls):
+    return [{code for code, _ in pairs} for pairs in calls]
+
+
+def test_recode_matches_only_changed_rules_and_equals_cold_run(corpus, matched):
     _run(corpus, "cached", BOOK)
     assert list((corpus / "cached" / ".cache" / SUBDIR).glob("*/*.parquet"))
-    assert matched and all("time" in codes for codes in matched)
+    assert matched and all("time" in codes for codes in _codes(matched))
     _same_as_cold(corpus, BOOK)
 
     matched.clear()
@@ -68,10 +72,17 @@ def test_recode_matches_only_changed_codes_and_equals_cold_run(corpus, matched):
     assert matched == []
     _same_as_cold(corpus, BOOK)
 
-    edited = BOOK.replace("terms: [eigenaar]", "terms: [eigenaar, project]")
+    edited = BOOK.replace('phrases: ["zelf invullen"]', 'phrases: ["zelf invullen", "zelf"]')
     matched.clear()
-    _run(corpus, "cached", edited)  # one code's rules
-    assert matched and all(codes == {"ownership"} for codes in matched)
+    _run(corpus, "cached", edited)  # one rule of a code without exclude rules
+    assert matched and all(pairs == {("agency", "agency.nl.1")} for pairs in matched)
+    _same_as_cold(corpus, edited)
+
+    edited = edited.replace("terms: [eigenaar]", "terms: [eigenaar, project]")
+    matched.clear()
+    _run(corpus, "cached", edited)  # a code with an exclude rule: all of its rules
+    assert matched and all(codes == {"ownership"} for codes in _codes(matched))
+    assert all(len(pairs) == 2 for pairs in matched)
     _same_as_cold(corpus, edited)
 
     added = edited + """\
@@ -83,7 +94,7 @@ def test_recode_matches_only_changed_codes_and_equals_cold_run(corpus, matched):
 """
     matched.clear()
     _run(corpus, "cached", added)  # an added code
-    assert matched and all(codes == {"doing"} for codes in matched)
+    assert matched and all(codes == {"doing"} for codes in _codes(matched))
     _same_as_cold(corpus, added)
 
     removed = added.replace(EXTRA, "")
@@ -100,7 +111,7 @@ def test_changed_setting_rematches_every_code(corpus, matched):
     assert window != BOOK
     matched.clear()
     _run(corpus, "cached", window)
-    assert matched and all("time" in codes and "agency" in codes for codes in matched)
+    assert matched and all("time" in codes and "agency" in codes for codes in _codes(matched))
     _same_as_cold(corpus, window)
     scope = BOOK.replace("settings: {default_lang: nl}",
                          "settings: {default_lang: nl, negation_scope: clause}")
@@ -120,14 +131,16 @@ def test_damaged_or_deleted_entries_are_misses(corpus):
         assert not path.name.startswith(".")  # no temp files left behind
 
 
-def test_digests_are_per_code(tmp_path):
+def test_digests_are_per_rule_or_per_code_with_excludes(tmp_path):
     from pipeline.codebook import load_codebook
 
     (tmp_path / "a.yaml").write_text(BOOK)
     (tmp_path / "b.yaml").write_text(BOOK.replace("window: 4", "window: 5"))
-    a = code_digests(load_codebook(tmp_path / "a.yaml"), "nl")
-    b = code_digests(load_codebook(tmp_path / "b.yaml"), "nl")
-    assert set(a) == {"agency", "ownership", "amo.opportunity", "time"}
-    assert {c for c in a if a[c] != b[c]} == {"time"}
-    assert MatchCache(None, "k").load("nl", "f", a) == (None, {})
+    a, unit_of = unit_digests(load_codebook(tmp_path / "a.yaml"), "nl")
+    b, _ = unit_digests(load_codebook(tmp_path / "b.yaml"), "nl")
+    assert set(a) == {"agency\x1fagency.nl.1", "agency\x1fagency.nl.2", "agency\x1fagency.nl.3",
+                      "ownership", "amo.opportunity\x1famo.opportunity.nl.1", "time"}
+    assert unit_of[("time", "time.nl.2")] == "time"
+    assert {u for u in a if a[u] != b[u]} == {"time"}
+    assert MatchCache(None, "k").load("nl", "f", a, unit_of) == (None, {})
     assert MatchCache(tmp_path, None).folder is None
