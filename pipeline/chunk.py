@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from pipeline import columns as C
@@ -236,17 +237,28 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
         return _empty_matches(), empty_codings(), n_tokens, tokens, n_stored
     matches = _sorted_matches(pd.concat(frames, ignore_index=True) if len(frames) > 1
                               else frames[0],
-                              {seg: k for k, seg in enumerate(todo[C.SEGMENT_ID])})
+                              todo[C.SEGMENT_ID])
     codings = aggregate_matches(matches, threshold=book.settings.threshold)
     return matches, codings, n_tokens, tokens, n_stored
 
 
-def _sorted_matches(out: pd.DataFrame, order: dict[str, int]) -> pd.DataFrame:
-    """Match rows in segment row order, then text order (as ``match_segments`` sorts)."""
-    out = out.copy()
-    out["_seg"] = out[C.SEGMENT_ID].map(order)
-    out = out.sort_values(["_seg", C.START, C.END, C.CODE_ID, C.RULE_ID], kind="stable")
-    return out.drop(columns="_seg").reset_index(drop=True).astype(
+def _sorted_matches(out: pd.DataFrame, segment_ids: pd.Series) -> pd.DataFrame:
+    """Match rows in segment row order, then text order (as ``match_segments`` sorts).
+
+    The order of ``sort_values`` on (segment row, start, end, code id, rule id), stable,
+    computed with ``np.lexsort`` on integer codes: ids factorised in sorted order
+    compare as the strings do, and ``Index.get_indexer`` beats ``Series.map`` of a dict
+    several times on string ids.
+    """
+    index = pd.Index(segment_ids)
+    if index.is_unique:
+        seg = index.get_indexer(out[C.SEGMENT_ID])
+    else:  # never expected (ids are unique); a dict keeps the last row, as before
+        seg = out[C.SEGMENT_ID].map({s: k for k, s in enumerate(segment_ids)}).to_numpy()
+    code = pd.factorize(out[C.CODE_ID], sort=True)[0]
+    rule = pd.factorize(out[C.RULE_ID], sort=True)[0]
+    order = np.lexsort((rule, code, out[C.END].to_numpy(), out[C.START].to_numpy(), seg))
+    return out.take(order).reset_index(drop=True).astype(
         {C.START: "int64", C.END: "int64", C.SCORE: "float64"})
 
 
