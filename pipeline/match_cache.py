@@ -12,10 +12,11 @@ relative order is the same in a full and a partial matching.
 
 For each chunk and language one entry holds the match rows of every unit, tagged with
 a digest of everything the unit's matching reads. A re-code reuses the rows of units
-whose digest is unchanged and matches only the others (rules compiled for them alone). Entries are keyed by the chunk-cache key (files,
-ingest/segment settings, package versions, parser code) plus the pipeline fingerprint
-of the language, written atomically (temp file + rename), and a damaged entry is a
-miss. Tables are Parquet (no pickle); the folder can be deleted any time.
+whose digest is unchanged and matches only the others (rules compiled for them alone).
+Entries are keyed by the chunk-cache key (files, ingest/segment settings, package
+versions, parser code) plus the pipeline fingerprint of the language, written
+atomically (temp file + rename); a damaged entry is a miss. Tables are Parquet (no
+pickle); the folder can be deleted any time.
 """
 from __future__ import annotations
 
@@ -55,7 +56,8 @@ def _source_digest() -> str:
     return h.hexdigest()
 
 
-def unit_digests(book, lang: str) -> tuple[dict[str, str], dict[tuple[str, str], str]]:  # noqa: ANN001
+def unit_digests(book, lang: str  # noqa: ANN001
+                 ) -> tuple[dict[str, str], dict[tuple[str, str], str]]:
     """Digests of the units of ``lang`` and the unit of every (code id, rule id).
 
     A unit is one rule (key ``code id`` + ``\x1f`` + ``rule id``), or a whole code (key
