@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from pipeline import columns as C
@@ -73,7 +74,7 @@ class ChunkResult:
 
 
 _BOOKS: dict[tuple[str, str], Any] = {}
-_COMPILED: dict[tuple[str, int, str], Any] = {}
+_COMPILED: dict[tuple[str, int, str, frozenset | None], Any] = {}
 
 
 def _codebook(ctx: RunContext):  # noqa: ANN202
@@ -96,13 +97,13 @@ def remember_codebook(ctx: RunContext, book) -> None:  # noqa: ANN001
     _BOOKS[(ctx.codebook_path, ctx.codebook_hash)] = book
 
 
-def _compiled(book, lang: str):  # noqa: ANN001, ANN202
-    """Compile the rules of a language once per process, not once per chunk."""
+def _compiled(book, lang: str, only: frozenset | None = None):  # noqa: ANN001, ANN202
+    """Compile the rules of a language (or ``only`` some) once per process, not per chunk."""
     from pipeline.code import compile_rules
 
-    key = (book.hash, id(book), lang)
+    key = (book.hash, id(book), lang, only)
     if key not in _COMPILED:
-        _COMPILED[key] = compile_rules(book, lang)
+        _COMPILED[key] = compile_rules(book, lang, only)
     return _COMPILED[key]
 
 
@@ -152,7 +153,7 @@ def read_chunk(task: ChunkTask, ctx: RunContext, errors: list[dict]):  # noqa: A
 
 
 def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: ANN001, ANN201
-               stored: dict[int, list] | None = None):
+               stored: dict[int, list] | None = None, memo=None):  # noqa: ANN001
     """Parse (through the caches, one document at a time) and rule-code the coded segments.
 
     Same rows as ``code.code_segments`` (per language, then segment/text order) with
@@ -166,6 +167,7 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
         batch_size: texts per parse batch.
         stored: token arrays of a chunk-cache entry (``ChunkEntry.tokens``): documents
             found there are neither parsed nor turned into Docs.
+        memo: the chunk's ``match_cache.MatchCache`` (None: match every rule).
 
     Returns:
         ``(matches, codings, n_tokens, tokens, n_stored)``: ``tokens`` holds the arrays
@@ -175,6 +177,7 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
     from pipeline.code import aggregate_matches, empty_codings
     from pipeline.code.arrays import ATTRS, TokenArrays, rebuild_doc
     from pipeline.code.matching import _empty_matches, match_rows
+    from pipeline.match_cache import cached_match, rows_frame
 
     stored = stored or {}
     todo = segments[segments[C.CODED].astype(bool)]
@@ -212,29 +215,50 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
                 got[0].append(part)
                 got[1].append(doc)
                 got[2].append(k)
-    rows: list[tuple] = []
+    frames: list[pd.DataFrame] = []
     for lang, (parts, docs, positions) in batches.items():
-        compiled = _compiled(book, lang)
-        vocab = compiled.vocab
+        vocab = _compiled(book, lang).vocab
 
         def get_doc(k: int, parts=parts, docs=docs, vocab=vocab):  # noqa: ANN001, ANN202
             return docs[k] if docs[k] is not None else rebuild_doc(vocab, parts[k])
 
-        arrays = TokenArrays.from_parts(vocab, parts, get_doc)
-        rows.extend(match_rows(arrays, compiled, [seg_rows[k] for k in positions]))
-    if not rows:
+        def match(only: frozenset | None, lang=lang, parts=parts, get_doc=get_doc,  # noqa: ANN001
+                  positions=positions) -> list[tuple]:
+            arrays = TokenArrays.from_parts(vocab, parts, get_doc)
+            return match_rows(arrays, _compiled(book, lang, only),
+                              [seg_rows[k] for k in positions])
+
+        if memo is not None and memo.folder is not None:
+            frames.append(cached_match(memo, book, lang, _vocab_of(lang)[0], match))
+        else:
+            frames.append(rows_frame(match(None)))
+    frames = [f for f in frames if len(f)]
+    if not frames:
         return _empty_matches(), empty_codings(), n_tokens, tokens, n_stored
-    matches = _sorted_matches(rows, {seg: k for k, seg in enumerate(todo[C.SEGMENT_ID])})
+    matches = _sorted_matches(pd.concat(frames, ignore_index=True) if len(frames) > 1
+                              else frames[0],
+                              todo[C.SEGMENT_ID])
     codings = aggregate_matches(matches, threshold=book.settings.threshold)
     return matches, codings, n_tokens, tokens, n_stored
 
 
-def _sorted_matches(rows: list[tuple], order: dict[str, int]) -> pd.DataFrame:
-    """Match rows in segment row order, then text order (as ``match_segments`` sorts)."""
-    out = pd.DataFrame(rows, columns=C.MATCH_COLUMNS)
-    out["_seg"] = out[C.SEGMENT_ID].map(order)
-    out = out.sort_values(["_seg", C.START, C.END, C.CODE_ID, C.RULE_ID], kind="stable")
-    return out.drop(columns="_seg").reset_index(drop=True).astype(
+def _sorted_matches(out: pd.DataFrame, segment_ids: pd.Series) -> pd.DataFrame:
+    """Match rows in segment row order, then text order (as ``match_segments`` sorts).
+
+    The order of ``sort_values`` on (segment row, start, end, code id, rule id), stable,
+    computed with ``np.lexsort`` on integer codes: ids factorised in sorted order
+    compare as the strings do, and ``Index.get_indexer`` beats ``Series.map`` of a dict
+    several times on string ids.
+    """
+    index = pd.Index(segment_ids)
+    if index.is_unique:
+        seg = index.get_indexer(out[C.SEGMENT_ID])
+    else:  # never expected (ids are unique); a dict keeps the last row, as before
+        seg = out[C.SEGMENT_ID].map({s: k for k, s in enumerate(segment_ids)}).to_numpy()
+    code = pd.factorize(out[C.CODE_ID], sort=True)[0]
+    rule = pd.factorize(out[C.RULE_ID], sort=True)[0]
+    order = np.lexsort((rule, code, out[C.END].to_numpy(), out[C.START].to_numpy(), seg))
+    return out.take(order).reset_index(drop=True).astype(
         {C.START: "int64", C.END: "int64", C.SCORE: "float64"})
 
 
@@ -242,7 +266,8 @@ def process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
     """Ingest, segment and code one chunk of files (runs in any worker).
 
     With a cache folder, a chunk whose files and settings are unchanged comes from the
-    chunk cache (``pipeline.chunk_cache``): only matching and aggregation run.
+    chunk cache (``pipeline.chunk_cache``): only matching (of the rules that
+    changed, ``pipeline.match_cache``) and aggregation run.
 
     Args:
         task: The chunk's files.
@@ -253,6 +278,7 @@ def process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
     """
     from pipeline.cache import DocCache
     from pipeline.chunk_cache import ChunkCache, ChunkEntry, chunk_key
+    from pipeline.match_cache import MatchCache
 
     clock = time.perf_counter()
     stats: dict[str, Any] = {"pid": os.getpid()}
@@ -276,7 +302,8 @@ def process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
         documents, segments, errors, present, failed = _read_and_segment(task, ctx, book, lap)
     cache = DocCache(ctx.cache_dir)
     matches, codings, n_tokens, tokens, n_stored = code_chunk(
-        segments, book, cache, ctx.batch_size, entry.tokens if entry is not None else None)
+        segments, book, cache, ctx.batch_size, entry.tokens if entry is not None else None,
+        MatchCache(ctx.cache_dir, key))
     lap("nlp_code")
     stats.update(documents=len(documents), segments=len(segments),
                  segments_coded=int(segments[C.CODED].sum()), tokens=n_tokens,

@@ -109,8 +109,9 @@ def _tokens(tokenizer, text: str) -> list[tuple[str, bool]]:  # noqa: ANN001
     return out
 
 
-def compile_rules(codebook: Codebook, lang: str) -> CompiledRules:
-    """Compile every rule of ``lang`` in the codebook.
+def compile_rules(codebook: Codebook, lang: str,
+                  only: frozenset[tuple[str, str]] | None = None) -> CompiledRules:
+    """Compile every rule of ``lang`` in the codebook (or some of them).
 
     Terms, phrases, globs, proximity items and the terms/phrases/globs of exclude
     rules go into one token trie (glob lookups through a ``GlobIndex``); patterns go
@@ -119,6 +120,10 @@ def compile_rules(codebook: Codebook, lang: str) -> CompiledRules:
     Args:
         codebook: a loaded codebook.
         lang: language code; a language without rules gives an empty compilation.
+        only: only the rules whose (code id, rule id) is in this set (None: every
+            rule). A code's matches do not depend on other codes' rules, nor a rule's
+            on the other rules of a code without exclude rules, so they are the same
+            whichever others are compiled with them (``pipeline.match_cache``).
 
     Raises:
         UsageError: the language is not supported by the NLP stage.
@@ -127,6 +132,8 @@ def compile_rules(codebook: Codebook, lang: str) -> CompiledRules:
 
     check_lang(lang)
     rules = codebook.rules(lang)
+    if only is not None:
+        rules = [rule for rule in rules if (rule.code_id, rule.id) in only]
     cues = codebook.settings.negation_cues.get(lang, DEFAULT_NEGATION_CUES.get(lang, ()))
     trie = TokenTrie()
     channels: list[tuple[int, str]] = []

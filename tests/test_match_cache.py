@@ -1,0 +1,146 @@
+"""The match cache: a re-code matches only edited rules, outputs as a cold run."""
+import hashlib
+
+import pytest
+
+import pipeline.code.matching as matching
+from pipeline.match_cache import SUBDIR, MatchCache, unit_digests
+from pipeline.runner import RunOptions, code_corpus
+from test_streaming import CODEBOOK, OUTPUTS, make_corpus
+
+# Negation, proximity, an exclude rule with scope and max_matches: every per-code step.
+EXTRA = """\
+  - id: time
+    label: {nl: Tijd, en: Time}
+    definition: Time and hours.
+    rules:
+      nl:
+        - {kind: terms, terms: [uren, tijd], negation: forbid}
+        - {kind: proximity, a: [gebouw], b: [eigenaar], window: 4, max_matches: 1}
+        - {kind: exclude, terms: [bijzonders], scope: segment}
+"""
+BOOK = CODEBOOK + EXTRA
+
+
+def _digest(out):
+    return {n: hashlib.sha256((out / n).read_bytes()).hexdigest() for n in OUTPUTS}
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    make_corpus(tmp_path / "raw")
+    return tmp_path
+
+
+@pytest.fixture
+def matched(monkeypatch):
+    """(code id, rule id) of the rules every ``match_rows`` call of a run compiled."""
+    calls: list[set[str]] = []
+    original = matching.match_rows
+
+    def spy(arrays, compiled, segments):
+        calls.append({(rule.code_id, rule.id) for rule in compiled.rules})
+        return original(arrays, compiled, segments)
+
+    monkeypatch.setattr(matching, "match_rows", spy)
+    return calls
+
+
+def _run(tmp, out, book, **kw):
+    (tmp / "codebook.yaml").write_text(book)
+    return code_corpus([tmp / "raw"], codebook=tmp / "codebook.yaml", out_dir=tmp / out,
+                       options=RunOptions(progress=False, chunk_bytes=400, **kw))
+
+
+def _same_as_cold(tmp, book):
+    _run(tmp, "fresh", book, cache=False)
+    assert _digest(tmp / "cached") == _digest(tmp / "fresh")
+
+
+def _codes(calls):
+    return [{code for code, _ in pairs} for pairs in calls]
+
+
+def test_recode_matches_only_changed_rules_and_equals_cold_run(corpus, matched):
+    _run(corpus, "cached", BOOK)
+    assert list((corpus / "cached" / ".cache" / SUBDIR).glob("*/*.parquet"))
+    assert matched and all("time" in codes for codes in _codes(matched))
+    _same_as_cold(corpus, BOOK)
+
+    matched.clear()
+    _run(corpus, "cached", BOOK)  # no edit: nothing is matched again
+    assert matched == []
+    _same_as_cold(corpus, BOOK)
+
+    edited = BOOK.replace('phrases: ["zelf invullen"]', 'phrases: ["zelf invullen", "zelf"]')
+    matched.clear()
+    _run(corpus, "cached", edited)  # one rule of a code without exclude rules
+    assert matched and all(pairs == {("agency", "agency.nl.1")} for pairs in matched)
+    _same_as_cold(corpus, edited)
+
+    edited = edited.replace("terms: [eigenaar]", "terms: [eigenaar, project]")
+    matched.clear()
+    _run(corpus, "cached", edited)  # a code with an exclude rule: all of its rules
+    assert matched and all(codes == {"ownership"} for codes in _codes(matched))
+    assert all(len(pairs) == 2 for pairs in matched)
+    _same_as_cold(corpus, edited)
+
+    added = edited + """\
+  - id: doing
+    label: {nl: Doen, en: Doing}
+    definition: Doing things.
+    rules:
+      nl: [{kind: terms, terms: [doen, deed]}]
+"""
+    matched.clear()
+    _run(corpus, "cached", added)  # an added code
+    assert matched and all(codes == {"doing"} for codes in _codes(matched))
+    _same_as_cold(corpus, added)
+
+    removed = added.replace(EXTRA, "")
+    matched.clear()
+    _run(corpus, "cached", removed)  # a removed code
+    assert matched == []
+    _same_as_cold(corpus, removed)
+
+
+def test_changed_setting_rematches_every_code(corpus, matched):
+    _run(corpus, "cached", BOOK)
+    window = BOOK.replace("settings: {default_lang: nl}",
+                          "settings: {default_lang: nl, negation_window: 1}")
+    assert window != BOOK
+    matched.clear()
+    _run(corpus, "cached", window)
+    assert matched and all("time" in codes and "agency" in codes for codes in _codes(matched))
+    _same_as_cold(corpus, window)
+    scope = BOOK.replace("settings: {default_lang: nl}",
+                         "settings: {default_lang: nl, negation_scope: clause}")
+    _run(corpus, "cached", scope)
+    _same_as_cold(corpus, scope)
+
+
+def test_damaged_or_deleted_entries_are_misses(corpus):
+    _run(corpus, "cached", BOOK)
+    folder = corpus / "cached" / ".cache" / SUBDIR
+    entries = sorted(folder.glob("*/*.parquet"))
+    entries[0].write_bytes(b"garbage")
+    entries[-1].unlink()
+    _run(corpus, "cached", BOOK)
+    _same_as_cold(corpus, BOOK)
+    for path in folder.glob("*/*"):
+        assert not path.name.startswith(".")  # no temp files left behind
+
+
+def test_digests_are_per_rule_or_per_code_with_excludes(tmp_path):
+    from pipeline.codebook import load_codebook
+
+    (tmp_path / "a.yaml").write_text(BOOK)
+    (tmp_path / "b.yaml").write_text(BOOK.replace("window: 4", "window: 5"))
+    a, unit_of = unit_digests(load_codebook(tmp_path / "a.yaml"), "nl")
+    b, _ = unit_digests(load_codebook(tmp_path / "b.yaml"), "nl")
+    assert set(a) == {"agency\x1fagency.nl.1", "agency\x1fagency.nl.2", "agency\x1fagency.nl.3",
+                      "ownership", "amo.opportunity\x1famo.opportunity.nl.1", "time"}
+    assert unit_of[("time", "time.nl.2")] == "time"
+    assert {u for u in a if a[u] != b[u]} == {"time"}
+    assert MatchCache(None, "k").load("nl", "f", a, unit_of) == (None, {})
+    assert MatchCache(tmp_path, None).folder is None
