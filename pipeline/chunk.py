@@ -13,6 +13,7 @@ whole-corpus tables.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -48,6 +49,8 @@ class RunContext:
     cache_dir: str | None
     batch_size: int = 256
     meta_digest: str | None = None       # chunk-cache key of ``meta`` (computed once)
+    # CSV id values used by more than one CSV file of the run (prefixed in every chunk)
+    shared_keys: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -333,7 +336,8 @@ def _read_and_segment(task: ChunkTask, ctx: RunContext, book, lap):  # noqa: ANN
                                      # --lang forces one language: no detection then
                                      detect_lang=("never" if ctx.forced_lang
                                                   else book.settings.detect_lang),
-                                     languages=book.settings.languages, errors=seg_errors)
+                                     languages=book.settings.languages, errors=seg_errors,
+                                     shared_keys=ctx.shared_keys)
     positions = {shown: pos for pos, _, shown in task.files}
     errors += [{**e, ORDER: (PHASE_FILE, positions.get(e[C.ERROR_FILE], -1))} for e in seg_errors]
     lap("segment")
@@ -350,6 +354,7 @@ def _key_settings(ctx: RunContext, book) -> dict[str, Any]:  # noqa: ANN001
             "text_column": ctx.text_column, "id_column": ctx.id_column,
             "default_lang": ctx.default_lang, "forced_lang": ctx.forced_lang,
             "meta_name": ctx.meta_name, "meta": ctx.meta_digest,
+            "shared_keys": hashlib.sha256("\n".join(sorted(ctx.shared_keys)).encode()).hexdigest(),
             "languages": list(book.settings.languages), "detect_lang": book.settings.detect_lang}
 
 

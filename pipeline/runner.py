@@ -219,6 +219,9 @@ def code_corpus(inputs: Sequence[str | Path], *, codebook: str | Path, out_dir: 
         shown = [display(f, next((roots[r] for r in parents(f) if r in roots), None))
                  for f in files]
         tasks = plan_chunks(files, shown, chunk_bytes=opts.chunk_bytes)
+        if len(tasks) > 1:  # one chunk sees every clash itself
+            ctx.shared_keys = ingest_stage.shared_csv_keys(
+                files, text_column=opts.text_column, id_column=opts.id_column)
         lap("plan")
         # Under the lock, parts left by a killed run are stale: clear them first.
         for stale in Path(out_dir).glob(f"{PARTS_PREFIX}*"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 import pandas as pd
 
@@ -143,9 +143,15 @@ def _preamble(seg: pd.DataFrame) -> pd.Series:
     return ~labelled & first.notna() & (seg[C.TURN] < first)
 
 
-def _unique_ids(seg: pd.DataFrame, keyed: list[bool], documents: pd.DataFrame,
-                errors: list[dict] | None) -> list[str]:
-    """Segment ids with CSV id values shared across documents prefixed by the doc id."""
+def _unique_ids(seg: pd.DataFrame, keyed: list[str], documents: pd.DataFrame,
+                errors: list[dict] | None, shared_keys: Collection[str] = ()) -> list[str]:
+    """Segment ids with CSV id values shared across documents prefixed by the doc id.
+
+    ``keyed`` holds each row's CSV id value ("" when the id is not from a CSV).
+    ``shared_keys`` are id values known to be used by more than one CSV file of the
+    run, also when those files are segmented in separate chunks: they are prefixed
+    whether or not the other file is in this call, so ids do not depend on chunking.
+    """
     ids = seg[C.SEGMENT_ID].astype(str).tolist()
     if not any(keyed):
         return ids
@@ -154,6 +160,8 @@ def _unique_ids(seg: pd.DataFrame, keyed: list[bool], documents: pd.DataFrame,
     for seg_id, doc_id in zip(ids, docs):
         owners.setdefault(seg_id, set()).add(doc_id)
     clash = {i for i, ds in owners.items() if len(ds) > 1}
+    shared = {seg_id for seg_id, key in zip(ids, keyed) if key and key in shared_keys}
+    clash |= shared
     if not clash:
         return ids
     paths = (dict(zip(documents[C.DOC_ID], documents[C.PATH]))
@@ -168,8 +176,9 @@ def _unique_ids(seg: pd.DataFrame, keyed: list[bool], documents: pd.DataFrame,
     for doc_id, values in renamed.items():
         others = sorted(set().union(*(owners[v] for v in values)) - {doc_id})
         shown = ", ".join(repr(v) for v in values[:5]) + (", ..." if len(values) > 5 else "")
+        where = ", ".join(map(repr, others)) if others else "another CSV file of this run"
         message = (f"ids {shown} of {C.DOC_ID} {doc_id!r} are also segment ids of "
-                   f"{', '.join(map(repr, others))}; its {len(values)} segment id(s) were "
+                   f"{where}; its {len(values)} segment id(s) were "
                    f"prefixed with {doc_id + ':'!r}")
         if errors is not None:
             errors.append({C.ERROR_FILE: paths.get(doc_id, doc_id), C.ERROR_STAGE: "segment",
@@ -195,7 +204,8 @@ def segment(documents: pd.DataFrame, turns: pd.DataFrame, *, unit: str = "turn",
             code_speakers: Sequence[str] | str | None = None,
             detect_lang: bool | str = False,
             languages: Sequence[str] = ("nl", "en"),
-            errors: list[dict] | None = None) -> pd.DataFrame:
+            errors: list[dict] | None = None,
+            shared_keys: Collection[str] = ()) -> pd.DataFrame:
     """Cut documents into coding units.
 
     Args:
@@ -213,6 +223,9 @@ def segment(documents: pd.DataFrame, turns: pd.DataFrame, *, unit: str = "turn",
         languages: the languages detection may choose from.
         errors: when given, warning rows (``columns.ERROR_COLUMNS``, stage
             "segment") are appended to it: CSV ids made unique (see below).
+        shared_keys: CSV id values that other CSV files of the same run use too
+            (a streaming run segments chunks separately); prefixed like a clash
+            inside this table.
 
     Returns:
         Segments table: ``columns.SEGMENT_COLUMNS``, then document attributes, then
@@ -256,7 +269,7 @@ def segment(documents: pd.DataFrame, turns: pd.DataFrame, *, unit: str = "turn",
     rows: list[dict] = []
     ordered = turns.sort_values([C.DOC_ID, C.TURN], kind="stable")
     index_in_doc: dict[str, int] = {}
-    keyed: list[bool] = []  # the row's id comes from a CSV id value
+    keyed: list[str] = []  # the row's CSV id value ("" when its id is not from a CSV)
     for turn in ordered.itertuples(index=False):
         t = turn._asdict()
         doc_id = t[C.DOC_ID]
@@ -274,7 +287,7 @@ def segment(documents: pd.DataFrame, turns: pd.DataFrame, *, unit: str = "turn",
             else:
                 seg_id = f"{doc_id}:{n}"
             piece = text[s:e]
-            keyed.append(bool(key))
+            keyed.append(key)
             row = {
                 C.SEGMENT_ID: seg_id, C.DOC_ID: doc_id, C.UNIT: unit, C.UNIT_INDEX: n,
                 C.TURN: int(t[C.TURN]), C.SPEAKER: t[C.SPEAKER] or "",
@@ -294,7 +307,7 @@ def segment(documents: pd.DataFrame, turns: pd.DataFrame, *, unit: str = "turn",
     preamble = _preamble(seg)
     seg.loc[preamble, C.ROLE] = C.OTHER
     seg.loc[preamble, C.CODED] = False
-    seg[C.SEGMENT_ID] = _unique_ids(seg, keyed, documents, errors)
+    seg[C.SEGMENT_ID] = _unique_ids(seg, keyed, documents, errors, shared_keys)
     if doc_attrs:
         seg = seg.merge(documents[[C.DOC_ID, *doc_attrs]], on=C.DOC_ID, how="left",
                         suffixes=("", "__doc"))

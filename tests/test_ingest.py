@@ -727,8 +727,9 @@ def test_run_unique_ids_path_doc_ids_detected_lang_and_preamble(tmp_path, repo_r
     ids = dict(zip(zip(seg[C.DOC_ID], seg[C.TEXT]), seg[C.SEGMENT_ID]))
     assert ids[("survey_b", "Samen met collega's.")] == "3"
     assert ids[("survey_b", "Meer uren.")] == "survey_b:1"
-    if chunk_bytes > 1:  # one table: both users of "1" are prefixed
-        assert ids[("survey_a", "We mochten het zelf invullen.")] == "survey_a:1"
+    # Both users of "1" are prefixed, in one table and in separate chunks alike.
+    assert ids[("survey_a", "We mochten het zelf invullen.")] == "survey_a:1"
+    assert ids[("survey_a", "Geen tijd.")] == "2"
     a = seg[seg[C.DOC_ID] == "school_a__interview"]
     assert list(zip(a[C.SPEAKER], a[C.ROLE], a[C.CODED])) == [
         ("", C.OTHER, False), ("I", C.INTERVIEWER, False), ("R", C.RESPONDENT, True)]
@@ -742,3 +743,16 @@ def test_run_unique_ids_path_doc_ids_detected_lang_and_preamble(tmp_path, repo_r
     assert "language of school_b__interview detected as en (no metadata)" in messages
     assert sum("other files have the same name stem 'interview'" in m for m in messages) == 2
     assert any("survey_b" in m and "prefixed" in m for m in messages)
+
+
+def test_shared_csv_keys_across_files(tmp_path):
+    from pipeline.ingest import shared_csv_keys
+
+    write(tmp_path / "a.csv", "id,text\n1,Een.\n2,Twee.\n7,Zeven.\n")
+    write(tmp_path / "b.csv", "id,text\n1,Een.\n3,Drie.\n7,Zeven.\n")
+    write(tmp_path / "c.csv", "id,text\n3,Drie.\n")
+    write(tmp_path / "broken.csv", "no,text column\n1,x\n")   # skipped: the run reports it
+    write(tmp_path / "int.txt", "I: Vraag?\nR: Antwoord.\n")
+    files = sorted(tmp_path.iterdir())
+    assert shared_csv_keys(files) == {"1", "3", "7"}
+    assert shared_csv_keys([tmp_path / "a.csv", tmp_path / "int.txt"]) == frozenset()

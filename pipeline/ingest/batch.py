@@ -8,7 +8,7 @@ from typing import Callable, NamedTuple
 import pandas as pd
 
 from pipeline import columns as C
-from pipeline.errors import InputError, UsageError
+from pipeline.errors import InputError, PipelineError, UsageError
 
 from .files import METADATA_NAME, assign_doc_ids, canonical_doc_id, discover, read_file
 from .tables import read_metadata
@@ -75,6 +75,29 @@ def load_metadata(paths: list[Path]) -> tuple[pd.DataFrame | None, str]:
         raise InputError(" + ".join(map(str, paths)),
                          f"duplicate {C.DOC_ID} {dupes.iloc[0]!r} across metadata files")
     return merged, " + ".join(p.as_posix() for p in paths)
+
+
+def shared_csv_keys(files: Sequence[Path], *, text_column: str = "text",
+                    id_column: str = "id") -> frozenset[str]:
+    """CSV id values that more than one of ``files`` uses (read before any chunk runs).
+
+    Two survey exports that both number their rows 1, 2, ... give clashing segment
+    ids; a streaming run must prefix them in every chunk, not only where both files
+    happen to share a chunk. A file that cannot be read is skipped here (the run
+    reports it when it reads the file).
+    """
+    csvs = [Path(f) for f in files if Path(f).suffix.lower() == ".csv"]
+    if len(csvs) < 2:
+        return frozenset()
+    users: dict[str, int] = {}
+    for path in csvs:
+        try:
+            turns = read_file(path, text_column=text_column, id_column=id_column).turns
+        except PipelineError:
+            continue
+        for key in set(turns[C.UNIT_KEY].astype(str)) - {""}:
+            users[key] = users.get(key, 0) + 1
+    return frozenset(k for k, n in users.items() if n > 1)
 
 
 class FilesRead(NamedTuple):
