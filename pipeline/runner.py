@@ -84,45 +84,6 @@ def versions(packages: tuple[str, ...] = _VERSIONED) -> dict[str, str]:
     return found
 
 
-def _progress(total: int, enabled: bool, desc: str):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, disable=not enabled, desc=desc, unit="seg", leave=False)
-
-
-def code_segments_batched(segments: pd.DataFrame, codebook: Codebook, *, batch_size: int = 500,
-                          progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Parse and rule-code the coded segments in batches.
-
-    Args:
-        segments: Segments table; only rows with ``coded`` true are parsed and coded.
-        codebook: The loaded codebook.
-        batch_size: Segments per batch (bounds the number of spaCy Docs alive at once).
-        progress: Show a progress bar on stderr.
-
-    Returns:
-        ``(matches, codings)`` for all segments.
-    """
-    from pipeline.code import code_segments
-    from pipeline.nlp import parse_segments
-
-    todo = segments[segments[C.CODED]]
-    match_parts, coding_parts = [], []
-    with _progress(len(todo), progress, "coding") as bar:
-        # A segment never spans two batches, so per-batch aggregation is exact.
-        for begin in range(0, len(todo), batch_size):
-            batch = todo.iloc[begin:begin + batch_size]
-            m, c = code_segments(batch, parse_segments(batch), codebook)
-            match_parts.append(m)
-            coding_parts.append(c)
-            bar.update(len(batch))
-    matches = (pd.concat(match_parts, ignore_index=True) if match_parts
-               else pd.DataFrame(columns=C.MATCH_COLUMNS))
-    codings = (pd.concat(coding_parts, ignore_index=True) if coding_parts
-               else pd.DataFrame(columns=C.CODING_COLUMNS))
-    return matches, codings
-
-
 def plan_chunks(files: Sequence[Path], shown: Sequence[str], *, chunk_bytes: int,
                 max_files: int = 2000) -> list[ChunkTask]:
     """Cut the input files into chunks of about ``chunk_bytes`` of raw input.
