@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -101,10 +102,14 @@ def _source_digest() -> str:
     source files makes a changed ingest or segmenter give new keys, never stale tables.
     """
     root = Path(__file__).resolve().parent
-    files = sorted([*root.joinpath("ingest").glob("*.py"), *root.joinpath("data").glob("*"),
-                    *(root / name for name in SOURCES)])
+    return files_digest([*root.joinpath("ingest").glob("*.py"), *root.joinpath("data").glob("*"),
+                         *(root / name for name in SOURCES)])
+
+
+def files_digest(files: Iterable[Path]) -> str:
+    """sha256 over the names and bytes of ``files`` (sorted; an unreadable file counts as "?")."""
     h = hashlib.sha256()
-    for path in files:
+    for path in sorted(files):
         h.update(path.name.encode("utf-8"))
         try:
             h.update(path.read_bytes())

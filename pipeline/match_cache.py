@@ -44,16 +44,10 @@ _SEP = "\x1f"          # between code id and rule id in unit keys
 @lru_cache(maxsize=1)
 def _source_digest() -> str:
     """Digest of the matcher's code: an edited matcher never reuses stale rows."""
+    from pipeline.chunk_cache import files_digest
+
     root = Path(__file__).resolve().parent
-    files = sorted([*root.joinpath("code").glob("*.py"), *(root / name for name in SOURCES)])
-    h = hashlib.sha256()
-    for path in files:
-        h.update(path.name.encode("utf-8"))
-        try:
-            h.update(path.read_bytes())
-        except OSError:
-            h.update(b"?")
-    return h.hexdigest()
+    return files_digest([*root.joinpath("code").glob("*.py"), *(root / name for name in SOURCES)])
 
 
 def unit_digests(book, lang: str  # noqa: ANN001

@@ -176,22 +176,8 @@ class CodebookBuilder:
             for lang, cue_node in (got_cues or {}).items():
                 sub = f"settings.negation_cues.{lang}"
                 cues[lang] = tuple(v.lower() for v, _, _ in r.texts(cue_node, sub))
-        count_per_rule = None
-        if "count_per_rule" in keys:
-            n = r.number(keys["count_per_rule"], "settings.count_per_rule", integer=True)
-            if n is not None and n < 1:
-                r.add("settings.count_per_rule", f"count_per_rule {n} must be >= 1",
-                      keys["count_per_rule"])
-            elif n is not None:
-                count_per_rule = int(n)
-        window = DEFAULT_NEGATION_WINDOW
-        if "negation_window" in keys:
-            n = r.number(keys["negation_window"], "settings.negation_window", integer=True)
-            if n is not None and n < 1:
-                r.add("settings.negation_window", f"negation_window {n} must be >= 1 token",
-                      keys["negation_window"])
-            elif n is not None:
-                window = int(n)
+        count_per_rule = _positive_int(r, keys, "count_per_rule", None, "")
+        window = _positive_int(r, keys, "negation_window", DEFAULT_NEGATION_WINDOW, " token")
         scope = "window"
         if "negation_scope" in keys:
             scope = r.choice(keys["negation_scope"], "settings.negation_scope", NEGATION_SCOPES,
@@ -345,3 +331,14 @@ def _is_uuid(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _positive_int(r, keys: dict, name: str, default: int | None,  # noqa: ANN001
+                  unit: str) -> int | None:
+    """``settings.<name>`` as an integer >= 1 (a problem is reported otherwise), or ``default``."""
+    if name not in keys:
+        return default
+    n = r.number(keys[name], f"settings.{name}", integer=True)
+    if n is not None and n < 1:
+        r.add(f"settings.{name}", f"{name} {n} must be >= 1{unit}", keys[name])
+    return int(n) if n is not None and n >= 1 else default
