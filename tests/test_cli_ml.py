@@ -194,6 +194,13 @@ def test_train_with_calibration_gold(workspace, capsys):
     assert rc == 1
     assert "--calibration needs --codebook" in capsys.readouterr().err
     assert not (w / "x.skops").exists()
+    # A calibration gold without text names the calibration option, not --segments.
+    _gold(n_docs=4, per_doc=15, seed=3, prefix="cal")[["id", "agency"]].to_csv(
+        w / "cal_notext.csv", index=False)
+    rc = main(["train", str(w / "gold.csv"), "--codebook", str(w / "cb.yaml"), "--folds", "3",
+               "--calibration", str(w / "cal_notext.csv"), "--out", str(w / "x.skops")])
+    assert rc == 1
+    assert "has no text column: give --calibration-segments" in capsys.readouterr().err
 
 
 def test_train_on_several_gold_files(workspace, capsys):

@@ -74,9 +74,11 @@ def _complete_segments(segs: pd.DataFrame, lang: str) -> pd.DataFrame:
     return segs
 
 
-def load_training(gold_path: str, *, segments: str | list[str] | None, codebook=None, lang: str = "nl"
-                  ) -> TrainingData:
+def load_training(gold_path: str, *, segments: str | list[str] | None, codebook=None, lang: str = "nl",
+                  segments_flag: str = "--segments") -> TrainingData:
     """Read GOLD (wide with text, or long/wide plus a segments source) into TrainingData.
+
+    ``segments_flag`` is the option named in the error when the gold has no text.
 
     Raises:
         InputError: label columns that are not codebook ids, gold segments without
@@ -111,7 +113,7 @@ def load_training(gold_path: str, *, segments: str | list[str] | None, codebook=
         segs = segs.reset_index()
         segs[C.CODED] = True
     else:
-        raise UsageError(f"{gold_path} has no text column: give --segments with a coded folder "
+        raise UsageError(f"{gold_path} has no text column: give {segments_flag} with a coded folder "
                          "or a segments table (segment_id, text)")
     segs = segs.reset_index(drop=True)
     labels = mat.loc[segs[C.SEGMENT_ID]].astype(bool)
@@ -212,7 +214,7 @@ def _calibration_data(args: argparse.Namespace, codebook, lang: str,  # noqa: AN
         raise UsageError("--calibration needs --codebook: it chooses how rule evidence and "
                          "the model are combined")
     cal = load_training(args.calibration, segments=args.calibration_segments,
-                        codebook=codebook, lang=lang)
+                        codebook=codebook, lang=lang, segments_flag="--calibration-segments")
     overlap = sorted(set(map(str, cal.labels.index)) & set(map(str, training.labels.index)))
     if overlap:
         raise InputError(args.calibration, f"{len(overlap)} segment(s) are also in the training "
