@@ -194,6 +194,18 @@ def test_train_with_calibration_gold(workspace, capsys):
     assert rc == 1
     assert "--calibration needs --codebook" in capsys.readouterr().err
     assert not (w / "x.skops").exists()
+    # Several calibration golds are pooled (units of both, ids must not repeat).
+    _gold(n_docs=2, per_doc=15, seed=4, prefix="calb").to_csv(w / "cal_b.csv", index=False)
+    rc = main(["train", str(w / "gold.csv"), "--codebook", str(w / "cb.yaml"), "--folds", "2",
+               "--calibration", str(w / "cal.csv"), str(w / "cal_b.csv"),
+               "--out", str(w / "cal2.skops")])
+    assert rc == 0, capsys.readouterr().err
+    assert "(90 segments from 6 documents" in capsys.readouterr().out
+    assert load_model(w / "cal2.skops").meta["hybrid_calibration"]["n_segments"] == 90
+    rc = main(["train", str(w / "gold.csv"), "--codebook", str(w / "cb.yaml"), "--folds", "3",
+               "--calibration", str(w / "cal.csv"), str(w / "cal.csv"), "--out", str(w / "x.skops")])
+    assert rc == 1
+    assert "is in more than one gold file" in capsys.readouterr().err
     # A calibration gold without text names the calibration option, not --segments.
     _gold(n_docs=4, per_doc=15, seed=3, prefix="cal")[["id", "agency"]].to_csv(
         w / "cal_notext.csv", index=False)

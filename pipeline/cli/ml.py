@@ -162,7 +162,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         cal_features, cal_rules = _prepare(cal, codebook)
         model = calibrate_hybrid(model, cal_features, cal.labels, cal.groups, cal_rules,
                                  folds=args.folds, seed=args.seed,
-                                 thresholds=args.calibrate_thresholds, source=str(args.calibration))
+                                 thresholds=args.calibrate_thresholds,
+                                 source=", ".join(map(str, args.calibration)))
     save_model(model, args.out)
     if not args.quiet:
         print(f"trained model {model.version} on {model.meta['n_segments']} segments from "
@@ -187,10 +188,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_golds(golds: list[str], segments: list[str] | None, codebook, lang: str  # noqa: ANN001
-                ) -> TrainingData:
+def _load_golds(golds: list[str], segments: list[str] | None, codebook, lang: str,  # noqa: ANN001
+                segments_flag: str = "--segments") -> TrainingData:
     """One or more gold files as one training set (segment ids must not repeat)."""
-    parts = [load_training(g, segments=segments, codebook=codebook, lang=lang) for g in golds]
+    parts = [load_training(g, segments=segments, codebook=codebook, lang=lang,
+                           segments_flag=segments_flag) for g in golds]
     if len(parts) == 1:
         return parts[0]
     labels = pd.concat([p.labels for p in parts]).fillna(False).astype(bool)
@@ -213,13 +215,13 @@ def _calibration_data(args: argparse.Namespace, codebook, lang: str,  # noqa: AN
     if codebook is None:
         raise UsageError("--calibration needs --codebook: it chooses how rule evidence and "
                          "the model are combined")
-    cal = load_training(args.calibration, segments=args.calibration_segments,
-                        codebook=codebook, lang=lang, segments_flag="--calibration-segments")
+    cal = _load_golds(args.calibration, args.calibration_segments, codebook, lang,
+                      segments_flag="--calibration-segments")
     overlap = sorted(set(map(str, cal.labels.index)) & set(map(str, training.labels.index)))
     if overlap:
-        raise InputError(args.calibration, f"{len(overlap)} segment(s) are also in the training "
-                                           f"gold, e.g. {overlap[0]!r}; the "
-                                           "calibration gold must be separate")
+        raise InputError(args.calibration[0], f"{len(overlap)} segment(s) are also in the "
+                                              f"training gold, e.g. {overlap[0]!r}; the "
+                                              "calibration gold must be separate")
     return cal
 
 
@@ -306,12 +308,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--segments", nargs="+", help="segments table(s) or coded folder(s) with the "
                                                  "texts, when GOLD has no text column")
     p.add_argument("--lang", choices=["nl", "en"], help="language of texts without a lang column")
-    p.add_argument("--calibration", metavar="GOLD",
-                   help="a second gold standard, NOT used to write the codebook's rules nor to "
-                        "train: each code's hybrid combination is chosen on it, where rule and "
+    p.add_argument("--calibration", metavar="GOLD", nargs="+",
+                   help="gold standard(s) NOT used to write the codebook's rules nor to "
+                        "train: each code's hybrid combination is chosen on them, where rule and "
                         "model scores are both out-of-sample (needs --codebook)")
     p.add_argument("--calibration-segments", metavar="SEGMENTS", nargs="+",
-                   help="segments table or coded folder with the texts of --calibration")
+                   help="segments table(s) or coded folder(s) with the texts of --calibration")
     p.add_argument("--calibrate-thresholds", action="store_true",
                    help="with --calibration: also choose the model's decision thresholds "
                         "(--method ml) on the calibration gold")
