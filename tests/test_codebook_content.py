@@ -193,6 +193,25 @@ DECOYS: list[tuple[str, str, str, bool]] = [
     ("Anders heeft dit gesprek geen zin.", "nl", "amo.motivation", False),
     # ability: being good at something, knowing nothing about it
     ("Van programmeren wist ik niks, zij is daar veel beter in dan ik.", "nl", "amo.ability", True),
+    # round 5 (five writers): a lone medium cue no longer codes (threshold 0.55); role and document
+    # nouns are weak; generic leader verbs need a leader in the turn; families of everyday wording
+    ("Ik werk als coach op een middelbare school in Gent.", "nl", "amo.ability", False),
+    ("I work as a coach, and the rest of my timetable is coaching.", "en", "amo.ability", False),
+    ("Onze onderwijsvisie hangt in de gang bij de ingang.", "nl", "alignment", False),
+    ("We moeten die spullen straks nog meenemen naar de gymzaal.", "nl", "alignment", False),
+    ("Hij coacht het voetbalteam van zijn zoon op zaterdag.", "nl", "shared_leadership", False),
+    ("De directeur coacht ons en denkt mee als we vastlopen.", "nl", "shared_leadership", True),
+    ("Met het lerarentekort staan er nu twee vacatures open die niemand invult.", "nl", "amo.opportunity", True),
+    ("Staff turnover means we start again every September.", "en", "amo.opportunity", True),
+    ("Ik zit elke zondagavond lessen voor te bereiden.", "nl", "amo.opportunity", True),
+    ("We spend our weekends marking and planning.", "en", "amo.opportunity", True),
+    ("Ik heb die nacht 's avonds liggen piekeren.", "nl", "amo.opportunity", False),
+    ("De rector is bij ons overleg komen zitten en heeft alleen maar geluisterd.", "nl", "shared_leadership", True),
+    ("The head never took it over; she let us decide and took the flak from parents.", "en", "shared_leadership", True),
+    ("Een paar informele leiders in het team trekken de rest mee.", "nl", "shared_leadership", True),
+    ("A few informal leaders without a formal role carried it.", "en", "shared_leadership", True),
+    ("Die nieuwe regel viel heel slecht in de leraarskamer.", "nl", "amo.motivation", True),
+    ("The new marking policy went down badly with staff.", "en", "amo.motivation", True),
 ]
 
 
