@@ -212,6 +212,16 @@ DECOYS: list[tuple[str, str, str, bool]] = [
     ("A few informal leaders without a formal role carried it.", "en", "shared_leadership", True),
     ("Die nieuwe regel viel heel slecht in de leraarskamer.", "nl", "amo.motivation", True),
     ("The new marking policy went down badly with staff.", "en", "amo.motivation", True),
+    ("Dat hebben we gewoon gedaan zonder iemand iets te vragen.", "nl", "agency", True),
+    ("We ran it for a term without asking anyone.", "en", "agency", True),
+    ("In het tweede jaar had ik een dip, ik sliep slecht.", "nl", "agency", True),
+    ("By February everyone was knackered, but the good lessons keep you going.", "en", "agency", True),
+    ("Onze leerlingen zien op de studiedag een presentatie over het nieuwe rapport.", "nl", "amo.ability", False),
+    ("De directeur had op een congres iets gezien over thematisch werken.", "nl", "amo.ability", False),
+    ("Ik geef fysica en een paar uur STEM in de tweede graad.", "nl", "ownership", False),
+    ("Het bestuur van de stichting telt veertien scholen in de regio.", "nl", "alignment", False),
+    ("I did my teacher training in Leeds before moving here.", "en", "amo.ability", False),
+    ("Het nieuwe plan kwam van boven.", "nl", "ownership", False),
 ]
 
 
