@@ -222,6 +222,9 @@ DECOYS: list[tuple[str, str, str, bool]] = [
     ("Het bestuur van de stichting telt veertien scholen in de regio.", "nl", "alignment", False),
     ("I did my teacher training in Leeds before moving here.", "en", "amo.ability", False),
     ("Het nieuwe plan kwam van boven.", "nl", "ownership", False),
+    ("Ik was daar nogal ambetant van, eerlijk gezegd.", "nl", "amo.motivation", True),
+    ("De directeur bleef aan de zijkant, en toen we een blok vroegen heeft hij dat geregeld.", "nl", "shared_leadership", True),
+    ("A couple of the younger teachers really took it on.", "en", "shared_leadership", True),
 ]
 
 
