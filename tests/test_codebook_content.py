@@ -225,6 +225,8 @@ DECOYS: list[tuple[str, str, str, bool]] = [
     ("Ik was daar nogal ambetant van, eerlijk gezegd.", "nl", "amo.motivation", True),
     ("De directeur bleef aan de zijkant, en toen we een blok vroegen heeft hij dat geregeld.", "nl", "shared_leadership", True),
     ("A couple of the younger teachers really took it on.", "en", "shared_leadership", True),
+    ("Onze directeur kwam heel enthousiast terug van dat bezoek.", "nl", "amo.motivation", False),
+    ("De collega's waren enthousiast en hadden er echt zin in.", "nl", "amo.motivation", True),
 ]
 
 
