@@ -23,7 +23,9 @@ SETS = [("data/raw", "data/coded/gold/gold.csv"),
         ("data/heldout/raw", "data/heldout/gold/gold.csv"),
         ("data/heldout3/raw", "data/heldout3/gold/gold.csv"),
         ("data/heldout4/raw", "data/heldout4/gold/gold.csv"),
-        ("data/heldout5/raw", "data/heldout5/gold/gold.csv")]
+        ("data/heldout5/raw", "data/heldout5/gold/gold.csv"),
+        ("data/heldout6/raw", "data/heldout6/gold/gold.csv"),
+        ("data/heldout7/raw", "data/heldout7/gold/gold.csv")]
 
 
 def _units(raw: Path) -> pd.DataFrame:
