@@ -35,20 +35,36 @@ def default_cache_dir(out_dir: str | Path) -> Path:
     return Path(out_dir) / CACHE_DIRNAME
 
 
+# Modules and data whose code builds and runs the pipeline (``nlp.make_nlp``, ``nlp.parse``).
+FINGERPRINT_SOURCES = ("nlp.py", "nlp_batch.py", "cache.py")
+
+
 @lru_cache(maxsize=None)
 def pipeline_fingerprint(lang: str) -> str:
-    """Hash of what, besides the text, determines a parse in ``lang``."""
-    import spacy
+    """Hash of what, besides the text, determines a parse in ``lang``.
 
-    from pipeline.nlp import make_nlp
+    Computed without building the pipeline (a warm re-code need not build it): the
+    pipeline is ``spacy.blank(lang)`` plus our components, so its config and its
+    output follow from the language, the spaCy and spacy-lookups-data versions, the
+    Python version and Unicode database (string and regex behaviour of the
+    tokenizer), and the source of the modules and data files that build and run it.
+    """
+    import platform
+    import unicodedata
 
-    nlp = make_nlp(lang)
-    try:
-        lookups = importlib_metadata.version("spacy-lookups-data")
-    except importlib_metadata.PackageNotFoundError:
-        lookups = "none"
-    parts = [SUBDIR, lang, spacy.__version__, lookups, ",".join(nlp.pipe_names),
-             nlp.config.to_str()]
+    from pipeline.chunk_cache import files_digest
+
+    found = []
+    for name in ("spacy", "spacy-lookups-data"):
+        try:
+            found.append(importlib_metadata.version(name))
+        except importlib_metadata.PackageNotFoundError:
+            found.append("none")
+    root = Path(__file__).resolve().parent
+    sources = files_digest([*root.joinpath("data").glob("*"),
+                            *(root / name for name in FINGERPRINT_SOURCES)])
+    parts = [SUBDIR, lang, *found, platform.python_version(), unicodedata.unidata_version,
+             sources]
     return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
 
 
@@ -126,10 +142,10 @@ class DocCache:
             data = path.read_bytes()
         except OSError:
             return None
-        from pipeline.nlp import make_nlp
+        from pipeline.nlp import base_nlp
 
-        try:
-            docs = list(DocBin().from_bytes(data).get_docs(make_nlp(lang).vocab))
+        try:  # the vocab is all a DocBin needs: the lookup tables load only to parse
+            docs = list(DocBin().from_bytes(data).get_docs(base_nlp(lang).vocab))
         except Exception:  # a damaged entry can fail in msgpack, zlib or spaCy: rebuild it
             return None
         # The key already hashes the texts; a cheap length check catches a foreign or

@@ -359,11 +359,11 @@ def _key_settings(ctx: RunContext, book) -> dict[str, Any]:  # noqa: ANN001
 
 
 def _vocab_of(lang: str):  # noqa: ANN202
-    """(pipeline fingerprint, vocab) of a language's pipeline."""
+    """(pipeline fingerprint, vocab) of a language's pipeline (lookup tables not loaded)."""
     from pipeline.cache import pipeline_fingerprint
-    from pipeline.nlp import make_nlp
+    from pipeline.nlp import base_nlp
 
-    return pipeline_fingerprint(lang), make_nlp(lang).vocab
+    return pipeline_fingerprint(lang), base_nlp(lang).vocab
 
 
 def meta_rows(ctx: RunContext, known: set[str], phase: int) -> list[dict]:

@@ -123,14 +123,12 @@ def _check_lang(lang: object) -> str:
 
 
 @lru_cache(maxsize=None)
-def make_nlp(lang: str) -> Language:
-    """Return the (cached) offline spaCy pipeline of a language.
+def base_nlp(lang: str) -> Language:
+    """Return the (cached) ``spacy.blank(lang)`` that ``make_nlp`` completes.
 
-    ``spacy.blank(lang)`` + ``lemmatizer`` (lookup mode, tables from
-    spacy-lookups-data) + ``lemma_lower`` + (Dutch) ``nl_word_forms`` + ``sentencizer``.
-
-    Args:
-        lang: a language code in ``SUPPORTED_LANGUAGES``.
+    Its tokenizer and vocab are those of ``make_nlp(lang)`` (the same objects; the
+    pipes added later and ``initialize`` touch neither), so compiling rules and
+    reading cached token arrays need not load the lookup tables (about a second).
 
     Raises:
         UsageError: the language is not supported.
@@ -138,7 +136,24 @@ def make_nlp(lang: str) -> Language:
     import spacy
 
     _check_lang(lang)
-    nlp = spacy.blank(lang)
+    return spacy.blank(lang)
+
+
+@lru_cache(maxsize=None)
+def make_nlp(lang: str) -> Language:
+    """Return the (cached) offline spaCy pipeline of a language.
+
+    ``spacy.blank(lang)`` (``base_nlp``) + ``lemmatizer`` (lookup mode, tables from
+    spacy-lookups-data) + ``lemma_lower`` + (Dutch) ``nl_word_forms`` + ``sentencizer``.
+    Whatever shapes it must be in ``cache.pipeline_fingerprint``.
+
+    Args:
+        lang: a language code in ``SUPPORTED_LANGUAGES``.
+
+    Raises:
+        UsageError: the language is not supported.
+    """
+    nlp = base_nlp(lang)
     nlp.add_pipe("lemmatizer", config={"mode": "lookup"})
     nlp.add_pipe("lemma_lower")
     if word_forms(lang):
