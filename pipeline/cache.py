@@ -142,10 +142,10 @@ class DocCache:
             data = path.read_bytes()
         except OSError:
             return None
-        from pipeline.nlp import base_nlp
+        from pipeline.nlp import base_vocab
 
-        try:  # the vocab is all a DocBin needs: the lookup tables load only to parse
-            docs = list(DocBin().from_bytes(data).get_docs(base_nlp(lang).vocab))
+        try:  # the vocab is all a DocBin needs: the pipeline is built only to parse
+            docs = list(DocBin().from_bytes(data).get_docs(base_vocab(lang)))
         except Exception:  # a damaged entry can fail in msgpack, zlib or spaCy: rebuild it
             return None
         # The key already hashes the texts; a cheap length check catches a foreign or

@@ -37,7 +37,7 @@ from pipeline import columns as C
 SUBDIR = "matches-v1"   # bump when the entry format changes
 _META = b"qcode.codes"  # Parquet schema metadata: {code id: digest} of the entry
 # Code whose behaviour shapes match rows; its bytes are in every digest.
-SOURCES = ("chunk.py", "match_cache.py", "columns.py")
+SOURCES = ("chunk.py", "chunk_code.py", "match_cache.py", "columns.py")
 _SEP = "\x1f"          # between code id and rule id in unit keys
 
 
@@ -109,13 +109,8 @@ class MatchCache:
         """
         if self.folder is None:
             return None, {}
-        try:
-            table = pq.read_table(self._path(lang, fingerprint))
-            stored = json.loads(table.schema.metadata[_META].decode("utf-8"))
-            frame = table.to_pandas()
-            if list(frame.columns) != C.MATCH_COLUMNS or not isinstance(stored, dict):
-                return None, {}
-        except Exception:  # a damaged entry can fail in Parquet, Arrow or json: a miss
+        frame, stored = read_tagged(self._path(lang, fingerprint), C.MATCH_COLUMNS)
+        if frame is None:
             return None, {}
         same = {unit for unit, digest in digests.items() if stored.get(unit) == digest}
         # One vectorised string op: iterating Arrow-backed strings in Python is ~1 us a row.
@@ -126,25 +121,41 @@ class MatchCache:
     def save(self, lang: str, fingerprint: str, digests: dict[str, str],
              frame: pd.DataFrame) -> None:
         """Store the rows of every unit of ``digests``; failures are ignored."""
-        if self.folder is None:
-            return
-        path = self._path(lang, fingerprint)
+        if self.folder is not None:
+            write_tagged(self._path(lang, fingerprint), frame[C.MATCH_COLUMNS], digests)
+
+
+def read_tagged(path: Path, columns: list[str]) -> tuple[pd.DataFrame | None, dict[str, str]]:
+    """A cache table and its {unit: digest} tag; ``(None, {})`` if absent or damaged."""
+    try:
+        table = pq.read_table(path)
+        stored = json.loads(table.schema.metadata[_META].decode("utf-8"))
+        frame = table.to_pandas()
+        if list(frame.columns) != columns or not isinstance(stored, dict):
+            return None, {}
+    except Exception:  # a damaged entry can fail in Parquet, Arrow or json: a miss
+        return None, {}
+    return frame, stored
+
+
+def write_tagged(path: Path, frame: pd.DataFrame, digests: dict[str, str]) -> None:
+    """Write a cache table tagged with ``digests`` atomically; failures are ignored."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        meta = {**(table.schema.metadata or {}),
+                _META: json.dumps(digests, sort_keys=True).encode("utf-8")}
+        buf = io.BytesIO()
+        pq.write_table(table.replace_schema_metadata(meta), buf)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            table = pa.Table.from_pandas(frame[C.MATCH_COLUMNS], preserve_index=False)
-            meta = {**(table.schema.metadata or {}),
-                    _META: json.dumps(digests, sort_keys=True).encode("utf-8")}
-            buf = io.BytesIO()
-            pq.write_table(table.replace_schema_metadata(meta), buf)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    out.write(buf.getvalue())
-                os.replace(tmp, path)  # atomic: readers see a whole entry or none
-            except OSError:
-                Path(tmp).unlink(missing_ok=True)
-        except (OSError, TypeError, ValueError, pa.ArrowException):
-            return
+            with os.fdopen(fd, "wb") as out:
+                out.write(buf.getvalue())
+            os.replace(tmp, path)  # atomic: readers see a whole entry or none
+        except OSError:
+            Path(tmp).unlink(missing_ok=True)
+    except (OSError, TypeError, ValueError, pa.ArrowException):
+        return
 
 
 def rows_frame(rows: list[tuple]) -> pd.DataFrame:

@@ -123,20 +123,42 @@ def _check_lang(lang: object) -> str:
 
 
 @lru_cache(maxsize=None)
+def base_vocab(lang: str):  # noqa: ANN201 - spacy.vocab.Vocab
+    """Return the (cached) vocab of ``make_nlp(lang)``, built as ``spacy.blank`` builds it.
+
+    Cached token arrays only need a vocab (strings and lexeme attributes); building
+    the tokenizer (about half a second: thousands of special cases) waits until a
+    rule is compiled or a text parsed.
+
+    Raises:
+        UsageError: the language is not supported.
+    """
+    from spacy.util import get_lang_class, registry
+    from spacy.vocab import create_vocab
+
+    defaults = get_lang_class(_check_lang(lang))
+    # as Language.__init__ does for vocab=True (no vectors name in a blank pipeline)
+    vocab = create_vocab(lang, defaults.Defaults)
+    vectors = registry.resolve({"vectors": defaults.default_config["nlp"]["vectors"]})
+    vocab.vectors = vectors["vectors"](vocab)
+    return vocab
+
+
+@lru_cache(maxsize=None)
 def base_nlp(lang: str) -> Language:
     """Return the (cached) ``spacy.blank(lang)`` that ``make_nlp`` completes.
 
-    Its tokenizer and vocab are those of ``make_nlp(lang)`` (the same objects; the
-    pipes added later and ``initialize`` touch neither), so compiling rules and
-    reading cached token arrays need not load the lookup tables (about a second).
+    Its vocab is ``base_vocab(lang)``, and its tokenizer and vocab are those of
+    ``make_nlp(lang)`` (the same objects; the pipes added later and ``initialize``
+    touch neither), so compiling rules need not load the lookup tables (about a
+    second).
 
     Raises:
         UsageError: the language is not supported.
     """
     import spacy
 
-    _check_lang(lang)
-    return spacy.blank(lang)
+    return spacy.blank(_check_lang(lang), vocab=base_vocab(lang))
 
 
 @lru_cache(maxsize=None)

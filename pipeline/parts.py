@@ -38,11 +38,21 @@ class PartWriter:
         self.parts: dict[str, list[Path]] = {}
         self.columns: dict[str, list[str]] = {}
 
-    def add(self, name: str, df: pd.DataFrame) -> None:
-        """Append a chunk of table ``name`` (chunks must arrive in output order)."""
+    def add(self, name: str, df: pd.DataFrame, csv_rows: bytes | None = None) -> None:
+        """Append a chunk of table ``name`` (chunks must arrive in output order).
+
+        Args:
+            name: Table name.
+            df: The chunk's rows.
+            csv_rows: ``df.to_csv(index=False, header=False, lineterminator="\\n")``
+                already made (by a worker, or from cache): used as is when the final
+                columns are the chunk's, instead of serialising the rows again.
+        """
         paths = self.parts.setdefault(name, [])
         path = self.dir / f"{name}-{len(paths):07d}.parquet"
         df.reset_index(drop=True).to_parquet(path, index=False)
+        if csv_rows is not None:
+            path.with_suffix(".csv").write_bytes(csv_rows)
         paths.append(path)
         known = self.columns.setdefault(name, [])
         known.extend(c for c in df.columns if c not in known)
@@ -89,13 +99,23 @@ class PartWriter:
             with pq.ParquetWriter(pq_tmp, schema) as writer:
                 for k, path in enumerate(self.parts.get(name, [])):
                     df = pd.read_parquet(path)
+                    # CSV rows made with the chunk's columns hold when they are the final ones
+                    rows = path.with_suffix(".csv")
+                    made = list(df.columns) == columns and rows.exists()
                     for col in columns:
                         if col not in df.columns:
                             df[col] = fill
                     df = df[columns]
                     table = pa.Table.from_pandas(df, schema=schema, preserve_index=False)
                     writer.write_table(table.replace_schema_metadata(schema.metadata))
-                    if csv_fh is not None:
+                    if csv_fh is None:
+                        continue
+                    if made:
+                        if k == 0:
+                            df.head(0).to_csv(csv_fh, index=False, lineterminator="\n")
+                        csv_fh.flush()
+                        csv_fh.buffer.write(rows.read_bytes())
+                    else:
                         df.to_csv(csv_fh, index=False, header=k == 0, lineterminator="\n")
                 if not self.parts.get(name):
                     writer.write_table(schema.empty_table())

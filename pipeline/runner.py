@@ -243,6 +243,7 @@ def _unique_ids(res: ChunkResult, taken: segment_stage.SegmentIds, task: ChunkTa
     for name in ("matches", "codings"):
         table = getattr(res, name)
         table[C.SEGMENT_ID] = table[C.SEGMENT_ID].map(lambda i: renames.get(i, i))
+    res.codings_csv = None  # its lines hold the old ids: the writer serialises the rows
     positions = {shown: pos for pos, _, shown in task.files}
     rows = [{**w, ORDER: (PHASE_FILE, positions.get(w[C.ERROR_FILE], -1))} for w in warnings]
     res.errors = pd.concat([res.errors, pd.DataFrame(rows, columns=res.errors.columns)],
@@ -266,7 +267,8 @@ def _stream(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, writer: P
                               scheduler=opts.scheduler):
             _unique_ids(res, taken, tasks[res.index])
             for name in TABLES:
-                writer.add(name, getattr(res, name))
+                writer.add(name, getattr(res, name),
+                           res.codings_csv if name == "codings" else None)
             run.inputs += [{"doc_id": d, "path": p, "sha256": h} for d, p, h in zip(
                 res.documents[C.DOC_ID], res.documents[C.PATH], res.documents[C.SHA256])]
             run.errors_rows.append(res.errors)

@@ -41,6 +41,22 @@ def aggregate_matches(matches: pd.DataFrame, *, threshold: float) -> pd.DataFram
     """
     if matches.empty:
         return empty_codings()
+    return order_codings(aggregate_rows(matches, threshold=threshold))
+
+
+def aggregate_rows(matches: pd.DataFrame, *, threshold: float) -> pd.DataFrame:
+    """The codings of ``aggregate_matches``, unordered, with their first match start.
+
+    Every row depends only on the matches of its segment x code, so the rows of some
+    codes can be computed (and cached, ``pipeline.coding_cache``) apart from the
+    others; ``order_codings`` puts rows of any codes together in the output order.
+
+    Returns:
+        ``CODING_COLUMNS`` + ``FIRST_MATCH`` (earliest match start of the coding),
+        with the output dtypes; empty (same columns) without matches.
+    """
+    if matches.empty:
+        return empty_codings().assign(**{C.FIRST_MATCH: pd.Series(dtype="int64")})
     m = matches.drop_duplicates(
         [C.SEGMENT_ID, C.CODE_ID, C.RULE_ID, C.START, C.END]).copy()
     m["_q"] = 1.0 - m[C.SCORE].astype("float64")
@@ -58,13 +74,28 @@ def aggregate_matches(matches: pd.DataFrame, *, threshold: float) -> pd.DataFram
         C.N_MATCHES: groups.size(),
         C.START: best[C.START],
         C.END: best[C.END],
-        "_first": groups[C.START].min(),
+        C.FIRST_MATCH: groups[C.START].min(),
     }).reset_index()
     out = out[out[C.SCORE] >= threshold - EPS]
-    seg_first = out.groupby(C.SEGMENT_ID)["_first"].transform("min")
-    out = out.assign(_seg_first=seg_first).sort_values(
+    return _finish(out, [*C.CODING_COLUMNS, C.FIRST_MATCH])
+
+
+def coding_order(rows: pd.DataFrame) -> np.ndarray:
+    """Positions of ``rows`` (``aggregate_rows`` output) in the output order.
+
+    By doc_id, the segment's first coded match, segment_id and code_id: unique per
+    row, so the order does not depend on the order of ``rows``.
+    """
+    seg_first = rows.groupby(C.SEGMENT_ID)[C.FIRST_MATCH].transform("min")
+    keys = rows[[C.DOC_ID, C.SEGMENT_ID, C.CODE_ID]].assign(_seg_first=seg_first)
+    keys = keys.reset_index(drop=True).sort_values(
         [C.DOC_ID, "_seg_first", C.SEGMENT_ID, C.CODE_ID], kind="stable")
-    return _finish(out)
+    return keys.index.to_numpy()
+
+
+def order_codings(rows: pd.DataFrame) -> pd.DataFrame:
+    """``aggregate_rows`` output (of any codes, in any order) as the codings table."""
+    return _finish(rows.take(coding_order(rows)))
 
 
 def _rule_lists(m: pd.DataFrame, groups) -> np.ndarray:  # noqa: ANN001 - DataFrameGroupBy
@@ -90,8 +121,8 @@ def _rule_lists(m: pd.DataFrame, groups) -> np.ndarray:  # noqa: ANN001 - DataFr
     return out
 
 
-def _finish(out: pd.DataFrame) -> pd.DataFrame:
-    out = out[C.CODING_COLUMNS].reset_index(drop=True)
+def _finish(out: pd.DataFrame, columns: list[str] = C.CODING_COLUMNS) -> pd.DataFrame:
+    out = out[columns].reset_index(drop=True)
     return out.astype({C.SCORE: "float64", C.N_MATCHES: "int64", C.START: "int64",
                        C.END: "int64"})
 
