@@ -54,10 +54,15 @@ class RunContext:
 
 @dataclass
 class ChunkTask:
-    """Files of one chunk: (index in path order, path, path as shown in outputs)."""
+    """Files of one chunk: (index in path order, path, path as shown in outputs).
+
+    ``key``: the chunk-cache key the runner computed (``task_key``; None: the worker
+    computes it), so runner and workers agree on which entries the run uses.
+    """
 
     index: int
     files: list[tuple[int, str, str]]
+    key: str | None = None
 
 
 @dataclass
@@ -159,7 +164,7 @@ def process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
         The chunk's rows of every output table, and counters/timings in ``stats``.
     """
     from pipeline.cache import DocCache
-    from pipeline.chunk_cache import ChunkCache, ChunkEntry, chunk_key
+    from pipeline.chunk_cache import ChunkCache, ChunkEntry
     from pipeline.chunk_code import code_chunk, has_rules, vocab_of
     from pipeline.coding_cache import CodingCache
     from pipeline.match_cache import MatchCache
@@ -175,7 +180,9 @@ def process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
 
     book = _codebook(ctx)
     chunks = ChunkCache(ctx.cache_dir)
-    key = chunk_key(task.files, _key_settings(ctx, book)) if chunks.folder else None
+    key = None
+    if chunks.folder:
+        key = task.key if task.key is not None else task_key(task, ctx, book)
     entry = chunks.load(key, vocab_of)
     if entry is not None:
         documents, segments, errors = entry.documents, entry.segments, entry.errors
@@ -184,6 +191,9 @@ def process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
         lap("segment")
     else:
         documents, segments, errors, present, failed = _read_and_segment(task, ctx, book, lap)
+        if key is not None and task_key(task, ctx, book) != key:
+            key = None  # a file changed since it was hashed: nothing of it is cached
+    stats["key"] = key  # the key these tables belong to (None: not cacheable)
     cache = DocCache(ctx.cache_dir)
     coded = code_chunk(segments, book, cache, ctx.batch_size,
                        entry.tokens if entry is not None else None,
@@ -223,6 +233,13 @@ def _read_and_segment(task: ChunkTask, ctx: RunContext, book, lap):  # noqa: ANN
     errors += [{**e, ORDER: (PHASE_FILE, positions.get(e[C.ERROR_FILE], -1))} for e in seg_errors]
     lap("segment")
     return documents, segments, errors, present, failed
+
+
+def task_key(task: ChunkTask, ctx: RunContext, book) -> str | None:  # noqa: ANN001
+    """The chunk-cache key of a chunk (``chunk_cache.chunk_key``; None: a file is unreadable)."""
+    from pipeline.chunk_cache import chunk_key
+
+    return chunk_key(task.files, _key_settings(ctx, book))
 
 
 def _key_settings(ctx: RunContext, book) -> dict[str, Any]:  # noqa: ANN001
