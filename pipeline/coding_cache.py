@@ -15,7 +15,7 @@ row's values alone, so the lines of cached and new rows, joined in output order,
 the bytes ``DataFrame.to_csv`` would write, and a warm run serialises only new rows.
 
 Entries share the match cache's key (chunk key, language, pipeline fingerprint) and
-format (Parquet tagged with {code: digest}, written atomically; damaged: a miss).
+format (a ``tagged_store.TaggedEntry`` whose units are codes; damaged: a miss).
 """
 from __future__ import annotations
 
@@ -29,11 +29,12 @@ import numpy as np
 import pandas as pd
 
 from pipeline import columns as C
-from pipeline.match_cache import read_tagged, unit_digests, write_tagged
+from pipeline.match_cache import unit_digests
+from pipeline.tagged_store import TaggedEntry
 
-SUBDIR = "codings-v1"   # bump when the entry format changes
+SUBDIR = "codings-v2"   # bump when the entry format changes
 # Code whose behaviour shapes coding rows and their CSV lines; its bytes are in every digest.
-SOURCES = ("code/aggregate.py", "coding_cache.py", "columns.py")
+SOURCES = ("code/aggregate.py", "coding_cache.py", "tagged_store.py", "columns.py")
 ENTRY_COLUMNS = [*C.CODING_COLUMNS, C.FIRST_MATCH, C.CSV_LINE]
 _QUOTE, _NEWLINE = ord('"'), ord("\n")
 
@@ -90,28 +91,18 @@ def csv_lines(frame: pd.DataFrame) -> list[bytes]:
 
 
 class CodingCache:
-    """Coding entries of one chunk in ``<folder>/codings-v1``; a None key disables it."""
+    """Coding entries of one chunk in ``<folder>/codings-v2``; a None key disables it."""
 
     def __init__(self, folder: str | Path | None, chunk_key: str | None) -> None:
         self.folder = Path(folder) / SUBDIR if folder is not None and chunk_key else None
         self.key = chunk_key
 
-    def _path(self, lang: str, fingerprint: str) -> Path:
-        assert self.folder is not None and self.key is not None
+    def entry(self, lang: str, fingerprint: str) -> TaggedEntry:
+        """The entry of the chunk's codings in ``lang`` (disabled without a folder)."""
+        if self.folder is None or self.key is None:
+            return TaggedEntry(None, ENTRY_COLUMNS)
         name = hashlib.sha256(f"{self.key}|{lang}|{fingerprint}".encode()).hexdigest()
-        return self.folder / name[:2] / f"{name}.parquet"
-
-    def load(self, lang: str, fingerprint: str) -> tuple[pd.DataFrame | None, dict[str, str]]:
-        """The entry's rows and its {code: digest}; ``(None, {})`` without an entry."""
-        if self.folder is None:
-            return None, {}
-        return read_tagged(self._path(lang, fingerprint), ENTRY_COLUMNS)
-
-    def save(self, lang: str, fingerprint: str, digests: dict[str, str],
-             frame: pd.DataFrame) -> None:
-        """Store the rows of every code of ``digests``; failures are ignored."""
-        if self.folder is not None:
-            write_tagged(self._path(lang, fingerprint), frame[ENTRY_COLUMNS], digests)
+        return TaggedEntry(self.folder / name[:2] / name, ENTRY_COLUMNS)
 
 
 def cached_codings(memo: CodingCache, book,  # noqa: ANN001
@@ -130,26 +121,24 @@ def cached_codings(memo: CodingCache, book,  # noqa: ANN001
     """
     from pipeline.code.aggregate import _finish, aggregate_rows, coding_order
 
-    threshold = book.settings.threshold
     frames = []
     for lang, fingerprint, matches in parts:
         digests = code_digests(book, lang)
-        cached, stored = memo.load(lang, fingerprint)
-        have = {code for code, digest in digests.items() if stored.get(code) == digest}
+        entry = memo.entry(lang, fingerprint)
+        cached, have = entry.load(digests)
         todo = set(digests) - have
-        kept = cached[cached[C.CODE_ID].isin(have).to_numpy()] if cached is not None else None
         if todo:
             subset = matches[matches[C.CODE_ID].isin(todo).to_numpy()] if have else matches
-            new = aggregate_rows(subset, threshold=threshold)
+            new = aggregate_rows(subset, threshold=book.settings.threshold)
             new[C.CSV_LINE] = pd.Series(csv_lines(new[C.CODING_COLUMNS]), index=new.index,
                                         dtype=object)
-            frame = new if kept is None or not len(kept) else pd.concat([kept, new],
-                                                                        ignore_index=True)
-        else:
-            frame = kept
-        if stored != digests:
-            memo.save(lang, fingerprint, digests, frame)
-        frames.append(frame)
+            codes, names = pd.factorize(new[C.CODE_ID])
+            ids = np.asarray([entry.unit_id(code) for code in names], dtype=np.int64)
+            new[C.CACHE_UNIT] = ids[codes] if len(new) else np.zeros(0, dtype=np.int64)
+            entry.save(new, todo, digests)
+            frames.append(new)
+        if cached is not None:
+            frames.append(cached)
     frames = [f for f in frames if len(f)]
     if not frames:
         from pipeline.code import empty_codings

@@ -377,11 +377,11 @@ def _model_pass(opts: RunOptions, book: Codebook, writer: PartWriter, run: _Run)
     per_code: dict[str, int] = {}
     n_codings = 0
     for seg_path, rule_path in zip(seg_parts, rule_parts):
-        segments = pd.read_parquet(seg_path)
+        segments = writer.read(seg_path)
         coded = segments[segments[C.CODED].astype(str).str.lower().isin(["true", "1"])] \
             if len(segments) else segments
         codings = (ml.apply_model(model, coded.reset_index(drop=True), None,
-                                  pd.read_parquet(rule_path), opts.method)
+                                  writer.read(rule_path), opts.method)
                    if len(coded) else empty_codings())
         writer.add("codings", codings)
         n_codings += len(codings)

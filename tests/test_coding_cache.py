@@ -46,7 +46,7 @@ def test_csv_lines_are_the_rows_of_to_csv():
 
 def test_recode_aggregates_only_changed_codes_and_equals_cold_run(corpus, aggregated):
     _run(corpus, "cached", BOOK)
-    assert list((corpus / "cached" / ".cache" / SUBDIR).glob("*/*.parquet"))
+    assert list((corpus / "cached" / ".cache" / SUBDIR).rglob("*.parquet"))
     _same_as_cold(corpus, BOOK)
 
     aggregated.clear()
@@ -84,7 +84,7 @@ def test_threshold_change_reaggregates_every_code(corpus, aggregated):
 def test_damaged_or_deleted_entries_are_misses(corpus, damage):
     _run(corpus, "cached", BOOK)
     folder = corpus / "cached" / ".cache" / SUBDIR
-    entries = sorted(folder.glob("*/*.parquet"))
+    entries = sorted(folder.rglob("*.parquet"))
     for entry in entries[::2]:
         if damage is None:
             entry.unlink()
@@ -92,7 +92,7 @@ def test_damaged_or_deleted_entries_are_misses(corpus, damage):
             entry.write_bytes(damage or entry.read_bytes()[:100])  # b"": truncated
     _run(corpus, "cached", BOOK)
     _same_as_cold(corpus, BOOK)
-    for path in folder.glob("*/*"):
+    for path in folder.rglob("*"):
         assert not path.name.startswith(".")  # no temp files left behind
 
 
