@@ -153,8 +153,8 @@ class ChunkCache:
             for lang, fingerprint in meta["fingerprints"].items():
                 if vocab_of(lang)[0] != fingerprint:
                     return None
-            documents = pd.read_parquet(path / "documents.parquet")
-            segments = pd.read_parquet(path / "segments.parquet")
+            documents = pd.read_parquet(path / "documents.parquet", use_threads=False)
+            segments = pd.read_parquet(path / "segments.parquet", use_threads=False)
             table = np.load(path / "tokens.npy", allow_pickle=False)
             strings = json.loads((path / "strings.json").read_text(encoding="utf-8"))
         except Exception:  # a damaged entry can fail in json, Parquet or NumPy: a miss

@@ -82,7 +82,7 @@ class TaggedEntry:
         frames = []
         for path in files:
             try:
-                table = pq.read_table(path)
+                table = pq.read_table(path, use_threads=False)  # small files: threads cost more
                 units = [(str(u), str(d)) for u, d in json.loads(table.schema.metadata[_META])]
                 if table.column_names != [*self.columns, C.CACHE_UNIT]:
                     raise ValueError(f"columns of {path.name}")
