@@ -11,12 +11,14 @@ entry; an edit that is undone finds the old rows still there. When stale rows
 outnumber the live ones, or files pile up, the live rows are written to one file
 and the files read are removed.
 
-Rows are only ever taken for a unit whose digest matches, and files are written
-atomically (temp file + rename), so concurrent runs and deleted or damaged files
-give misses (recomputed), never wrong rows. The folder can be deleted any time.
+Rows are only ever taken for a unit whose digest matches, files are written
+atomically (temp file + rename) and named after the digest of their bytes (checked
+on load), so concurrent runs and deleted or damaged files give misses (recomputed),
+never wrong rows. The folder can be deleted any time.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -33,6 +35,10 @@ from pipeline import columns as C
 
 _META = b"qcode.units"  # Parquet schema metadata: [[unit, digest], ...] of the file
 MAX_FILES = 8           # compact when an entry would hold more files
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:32]
 
 
 class TaggedEntry:
@@ -81,31 +87,39 @@ class TaggedEntry:
             return None, set()
         frames = []
         for path in files:
-            try:
-                table = pq.read_table(path, use_threads=False)  # small files: threads cost more
-                units = [(str(u), str(d)) for u, d in json.loads(table.schema.metadata[_META])]
-                if table.column_names != [*self.columns, C.CACHE_UNIT]:
+            try:  # the footer first: a file without a wanted unit is not decoded
+                data = path.read_bytes()
+                if path.stem.rpartition("-")[2] != _digest(data):
+                    raise ValueError(f"damaged {path.name}")
+                source = pq.ParquetFile(pa.BufferReader(data))
+                schema = source.schema_arrow
+                units = [(str(u), str(d)) for u, d in json.loads(schema.metadata[_META])]
+                if schema.names != [*self.columns, C.CACHE_UNIT]:
                     raise ValueError(f"columns of {path.name}")
+                n_rows = source.metadata.num_rows
+                want = {k: u for k, (u, d) in enumerate(units)
+                        if digests.get(u) == d and u not in self._live}
+                # one thread: small files, and --jobs workers share the cores
+                table = source.read(use_threads=False) if want else None
+                if table is not None:
+                    local = table.column(C.CACHE_UNIT).to_numpy()
+                    keep = np.isin(local, np.fromiter(want, dtype=np.int64))
+                    frame = (table.filter(pa.array(keep)) if not keep.all() else table).to_pandas()
             except Exception:  # a damaged file can fail in Parquet, Arrow or json: a miss
                 self._damaged = True
                 self._read.append(path)
                 continue
             self._read.append(path)
-            self._stored += table.num_rows
-            want = {k: self.unit_id(u) for k, (u, d) in enumerate(units)
-                    if digests.get(u) == d and u not in self._live}
-            for k in want:
-                self._live[units[k][0]] = units[k][1]
-            if not want:
-                self._stale += table.num_rows
+            self._stored += n_rows
+            if table is None:
+                self._stale += n_rows
                 continue
-            local = table.column(C.CACHE_UNIT).to_numpy()
-            keep = np.isin(local, np.fromiter(want, dtype=np.int64))
+            for k, unit in want.items():
+                self._live[unit] = units[k][1]
             remap = np.full(len(units), -1, dtype=np.int64)
-            remap[list(want)] = list(want.values())
-            frame = table.filter(pa.array(keep)).to_pandas() if not keep.all() else table.to_pandas()
+            remap[list(want)] = [self.unit_id(unit) for unit in want.values()]
             frame[C.CACHE_UNIT] = remap[frame[C.CACHE_UNIT].to_numpy()]
-            self._stale += table.num_rows - len(frame)
+            self._stale += n_rows - len(frame)
             frames.append(frame)
         if frames:
             self._kept = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
@@ -153,12 +167,16 @@ class TaggedEntry:
             table = pa.Table.from_pandas(frame, preserve_index=False)
             meta = {**(table.schema.metadata or {}),
                     _META: json.dumps([[u, tags[u]] for u in order]).encode("utf-8")}
+            buf = pa.BufferOutputStream()
+            pq.write_table(table.replace_schema_metadata(meta), buf)
+            data = buf.getvalue().to_pybytes()
             self.folder.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=self.folder)
             try:
                 with os.fdopen(fd, "wb") as out:
-                    pq.write_table(table.replace_schema_metadata(meta), out)
-                name = f"{time.time_ns():020d}-{os.getpid()}-{Path(tmp).stem[1:]}.parquet"
+                    out.write(data)
+                # newest last in name order; the content's digest in the name: damage is a miss
+                name = f"{time.time_ns():020d}-{os.getpid()}-{_digest(data)}.parquet"
                 os.replace(tmp, self.folder / name)  # atomic: readers see a whole file or none
             except OSError:
                 Path(tmp).unlink(missing_ok=True)

@@ -79,3 +79,19 @@ def test_disabled_entry_reads_and_writes_nothing(tmp_path):
     assert entry.load({"a": "1"}) == (None, set())
     entry.save(_rows(entry, [("a", 1)]), {"a"}, {"a": "1"})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_flipped_byte_never_gives_wrong_rows(tmp_path):
+    folder = tmp_path / "entry"
+    digests = {"a": "1", "b": "1"}
+    entry, _, _ = _load(folder, digests)
+    rows = [("a", k) for k in range(50)] + [("b", 1000 + k) for k in range(50)]
+    entry.save(_rows(entry, rows), digests, digests)
+    [path] = _files(folder)
+    data = path.read_bytes()
+    for pos in range(0, len(data), 7):
+        path.write_bytes(data[:pos] + bytes([data[pos] ^ 0x10]) + data[pos + 1:])
+        _, got, units = _load(folder, digests)
+        assert got == sorted(r for r in rows if r[0] in units)  # damage: a miss, never wrong
+    path.write_bytes(data)
+    assert _load(folder, digests)[1] == sorted(rows)
