@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline import columns as C
 
@@ -35,16 +37,29 @@ class SegmentIds:
         """``seg_id in self`` for every id of ``ids`` (strings), without a loop over them.
 
         Only ids that are remembered CSV ids or whose part before the last ":" is a
-        remembered document are tested one by one (as ``__contains__``).
+        remembered document are tested one by one (as ``__contains__``); the sets are
+        met with the batch's few distinct values, not looked up id by id.
         """
         found = np.zeros(len(ids), dtype=bool)
+        if not len(ids) or not (self.docs or self.other):
+            return found
+        values = pa.array(ids.to_numpy(dtype=object), type=pa.large_string(), from_pandas=True)
+        maybe = np.zeros(len(ids), dtype=bool)
         if self.other:
-            found |= ids.isin(self.other).to_numpy(dtype=bool)
-        if self.docs and len(ids):
-            prefix = ids.str.rpartition(":")[0]
-            maybe = np.flatnonzero(prefix.isin(self.docs).to_numpy(dtype=bool) & ~found)
-            values = ids.iloc[maybe].tolist()
-            found[maybe] = [seg_id in self for seg_id in values]
+            hits = set(pc.unique(values).to_pylist()) & self.other
+            if hits:
+                maybe |= pc.is_in(values, value_set=pa.array(sorted(hits))).to_numpy(
+                    zero_copy_only=False)
+        if self.docs:
+            parts = pc.split_pattern(values, ":", max_splits=1, reverse=True)
+            prefix = pc.if_else(pc.greater(pc.list_value_length(parts), 1),
+                                pc.list_element(parts, 0), "")  # as str.rpartition(":")[0]
+            hits = set(pc.unique(prefix).to_pylist()) & self.docs
+            if hits:
+                maybe |= pc.is_in(prefix, value_set=pa.array(sorted(hits))).to_numpy(
+                    zero_copy_only=False)
+        positions = np.flatnonzero(maybe)
+        found[positions] = [seg_id in self for seg_id in ids.iloc[positions].tolist()]
         return found
 
     def add(self, segments: pd.DataFrame) -> None:
@@ -53,7 +68,7 @@ class SegmentIds:
         docs = segments[C.DOC_ID].astype(str)
         # an id "{doc_id}:{unit_index}" is remembered by its document
         own = (ids == docs + ":" + segments[C.UNIT_INDEX].astype(str)).to_numpy(dtype=bool)
-        self.docs.update(docs[own].tolist())
+        self.docs.update(docs[own].unique().tolist())
         self.other.update(ids[~own].tolist())
 
 
