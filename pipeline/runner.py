@@ -192,6 +192,8 @@ def code_corpus(inputs: Sequence[str | Path], *, codebook: str | Path, out_dir: 
         try:
             tables = table_cache.prepare(tasks, ctx, book, engine=opts.engine,
                                          dest=writer.dir)
+            for task in tasks:  # a model pass reads the segment parts: whole tables then
+                task.slim = tables.files is not None and opts.method == "rules"
             run = _stream(tasks, ctx, opts, writer, len(files), tables)
             lap("ingest+nlp+code")
             if opts.method != "rules":
