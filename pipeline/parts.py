@@ -61,8 +61,11 @@ class PartWriter:
         table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
         with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as out:
             out.write_table(table)
+        sidecar = path.with_suffix(".csv")
         if csv_rows is not None:
-            path.with_suffix(".csv").write_bytes(csv_rows)
+            sidecar.write_bytes(csv_rows)
+        else:  # a table re-added after a reset (the model pass) must not keep old rows
+            sidecar.unlink(missing_ok=True)
         paths.append(path)
         self.schemas[path] = (table.schema, table.num_rows)
         known = self.columns.setdefault(name, [])

@@ -280,3 +280,8 @@ def test_code_with_model_from_cache_equals_uncached(workspace):
     run("cached", "rules", True)  # fills the caches, the table cache too
     assert run("cached", "hybrid", True) == run("fresh", "hybrid", False)
     assert run("cached", "ml", True) == run("fresh", "ml", False)
+    for out in ("cached", "fresh"):  # the model's codings, not the rules' (CSV rows made early)
+        codings = pd.read_parquet(w / out / "codings.parquet")
+        assert (codings[C.METHOD] == "ml").all()
+        text = codings.to_csv(index=False, lineterminator="\n")
+        assert (w / out / "codings.csv").read_text(encoding="utf-8") == text
