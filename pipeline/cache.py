@@ -3,8 +3,9 @@
 Re-coding after a codebook edit does not change a single token, so the parsed
 segments of a document are stored under a key made of everything that shapes the
 parse: the segment texts, the language, the spaCy and spacy-lookups-data versions
-and the pipeline config. A changed text, unit or pipeline gives a new key; nothing
-is ever invalidated in place. One file per document keeps the file count low (a
+and the code that builds and runs the pipeline (``pipeline_fingerprint``, computed
+without building it). A changed text, unit or pipeline gives a new key; nothing is
+ever invalidated in place. One file per document keeps the file count low (a
 million segments in ten thousand documents is ten thousand files).
 
 The folder only holds derived data and can be deleted at any time. Entries are
