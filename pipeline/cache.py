@@ -3,8 +3,9 @@
 Re-coding after a codebook edit does not change a single token, so the parsed
 segments of a document are stored under a key made of everything that shapes the
 parse: the segment texts, the language, the spaCy and spacy-lookups-data versions
-and the pipeline config. A changed text, unit or pipeline gives a new key; nothing
-is ever invalidated in place. One file per document keeps the file count low (a
+and the code that builds and runs the pipeline (``pipeline_fingerprint``, computed
+without building it). A changed text, unit or pipeline gives a new key; nothing is
+ever invalidated in place. One file per document keeps the file count low (a
 million segments in ten thousand documents is ten thousand files).
 
 The folder only holds derived data and can be deleted at any time. Entries are
@@ -35,20 +36,36 @@ def default_cache_dir(out_dir: str | Path) -> Path:
     return Path(out_dir) / CACHE_DIRNAME
 
 
+# Modules and data whose code builds and runs the pipeline (``nlp.make_nlp``, ``nlp.parse``).
+FINGERPRINT_SOURCES = ("nlp.py", "nlp_batch.py", "cache.py")
+
+
 @lru_cache(maxsize=None)
 def pipeline_fingerprint(lang: str) -> str:
-    """Hash of what, besides the text, determines a parse in ``lang``."""
-    import spacy
+    """Hash of what, besides the text, determines a parse in ``lang``.
 
-    from pipeline.nlp import make_nlp
+    Computed without building the pipeline (a warm re-code need not build it): the
+    pipeline is ``spacy.blank(lang)`` plus our components, so its config and its
+    output follow from the language, the spaCy and spacy-lookups-data versions, the
+    Python version and Unicode database (string and regex behaviour of the
+    tokenizer), and the source of the modules and data files that build and run it.
+    """
+    import platform
+    import unicodedata
 
-    nlp = make_nlp(lang)
-    try:
-        lookups = importlib_metadata.version("spacy-lookups-data")
-    except importlib_metadata.PackageNotFoundError:
-        lookups = "none"
-    parts = [SUBDIR, lang, spacy.__version__, lookups, ",".join(nlp.pipe_names),
-             nlp.config.to_str()]
+    from pipeline.chunk_cache import files_digest
+
+    found = []
+    for name in ("spacy", "spacy-lookups-data"):
+        try:
+            found.append(importlib_metadata.version(name))
+        except importlib_metadata.PackageNotFoundError:
+            found.append("none")
+    root = Path(__file__).resolve().parent
+    sources = files_digest([*root.joinpath("data").glob("*"),
+                            *(root / name for name in FINGERPRINT_SOURCES)])
+    parts = [SUBDIR, lang, *found, platform.python_version(), unicodedata.unidata_version,
+             sources]
     return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
 
 
@@ -126,10 +143,10 @@ class DocCache:
             data = path.read_bytes()
         except OSError:
             return None
-        from pipeline.nlp import make_nlp
+        from pipeline.nlp import base_vocab
 
-        try:
-            docs = list(DocBin().from_bytes(data).get_docs(make_nlp(lang).vocab))
+        try:  # the vocab is all a DocBin needs: the pipeline is built only to parse
+            docs = list(DocBin().from_bytes(data).get_docs(base_vocab(lang)))
         except Exception:  # a damaged entry can fail in msgpack, zlib or spaCy: rebuild it
             return None
         # The key already hashes the texts; a cheap length check catches a foreign or

@@ -19,7 +19,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from pipeline import columns as C
@@ -55,10 +54,18 @@ class RunContext:
 
 @dataclass
 class ChunkTask:
-    """Files of one chunk: (index in path order, path, path as shown in outputs)."""
+    """Files of one chunk: (index in path order, path, path as shown in outputs).
+
+    ``key``: the chunk-cache key the runner computed (``task_key``; None: the worker
+    computes it), so runner and workers agree on which entries the run uses.
+    ``slim``: the runner has the finished documents and segments files (table cache):
+    a chunk-cache entry gives only the columns coding and the runner read.
+    """
 
     index: int
     files: list[tuple[int, str, str]]
+    key: str | None = None
+    slim: bool = False
 
 
 @dataclass
@@ -74,10 +81,15 @@ class ChunkResult:
     present: list[str]                   # doc ids read
     failed: list[str]                    # stems of files that could not be read
     stats: dict[str, Any] = field(default_factory=dict)
+    codings_csv: bytes | None = None     # codings.csv lines of ``codings`` (None: not made)
 
+
+# What code_chunk and the runner read of a chunk's tables when their files are cached.
+SLIM_COLUMNS = {"documents": [C.DOC_ID, C.PATH, C.SHA256],
+                "segments": [C.SEGMENT_ID, C.DOC_ID, C.UNIT_INDEX, C.CODED, C.START, C.LANG,
+                             C.TEXT]}
 
 _BOOKS: dict[tuple[str, str], Any] = {}
-_COMPILED: dict[tuple[str, int, str, frozenset | None], Any] = {}
 
 
 def _codebook(ctx: RunContext):  # noqa: ANN202
@@ -98,16 +110,6 @@ def remember_codebook(ctx: RunContext, book) -> None:  # noqa: ANN001
     """Use ``book`` (already loaded and validated by the runner) for in-process chunks."""
     _BOOKS.clear()
     _BOOKS[(ctx.codebook_path, ctx.codebook_hash)] = book
-
-
-def _compiled(book, lang: str, only: frozenset | None = None):  # noqa: ANN001, ANN202
-    """Compile the rules of a language (or ``only`` some) once per process, not per chunk."""
-    from pipeline.code import compile_rules
-
-    key = (book.hash, id(book), lang, only)
-    if key not in _COMPILED:
-        _COMPILED[key] = compile_rules(book, lang, only)
-    return _COMPILED[key]
 
 
 def read_chunk(task: ChunkTask, ctx: RunContext, errors: list[dict]):  # noqa: ANN201
@@ -155,116 +157,6 @@ def read_chunk(task: ChunkTask, ctx: RunContext, errors: list[dict]):  # noqa: A
     return documents, table, list(seen), failed
 
 
-def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: ANN001, ANN201
-               stored: dict[int, list] | None = None, memo=None):  # noqa: ANN001
-    """Parse (through the caches, one document at a time) and rule-code the coded segments.
-
-    Same rows as ``code.code_segments`` (per language, then segment/text order) with
-    rules compiled once per process; the matcher runs once per language over the
-    chunk's token arrays instead of once per document.
-
-    Args:
-        segments: the chunk's segments.
-        book: the codebook.
-        cache: a ``DocCache`` (parses on a miss).
-        batch_size: texts per parse batch.
-        stored: token arrays of a chunk-cache entry (``ChunkEntry.tokens``): documents
-            found there are neither parsed nor turned into Docs.
-        memo: the chunk's ``match_cache.MatchCache`` (None: match every rule).
-
-    Returns:
-        ``(matches, codings, n_tokens, tokens, n_stored)``: ``tokens`` holds the arrays
-        of every parsed document (for a new chunk-cache entry), ``n_stored`` the number
-        of documents taken from ``stored``.
-    """
-    from pipeline.code import aggregate_matches, empty_codings
-    from pipeline.code.arrays import ATTRS, TokenArrays, rebuild_doc
-    from pipeline.code.matching import _empty_matches, match_rows
-    from pipeline.match_cache import cached_match, rows_frame
-
-    stored = stored or {}
-    todo = segments[segments[C.CODED].astype(bool)]
-    n_tokens = n_stored = 0
-    doc_ids = todo[C.DOC_ID].tolist()
-    bounds = [0] + [k for k in range(1, len(doc_ids)) if doc_ids[k] != doc_ids[k - 1]]
-    bounds.append(len(doc_ids))
-    if not doc_ids:
-        bounds = []
-    langs = todo[C.LANG].tolist()
-    texts = ["" if not isinstance(t, str) else t for t in todo[C.TEXT].tolist()]
-    seg_rows = list(zip(todo[C.SEGMENT_ID].tolist(), doc_ids,
-                        [int(x) for x in todo[C.START].tolist()], todo[C.TEXT].tolist()))
-    tokens: dict[int, list] = {}
-    batches: dict[str, tuple[list, list, list]] = {}  # lang -> (arrays, Docs or None, rows)
-    for begin, end in zip(bounds, bounds[1:]):
-        lang = langs[begin]  # one language per document
-        compiled = _compiled(book, lang)
-        if not compiled.rules:
-            continue
-        parts = stored.get(begin)
-        if parts is not None and len(parts) == end - begin:
-            n_stored += 1
-            docs = [None] * len(parts)
-        else:
-            docs = cache.parse(texts[begin:end], lang, batch_size=batch_size)
-            parts = [doc.to_array(ATTRS) for doc in docs]
-        tokens[begin] = parts
-        n_tokens += sum(len(p) for p in parts)
-        got = batches.setdefault(lang, ([], [], []))
-        for k, part, doc in zip(range(begin, end), parts, docs):
-            # match_segments skips a segment of another language than its document's
-            # first one (parsed with the document's pipeline, never coded): keep that
-            if langs[k] == lang:
-                got[0].append(part)
-                got[1].append(doc)
-                got[2].append(k)
-    frames: list[pd.DataFrame] = []
-    for lang, (parts, docs, positions) in batches.items():
-        vocab = _compiled(book, lang).vocab
-
-        def get_doc(k: int, parts=parts, docs=docs, vocab=vocab):  # noqa: ANN001, ANN202
-            return docs[k] if docs[k] is not None else rebuild_doc(vocab, parts[k])
-
-        def match(only: frozenset | None, lang=lang, parts=parts, get_doc=get_doc,  # noqa: ANN001
-                  positions=positions) -> list[tuple]:
-            arrays = TokenArrays.from_parts(vocab, parts, get_doc)
-            return match_rows(arrays, _compiled(book, lang, only),
-                              [seg_rows[k] for k in positions])
-
-        if memo is not None and memo.folder is not None:
-            frames.append(cached_match(memo, book, lang, _vocab_of(lang)[0], match))
-        else:
-            frames.append(rows_frame(match(None)))
-    frames = [f for f in frames if len(f)]
-    if not frames:
-        return _empty_matches(), empty_codings(), n_tokens, tokens, n_stored
-    matches = _sorted_matches(pd.concat(frames, ignore_index=True) if len(frames) > 1
-                              else frames[0],
-                              todo[C.SEGMENT_ID])
-    codings = aggregate_matches(matches, threshold=book.settings.threshold)
-    return matches, codings, n_tokens, tokens, n_stored
-
-
-def _sorted_matches(out: pd.DataFrame, segment_ids: pd.Series) -> pd.DataFrame:
-    """Match rows in segment row order, then text order (as ``match_segments`` sorts).
-
-    The order of ``sort_values`` on (segment row, start, end, code id, rule id), stable,
-    computed with ``np.lexsort`` on integer codes: ids factorised in sorted order
-    compare as the strings do, and ``Index.get_indexer`` beats ``Series.map`` of a dict
-    several times on string ids.
-    """
-    index = pd.Index(segment_ids)
-    if index.is_unique:
-        seg = index.get_indexer(out[C.SEGMENT_ID])
-    else:  # never expected (ids are unique); a dict keeps the last row, as before
-        seg = out[C.SEGMENT_ID].map({s: k for k, s in enumerate(segment_ids)}).to_numpy()
-    code = pd.factorize(out[C.CODE_ID], sort=True)[0]
-    rule = pd.factorize(out[C.RULE_ID], sort=True)[0]
-    order = np.lexsort((rule, code, out[C.END].to_numpy(), out[C.START].to_numpy(), seg))
-    return out.take(order).reset_index(drop=True).astype(
-        {C.START: "int64", C.END: "int64", C.SCORE: "float64"})
-
-
 def process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
     """Ingest, segment and code one chunk of files (runs in any worker).
 
@@ -280,7 +172,9 @@ def process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
         The chunk's rows of every output table, and counters/timings in ``stats``.
     """
     from pipeline.cache import DocCache
-    from pipeline.chunk_cache import ChunkCache, ChunkEntry, chunk_key
+    from pipeline.chunk_cache import ChunkCache, ChunkEntry
+    from pipeline.chunk_code import code_chunk, has_rules, vocab_of
+    from pipeline.coding_cache import CodingCache
     from pipeline.match_cache import MatchCache
 
     clock = time.perf_counter()
@@ -294,8 +188,10 @@ def process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
 
     book = _codebook(ctx)
     chunks = ChunkCache(ctx.cache_dir)
-    key = chunk_key(task.files, _key_settings(ctx, book)) if chunks.folder else None
-    entry = chunks.load(key, _vocab_of)
+    key = None
+    if chunks.folder:
+        key = task.key if task.key is not None else task_key(task, ctx, book)
+    entry = chunks.load(key, vocab_of, SLIM_COLUMNS if task.slim else None)
     if entry is not None:
         documents, segments, errors = entry.documents, entry.segments, entry.errors
         present, failed = entry.present, entry.failed
@@ -303,23 +199,26 @@ def process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
         lap("segment")
     else:
         documents, segments, errors, present, failed = _read_and_segment(task, ctx, book, lap)
+        if key is not None and task_key(task, ctx, book) != key:
+            key = None  # a file changed since it was hashed: nothing of it is cached
+    stats["key"] = key  # the key these tables belong to (None: not cacheable)
     cache = DocCache(ctx.cache_dir)
-    matches, codings, n_tokens, tokens, n_stored = code_chunk(
-        segments, book, cache, ctx.batch_size, entry.tokens if entry is not None else None,
-        MatchCache(ctx.cache_dir, key))
+    coded = code_chunk(segments, book, cache, ctx.batch_size,
+                       entry.tokens if entry is not None else None,
+                       MatchCache(ctx.cache_dir, key), CodingCache(ctx.cache_dir, key))
     lap("nlp_code")
     stats.update(documents=len(documents), segments=len(segments),
-                 segments_coded=int(segments[C.CODED].sum()), tokens=n_tokens,
-                 cache_hits=cache.hits + n_stored, cache_misses=cache.misses)
+                 segments_coded=int(segments[C.CODED].sum()), tokens=coded.n_tokens,
+                 cache_hits=cache.hits + coded.n_stored, cache_misses=cache.misses)
     if entry is None and key is not None:
         langs = sorted({lang for lang in segments.loc[segments[C.CODED].astype(bool), C.LANG]
-                        if _compiled(book, lang).rules} if len(segments) else set())
-        chunks.save(key, ChunkEntry(documents, segments, errors, present, failed, {}, tokens,
-                                    {lang: _vocab_of(lang)[0] for lang in langs}),
-                    [_vocab_of(lang)[1] for lang in langs])
-    return ChunkResult(task.index, documents, segments, matches, codings,
+                        if has_rules(book, lang)} if len(segments) else set())
+        chunks.save(key, ChunkEntry(documents, segments, errors, present, failed, {},
+                                    coded.tokens, {lang: vocab_of(lang)[0] for lang in langs}),
+                    [vocab_of(lang)[1] for lang in langs])
+    return ChunkResult(task.index, documents, segments, coded.matches, coded.codings,
                        pd.DataFrame(errors, columns=[*C.ERROR_COLUMNS, ORDER]),
-                       present, failed, stats)
+                       present, failed, stats, coded.codings_csv)
 
 
 def _read_and_segment(task: ChunkTask, ctx: RunContext, book, lap):  # noqa: ANN001, ANN202
@@ -344,6 +243,13 @@ def _read_and_segment(task: ChunkTask, ctx: RunContext, book, lap):  # noqa: ANN
     return documents, segments, errors, present, failed
 
 
+def task_key(task: ChunkTask, ctx: RunContext, book) -> str | None:  # noqa: ANN001
+    """The chunk-cache key of a chunk (``chunk_cache.chunk_key``; None: a file is unreadable)."""
+    from pipeline.chunk_cache import chunk_key
+
+    return chunk_key(task.files, _key_settings(ctx, book))
+
+
 def _key_settings(ctx: RunContext, book) -> dict[str, Any]:  # noqa: ANN001
     """Everything besides the files that shapes a chunk's documents, segments and errors."""
     from pipeline.chunk_cache import frame_digest
@@ -356,14 +262,6 @@ def _key_settings(ctx: RunContext, book) -> dict[str, Any]:  # noqa: ANN001
             "meta_name": ctx.meta_name, "meta": ctx.meta_digest,
             "shared_keys": hashlib.sha256("\n".join(sorted(ctx.shared_keys)).encode()).hexdigest(),
             "languages": list(book.settings.languages), "detect_lang": book.settings.detect_lang}
-
-
-def _vocab_of(lang: str):  # noqa: ANN202
-    """(pipeline fingerprint, vocab) of a language's pipeline."""
-    from pipeline.cache import pipeline_fingerprint
-    from pipeline.nlp import make_nlp
-
-    return pipeline_fingerprint(lang), make_nlp(lang).vocab
 
 
 def meta_rows(ctx: RunContext, known: set[str], phase: int) -> list[dict]:

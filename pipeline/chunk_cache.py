@@ -33,8 +33,8 @@ import pandas as pd
 
 SUBDIR = "chunks-v1"   # bump when the entry format or what an entry holds changes
 # Modules (besides ingest/ and data/) whose code shapes an entry; their bytes are in the key.
-SOURCES = ("segment.py", "langid.py", "chunk.py", "chunk_cache.py", "nlp.py", "nlp_batch.py",
-           "cache.py", "columns.py", "code/arrays.py")
+SOURCES = ("segment.py", "langid.py", "chunk.py", "chunk_code.py", "chunk_cache.py", "nlp.py",
+           "nlp_batch.py", "cache.py", "columns.py", "code/arrays.py")
 TOKEN_COLUMNS = 5      # arrays.ATTRS: ORTH, LEMMA, SENT_START, SPACY, NORM
 
 
@@ -137,14 +137,17 @@ class ChunkCache:
         assert self.folder is not None
         return self.folder / key[:2] / key
 
-    def load(self, key: str | None, vocab_of) -> ChunkEntry | None:  # noqa: ANN001
+    def load(self, key: str | None, vocab_of, columns: dict[str, list[str]] | None = None,  # noqa: ANN001
+             ) -> ChunkEntry | None:
         """Return the entry of ``key`` or None (absent, damaged, other pipeline).
 
         Args:
             key: ``chunk_key(...)``.
             vocab_of: language -> (pipeline fingerprint, spaCy vocab); the entry's
                 strings are added to the vocab so its hashes resolve.
+            columns: only these columns of ``documents`` / ``segments`` (None: all).
         """
+        columns = columns or {}
         if self.folder is None or key is None:
             return None
         path = self._path(key)
@@ -153,8 +156,10 @@ class ChunkCache:
             for lang, fingerprint in meta["fingerprints"].items():
                 if vocab_of(lang)[0] != fingerprint:
                     return None
-            documents = pd.read_parquet(path / "documents.parquet")
-            segments = pd.read_parquet(path / "segments.parquet")
+            documents = pd.read_parquet(path / "documents.parquet", use_threads=False,
+                                        columns=columns.get("documents"))
+            segments = pd.read_parquet(path / "segments.parquet", use_threads=False,
+                                       columns=columns.get("segments"))
             table = np.load(path / "tokens.npy", allow_pickle=False)
             strings = json.loads((path / "strings.json").read_text(encoding="utf-8"))
         except Exception:  # a damaged entry can fail in json, Parquet or NumPy: a miss

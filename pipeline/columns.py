@@ -56,6 +56,11 @@ MATCH_COLUMNS = [SEGMENT_ID, DOC_ID, CODE_ID, RULE_ID, EVIDENCE, START, END, SCO
 CODING_COLUMNS = [SEGMENT_ID, DOC_ID, CODE_ID, METHOD, SCORE, RULE, RULES, EVIDENCE,
                   N_MATCHES, START, END]
 
+# Working columns of the codings cache (pipeline.coding_cache), never in an output file.
+FIRST_MATCH = "_first"       # earliest match start of a coding (orders a segment's codings)
+CSV_LINE = "_csv_line"       # the coding's line of codings.csv (bytes)
+CACHE_UNIT = "_unit"         # match/codings cache files: the unit (rule or code) of a row
+
 # --- tokens (nlp.tokens_table) -------------------------------------------------------
 TOKEN_I = "i"                # token index inside the segment's Doc
 LOWER = "lower"

@@ -19,9 +19,10 @@ from pipeline.chunk import ChunkResult, ChunkTask, RunContext, process_chunk
 from pipeline.errors import UsageError
 
 ENGINES = ("local", "dask")
-PRELOAD = ("pipeline.chunk", "pipeline.chunk_cache", "pipeline.cache", "pipeline.code",
-           "pipeline.code.scan", "pipeline.code.matching", "pipeline.nlp", "pipeline.nlp_batch",
-           "pipeline.segment", "pipeline.ingest")
+PRELOAD = ("pipeline.chunk", "pipeline.chunk_code", "pipeline.chunk_cache", "pipeline.match_cache",
+           "pipeline.coding_cache", "pipeline.cache", "pipeline.code", "pipeline.code.scan",
+           "pipeline.code.matching", "pipeline.nlp", "pipeline.nlp_batch", "pipeline.segment",
+           "pipeline.ingest")
 
 
 def run_chunks(tasks: Sequence[ChunkTask], ctx: RunContext, *, jobs: int = 1,

@@ -14,30 +14,27 @@ For each chunk and language one entry holds the match rows of every unit, tagged
 a digest of everything the unit's matching reads. A re-code reuses the rows of units
 whose digest is unchanged and matches only the others (rules compiled for them alone).
 Entries are keyed by the chunk-cache key (files, ingest/segment settings, package
-versions, parser code) plus the pipeline fingerprint of the language, written
-atomically (temp file + rename); a damaged entry is a miss. Tables are Parquet (no
-pickle); the folder can be deleted any time.
+versions, parser code) plus the pipeline fingerprint of the language; an entry is a
+``tagged_store.TaggedEntry`` (a re-code adds a small file of the re-matched units; a
+damaged file is a miss). Tables are Parquet (no pickle); the folder can be deleted
+any time.
 """
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import os
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pipeline import columns as C
+from pipeline.tagged_store import TaggedEntry
 
-SUBDIR = "matches-v1"   # bump when the entry format changes
-_META = b"qcode.codes"  # Parquet schema metadata: {code id: digest} of the entry
+SUBDIR = "matches-v2"   # bump when the entry format changes
 # Code whose behaviour shapes match rows; its bytes are in every digest.
-SOURCES = ("chunk.py", "match_cache.py", "columns.py")
+SOURCES = ("chunk.py", "chunk_code.py", "match_cache.py", "tagged_store.py", "columns.py")
 _SEP = "\x1f"          # between code id and rule id in unit keys
 
 
@@ -90,61 +87,18 @@ def unit_digests(book, lang: str  # noqa: ANN001
 
 
 class MatchCache:
-    """Match entries of one chunk in ``<folder>/matches-v1``; a None key disables it."""
+    """Match entries of one chunk in ``<folder>/matches-v2``; a None key disables it."""
 
     def __init__(self, folder: str | Path | None, chunk_key: str | None) -> None:
         self.folder = Path(folder) / SUBDIR if folder is not None and chunk_key else None
         self.key = chunk_key
 
-    def _path(self, lang: str, fingerprint: str) -> Path:
-        assert self.folder is not None and self.key is not None
+    def entry(self, lang: str, fingerprint: str) -> TaggedEntry:
+        """The entry of the chunk's match rows in ``lang`` (disabled without a folder)."""
+        if self.folder is None or self.key is None:
+            return TaggedEntry(None, C.MATCH_COLUMNS)
         name = hashlib.sha256(f"{self.key}|{lang}|{fingerprint}".encode()).hexdigest()
-        return self.folder / name[:2] / f"{name}.parquet"
-
-    def load(self, lang: str, fingerprint: str, digests: dict[str, str],
-             unit_of: dict[tuple[str, str], str]) -> tuple[pd.DataFrame | None, dict[str, str]]:
-        """Rows of the units whose digest is unchanged, and the entry's {unit: digest}.
-
-        Returns ``(None, {})`` without an entry (absent, damaged, disabled).
-        """
-        if self.folder is None:
-            return None, {}
-        try:
-            table = pq.read_table(self._path(lang, fingerprint))
-            stored = json.loads(table.schema.metadata[_META].decode("utf-8"))
-            frame = table.to_pandas()
-            if list(frame.columns) != C.MATCH_COLUMNS or not isinstance(stored, dict):
-                return None, {}
-        except Exception:  # a damaged entry can fail in Parquet, Arrow or json: a miss
-            return None, {}
-        same = {unit for unit, digest in digests.items() if stored.get(unit) == digest}
-        # One vectorised string op: iterating Arrow-backed strings in Python is ~1 us a row.
-        keep = {f"{code}{_SEP}{rule}" for (code, rule), unit in unit_of.items() if unit in same}
-        pairs = frame[C.CODE_ID] + _SEP + frame[C.RULE_ID]
-        return frame[pairs.isin(keep).to_numpy()], stored
-
-    def save(self, lang: str, fingerprint: str, digests: dict[str, str],
-             frame: pd.DataFrame) -> None:
-        """Store the rows of every unit of ``digests``; failures are ignored."""
-        if self.folder is None:
-            return
-        path = self._path(lang, fingerprint)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            table = pa.Table.from_pandas(frame[C.MATCH_COLUMNS], preserve_index=False)
-            meta = {**(table.schema.metadata or {}),
-                    _META: json.dumps(digests, sort_keys=True).encode("utf-8")}
-            buf = io.BytesIO()
-            pq.write_table(table.replace_schema_metadata(meta), buf)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    out.write(buf.getvalue())
-                os.replace(tmp, path)  # atomic: readers see a whole entry or none
-            except OSError:
-                Path(tmp).unlink(missing_ok=True)
-        except (OSError, TypeError, ValueError, pa.ArrowException):
-            return
+        return TaggedEntry(self.folder / name[:2] / name, C.MATCH_COLUMNS)
 
 
 def rows_frame(rows: list[tuple]) -> pd.DataFrame:
@@ -155,7 +109,7 @@ def rows_frame(rows: list[tuple]) -> pd.DataFrame:
 
 def cached_match(memo: MatchCache, book, lang: str, fingerprint: str, match,  # noqa: ANN001
                  ) -> pd.DataFrame:
-    """Match rows of one language: cached codes from ``memo``, the others by ``match``.
+    """Match rows of one language: cached units from ``memo``, the others by ``match``.
 
     Args:
         memo: the chunk's match cache.
@@ -168,15 +122,28 @@ def cached_match(memo: MatchCache, book, lang: str, fingerprint: str, match,  # 
         The rows of every code, unsorted (the caller sorts as a cold run does).
     """
     digests, unit_of = unit_digests(book, lang)
-    cached, stored = memo.load(lang, fingerprint, digests, unit_of)
-    have = set() if cached is None else {u for u, d in digests.items() if stored.get(u) == d}
-    if cached is not None and len(have) == len(digests):
-        if stored != digests:  # rules were removed: keep the entry to the current ones
-            memo.save(lang, fingerprint, digests, cached)
-        return cached
-    todo = frozenset(pair for pair, unit in unit_of.items() if unit not in have)
-    new = rows_frame(match(todo if have else None))
-    frames = [f for f in (cached, new) if f is not None and len(f)]
-    frame = pd.concat(frames, ignore_index=True) if frames else new
-    memo.save(lang, fingerprint, digests, frame)
-    return frame
+    entry = memo.entry(lang, fingerprint)
+    cached, have = entry.load(digests)
+    todo = set(digests) - have
+    if not todo:
+        return cached[C.MATCH_COLUMNS] if cached is not None else rows_frame([])
+    new = rows_frame(match(frozenset(pair for pair, unit in unit_of.items() if unit not in have)
+                           if have else None))
+    entry.save(new.assign(**{C.CACHE_UNIT: _unit_ids(new, unit_of, entry)}), todo, digests)
+    if cached is None or not len(cached):
+        return new
+    return pd.concat([cached[C.MATCH_COLUMNS], new], ignore_index=True)
+
+
+def _unit_ids(rows: pd.DataFrame, unit_of: dict[tuple[str, str], str], entry: TaggedEntry,
+              ) -> np.ndarray:
+    """``entry.unit_id`` of the unit of every match row (by distinct (code, rule) pair)."""
+    if not len(rows):
+        return np.zeros(0, dtype=np.int64)
+    codes, code_names = pd.factorize(rows[C.CODE_ID])
+    rules, rule_names = pd.factorize(rows[C.RULE_ID])
+    width = len(rule_names)
+    pairs, inverse = np.unique(codes.astype(np.int64) * width + rules, return_inverse=True)
+    ids = [entry.unit_id(unit_of[(code_names[p // width], rule_names[p % width])])
+           for p in pairs.tolist()]
+    return np.asarray(ids, dtype=np.int64)[inverse.reshape(-1)]

@@ -123,11 +123,51 @@ def _check_lang(lang: object) -> str:
 
 
 @lru_cache(maxsize=None)
+def base_vocab(lang: str):  # noqa: ANN201 - spacy.vocab.Vocab
+    """Return the (cached) vocab of ``make_nlp(lang)``, built as ``spacy.blank`` builds it.
+
+    Cached token arrays only need a vocab (strings and lexeme attributes); building
+    the tokenizer (about half a second: thousands of special cases) waits until a
+    rule is compiled or a text parsed.
+
+    Raises:
+        UsageError: the language is not supported.
+    """
+    from spacy.util import get_lang_class, registry
+    from spacy.vocab import create_vocab
+
+    defaults = get_lang_class(_check_lang(lang))
+    # as Language.__init__ does for vocab=True (no vectors name in a blank pipeline)
+    vocab = create_vocab(lang, defaults.Defaults)
+    vectors = registry.resolve({"vectors": defaults.default_config["nlp"]["vectors"]})
+    vocab.vectors = vectors["vectors"](vocab)
+    return vocab
+
+
+@lru_cache(maxsize=None)
+def base_nlp(lang: str) -> Language:
+    """Return the (cached) ``spacy.blank(lang)`` that ``make_nlp`` completes.
+
+    Its vocab is ``base_vocab(lang)``, and its tokenizer and vocab are those of
+    ``make_nlp(lang)`` (the same objects; the pipes added later and ``initialize``
+    touch neither), so compiling rules need not load the lookup tables (about a
+    second).
+
+    Raises:
+        UsageError: the language is not supported.
+    """
+    import spacy
+
+    return spacy.blank(_check_lang(lang), vocab=base_vocab(lang))
+
+
+@lru_cache(maxsize=None)
 def make_nlp(lang: str) -> Language:
     """Return the (cached) offline spaCy pipeline of a language.
 
-    ``spacy.blank(lang)`` + ``lemmatizer`` (lookup mode, tables from
+    ``spacy.blank(lang)`` (``base_nlp``) + ``lemmatizer`` (lookup mode, tables from
     spacy-lookups-data) + ``lemma_lower`` + (Dutch) ``nl_word_forms`` + ``sentencizer``.
+    Whatever shapes it must be in ``cache.pipeline_fingerprint``.
 
     Args:
         lang: a language code in ``SUPPORTED_LANGUAGES``.
@@ -135,10 +175,7 @@ def make_nlp(lang: str) -> Language:
     Raises:
         UsageError: the language is not supported.
     """
-    import spacy
-
-    _check_lang(lang)
-    nlp = spacy.blank(lang)
+    nlp = base_nlp(lang)
     nlp.add_pipe("lemmatizer", config={"mode": "lookup"})
     nlp.add_pipe("lemma_lower")
     if word_forms(lang):

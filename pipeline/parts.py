@@ -9,6 +9,13 @@ files next to their targets, ready for ``store.commit_staged`` to rename into pl
 Why parts instead of writing the final file straight away: attribute columns (CSV
 row columns, metadata) are only known once every chunk has been read, and a Parquet
 file has one schema. Only one chunk is in memory at a time, in both passes.
+
+Parts are Arrow IPC files of ``pa.Table.from_pandas(df, preserve_index=False)`` (what
+``to_parquet(index=False)`` converts), uncompressed and memory-mapped: a part that
+already has the final columns and types goes to the Parquet writer as it is, the
+table ``from_pandas`` would build from the part read back; the others take the
+pandas path (missing columns filled). CSV rows a worker already serialised (or
+took from cache) are copied when the part has the final columns.
 """
 from __future__ import annotations
 
@@ -37,15 +44,37 @@ class PartWriter:
         self.dir = Path(tempfile.mkdtemp(prefix=PARTS_PREFIX, dir=self.out))
         self.parts: dict[str, list[Path]] = {}
         self.columns: dict[str, list[str]] = {}
+        self.schemas: dict[Path, tuple[pa.Schema, int]] = {}  # part -> (schema, rows)
 
-    def add(self, name: str, df: pd.DataFrame) -> None:
-        """Append a chunk of table ``name`` (chunks must arrive in output order)."""
+    def add(self, name: str, df: pd.DataFrame, csv_rows: bytes | None = None) -> None:
+        """Append a chunk of table ``name`` (chunks must arrive in output order).
+
+        Args:
+            name: Table name.
+            df: The chunk's rows.
+            csv_rows: ``df.to_csv(index=False, header=False, lineterminator="\\n")``
+                already made (by a worker, or from cache): used as is when the final
+                columns are the chunk's, instead of serialising the rows again.
+        """
         paths = self.parts.setdefault(name, [])
-        path = self.dir / f"{name}-{len(paths):07d}.parquet"
-        df.reset_index(drop=True).to_parquet(path, index=False)
+        path = self.dir / f"{name}-{len(paths):07d}.arrow"
+        table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
+        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as out:
+            out.write_table(table)
+        sidecar = path.with_suffix(".csv")
+        if csv_rows is not None:
+            sidecar.write_bytes(csv_rows)
+        else:  # a table re-added after a reset (the model pass) must not keep old rows
+            sidecar.unlink(missing_ok=True)
         paths.append(path)
+        self.schemas[path] = (table.schema, table.num_rows)
         known = self.columns.setdefault(name, [])
         known.extend(c for c in df.columns if c not in known)
+
+    @staticmethod
+    def read(path: Path) -> pd.DataFrame:
+        """A part as a DataFrame, converted as ``pd.read_parquet`` converts a table."""
+        return pd.read_feather(path)
 
     def _schema(self, name: str, columns: list[str]) -> pa.Schema:
         """First non-null Arrow type of every column over the parts, in column order."""
@@ -53,9 +82,9 @@ class PartWriter:
         metadata = None
         # Parts with rows first: an empty chunk (only a broken file) has guessed types.
         paths = self.parts[name]
-        with_rows = [p for p in paths if pq.read_metadata(p).num_rows]
+        with_rows = [p for p in paths if self.schemas[p][1]]
         for path in [*with_rows, *paths]:
-            schema = pq.read_schema(path)
+            schema = self.schemas[path][0]
             if metadata is None and path in with_rows:
                 metadata = schema.metadata
             for fld in schema:
@@ -64,7 +93,7 @@ class PartWriter:
             if len(types) == len(columns):
                 break
         if metadata is None and self.parts[name]:
-            metadata = pq.read_schema(self.parts[name][0]).metadata
+            metadata = self.schemas[self.parts[name][0]][0].metadata
         return pa.schema([(c, types.get(c, pa.string())) for c in columns], metadata=metadata)
 
     def finalize(self, name: str, file_base: str, *, csv: bool = True,
@@ -84,19 +113,33 @@ class PartWriter:
         schema = self._schema(name, columns)
         pq_tmp = self.dir / f"{file_base}.parquet.staged"
         csv_tmp = self.dir / f"{file_base}.csv.staged"
-        csv_fh = open(csv_tmp, "w", encoding="utf-8", newline="") if csv else None  # noqa: SIM115
+        csv_fh = open(csv_tmp, "wb") if csv else None  # noqa: SIM115
         try:
             with pq.ParquetWriter(pq_tmp, schema) as writer:
                 for k, path in enumerate(self.parts.get(name, [])):
-                    df = pd.read_parquet(path)
-                    for col in columns:
-                        if col not in df.columns:
-                            df[col] = fill
-                    df = df[columns]
-                    table = pa.Table.from_pandas(df, schema=schema, preserve_index=False)
+                    # zero-copy: the table's buffers keep the mapping alive
+                    table = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
+                    final = table.schema.remove_metadata().equals(schema.remove_metadata())
+                    rows = path.with_suffix(".csv")
+                    made = csv_fh is not None and final and rows.exists()
+                    df = None
+                    if not final or (csv_fh is not None and not made):
+                        df = self.read(path)
+                        for col in columns:
+                            if col not in df.columns:
+                                df[col] = fill
+                        df = df[columns]
+                        table = pa.Table.from_pandas(df, schema=schema, preserve_index=False)
                     writer.write_table(table.replace_schema_metadata(schema.metadata))
-                    if csv_fh is not None:
-                        df.to_csv(csv_fh, index=False, header=k == 0, lineterminator="\n")
+                    if csv_fh is None:
+                        continue
+                    if made:  # rows serialised with the final columns: the same bytes
+                        if k == 0:
+                            csv_fh.write(_header(columns))
+                        csv_fh.write(rows.read_bytes())
+                    else:
+                        csv_fh.write(df.to_csv(index=False, header=k == 0,
+                                               lineterminator="\n").encode("utf-8"))
                 if not self.parts.get(name):
                     writer.write_table(schema.empty_table())
         finally:
@@ -110,3 +153,8 @@ class PartWriter:
     def close(self) -> None:
         """Remove the parts folder (and any staged file not yet renamed)."""
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _header(columns: list[str]) -> bytes:
+    """The header line ``to_csv`` writes for these columns."""
+    return pd.DataFrame(columns=columns).to_csv(index=False, lineterminator="\n").encode("utf-8")

@@ -21,6 +21,7 @@ from pipeline import __version__
 from pipeline import columns as C
 from pipeline import ingest as ingest_stage
 from pipeline import segment as segment_stage
+from pipeline import table_cache
 from pipeline.cache import default_cache_dir
 from pipeline.chunk import (ORDER, PHASE_FILE, PHASE_META_COLUMNS, PHASE_ORPHAN_META, ChunkResult,
                             ChunkTask, RunContext, meta_rows, remember_codebook)
@@ -189,17 +190,24 @@ def code_corpus(inputs: Sequence[str | Path], *, codebook: str | Path, out_dir: 
             shutil.rmtree(stale, ignore_errors=True)
         writer = PartWriter(out_dir)
         try:
-            run = _stream(tasks, ctx, opts, writer, len(files))
+            tables = table_cache.prepare(tasks, ctx, book, engine=opts.engine,
+                                         dest=writer.dir)
+            for task in tasks:  # a model pass reads the segment parts: whole tables then
+                task.slim = tables.files is not None and opts.method == "rules"
+            run = _stream(tasks, ctx, opts, writer, len(files), tables)
             lap("ingest+nlp+code")
             if opts.method != "rules":
                 _model_pass(opts, book, writer, run)
                 lap("model")
-            staged = {}
+            staged = dict(tables.files or {})
             for name, base, csv in ((TABLES[0], C.DOCUMENTS_FILE, False),
                                     (TABLES[1], C.SEGMENTS_FILE, True),
                                     (TABLES[2], C.CODINGS_FILE, True),
                                     (TABLES[3], C.MATCHES_FILE, False)):
-                staged.update(writer.finalize(name, base, csv=csv))
+                if tables.files is None or name not in table_cache.TABLES:
+                    staged.update(writer.finalize(name, base, csv=csv))
+            if tables.files is None:
+                tables.cache.store(table_cache.tables_key(run.keys), staged)
             errors = run.errors
             err_path = writer.dir / "errors.csv.staged"
             err_path.write_bytes(errors.to_csv(index=False, lineterminator="\n").encode("utf-8"))
@@ -220,6 +228,7 @@ class _Run:
     """What the runner keeps of a streamed run: counters, not tables."""
 
     def __init__(self) -> None:
+        self.keys: list[str | None] = []  # chunk-cache key of every chunk's tables
         self.inputs: list[dict[str, str]] = []
         self.errors_rows: list[pd.DataFrame] = []
         self.present: set[str] = set()
@@ -243,6 +252,7 @@ def _unique_ids(res: ChunkResult, taken: segment_stage.SegmentIds, task: ChunkTa
     for name in ("matches", "codings"):
         table = getattr(res, name)
         table[C.SEGMENT_ID] = table[C.SEGMENT_ID].map(lambda i: renames.get(i, i))
+    res.codings_csv = None  # its lines hold the old ids: the writer serialises the rows
     positions = {shown: pos for pos, _, shown in task.files}
     rows = [{**w, ORDER: (PHASE_FILE, positions.get(w[C.ERROR_FILE], -1))} for w in warnings]
     res.errors = pd.concat([res.errors, pd.DataFrame(rows, columns=res.errors.columns)],
@@ -250,13 +260,21 @@ def _unique_ids(res: ChunkResult, taken: segment_stage.SegmentIds, task: ChunkTa
 
 
 def _stream(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, writer: PartWriter,
-            n_files: int) -> _Run:
-    """Run the chunks on the engine and spill every result to the part files in order."""
+            n_files: int, tables: table_cache.RunTables) -> _Run:
+    """Run the chunks on the engine and spill every result to the part files in order.
+
+    With the finished documents and segments files from the table cache, those tables
+    are not spilled (segments still are for a model pass, which reads them).
+    """
     from pipeline.code import empty_codings
     from pipeline.code.matching import _empty_matches
+    from pipeline.errors import InputError
 
     from tqdm.auto import tqdm
 
+    skip = set()
+    if tables.files is not None:
+        skip = {"documents", "segments"} if opts.method == "rules" else {"documents"}
     run = _Run()
     taken = segment_stage.SegmentIds()  # segment ids unique across chunks too
     started = time.perf_counter()
@@ -265,8 +283,15 @@ def _stream(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, writer: P
         for res in run_chunks(tasks, ctx, jobs=opts.jobs, engine=opts.engine,
                               scheduler=opts.scheduler):
             _unique_ids(res, taken, tasks[res.index])
+            run.keys.append(res.stats.get("key"))
+            if tables.files is not None and run.keys[-1] != tasks[res.index].key:
+                # the cached files hold the inputs as hashed at the start
+                raise InputError(tasks[res.index].files[0][1],
+                                 "an input file changed while the run was going on; run again")
             for name in TABLES:
-                writer.add(name, getattr(res, name))
+                if name not in skip:
+                    writer.add(name, getattr(res, name),
+                               res.codings_csv if name == "codings" else None)
             run.inputs += [{"doc_id": d, "path": p, "sha256": h} for d, p, h in zip(
                 res.documents[C.DOC_ID], res.documents[C.PATH], res.documents[C.SHA256])]
             run.errors_rows.append(res.errors)
@@ -354,11 +379,11 @@ def _model_pass(opts: RunOptions, book: Codebook, writer: PartWriter, run: _Run)
     per_code: dict[str, int] = {}
     n_codings = 0
     for seg_path, rule_path in zip(seg_parts, rule_parts):
-        segments = pd.read_parquet(seg_path)
+        segments = writer.read(seg_path)
         coded = segments[segments[C.CODED].astype(str).str.lower().isin(["true", "1"])] \
             if len(segments) else segments
         codings = (ml.apply_model(model, coded.reset_index(drop=True), None,
-                                  pd.read_parquet(rule_path), opts.method)
+                                  writer.read(rule_path), opts.method)
                    if len(coded) else empty_codings())
         writer.add("codings", codings)
         n_codings += len(codings)

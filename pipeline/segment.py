@@ -16,6 +16,7 @@ import pandas as pd
 
 from pipeline import columns as C
 from pipeline.errors import UsageError
+from pipeline.segment_ids import SegmentIds, unique_across  # noqa: F401 - re-exported
 
 UNITS = ("turn", "paragraph", "sentence")
 DETECT_MODES = ("csv", "never", "always")
@@ -323,78 +324,3 @@ def segment(documents: pd.DataFrame, turns: pd.DataFrame, *, unit: str = "turn",
     seg[C.TIME_START] = seg[C.TIME_START].astype("float64")
     seg[C.TIME_END] = seg[C.TIME_END].astype("float64")
     return seg.sort_values([C.DOC_ID, C.UNIT_INDEX], kind="stable").reset_index(drop=True)
-
-
-
-class SegmentIds:
-    """Segment ids used so far in a run, in memory proportional to documents + CSV rows.
-
-    Ids of the form ``"{doc_id}:{unit_index}"`` are remembered by their document
-    only (doc ids are unique in a run; any "{doc_id}:<n>" then counts as used); every
-    other id (CSV id values) is kept.
-    """
-
-    def __init__(self) -> None:
-        self.docs: set[str] = set()
-        self.other: set[str] = set()
-
-    def __contains__(self, seg_id: object) -> bool:
-        seg_id = str(seg_id)
-        if seg_id in self.other:
-            return True
-        doc_id, _, n = seg_id.rpartition(":")
-        return n.isdigit() and doc_id in self.docs
-
-    def add(self, segments: pd.DataFrame) -> None:
-        """Remember the ids of a segments table."""
-        for seg_id, doc_id, n in zip(segments[C.SEGMENT_ID].astype(str),
-                                     segments[C.DOC_ID].astype(str), segments[C.UNIT_INDEX]):
-            if seg_id == f"{doc_id}:{n}":
-                self.docs.add(doc_id)
-            else:
-                self.other.add(seg_id)
-
-
-def unique_across(segments: pd.DataFrame, taken: SegmentIds, errors: list[dict] | None = None,
-                  paths: dict[str, str] | None = None) -> tuple[pd.DataFrame, dict[str, str]]:
-    """Make a later batch's segment ids unique against ids already used in the run.
-
-    A streaming run segments chunks of documents separately; ``segment()`` makes ids
-    unique inside a chunk, this makes them unique across chunks: an id already in
-    ``taken`` is prefixed ``"<doc_id>:"`` (a warning row per document in ``errors``,
-    its file from ``paths``, doc id -> path). ``taken`` then gets the batch's ids.
-    The earlier chunk's rows keep their id (they are written already), so unlike
-    inside one table only the later document's ids change.
-
-    Returns:
-        ``(segments, renames)``; ``renames`` maps old -> new id, to apply to the
-        batch's matches and codings (ids are unique inside a batch).
-    """
-    renames: dict[str, str] = {}
-    if segments.empty:
-        return segments, renames
-    ids = segments[C.SEGMENT_ID].astype(str).tolist()
-    docs = segments[C.DOC_ID].astype(str).tolist()
-    batch = set(ids)
-    per_doc: dict[str, list[str]] = {}
-    for seg_id, doc_id in zip(ids, docs):
-        if seg_id in taken:
-            new, n = f"{doc_id}:{seg_id}", 1
-            while new in taken or new in batch:
-                new, n = f"{doc_id}:{seg_id}#{n}", n + 1
-            batch.add(new)
-            renames[seg_id] = new
-            per_doc.setdefault(doc_id, []).append(seg_id)
-    if renames:
-        segments = segments.copy()
-        segments[C.SEGMENT_ID] = [renames.get(i, i) for i in ids]
-        for doc_id, values in per_doc.items():
-            shown = ", ".join(repr(v) for v in values[:5]) + (", ..." if len(values) > 5 else "")
-            if errors is not None:
-                errors.append({C.ERROR_FILE: (paths or {}).get(doc_id, doc_id),
-                               C.ERROR_STAGE: "segment", C.ERROR_SEVERITY: "warning",
-                               C.ERROR_MESSAGE: f"ids {shown} of {C.DOC_ID} {doc_id!r} are also "
-                                                f"segment ids of a document read earlier in the "
-                                                f"run; prefixed with {doc_id + ':'!r}"})
-    taken.add(segments)
-    return segments, renames

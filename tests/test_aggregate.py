@@ -301,3 +301,56 @@ def test_cooccurrence_pairs_carry_segment_counts_independent_of_the_window():
     # windows: agency's two segments open/neighbour 5 windows; segments coded: 2 and 3
     assert row["n_a"] + row["n_b"] > 5
     assert sorted([row["segments_a"], row["segments_b"]]) == [2, 3]
+
+
+def _reference_rows(matches, threshold):
+    """The pandas groupby formulation ``aggregate_rows`` must equal, row for row."""
+    import numpy as np
+    import pandas as pd
+
+    from pipeline import columns as C
+    from pipeline.code.aggregate import EPS, _finish
+
+    m = matches.drop_duplicates([C.SEGMENT_ID, C.CODE_ID, C.RULE_ID, C.START, C.END]).copy()
+    m["_q"] = 1.0 - m[C.SCORE].astype("float64")
+    m = m.sort_values([C.SEGMENT_ID, C.CODE_ID, C.SCORE, C.START, C.END, C.RULE_ID],
+                      ascending=[True, True, False, True, True, True], kind="stable")
+    groups = m.groupby([C.SEGMENT_ID, C.CODE_ID], sort=False)
+    best = groups.head(1).set_index([C.SEGMENT_ID, C.CODE_ID])
+    rules = groups[C.RULE_ID].agg(lambda v: ";".join(sorted(set(v.astype(str)))))
+    out = pd.DataFrame({
+        C.DOC_ID: best[C.DOC_ID], C.METHOD: "rules",
+        C.SCORE: (1.0 - groups["_q"].prod()).clip(0.0, 1.0),
+        C.RULE: "rule:" + best[C.RULE_ID].astype(str),
+        C.RULES: pd.Series(np.asarray(rules.tolist(), dtype=object), index=best.index),
+        C.EVIDENCE: best[C.EVIDENCE], C.N_MATCHES: groups.size(), C.START: best[C.START],
+        C.END: best[C.END], C.FIRST_MATCH: groups[C.START].min(),
+    }).reset_index()
+    out = out[out[C.SCORE] >= threshold - EPS]
+    return _finish(out, [*C.CODING_COLUMNS, C.FIRST_MATCH])
+
+
+def test_aggregate_rows_equals_the_groupby_formulation():
+    import numpy as np
+    import pandas as pd
+
+    from pipeline import columns as C
+    from pipeline.code.aggregate import aggregate_rows
+
+    rng = np.random.default_rng(1)
+    for trial in range(200):
+        n = int(rng.integers(1, 60))
+        matches = pd.DataFrame({
+            C.SEGMENT_ID: rng.choice(["s1", "s2", "s10", "é", "S1"], n), C.DOC_ID: "d",
+            C.CODE_ID: rng.choice(["a", "b", "a.b", "B"], n),
+            C.RULE_ID: rng.choice(["r1", "r2", "r10", "R", "x;y"], n),
+            C.EVIDENCE: rng.choice(["e", "f", 'q"', ""], n),
+            C.START: rng.integers(0, 5, n), C.END: rng.integers(5, 8, n),
+            C.SCORE: rng.choice([0.5, 0.3, 1.0, 0.25, 0.1 + 0.2, 0.0, 0.7], n),
+        })[C.MATCH_COLUMNS].astype({C.START: "int64", C.END: "int64", C.SCORE: "float64"})
+        for threshold in (0.5, 0.0):
+            got = aggregate_rows(matches, threshold=threshold)
+            expected = _reference_rows(matches, threshold)
+            assert list(got.dtypes) == list(expected.dtypes), trial
+            assert got.to_csv(index=False) == expected.to_csv(index=False), trial
+            assert got.equals(expected), trial

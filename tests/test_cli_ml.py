@@ -272,3 +272,35 @@ def test_code_with_model_is_streamed_chunk_by_chunk(workspace, capsys):
     # The hybrid keeps the rule evidence where a rule fired.
     hyb = outs["hybrid", 1]
     assert (hyb[C.EVIDENCE] != "").any()
+
+
+def test_code_with_model_from_cache_equals_uncached(workspace):
+    """A model run whose tables come from the table cache still reads whole segments."""
+    import hashlib
+
+    from pipeline.runner import RunOptions, code_corpus
+    w = workspace
+    assert main(["train", str(w / "gold.csv"), "--codebook", str(w / "cb.yaml"), "--folds", "3",
+                 "--out", str(w / "m.skops"), "-q"]) == 0
+    raw = w / "raw"
+    raw.mkdir()
+    new = _gold(n_docs=4, per_doc=8, seed=11, prefix="d")
+    for d, rows in new.groupby(new["id"].str.split(":").str[0]):
+        body = "".join(f"I: Vraag {k}?\nR: {t}\n\n" for k, t in enumerate(rows["text"]))
+        (raw / f"{d}.txt").write_text(body, encoding="utf-8")
+
+    def run(out, method, cache):
+        code_corpus([raw], codebook=w / "cb.yaml", out_dir=w / out,
+                    options=RunOptions(progress=False, cache=cache, method=method,
+                                       model=str(w / "m.skops"), chunk_bytes=1))
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in (w / out).iterdir() if p.suffix in (".csv", ".parquet")}
+
+    run("cached", "rules", True)  # fills the caches, the table cache too
+    assert run("cached", "hybrid", True) == run("fresh", "hybrid", False)
+    assert run("cached", "ml", True) == run("fresh", "ml", False)
+    for out in ("cached", "fresh"):  # the model's codings, not the rules' (CSV rows made early)
+        codings = pd.read_parquet(w / out / "codings.parquet")
+        assert (codings[C.METHOD] == "ml").all()
+        text = codings.to_csv(index=False, lineterminator="\n")
+        assert (w / out / "codings.csv").read_text(encoding="utf-8") == text

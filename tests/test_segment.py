@@ -210,3 +210,25 @@ def test_unique_across_batches_renames_later_ids():
     # A CSV id equal to an earlier document's "<doc_id>:<n>" id is renamed too.
     third, renames = unique_across(segment(docs[3:], turns[4:]), taken, errors)
     assert list(third[C.SEGMENT_ID]) == ["c:t:0"] and len(errors) == 2
+
+
+def test_segment_ids_contains_is_membership_one_by_one():
+    import random
+
+    import pandas as pd
+
+    from pipeline import columns as C
+    from pipeline.segment import SegmentIds
+
+    rng = random.Random(1)
+    docs = ["a", "b", "a:b", "", "d:1", "x²", "S1"]
+    for _ in range(200):
+        taken = SegmentIds()
+        rows = {}
+        for _ in range(rng.randint(0, 8)):
+            d, n = rng.choice(docs), rng.randint(0, 3)
+            seg = rng.choice([f"{d}:{n}", f"{rng.choice(docs)}:{n}", "S1", "b:x", "c:²", ":", ""])
+            rows.setdefault(seg, (seg, d, n))
+        taken.add(pd.DataFrame(list(rows.values()), columns=[C.SEGMENT_ID, C.DOC_ID, C.UNIT_INDEX]))
+        probe = pd.Series([*rows, "a:1", "S1", "a:b:2", "c:²", "x²:1", "x²:²", "zz", ":"], dtype="str")
+        assert taken.contains(probe).tolist() == [seg in taken for seg in probe]

@@ -7,17 +7,17 @@ import re
 import zipfile
 from datetime import datetime, timezone
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from openpyxl import Workbook
-from openpyxl.styles import Alignment, Font, PatternFill
-from openpyxl.utils import get_column_letter
 
 from pipeline.aggregate.matrices import flatten_columns
 
+if TYPE_CHECKING:  # openpyxl is imported on use: every CLI command imports this module
+    from openpyxl import Workbook
+
 _BAD_SHEET_CHARS = re.compile(r"[\[\]:*?/\\]")
-_HEADER_FILL = PatternFill("solid", fgColor="DDDDDD")
+_HEADER_COLOR = "DDDDDD"
 
 
 def sheet_name(name: str, taken: set[str]) -> str:
@@ -50,6 +50,8 @@ def build_workbook(matrices: Mapping[str, pd.DataFrame], codebook: Any = None) -
     Headers are bold and frozen, the index is the first column, long text wraps,
     shares get a percentage format.
     """
+    from openpyxl import Workbook
+
     wb = Workbook()
     wb.remove(wb.active)
     taken: set[str] = set()
@@ -80,9 +82,13 @@ def _cell(value: Any) -> Any:
 
 
 def _format(ws: Any, df: pd.DataFrame, *, percent: bool) -> None:
+    from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.utils import get_column_letter
+
+    fill = PatternFill("solid", fgColor=_HEADER_COLOR)
     for cell in ws[1]:
         cell.font = Font(bold=True)
-        cell.fill = _HEADER_FILL
+        cell.fill = fill
         cell.alignment = Alignment(wrap_text=True, vertical="top")
     ws.freeze_panes = "B2"
     widths = [max([len(str(ws.cell(1, 1).value or ""))] + [len(str(i)) for i in df.index] + [8])]

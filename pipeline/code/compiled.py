@@ -128,7 +128,7 @@ def compile_rules(codebook: Codebook, lang: str,
     Raises:
         UsageError: the language is not supported by the NLP stage.
     """
-    from pipeline.nlp import make_nlp
+    from pipeline.nlp import base_nlp
 
     check_lang(lang)
     rules = codebook.rules(lang)
@@ -144,7 +144,8 @@ def compile_rules(codebook: Codebook, lang: str,
     group_patterns: list[list[tuple[str, list]]] = []
     unanchored_patterns: list[tuple[str, list]] = []
     group_max_len: list[int | None] = []
-    nlp = make_nlp(lang) if rules else None  # no rules: skip building the pipeline
+    # the tokenizer and vocab only (no lookup tables); no rules: nothing to build
+    nlp = base_nlp(lang) if rules else None
     tokenizer = nlp.tokenizer if nlp is not None else None
 
     def new_channel(index: int, role: str) -> int:

@@ -17,6 +17,23 @@ CLAUSE_WORDS = frozenset({"omdat", "dat", "want", "maar", "terwijl", "als",
 CLAUSE_PUNCT = frozenset({",", ";", ":"})
 
 
+def unique_inverse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values, return_inverse=True)`` of a 1-D array, by hashing.
+
+    A chunk has a few thousand distinct words in a few hundred thousand tokens:
+    factorising (hash table, one pass) and sorting only the distinct values is ten
+    times faster than ``np.unique``'s sort of every token, and gives the same arrays.
+    """
+    import pandas as pd
+
+    codes, uniques = pd.factorize(values)
+    uniques = np.asarray(uniques)
+    order = np.argsort(uniques, kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order), dtype=np.int64)
+    return uniques[order], rank[codes]
+
+
 class _Column:
     """A growable NumPy column indexed by type id."""
 
@@ -77,8 +94,7 @@ class TypeTable:
         # Sorting plain uint64 is much faster than sorting (orth, lemma) records, and a
         # form almost always has one lemma: pair each distinct form with its lemma and
         # fall back to the records only when some form has two.
-        forms, inverse = np.unique(orth, return_inverse=True)
-        inverse = inverse.reshape(-1)
+        forms, inverse = unique_inverse(orth)
         lemmas = np.zeros(len(forms), dtype=np.uint64)
         lemmas[inverse] = lemma
         if np.array_equal(lemmas[inverse], lemma):

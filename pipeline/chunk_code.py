@@ -1,0 +1,200 @@
+"""The coding half of a chunk: parse (through the caches), match and aggregate.
+
+``code_chunk`` turns a chunk's coded segments into match rows and codings, taking
+token arrays, match rows and codings from the caches where they are still valid
+(``chunk_cache``, ``match_cache``, ``coding_cache``). Rules are compiled once per
+process, and the spaCy pipeline is only built when something is parsed or compiled:
+a re-code from cache needs a vocab and the pipeline fingerprint, neither of which
+builds it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from pipeline import columns as C
+
+_COMPILED: dict[tuple[str, int, str, frozenset | None], object] = {}
+_HAS_RULES: dict[tuple[str, int, str], bool] = {}
+
+
+@dataclass
+class ChunkCoding:
+    """What ``code_chunk`` returns.
+
+    Attributes:
+        matches, codings: the chunk's tables.
+        codings_csv: ``codings.csv`` lines of ``codings`` (no header).
+        n_tokens: tokens of the coded segments.
+        tokens: token arrays of every parsed document (for a new chunk-cache entry).
+        n_stored: documents whose token arrays came from the chunk cache.
+    """
+
+    matches: pd.DataFrame
+    codings: pd.DataFrame
+    codings_csv: bytes
+    n_tokens: int
+    tokens: dict[int, list]
+    n_stored: int
+
+
+def compiled_rules(book, lang: str, only: frozenset | None = None):  # noqa: ANN001, ANN201
+    """Compile the rules of a language (or ``only`` some) once per process, not per chunk."""
+    from pipeline.code import compile_rules
+
+    key = (book.hash, id(book), lang, only)
+    if key not in _COMPILED:
+        _COMPILED[key] = compile_rules(book, lang, only)
+    return _COMPILED[key]
+
+
+def has_rules(book, lang: str) -> bool:  # noqa: ANN001
+    """Whether ``lang`` has rules (without compiling them; once per process)."""
+    from pipeline.code.compiled import check_lang
+
+    key = (book.hash, id(book), lang)
+    if key not in _HAS_RULES:
+        check_lang(lang)  # as compile_rules: an unsupported language is a UsageError
+        _HAS_RULES[key] = bool(book.rules(lang))
+    return _HAS_RULES[key]
+
+
+def vocab_of(lang: str):  # noqa: ANN201
+    """(pipeline fingerprint, vocab) of a language's pipeline, without building it."""
+    from pipeline.cache import pipeline_fingerprint
+    from pipeline.nlp import base_vocab
+
+    return pipeline_fingerprint(lang), base_vocab(lang)
+
+
+def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: ANN001
+               stored: dict[int, list] | None = None, memo=None,  # noqa: ANN001
+               coding_memo=None) -> ChunkCoding:  # noqa: ANN001
+    """Parse (through the caches, one document at a time) and rule-code the coded segments.
+
+    Same rows as ``code.code_segments`` (per language, then segment/text order) with
+    rules compiled once per process; the matcher runs once per language over the
+    chunk's token arrays instead of once per document.
+
+    Args:
+        segments: the chunk's segments.
+        book: the codebook.
+        cache: a ``DocCache`` (parses on a miss).
+        batch_size: texts per parse batch.
+        stored: token arrays of a chunk-cache entry (``ChunkEntry.tokens``): documents
+            found there are neither parsed nor turned into Docs.
+        memo: the chunk's ``match_cache.MatchCache`` (None: match every rule).
+        coding_memo: the chunk's ``coding_cache.CodingCache`` (None: aggregate all).
+    """
+    from pipeline.code import empty_codings
+    from pipeline.code.arrays import ATTRS, TokenArrays, rebuild_doc
+    from pipeline.code.matching import _empty_matches, match_rows
+    from pipeline.match_cache import cached_match, rows_frame
+
+    stored = stored or {}
+    todo = segments[segments[C.CODED].astype(bool)]
+    n_tokens = n_stored = 0
+    doc_ids = todo[C.DOC_ID].tolist()
+    bounds = [0] + [k for k in range(1, len(doc_ids)) if doc_ids[k] != doc_ids[k - 1]]
+    bounds.append(len(doc_ids))
+    if not doc_ids:
+        bounds = []
+    langs = todo[C.LANG].tolist()
+    texts = ["" if not isinstance(t, str) else t for t in todo[C.TEXT].tolist()]
+    seg_rows = list(zip(todo[C.SEGMENT_ID].tolist(), doc_ids,
+                        [int(x) for x in todo[C.START].tolist()], todo[C.TEXT].tolist()))
+    tokens: dict[int, list] = {}
+    batches: dict[str, tuple[list, list, list]] = {}  # lang -> (arrays, Docs or None, rows)
+    for begin, end in zip(bounds, bounds[1:]):
+        lang = langs[begin]  # one language per document
+        if not has_rules(book, lang):
+            continue
+        parts = stored.get(begin)
+        if parts is not None and len(parts) == end - begin:
+            n_stored += 1
+            docs = [None] * len(parts)
+        else:
+            docs = cache.parse(texts[begin:end], lang, batch_size=batch_size)
+            parts = [doc.to_array(ATTRS) for doc in docs]
+        tokens[begin] = parts
+        n_tokens += sum(len(p) for p in parts)
+        got = batches.setdefault(lang, ([], [], []))
+        for k, part, doc in zip(range(begin, end), parts, docs):
+            # match_segments skips a segment of another language than its document's
+            # first one (parsed with the document's pipeline, never coded): keep that
+            if langs[k] == lang:
+                got[0].append(part)
+                got[1].append(doc)
+                got[2].append(k)
+    frames: list[tuple[str, pd.DataFrame]] = []
+    for lang, (parts, docs, positions) in batches.items():
+        vocab = vocab_of(lang)[1]  # the vocab of the pipeline the Docs come from
+
+        def get_doc(k: int, parts=parts, docs=docs, vocab=vocab):  # noqa: ANN001, ANN202
+            return docs[k] if docs[k] is not None else rebuild_doc(vocab, parts[k])
+
+        def match(only: frozenset | None, lang=lang, parts=parts, get_doc=get_doc,  # noqa: ANN001
+                  positions=positions, vocab=vocab) -> list[tuple]:  # noqa: ANN001
+            arrays = TokenArrays.from_parts(vocab, parts, get_doc)
+            return match_rows(arrays, compiled_rules(book, lang, only),
+                              [seg_rows[k] for k in positions])
+
+        if memo is not None and memo.folder is not None:
+            frame = cached_match(memo, book, lang, vocab_of(lang)[0], match)
+        else:
+            frame = rows_frame(match(None))
+        if len(frame):
+            frames.append((lang, frame))
+    if not frames:
+        return ChunkCoding(_empty_matches(), empty_codings(), b"", n_tokens, tokens, n_stored)
+    seg_ids = todo[C.SEGMENT_ID]
+    matches = _sorted_matches(pd.concat([f for _, f in frames], ignore_index=True)
+                              if len(frames) > 1 else frames[0][1], seg_ids)
+    codings, csv = _codings(book, coding_memo, matches, frames, seg_ids)
+    return ChunkCoding(matches, codings, csv, n_tokens, tokens, n_stored)
+
+
+def _codings(book, coding_memo, matches: pd.DataFrame,  # noqa: ANN001
+             frames: list[tuple[str, pd.DataFrame]], seg_ids: pd.Series) -> tuple[pd.DataFrame, bytes]:
+    """The chunk's codings and their CSV lines, through the codings cache when there is one."""
+    from pipeline.code import aggregate_matches
+    from pipeline.coding_cache import cached_codings, csv_bytes
+
+    if coding_memo is None or coding_memo.folder is None:
+        codings = aggregate_matches(matches, threshold=book.settings.threshold)
+        return codings, csv_bytes(codings)
+    # A language's rows sorted alone are in the order they have in ``matches`` (a
+    # stable sort; a segment's rows are all of one language).
+    parts = [(lang, vocab_of(lang)[0],
+              matches if len(frames) == 1 else _sorted_matches(frame, seg_ids))
+             for lang, frame in frames]
+    return cached_codings(coding_memo, book, parts)
+
+
+def _sorted_matches(out: pd.DataFrame, segment_ids: pd.Series) -> pd.DataFrame:
+    """Match rows in segment row order, then text order (as ``match_segments`` sorts).
+
+    The order of ``sort_values`` on (segment row, start, end, code id, rule id), stable,
+    computed with ``np.lexsort`` on integer codes: ids factorised in sorted order
+    compare as the strings do, and a segment's row comes from Arrow's ``index_in``
+    (``Index.get_indexer``'s positions, ten times faster on string ids).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    index = pd.Index(segment_ids)
+    if index.is_unique:
+        def strings(values: pd.Series) -> pa.Array:
+            return pa.array(values, type=pa.large_string(), from_pandas=True)
+
+        seg = pc.index_in(strings(out[C.SEGMENT_ID]),
+                          value_set=strings(segment_ids)).fill_null(-1).to_numpy()
+    else:  # never expected (ids are unique); a dict keeps the last row, as before
+        seg = out[C.SEGMENT_ID].map({s: k for k, s in enumerate(segment_ids)}).to_numpy()
+    code = pd.factorize(out[C.CODE_ID], sort=True)[0]
+    rule = pd.factorize(out[C.RULE_ID], sort=True)[0]
+    order = np.lexsort((rule, code, out[C.END].to_numpy(), out[C.START].to_numpy(), seg))
+    return out.take(order).reset_index(drop=True).astype(
+        {C.START: "int64", C.END: "int64", C.SCORE: "float64"})

@@ -1,0 +1,149 @@
+"""Codings cache: a codebook edit re-aggregates only the codes it changed.
+
+A coding is one segment x code, computed from the match rows of that segment and
+code only (``code.aggregate.aggregate_rows``), and a segment is matched in one
+language; only the order of the codings table (document, the segment's first coded
+match, segment, code) joins codes, and it is recomputed from all rows every run. So,
+next to the match cache, one entry per chunk and language holds the aggregated rows
+of every code, each code tagged with a digest of its match units
+(``match_cache.unit_digests``: rules, settings, matcher code), the threshold and the
+aggregation code. A re-code reuses the rows of codes whose digest is unchanged and
+aggregates the others from the chunk's match rows.
+
+Every row also keeps its line of ``codings.csv``: pandas writes a CSV row from that
+row's values alone, so the lines of cached and new rows, joined in output order, are
+the bytes ``DataFrame.to_csv`` would write, and a warm run serialises only new rows.
+
+Entries share the match cache's key (chunk key, language, pipeline fingerprint) and
+format (a ``tagged_store.TaggedEntry`` whose units are codes; damaged: a miss).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline import columns as C
+from pipeline.match_cache import unit_digests
+from pipeline.tagged_store import TaggedEntry
+
+SUBDIR = "codings-v2"   # bump when the entry format changes
+# Code whose behaviour shapes coding rows and their CSV lines; its bytes are in every digest.
+SOURCES = ("code/aggregate.py", "coding_cache.py", "tagged_store.py", "columns.py")
+ENTRY_COLUMNS = [*C.CODING_COLUMNS, C.FIRST_MATCH, C.CSV_LINE]
+_QUOTE, _NEWLINE = ord('"'), ord("\n")
+
+
+@lru_cache(maxsize=1)
+def _source_digest() -> str:
+    from pipeline.chunk_cache import files_digest
+
+    root = Path(__file__).resolve().parent
+    return files_digest([root / name for name in SOURCES])
+
+
+def code_digests(book, lang: str) -> dict[str, str]:  # noqa: ANN001
+    """Digest of everything the codings of each code of ``lang`` depend on.
+
+    The digests of the code's match units (its rules, the matching settings and the
+    matcher's code), the threshold and the aggregation code.
+    """
+    digests, unit_of = unit_digests(book, lang)
+    units: dict[str, set[str]] = {}
+    for (code, _), unit in unit_of.items():
+        units.setdefault(code, set()).add(unit)
+    common = [SUBDIR, _source_digest(), lang, repr(float(book.settings.threshold))]
+    out = {}
+    for code, names in units.items():
+        text = json.dumps([common, code, sorted((u, digests[u]) for u in names)])
+        out[code] = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return out
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    """The rows of ``frame`` as ``codings.csv`` holds them (no header)."""
+    return frame.to_csv(index=False, header=False, lineterminator="\n").encode("utf-8")
+
+
+def csv_lines(frame: pd.DataFrame) -> list[bytes]:
+    """``csv_bytes`` of ``frame`` cut into one line per row.
+
+    A newline ends a row unless it is inside a quoted field; quotes inside a quoted
+    field are doubled and an unquoted field has none, so a newline is inside quotes
+    exactly when an odd number of quote characters come before it (in UTF-8 neither
+    byte occurs inside a multi-byte character).
+
+    Raises:
+        ValueError: the text does not cut into one line per row (never expected).
+    """
+    data = csv_bytes(frame)
+    raw = np.frombuffer(data, dtype=np.uint8)
+    outside = np.cumsum(raw == _QUOTE) % 2 == 0
+    ends = (np.flatnonzero((raw == _NEWLINE) & outside) + 1).tolist()
+    if len(ends) != len(frame):
+        raise ValueError(f"{len(ends)} CSV lines for {len(frame)} rows")
+    return [data[a:b] for a, b in zip([0, *ends[:-1]], ends)]
+
+
+class CodingCache:
+    """Coding entries of one chunk in ``<folder>/codings-v2``; a None key disables it."""
+
+    def __init__(self, folder: str | Path | None, chunk_key: str | None) -> None:
+        self.folder = Path(folder) / SUBDIR if folder is not None and chunk_key else None
+        self.key = chunk_key
+
+    def entry(self, lang: str, fingerprint: str) -> TaggedEntry:
+        """The entry of the chunk's codings in ``lang`` (disabled without a folder)."""
+        if self.folder is None or self.key is None:
+            return TaggedEntry(None, ENTRY_COLUMNS)
+        name = hashlib.sha256(f"{self.key}|{lang}|{fingerprint}".encode()).hexdigest()
+        return TaggedEntry(self.folder / name[:2] / name, ENTRY_COLUMNS)
+
+
+def cached_codings(memo: CodingCache, book,  # noqa: ANN001
+                   parts: Sequence[tuple[str, str, pd.DataFrame]]) -> tuple[pd.DataFrame, bytes]:
+    """The chunk's codings table and its ``codings.csv`` rows, aggregating only new codes.
+
+    Args:
+        memo: the chunk's codings cache.
+        book: the codebook.
+        parts: per language: (language, pipeline fingerprint, the match rows of the
+            chunk's segments of that language, in matches-table order).
+
+    Returns:
+        ``(codings, csv)``: as ``aggregate_matches`` of all the match rows, and
+        ``csv_bytes`` of it.
+    """
+    from pipeline.code.aggregate import _finish, aggregate_rows, coding_order
+
+    frames = []
+    for lang, fingerprint, matches in parts:
+        digests = code_digests(book, lang)
+        entry = memo.entry(lang, fingerprint)
+        cached, have = entry.load(digests)
+        todo = set(digests) - have
+        if todo:
+            subset = matches[matches[C.CODE_ID].isin(todo).to_numpy()] if have else matches
+            new = aggregate_rows(subset, threshold=book.settings.threshold)
+            new[C.CSV_LINE] = pd.Series(csv_lines(new[C.CODING_COLUMNS]), index=new.index,
+                                        dtype=object)
+            codes, names = pd.factorize(new[C.CODE_ID])
+            ids = np.asarray([entry.unit_id(code) for code in names], dtype=np.int64)
+            new[C.CACHE_UNIT] = ids[codes] if len(new) else np.zeros(0, dtype=np.int64)
+            entry.save(new, todo, digests)
+            frames.append(new)
+        if cached is not None:
+            frames.append(cached)
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        from pipeline.code import empty_codings
+
+        return empty_codings(), b""
+    rows = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    rows = rows.take(coding_order(rows))
+    return _finish(rows), b"".join(rows[C.CSV_LINE].tolist())

@@ -1,0 +1,147 @@
+"""Finished codebook-independent output files, reused when no input changed.
+
+``documents.parquet``, ``segments.parquet`` and ``segments.csv`` of a run follow from
+its chunks alone: each chunk's documents and segments from its chunk-cache key
+(files, ingest/segment settings, package versions, code), the renames of segment ids
+repeated across chunks and the merged columns from all chunks in order, and the
+bytes from the table-writing code. So the finished files are stored under a digest of
+the ordered chunk keys and of that code; a re-code after a codebook edit copies them
+instead of spilling, merging and serialising a hundred thousand segments again.
+
+An entry is a folder written atomically (temp folder + rename) with the files and a
+``meta.json`` of their sizes and sha256; a file that does not match is a miss. The
+folder can be deleted any time.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from pipeline import columns as C
+
+SUBDIR = "tables-v1"    # bump when the entry format changes
+FILES = (f"{C.DOCUMENTS_FILE}.parquet", f"{C.SEGMENTS_FILE}.parquet", f"{C.SEGMENTS_FILE}.csv")
+TABLES = ("documents", "segments")   # the runner's names of the tables of FILES
+# Code that turns chunk tables into these files (renames across chunks, merging, writing).
+SOURCES = ("runner.py", "parts.py", "segment.py", "segment_ids.py", "table_cache.py", "columns.py")
+STAGED = ".staged"      # suffix of the copies handed to store.commit_staged
+
+
+@lru_cache(maxsize=1)
+def _source_digest() -> str:
+    from pipeline.chunk_cache import files_digest
+
+    root = Path(__file__).resolve().parent
+    return files_digest([root / name for name in SOURCES])
+
+
+def tables_key(chunk_keys: Sequence[str | None]) -> str | None:
+    """Key of the finished files of a run of these chunks (in order); None: not cacheable.
+
+    Args:
+        chunk_keys: ``chunk_cache.chunk_key`` of every chunk, in run order.
+    """
+    if not chunk_keys or any(key is None for key in chunk_keys):
+        return None
+    text = json.dumps([SUBDIR, _source_digest(), list(chunk_keys)])
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class TableCache:
+    """Entries in ``<folder>/tables-v1``; a None folder disables it."""
+
+    def __init__(self, folder: str | Path | None) -> None:
+        self.folder = Path(folder) / SUBDIR if folder is not None else None
+
+    def _path(self, key: str) -> Path:
+        assert self.folder is not None
+        return self.folder / key[:2] / key
+
+    def fetch(self, key: str | None, dest: Path) -> dict[str, Path] | None:
+        """Copy the entry's files into ``dest`` (``<name>.staged``) after checking them.
+
+        Returns:
+            File name -> copy, or None (no entry, or a file missing or damaged; then no
+            copy is left behind).
+        """
+        if self.folder is None or key is None:
+            return None
+        path = self._path(key)
+        out: dict[str, Path] = {}
+        try:
+            meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+            for name in FILES:
+                data = (path / name).read_bytes()
+                size, digest = meta[name]
+                if len(data) != size or hashlib.sha256(data).hexdigest() != digest:
+                    raise ValueError(f"damaged {name}")
+                out[name] = dest / f"{name}{STAGED}"
+                out[name].write_bytes(data)
+        except Exception:  # absent, or damaged in json, a file, or a size: a miss
+            for copy in out.values():
+                copy.unlink(missing_ok=True)
+            return None
+        return out
+
+    def store(self, key: str | None, staged: dict[str, Path]) -> None:
+        """Store copies of the staged files of ``FILES``; failures are ignored."""
+        if self.folder is None or key is None:
+            return
+        path = self._path(key)
+        if path.exists():
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=path.parent))
+            try:
+                meta = {}
+                for name in FILES:
+                    data = staged[name].read_bytes()
+                    (tmp / name).write_bytes(data)
+                    meta[name] = [len(data), hashlib.sha256(data).hexdigest()]
+                (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+                os.replace(tmp, path)  # atomic: readers see a whole entry or none
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)  # left only if not renamed
+        except (OSError, KeyError):
+            return
+
+
+@dataclass
+class RunTables:
+    """A run's table cache and, on a hit, the checked copies of its files."""
+
+    cache: TableCache
+    files: dict[str, Path] | None = None   # file name -> staged copy (None: a miss)
+
+
+def prepare(tasks: list, ctx, book, *, engine: str, dest: Path) -> RunTables:  # noqa: ANN001
+    """Set the chunk keys of ``tasks`` (local engine) and fetch the run's files if cached.
+
+    The local engine's workers run this interpreter and package, so the keys computed
+    here are theirs (``ChunkTask.key``); Dask workers compute their own (they may run
+    other versions), and such a run only stores its files, from the keys they report.
+
+    Args:
+        tasks: the run's ``ChunkTask``s, in order.
+        ctx: the ``RunContext`` (its cache folder; None: no cache).
+        book: the codebook.
+        engine: ``local`` or ``dask``.
+        dest: folder for the copies (the run's parts folder).
+    """
+    from pipeline.chunk import task_key
+
+    tables = RunTables(TableCache(ctx.cache_dir))
+    if ctx.cache_dir is None or engine != "local" or not tasks:
+        return tables
+    for task in tasks:
+        task.key = task_key(task, ctx, book)
+    tables.files = tables.cache.fetch(tables_key([task.key for task in tasks]), dest)
+    return tables

@@ -1,0 +1,186 @@
+"""Cache entries of rows tagged by unit, reused unit by unit, written as deltas.
+
+The match cache (units: rules, or codes with exclude rules) and the codings cache
+(units: codes) store, per chunk and language, rows that belong to units, each unit
+valid for one digest. An entry is a folder of immutable Parquet files; a file's
+metadata lists its units with their digests (also units without rows), and an int
+column (``columns.CACHE_UNIT``) tells the unit of each row. A load takes every unit
+whose current digest some file has from the newest such file, so a re-code after an
+edit writes only a small file with the recomputed units instead of rewriting the
+entry; an edit that is undone finds the old rows still there. When stale rows
+outnumber the live ones, or files pile up, the live rows are written to one file
+and the files read are removed.
+
+Rows are only ever taken for a unit whose digest matches, files are written
+atomically (temp file + rename) and named after the digest of their bytes (checked
+on load), so concurrent runs and deleted or damaged files give misses (recomputed),
+never wrong rows. The folder can be deleted any time.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline import columns as C
+
+_META = b"qcode.units"  # Parquet schema metadata: [[unit, digest], ...] of the file
+MAX_FILES = 8           # compact when an entry would hold more files
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+class TaggedEntry:
+    """One entry folder; ``load`` once, then ``save`` the recomputed units.
+
+    Args:
+        folder: the entry's folder (None: disabled, nothing is read or written).
+        columns: the table's columns (without ``CACHE_UNIT``).
+    """
+
+    def __init__(self, folder: Path | None, columns: list[str]) -> None:
+        self.folder = folder
+        self.columns = columns
+        self.names: list[str] = []           # unit ids of CACHE_UNIT in frames handed out
+        self._index: dict[str, int] = {}
+        self._read: list[Path] = []          # files read (removed by a compaction)
+        self._kept: pd.DataFrame | None = None
+        self._live: dict[str, str] = {}      # unit -> digest of the rows in _kept
+        self._stored = self._stale = 0
+        self._damaged = False
+
+    def unit_id(self, unit: str) -> int:
+        """The ``CACHE_UNIT`` value of ``unit`` in frames of this entry."""
+        if unit not in self._index:
+            self._index[unit] = len(self.names)
+            self.names.append(unit)
+        return self._index[unit]
+
+    def load(self, digests: dict[str, str]) -> tuple[pd.DataFrame | None, set[str]]:
+        """Rows of every unit some file holds with its current digest.
+
+        Args:
+            digests: unit -> current digest.
+
+        Returns:
+            ``(rows, units)``: rows (``columns`` + ``CACHE_UNIT``; None when there are
+            none) and the units they cover (units without rows included).
+        """
+        if self.folder is None:
+            return None, set()
+        try:
+            files = sorted((p for p in self.folder.iterdir()
+                            if p.suffix == ".parquet" and not p.name.startswith(".")),
+                           reverse=True)  # newest first: names start with the time
+        except OSError:
+            return None, set()
+        frames = []
+        for path in files:
+            try:  # the footer first: a file without a wanted unit is not decoded
+                data = path.read_bytes()
+                if path.stem.rpartition("-")[2] != _digest(data):
+                    raise ValueError(f"damaged {path.name}")
+                source = pq.ParquetFile(pa.BufferReader(data))
+                schema = source.schema_arrow
+                units = [(str(u), str(d)) for u, d in json.loads(schema.metadata[_META])]
+                if schema.names != [*self.columns, C.CACHE_UNIT]:
+                    raise ValueError(f"columns of {path.name}")
+                n_rows = source.metadata.num_rows
+                want = {k: u for k, (u, d) in enumerate(units)
+                        if digests.get(u) == d and u not in self._live}
+                # one thread: small files, and --jobs workers share the cores
+                table = source.read(use_threads=False) if want else None
+                if table is not None:
+                    local = table.column(C.CACHE_UNIT).to_numpy()
+                    keep = np.isin(local, np.fromiter(want, dtype=np.int64))
+                    frame = (table.filter(pa.array(keep)) if not keep.all() else table).to_pandas()
+            except Exception:  # a damaged file can fail in Parquet, Arrow or json: a miss
+                self._damaged = True
+                self._read.append(path)
+                continue
+            self._read.append(path)
+            self._stored += n_rows
+            if table is None:
+                self._stale += n_rows
+                continue
+            for k, unit in want.items():
+                self._live[unit] = units[k][1]
+            remap = np.full(len(units), -1, dtype=np.int64)
+            remap[list(want)] = [self.unit_id(unit) for unit in want.values()]
+            frame[C.CACHE_UNIT] = remap[frame[C.CACHE_UNIT].to_numpy()]
+            self._stale += n_rows - len(frame)
+            frames.append(frame)
+        if frames:
+            self._kept = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        return self._kept, set(self._live)
+
+    def save(self, new: pd.DataFrame, units: Iterable[str], digests: dict[str, str]) -> None:
+        """Store the rows of recomputed ``units``; failures are ignored.
+
+        Args:
+            new: their rows (``columns`` + ``CACHE_UNIT`` from ``unit_id``).
+            units: the recomputed units (also those without rows).
+            digests: unit -> current digest.
+        """
+        if self.folder is None:
+            return
+        units = sorted(set(units))
+        n_files = len(self._read) + 1
+        compact = (self._damaged or n_files > MAX_FILES
+                   or self._stale > self._stored - self._stale + len(new))
+        rows, tags = new, {u: digests[u] for u in units}
+        if compact and self._kept is not None and len(self._kept):
+            rows = pd.concat([self._kept, new], ignore_index=True)
+        if compact:
+            tags = {**self._live, **tags}
+        if not tags:
+            return
+        if not self._write(rows, tags):
+            return
+        if compact:
+            for path in self._read:
+                path.unlink(missing_ok=True)
+
+    def _write(self, rows: pd.DataFrame, tags: dict[str, str]) -> bool:
+        """Write one file of ``rows`` (``CACHE_UNIT`` re-numbered into ``tags`` order)."""
+        assert self.folder is not None
+        order = list(tags)
+        position = {u: k for k, u in enumerate(order)}
+        remap = np.array([position.get(u, -1) for u in self.names], dtype=np.int32)
+        try:
+            local = remap[rows[C.CACHE_UNIT].to_numpy(dtype=np.int64)] if len(rows) else \
+                np.zeros(0, dtype=np.int32)
+            if (local < 0).any():
+                raise ValueError("rows of an untagged unit")
+            frame = rows[self.columns].assign(**{C.CACHE_UNIT: local})
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            meta = {**(table.schema.metadata or {}),
+                    _META: json.dumps([[u, tags[u]] for u in order]).encode("utf-8")}
+            buf = pa.BufferOutputStream()
+            pq.write_table(table.replace_schema_metadata(meta), buf)
+            data = buf.getvalue().to_pybytes()
+            self.folder.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=self.folder)
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    out.write(data)
+                # newest last in name order; the content's digest in the name: damage is a miss
+                name = f"{time.time_ns():020d}-{os.getpid()}-{_digest(data)}.parquet"
+                os.replace(tmp, self.folder / name)  # atomic: readers see a whole file or none
+            except OSError:
+                Path(tmp).unlink(missing_ok=True)
+                return False
+        except (OSError, TypeError, ValueError, pa.ArrowException):
+            return False
+        return True

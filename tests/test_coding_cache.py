@@ -1,0 +1,148 @@
+"""The codings cache: a re-code aggregates only edited codes, outputs as a cold run."""
+import numpy as np
+import pandas as pd
+import pytest
+
+import pipeline.code.aggregate as aggregate
+from pipeline import columns as C
+from pipeline.coding_cache import SUBDIR, code_digests, csv_bytes, csv_lines
+from test_match_cache import BOOK, _run, _same_as_cold
+from test_streaming import make_corpus
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    make_corpus(tmp_path / "raw")
+    return tmp_path
+
+
+@pytest.fixture
+def aggregated(monkeypatch):
+    """Code ids of the match rows of every ``aggregate_rows`` call of a run."""
+    calls: list[set[str]] = []
+    original = aggregate.aggregate_rows
+
+    def spy(matches, **kw):
+        calls.append(set(matches[C.CODE_ID]))
+        return original(matches, **kw)
+
+    monkeypatch.setattr(aggregate, "aggregate_rows", spy)
+    return calls
+
+
+def test_csv_lines_are_the_rows_of_to_csv():
+    frame = pd.DataFrame({
+        "a": ["plain", 'quo"te', "com,ma", "new\nline", "cr\rlf\r\n", "", None, "ünï €"],
+        "b": [0.1 + 0.2, 1.0, 1e-9, 0.5, np.nan, 2.0, 3.25, 1 / 3],
+        "c": [1, 2, 3, 4, 5, 6, 7, 8],
+    })
+    lines = csv_lines(frame)
+    assert len(lines) == len(frame)
+    assert b"".join(lines) == csv_bytes(frame)
+    for k, line in enumerate(lines):  # a row's line does not depend on the other rows
+        assert line == csv_bytes(frame.iloc[[k]])
+    assert csv_lines(frame.iloc[:0]) == []
+
+
+def test_recode_aggregates_only_changed_codes_and_equals_cold_run(corpus, aggregated):
+    _run(corpus, "cached", BOOK)
+    assert list((corpus / "cached" / ".cache" / SUBDIR).rglob("*.parquet"))
+    _same_as_cold(corpus, BOOK)
+
+    aggregated.clear()
+    _run(corpus, "cached", BOOK)  # no edit: nothing is aggregated again
+    assert aggregated == []
+
+    edited = BOOK.replace('phrases: ["zelf invullen"]', 'phrases: ["zelf invullen", "zelf"]')
+    aggregated.clear()
+    _run(corpus, "cached", edited)
+    assert aggregated and all(codes <= {"agency"} for codes in aggregated)
+    assert any(codes == {"agency"} for codes in aggregated)
+    _same_as_cold(corpus, edited)
+
+    removed = edited.replace("""\
+  - id: time
+""", """\
+  - id: time2
+""")
+    _run(corpus, "cached", removed)  # a renamed code: the old one's rows are dropped
+    _same_as_cold(corpus, removed)
+
+
+def test_threshold_change_reaggregates_every_code(corpus, aggregated):
+    _run(corpus, "cached", BOOK)
+    higher = BOOK.replace("settings: {default_lang: nl}",
+                          "settings: {default_lang: nl, threshold: 0.9}")
+    assert higher != BOOK
+    aggregated.clear()
+    _run(corpus, "cached", higher)
+    assert aggregated and set().union(*aggregated) >= {"agency", "time"}
+    _same_as_cold(corpus, higher)
+
+
+@pytest.mark.parametrize("damage", [b"", b"garbage", None])
+def test_damaged_or_deleted_entries_are_misses(corpus, damage):
+    _run(corpus, "cached", BOOK)
+    folder = corpus / "cached" / ".cache" / SUBDIR
+    entries = sorted(folder.rglob("*.parquet"))
+    for entry in entries[::2]:
+        if damage is None:
+            entry.unlink()
+        else:
+            entry.write_bytes(damage or entry.read_bytes()[:100])  # b"": truncated
+    _run(corpus, "cached", BOOK)
+    _same_as_cold(corpus, BOOK)
+    for path in folder.rglob("*"):
+        assert not path.name.startswith(".")  # no temp files left behind
+
+
+def test_code_digests_follow_the_code_rules_and_threshold(tmp_path):
+    from pipeline.codebook import load_codebook
+
+    (tmp_path / "a.yaml").write_text(BOOK)
+    (tmp_path / "b.yaml").write_text(BOOK.replace("window: 4", "window: 5"))
+    (tmp_path / "c.yaml").write_text(BOOK.replace("settings: {default_lang: nl}",
+                                                  "settings: {default_lang: nl, threshold: 0.6}"))
+    a, b, c = (code_digests(load_codebook(tmp_path / f"{n}.yaml"), "nl") for n in "abc")
+    assert set(a) == {"agency", "ownership", "amo.opportunity", "time"}
+    assert {code for code in a if a[code] != b[code]} == {"time"}
+    assert all(a[code] != c[code] for code in a)
+
+
+def test_warm_recode_without_edit_builds_no_pipeline(corpus, monkeypatch):
+    import pipeline.nlp as nlp
+
+    _run(corpus, "cached", BOOK)
+
+    def refuse(lang):
+        raise AssertionError(f"pipeline of {lang} built")
+
+    # a re-code from cache needs the vocab and fingerprint only: no tokenizer, no lookups
+    monkeypatch.setattr(nlp, "base_nlp", refuse)
+    monkeypatch.setattr(nlp, "make_nlp", refuse)
+    _run(corpus, "cached", BOOK)
+    monkeypatch.undo()
+    _same_as_cold(corpus, BOOK)
+
+
+def test_pipeline_fingerprint_follows_versions_and_code(monkeypatch):
+    import pipeline.cache as cache
+    import pipeline.chunk_cache as chunk_cache
+
+    base = cache.pipeline_fingerprint("nl")
+    assert base != cache.pipeline_fingerprint("en")
+    cache.pipeline_fingerprint.cache_clear()
+    try:
+        version = cache.importlib_metadata.version
+        monkeypatch.setattr(cache.importlib_metadata, "version",
+                            lambda name: "0.0" if name == "spacy" else version(name))
+        assert cache.pipeline_fingerprint("nl") != base
+        cache.pipeline_fingerprint.cache_clear()
+        monkeypatch.undo()
+        monkeypatch.setattr(chunk_cache, "files_digest", lambda files: "edited nlp.py")
+        assert cache.pipeline_fingerprint("nl") != base
+        cache.pipeline_fingerprint.cache_clear()
+        monkeypatch.undo()
+        assert cache.pipeline_fingerprint("nl") == base
+    finally:
+        cache.pipeline_fingerprint.cache_clear()

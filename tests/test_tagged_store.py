@@ -1,0 +1,97 @@
+"""Tagged cache entries: rows reused unit by unit, deltas, compaction, damage."""
+import pandas as pd
+
+from pipeline import columns as C
+from pipeline.tagged_store import MAX_FILES, TaggedEntry
+
+COLUMNS = ["unit", "value"]
+
+
+def _rows(entry, values):
+    """A frame of (unit, value) rows with the entry's unit ids."""
+    frame = pd.DataFrame(values, columns=COLUMNS)
+    return frame.assign(**{C.CACHE_UNIT: [entry.unit_id(u) for u in frame["unit"]]})
+
+
+def _load(folder, digests):
+    entry = TaggedEntry(folder, COLUMNS)
+    rows, units = entry.load(digests)
+    got = sorted(map(tuple, rows[COLUMNS].itertuples(index=False))) if rows is not None else []
+    return entry, got, units
+
+
+def _files(folder):
+    return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+
+
+def test_units_are_reused_by_digest_and_edits_add_small_files(tmp_path):
+    folder = tmp_path / "entry"
+    digests = {"a": "1", "b": "1", "empty": "1"}
+    entry, got, units = _load(folder, digests)
+    assert (got, units) == ([], set())
+    entry.save(_rows(entry, [("a", 1), ("a", 2), ("b", 3)]), digests, digests)
+    entry, got, units = _load(folder, digests)
+    assert got == [("a", 1), ("a", 2), ("b", 3)]
+    assert units == {"a", "b", "empty"}  # a unit without rows counts as cached
+
+    edited = {**digests, "b": "2"}
+    entry, got, units = _load(folder, edited)
+    assert (got, units) == ([("a", 1), ("a", 2)], {"a", "empty"})
+    entry.save(_rows(entry, [("b", 30)]), {"b"}, edited)
+    assert len(_files(folder)) == 2  # the edit wrote a delta, the entry stayed
+    assert _load(folder, edited)[1] == [("a", 1), ("a", 2), ("b", 30)]
+    assert _load(folder, digests)[1] == [("a", 1), ("a", 2), ("b", 3)]  # undone: still there
+    assert _load(folder, {"a": "1", "c": "1"})[2] == {"a"}  # removed and new units
+
+
+def test_files_are_compacted(tmp_path):
+    folder = tmp_path / "entry"
+    digests = {"a": "0", "b": "0"}
+    entry, _, _ = _load(folder, digests)
+    entry.save(_rows(entry, [("a", 0)] * 10 + [("b", 0)]), digests, digests)
+    for k in range(1, 3 * MAX_FILES):
+        digests = {"a": "0", "b": str(k)}
+        entry, got, _ = _load(folder, digests)
+        assert got == [("a", 0)] * 10
+        entry.save(_rows(entry, [("b", k)]), {"b"}, digests)
+        assert len(_files(folder)) <= MAX_FILES
+        assert _load(folder, digests)[1] == [("a", 0)] * 10 + [("b", k)]
+
+
+def test_damaged_file_is_a_miss_and_removed(tmp_path):
+    folder = tmp_path / "entry"
+    digests = {"a": "1", "b": "1"}
+    entry, _, _ = _load(folder, digests)
+    entry.save(_rows(entry, [("a", 1)]), {"a"}, digests)
+    entry, _, _ = _load(folder, digests)
+    entry.save(_rows(entry, [("b", 2)]), {"b"}, digests)
+    first, second = _files(folder)
+    second.write_bytes(second.read_bytes()[:20])  # truncated
+    entry, got, units = _load(folder, digests)
+    assert (got, units) == ([("a", 1)], {"a"})
+    entry.save(_rows(entry, [("b", 2)]), {"b"}, digests)
+    assert second not in _files(folder) and len(_files(folder)) == 1  # compacted
+    assert _load(folder, digests)[1] == [("a", 1), ("b", 2)]
+
+
+def test_disabled_entry_reads_and_writes_nothing(tmp_path):
+    entry = TaggedEntry(None, COLUMNS)
+    assert entry.load({"a": "1"}) == (None, set())
+    entry.save(_rows(entry, [("a", 1)]), {"a"}, {"a": "1"})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_flipped_byte_never_gives_wrong_rows(tmp_path):
+    folder = tmp_path / "entry"
+    digests = {"a": "1", "b": "1"}
+    entry, _, _ = _load(folder, digests)
+    rows = [("a", k) for k in range(50)] + [("b", 1000 + k) for k in range(50)]
+    entry.save(_rows(entry, rows), digests, digests)
+    [path] = _files(folder)
+    data = path.read_bytes()
+    for pos in range(0, len(data), 7):
+        path.write_bytes(data[:pos] + bytes([data[pos] ^ 0x10]) + data[pos + 1:])
+        _, got, units = _load(folder, digests)
+        assert got == sorted(r for r in rows if r[0] in units)  # damage: a miss, never wrong
+    path.write_bytes(data)
+    assert _load(folder, digests)[1] == sorted(rows)
