@@ -8,6 +8,7 @@ import pandas as pd
 from spacy.tokens import Doc
 
 from pipeline import columns as C
+from pipeline.code.combine import fast_aggregate, rule_lists
 from pipeline.code.compiled import compile_rules
 from pipeline.code.matching import _empty_matches, match_segments
 from pipeline.codebook import Codebook
@@ -41,6 +42,12 @@ def aggregate_matches(matches: pd.DataFrame, *, threshold: float) -> pd.DataFram
     """
     if matches.empty:
         return empty_codings()
+    fast = fast_aggregate(matches, threshold, EPS, METHOD_RULES)
+    return _finish(fast) if fast is not None else _aggregate_frames(matches, threshold)
+
+
+def _aggregate_frames(matches: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """``aggregate_matches`` with pandas groupby: any input (the general path)."""
     m = matches.drop_duplicates(
         [C.SEGMENT_ID, C.CODE_ID, C.RULE_ID, C.START, C.END]).copy()
     m["_q"] = 1.0 - m[C.SCORE].astype("float64")
@@ -68,26 +75,11 @@ def aggregate_matches(matches: pd.DataFrame, *, threshold: float) -> pd.DataFram
 
 
 def _rule_lists(m: pd.DataFrame, groups) -> np.ndarray:  # noqa: ANN001 - DataFrameGroupBy
-    """Sorted, distinct rule ids of each group (in group order), ";"-joined.
-
-    On integer codes, not with ``groupby().agg(lambda)``, which builds a Series per
-    group: rule ids are factorised in sorted order, the distinct (group, rule) pairs come
-    out of one ``np.unique`` in (group, rule) order, and only groups with several rules
-    are joined in Python.
-    """
+    """Sorted, distinct rule ids of each group (in group order), ";"-joined."""
     gid = groups.ngroup().to_numpy(dtype=np.int64)
     rcode, names = pd.factorize(m[C.RULE_ID].astype(str).to_numpy(dtype=object), sort=True)
-    pairs = np.unique(gid * len(names) + rcode)
-    pair_gid, pair_rule = np.divmod(pairs, len(names))
     n_groups = int(gid.max()) + 1 if len(gid) else 0
-    counts = np.bincount(pair_gid, minlength=n_groups)
-    first = np.searchsorted(pair_gid, np.arange(n_groups))
-    names = np.asarray(names, dtype=object)
-    out = names[pair_rule[first]] if n_groups else np.empty(0, dtype=object)
-    for g in np.flatnonzero(counts > 1).tolist():
-        lo = first[g]
-        out[g] = ";".join(names[pair_rule[lo:lo + counts[g]]].tolist())
-    return out
+    return rule_lists(rcode, gid, n_groups, np.asarray(names, dtype=object))
 
 
 def _finish(out: pd.DataFrame) -> pd.DataFrame:
