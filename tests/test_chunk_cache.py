@@ -178,11 +178,12 @@ def test_matcher_skips_docs_whose_required_words_are_too_far_apart(tmp_path):
     from pipeline.code.scan import find_hits
     from test_code import make_codebook
 
+    # LENGTH is a spec code.tokpat does not cover: the pattern stays with the Matcher
     cb = make_codebook(tmp_path, ownership=(
-        "- kind: pattern\n  patterns: [[{LEMMA: mogen}, {OP: '?', IS_PUNCT: false}, "
-        "{LOWER: zelf}]]\n"))
+        "- kind: pattern\n  patterns: [[{LEMMA: mogen, LENGTH: {'>=': 1}}, "
+        "{OP: '?', IS_PUNCT: false}, {LOWER: zelf}]]\n"))
     compiled = compile_rules(cb, "nl")
-    assert compiled.group_max_len == [3]
+    assert compiled.token_patterns is None and compiled.group_max_len == [3]
     calls = []
     real = compiled.matcher_for
     compiled.matcher_for = lambda groups: calls.append(groups) or real(groups)

@@ -4,9 +4,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from spacy.matcher import Matcher
 from spacy.tokens import Doc
 
+from pipeline.code.tokpat import TokenPatterns
 from pipeline.code.trie import TokenTrie
 from pipeline.code.types import TypeTable
 from pipeline.codebook import DEFAULT_NEGATION_CUES, Codebook, Rule, is_glob
@@ -48,8 +51,11 @@ class CompiledRules:
     vocab: object = None
     # per group: the most tokens one of its patterns can match (None: unbounded)
     group_max_len: list[int | None] = field(default_factory=list)
+    # patterns run on token arrays (``tokpat``); the others go through the Matcher
+    token_patterns: TokenPatterns | None = None
     _combined: dict[tuple[int, ...], Matcher] = field(default_factory=dict, repr=False)
     _types: TypeTable | None = field(default=None, repr=False)
+    _columns: tuple | None = field(default=None, repr=False)
 
     def max_matches(self, rule: Rule) -> int | None:
         """How many matches of ``rule`` count per segment (None: all)."""
@@ -92,6 +98,16 @@ class CompiledRules:
                     matcher.add(key, [pattern])
             self._combined[groups] = matcher
         return matcher
+
+    def rule_columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per rule: code id, rule id (object arrays), weight (float), is proximity."""
+        if self._columns is None:
+            rules = self.rules
+            self._columns = (np.asarray([r.code_id for r in rules], dtype=object),
+                             np.asarray([r.id for r in rules], dtype=object),
+                             np.asarray([float(r.weight) for r in rules], dtype=np.float64),
+                             np.asarray([r.kind == "proximity" for r in rules], dtype=bool))
+        return self._columns
 
     def channel(self, rule_index: int, role: str = MAIN) -> int | None:
         """Return the channel of a rule (and proximity side), None if it has none."""
@@ -144,6 +160,7 @@ def compile_rules(codebook: Codebook, lang: str,
     group_patterns: list[list[tuple[str, list]]] = []
     unanchored_patterns: list[tuple[str, list]] = []
     group_max_len: list[int | None] = []
+    token_patterns = TokenPatterns()
     nlp = make_nlp(lang) if rules else None  # no rules: skip building the pipeline
     tokenizer = nlp.tokenizer if nlp is not None else None
 
@@ -174,6 +191,8 @@ def compile_rules(codebook: Codebook, lang: str,
                 matcher = Matcher(nlp.vocab)
             matcher.add(key, params["patterns"])
             for pattern in params["patterns"]:
+                if token_patterns.add(pattern, channel):
+                    continue
                 needs = pattern_requirements(pattern)
                 if not needs:
                     unanchored_patterns.append((key, pattern))
@@ -195,7 +214,14 @@ def compile_rules(codebook: Codebook, lang: str,
                          settings.count_per_rule, settings.negation_window,
                          settings.negation_scope, group_patterns, list(groups),
                          unanchored_patterns, nlp.vocab if nlp is not None else None,
-                         group_max_len)
+                         group_max_len, _frozen_patterns(token_patterns))
+
+
+def _frozen_patterns(patterns: TokenPatterns) -> TokenPatterns | None:
+    if not len(patterns):
+        return None
+    patterns.freeze()
+    return patterns
 
 
 _LITERAL_ATTRS = ("LOWER", "LEMMA", "ORTH", "TEXT")

@@ -8,6 +8,7 @@ their own code.
 """
 from __future__ import annotations
 
+import gc
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -176,8 +177,42 @@ def match_rows(arrays: TokenArrays, compiled: CompiledRules,
         segments: per doc of ``arrays``: (segment id, doc id, segment start, text);
             the text gives the evidence when the doc was parsed from it.
     """
-    if not len(arrays):
+    cols = _match_columns(arrays, compiled, segments)
+    if cols is None:
         return []
+    # A million tuples of strings and numbers hold no reference cycles, but creating
+    # them triggers young-generation collections that scan them all: pause the GC.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return list(zip(*(col if isinstance(col, list) else col.tolist() for col in cols)))
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def match_frame(arrays: TokenArrays, compiled: CompiledRules,
+                segments: Sequence[tuple[str, str, int, str | None]]) -> pd.DataFrame:
+    """``match_rows`` as a table with the output dtypes, built column by column.
+
+    Equal to ``pd.DataFrame(match_rows(...), columns=MATCH_COLUMNS)`` with int64
+    start/end and float64 score, without a Python tuple per row: ids are gathered
+    from per-segment and per-rule arrays, only the evidence is one string per row.
+    """
+    cols = _match_columns(arrays, compiled, segments)
+    if cols is None:
+        return _empty_matches()
+    names = C.MATCH_COLUMNS
+    return pd.DataFrame({name: (col.astype(np.int64) if name in (C.START, C.END)
+                                else col if name == C.SCORE else pd.array(col, dtype="str"))
+                         for name, col in zip(names, cols)})
+
+
+def _match_columns(arrays: TokenArrays, compiled: CompiledRules,
+                   segments: Sequence[tuple[str, str, int, str | None]]) -> list | None:
+    """The ``MATCH_COLUMNS`` of a batch's matches as arrays (evidence: a list); None: none."""
+    if not len(arrays):
+        return None
     from pipeline.code.vector import vector_matches
 
     types = compiled.types
@@ -185,7 +220,7 @@ def match_rows(arrays: TokenArrays, compiled: CompiledRules,
     ctx = _Context(arrays, compiled, tid)
     cr, cs, ce = vector_matches(arrays, compiled, tid, ctx)
     if not len(cr):
-        return []
+        return None
     doc_first = arrays.doc_starts()
     lengths = types.lengths.data[tid]
     idx = arrays.char_offsets(lengths, doc_first)
@@ -194,7 +229,7 @@ def match_rows(arrays: TokenArrays, compiled: CompiledRules,
     # one row per match, in doc order (the caller sorts within segments)
     order = np.argsort(docs, kind="stable")
     cr, cs, ce, docs = cr[order], cs[order], ce[order], docs[order]
-    c0s, c1s = idx[cs].tolist(), char_end[ce - 1].tolist()
+    c0, c1 = idx[cs], char_end[ce - 1]
     bounds = arrays.bounds
     texts: dict[int, str] = {}
     for k in np.unique(docs).tolist():
@@ -203,17 +238,17 @@ def match_rows(arrays: TokenArrays, compiled: CompiledRules,
         n_chars = int(char_end[last]) + int(arrays.space[last])
         texts[k] = (seg_text if isinstance(seg_text, str) and len(seg_text) == n_chars
                     else arrays.get_doc(k).text)  # not parsed from this text: the doc's own
-    rules = compiled.rules
-    rows = []
-    for index, k, c0, c1 in zip(cr.tolist(), docs.tolist(), c0s, c1s):
-        rule = rules[index]
-        seg_id, doc_id, base, _ = segments[k]
-        evidence = texts[k][c0:c1]
-        if rule.kind == "proximity" and len(evidence) > EVIDENCE_LIMIT:
-            evidence = evidence[:EVIDENCE_LIMIT - 1] + "…"
-        rows.append((seg_id, doc_id, rule.code_id, rule.id, evidence,
-                     base + c0, base + c1, float(rule.weight)))
-    return rows
+    # Columns are gathered with NumPy; only the evidence slices are made per row.
+    evidence = [texts[k][a:b] for k, a, b in zip(docs.tolist(), c0.tolist(), c1.tolist())]
+    code_ids, rule_ids, weights, proximity = compiled.rule_columns()
+    for i in np.flatnonzero(proximity[cr]).tolist():
+        if len(evidence[i]) > EVIDENCE_LIMIT:
+            evidence[i] = evidence[i][:EVIDENCE_LIMIT - 1] + "…"
+    seg_ids = np.asarray([row[0] for row in segments], dtype=object)
+    doc_ids = np.asarray([row[1] for row in segments], dtype=object)
+    base = np.asarray([row[2] for row in segments], dtype=np.int64)[docs]
+    return [seg_ids[docs], doc_ids[docs], code_ids[cr], rule_ids[cr], evidence, base + c0,
+            base + c1, weights[cr]]
 
 
 def _empty_matches() -> pd.DataFrame:

