@@ -58,7 +58,7 @@ def flat_hits(arrays: TokenArrays, compiled: CompiledRules,
                 starts.append(np.asarray(s, dtype=np.int64))
                 ends.append(np.asarray(e, dtype=np.int64))
     if compiled.token_patterns is not None:
-        c, s, e = compiled.token_patterns.find(arrays, tid, types.pairs)
+        c, s, e = compiled.token_patterns.find(arrays, tid, types)
         chans.append(c)
         starts.append(s)
         ends.append(e)

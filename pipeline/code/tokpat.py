@@ -28,7 +28,7 @@ from spacy.strings import get_string_id
 from pipeline.code.arrays import TokenArrays
 
 ONE, ZERO, OPT, STAR = 0, 1, 2, 3          # the Matcher's ONE, ZERO ("!"), ZERO_ONE, ZERO_PLUS
-_OPS = {"1": (ONE,), "!": (ZERO,), "?": (OPT,), "*": (STAR,), "+": (ONE, STAR)}
+_OPS = {"!": (ZERO,), "?": (OPT,), "*": (STAR,), "+": (ONE, STAR)}
 _NO_OP = object()
 _RANGE = re.compile(r"^\{(\d*)(,?)(\d*)\}$")
 _LITERAL = {"LOWER": "lower", "ORTH": "orth", "TEXT": "orth", "LEMMA": "lemma"}
@@ -104,7 +104,6 @@ class TokenPatterns:
         self.entry_sent: list[bool] = []
         self.first_elem: list[int] = []
         self._by_value: dict[tuple[str, int], list[int]] = {}   # (attr, hash) -> preds
-        self._frozen = False
 
     def __len__(self) -> int:
         return len(self.first_elem)
@@ -186,6 +185,11 @@ class TokenPatterns:
         self._sent_entry = np.asarray(self.entry_sent, dtype=bool)
         self._first = np.asarray(self.first_elem, dtype=np.int64)
         self._anchors = [self._anchor_options(k) for k in range(len(self.first_elem))]
+        self._owner = None
+        self._reset()
+
+    def _reset(self) -> None:
+        """Forget the per-type facts (they follow one ``TypeTable``'s ids)."""
         self._flags = np.zeros(0, dtype=np.int64)       # per type: lexeme flag bits
         self._pred_ptr = np.zeros(1, dtype=np.int64)    # per type: CSR of the predicates
         self._pred_flat = np.zeros(0, dtype=np.int64)   # whose literals the type satisfies
@@ -193,7 +197,6 @@ class TokenPatterns:
         # the same as a table: types with some predicate get a row of P booleans
         self._row = np.zeros(0, dtype=np.int64)         # per type: its row, -1: none
         self._table = np.zeros((0, len(self.preds)), dtype=bool)
-        self._frozen = True
 
     def _anchor_options(self, k: int) -> list[tuple[int, int, int]]:
         """(predicate, lo, hi) of pattern ``k``'s elements that can anchor its starts.
@@ -250,17 +253,21 @@ class TokenPatterns:
         self._row = np.concatenate([self._row, rows])
 
     def find(self, arrays: TokenArrays, tid: np.ndarray,
-             pairs: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+             types) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # noqa: ANN001
         """(channel, start, end) of every match in the batch (may repeat; end > start).
 
         Args:
             arrays: the batch.
             tid: type ids of its tokens.
-            pairs: (orth, lemma) of every type id (``TypeTable.pairs``).
+            types: the ``TypeTable`` that gave ``tid``; the per-type facts kept here
+                follow its ids (another table starts them afresh).
         """
         from pipeline.code.automaton import run_states, start_states
 
-        self.describe(arrays.vocab, pairs)
+        if self._owner is not types:
+            self._owner = types
+            self._reset()
+        self.describe(arrays.vocab, types.pairs)
         elem, pos = start_states(self, arrays, tid)
         return run_states(self, elem, pos, arrays, tid)
 
