@@ -107,8 +107,10 @@ def test_uncovered_specs_stay_with_the_matcher() -> None:
     assert not patterns.add([{"NORM": "x"}], 0)                     # NORM: per token
     assert not patterns.add([{"LOWER": {"REGEX": "^a"}}], 0)        # regex predicate
     assert not patterns.add([{"LOWER": {"NOT_IN": ["a"]}}], 0)
-    assert not patterns.add([{"IS_PUNCT": False}, {"LOWER": "a"}], 0)  # no literal entry
+    # no word every match holds, and a first token that could be any word
+    assert not patterns.add([{"IS_PUNCT": False}, {"LOWER": "a", "OP": "?"}], 0)
     assert not patterns.add([{"LOWER": "a", "OP": "!"}], 0)          # "!" consumes any word
+    assert patterns.add([{"LIKE_NUM": True}, {"LOWER": "uur"}], 0)   # anchored on "uur"
     assert not patterns.add([{"LOWER": "a", "OP": "{x}"}], 0)
     assert patterns.add([{"IS_SENT_START": True}, {"LOWER": "a"}], 0)
     assert patterns.add([{"lower": "a", "op": "?"}, {"LEMMA": {"IN": ["b"]}}], 0)

@@ -94,6 +94,15 @@ class TokenArrays:
         return total - total[doc_first] if len(total) else total
 
 
+def ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """``concatenate([arange(s, s + c) for s, c in zip(starts, counts)])``, vectorised."""
+    total = int(counts.sum())
+    if not total:
+        return np.zeros(0, dtype=np.int64)
+    ends = np.cumsum(counts)
+    return np.arange(total, dtype=np.int64) - np.repeat(ends - counts - starts, counts)
+
+
 def rebuild_doc(vocab, part: np.ndarray) -> Doc:  # noqa: ANN001
     """The ``Doc`` of one ``(n, 5)`` array of ``ATTRS``, as ``DocBin.get_docs`` builds it."""
     strings = vocab.strings

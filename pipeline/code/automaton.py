@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.code.arrays import TokenArrays
+from pipeline.code.arrays import TokenArrays, ranges
 
 ONE, ZERO, OPT, STAR = 0, 1, 2, 3
 
@@ -36,7 +36,7 @@ def start_states(tp, arrays: TokenArrays, tid: np.ndarray) -> tuple[np.ndarray, 
     anchored: dict[int, list[tuple[int, int, int]]] = {}   # predicate -> (pattern, lo, hi)
     entry: dict[int, list[int]] = {}                      # predicate -> patterns
     sent_patterns = []
-    for k, options in enumerate(tp._anchors):
+    for k, options in enumerate(tp.anchor_options):
         if options:
             p, lo, hi = min(options, key=lambda o: seen[o[0]] * (o[2] - o[1] + 1))
             if seen[p]:  # a word the batch does not have: the pattern cannot match
@@ -55,7 +55,7 @@ def start_states(tp, arrays: TokenArrays, tid: np.ndarray) -> tuple[np.ndarray, 
     t = tid[at]
     counts = tp._pred_ptr[t + 1] - tp._pred_ptr[t]
     at = np.repeat(at, counts)
-    pred = tp._pred_flat[_ranges(tp._pred_ptr[t], counts)]
+    pred = tp._pred_flat[ranges(tp._pred_ptr[t], counts)]
     keep = wanted[pred]
     at, pred = at[keep], pred[keep]
     # per predicate: the (pattern, lo, hi) it anchors and the patterns it enters
@@ -66,12 +66,12 @@ def start_states(tp, arrays: TokenArrays, tid: np.ndarray) -> tuple[np.ndarray, 
     per = np.bincount(table[:, 0], minlength=n_preds)
     ptr = np.concatenate([[0], np.cumsum(per)])
     counts = per[pred]
-    hits = table[_ranges(ptr[pred], counts)]
+    hits = table[ranges(ptr[pred], counts)]
     q = np.repeat(at, counts)
     width = hits[:, 3] - hits[:, 2] + 1
     pattern = np.repeat(hits[:, 1], width)
     q = np.repeat(q, width)
-    pos = q - np.repeat(hits[:, 2], width) - _ranges(np.zeros(len(width), np.int64), width)
+    pos = q - np.repeat(hits[:, 2], width) - ranges(np.zeros(len(width), np.int64), width)
     doc_first = arrays.doc_starts()
     ok = pos >= 0
     ok[ok] = pos[ok] >= doc_first[q[ok]]      # a start in the anchor's own doc
@@ -85,15 +85,6 @@ def start_states(tp, arrays: TokenArrays, tid: np.ndarray) -> tuple[np.ndarray, 
         key = key[np.concatenate(([True], key[1:] != key[:-1]))]
     pattern, pos = np.divmod(key, max(n, 1))
     return tp._first[pattern], pos
-
-
-def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """``concatenate([arange(s, s + c) for s, c in zip(starts, counts)])``, vectorised."""
-    total = int(counts.sum())
-    if not total:
-        return np.zeros(0, dtype=np.int64)
-    ends = np.cumsum(counts)
-    return np.arange(total, dtype=np.int64) - np.repeat(ends - counts - starts, counts)
 
 
 def run_states(tp, elem: np.ndarray, pos: np.ndarray, arrays: TokenArrays,  # noqa: ANN001

@@ -56,6 +56,7 @@ class CompiledRules:
     _combined: dict[tuple[int, ...], Matcher] = field(default_factory=dict, repr=False)
     _types: TypeTable | None = field(default=None, repr=False)
     _columns: tuple | None = field(default=None, repr=False)
+    _vetoes: tuple | None = field(default=None, repr=False)
 
     def max_matches(self, rule: Rule) -> int | None:
         """How many matches of ``rule`` count per segment (None: all)."""
@@ -108,6 +109,24 @@ class CompiledRules:
                              np.asarray([float(r.weight) for r in rules], dtype=np.float64),
                              np.asarray([r.kind == "proximity" for r in rules], dtype=bool))
         return self._columns
+
+    def veto_tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per rule: code number, veto scope (0 segment, 1 match, 2 sentence), whether
+        its veto lists target rules; and the sorted ``veto * n_rules + rule`` keys of
+        the targeted pairs (``matching._vetoed``)."""
+        if self._vetoes is None:
+            rules, n = self.rules, len(self.rules)
+            codes = {code: k for k, code in enumerate(dict.fromkeys(r.code_id for r in rules))}
+            scope = [{"segment": 0, "match": 1}.get(r.params.get("scope", "match"), 2)
+                     for r in rules]
+            targets = [r.params.get("rules") if r.kind == "exclude" else None for r in rules]
+            allowed = sorted(v * n + x for v, t in enumerate(targets) if t
+                             for x, rule in enumerate(rules) if rule.id in t)
+            self._vetoes = (np.asarray([codes[r.code_id] for r in rules], dtype=np.int64),
+                            np.asarray(scope, dtype=np.int8),
+                            np.asarray([bool(t) for t in targets], dtype=bool),
+                            np.asarray(allowed, dtype=np.int64))
+        return self._vetoes
 
     def channel(self, rule_index: int, role: str = MAIN) -> int | None:
         """Return the channel of a rule (and proximity side), None if it has none."""

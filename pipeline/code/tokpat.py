@@ -90,6 +90,45 @@ def _predicate(spec: dict) -> tuple | None:
     return tuple(literals), tuple(flags), sent
 
 
+def _anchor_options(elems: list[tuple[int, tuple]]) -> list[tuple[int, int, int]]:
+    """(element, lo, hi) of the elements that can anchor a pattern's starts.
+
+    An element with quantifier ONE and literals consumes exactly one token in every
+    match, ``lo`` to ``hi`` tokens after the start (bounded while no ``*`` comes before
+    it): a start is only worth trying that far before such a token.
+    """
+    out, lo, hi = [], 0, 0
+    for k, (q, pred) in enumerate(elems):
+        if q == ONE and pred[0]:
+            out.append((k, lo, hi))
+        if q == STAR:
+            break
+        lo += q in (ONE, ZERO)
+        hi += 1
+    return out
+
+
+def _entry(elems: list[tuple[int, tuple]]) -> tuple[list[int] | None, bool]:
+    """Elements that can consume a state's first token: (with literals, any sentence start).
+
+    The Matcher reaches them on the first token without consuming it (optional
+    elements are skipped on the same token). None when one of them has neither a
+    literal nor a sentence-start condition (it could consume any token).
+    """
+    entry: list[int] = []
+    sent = False
+    for k, (q, (literals, _, need_sent)) in enumerate(elems):
+        if q == ZERO or not (literals or need_sent):
+            return None, False
+        if literals:
+            entry.append(k)
+        else:
+            sent = True
+        if q == ONE:
+            break
+    return entry, sent
+
+
 class TokenPatterns:
     """Covered token patterns of one language, compiled to element tables."""
 
@@ -101,6 +140,7 @@ class TokenPatterns:
         self.last: list[bool] = []
         self.channel: list[int] = []               # per element: its pattern's channel
         self.entry_preds: list[set[int]] = []      # per pattern
+        self.anchor_options: list[list[tuple[int, int, int]]] = []   # (pred, lo, hi)
         self.entry_sent: list[bool] = []
         self.first_elem: list[int] = []
         self._by_value: dict[tuple[str, int], list[int]] = {}   # (attr, hash) -> preds
@@ -110,7 +150,7 @@ class TokenPatterns:
 
     def add(self, pattern: list, channel: int) -> bool:
         """Compile ``pattern`` (reporting ``channel``); False when it is not covered."""
-        elems: list[tuple[int, int]] = []
+        elems: list[tuple[int, tuple]] = []
         for spec in pattern:
             if not isinstance(spec, dict):
                 return False
@@ -121,31 +161,22 @@ class TokenPatterns:
             pred = _predicate(spec)
             if ops is None or pred is None:
                 return False
-            elems += [(q, self._pred_id(pred)) for q in ops]
+            elems += [(q, pred) for q in ops]
         if not elems:
             return False
-        # The Matcher reaches these elements on a state's first token without consuming
-        # it (optional elements are skipped on the same token), so one of them must
-        # consume it: a start needs a literal word or a sentence start of one of them.
-        entry: set[int] = set()
-        sent = False
-        for k, (q, p) in enumerate(elems):
-            literals, _, need_sent = self.preds[p]
-            if q == ZERO or not (literals or need_sent):
-                return False
-            if literals:
-                entry.add(p)
-            else:
-                sent = True
-            if q == ONE or k == len(elems) - 1:
-                break
+        anchors = _anchor_options(elems)
+        entry, sent = _entry(elems)
+        if not anchors and entry is None:
+            return False  # it could start anywhere: the Matcher's prefilter does better
+        ids = [self._pred_id(pred) for _, pred in elems]
         self.first_elem.append(len(self.quant))
-        for k, (q, p) in enumerate(elems):
+        for k, ((q, _), p) in enumerate(zip(elems, ids)):
             self.quant.append(q)
             self.pred.append(p)
             self.last.append(k == len(elems) - 1)
             self.channel.append(channel)
-        self.entry_preds.append(entry)
+        self.anchor_options.append([(ids[k], lo, hi) for k, lo, hi in anchors])
+        self.entry_preds.append({ids[k] for k in entry or ()})
         self.entry_sent.append(sent)
         return True
 
@@ -184,7 +215,6 @@ class TokenPatterns:
                     self._by_value.setdefault((attr, h), []).append(p)
         self._sent_entry = np.asarray(self.entry_sent, dtype=bool)
         self._first = np.asarray(self.first_elem, dtype=np.int64)
-        self._anchors = [self._anchor_options(k) for k in range(len(self.first_elem))]
         self._owner = None
         self._reset()
 
@@ -197,25 +227,6 @@ class TokenPatterns:
         # the same as a table: types with some predicate get a row of P booleans
         self._row = np.zeros(0, dtype=np.int64)         # per type: its row, -1: none
         self._table = np.zeros((0, len(self.preds)), dtype=bool)
-
-    def _anchor_options(self, k: int) -> list[tuple[int, int, int]]:
-        """(predicate, lo, hi) of pattern ``k``'s elements that can anchor its starts.
-
-        An element with quantifier ONE and literals consumes exactly one token in every
-        match, ``lo`` to ``hi`` tokens after the start (bounded while no ``*`` comes
-        before it): a start is only worth trying that far before such a token.
-        """
-        end = self.first_elem[k + 1] if k + 1 < len(self.first_elem) else len(self.quant)
-        out, lo, hi = [], 0, 0
-        for e in range(self.first_elem[k], end):
-            q, p = self.quant[e], self.pred[e]
-            if q == ONE and self.preds[p][0]:
-                out.append((p, lo, hi))
-            if q == STAR:
-                break
-            lo += q in (ONE, ZERO)
-            hi += 1
-        return out
 
     def describe(self, vocab, pairs: list[tuple[int, int]]) -> None:  # noqa: ANN001
         """Per-type facts of the types not seen yet; ``pairs``: (orth, lemma) per type id."""

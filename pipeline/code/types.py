@@ -68,9 +68,19 @@ class TypeTable:
         self.anchors: list[tuple[tuple[int, int], ...]] = []        # per type: (group, mask)
         # (id(trie node), type) -> next nodes; the trie outlives the table, so ids are stable
         self._steps: dict[tuple[int, int], list[_Node]] = {}
+        self._walker = None
 
     def __len__(self) -> int:
         return len(self.keys)
+
+    @property
+    def walker(self):  # noqa: ANN201 - walk.TrieWalk
+        """The batch trie walk (``pipeline.code.walk``), built on first use."""
+        if self._walker is None:
+            from pipeline.code.walk import TrieWalk
+
+            self._walker = TrieWalk(self.trie)
+        return self._walker
 
     def ids(self, vocab: object, orth: np.ndarray, lemma: np.ndarray) -> np.ndarray:
         """Type id of every token (new types are added)."""
