@@ -29,8 +29,9 @@ class FusedLemmas:
         self.lemmatizer = nlp.get_pipe("lemmatizer")
         self.table = table
         self.components = [nlp.get_pipe(name) for name in nlp.pipe_names[:-1]]
-        self.memo: dict[int, int] = {}  # orth hash -> final lemma hash
-        self.punct_memo: dict[int, dict[int, tuple[bool, bool]]] = {}
+        self.memo = OrthMemo(np.uint64)  # orth hash -> final lemma hash
+        # id(sentencizer) -> orth hash -> 1 (a sentence-end character) | 2 (punctuation)
+        self.punct_memo: dict[int, OrthMemo] = {}
 
     def _final(self, token: Token) -> int:
         strings = token.vocab.strings
@@ -67,13 +68,9 @@ class FusedLemmas:
             for doc in docs:
                 self.apply(doc)
             return
-        memo = self.memo
-        finals = np.zeros(len(forms), dtype=np.uint64)
-        for u, (o, pos, k) in enumerate(zip(forms.tolist(), first.tolist(), where.tolist())):
-            final = memo.get(o)
-            if final is None:
-                final = memo[o] = self._final(docs[k][pos - int(bounds[k])])
-            finals[u] = final
+        finals = self.memo.get(forms, lambda us: [
+            self._final(docs[k][p - int(bounds[k])])
+            for p, k in zip(first[us].tolist(), where[us].tolist())])
         lemmas = finals[inverse].reshape(-1, 1)
         for k, doc in enumerate(docs):
             if bounds[k] < bounds[k + 1]:
@@ -88,29 +85,24 @@ class FusedLemmas:
             for component in self.components:
                 component(doc)
             return
-        memo = self.memo
-        out = []
-        for orth in array[:, 0].tolist():
-            final = memo.get(orth)
-            if final is None:
-                final = memo[orth] = self._final(doc[len(out)])
-            out.append(final)
-        doc.from_array([LEMMA], np.asarray(out, dtype="uint64").reshape(-1, 1))
+        forms, first, inverse = np.unique(array[:, 0], return_index=True, return_inverse=True)
+        finals = self.memo.get(forms, lambda us: [self._final(doc[p])
+                                                  for p in first[us].tolist()])
+        doc.from_array([LEMMA], finals[inverse.reshape(-1)].reshape(-1, 1))
 
     def _sentence_starts(self, docs, sentencizer, bounds, forms, first, inverse,  # noqa: ANN001
                          where) -> np.ndarray:
         """``Sentencizer.predict``: its guesses for every token, concatenated."""
         punct_chars = sentencizer.punct_chars
-        memo = self.punct_memo.setdefault(id(sentencizer), {})
-        in_chars = np.zeros(len(forms), dtype=bool)
-        is_punct = np.zeros(len(forms), dtype=bool)
-        for u, (o, pos, k) in enumerate(zip(forms.tolist(), first.tolist(), where.tolist())):
-            flags = memo.get(o)
-            if flags is None:
-                token = docs[k][pos - int(bounds[k])]
-                flags = memo[o] = (token.text in punct_chars, token.is_punct)
-            in_chars[u], is_punct[u] = flags
-        in_chars, is_punct = in_chars[inverse], is_punct[inverse]
+        memo = self.punct_memo.setdefault(id(sentencizer), OrthMemo(np.uint8))
+
+        def flags(us: np.ndarray) -> list[int]:
+            tokens = (docs[k][p - int(bounds[k])]
+                      for p, k in zip(first[us].tolist(), where[us].tolist()))
+            return [(token.text in punct_chars) | 2 * token.is_punct for token in tokens]
+
+        bits = memo.get(forms, flags)[inverse]
+        in_chars, is_punct = (bits & 1).astype(bool), (bits & 2).astype(bool)
         n = len(inverse)
         starts = np.zeros(n, dtype=bool)
         # A word (neither punctuation nor a sentence-end character) starts a sentence when
@@ -127,3 +119,48 @@ class FusedLemmas:
         firsts = bounds[:-1][bounds[:-1] < bounds[1:]]
         starts[firsts] = True
         return starts
+
+
+class OrthMemo:
+    """A per-form value (ORTH hash -> number), looked up for many forms at once.
+
+    Forms seen before are found with one ``searchsorted`` in a sorted table; new forms
+    wait in a dict until it is large enough to merge, so neither a lookup nor an
+    insert walks every form in Python.
+    """
+
+    def __init__(self, dtype: type) -> None:
+        self.dtype = dtype
+        self.keys = np.zeros(0, dtype=np.uint64)
+        self.values = np.zeros(0, dtype=dtype)
+        self.recent: dict[int, int] = {}
+
+    def get(self, forms: np.ndarray, compute) -> np.ndarray:  # noqa: ANN001
+        """Values of the sorted, distinct ``forms``; ``compute(indexes)`` gives the
+        values of forms never seen (called with their indexes, in ascending order)."""
+        out = np.zeros(len(forms), dtype=self.dtype)
+        where = np.searchsorted(self.keys, forms)
+        found = where < len(self.keys)
+        found[found] = self.keys[where[found]] == forms[found]
+        out[found] = self.values[where[found]]
+        missing = np.flatnonzero(~found)
+        if len(missing):
+            recent = self.recent
+            values = [recent.get(o) for o in forms[missing].tolist()]
+            new = [i for i, v in zip(missing.tolist(), values) if v is None]
+            if new:
+                got = compute(np.asarray(new, dtype=np.int64))
+                recent.update(zip(forms[new].tolist(), got))
+            out[missing] = [recent[o] for o in forms[missing].tolist()]
+            if len(recent) > max(4096, len(self.keys) // 4):
+                self._merge()
+        return out
+
+    def _merge(self) -> None:
+        keys = np.concatenate([self.keys, np.fromiter(self.recent, dtype=np.uint64,
+                                                      count=len(self.recent))])
+        values = np.concatenate([self.values, np.fromiter(self.recent.values(), dtype=self.dtype,
+                                                          count=len(self.recent))])
+        order = np.argsort(keys, kind="stable")
+        self.keys, self.values = keys[order], values[order]
+        self.recent = {}
