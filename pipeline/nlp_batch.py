@@ -125,7 +125,7 @@ class OrthMemo:
     """A per-form value (ORTH hash -> number), looked up for many forms at once.
 
     Forms seen before are found with one ``searchsorted`` in a sorted table; new forms
-    wait in a dict until it is large enough to merge, so neither a lookup nor an
+    wait in a small dict until they are merged into it, so neither a lookup nor an
     insert walks every form in Python.
     """
 
@@ -152,7 +152,9 @@ class OrthMemo:
                 got = compute(np.asarray(new, dtype=np.int64))
                 recent.update(zip(forms[new].tolist(), got))
             out[missing] = [recent[o] for o in forms[missing].tolist()]
-            if len(recent) > max(4096, len(self.keys) // 4):
+            # merging sorts the table: do it when the dict has grown by a fair share of
+            # it (amortised), and soon, so that most lookups are NumPy ones
+            if len(recent) >= 32 and len(recent) > len(self.keys) // 8:
                 self._merge()
         return out
 

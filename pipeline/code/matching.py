@@ -180,12 +180,18 @@ def match_rows(arrays: TokenArrays, compiled: CompiledRules,
     cols = _match_columns(arrays, compiled, segments)
     if cols is None:
         return []
+    docs, cr, evidence, start, end = cols
+    code_ids, rule_ids, weights, _ = compiled.rule_columns()
+    seg_ids = np.asarray([row[0] for row in segments], dtype=object)
+    doc_ids = np.asarray([row[1] for row in segments], dtype=object)
     # A million tuples of strings and numbers hold no reference cycles, but creating
     # them triggers young-generation collections that scan them all: pause the GC.
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return list(zip(*(col if isinstance(col, list) else col.tolist() for col in cols)))
+        return list(zip(seg_ids[docs].tolist(), doc_ids[docs].tolist(), code_ids[cr].tolist(),
+                        rule_ids[cr].tolist(), evidence, start.tolist(), end.tolist(),
+                        weights[cr].tolist()))
     finally:
         if enabled:
             gc.enable()
@@ -202,15 +208,27 @@ def match_frame(arrays: TokenArrays, compiled: CompiledRules,
     cols = _match_columns(arrays, compiled, segments)
     if cols is None:
         return _empty_matches()
-    names = C.MATCH_COLUMNS
-    return pd.DataFrame({name: (col.astype(np.int64) if name in (C.START, C.END)
-                                else col if name == C.SCORE else pd.array(col, dtype="str"))
-                         for name, col in zip(names, cols)})
+    docs, cr, evidence, start, end = cols
+    code_ids, rule_ids, weights, _ = compiled.rule_columns()
+
+    def text(values: list) -> pd.api.extensions.ExtensionArray:
+        return pd.array(values, dtype="str")
+
+    # ids: a few distinct strings each, taken by index (no Python object per row)
+    return pd.DataFrame({
+        C.SEGMENT_ID: text([row[0] for row in segments]).take(docs),
+        C.DOC_ID: text([row[1] for row in segments]).take(docs),
+        C.CODE_ID: text(code_ids.tolist()).take(cr), C.RULE_ID: text(rule_ids.tolist()).take(cr),
+        C.EVIDENCE: text(evidence), C.START: start, C.END: end, C.SCORE: weights[cr]})
 
 
 def _match_columns(arrays: TokenArrays, compiled: CompiledRules,
-                   segments: Sequence[tuple[str, str, int, str | None]]) -> list | None:
-    """The ``MATCH_COLUMNS`` of a batch's matches as arrays (evidence: a list); None: none."""
+                   segments: Sequence[tuple[str, str, int, str | None]]) -> tuple | None:
+    """(doc, rule index, evidence, start, end) of every match of a batch; None: none.
+
+    Rows are in doc order; start/end are document offsets (segment start + character
+    offset in the segment).
+    """
     if not len(arrays):
         return None
     from pipeline.code.vector import vector_matches
@@ -240,15 +258,12 @@ def _match_columns(arrays: TokenArrays, compiled: CompiledRules,
                     else arrays.get_doc(k).text)  # not parsed from this text: the doc's own
     # Columns are gathered with NumPy; only the evidence slices are made per row.
     evidence = [texts[k][a:b] for k, a, b in zip(docs.tolist(), c0.tolist(), c1.tolist())]
-    code_ids, rule_ids, weights, proximity = compiled.rule_columns()
+    proximity = compiled.rule_columns()[3]
     for i in np.flatnonzero(proximity[cr]).tolist():
         if len(evidence[i]) > EVIDENCE_LIMIT:
             evidence[i] = evidence[i][:EVIDENCE_LIMIT - 1] + "…"
-    seg_ids = np.asarray([row[0] for row in segments], dtype=object)
-    doc_ids = np.asarray([row[1] for row in segments], dtype=object)
     base = np.asarray([row[2] for row in segments], dtype=np.int64)[docs]
-    return [seg_ids[docs], doc_ids[docs], code_ids[cr], rule_ids[cr], evidence, base + c0,
-            base + c1, weights[cr]]
+    return docs, cr, evidence, base + c0, base + c1
 
 
 def _empty_matches() -> pd.DataFrame:
