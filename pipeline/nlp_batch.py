@@ -11,7 +11,8 @@ and it is vectorised as well. The result is that of ``nlp.pipe``.
 from __future__ import annotations
 
 import numpy as np
-from spacy.attrs import LEMMA, ORTH
+import pandas as pd
+from spacy.attrs import LEMMA, ORTH, SENT_START
 from spacy.language import Language
 from spacy.tokens import Doc, Token
 
@@ -47,34 +48,51 @@ class FusedLemmas:
         """Set lemmas and sentence starts of freshly tokenized ``docs`` in place."""
         if not docs:
             return
-        parts = [doc.to_array([ORTH, LEMMA]).reshape(-1, 2) for doc in docs]
+        parts = [doc.to_array([ORTH, LEMMA, SENT_START]).reshape(-1, 3) for doc in docs]
         sizes = np.fromiter((len(p) for p in parts), dtype=np.int64, count=len(parts))
         bounds = np.zeros(len(docs) + 1, dtype=np.int64)
         np.cumsum(sizes, out=bounds[1:])
         table = np.concatenate(parts)
         orth = table[:, 0]
-        forms, first, inverse = np.unique(orth, return_index=True, return_inverse=True)
-        inverse = inverse.reshape(-1)
+        forms, first, inverse = distinct(orth)
         where = np.searchsorted(bounds, first, side="right") - 1  # doc of each first use
-        self._lemmas(docs, bounds, table, forms, first, inverse, where)
+        lemmas = self._lemmas(docs, bounds, table, forms, first, inverse, where)
         starts = self._sentence_starts(docs, sentencizer, bounds, forms, first, inverse, where)
+        guess = np.where(starts, 1, -1).astype(np.int64)
+        before = table[:, 2].view(np.int64)
+        if lemmas is not None and ((before == 0) | (before == guess)).all():
+            # set_annotations writes 1 or -1 to each token whose sentence start is unset
+            # (a doc's first token is already 1, and so is its guess): write the same
+            # values with the lemmas, one from_array per doc.
+            values = np.empty((len(orth), 2), dtype=np.uint64)
+            values[:, 0] = lemmas
+            values[:, 1] = guess.view(np.uint64)
+            for k, doc in enumerate(docs):
+                if bounds[k] < bounds[k + 1]:
+                    doc.from_array([LEMMA, SENT_START], values[bounds[k]:bounds[k + 1]])
+            return
+        if lemmas is not None:
+            for k, doc in enumerate(docs):
+                if bounds[k] < bounds[k + 1]:
+                    doc.from_array([LEMMA], lemmas[bounds[k]:bounds[k + 1]].reshape(-1, 1))
         guesses = np.split(starts, bounds[1:-1])
         sentencizer.set_annotations(docs, [g.tolist() for g in guesses])
 
-    def _lemmas(self, docs, bounds, table, forms, first, inverse, where) -> None:  # noqa: ANN001
-        """The final lemma per distinct form (memoised for the run), written per doc."""
+    def _lemmas(self, docs, bounds, table, forms, first, inverse,  # noqa: ANN001
+                where) -> np.ndarray | None:
+        """The final lemma of every token (memoised per distinct form for the run).
+
+        None when some lemma was set by the tokenizer: then the components' own code
+        has set the lemmas, doc by doc.
+        """
         if table[:, 1].any():
-            # A lemma set by the tokenizer: the components' own code, doc by doc.
             for doc in docs:
                 self.apply(doc)
-            return
+            return None
         finals = self.memo.get(forms, lambda us: [
             self._final(docs[k][p - int(bounds[k])])
             for p, k in zip(first[us].tolist(), where[us].tolist())])
-        lemmas = finals[inverse].reshape(-1, 1)
-        for k, doc in enumerate(docs):
-            if bounds[k] < bounds[k + 1]:
-                doc.from_array([LEMMA], lemmas[bounds[k]:bounds[k + 1]])
+        return finals[inverse]
 
     def apply(self, doc: Doc) -> None:
         """Set the lemmas of one ``doc`` as the three components would."""
@@ -85,10 +103,10 @@ class FusedLemmas:
             for component in self.components:
                 component(doc)
             return
-        forms, first, inverse = np.unique(array[:, 0], return_index=True, return_inverse=True)
+        forms, first, inverse = distinct(array[:, 0])
         finals = self.memo.get(forms, lambda us: [self._final(doc[p])
                                                   for p in first[us].tolist()])
-        doc.from_array([LEMMA], finals[inverse.reshape(-1)].reshape(-1, 1))
+        doc.from_array([LEMMA], finals[inverse].reshape(-1, 1))
 
     def _sentence_starts(self, docs, sentencizer, bounds, forms, first, inverse,  # noqa: ANN001
                          where) -> np.ndarray:
@@ -136,8 +154,9 @@ class OrthMemo:
         self.recent: dict[int, int] = {}
 
     def get(self, forms: np.ndarray, compute) -> np.ndarray:  # noqa: ANN001
-        """Values of the sorted, distinct ``forms``; ``compute(indexes)`` gives the
-        values of forms never seen (called with their indexes, in ascending order)."""
+        """Values of the distinct ``forms``; ``compute(indexes)`` gives the values of
+        forms never seen (called with their indexes, in ascending order of the forms,
+        so that new forms are computed - and their strings stored - in a fixed order)."""
         out = np.zeros(len(forms), dtype=self.dtype)
         where = np.searchsorted(self.keys, forms)
         found = where < len(self.keys)
@@ -149,6 +168,7 @@ class OrthMemo:
             values = [recent.get(o) for o in forms[missing].tolist()]
             new = [i for i, v in zip(missing.tolist(), values) if v is None]
             if new:
+                new.sort(key=forms.__getitem__)
                 got = compute(np.asarray(new, dtype=np.int64))
                 recent.update(zip(forms[new].tolist(), got))
             out[missing] = [recent[o] for o in forms[missing].tolist()]
@@ -166,3 +186,15 @@ class OrthMemo:
         order = np.argsort(keys, kind="stable")
         self.keys, self.values = keys[order], values[order]
         self.recent = {}
+
+
+def distinct(orth: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(distinct values, index of each one's first use, inverse) of a uint64 array.
+
+    A hash factorisation (order of first use), several times faster than the sort of
+    ``np.unique``.
+    """
+    inverse, forms = pd.factorize(orth)
+    first = np.empty(len(forms), dtype=np.int64)
+    first[inverse[::-1]] = np.arange(len(orth) - 1, -1, -1, dtype=np.int64)
+    return forms, first, inverse
