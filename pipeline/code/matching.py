@@ -199,17 +199,26 @@ def match_rows(arrays: TokenArrays, compiled: CompiledRules,
 
 def match_frame(arrays: TokenArrays, compiled: CompiledRules,
                 segments: Sequence[tuple[str, str, int, str | None]]) -> pd.DataFrame:
-    """``match_rows`` as a table with the output dtypes, built column by column.
+    """The match rows of a batch as a table, in the order of the matches table.
 
-    Equal to ``pd.DataFrame(match_rows(...), columns=MATCH_COLUMNS)`` with int64
-    start/end and float64 score, without a Python tuple per row: ids are gathered
-    from per-segment and per-rule arrays, only the evidence is one string per row.
+    The rows of ``match_rows`` with int64 start/end and float64 score, sorted by doc
+    (the order of ``segments``), then start, end, code id and rule id - the order
+    ``match_segments`` and a chunk give them - and built column by column: ids are
+    taken from per-segment and per-rule arrays, only the evidence is a string per row.
     """
+    from pipeline.code.combine import stable_order
+
     cols = _match_columns(arrays, compiled, segments)
     if cols is None:
         return _empty_matches()
     docs, cr, evidence, start, end = cols
     code_ids, rule_ids, weights, _ = compiled.rule_columns()
+    # code and rule ids ranked as strings compare
+    code_rank = pd.factorize(code_ids, sort=True)[0]
+    rule_rank = pd.factorize(rule_ids, sort=True)[0]
+    order = stable_order([docs, start, end, code_rank[cr], rule_rank[cr]])
+    docs, cr, start, end = docs[order], cr[order], start[order], end[order]
+    evidence = [evidence[i] for i in order.tolist()]
 
     def text(values: list) -> pd.api.extensions.ExtensionArray:
         return pd.array(values, dtype="str")
