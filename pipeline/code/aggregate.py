@@ -8,7 +8,7 @@ import pandas as pd
 from spacy.tokens import Doc
 
 from pipeline import columns as C
-from pipeline.code.combine import fast_aggregate, rule_lists
+from pipeline.code.combine import fast_aggregate
 from pipeline.code.compiled import compile_rules
 from pipeline.code.matching import _empty_matches, match_segments
 from pipeline.codebook import Codebook
@@ -75,11 +75,13 @@ def _aggregate_frames(matches: pd.DataFrame, threshold: float) -> pd.DataFrame:
 
 
 def _rule_lists(m: pd.DataFrame, groups) -> np.ndarray:  # noqa: ANN001 - DataFrameGroupBy
-    """Sorted, distinct rule ids of each group (in group order), ";"-joined."""
-    gid = groups.ngroup().to_numpy(dtype=np.int64)
-    rcode, names = pd.factorize(m[C.RULE_ID].astype(str).to_numpy(dtype=object), sort=True)
-    n_groups = int(gid.max()) + 1 if len(gid) else 0
-    return rule_lists(rcode, gid, n_groups, np.asarray(names, dtype=object))
+    """Sorted, distinct rule ids of each group (in group order), ";"-joined.
+
+    The plain pandas way (a Series per group): this path only runs for inputs the
+    NumPy path (``combine.rule_lists``) does not cover, and is its reference.
+    """
+    joined = groups[C.RULE_ID].agg(lambda ids: ";".join(sorted({str(i) for i in ids})))
+    return joined.to_numpy(dtype=object)
 
 
 def _finish(out: pd.DataFrame) -> pd.DataFrame:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import columns as C
+from pipeline.code.arrays import ranges
 
 _STRINGS = (C.SEGMENT_ID, C.DOC_ID, C.CODE_ID, C.RULE_ID, C.EVIDENCE)
 
@@ -56,8 +57,10 @@ def fast_aggregate(matches: pd.DataFrame, threshold: float, eps: float,
     if not np.array_equal(rule_score[rule], score):
         return None
     # The pandas sort: segment, code, score descending, start, end, rule; stable.
-    values, inverse = np.unique(score, return_inverse=True)
-    order = stable_order([seg, code, len(values) - 1 - inverse.reshape(-1), start, end, rule])
+    # (score is one value per rule: rank the rules' scores, not the rows')
+    values, inverse = np.unique(rule_score, return_inverse=True)
+    descending = (len(values) - 1 - inverse.reshape(-1))[rule]
+    order = stable_order([seg, code, descending, start, end, rule])
     s_seg, s_code, s_rule = seg[order], code[order], rule[order]
     s_start, s_end = start[order], end[order]
     dup = np.zeros(len(order), dtype=bool)
@@ -77,8 +80,7 @@ def fast_aggregate(matches: pd.DataFrame, threshold: float, eps: float,
     scores = np.clip(1.0 - np.multiply.reduceat(q, firsts), 0.0, 1.0)
     sizes = np.diff(np.append(firsts, len(order)))
     first_start = np.minimum.reduceat(s_start, firsts)
-    rules = rule_lists(s_rule, np.cumsum(new) - 1, len(firsts),
-                        np.asarray(rule_names, dtype=object))
+    rules = rule_lists(s_rule, firsts, sizes, np.asarray(rule_names, dtype=object))
     kept = np.flatnonzero(scores >= threshold - eps)
     best = order[firsts[kept]]          # row of the best match of every kept coding
     g_seg = s_seg[firsts[kept]]
@@ -102,8 +104,10 @@ def fast_aggregate(matches: pd.DataFrame, threshold: float, eps: float,
 
     out = pd.DataFrame({
         C.SEGMENT_ID: taken(C.SEGMENT_ID), C.DOC_ID: taken(C.DOC_ID),
-        C.CODE_ID: taken(C.CODE_ID), C.METHOD: text(np.full(len(rows), method, dtype=object)),
-        C.SCORE: scores[kept], C.RULE: text(rule_text[rule[rows]]), C.RULES: text(rules[kept]),
+        C.CODE_ID: taken(C.CODE_ID),
+        C.METHOD: text([method]).take(np.zeros(len(rows), dtype=np.int64)),
+        C.SCORE: scores[kept], C.RULE: text(rule_text).take(rule[rows]),
+        C.RULES: text(rules[kept]),
         C.EVIDENCE: taken(C.EVIDENCE), C.N_MATCHES: sizes[kept].astype(np.int64),
         C.START: start[rows], C.END: end[rows],
     })
@@ -139,19 +143,26 @@ def stable_order(keys: list[np.ndarray]) -> np.ndarray:
     return order
 
 
-def rule_lists(s_rule: np.ndarray, gid: np.ndarray, n_groups: int,
-                names: np.ndarray) -> np.ndarray:
+def rule_lists(s_rule: np.ndarray, firsts: np.ndarray, sizes: np.ndarray,
+               names: np.ndarray) -> np.ndarray:
     """Sorted, distinct rule names of each group, ";"-joined (object array).
 
-    Rule codes are factorised in sorted order, so the distinct (group, rule) pairs come
-    out of one ``np.unique`` in (group, rule name) order; only groups with several
-    rules are joined in Python.
+    Groups are runs of rows (``firsts``, ``sizes``); rule codes are factorised in
+    sorted order, so for the groups of several rows the distinct (group, rule) pairs
+    come out of one sort in (group, rule name) order, and their names are joined
+    column by column.
     """
-    pairs = np.unique(gid * len(names) + s_rule)
+    out = names[s_rule[firsts]]
+    multi = np.flatnonzero(sizes > 1)
+    if not len(multi):
+        return out
+    rows = ranges(firsts[multi], sizes[multi])
+    pairs = np.sort(np.repeat(multi, sizes[multi]) * len(names) + s_rule[rows])
+    pairs = pairs[np.concatenate(([True], pairs[1:] != pairs[:-1]))]
     pair_gid, pair_rule = np.divmod(pairs, len(names))
-    counts = np.bincount(pair_gid, minlength=n_groups)
-    first = np.searchsorted(pair_gid, np.arange(n_groups))
-    out = names[pair_rule[first]]
+    counts = np.bincount(pair_gid, minlength=len(firsts))
+    first = np.searchsorted(pair_gid, np.arange(len(firsts)))
+    out[multi] = names[pair_rule[first[multi]]]
     # Join column by column: the j-th name of every group with more than j rules is
     # appended in one object-array add (a C loop), not one str.join per group.
     many = np.flatnonzero(counts > 1)
