@@ -24,10 +24,11 @@ class CompiledRules:
 
     Every rule reports hits through "channels": one per rule (terms, phrase, glob,
     pattern, exclude) or two (proximity sides ``a`` and ``b``). Terms, phrases and
-    globs sit in one token trie; token patterns in spaCy Matchers, grouped by the
-    words a doc must contain for them to match (``pattern_requirements``), so a
-    Matcher only runs on the docs that can hold one of its patterns
-    (``pipeline.code.scan``).
+    globs sit in one token trie; token patterns in ``token_patterns`` (run on token
+    arrays, ``pipeline.code.tokpat``) when it covers them, else in spaCy Matchers,
+    grouped by the words a doc must contain for them to match
+    (``pattern_requirements``), so a Matcher only runs on the docs that can hold one
+    of its patterns (``pipeline.code.scan``).
     """
 
     lang: str

@@ -1,9 +1,10 @@
 """Rule hits of a batch of docs, from token arrays: the trie walk and the token patterns.
 
-One-token trie hits are a per-type fact spread over the tokens with NumPy; only tokens
-whose type starts a longer path are walked in Python; the spaCy Matcher only runs on
-docs containing a word of every required token of one of its patterns. Hit positions
-are token positions in the concatenation.
+Trie hits (terms, phrases, globs) come from ``walk.TrieWalk``, token patterns from
+``tokpat.TokenPatterns``, both on arrays for the whole batch; the spaCy Matcher only
+runs for patterns those do not cover, and only on docs containing a word of every
+required token of one of them. Hit positions are token positions in the
+concatenation.
 """
 from __future__ import annotations
 

@@ -7,15 +7,17 @@ the same automaton as ``spacy.matcher.matcher.find_matches`` (the ``get_action``
 table: ONE / ZERO ("!") / ZERO_ONE ("?") / ZERO_PLUS ("*"), ``{n,m}`` expanded as
 spaCy expands it) on NumPy arrays of live states (pattern element, start, position);
 states never interact, so advancing all of them one token per step gives the
-Matcher's spans. A state only starts where its first token can be consumed (a word
-of the entry elements' literal sets, or a sentence start), so the work grows with the
-candidate positions, not with text x patterns.
+Matcher's spans (``automaton``). States only start where a match is possible: a
+fixed distance before a word of the pattern's rarest required literal, or where the
+first token can be consumed at all; so the work grows with the candidate positions,
+not with text x patterns.
 
 Covered token specs: ``LOWER`` / ``ORTH`` / ``TEXT`` / ``LEMMA`` equal to a string or
 ``{IN: [strings]}``, lexeme flags (``IS_PUNCT``, ``LIKE_NUM``, ...) and
 ``IS_SENT_START`` as booleans, ``{}``; every operator. A pattern with anything else,
-or whose first consumed token has no literal or sentence-start condition, stays with
-the spaCy Matcher (``compiled.CompiledRules.matcher_for``).
+or that could start at any token (no required literal at a bounded offset, and a first
+token without a literal or sentence-start condition), stays with the spaCy Matcher
+(``compiled.CompiledRules.matcher_for``).
 """
 from __future__ import annotations
 

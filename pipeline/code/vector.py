@@ -1,11 +1,12 @@
 """The rule logic of ``matching`` on arrays of hits, for a whole batch at once.
 
 Most hits belong to terms/phrase/glob/pattern rules whose spans do not overlap, so
-``longest_first`` keeps them all, negation is two prefix-sum lookups and
-``max_matches`` a rank inside (doc, rule): all NumPy. Only what needs the per-doc
-logic goes through Python: groups of overlapping spans (``longest_first``),
-proximity pairing and exclude vetoes, on exactly the hits concerned. The surviving
-matches are those of ``matching._doc_matches`` for every doc.
+``longest_first`` keeps them all, negation is two prefix-sum lookups, proximity
+pairing a windowed search (``proximity``), exclude vetoes a join on (doc, code) and
+``max_matches`` a rank inside (doc, rule): all NumPy. Only groups of overlapping spans
+go through ``longest_first`` in Python. The surviving matches are those of the
+per-doc rules for every doc: ``longest_first``, ``_pair`` and ``_vetoed`` in
+``matching`` state them (and the tests hold the arrays to them).
 """
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ def vector_matches(arrays: TokenArrays, compiled: CompiledRules, tid: np.ndarray
         out_e.append(xe)
     cr, cs, ce = np.concatenate(out_r), np.concatenate(out_s), np.concatenate(out_e)
     # Negation: keep (ignore) or drop by the cue test (forbid / require).
-    # 0: ignore; 2: require a cue; 1: any other mode forbids one (as _doc_matches reads it)
+    # 0: ignore; 2: require a cue; 1: any other mode forbids one
     mode = np.asarray([0 if rule.negation == "ignore" else 2 if rule.negation == "require"
                        else 1 for rule in rules], dtype=np.int8)
     m = mode[cr]
