@@ -93,11 +93,17 @@ def keep_longest(group: np.ndarray, s: np.ndarray, e: np.ndarray,
     bad = np.zeros(int(gid[-1]) + 1, dtype=bool)
     bad[gid[clash]] = True
     simple = ~bad[gid]
-    out_g, out_s, out_e = [group[simple]], [s[simple]], [e[simple]]
     hard = np.flatnonzero(~simple)
-    for part in np.split(hard, np.flatnonzero(np.diff(gid[hard])) + 1):
-        kept = longest_first(list(zip(s[part].tolist(), e[part].tolist())))
-        out_g.append(np.full(len(kept), group[part[0]], dtype=np.int64))
-        out_s.append(np.asarray([a for a, _ in kept], dtype=np.int64))
-        out_e.append(np.asarray([b for _, b in kept], dtype=np.int64))
-    return np.concatenate(out_g), np.concatenate(out_s), np.concatenate(out_e)
+    cuts = [0, *(np.flatnonzero(np.diff(gid[hard])) + 1).tolist(), len(hard)]
+    hg, hs, he = group[hard].tolist(), s[hard].tolist(), e[hard].tolist()
+    kg: list[int] = []
+    ks: list[int] = []
+    ke: list[int] = []
+    for lo, hi in zip(cuts, cuts[1:]):  # plain lists: groups are small and many
+        for a, b in longest_first(list(zip(hs[lo:hi], he[lo:hi]))):
+            kg.append(hg[lo])
+            ks.append(a)
+            ke.append(b)
+    return (np.concatenate([group[simple], np.asarray(kg, dtype=np.int64)]),
+            np.concatenate([s[simple], np.asarray(ks, dtype=np.int64)]),
+            np.concatenate([e[simple], np.asarray(ke, dtype=np.int64)]))
