@@ -18,6 +18,7 @@ from spacy.tokens import Doc
 
 from pipeline import columns as C
 from pipeline.code.arrays import TokenArrays
+from pipeline.code.combine import stable_order
 from pipeline.code.compiled import CompiledRules
 # negation_scope "clause": a sentence is also split at commas and these subordinators
 # (the word starts a new clause), so verb-final Dutch negation is seen.
@@ -206,8 +207,6 @@ def match_frame(arrays: TokenArrays, compiled: CompiledRules,
     ``match_segments`` and a chunk give them - and built column by column: ids are
     taken from per-segment and per-rule arrays, only the evidence is a string per row.
     """
-    from pipeline.code.combine import stable_order
-
     cols = _match_columns(arrays, compiled, segments)
     if cols is None:
         return _empty_matches()

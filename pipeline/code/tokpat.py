@@ -28,6 +28,7 @@ from spacy.attrs import IDS
 from spacy.strings import get_string_id
 
 from pipeline.code.arrays import TokenArrays
+from pipeline.code.automaton import run_states, start_states
 
 ONE, ZERO, OPT, STAR = 0, 1, 2, 3          # the Matcher's ONE, ZERO ("!"), ZERO_ONE, ZERO_PLUS
 _OPS = {"!": (ZERO,), "?": (OPT,), "*": (STAR,), "+": (ONE, STAR)}
@@ -275,8 +276,6 @@ class TokenPatterns:
             types: the ``TypeTable`` that gave ``tid``; the per-type facts kept here
                 follow its ids (another table starts them afresh).
         """
-        from pipeline.code.automaton import run_states, start_states
-
         if self._owner is not types:
             self._owner = types
             self._reset()

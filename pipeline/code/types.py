@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.code.trie import TokenTrie, _Node
+from pipeline.code.walk import TrieWalk
 
 CLAUSE_WORDS = frozenset({"omdat", "dat", "want", "maar", "terwijl", "als",
                           "because", "but", "that", "while", "if"})
@@ -74,11 +75,9 @@ class TypeTable:
         return len(self.keys)
 
     @property
-    def walker(self):  # noqa: ANN201 - walk.TrieWalk
+    def walker(self) -> TrieWalk:
         """The batch trie walk (``pipeline.code.walk``), built on first use."""
         if self._walker is None:
-            from pipeline.code.walk import TrieWalk
-
             self._walker = TrieWalk(self.trie)
         return self._walker
 
