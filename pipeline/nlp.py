@@ -66,6 +66,7 @@ def word_forms(lang: str = "nl") -> dict[str, str]:
     return table
 
 
+@lru_cache(maxsize=None)
 def _word_forms_digest(lang: str) -> str:
     import hashlib
 

@@ -11,7 +11,8 @@ and it is vectorised as well. The result is that of ``nlp.pipe``.
 from __future__ import annotations
 
 import numpy as np
-from spacy.attrs import LEMMA, ORTH
+import pandas as pd
+from spacy.attrs import LEMMA, ORTH, SENT_START
 from spacy.language import Language
 from spacy.tokens import Doc, Token
 
@@ -29,8 +30,9 @@ class FusedLemmas:
         self.lemmatizer = nlp.get_pipe("lemmatizer")
         self.table = table
         self.components = [nlp.get_pipe(name) for name in nlp.pipe_names[:-1]]
-        self.memo: dict[int, int] = {}  # orth hash -> final lemma hash
-        self.punct_memo: dict[int, dict[int, tuple[bool, bool]]] = {}
+        self.memo = OrthMemo(np.uint64)  # orth hash -> final lemma hash
+        # id(sentencizer) -> orth hash -> 1 (a sentence-end character) | 2 (punctuation)
+        self.punct_memo: dict[int, OrthMemo] = {}
 
     def _final(self, token: Token) -> int:
         strings = token.vocab.strings
@@ -46,38 +48,51 @@ class FusedLemmas:
         """Set lemmas and sentence starts of freshly tokenized ``docs`` in place."""
         if not docs:
             return
-        parts = [doc.to_array([ORTH, LEMMA]).reshape(-1, 2) for doc in docs]
+        parts = [doc.to_array([ORTH, LEMMA, SENT_START]).reshape(-1, 3) for doc in docs]
         sizes = np.fromiter((len(p) for p in parts), dtype=np.int64, count=len(parts))
         bounds = np.zeros(len(docs) + 1, dtype=np.int64)
         np.cumsum(sizes, out=bounds[1:])
         table = np.concatenate(parts)
         orth = table[:, 0]
-        forms, first, inverse = np.unique(orth, return_index=True, return_inverse=True)
-        inverse = inverse.reshape(-1)
+        forms, first, inverse = distinct(orth)
         where = np.searchsorted(bounds, first, side="right") - 1  # doc of each first use
-        self._lemmas(docs, bounds, table, forms, first, inverse, where)
+        lemmas = self._lemmas(docs, bounds, table, forms, first, inverse, where)
         starts = self._sentence_starts(docs, sentencizer, bounds, forms, first, inverse, where)
+        guess = np.where(starts, 1, -1).astype(np.int64)
+        before = table[:, 2].view(np.int64)
+        if lemmas is not None and ((before == 0) | (before == guess)).all():
+            # set_annotations writes 1 or -1 to each token whose sentence start is unset
+            # (a doc's first token is already 1, and so is its guess): write the same
+            # values with the lemmas, one from_array per doc.
+            values = np.empty((len(orth), 2), dtype=np.uint64)
+            values[:, 0] = lemmas
+            values[:, 1] = guess.view(np.uint64)
+            for k, doc in enumerate(docs):
+                if bounds[k] < bounds[k + 1]:
+                    doc.from_array([LEMMA, SENT_START], values[bounds[k]:bounds[k + 1]])
+            return
+        if lemmas is not None:
+            for k, doc in enumerate(docs):
+                if bounds[k] < bounds[k + 1]:
+                    doc.from_array([LEMMA], lemmas[bounds[k]:bounds[k + 1]].reshape(-1, 1))
         guesses = np.split(starts, bounds[1:-1])
         sentencizer.set_annotations(docs, [g.tolist() for g in guesses])
 
-    def _lemmas(self, docs, bounds, table, forms, first, inverse, where) -> None:  # noqa: ANN001
-        """The final lemma per distinct form (memoised for the run), written per doc."""
+    def _lemmas(self, docs, bounds, table, forms, first, inverse,  # noqa: ANN001
+                where) -> np.ndarray | None:
+        """The final lemma of every token (memoised per distinct form for the run).
+
+        None when some lemma was set by the tokenizer: then the components' own code
+        has set the lemmas, doc by doc.
+        """
         if table[:, 1].any():
-            # A lemma set by the tokenizer: the components' own code, doc by doc.
             for doc in docs:
                 self.apply(doc)
-            return
-        memo = self.memo
-        finals = np.zeros(len(forms), dtype=np.uint64)
-        for u, (o, pos, k) in enumerate(zip(forms.tolist(), first.tolist(), where.tolist())):
-            final = memo.get(o)
-            if final is None:
-                final = memo[o] = self._final(docs[k][pos - int(bounds[k])])
-            finals[u] = final
-        lemmas = finals[inverse].reshape(-1, 1)
-        for k, doc in enumerate(docs):
-            if bounds[k] < bounds[k + 1]:
-                doc.from_array([LEMMA], lemmas[bounds[k]:bounds[k + 1]])
+            return None
+        finals = self.memo.get(forms, lambda us: [
+            self._final(docs[k][p - int(bounds[k])])
+            for p, k in zip(first[us].tolist(), where[us].tolist())])
+        return finals[inverse]
 
     def apply(self, doc: Doc) -> None:
         """Set the lemmas of one ``doc`` as the three components would."""
@@ -88,29 +103,24 @@ class FusedLemmas:
             for component in self.components:
                 component(doc)
             return
-        memo = self.memo
-        out = []
-        for orth in array[:, 0].tolist():
-            final = memo.get(orth)
-            if final is None:
-                final = memo[orth] = self._final(doc[len(out)])
-            out.append(final)
-        doc.from_array([LEMMA], np.asarray(out, dtype="uint64").reshape(-1, 1))
+        forms, first, inverse = distinct(array[:, 0])
+        finals = self.memo.get(forms, lambda us: [self._final(doc[p])
+                                                  for p in first[us].tolist()])
+        doc.from_array([LEMMA], finals[inverse].reshape(-1, 1))
 
     def _sentence_starts(self, docs, sentencizer, bounds, forms, first, inverse,  # noqa: ANN001
                          where) -> np.ndarray:
         """``Sentencizer.predict``: its guesses for every token, concatenated."""
         punct_chars = sentencizer.punct_chars
-        memo = self.punct_memo.setdefault(id(sentencizer), {})
-        in_chars = np.zeros(len(forms), dtype=bool)
-        is_punct = np.zeros(len(forms), dtype=bool)
-        for u, (o, pos, k) in enumerate(zip(forms.tolist(), first.tolist(), where.tolist())):
-            flags = memo.get(o)
-            if flags is None:
-                token = docs[k][pos - int(bounds[k])]
-                flags = memo[o] = (token.text in punct_chars, token.is_punct)
-            in_chars[u], is_punct[u] = flags
-        in_chars, is_punct = in_chars[inverse], is_punct[inverse]
+        memo = self.punct_memo.setdefault(id(sentencizer), OrthMemo(np.uint8))
+
+        def flags(us: np.ndarray) -> list[int]:
+            tokens = (docs[k][p - int(bounds[k])]
+                      for p, k in zip(first[us].tolist(), where[us].tolist()))
+            return [(token.text in punct_chars) | 2 * token.is_punct for token in tokens]
+
+        bits = memo.get(forms, flags)[inverse]
+        in_chars, is_punct = (bits & 1).astype(bool), (bits & 2).astype(bool)
         n = len(inverse)
         starts = np.zeros(n, dtype=bool)
         # A word (neither punctuation nor a sentence-end character) starts a sentence when
@@ -127,3 +137,64 @@ class FusedLemmas:
         firsts = bounds[:-1][bounds[:-1] < bounds[1:]]
         starts[firsts] = True
         return starts
+
+
+class OrthMemo:
+    """A per-form value (ORTH hash -> number), looked up for many forms at once.
+
+    Forms seen before are found with one ``searchsorted`` in a sorted table; new forms
+    wait in a small dict until they are merged into it, so neither a lookup nor an
+    insert walks every form in Python.
+    """
+
+    def __init__(self, dtype: type) -> None:
+        self.dtype = dtype
+        self.keys = np.zeros(0, dtype=np.uint64)
+        self.values = np.zeros(0, dtype=dtype)
+        self.recent: dict[int, int] = {}
+
+    def get(self, forms: np.ndarray, compute) -> np.ndarray:  # noqa: ANN001
+        """Values of the distinct ``forms``; ``compute(indexes)`` gives the values of
+        forms never seen (called with their indexes, in ascending order of the forms,
+        so that new forms are computed - and their strings stored - in a fixed order)."""
+        out = np.zeros(len(forms), dtype=self.dtype)
+        where = np.searchsorted(self.keys, forms)
+        found = where < len(self.keys)
+        found[found] = self.keys[where[found]] == forms[found]
+        out[found] = self.values[where[found]]
+        missing = np.flatnonzero(~found)
+        if len(missing):
+            recent = self.recent
+            values = [recent.get(o) for o in forms[missing].tolist()]
+            new = [i for i, v in zip(missing.tolist(), values) if v is None]
+            if new:
+                new.sort(key=forms.__getitem__)
+                got = compute(np.asarray(new, dtype=np.int64))
+                recent.update(zip(forms[new].tolist(), got))
+            out[missing] = [recent[o] for o in forms[missing].tolist()]
+            # merging sorts the table: do it when the dict has grown by a fair share of
+            # it (amortised), and soon, so that most lookups are NumPy ones
+            if len(recent) >= 32 and len(recent) > len(self.keys) // 8:
+                self._merge()
+        return out
+
+    def _merge(self) -> None:
+        keys = np.concatenate([self.keys, np.fromiter(self.recent, dtype=np.uint64,
+                                                      count=len(self.recent))])
+        values = np.concatenate([self.values, np.fromiter(self.recent.values(), dtype=self.dtype,
+                                                          count=len(self.recent))])
+        order = np.argsort(keys, kind="stable")
+        self.keys, self.values = keys[order], values[order]
+        self.recent = {}
+
+
+def distinct(orth: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(distinct values, index of each one's first use, inverse) of a uint64 array.
+
+    A hash factorisation (order of first use), several times faster than the sort of
+    ``np.unique``.
+    """
+    inverse, forms = pd.factorize(orth)
+    first = np.empty(len(forms), dtype=np.int64)
+    first[inverse[::-1]] = np.arange(len(orth) - 1, -1, -1, dtype=np.int64)
+    return forms, first, inverse

@@ -8,7 +8,7 @@ only needed by the spaCy ``Matcher``, for the few docs that can hold a token pat
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from spacy.attrs import LEMMA, NORM, ORTH, SENT_START, SPACY
@@ -41,6 +41,8 @@ class TokenArrays:
     space: np.ndarray
     bounds: np.ndarray
     get_doc: Callable[[int], Doc]
+    _doc_of: np.ndarray | None = field(default=None, repr=False)
+    _doc_starts: np.ndarray | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.bounds) - 1
@@ -66,15 +68,23 @@ class TokenArrays:
 
     def doc_index(self, positions: np.ndarray) -> np.ndarray:
         """Doc number of each token position."""
+        n = int(self.bounds[-1])
+        if len(positions) > 64 and n and 0 <= positions.min() and positions.max() < n:
+            if self._doc_of is None:  # one gather beats a binary search per position
+                sizes = np.diff(self.bounds)
+                self._doc_of = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
+            return self._doc_of[positions]
         return np.searchsorted(self.bounds, positions, side="right") - 1
 
     def doc_starts(self) -> np.ndarray:
-        """Per token: the position of the first token of its doc."""
-        n = int(self.bounds[-1])
-        firsts = np.zeros(n, dtype=np.int64)
-        starts = self.bounds[:-1][self.bounds[:-1] < self.bounds[1:]]  # non-empty docs
-        firsts[starts] = starts
-        return np.maximum.accumulate(firsts) if n else firsts
+        """Per token: the position of the first token of its doc (computed once)."""
+        if self._doc_starts is None:
+            n = int(self.bounds[-1])
+            firsts = np.zeros(n, dtype=np.int64)
+            starts = self.bounds[:-1][self.bounds[:-1] < self.bounds[1:]]  # non-empty docs
+            firsts[starts] = starts
+            self._doc_starts = np.maximum.accumulate(firsts) if n else firsts
+        return self._doc_starts
 
     def sentence_starts(self, doc_first: np.ndarray) -> np.ndarray:
         """Per token: the position of the first token of its sentence.
@@ -92,6 +102,15 @@ class TokenArrays:
         width = lengths + self.space.astype(np.int64)
         total = np.cumsum(width) - width          # offset in the concatenation
         return total - total[doc_first] if len(total) else total
+
+
+def ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """``concatenate([arange(s, s + c) for s, c in zip(starts, counts)])``, vectorised."""
+    total = int(counts.sum())
+    if not total:
+        return np.zeros(0, dtype=np.int64)
+    ends = np.cumsum(counts)
+    return np.arange(total, dtype=np.int64) - np.repeat(ends - counts - starts, counts)
 
 
 def rebuild_doc(vocab, part: np.ndarray) -> Doc:  # noqa: ANN001

@@ -4,9 +4,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from spacy.matcher import Matcher
 from spacy.tokens import Doc
 
+from pipeline.code.tokpat import TokenPatterns
 from pipeline.code.trie import TokenTrie
 from pipeline.code.types import TypeTable
 from pipeline.codebook import DEFAULT_NEGATION_CUES, Codebook, Rule, is_glob
@@ -21,10 +24,11 @@ class CompiledRules:
 
     Every rule reports hits through "channels": one per rule (terms, phrase, glob,
     pattern, exclude) or two (proximity sides ``a`` and ``b``). Terms, phrases and
-    globs sit in one token trie; token patterns in spaCy Matchers, grouped by the
-    words a doc must contain for them to match (``pattern_requirements``), so a
-    Matcher only runs on the docs that can hold one of its patterns
-    (``pipeline.code.scan``).
+    globs sit in one token trie; token patterns in ``token_patterns`` (run on token
+    arrays, ``pipeline.code.tokpat``) when it covers them, else in spaCy Matchers,
+    grouped by the words a doc must contain for them to match
+    (``pattern_requirements``), so a Matcher only runs on the docs that can hold one
+    of its patterns (``pipeline.code.scan``).
     """
 
     lang: str
@@ -48,8 +52,12 @@ class CompiledRules:
     vocab: object = None
     # per group: the most tokens one of its patterns can match (None: unbounded)
     group_max_len: list[int | None] = field(default_factory=list)
+    # patterns run on token arrays (``tokpat``); the others go through the Matcher
+    token_patterns: TokenPatterns | None = None
     _combined: dict[tuple[int, ...], Matcher] = field(default_factory=dict, repr=False)
     _types: TypeTable | None = field(default=None, repr=False)
+    _columns: tuple | None = field(default=None, repr=False)
+    _vetoes: tuple | None = field(default=None, repr=False)
 
     def max_matches(self, rule: Rule) -> int | None:
         """How many matches of ``rule`` count per segment (None: all)."""
@@ -92,6 +100,34 @@ class CompiledRules:
                     matcher.add(key, [pattern])
             self._combined[groups] = matcher
         return matcher
+
+    def rule_columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per rule: code id, rule id (object arrays), weight (float), is proximity."""
+        if self._columns is None:
+            rules = self.rules
+            self._columns = (np.asarray([r.code_id for r in rules], dtype=object),
+                             np.asarray([r.id for r in rules], dtype=object),
+                             np.asarray([float(r.weight) for r in rules], dtype=np.float64),
+                             np.asarray([r.kind == "proximity" for r in rules], dtype=bool))
+        return self._columns
+
+    def veto_tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per rule: code number, veto scope (0 segment, 1 match, 2 sentence), whether
+        its veto lists target rules; and the sorted ``veto * n_rules + rule`` keys of
+        the targeted pairs (``matching._vetoed``)."""
+        if self._vetoes is None:
+            rules, n = self.rules, len(self.rules)
+            codes = {code: k for k, code in enumerate(dict.fromkeys(r.code_id for r in rules))}
+            scope = [{"segment": 0, "match": 1}.get(r.params.get("scope", "match"), 2)
+                     for r in rules]
+            targets = [r.params.get("rules") if r.kind == "exclude" else None for r in rules]
+            allowed = sorted(v * n + x for v, t in enumerate(targets) if t
+                             for x, rule in enumerate(rules) if rule.id in t)
+            self._vetoes = (np.asarray([codes[r.code_id] for r in rules], dtype=np.int64),
+                            np.asarray(scope, dtype=np.int8),
+                            np.asarray([bool(t) for t in targets], dtype=bool),
+                            np.asarray(allowed, dtype=np.int64))
+        return self._vetoes
 
     def channel(self, rule_index: int, role: str = MAIN) -> int | None:
         """Return the channel of a rule (and proximity side), None if it has none."""
@@ -144,6 +180,7 @@ def compile_rules(codebook: Codebook, lang: str,
     group_patterns: list[list[tuple[str, list]]] = []
     unanchored_patterns: list[tuple[str, list]] = []
     group_max_len: list[int | None] = []
+    token_patterns = TokenPatterns()
     # the tokenizer and vocab only (no lookup tables); no rules: nothing to build
     nlp = base_nlp(lang) if rules else None
     tokenizer = nlp.tokenizer if nlp is not None else None
@@ -175,6 +212,8 @@ def compile_rules(codebook: Codebook, lang: str,
                 matcher = Matcher(nlp.vocab)
             matcher.add(key, params["patterns"])
             for pattern in params["patterns"]:
+                if token_patterns.add(pattern, channel):
+                    continue
                 needs = pattern_requirements(pattern)
                 if not needs:
                     unanchored_patterns.append((key, pattern))
@@ -196,7 +235,14 @@ def compile_rules(codebook: Codebook, lang: str,
                          settings.count_per_rule, settings.negation_window,
                          settings.negation_scope, group_patterns, list(groups),
                          unanchored_patterns, nlp.vocab if nlp is not None else None,
-                         group_max_len)
+                         group_max_len, _frozen_patterns(token_patterns))
+
+
+def _frozen_patterns(patterns: TokenPatterns) -> TokenPatterns | None:
+    if not len(patterns):
+        return None
+    patterns.freeze()
+    return patterns
 
 
 _LITERAL_ATTRS = ("LOWER", "LEMMA", "ORTH", "TEXT")

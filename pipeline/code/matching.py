@@ -8,6 +8,7 @@ their own code.
 """
 from __future__ import annotations
 
+import gc
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ from spacy.tokens import Doc
 
 from pipeline import columns as C
 from pipeline.code.arrays import TokenArrays
+from pipeline.code.combine import stable_order
 from pipeline.code.compiled import CompiledRules
 # negation_scope "clause": a sentence is also split at commas and these subordinators
 # (the word starts a new clause), so verb-final Dutch negation is seen.
@@ -176,8 +178,67 @@ def match_rows(arrays: TokenArrays, compiled: CompiledRules,
         segments: per doc of ``arrays``: (segment id, doc id, segment start, text);
             the text gives the evidence when the doc was parsed from it.
     """
-    if not len(arrays):
+    cols = _match_columns(arrays, compiled, segments)
+    if cols is None:
         return []
+    docs, cr, evidence, start, end = cols
+    code_ids, rule_ids, weights, _ = compiled.rule_columns()
+    seg_ids = np.asarray([row[0] for row in segments], dtype=object)
+    doc_ids = np.asarray([row[1] for row in segments], dtype=object)
+    # A million tuples of strings and numbers hold no reference cycles, but creating
+    # them triggers young-generation collections that scan them all: pause the GC.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return list(zip(seg_ids[docs].tolist(), doc_ids[docs].tolist(), code_ids[cr].tolist(),
+                        rule_ids[cr].tolist(), evidence, start.tolist(), end.tolist(),
+                        weights[cr].tolist()))
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def match_frame(arrays: TokenArrays, compiled: CompiledRules,
+                segments: Sequence[tuple[str, str, int, str | None]]) -> pd.DataFrame:
+    """The match rows of a batch as a table, in the order of the matches table.
+
+    The rows of ``match_rows`` with int64 start/end and float64 score, sorted by doc
+    (the order of ``segments``), then start, end, code id and rule id - the order
+    ``match_segments`` and a chunk give them - and built column by column: ids are
+    taken from per-segment and per-rule arrays, only the evidence is a string per row.
+    """
+    cols = _match_columns(arrays, compiled, segments)
+    if cols is None:
+        return _empty_matches()
+    docs, cr, evidence, start, end = cols
+    code_ids, rule_ids, weights, _ = compiled.rule_columns()
+    # code and rule ids ranked as strings compare
+    code_rank = pd.factorize(code_ids, sort=True)[0]
+    rule_rank = pd.factorize(rule_ids, sort=True)[0]
+    order = stable_order([docs, start, end, code_rank[cr], rule_rank[cr]])
+    docs, cr, start, end = docs[order], cr[order], start[order], end[order]
+    evidence = [evidence[i] for i in order.tolist()]
+
+    def text(values: list) -> pd.api.extensions.ExtensionArray:
+        return pd.array(values, dtype="str")
+
+    # ids: a few distinct strings each, taken by index (no Python object per row)
+    return pd.DataFrame({
+        C.SEGMENT_ID: text([row[0] for row in segments]).take(docs),
+        C.DOC_ID: text([row[1] for row in segments]).take(docs),
+        C.CODE_ID: text(code_ids.tolist()).take(cr), C.RULE_ID: text(rule_ids.tolist()).take(cr),
+        C.EVIDENCE: text(evidence), C.START: start, C.END: end, C.SCORE: weights[cr]})
+
+
+def _match_columns(arrays: TokenArrays, compiled: CompiledRules,
+                   segments: Sequence[tuple[str, str, int, str | None]]) -> tuple | None:
+    """(doc, rule index, evidence, start, end) of every match of a batch; None: none.
+
+    Rows are in doc order; start/end are document offsets (segment start + character
+    offset in the segment).
+    """
+    if not len(arrays):
+        return None
     from pipeline.code.vector import vector_matches
 
     types = compiled.types
@@ -185,7 +246,7 @@ def match_rows(arrays: TokenArrays, compiled: CompiledRules,
     ctx = _Context(arrays, compiled, tid)
     cr, cs, ce = vector_matches(arrays, compiled, tid, ctx)
     if not len(cr):
-        return []
+        return None
     doc_first = arrays.doc_starts()
     lengths = types.lengths.data[tid]
     idx = arrays.char_offsets(lengths, doc_first)
@@ -194,7 +255,7 @@ def match_rows(arrays: TokenArrays, compiled: CompiledRules,
     # one row per match, in doc order (the caller sorts within segments)
     order = np.argsort(docs, kind="stable")
     cr, cs, ce, docs = cr[order], cs[order], ce[order], docs[order]
-    c0s, c1s = idx[cs].tolist(), char_end[ce - 1].tolist()
+    c0, c1 = idx[cs], char_end[ce - 1]
     bounds = arrays.bounds
     texts: dict[int, str] = {}
     for k in np.unique(docs).tolist():
@@ -203,17 +264,14 @@ def match_rows(arrays: TokenArrays, compiled: CompiledRules,
         n_chars = int(char_end[last]) + int(arrays.space[last])
         texts[k] = (seg_text if isinstance(seg_text, str) and len(seg_text) == n_chars
                     else arrays.get_doc(k).text)  # not parsed from this text: the doc's own
-    rules = compiled.rules
-    rows = []
-    for index, k, c0, c1 in zip(cr.tolist(), docs.tolist(), c0s, c1s):
-        rule = rules[index]
-        seg_id, doc_id, base, _ = segments[k]
-        evidence = texts[k][c0:c1]
-        if rule.kind == "proximity" and len(evidence) > EVIDENCE_LIMIT:
-            evidence = evidence[:EVIDENCE_LIMIT - 1] + "…"
-        rows.append((seg_id, doc_id, rule.code_id, rule.id, evidence,
-                     base + c0, base + c1, float(rule.weight)))
-    return rows
+    # Columns are gathered with NumPy; only the evidence slices are made per row.
+    evidence = [texts[k][a:b] for k, a, b in zip(docs.tolist(), c0.tolist(), c1.tolist())]
+    proximity = compiled.rule_columns()[3]
+    for i in np.flatnonzero(proximity[cr]).tolist():
+        if len(evidence[i]) > EVIDENCE_LIMIT:
+            evidence[i] = evidence[i][:EVIDENCE_LIMIT - 1] + "…"
+    base = np.asarray([row[2] for row in segments], dtype=np.int64)[docs]
+    return docs, cr, evidence, base + c0, base + c1
 
 
 def _empty_matches() -> pd.DataFrame:

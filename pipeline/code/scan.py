@@ -1,13 +1,12 @@
 """Rule hits of a batch of docs, from token arrays: the trie walk and the token patterns.
 
-One-token trie hits are a per-type fact spread over the tokens with NumPy; only tokens
-whose type starts a longer path are walked in Python; the spaCy Matcher only runs on
-docs containing a word of every required token of one of its patterns. Hit positions
-are token positions in the concatenation.
+Trie hits (terms, phrases, globs) come from ``walk.TrieWalk``, token patterns from
+``tokpat.TokenPatterns``, both on arrays for the whole batch; the spaCy Matcher only
+runs for patterns those do not cover, and only on docs containing a word of every
+required token of one of them. Hit positions are token positions in the
+concatenation.
 """
 from __future__ import annotations
-
-from itertools import chain
 
 import numpy as np
 
@@ -40,23 +39,15 @@ def flat_hits(arrays: TokenArrays, compiled: CompiledRules,
     starts: list = []
     ends: list = []
     if compiled.trie.root.lit or compiled.trie.root.glob:
-        first = np.flatnonzero(types.starts.data[tid])
-        if len(first):
-            at = tid[first].tolist()
-            root_ends = types.root_ends
-            counts = np.fromiter((len(root_ends[t]) for t in at), dtype=np.int64, count=len(at))
-            chans.append(np.fromiter(chain.from_iterable(root_ends[t] for t in at),
-                                     dtype=np.int64, count=int(counts.sum())))
-            one = np.repeat(first, counts)
-            starts.append(one)
-            ends.append(one + 1)
-            deeper = types.root_deeper
-            longer = [i for i, t in zip(first.tolist(), at) if deeper[t]]
-            if longer:
-                c, s, e = _walk(arrays, types, tid, longer)
-                chans.append(np.asarray(c, dtype=np.int64))
-                starts.append(np.asarray(s, dtype=np.int64))
-                ends.append(np.asarray(e, dtype=np.int64))
+        c, s, e = types.walker.hits(types, arrays, tid)
+        chans.append(c)
+        starts.append(s)
+        ends.append(e)
+    if compiled.token_patterns is not None:
+        c, s, e = compiled.token_patterns.find(arrays, tid, types)
+        chans.append(c)
+        starts.append(s)
+        ends.append(e)
     if compiled.group_patterns or compiled.unanchored_patterns:
         found: dict = {}
         _pattern_hits(arrays, compiled, tid, found)
@@ -76,28 +67,6 @@ def flat_hits(arrays: TokenArrays, compiled: CompiledRules,
     keep = np.ones(len(ch), dtype=bool)
     keep[1:] = (ch[1:] != ch[:-1]) | (s[1:] != s[:-1]) | (e[1:] != e[:-1])
     return ch[keep], s[keep], e[keep]
-
-
-def _walk(arrays: TokenArrays, types, tid: np.ndarray,  # noqa: ANN001
-          positions: list[int]) -> tuple[list[int], list[int], list[int]]:
-    """Hits of two or more tokens from ``positions`` (the trie walk of ``scan``)."""
-    chans, starts, ends = [], [], []
-    tids = tid.tolist()
-    stops = arrays.bounds[arrays.doc_index(np.asarray(positions, dtype=np.int64)) + 1].tolist()
-    deeper, step = types.root_deeper, types.step
-    for s, stop in zip(positions, stops):
-        frontier = deeper[tids[s]]
-        j = s + 1
-        while frontier and j < stop:
-            frontier = step(frontier, tids[j])
-            j += 1
-            for node in frontier:
-                for channel in node.ends:
-                    chans.append(channel)
-                    starts.append(s)
-                    ends.append(j)
-            frontier = [node for node in frontier if node.lit or node.glob]
-    return chans, starts, ends
 
 
 def _pattern_hits(arrays: TokenArrays, compiled: CompiledRules, tid: np.ndarray,

@@ -51,6 +51,15 @@ class TokenTrie:
         if channel not in node.ends:
             node.ends.append(channel)
 
+    def all_nodes(self) -> list[_Node]:
+        """Every node, the root first (breadth first: a stable numbering)."""
+        out, k = [self.root], 0
+        while k < len(out):
+            node = out[k]
+            out += list(node.lit.values()) + list(node.glob.values())
+            k += 1
+        return out
+
     def freeze(self) -> None:
         """Build the glob index once every sequence is added."""
         self.globs = GlobIndex(self._globs)

@@ -9,29 +9,14 @@ run, and the per-token work is a NumPy gather.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from pipeline.code.trie import TokenTrie, _Node
+from pipeline.code.walk import TrieWalk
 
 CLAUSE_WORDS = frozenset({"omdat", "dat", "want", "maar", "terwijl", "als",
                           "because", "but", "that", "while", "if"})
 CLAUSE_PUNCT = frozenset({",", ";", ":"})
-
-
-def unique_inverse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``np.unique(values, return_inverse=True)`` of a 1-D array, by hashing.
-
-    A chunk has a few thousand distinct words in a few hundred thousand tokens:
-    factorising (hash table, one pass) and sorting only the distinct values is ten
-    times faster than ``np.unique``'s sort of every token, and gives the same arrays.
-    """
-    import pandas as pd
-
-    codes, uniques = pd.factorize(values)
-    uniques = np.asarray(uniques)
-    order = np.argsort(uniques, kind="stable")
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order), dtype=np.int64)
-    return uniques[order], rank[codes]
 
 
 class _Column:
@@ -64,6 +49,7 @@ class TypeTable:
         self.cues = cues
         self._ids: dict[tuple[int, int], int] = {}
         self.keys: list[tuple[str, ...]] = []        # (lower,) or (lower, lemma)
+        self.pairs: list[tuple[int, int]] = []       # (ORTH, LEMMA) hashes
         self.globs: list[frozenset[str]] = []       # globs matching the keys
         self.roots: list[list[_Node]] = []           # trie nodes one step from the root
         self.root_ends: list[list[int]] = []         # channels ending there (one-token hits)
@@ -83,18 +69,27 @@ class TypeTable:
         self.anchors: list[tuple[tuple[int, int], ...]] = []        # per type: (group, mask)
         # (id(trie node), type) -> next nodes; the trie outlives the table, so ids are stable
         self._steps: dict[tuple[int, int], list[_Node]] = {}
+        self._walker = None
 
     def __len__(self) -> int:
         return len(self.keys)
+
+    @property
+    def walker(self) -> TrieWalk:
+        """The batch trie walk (``pipeline.code.walk``), built on first use."""
+        if self._walker is None:
+            self._walker = TrieWalk(self.trie)
+        return self._walker
 
     def ids(self, vocab: object, orth: np.ndarray, lemma: np.ndarray) -> np.ndarray:
         """Type id of every token (new types are added)."""
         if not len(orth):
             return np.zeros(0, dtype=np.int64)
-        # Sorting plain uint64 is much faster than sorting (orth, lemma) records, and a
-        # form almost always has one lemma: pair each distinct form with its lemma and
-        # fall back to the records only when some form has two.
-        forms, inverse = unique_inverse(orth)
+        # A hash factorisation of plain uint64 is much faster than sorting (25x against
+        # np.unique), and a form almost always has one lemma: pair each distinct form
+        # with its lemma and fall back to (orth, lemma) records only when some form has
+        # two. Type ids are internal: the order new types are added in does not matter.
+        inverse, forms = pd.factorize(orth)
         lemmas = np.zeros(len(forms), dtype=np.uint64)
         lemmas[inverse] = lemma
         if np.array_equal(lemmas[inverse], lemma):
@@ -129,6 +124,7 @@ class TypeTable:
         else:
             globs = trie.globs.match(low)
         self.keys.append(keys)
+        self.pairs.append((orth, lemma))
         self.globs.append(globs)
         roots = self._step([trie.root], t)
         self.roots.append(roots)

@@ -1,18 +1,20 @@
 """The rule logic of ``matching`` on arrays of hits, for a whole batch at once.
 
 Most hits belong to terms/phrase/glob/pattern rules whose spans do not overlap, so
-``longest_first`` keeps them all, negation is two prefix-sum lookups and
-``max_matches`` a rank inside (doc, rule): all NumPy. Only what needs the per-doc
-logic goes through Python: groups of overlapping spans (``longest_first``),
-proximity pairing and exclude vetoes, on exactly the hits concerned. The surviving
-matches are those of ``matching._doc_matches`` for every doc.
+``longest_first`` keeps them all, negation is two prefix-sum lookups, proximity
+pairing a windowed search (``proximity``), exclude vetoes a join on (doc, code) and
+``max_matches`` a rank inside (doc, rule): all NumPy. Only groups of overlapping spans
+go through ``longest_first`` in Python. The surviving matches are those of the
+per-doc rules for every doc: ``longest_first``, ``_pair`` and ``_vetoed`` in
+``matching`` state them (and the tests hold the arrays to them).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from pipeline.code.arrays import TokenArrays
+from pipeline.code.arrays import TokenArrays, ranges
 from pipeline.code.compiled import MAIN, SIDE_A, CompiledRules
+from pipeline.code.proximity import keep_longest, pair_sides
 from pipeline.code.scan import flat_hits
 
 
@@ -26,7 +28,7 @@ def vector_matches(arrays: TokenArrays, compiled: CompiledRules, tid: np.ndarray
         tid: type ids of the tokens.
         ctx: ``matching._Context`` of the batch.
     """
-    from pipeline.code.matching import _pair, _vetoed, longest_first
+    from pipeline.code.matching import longest_first
 
     rules = compiled.rules
     ch, s, e = flat_hits(arrays, compiled, tid)
@@ -40,49 +42,24 @@ def vector_matches(arrays: TokenArrays, compiled: CompiledRules, tid: np.ndarray
     r = owner[ch]
     doc = arrays.doc_index(s)
     plain = role_main[ch] & ~is_exclude[r]
-    # Plain rules: a group (doc, channel) keeps every span unless two of them overlap.
-    ps, pe, pr, pd_, pc = s[plain], e[plain], r[plain], doc[plain], ch[plain]
-    same = np.zeros(len(ps), dtype=bool)
-    same[1:] = (pc[1:] == pc[:-1]) & (pd_[1:] == pd_[:-1])
-    clash = np.zeros(len(ps), dtype=bool)
-    clash[1:] = same[1:] & (ps[1:] < pe[:-1])
-    group = np.cumsum(~same) - 1  # group number of every plain hit
-    bad = np.zeros(int(group[-1]) + 1 if len(group) else 0, dtype=bool)
-    bad[group[clash]] = True
-    simple = ~bad[group]
-    out_r, out_s, out_e = [pr[simple]], [ps[simple]], [pe[simple]]
-    extra: list[tuple[int, int, int]] = []
-    hard = np.flatnonzero(~simple)
-    if len(hard):
-        g = group[hard]
-        cut = np.flatnonzero(np.diff(g)) + 1
-        for part in np.split(hard, cut):
-            spans = list(zip(ps[part].tolist(), pe[part].tolist()))
-            rule = int(pr[part[0]])
-            extra += [(rule, a, b) for a, b in longest_first(spans)]
-    # Proximity: pair the sides per doc (Python, on those hits only).
+    # Plain rules: longest_first per (doc, channel); flat_hits sorted by channel and start.
+    pg = ch[plain] * len(arrays) + doc[plain]
+    pg, ps, pe = keep_longest(pg, s[plain], e[plain], longest_first)
+    out_r, out_s, out_e = [owner[pg // max(len(arrays), 1)]], [ps], [pe]
+    # Proximity: pair the sides per doc and rule (``proximity.pair_sides``).
     side = ~role_main[ch]
     if side.any():
-        pairs: dict[tuple[int, int], tuple[list, list]] = {}
-        for c, a, b, k in zip(ch[side].tolist(), s[side].tolist(), e[side].tolist(),
-                              doc[side].tolist()):
-            index, role = compiled.channels[c]
-            got = pairs.setdefault((k, index), ([], []))
-            got[0 if role == SIDE_A else 1].append((a, b))
-        for (k, index), (a_spans, b_spans) in sorted(pairs.items()):
-            if a_spans and b_spans:
-                rule = rules[index]
-                spans = _pair(sorted(a_spans), sorted(b_spans), rule.params["window"],
-                              rule.params["order"])
-                extra += [(index, a, b) for a, b in longest_first(spans)]
-    if extra:
-        table = np.asarray(extra, dtype=np.int64)
-        out_r.append(table[:, 0])
-        out_s.append(table[:, 1])
-        out_e.append(table[:, 2])
+        window = np.asarray([rule.params.get("window", 0) for rule in rules], dtype=np.int64)
+        order_ab = np.asarray([rule.params.get("order") == "ab" for rule in rules], dtype=bool)
+        is_a = np.asarray([role == SIDE_A for _, role in compiled.channels], dtype=bool)
+        xr, xs, xe = pair_sides(r[side], is_a[ch[side]], s[side], e[side], doc[side],
+                                window, order_ab, longest_first)
+        out_r.append(xr)
+        out_s.append(xs)
+        out_e.append(xe)
     cr, cs, ce = np.concatenate(out_r), np.concatenate(out_s), np.concatenate(out_e)
     # Negation: keep (ignore) or drop by the cue test (forbid / require).
-    # 0: ignore; 2: require a cue; 1: any other mode forbids one (as _doc_matches reads it)
+    # 0: ignore; 2: require a cue; 1: any other mode forbids one
     mode = np.asarray([0 if rule.negation == "ignore" else 2 if rule.negation == "require"
                        else 1 for rule in rules], dtype=np.int8)
     m = mode[cr]
@@ -92,33 +69,44 @@ def vector_matches(arrays: TokenArrays, compiled: CompiledRules, tid: np.ndarray
         neg[checked] = ctx.negated_all(cs[checked], ce[checked], compiled)
         keep = (m == 0) | (neg == (m == 2))
         cr, cs, ce = cr[keep], cs[keep], ce[keep]
-    # Exclude rules: veto matches of their code, per doc, in Python (few docs).
+    # Exclude rules: veto matches of their code in the same doc.
     vetoes = is_exclude[r] & role_main[ch]
     if vetoes.any():
         cr, cs, ce = _apply_vetoes(cr, cs, ce, r[vetoes], s[vetoes], e[vetoes],
-                                   doc[vetoes], arrays, rules, ctx, _vetoed)
+                                   doc[vetoes], arrays, compiled, ctx.sents)
     return _limits(cr, cs, ce, arrays, compiled)
 
 
-def _apply_vetoes(cr, cs, ce, vr, vs, ve, vd, arrays, rules, ctx, vetoed):  # noqa: ANN001, ANN202
-    """Drop candidates vetoed by an exclude rule hit in their doc (``_vetoed``)."""
-    by_doc: dict[int, list] = {}
-    for index, a, b, k in zip(vr.tolist(), vs.tolist(), ve.tolist(), vd.tolist()):
-        by_doc.setdefault(k, {}).setdefault(index, []).append((a, b))
-    codes = {rules[index].code_id for index in set(vr.tolist())}
-    cdoc = arrays.doc_index(cs)
-    keep = np.ones(len(cr), dtype=bool)
-    for i, (index, a, b, k) in enumerate(zip(cr.tolist(), cs.tolist(), ce.tolist(),
-                                             cdoc.tolist())):
-        per = by_doc.get(k)
-        if per is None or rules[index].code_id not in codes:
-            continue
-        match = (rules[index], a, b)
-        for veto_index in sorted(per):
-            if vetoed(match, rules[veto_index], sorted(per[veto_index]), ctx.sent_starts):
-                keep[i] = False
-                break
-    return cr[keep], cs[keep], ce[keep]
+def _apply_vetoes(cr, cs, ce, vr, vs, ve, vd, arrays, compiled, sents):  # noqa: ANN001, ANN202
+    """Drop candidates vetoed by an exclude rule hit in their doc (``matching._vetoed``).
+
+    Every (candidate, exclude hit) pair of the same doc and code is tested at once:
+    the veto applies to the candidate's rule (no ``rules`` list, or the rule is in it)
+    and its scope holds - ``segment`` always, ``match`` when the spans overlap, else
+    when they share a sentence (sentences are contiguous, so their ranges overlap).
+    """
+    code_of, scope, targeted, allowed = compiled.veto_tables()
+    n_codes, n_rules = int(code_of.max()) + 1, len(compiled.rules)
+    vk = vd * n_codes + code_of[vr]
+    order = np.argsort(vk, kind="stable")
+    vk, vr, vs, ve = vk[order], vr[order], vs[order], ve[order]
+    ck = arrays.doc_index(cs) * n_codes + code_of[cr]
+    lo = np.searchsorted(vk, ck)
+    counts = np.searchsorted(vk, ck, side="right") - lo
+    ci = np.repeat(np.arange(len(cr), dtype=np.int64), counts)
+    vi = ranges(lo, counts)
+    a0, a1, b0, b1 = cs[ci], ce[ci], vs[vi], ve[vi]
+    ok = ~targeted[vr[vi]]
+    if not ok.all():
+        key = vr[vi] * n_rules + cr[ci]
+        where = np.minimum(np.searchsorted(allowed, key), max(len(allowed) - 1, 0))
+        ok |= (allowed[where] == key) if len(allowed) else False
+    kind = scope[vr[vi]]
+    hit = ((kind == 0) | ((kind == 1) & (b0 < a1) & (a0 < b1))
+           | ((kind == 2) & (sents[b0] <= sents[a1 - 1]) & (sents[a0] <= sents[b1 - 1])))
+    vetoed = np.zeros(len(cr), dtype=bool)
+    vetoed[ci[ok & hit]] = True
+    return cr[~vetoed], cs[~vetoed], ce[~vetoed]
 
 
 def _limits(cr, cs, ce, arrays, compiled):  # noqa: ANN001, ANN202

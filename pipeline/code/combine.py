@@ -1,0 +1,38 @@
+"""Sorting integer keys fast: the packed stable sort the array paths share.
+
+Match rows are ordered by several integer keys (factorised ids, offsets); one or two
+stable argsorts on keys packed into int64 beat an ``np.lexsort`` on all of them.
+(The codings themselves are aggregated in ``pipeline.code.aggregate``.)
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def stable_order(keys: list[np.ndarray]) -> np.ndarray:
+    """``np.lexsort`` of integer ``keys`` (most significant first), on fewer, packed keys.
+
+    Keys are shifted to start at 0 and packed, least significant first, into int64
+    values as long as the product of their ranges fits; the packed keys sort the rows
+    exactly as the originals do, and one or two stable argsorts beat a lexsort on six.
+    """
+    packed: list[np.ndarray] = []
+    acc, width = None, 1
+    for key in reversed(keys):
+        key = key.astype(np.int64, copy=False)
+        low = int(key.min()) if len(key) else 0
+        span = (int(key.max()) - low + 1) if len(key) else 1
+        if span >= 1 << 62:  # shifting could overflow: sort the keys as they are
+            return np.lexsort(keys[::-1])
+        if acc is not None and width * span >= 1 << 62:
+            packed.append(acc)
+            acc, width = None, 1
+        shifted = key - low if low else key
+        acc = shifted if acc is None else shifted * width + acc
+        width *= span
+    if acc is not None:
+        packed.append(acc)
+    order = np.argsort(packed[0], kind="stable")
+    for key in packed[1:]:  # least significant first: each pass is stable
+        order = order[np.argsort(key[order], kind="stable")]
+    return order
