@@ -146,3 +146,30 @@ def test_pipeline_fingerprint_follows_versions_and_code(monkeypatch):
         assert cache.pipeline_fingerprint("nl") == base
     finally:
         cache.pipeline_fingerprint.cache_clear()
+
+
+def test_segment_ids_renamed_across_chunks_are_in_codings_csv(tmp_path):
+    """A later chunk's clashing ids are renamed after its CSV rows were made: rows redone."""
+    import hashlib
+
+    from pipeline.runner import RunOptions, code_corpus
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "a.txt").write_text("R: Wij zijn eigenaar van dit project.\n\nR: Zelf invullen.\n",
+                               encoding="utf-8")
+    (raw / "z.csv").write_text('id,text\na:0,Wij zijn eigenaar van het plan\nz2,niets\n',
+                               encoding="utf-8")
+    (tmp_path / "codebook.yaml").write_text(BOOK)
+    outs = {}
+    for name, cache in (("cached", True), ("cached2", True), ("fresh", False)):
+        out = tmp_path / ("cached" if name == "cached2" else name)
+        code_corpus([raw], codebook=tmp_path / "codebook.yaml", out_dir=out,
+                    options=RunOptions(progress=False, chunk_bytes=1, cache=cache))
+        codings = pd.read_parquet(out / "codings.parquet")
+        assert "z:a:0" in set(codings[C.SEGMENT_ID])  # the CSV row's id, renamed
+        text = codings.to_csv(index=False, lineterminator="\n")
+        assert (out / "codings.csv").read_text(encoding="utf-8") == text
+        outs[name] = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+                      for p in out.iterdir() if p.suffix in (".csv", ".parquet")}
+    assert outs["cached"] == outs["cached2"] == outs["fresh"]
