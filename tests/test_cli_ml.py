@@ -240,10 +240,8 @@ def test_train_on_several_gold_files(workspace, capsys):
     assert "is in more than one of the segment sources" in capsys.readouterr().err
 
 
-def test_code_with_model_is_streamed_chunk_by_chunk(workspace, capsys):
-    """--method ml|hybrid codes every chunk with the model; chunking changes nothing."""
-    from pipeline.runner import RunOptions, code_corpus
-    w = workspace
+def _model_and_transcripts(w):
+    """Train ``m.skops`` on the workspace gold; write 4 new transcripts to ``raw/``."""
     assert main(["train", str(w / "gold.csv"), "--codebook", str(w / "cb.yaml"), "--folds", "3",
                  "--out", str(w / "m.skops"), "-q"]) == 0
     raw = w / "raw"
@@ -252,6 +250,14 @@ def test_code_with_model_is_streamed_chunk_by_chunk(workspace, capsys):
     for d, rows in new.groupby(new["id"].str.split(":").str[0]):
         body = "".join(f"I: Vraag {k}?\nR: {t}\n\n" for k, t in enumerate(rows["text"]))
         (raw / f"{d}.txt").write_text(body, encoding="utf-8")
+    return raw
+
+
+def test_code_with_model_is_streamed_chunk_by_chunk(workspace, capsys):
+    """--method ml|hybrid codes every chunk with the model; chunking changes nothing."""
+    from pipeline.runner import RunOptions, code_corpus
+    w = workspace
+    raw = _model_and_transcripts(w)
     outs = {}
     for method in ("ml", "hybrid"):
         for chunk_bytes in (1, 1_000_000):        # one file per chunk / everything in one
@@ -280,14 +286,7 @@ def test_code_with_model_from_cache_equals_uncached(workspace):
 
     from pipeline.runner import RunOptions, code_corpus
     w = workspace
-    assert main(["train", str(w / "gold.csv"), "--codebook", str(w / "cb.yaml"), "--folds", "3",
-                 "--out", str(w / "m.skops"), "-q"]) == 0
-    raw = w / "raw"
-    raw.mkdir()
-    new = _gold(n_docs=4, per_doc=8, seed=11, prefix="d")
-    for d, rows in new.groupby(new["id"].str.split(":").str[0]):
-        body = "".join(f"I: Vraag {k}?\nR: {t}\n\n" for k, t in enumerate(rows["text"]))
-        (raw / f"{d}.txt").write_text(body, encoding="utf-8")
+    raw = _model_and_transcripts(w)
 
     def run(out, method, cache):
         code_corpus([raw], codebook=w / "cb.yaml", out_dir=w / out,
