@@ -191,7 +191,8 @@ def gold_agreement(coded_dir: str | Path, gold: str | Path, *, raw: str | Path |
     """Score the rule coder against a gold standard for the report's agreement figure.
 
     Writes ``<coded_dir>/agreement.csv`` (per-code precision, recall, F1, kappa with
-    bootstrap intervals, seeded so the figure is reproducible), which
+    bootstrap intervals, seeded so the figure is reproducible, and a ``gold`` column
+    with the gold's path relative to the project, named in the figure), which
     ``build_figures`` picks up for the agreement chart.
 
     Args:
@@ -227,7 +228,8 @@ def gold_agreement(coded_dir: str | Path, gold: str | Path, *, raw: str | Path |
         rules = read_coder(source, "rules")
         res = evaluate_rules(gold_m, rules, n_boot=n_boot, seed=seed)
     buf = io.StringIO()
-    res.table.to_csv(buf, index=False, lineterminator="\n")
+    # The gold's path goes into the table so the figure can say which set it was scored on.
+    res.table.assign(gold=_rel(gold)).to_csv(buf, index=False, lineterminator="\n")
     return atomic_write_text(Path(coded_dir) / AGREEMENT_NAME, buf.getvalue())
 
 

@@ -169,3 +169,20 @@ def test_committed_report_figures_reproduce(capsys):
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     assert "reproduce byte for byte" in captured.out
+
+
+@pytest.mark.slow
+def test_gold_agreement_names_its_gold_set_and_feeds_the_figure(built, tmp_path):
+    """The agreement table says which gold it was scored on; the notebook draws it into fig07."""
+    _, coded, _ = built
+    gold = ROOT / "data" / "heldout6" / "gold" / "gold.csv"
+    scratch = tmp_path / "coded"
+    shutil.copytree(coded, scratch)
+    path = report.gold_agreement(scratch, gold, raw=report.gold_texts(gold), codebook=CODEBOOK,
+                                 n_boot=20)
+    table = __import__("pandas").read_csv(path)
+    assert set(table["gold"]) == {"data/heldout6/gold/gold.csv"}
+    assert (table.loc[table["code_id"] == "agency", "n_units"] == 64).all()
+    manifest = report.build_figures(scratch, CODEBOOK, tmp_path / "figures", lang="en")
+    assert {"fig07-agreement.png", "fig07-agreement.svg"} <= set(manifest["figures"])
+    assert manifest["parameters"]["agreement"] == report.sha256_file(path)
