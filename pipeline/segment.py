@@ -20,9 +20,10 @@ from pipeline.segment_ids import SegmentIds, unique_across  # noqa: F401 - re-ex
 
 UNITS = ("turn", "paragraph", "sentence")
 DETECT_MODES = ("csv", "never", "always")
+# "V" pairs with "A" in the Dutch vraag/antwoord transcript convention ("V:" / "A:").
 DEFAULT_INTERVIEWER_LABELS = (
     "I", "Int", "Interviewer", "Interviewster", "Interviewer voice", "Q", "Moderator",
-    "Onderzoeker", "Researcher", "Vraag",
+    "Onderzoeker", "Researcher", "Vraag", "V",
 )
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
 _TRAILING_NUMBER = re.compile(r"[\s_-]*\d+$")

@@ -232,3 +232,13 @@ def test_segment_ids_contains_is_membership_one_by_one():
         taken.add(pd.DataFrame(list(rows.values()), columns=[C.SEGMENT_ID, C.DOC_ID, C.UNIT_INDEX]))
         probe = pd.Series([*rows, "a:1", "S1", "a:b:2", "c:²", "x²:1", "x²:²", "zz", ":"], dtype="str")
         assert taken.contains(probe).tolist() == [seg in taken for seg in probe]
+
+
+def test_vraag_antwoord_labels_by_default():
+    """The Dutch V:/A: (vraag/antwoord) convention: V is the interviewer without any settings."""
+    from pipeline.segment import DEFAULT_INTERVIEWER_LABELS
+
+    assert speaker_role("V", DEFAULT_INTERVIEWER_LABELS) == C.INTERVIEWER
+    assert speaker_role("V:", DEFAULT_INTERVIEWER_LABELS) == C.INTERVIEWER
+    assert speaker_role("A", DEFAULT_INTERVIEWER_LABELS) == C.RESPONDENT
+    assert speaker_role("Vincent", DEFAULT_INTERVIEWER_LABELS) == C.RESPONDENT
