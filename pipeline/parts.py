@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -28,6 +29,82 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 PARTS_PREFIX = ".qcode-parts-"
+
+
+@dataclass
+class Part:
+    """A spilled part file (picklable: workers hand it to the writer in the runner)."""
+
+    path: str
+    schema: pa.Schema
+    rows: int
+    columns: list[str]
+
+
+def part_path(folder: str | Path, name: str, k: int) -> Path:
+    """The file of the ``k``-th part of table ``name`` in a parts folder."""
+    return Path(folder) / f"{name}-{k:07d}.arrow"
+
+
+def spill(path: str | Path, df: pd.DataFrame, csv_rows: bytes | None = None) -> Part:
+    """Write a chunk of a table as a part file (and its CSV lines as a sidecar).
+
+    Runs wherever the chunk is: in a pool worker, the conversion to Arrow (and the CSV
+    lines) cost the runner nothing; ``PartWriter.adopt`` then only records the part.
+
+    Args:
+        path: ``part_path`` of the part.
+        df: The chunk's rows.
+        csv_rows: The rows' CSV lines (see ``PartWriter.add``); None removes a sidecar
+            a previous part of that name left.
+    """
+    path = Path(path)
+    # one thread: the conversion runs beside the other workers, not alone
+    table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False, nthreads=1)
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as out:
+        out.write_table(table)
+    sidecar = path.with_suffix(".csv")
+    if csv_rows is not None:
+        sidecar.write_bytes(csv_rows)
+    else:  # a table re-added after a reset (the model pass) must not keep old rows
+        sidecar.unlink(missing_ok=True)
+    return Part(str(path), table.schema, table.num_rows, list(df.columns))
+
+
+@dataclass
+class ChunkSpill:
+    """Spill a chunk result's tables where the chunk ran (picklable, sent to workers).
+
+    Chunk ``k``'s slice of a table is that table's ``k``-th part (every chunk adds
+    one part per table, in order), so a worker can name its files before the runner
+    sees the result. The CSV lines of the ``csv`` tables are made here too: the
+    runner's final merge then only copies bytes.
+
+    Args:
+        folder: The writer's parts folder.
+        tables: Names of the result's tables to spill.
+        csv: Tables whose CSV lines are made (``<name>_csv`` of the result if set).
+    """
+
+    folder: str
+    tables: tuple[str, ...]
+    csv: tuple[str, ...] = ()
+
+    def __call__(self, result) -> dict[str, Part]:  # noqa: ANN001 - a chunk.ChunkResult
+        """Write the parts of ``result`` and return them by table name."""
+        parts: dict[str, Part] = {}
+        for name in self.tables:
+            df = getattr(result, name)
+            rows = getattr(result, f"{name}_csv", None) if name in self.csv else None
+            if rows is None and name in self.csv:
+                rows = csv_rows(df)
+            parts[name] = spill(part_path(self.folder, name, result.index), df, rows)
+        return parts
+
+
+def csv_rows(df: pd.DataFrame) -> bytes:
+    """The CSV lines (no header) ``finalize`` writes for ``df`` when it has the final columns."""
+    return df.to_csv(index=False, header=False, lineterminator="\n").encode("utf-8")
 
 
 class PartWriter:
@@ -56,20 +133,23 @@ class PartWriter:
                 already made (by a worker, or from cache): used as is when the final
                 columns are the chunk's, instead of serialising the rows again.
         """
+        path = part_path(self.dir, name, len(self.parts.get(name, [])))
+        self.adopt(name, spill(path, df, csv_rows))
+
+    def adopt(self, name: str, part: Part) -> None:
+        """Append a part already written (by ``spill``, maybe in a worker) to ``name``.
+
+        Args:
+            name: Table name.
+            part: What ``spill`` returned for the file ``part_path(self.dir, name, k)``,
+                ``k`` the number of parts of ``name`` so far.
+        """
         paths = self.parts.setdefault(name, [])
-        path = self.dir / f"{name}-{len(paths):07d}.arrow"
-        table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
-        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as out:
-            out.write_table(table)
-        sidecar = path.with_suffix(".csv")
-        if csv_rows is not None:
-            sidecar.write_bytes(csv_rows)
-        else:  # a table re-added after a reset (the model pass) must not keep old rows
-            sidecar.unlink(missing_ok=True)
+        path = Path(part.path)
         paths.append(path)
-        self.schemas[path] = (table.schema, table.num_rows)
+        self.schemas[path] = (part.schema, part.rows)
         known = self.columns.setdefault(name, [])
-        known.extend(c for c in df.columns if c not in known)
+        known.extend(c for c in part.columns if c not in known)
 
     @staticmethod
     def read(path: Path) -> pd.DataFrame:
