@@ -28,6 +28,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.csv_rows import csv_rows as format_rows
+
 PARTS_PREFIX = ".qcode-parts-"
 
 
@@ -97,14 +99,11 @@ class ChunkSpill:
             df = getattr(result, name)
             rows = getattr(result, f"{name}_csv", None) if name in self.csv else None
             if rows is None and name in self.csv:
-                rows = csv_rows(df)
+                rows = format_rows(df)
             parts[name] = spill(part_path(self.folder, name, result.index), df, rows)
         return parts
 
 
-def csv_rows(df: pd.DataFrame) -> bytes:
-    """The CSV lines (no header) ``finalize`` writes for ``df`` when it has the final columns."""
-    return df.to_csv(index=False, header=False, lineterminator="\n").encode("utf-8")
 
 
 class PartWriter:
@@ -218,8 +217,9 @@ class PartWriter:
                             csv_fh.write(_header(columns))
                         csv_fh.write(rows.read_bytes())
                     else:
-                        csv_fh.write(df.to_csv(index=False, header=k == 0,
-                                               lineterminator="\n").encode("utf-8"))
+                        if k == 0:
+                            csv_fh.write(_header(columns))
+                        csv_fh.write(format_rows(df))
                 if not self.parts.get(name):
                     writer.write_table(schema.empty_table())
         finally:
