@@ -121,6 +121,25 @@ class PartWriter:
         self.parts: dict[str, list[Path]] = {}
         self.columns: dict[str, list[str]] = {}
         self.schemas: dict[Path, tuple[pa.Schema, int]] = {}  # part -> (schema, rows)
+        self._plans: dict[str, tuple[str, bool]] = {}         # name -> (file_base, csv)
+        self._streams: dict[str, _Stream | None] = {}         # None: merged by finalize
+
+    def stream(self, name: str, file_base: str, *, csv: bool = True) -> None:
+        """Write the final files of ``name`` while its parts arrive, not all at the end.
+
+        Each part is appended to the staged Parquet (and CSV) file as it is added, as
+        ``finalize`` would append it if the first part's columns and types are the
+        final ones; ``finalize`` then only closes the files. When they are not (a
+        later part brings a column or another type, or a part has no CSV lines),
+        the stream is dropped and ``finalize`` merges the parts as usual. With a
+        process pool, this takes the merge off the end of the run.
+
+        Args:
+            name: Table name used in ``add``, before its first part.
+            file_base: As for ``finalize``.
+            csv: As for ``finalize`` (must be the same there).
+        """
+        self._plans[name] = (file_base, csv)
 
     def add(self, name: str, df: pd.DataFrame, csv_rows: bytes | None = None) -> None:
         """Append a chunk of table ``name`` (chunks must arrive in output order).
@@ -149,6 +168,28 @@ class PartWriter:
         self.schemas[path] = (part.schema, part.rows)
         known = self.columns.setdefault(name, [])
         known.extend(c for c in part.columns if c not in known)
+        if name not in self._plans:
+            return
+        if name not in self._streams:
+            self._streams[name] = None
+            if part.rows:  # an empty first part has guessed types: merge at the end
+                base, csv = self._plans[name]
+                self._streams[name] = _Stream(part.schema, self.dir / f"{base}.parquet.staged",
+                                              self.dir / f"{base}.csv.staged" if csv else None)
+        stream = self._streams[name]
+        if stream is not None and not stream.write(path):
+            self._drop(name)
+
+    def reset(self, name: str) -> None:
+        """Forget the parts of ``name`` (to add other rows for it; no stream then)."""
+        self._drop(name)
+        self.parts[name], self.columns[name] = [], []
+
+    def _drop(self, name: str) -> None:
+        stream = self._streams.get(name)
+        if stream is not None:
+            stream.close()
+        self._streams[name] = None
 
     @staticmethod
     def read(path: Path) -> pd.DataFrame:
@@ -192,6 +233,17 @@ class PartWriter:
         schema = self._schema(name, columns)
         pq_tmp = self.dir / f"{file_base}.parquet.staged"
         csv_tmp = self.dir / f"{file_base}.csv.staged"
+        stream = self._streams.get(name)
+        if stream is not None:
+            # the streamed bytes are the merge's when every part went in and the first
+            # part's schema (metadata included) is the final one
+            done = (stream.parts == self.parts.get(name) and (csv, file_base) == (
+                stream.csv is not None, self._plans[name][0])
+                and schema.equals(stream.schema, check_metadata=True))
+            self._drop(name)
+            if done:
+                return {f"{file_base}.parquet": pq_tmp,
+                        **({f"{file_base}.csv": csv_tmp} if csv else {})}
         csv_fh = open(csv_tmp, "wb") if csv else None  # noqa: SIM115
         try:
             with pq.ParquetWriter(pq_tmp, schema) as writer:
@@ -232,7 +284,50 @@ class PartWriter:
 
     def close(self) -> None:
         """Remove the parts folder (and any staged file not yet renamed)."""
+        for name in list(self._streams):
+            self._drop(name)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class _Stream:
+    """A table's staged files, written part by part as ``PartWriter.finalize`` writes them.
+
+    Args:
+        schema: The first part's schema (with its metadata): the files' schema.
+        parquet: Staged Parquet path.
+        csv: Staged CSV path (None: no CSV).
+    """
+
+    def __init__(self, schema: pa.Schema, parquet: Path, csv: Path | None) -> None:
+        self.schema = schema
+        self.parts: list[Path] = []
+        self.writer: pq.ParquetWriter | None = pq.ParquetWriter(parquet, schema)
+        self.csv = open(csv, "wb") if csv is not None else None  # noqa: SIM115
+        if self.csv is not None:
+            self.csv.write(_header(list(schema.names)))
+
+    def write(self, path: Path) -> bool:
+        """Append a part as ``finalize`` would; False: it would not (drop the stream)."""
+        assert self.writer is not None
+        table = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
+        if not table.schema.remove_metadata().equals(self.schema.remove_metadata()):
+            return False
+        rows = path.with_suffix(".csv")
+        if self.csv is not None and not rows.exists():
+            return False  # finalize would serialise the rows: leave it to finalize
+        self.writer.write_table(table.replace_schema_metadata(self.schema.metadata))
+        if self.csv is not None:
+            self.csv.write(rows.read_bytes())
+        self.parts.append(path)
+        return True
+
+    def close(self) -> None:
+        """Close the files (finalize, if it merges, opens them again from scratch)."""
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+        if self.csv is not None:
+            self.csv.close()
 
 
 def _header(columns: list[str]) -> bytes:

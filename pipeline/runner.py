@@ -198,18 +198,20 @@ def code_corpus(inputs: Sequence[str | Path], *, codebook: str | Path, out_dir: 
                                          dest=writer.dir)
             for task in tasks:  # a model pass reads the segment parts: whole tables then
                 task.slim = tables.files is not None and opts.method == "rules"
+            outputs = [(name, base, csv) for name, base, csv in (
+                (TABLES[0], C.DOCUMENTS_FILE, False), (TABLES[1], C.SEGMENTS_FILE, True),
+                (TABLES[2], C.CODINGS_FILE, True), (TABLES[3], C.MATCHES_FILE, False))
+                if tables.files is None or name not in table_cache.TABLES]
+            for name, base, csv in outputs:  # final files written as the chunks come
+                writer.stream(name, base, csv=csv)
             run = _stream(tasks, ctx, opts, writer, len(files), tables)
             lap("ingest+nlp+code")
             if opts.method != "rules":
                 _model_pass(opts, book, writer, run)
                 lap("model")
             staged = dict(tables.files or {})
-            for name, base, csv in ((TABLES[0], C.DOCUMENTS_FILE, False),
-                                    (TABLES[1], C.SEGMENTS_FILE, True),
-                                    (TABLES[2], C.CODINGS_FILE, True),
-                                    (TABLES[3], C.MATCHES_FILE, False)):
-                if tables.files is None or name not in table_cache.TABLES:
-                    staged.update(writer.finalize(name, base, csv=csv))
+            for name, base, csv in outputs:
+                staged.update(writer.finalize(name, base, csv=csv))
             if tables.files is None:
                 tables.cache.store(table_cache.tables_key(run.keys), staged)
             errors = run.errors
@@ -393,7 +395,7 @@ def _model_pass(opts: RunOptions, book: Codebook, writer: PartWriter, run: _Run)
     model = ml.load_model(opts.model, codebook=book)
     seg_parts = list(writer.parts.get("segments", []))
     rule_parts = list(writer.parts.get("codings", []))
-    writer.parts["codings"], writer.columns["codings"] = [], []
+    writer.reset("codings")
     per_code: dict[str, int] = {}
     n_codings = 0
     for seg_path, rule_path in zip(seg_parts, rule_parts):
