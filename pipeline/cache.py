@@ -21,9 +21,10 @@ from collections.abc import Sequence
 from functools import lru_cache
 from importlib import metadata as importlib_metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from spacy.attrs import ORTH
-from spacy.tokens import Doc, DocBin
+if TYPE_CHECKING:  # spaCy is imported where used: the runner process never needs it
+    from spacy.tokens import Doc, DocBin
 
 CACHE_DIRNAME = ".cache"      # inside the output folder; gitignored (.gitignore: .cache/)
 SUBDIR = "docbin-v1"          # bump when the entry format changes
@@ -95,7 +96,8 @@ def docbin(docs: Sequence[Doc]) -> DocBin:
     (arrays, spaces, flags, strings) is the same, several times faster.
     """
     import numpy as np
-    from spacy.attrs import DEP, ENT_ID, ENT_KB_ID, ENT_TYPE, LEMMA, MORPH, NORM, SPACY, TAG
+    from spacy.attrs import DEP, ENT_ID, ENT_KB_ID, ENT_TYPE, LEMMA, MORPH, NORM, ORTH, SPACY, TAG
+    from spacy.tokens import DocBin
 
     out = DocBin(attrs=_ATTRS, store_user_data=False)
     string_attrs = [ORTH, TAG, LEMMA, NORM, MORPH, DEP, ENT_TYPE, ENT_KB_ID, ENT_ID]
@@ -143,6 +145,8 @@ class DocCache:
             data = path.read_bytes()
         except OSError:
             return None
+        from spacy.tokens import DocBin
+
         from pipeline.nlp import base_vocab
 
         try:  # the vocab is all a DocBin needs: the pipeline is built only to parse

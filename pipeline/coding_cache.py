@@ -66,8 +66,10 @@ def code_digests(book, lang: str) -> dict[str, str]:  # noqa: ANN001
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:
-    """The rows of ``frame`` as ``codings.csv`` holds them (no header)."""
-    return frame.to_csv(index=False, header=False, lineterminator="\n").encode("utf-8")
+    """The rows of ``frame`` as ``codings.csv`` holds them (no header; ``to_csv``'s bytes)."""
+    from pipeline.csv_rows import csv_rows
+
+    return csv_rows(frame)
 
 
 def csv_lines(frame: pd.DataFrame) -> list[bytes]:

@@ -13,7 +13,8 @@ same paths (a shared file system); the output is written by the client only.
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from pipeline.chunk import ChunkResult, ChunkTask, RunContext, process_chunk
 from pipeline.errors import UsageError
@@ -22,11 +23,29 @@ ENGINES = ("local", "dask")
 PRELOAD = ("pipeline.chunk", "pipeline.chunk_code", "pipeline.chunk_cache", "pipeline.match_cache",
            "pipeline.coding_cache", "pipeline.cache", "pipeline.code", "pipeline.code.scan",
            "pipeline.code.matching", "pipeline.nlp", "pipeline.nlp_batch", "pipeline.segment",
-           "pipeline.ingest")
+           "pipeline.ingest", "pipeline.parts", "pipeline.nlp_warm")
+
+# A worker's spill step: writes a result's tables where it ran, returns what it wrote.
+Spill = Callable[[ChunkResult], Any]
+
+
+def start_pool_server() -> None:
+    """Start the local pool's fork server now, so it imports (and builds) while we plan.
+
+    The fork server imports ``PRELOAD`` once, then forks every worker; started at the
+    beginning of a run, that overlaps the runner's own start-up (codebook, planning,
+    input hashing) instead of following it. Harmless when a pool is never made.
+    """
+    import multiprocessing
+    from multiprocessing import forkserver
+
+    multiprocessing.get_context("forkserver").set_forkserver_preload(list(PRELOAD))
+    forkserver.ensure_running()
 
 
 def run_chunks(tasks: Sequence[ChunkTask], ctx: RunContext, *, jobs: int = 1,
-               engine: str = "local", scheduler: str | None = None) -> Iterator[ChunkResult]:
+               engine: str = "local", scheduler: str | None = None,
+               spill: Spill | None = None) -> Iterator[ChunkResult]:
     """Process chunks and yield their results in order.
 
     Args:
@@ -35,6 +54,9 @@ def run_chunks(tasks: Sequence[ChunkTask], ctx: RunContext, *, jobs: int = 1,
         jobs: Worker processes (local engine; also the LocalCluster size for dask).
         engine: ``local`` or ``dask``.
         scheduler: Dask scheduler address; None starts a LocalCluster.
+        spill: Local engine: run on every result where the chunk ran (a pool worker
+            writes its own part files); its return value is ``stats["parts"]``.
+            Dask workers may not share the output's file system: not used there.
 
     Raises:
         UsageError: Unknown engine, bad ``jobs``, or dask cannot connect.
@@ -47,25 +69,33 @@ def run_chunks(tasks: Sequence[ChunkTask], ctx: RunContext, *, jobs: int = 1,
         yield from _run_dask(tasks, ctx, jobs, scheduler)
     elif jobs == 1 or len(tasks) <= 1:
         for task in tasks:
-            yield process_chunk(task, ctx)
+            yield _spilled(process_chunk(task, ctx), spill)
     else:
-        yield from _run_pool(tasks, ctx, jobs)
+        yield from _run_pool(tasks, ctx, jobs, spill)
 
 
-def _init_worker(ctx: RunContext) -> None:
-    global _CTX
-    _CTX = ctx
+def _spilled(result: ChunkResult, spill: Spill | None) -> ChunkResult:
+    if spill is not None:
+        result.stats["parts"] = spill(result)
+    return result
+
+
+def _init_worker(ctx: RunContext, spill: Spill | None = None) -> None:
+    global _CTX, _SPILL
+    _CTX, _SPILL = ctx, spill
 
 
 _CTX: RunContext | None = None
+_SPILL: Spill | None = None
 
 
 def _pool_task(task: ChunkTask) -> ChunkResult:
     assert _CTX is not None
-    return process_chunk(task, _CTX)
+    return _spilled(process_chunk(task, _CTX), _SPILL)
 
 
-def _run_pool(tasks: Sequence[ChunkTask], ctx: RunContext, jobs: int) -> Iterator[ChunkResult]:
+def _run_pool(tasks: Sequence[ChunkTask], ctx: RunContext, jobs: int,
+              spill: Spill | None = None) -> Iterator[ChunkResult]:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -76,7 +106,7 @@ def _run_pool(tasks: Sequence[ChunkTask], ctx: RunContext, jobs: int) -> Iterato
     # of importing spaCy, pandas and the stages again (about a second per worker).
     mp.set_forkserver_preload(list(PRELOAD))
     with ProcessPoolExecutor(max_workers=jobs, mp_context=mp, initializer=_init_worker,
-                             initargs=(ctx,)) as pool:
+                             initargs=(ctx, spill)) as pool:
         pending: collections.deque = collections.deque()
         todo = iter(tasks)
         for task in todo:

@@ -6,12 +6,15 @@ on a statistical model version. Stems come from NLTK's Snowball stemmers (pure c
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
 import pandas as pd
 from spacy.language import Language
+from spacy.lookups import Lookups, Table
 from spacy.tokens import Doc, Token
+from spacy.util import registry
 
 from pipeline import columns as C
 from pipeline.errors import UsageError
@@ -184,8 +187,63 @@ def make_nlp(lang: str) -> Language:
         # DocBin cache key (pipeline.cache), so a changed table gives fresh parses
         nlp.add_pipe("nl_word_forms", name=f"nl_word_forms_{_word_forms_digest(lang)}")
     nlp.add_pipe("sentencizer")
-    nlp.initialize()  # loads the lookup tables from spacy-lookups-data (local package)
+    # The lemmatizer gets the tables of spacy-lookups-data (local package) from
+    # ``lookup_tables``: the same tables, filled about four times faster.
+    nlp.config["initialize"]["components"]["lemmatizer"] = {
+        "lookups": {"@misc": LOOKUPS_LOADER, "lang": lang}}
+    nlp.initialize()
     return nlp
+
+
+LOOKUPS_LOADER = "qcode.lookup_tables.v1"
+
+
+@registry.misc(LOOKUPS_LOADER)
+def lookup_tables(lang: str) -> Lookups:
+    """The tables the lookup lemmatizer of ``lang`` loads when given none, built faster.
+
+    ``Lemmatizer.initialize`` without tables calls ``spacy.lookups.load_lookups`` for
+    its required and then its optional tables; this builds the same ``Lookups``: the
+    same tables, keys (string hashes), values, order and Bloom filters. Only the
+    filling differs: ``Table.update`` calls the Python ``Table.__setitem__`` for each
+    of some 200k Dutch entries (about a second); here the same three steps run in
+    one loop.
+
+    Args:
+        lang: a language code in ``SUPPORTED_LANGUAGES``.
+    """
+    from spacy.lookups import load_lookups
+    from spacy.pipeline.lemmatizer import Lemmatizer
+    from spacy.util import load_language_data
+
+    required, optional = Lemmatizer.get_lookups_config("lookup")
+    data = registry.lookups.get(lang) if lang in registry.lookups else {}
+    if optional or any(name not in data for name in required):
+        # not the case sped up here: what the lemmatizer does (and raises) itself
+        lookups = load_lookups(lang=lang, tables=required)
+        extra = load_lookups(lang=lang, tables=optional, strict=False)
+        for name in extra.tables:
+            lookups.set_table(name, extra.get_table(name))
+        return lookups
+    lookups = Lookups()
+    for name in required:  # Lookups.add_table(name, data) stores Table(name, data)
+        lookups.set_table(name, _filled_table(name, load_language_data(data[name])))
+    return lookups
+
+
+def _filled_table(name: str, data: dict) -> Table:
+    """``Table(name=name, data=data)`` (same keys, order, values and Bloom filter)."""
+    from preshed.bloom import BloomFilter
+    from spacy.strings import get_string_id
+
+    table = Table(name=name)
+    table.bloom = BloomFilter.from_error_rate(max(len(data), 1))  # as with data given
+    put, add = OrderedDict.__setitem__, table.bloom.add
+    for key, value in data.items():
+        key = get_string_id(key)
+        put(table, key, value)
+        add(key)
+    return table
 
 
 def parse(texts: Iterable[str], lang: str, *, batch_size: int = 256) -> list[Doc]:

@@ -21,13 +21,89 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.csv_rows import csv_rows as format_rows
+
 PARTS_PREFIX = ".qcode-parts-"
+
+
+@dataclass
+class Part:
+    """A spilled part file (picklable: workers hand it to the writer in the runner)."""
+
+    path: str
+    schema: pa.Schema
+    rows: int
+    columns: list[str]
+
+
+def part_path(folder: str | Path, name: str, k: int) -> Path:
+    """The file of the ``k``-th part of table ``name`` in a parts folder."""
+    return Path(folder) / f"{name}-{k:07d}.arrow"
+
+
+def spill(path: str | Path, df: pd.DataFrame, csv_rows: bytes | None = None) -> Part:
+    """Write a chunk of a table as a part file (and its CSV lines as a sidecar).
+
+    Runs wherever the chunk is: in a pool worker, the conversion to Arrow (and the CSV
+    lines) cost the runner nothing; ``PartWriter.adopt`` then only records the part.
+
+    Args:
+        path: ``part_path`` of the part.
+        df: The chunk's rows.
+        csv_rows: The rows' CSV lines (see ``PartWriter.add``); None removes a sidecar
+            a previous part of that name left.
+    """
+    path = Path(path)
+    # one thread: the conversion runs beside the other workers, not alone
+    table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False, nthreads=1)
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as out:
+        out.write_table(table)
+    sidecar = path.with_suffix(".csv")
+    if csv_rows is not None:
+        sidecar.write_bytes(csv_rows)
+    else:  # a table re-added after a reset (the model pass) must not keep old rows
+        sidecar.unlink(missing_ok=True)
+    return Part(str(path), table.schema, table.num_rows, list(df.columns))
+
+
+@dataclass
+class ChunkSpill:
+    """Spill a chunk result's tables where the chunk ran (picklable, sent to workers).
+
+    Chunk ``k``'s slice of a table is that table's ``k``-th part (every chunk adds
+    one part per table, in order), so a worker can name its files before the runner
+    sees the result. The CSV lines of the ``csv`` tables are made here too: the
+    runner's final merge then only copies bytes.
+
+    Args:
+        folder: The writer's parts folder.
+        tables: Names of the result's tables to spill.
+        csv: Tables whose CSV lines are made (``<name>_csv`` of the result if set).
+    """
+
+    folder: str
+    tables: tuple[str, ...]
+    csv: tuple[str, ...] = ()
+
+    def __call__(self, result) -> dict[str, Part]:  # noqa: ANN001 - a chunk.ChunkResult
+        """Write the parts of ``result`` and return them by table name."""
+        parts: dict[str, Part] = {}
+        for name in self.tables:
+            df = getattr(result, name)
+            rows = getattr(result, f"{name}_csv", None) if name in self.csv else None
+            if rows is None and name in self.csv:
+                rows = format_rows(df)
+            parts[name] = spill(part_path(self.folder, name, result.index), df, rows)
+        return parts
+
+
 
 
 class PartWriter:
@@ -45,6 +121,25 @@ class PartWriter:
         self.parts: dict[str, list[Path]] = {}
         self.columns: dict[str, list[str]] = {}
         self.schemas: dict[Path, tuple[pa.Schema, int]] = {}  # part -> (schema, rows)
+        self._plans: dict[str, tuple[str, bool]] = {}         # name -> (file_base, csv)
+        self._streams: dict[str, _Stream | None] = {}         # None: merged by finalize
+
+    def stream(self, name: str, file_base: str, *, csv: bool = True) -> None:
+        """Write the final files of ``name`` while its parts arrive, not all at the end.
+
+        Each part is appended to the staged Parquet (and CSV) file as it is added, as
+        ``finalize`` would append it if the first part's columns and types are the
+        final ones; ``finalize`` then only closes the files. When they are not (a
+        later part brings a column or another type, or a part has no CSV lines),
+        the stream is dropped and ``finalize`` merges the parts as usual. With a
+        process pool, this takes the merge off the end of the run.
+
+        Args:
+            name: Table name used in ``add``, before its first part.
+            file_base: As for ``finalize``.
+            csv: As for ``finalize`` (must be the same there).
+        """
+        self._plans[name] = (file_base, csv)
 
     def add(self, name: str, df: pd.DataFrame, csv_rows: bytes | None = None) -> None:
         """Append a chunk of table ``name`` (chunks must arrive in output order).
@@ -56,20 +151,45 @@ class PartWriter:
                 already made (by a worker, or from cache): used as is when the final
                 columns are the chunk's, instead of serialising the rows again.
         """
+        path = part_path(self.dir, name, len(self.parts.get(name, [])))
+        self.adopt(name, spill(path, df, csv_rows))
+
+    def adopt(self, name: str, part: Part) -> None:
+        """Append a part already written (by ``spill``, maybe in a worker) to ``name``.
+
+        Args:
+            name: Table name.
+            part: What ``spill`` returned for the file ``part_path(self.dir, name, k)``,
+                ``k`` the number of parts of ``name`` so far.
+        """
         paths = self.parts.setdefault(name, [])
-        path = self.dir / f"{name}-{len(paths):07d}.arrow"
-        table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
-        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as out:
-            out.write_table(table)
-        sidecar = path.with_suffix(".csv")
-        if csv_rows is not None:
-            sidecar.write_bytes(csv_rows)
-        else:  # a table re-added after a reset (the model pass) must not keep old rows
-            sidecar.unlink(missing_ok=True)
+        path = Path(part.path)
         paths.append(path)
-        self.schemas[path] = (table.schema, table.num_rows)
+        self.schemas[path] = (part.schema, part.rows)
         known = self.columns.setdefault(name, [])
-        known.extend(c for c in df.columns if c not in known)
+        known.extend(c for c in part.columns if c not in known)
+        if name not in self._plans:
+            return
+        if name not in self._streams:
+            self._streams[name] = None
+            if part.rows:  # an empty first part has guessed types: merge at the end
+                base, csv = self._plans[name]
+                self._streams[name] = _Stream(part.schema, self.dir / f"{base}.parquet.staged",
+                                              self.dir / f"{base}.csv.staged" if csv else None)
+        stream = self._streams[name]
+        if stream is not None and not stream.write(path):
+            self._drop(name)
+
+    def reset(self, name: str) -> None:
+        """Forget the parts of ``name`` (to add other rows for it; no stream then)."""
+        self._drop(name)
+        self.parts[name], self.columns[name] = [], []
+
+    def _drop(self, name: str) -> None:
+        stream = self._streams.get(name)
+        if stream is not None:
+            stream.close()
+        self._streams[name] = None
 
     @staticmethod
     def read(path: Path) -> pd.DataFrame:
@@ -113,6 +233,17 @@ class PartWriter:
         schema = self._schema(name, columns)
         pq_tmp = self.dir / f"{file_base}.parquet.staged"
         csv_tmp = self.dir / f"{file_base}.csv.staged"
+        stream = self._streams.get(name)
+        if stream is not None:
+            # the streamed bytes are the merge's when every part went in and the first
+            # part's schema (metadata included) is the final one
+            done = (stream.parts == self.parts.get(name) and (csv, file_base) == (
+                stream.csv is not None, self._plans[name][0])
+                and schema.equals(stream.schema, check_metadata=True))
+            self._drop(name)
+            if done:
+                return {f"{file_base}.parquet": pq_tmp,
+                        **({f"{file_base}.csv": csv_tmp} if csv else {})}
         csv_fh = open(csv_tmp, "wb") if csv else None  # noqa: SIM115
         try:
             with pq.ParquetWriter(pq_tmp, schema) as writer:
@@ -138,8 +269,9 @@ class PartWriter:
                             csv_fh.write(_header(columns))
                         csv_fh.write(rows.read_bytes())
                     else:
-                        csv_fh.write(df.to_csv(index=False, header=k == 0,
-                                               lineterminator="\n").encode("utf-8"))
+                        if k == 0:
+                            csv_fh.write(_header(columns))
+                        csv_fh.write(format_rows(df))
                 if not self.parts.get(name):
                     writer.write_table(schema.empty_table())
         finally:
@@ -152,7 +284,50 @@ class PartWriter:
 
     def close(self) -> None:
         """Remove the parts folder (and any staged file not yet renamed)."""
+        for name in list(self._streams):
+            self._drop(name)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class _Stream:
+    """A table's staged files, written part by part as ``PartWriter.finalize`` writes them.
+
+    Args:
+        schema: The first part's schema (with its metadata): the files' schema.
+        parquet: Staged Parquet path.
+        csv: Staged CSV path (None: no CSV).
+    """
+
+    def __init__(self, schema: pa.Schema, parquet: Path, csv: Path | None) -> None:
+        self.schema = schema
+        self.parts: list[Path] = []
+        self.writer: pq.ParquetWriter | None = pq.ParquetWriter(parquet, schema)
+        self.csv = open(csv, "wb") if csv is not None else None  # noqa: SIM115
+        if self.csv is not None:
+            self.csv.write(_header(list(schema.names)))
+
+    def write(self, path: Path) -> bool:
+        """Append a part as ``finalize`` would; False: it would not (drop the stream)."""
+        assert self.writer is not None
+        table = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
+        if not table.schema.remove_metadata().equals(self.schema.remove_metadata()):
+            return False
+        rows = path.with_suffix(".csv")
+        if self.csv is not None and not rows.exists():
+            return False  # finalize would serialise the rows: leave it to finalize
+        self.writer.write_table(table.replace_schema_metadata(self.schema.metadata))
+        if self.csv is not None:
+            self.csv.write(rows.read_bytes())
+        self.parts.append(path)
+        return True
+
+    def close(self) -> None:
+        """Close the files (finalize, if it merges, opens them again from scratch)."""
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+        if self.csv is not None:
+            self.csv.close()
 
 
 def _header(columns: list[str]) -> bytes:

@@ -26,12 +26,14 @@ from pipeline.cache import default_cache_dir
 from pipeline.chunk import (ORDER, PHASE_FILE, PHASE_META_COLUMNS, PHASE_ORPHAN_META, ChunkResult,
                             ChunkTask, RunContext, meta_rows, remember_codebook)
 from pipeline.codebook import Codebook, load_codebook
-from pipeline.engine import run_chunks
+from pipeline.engine import run_chunks, start_pool_server
 from pipeline.ingest import display, parents  # path display identical to ingest()
-from pipeline.parts import PARTS_PREFIX, PartWriter
+from pipeline.parts import PARTS_PREFIX, ChunkSpill, PartWriter
 from pipeline.store import CodedData, LazyCodedData, commit_staged, output_lock
 
 TABLES = ("documents", "segments", "codings", "matches")
+CSV_TABLES = ("segments", "codings")        # the tables with a CSV file too
+RENAMED_TABLES = ("segments", "codings", "matches")  # rows that hold segment ids
 
 EXIT_OK, EXIT_PARTIAL = 0, 2
 _VERSIONED = ("pandas", "pyarrow", "spacy", "spacy-lookups-data", "nltk", "scikit-learn")
@@ -169,6 +171,8 @@ def code_corpus(inputs: Sequence[str | Path], *, codebook: str | Path, out_dir: 
         timings[name] = round(now - clock, 3)
         clock = now
 
+    if opts.engine == "local" and opts.jobs > 1:
+        start_pool_server()  # its imports and pipeline build overlap the planning below
     book = load_codebook(codebook)
     unit = opts.unit or book.settings.unit
     lap("codebook")
@@ -194,18 +198,20 @@ def code_corpus(inputs: Sequence[str | Path], *, codebook: str | Path, out_dir: 
                                          dest=writer.dir)
             for task in tasks:  # a model pass reads the segment parts: whole tables then
                 task.slim = tables.files is not None and opts.method == "rules"
+            outputs = [(name, base, csv) for name, base, csv in (
+                (TABLES[0], C.DOCUMENTS_FILE, False), (TABLES[1], C.SEGMENTS_FILE, True),
+                (TABLES[2], C.CODINGS_FILE, True), (TABLES[3], C.MATCHES_FILE, False))
+                if tables.files is None or name not in table_cache.TABLES]
+            for name, base, csv in outputs:  # final files written as the chunks come
+                writer.stream(name, base, csv=csv)
             run = _stream(tasks, ctx, opts, writer, len(files), tables)
             lap("ingest+nlp+code")
             if opts.method != "rules":
                 _model_pass(opts, book, writer, run)
                 lap("model")
             staged = dict(tables.files or {})
-            for name, base, csv in ((TABLES[0], C.DOCUMENTS_FILE, False),
-                                    (TABLES[1], C.SEGMENTS_FILE, True),
-                                    (TABLES[2], C.CODINGS_FILE, True),
-                                    (TABLES[3], C.MATCHES_FILE, False)):
-                if tables.files is None or name not in table_cache.TABLES:
-                    staged.update(writer.finalize(name, base, csv=csv))
+            for name, base, csv in outputs:
+                staged.update(writer.finalize(name, base, csv=csv))
             if tables.files is None:
                 tables.cache.store(table_cache.tables_key(run.keys), staged)
             errors = run.errors
@@ -242,13 +248,17 @@ class _Run:
         self.n_failed = 0
 
 
-def _unique_ids(res: ChunkResult, taken: segment_stage.SegmentIds, task: ChunkTask) -> None:
-    """Rename a chunk's segment ids already used by an earlier chunk (with warnings)."""
+def _unique_ids(res: ChunkResult, taken: segment_stage.SegmentIds, task: ChunkTask) -> bool:
+    """Rename a chunk's segment ids already used by an earlier chunk (with warnings).
+
+    Returns:
+        Whether ids were renamed (then the chunk's spilled tables are stale).
+    """
     warnings: list[dict] = []
     paths = dict(zip(res.documents[C.DOC_ID], res.documents[C.PATH]))
     res.segments, renames = segment_stage.unique_across(res.segments, taken, warnings, paths)
     if not renames:
-        return
+        return False
     for name in ("matches", "codings"):
         table = getattr(res, name)
         table[C.SEGMENT_ID] = table[C.SEGMENT_ID].map(lambda i: renames.get(i, i))
@@ -257,6 +267,7 @@ def _unique_ids(res: ChunkResult, taken: segment_stage.SegmentIds, task: ChunkTa
     rows = [{**w, ORDER: (PHASE_FILE, positions.get(w[C.ERROR_FILE], -1))} for w in warnings]
     res.errors = pd.concat([res.errors, pd.DataFrame(rows, columns=res.errors.columns)],
                            ignore_index=True)
+    return True
 
 
 def _stream(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, writer: PartWriter,
@@ -280,16 +291,25 @@ def _stream(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, writer: P
     started = time.perf_counter()
     bar = tqdm(total=n_files, disable=not opts.progress, desc="coding", unit="doc", leave=False)
     with bar:
+        names = tuple(name for name in TABLES if name not in skip)
+        # Where the chunk ran (a pool worker), its tables become part files, CSV lines
+        # included: the runner only records them, and its final merge copies bytes.
+        spill = ChunkSpill(str(writer.dir), names, CSV_TABLES)
         for res in run_chunks(tasks, ctx, jobs=opts.jobs, engine=opts.engine,
-                              scheduler=opts.scheduler):
-            _unique_ids(res, taken, tasks[res.index])
+                              scheduler=opts.scheduler, spill=spill):
+            renamed = _unique_ids(res, taken, tasks[res.index])
             run.keys.append(res.stats.get("key"))
             if tables.files is not None and run.keys[-1] != tasks[res.index].key:
                 # the cached files hold the inputs as hashed at the start
                 raise InputError(tasks[res.index].files[0][1],
                                  "an input file changed while the run was going on; run again")
-            for name in TABLES:
-                if name not in skip:
+            parts = res.stats.pop("parts", None) or {}
+            for name in names:
+                part = parts.get(name)
+                if part is not None and not (renamed and name in RENAMED_TABLES) \
+                        and len(writer.parts.get(name, [])) == res.index:
+                    writer.adopt(name, part)
+                else:  # not spilled (dask), or renamed ids: the rows as they are now
                     writer.add(name, getattr(res, name),
                                res.codings_csv if name == "codings" else None)
             run.inputs += [{"doc_id": d, "path": p, "sha256": h} for d, p, h in zip(
@@ -375,7 +395,7 @@ def _model_pass(opts: RunOptions, book: Codebook, writer: PartWriter, run: _Run)
     model = ml.load_model(opts.model, codebook=book)
     seg_parts = list(writer.parts.get("segments", []))
     rule_parts = list(writer.parts.get("codings", []))
-    writer.parts["codings"], writer.columns["codings"] = [], []
+    writer.reset("codings")
     per_code: dict[str, int] = {}
     n_codings = 0
     for seg_path, rule_path in zip(seg_parts, rule_parts):

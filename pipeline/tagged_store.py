@@ -104,7 +104,9 @@ class TaggedEntry:
                 if table is not None:
                     local = table.column(C.CACHE_UNIT).to_numpy()
                     keep = np.isin(local, np.fromiter(want, dtype=np.int64))
-                    frame = (table.filter(pa.array(keep)) if not keep.all() else table).to_pandas()
+                    frame = table.to_pandas()
+                    if not keep.all():  # a pandas mask: about twice as fast as Table.filter
+                        frame = frame[keep].reset_index(drop=True)
             except Exception:  # a damaged file can fail in Parquet, Arrow or json: a miss
                 self._damaged = True
                 self._read.append(path)

@@ -1,0 +1,69 @@
+"""PartWriter.stream writes the bytes finalize's merge writes, or leaves it to the merge."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.parts import ChunkSpill, PartWriter
+
+
+def _chunks(kind: str) -> list[pd.DataFrame]:
+    a = pd.DataFrame({"id": ["a1", "a2"], "n": [1, 2], "text": ["x, y", 'say "hi"'],
+                      "score": [0.5, np.nan]})
+    b = pd.DataFrame({"id": ["b1"], "n": [3], "text": ["line\nbreak"], "score": [1.0]})
+    empty = a.iloc[:0]
+    if kind == "same":
+        return [a, b]
+    if kind == "new_column":                    # a later chunk brings an attribute
+        return [a, b.assign(country="BE")]
+    if kind == "other_type":                    # a later chunk's column has another type
+        return [a.assign(n=[None, None]), b]
+    if kind == "empty_first":
+        return [empty, a, b]
+    return [a, empty, b]
+
+
+def _files(tmp: Path, chunks: list[pd.DataFrame], stream: bool, via_spill: bool) -> dict:
+    writer = PartWriter(tmp)
+    if stream:
+        writer.stream("t", "t", csv=True)
+    spill = ChunkSpill(str(writer.dir), ("t",), ("t",))
+    for k, df in enumerate(chunks):
+        if via_spill:
+            res = type("R", (), {"index": k, "t": df})()
+            writer.adopt("t", spill(res)["t"])
+        else:
+            writer.add("t", df)
+    staged = writer.finalize("t", "t", csv=True)
+    out = {name: path.read_bytes() for name, path in staged.items()}
+    writer.close()
+    return out
+
+
+@pytest.mark.parametrize("kind", ["same", "new_column", "other_type", "empty_first",
+                                  "empty_middle"])
+@pytest.mark.parametrize("via_spill", [False, True])
+def test_streamed_files_are_the_merged_files(tmp_path: Path, kind: str, via_spill: bool) -> None:
+    chunks = _chunks(kind)
+    merged = _files(tmp_path / "merged", chunks, stream=False, via_spill=via_spill)
+    streamed = _files(tmp_path / "streamed", chunks, stream=True, via_spill=via_spill)
+    assert streamed == merged
+    frame = pd.concat(chunks, ignore_index=True)
+    if "country" in frame:
+        frame["country"] = frame["country"].fillna("")
+    assert merged["t.csv"] == frame.to_csv(index=False, lineterminator="\n").encode("utf-8")
+
+
+def test_reset_drops_the_stream(tmp_path: Path) -> None:
+    a, b = _chunks("same")
+    writer = PartWriter(tmp_path)
+    writer.stream("t", "t", csv=True)
+    writer.add("t", a)
+    writer.reset("t")
+    writer.add("t", b)
+    staged = writer.finalize("t", "t", csv=True)
+    assert pd.read_parquet(staged["t.parquet"])["id"].tolist() == ["b1"]
+    writer.close()
