@@ -10,7 +10,7 @@ import pandas as pd
 from pipeline import columns as C
 from pipeline.errors import InputError, PipelineError, UsageError
 
-from .files import METADATA_NAME, assign_doc_ids, canonical_doc_id, discover, read_file
+from .files import METADATA_NAME, assign_doc_ids, canonical_doc_id, discover, read_file, read_parts
 from .tables import read_metadata
 
 STAGE = "ingest"
@@ -101,12 +101,12 @@ def shared_csv_keys(files: Sequence[Path], *, text_column: str = "text",
 
 
 class FilesRead(NamedTuple):
-    """What ``read_files`` read: one documents/turns frame per file read, in path order."""
+    """What ``read_files`` read: one documents and one turns table of every file read."""
 
-    documents: list[pd.DataFrame]
-    turns: list[pd.DataFrame]
-    read: dict[str, int]    # doc_id → index in ``paths`` of the file it was read from
-    failed: list[str]       # doc ids of files that could not be read
+    documents: pd.DataFrame  # DOCUMENT_COLUMNS, in path order; ``path`` as shown
+    turns: pd.DataFrame      # ``turns_table``: typed, sorted by document and turn
+    read: dict[str, int]     # doc_id → index in ``paths`` of the file it was read from
+    failed: list[str]        # doc ids of files that could not be read
 
 
 def read_files(paths: Sequence[Path | str], doc_ids: Sequence[str], shown: Sequence[str],
@@ -125,8 +125,10 @@ def read_files(paths: Sequence[Path | str], doc_ids: Sequence[str], shown: Seque
         report: Called as ``report(i, file, severity, message)`` for file ``paths[i]``.
         progress: Called as ``progress(i, n, path)`` before reading each file.
     """
-    docs: list[pd.DataFrame] = []
-    turns: list[pd.DataFrame] = []
+    # Values are gathered as plain lists and become one DataFrame per table at the end:
+    # per-file frames and their concatenation cost more than reading the files.
+    docs: dict[str, list] = {c: [] for c in C.DOCUMENT_COLUMNS}
+    turns: dict[str, list] = {c: [] for c in C.TURN_COLUMNS}
     read: dict[str, int] = {}
     failed: list[str] = []
     for i, path in enumerate(paths):
@@ -136,8 +138,8 @@ def read_files(paths: Sequence[Path | str], doc_ids: Sequence[str], shown: Seque
         if id_warnings[i]:
             report(i, shown[i], "warning", id_warnings[i])
         try:
-            got = read_file(Path(path), text_column=text_column, id_column=id_column,
-                            doc_id=doc_id)
+            got = read_parts(Path(path), text_column=text_column, id_column=id_column,
+                             doc_id=doc_id)
         except InputError as exc:
             report(i, shown[i], "error", str(exc))
             failed.append(doc_id)
@@ -149,10 +151,29 @@ def read_files(paths: Sequence[Path | str], doc_ids: Sequence[str], shown: Seque
         read[doc_id] = i
         for warning in got.warnings:
             report(i, shown[i], "warning", warning)
-        got.documents[C.PATH] = shown[i]
-        docs.append(got.documents)
-        turns.append(got.turns)
-    return FilesRead(docs, turns, read, failed)
+        for col, values in docs.items():
+            values.append(shown[i] if col == C.PATH else got.document[col])
+        _extend_turns(turns, got.turns)
+    documents = pd.DataFrame(docs) if read else pd.DataFrame(columns=C.DOCUMENT_COLUMNS)
+    return FilesRead(documents, turns_table(turns if read else None), read, failed)
+
+
+def _extend_turns(turns: dict[str, list], more: dict[str, list]) -> None:
+    """Append a file's turn columns; attribute columns one side lacks are "" there.
+
+    Columns keep the order in which they first appear, as concatenating the files'
+    tables one by one would give.
+    """
+    n_before = len(turns[C.TURN])
+    n_more = len(more[C.TURN])
+    for col, values in more.items():
+        column = turns.get(col)
+        if column is None:
+            column = turns[col] = [""] * n_before
+        column.extend(values)
+    for col, column in turns.items():
+        if col not in more:
+            column.extend([""] * n_more)
 
 
 def ingest(inputs: list[Path | str] | Path | str, *, metadata: Path | str | None = None,
@@ -215,30 +236,28 @@ def ingest(inputs: list[Path | str] | Path | str, *, metadata: Path | str | None
     file_roots = [next((roots[r] for r in parents(path) if r in roots), None) for path in files]
     all_shown = [display(path, root) for path, root in zip(files, file_roots)]
     doc_ids, id_warnings = assign_doc_ids(files, all_shown, [r is not None for r in file_roots])
-    docs, turns, _, read_failed = read_files(
+    documents, table, _, read_failed = read_files(
         files, doc_ids, all_shown, id_warnings, text_column=text_column, id_column=id_column,
         report=lambda _i, file, severity, message: report(file, severity, message),
         progress=progress)
     failed = set(read_failed)
 
-    documents = (pd.concat(docs, ignore_index=True) if docs
-                 else pd.DataFrame(columns=C.DOCUMENT_COLUMNS))
     documents = join_metadata(documents, meta, meta_name, failed, report)
     documents[C.LANG] = document_languages(documents, meta, forced, default, report,
                                            detect=detect, languages=languages)
     documents = documents.sort_values(C.DOC_ID, kind="stable").reset_index(drop=True)
     documents[C.N_CHARS] = documents[C.N_CHARS].astype("int64")
-
-    table = turns_table(turns)
     return IngestResult(documents, table, pd.DataFrame(errors, columns=C.ERROR_COLUMNS))
 
 
-def turns_table(turns: list[pd.DataFrame]) -> pd.DataFrame:
-    """Concatenate per-file turns into one typed table sorted by document and turn."""
-    table = (pd.concat(turns, ignore_index=True) if turns
-             else pd.DataFrame(columns=C.TURN_COLUMNS))
-    extra = [c for c in table.columns if c not in C.TURN_COLUMNS]
-    table[extra] = table[extra].fillna("")
+def turns_table(turns: dict[str, list] | None) -> pd.DataFrame:
+    """One typed turns table of turn columns (``read_files``), sorted by document and turn.
+
+    Args:
+        turns: ``columns.TURN_COLUMNS`` then attribute columns → equally long lists;
+            None when no file was read.
+    """
+    table = pd.DataFrame(turns) if turns is not None else pd.DataFrame(columns=C.TURN_COLUMNS)
     for col in (C.TURN, C.START, C.END):
         table[col] = table[col].astype("int64")
     for col in (C.TIME_START, C.TIME_END):
