@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import namedtuple
 from collections.abc import Collection, Iterable, Sequence
 
+import numpy as np
 import pandas as pd
 
 from pipeline import columns as C
@@ -135,13 +137,17 @@ def _coded_flags(speakers: pd.Series, roles: pd.Series,
     return speakers.map(normalise_label).isin(wanted)
 
 
-def _preamble(seg: pd.DataFrame) -> pd.Series:
+def _preamble(docs: list, turns: list, speakers: list) -> np.ndarray:
     """Rows without a speaker before the first labelled turn of a labelled document."""
-    if seg.empty:
-        return pd.Series(False, index=seg.index)
-    labelled = seg[C.SPEAKER].astype(str).str.strip().ne("")
-    first = seg[C.TURN].where(labelled).groupby(seg[C.DOC_ID]).transform("min")
-    return ~labelled & first.notna() & (seg[C.TURN] < first)
+    labelled = [str(speaker).strip() != "" for speaker in speakers]  # NaN counts as a label
+    first: dict[object, int] = {}  # document → its first labelled turn
+    for doc, turn, has_label in zip(docs, turns, labelled):
+        if has_label and (doc not in first or turn < first[doc]):
+            first[doc] = turn
+    return np.fromiter(
+        # a missing doc_id groups nowhere, so it has no first labelled turn either
+        (not has_label and doc is not None and doc == doc and doc in first and turn < first[doc]
+         for doc, turn, has_label in zip(docs, turns, labelled)), dtype=bool, count=len(docs))
 
 
 def _unique_ids(seg: pd.DataFrame, keyed: list[str], documents: pd.DataFrame,
@@ -249,8 +255,6 @@ def segment(documents: pd.DataFrame, turns: pd.DataFrame, *, unit: str = "turn",
         raise UsageError(f"unknown detect_lang {detect_lang!r}; choose one of "
                          f"{', '.join(DETECT_MODES)} (or True/False)")
     candidates = tuple(languages)
-    if mode != "never":
-        from pipeline.langid import detect_language
     reserved = set(C.SEGMENT_COLUMNS)
     # An attribute that collides with a segment column (a CSV column "start") keeps its
     # data under "<name>_attr" instead of overwriting the pipeline's column.
@@ -267,51 +271,23 @@ def segment(documents: pd.DataFrame, turns: pd.DataFrame, *, unit: str = "turn",
                if C.FORMAT in documents.columns else {})
     labels = list(interviewer_labels)
 
-    rows: list[dict] = []
     ordered = turns.sort_values([C.DOC_ID, C.TURN], kind="stable")
-    index_in_doc: dict[str, int] = {}
-    keyed: list[str] = []  # the row's CSV id value ("" when its id is not from a CSV)
-    for turn in ordered.itertuples(index=False):
-        t = turn._asdict()
-        doc_id = t[C.DOC_ID]
-        if doc_id not in texts:
-            continue
-        text, lang = texts[doc_id], langs[doc_id] or "nl"
-        spans = _unit_spans(text, int(t[C.START]), int(t[C.END]), unit, lang)
-        key = str(t.get(C.UNIT_KEY) or "")
-        detect = mode == "always" or (mode == "csv" and formats.get(doc_id) == "csv")
-        for k, (s, e) in enumerate(spans):
-            n = index_in_doc.get(doc_id, 0)
-            index_in_doc[doc_id] = n + 1
-            if key:
-                seg_id = key if unit == "turn" or len(spans) == 1 else f"{key}:{k}"
-            else:
-                seg_id = f"{doc_id}:{n}"
-            piece = text[s:e]
-            keyed.append(key)
-            row = {
-                C.SEGMENT_ID: seg_id, C.DOC_ID: doc_id, C.UNIT: unit, C.UNIT_INDEX: n,
-                C.TURN: int(t[C.TURN]), C.SPEAKER: t[C.SPEAKER] or "",
-                C.START: s, C.END: e,
-                C.TIME_START: t[C.TIME_START], C.TIME_END: t[C.TIME_END],
-                C.CONTENT_HASH: content_hash(piece), C.TEXT: piece,
-                C.LANG: detect_language(piece, candidates, lang) if detect else lang,
-            }
-            for col in row_attrs:
-                row[col] = t.get(col)
-            rows.append(row)
-
-    seg = pd.DataFrame(rows, columns=[c for c in C.SEGMENT_COLUMNS if c not in (C.ROLE, C.CODED)]
-                       + row_attrs)
-    seg[C.ROLE] = _roles(seg[C.SPEAKER].tolist(), labels) if len(seg) else []
+    columns, keyed = _units(ordered, row_attrs, texts, langs, formats, unit, mode, candidates)
+    names = [c for c in C.SEGMENT_COLUMNS if c not in (C.ROLE, C.CODED)] + row_attrs
+    if keyed:
+        seg = pd.DataFrame(columns, columns=names)
+    else:  # as pandas types an empty table built from no rows (object columns)
+        seg = pd.DataFrame([], columns=names)
+    seg[C.ROLE] = _roles(columns[C.SPEAKER], labels) if len(seg) else []
     seg[C.CODED] = _coded_flags(seg[C.SPEAKER], seg[C.ROLE], code_speakers).astype(bool)
-    preamble = _preamble(seg)
-    seg.loc[preamble, C.ROLE] = C.OTHER
-    seg.loc[preamble, C.CODED] = False
+    if len(seg):
+        preamble = _preamble(columns[C.DOC_ID], columns[C.TURN], columns[C.SPEAKER])
+        if preamble.any():
+            seg.loc[preamble, C.ROLE] = C.OTHER
+            seg.loc[preamble, C.CODED] = False
     seg[C.SEGMENT_ID] = _unique_ids(seg, keyed, documents, errors, shared_keys)
     if doc_attrs:
-        seg = seg.merge(documents[[C.DOC_ID, *doc_attrs]], on=C.DOC_ID, how="left",
-                        suffixes=("", "__doc"))
+        seg = _with_document_attributes(seg, documents, doc_attrs)
         for col in shared:  # the row's own value wins; the document's fills gaps
             row_value = seg[col].where(seg[col].notna() & seg[col].astype(str).ne(""))
             seg[col] = row_value.fillna(seg.pop(f"{col}__doc"))
@@ -324,3 +300,121 @@ def segment(documents: pd.DataFrame, turns: pd.DataFrame, *, unit: str = "turn",
     seg[C.TIME_START] = seg[C.TIME_START].astype("float64")
     seg[C.TIME_END] = seg[C.TIME_END].astype("float64")
     return seg.sort_values([C.DOC_ID, C.UNIT_INDEX], kind="stable").reset_index(drop=True)
+
+
+def _units(ordered: pd.DataFrame, row_attrs: list[str], texts: dict, langs: dict, formats: dict,
+           unit: str, mode: str, candidates: tuple[str, ...]) -> tuple[dict[str, list], list[str]]:
+    """The coding units of the turns (sorted by document and turn), as columns.
+
+    Built as plain lists, one DataFrame at the end: a dict per row and ``itertuples``
+    cost more than cutting the units.
+
+    Args:
+        ordered: The turns, sorted by document and turn.
+        row_attrs: Its attribute columns (copied to every unit of the turn).
+        texts: doc_id → document text.
+        langs: doc_id → document language.
+        formats: doc_id → file format (``mode == "csv"`` detects in CSV documents).
+        unit: ``turn``, ``paragraph`` or ``sentence``.
+        mode: language detection: ``always``, ``csv`` or ``never``.
+        candidates: the languages detection may choose from.
+
+    Returns:
+        ``(columns, keyed)``: segment columns (without role and coded flag, then
+        ``row_attrs``) → values, and each unit's CSV id value ("" when its id is not
+        from a CSV).
+    """
+    if mode != "never":
+        from pipeline.langid import detect_language
+    out: dict[str, list] = {c: [] for c in C.SEGMENT_COLUMNS if c not in (C.ROLE, C.CODED)}
+    seg_ids, doc_ids, unit_index = out[C.SEGMENT_ID], out[C.DOC_ID], out[C.UNIT_INDEX]
+    turn_no, speakers, starts, ends = out[C.TURN], out[C.SPEAKER], out[C.START], out[C.END]
+    times_start, times_end = out[C.TIME_START], out[C.TIME_END]
+    hashes, pieces, unit_langs = out[C.CONTENT_HASH], out[C.TEXT], out[C.LANG]
+    sources = _row_columns(ordered, [C.DOC_ID, C.TURN, C.SPEAKER, C.START, C.END, C.TIME_START,
+                                     C.TIME_END, C.UNIT_KEY, *row_attrs])
+    attrs = sources[8:]
+    for col in row_attrs:
+        out[col] = []
+    attr_out = [out[col] for col in row_attrs]
+    keyed: list[str] = []  # the row's CSV id value ("" when its id is not from a CSV)
+    index_in_doc: dict[str, int] = {}
+    sha1 = hashlib.sha1
+    for row, (doc_id, turn, speaker, t_start, t_end, time_start, time_end, unit_key) in \
+            enumerate(zip(*sources[:8])):
+        if doc_id not in texts:
+            continue
+        text, lang = texts[doc_id], langs[doc_id] or "nl"
+        if unit == "turn":  # _unit_spans of a turn, inlined: it runs once per turn
+            start = int(t_start)
+            piece = text[start:int(t_end)]
+            lstripped = piece.lstrip()
+            start += len(piece) - len(lstripped)
+            piece = lstripped.rstrip()
+            spans = [(start, start + len(piece))] if piece else []
+        else:
+            spans = _unit_spans(text, int(t_start), int(t_end), unit, lang)
+        key = str(unit_key or "")
+        detect = mode == "always" or (mode == "csv" and formats.get(doc_id) == "csv")
+        for k, (s, e) in enumerate(spans):
+            n = index_in_doc.get(doc_id, 0)
+            index_in_doc[doc_id] = n + 1
+            if key:
+                seg_ids.append(key if unit == "turn" or len(spans) == 1 else f"{key}:{k}")
+            else:
+                seg_ids.append(f"{doc_id}:{n}")
+            piece = text[s:e]
+            keyed.append(key)
+            doc_ids.append(doc_id)
+            unit_index.append(n)
+            turn_no.append(int(turn))
+            speakers.append(speaker or "")
+            starts.append(s)
+            ends.append(e)
+            times_start.append(time_start)
+            times_end.append(time_end)
+            hashes.append(sha1(piece.encode("utf-8")).hexdigest()[:16])  # content_hash
+            pieces.append(piece)
+            unit_langs.append(detect_language(piece, candidates, lang) if detect else lang)
+            for values, source in zip(attr_out, attrs):
+                values.append(source[row])
+    out[C.UNIT] = [unit] * len(keyed)
+    return out, keyed
+
+
+def _row_columns(table: pd.DataFrame, names: list[str]) -> list[list]:
+    """Values of columns ``names`` of ``table`` as the rows of ``itertuples`` give them.
+
+    ``itertuples`` renames a column that is not a Python identifier ("age group"),
+    a keyword or starts with "_" to a positional name, and the rows were read by
+    column name: such a column reads as None, and a missing one too.
+    """
+    fields = namedtuple("Row", table.columns, rename=True)._fields  # noqa: PYI024
+    out = []
+    for name in names:
+        if isinstance(name, str) and name in fields:
+            out.append(table.iloc[:, fields.index(name)].tolist())
+        else:
+            out.append([None] * len(table))
+    return out
+
+
+def _with_document_attributes(seg: pd.DataFrame, documents: pd.DataFrame,
+                              doc_attrs: list[str]) -> pd.DataFrame:
+    """Left-join the documents' attribute columns on ``doc_id`` (a shared name gets "__doc").
+
+    With unique doc ids of one type on both sides (always so in a run) each segment
+    takes its document's row: a positional take, cheaper than ``merge``, with the same
+    rows, order and types. Otherwise ``merge`` decides (it may retype the key column).
+    """
+    ids = documents[C.DOC_ID]
+    if (ids.dtype != seg[C.DOC_ID].dtype or ids.duplicated().any()
+            or not seg[C.DOC_ID].isin(ids).all()):
+        return seg.merge(documents[[C.DOC_ID, *doc_attrs]], on=C.DOC_ID, how="left",
+                         suffixes=("", "__doc"))
+    position = pd.Index(ids).get_indexer(seg[C.DOC_ID])
+    seg = seg.reset_index(drop=True)
+    for col in doc_attrs:
+        name = f"{col}__doc" if col in seg.columns else col
+        seg[name] = documents[col].take(position).reset_index(drop=True)
+    return seg
