@@ -10,7 +10,7 @@ import pandas as pd
 from pipeline import columns as C
 from pipeline.errors import InputError, PipelineError, UsageError
 
-from .files import METADATA_NAME, assign_doc_ids, canonical_doc_id, discover, read_file, read_parts
+from .files import METADATA_NAME, assign_doc_ids, canonical_doc_id, discover, read_parts
 from .tables import read_metadata
 
 STAGE = "ingest"
@@ -92,10 +92,10 @@ def shared_csv_keys(files: Sequence[Path], *, text_column: str = "text",
     users: dict[str, int] = {}
     for path in csvs:
         try:
-            turns = read_file(path, text_column=text_column, id_column=id_column).turns
+            turns = read_parts(path, text_column=text_column, id_column=id_column).turns
         except PipelineError:
             continue
-        for key in set(turns[C.UNIT_KEY].astype(str)) - {""}:
+        for key in set(map(str, turns[C.UNIT_KEY])) - {""}:
             users[key] = users.get(key, 0) + 1
     return frozenset(k for k, n in users.items() if n > 1)
 

@@ -177,6 +177,18 @@ def _label_of(m: re.Match[str]) -> tuple[str, float] | None:
     return speaker, parse_time(ts) if ts else math.nan
 
 
+@lru_cache(maxsize=1 << 14)
+def _candidate_label(matched: str) -> tuple[str, float] | None:
+    """``_label_of`` the match whose text is ``matched``, worked out once per distinct text.
+
+    Matching ``_LINE_LABEL`` on the matched text alone gives the same groups (the
+    lookahead that ended the match holds at the end of the string too), so the
+    verdict is a function of the text: "I:" and "R:" lines cost a lookup.
+    """
+    m = _LINE_LABEL.match(matched)
+    return _label_of(m) if m else None
+
+
 def strip_span(text: str, start: int, end: int) -> tuple[int, int] | None:
     """Shrink ``[start, end)`` to exclude surrounding whitespace; None if nothing is left."""
     while start < end and text[start].isspace():
@@ -243,7 +255,7 @@ def _text_labels(text: str, forced: dict[int, int]) -> list[_Label]:
     for m in _TEXT_LABELS.finditer(text):
         if m.start() in forced:
             continue
-        found = _label_of(m)
+        found = _candidate_label(m.group())
         if found:
             speaker, time = found
             labels.append(_Label(m.start(), m.end(), speaker, time))
