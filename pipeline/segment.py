@@ -324,61 +324,70 @@ def _units(ordered: pd.DataFrame, row_attrs: list[str], texts: dict, langs: dict
         ``row_attrs``) → values, and each unit's CSV id value ("" when its id is not
         from a CSV).
     """
-    if mode != "never":
-        from pipeline.langid import detect_language
-    out: dict[str, list] = {c: [] for c in C.SEGMENT_COLUMNS if c not in (C.ROLE, C.CODED)}
-    seg_ids, doc_ids, unit_index = out[C.SEGMENT_ID], out[C.DOC_ID], out[C.UNIT_INDEX]
-    turn_no, speakers, starts, ends = out[C.TURN], out[C.SPEAKER], out[C.START], out[C.END]
-    times_start, times_end = out[C.TIME_START], out[C.TIME_END]
-    hashes, pieces, unit_langs = out[C.CONTENT_HASH], out[C.TEXT], out[C.LANG]
-    sources = _row_columns(ordered, [C.DOC_ID, C.TURN, C.SPEAKER, C.START, C.END, C.TIME_START,
-                                     C.TIME_END, C.UNIT_KEY, *row_attrs])
-    attrs = sources[8:]
-    for col in row_attrs:
-        out[col] = []
-    attr_out = [out[col] for col in row_attrs]
-    keyed: list[str] = []  # the row's CSV id value ("" when its id is not from a CSV)
-    index_in_doc: dict[str, int] = {}
-    sha1 = hashlib.sha1
-    for row, (doc_id, turn, speaker, t_start, t_end, time_start, time_end, unit_key) in \
-            enumerate(zip(*sources[:8])):
+    docs, turns, speakers, t_starts, t_ends, times_start, times_end, unit_keys, *attrs = \
+        _row_columns(ordered, [C.DOC_ID, C.TURN, C.SPEAKER, C.START, C.END, C.TIME_START,
+                               C.TIME_END, C.UNIT_KEY, *row_attrs])
+    # One pass cuts the units; the columns are then gathered by their source row.
+    rows: list[int] = []       # the turn (row of ``ordered``) each unit comes from
+    starts: list[int] = []
+    ends: list[int] = []
+    pieces: list[str] = []
+    split: list[tuple[int, int]] = []  # (k, number of units of the turn)
+    for row, (doc_id, t_start, t_end) in enumerate(zip(docs, t_starts, t_ends)):
         if doc_id not in texts:
             continue
-        text, lang = texts[doc_id], langs[doc_id] or "nl"
+        text = texts[doc_id]
         if unit == "turn":  # _unit_spans of a turn, inlined: it runs once per turn
             start = int(t_start)
             piece = text[start:int(t_end)]
-            lstripped = piece.lstrip()
-            start += len(piece) - len(lstripped)
-            piece = lstripped.rstrip()
-            spans = [(start, start + len(piece))] if piece else []
-        else:
-            spans = _unit_spans(text, int(t_start), int(t_end), unit, lang)
-        key = str(unit_key or "")
-        detect = mode == "always" or (mode == "csv" and formats.get(doc_id) == "csv")
+            stripped = piece.lstrip()
+            start += len(piece) - len(stripped)
+            piece = stripped.rstrip()
+            if piece:
+                rows.append(row)
+                starts.append(start)
+                ends.append(start + len(piece))
+                pieces.append(piece)
+                split.append((0, 1))
+            continue
+        spans = _unit_spans(text, int(t_start), int(t_end), unit, langs[doc_id] or "nl")
         for k, (s, e) in enumerate(spans):
-            n = index_in_doc.get(doc_id, 0)
-            index_in_doc[doc_id] = n + 1
-            if key:
-                seg_ids.append(key if unit == "turn" or len(spans) == 1 else f"{key}:{k}")
-            else:
-                seg_ids.append(f"{doc_id}:{n}")
-            piece = text[s:e]
-            keyed.append(key)
-            doc_ids.append(doc_id)
-            unit_index.append(n)
-            turn_no.append(int(turn))
-            speakers.append(speaker or "")
+            rows.append(row)
             starts.append(s)
             ends.append(e)
-            times_start.append(time_start)
-            times_end.append(time_end)
-            hashes.append(sha1(piece.encode("utf-8")).hexdigest()[:16])  # content_hash
-            pieces.append(piece)
-            unit_langs.append(detect_language(piece, candidates, lang) if detect else lang)
-            for values, source in zip(attr_out, attrs):
-                values.append(source[row])
-    out[C.UNIT] = [unit] * len(keyed)
+            pieces.append(text[s:e])
+            split.append((k, len(spans)))
+
+    doc_ids = [docs[r] for r in rows]
+    index_in_doc: dict[object, int] = {}
+    unit_index = []
+    for doc_id in doc_ids:
+        n = index_in_doc.get(doc_id, 0)
+        index_in_doc[doc_id] = n + 1
+        unit_index.append(n)
+    keyed = [str(unit_keys[r] or "") for r in rows]  # CSV id value; "" when not from a CSV
+    seg_ids = [(key if unit == "turn" or count == 1 else f"{key}:{k}") if key
+               else f"{doc_id}:{n}"
+               for key, (k, count), doc_id, n in zip(keyed, split, doc_ids, unit_index)]
+    doc_langs = [langs[doc_id] or "nl" for doc_id in doc_ids]
+    if mode != "never":
+        from pipeline.langid import detect_language
+
+        doc_langs = [detect_language(piece, candidates, lang)
+                     if mode == "always" or formats.get(doc_id) == "csv" else lang
+                     for piece, lang, doc_id in zip(pieces, doc_langs, doc_ids)]
+    sha1 = hashlib.sha1
+    out = {
+        C.SEGMENT_ID: seg_ids, C.DOC_ID: doc_ids, C.UNIT: [unit] * len(rows),
+        C.UNIT_INDEX: unit_index, C.TURN: [int(turns[r]) for r in rows],
+        C.SPEAKER: [speakers[r] or "" for r in rows], C.START: starts, C.END: ends,
+        C.TIME_START: [times_start[r] for r in rows], C.TIME_END: [times_end[r] for r in rows],
+        # content_hash, inlined
+        C.CONTENT_HASH: [sha1(piece.encode("utf-8")).hexdigest()[:16] for piece in pieces],
+        C.TEXT: pieces, C.LANG: doc_langs,
+    }
+    for col, values in zip(row_attrs, attrs):
+        out[col] = [values[r] for r in rows]
     return out, keyed
 
 
