@@ -258,10 +258,14 @@ def segment(documents: pd.DataFrame, turns: pd.DataFrame, *, unit: str = "turn",
     reserved = set(C.SEGMENT_COLUMNS)
     # An attribute that collides with a segment column (a CSV column "start") keeps its
     # data under "<name>_attr" instead of overwriting the pipeline's column.
-    documents = documents.rename(columns={c: f"{c}_attr" for c in documents.columns
-                                          if c in reserved and c not in C.DOCUMENT_COLUMNS})
-    turns = turns.rename(columns={c: f"{c}_attr" for c in turns.columns
-                                  if c in reserved and c not in C.TURN_COLUMNS})
+    doc_renames = {c: f"{c}_attr" for c in documents.columns
+                   if c in reserved and c not in C.DOCUMENT_COLUMNS}
+    turn_renames = {c: f"{c}_attr" for c in turns.columns
+                    if c in reserved and c not in C.TURN_COLUMNS}
+    if doc_renames:
+        documents = documents.rename(columns=doc_renames)
+    if turn_renames:
+        turns = turns.rename(columns=turn_renames)
     doc_attrs = [c for c in documents.columns if c not in C.DOCUMENT_COLUMNS]
     row_attrs = [c for c in turns.columns if c not in C.TURN_COLUMNS]
     shared = [c for c in row_attrs if c in doc_attrs]  # e.g. country per answer and per file
@@ -271,7 +275,9 @@ def segment(documents: pd.DataFrame, turns: pd.DataFrame, *, unit: str = "turn",
                if C.FORMAT in documents.columns else {})
     labels = list(interviewer_labels)
 
-    ordered = turns.sort_values([C.DOC_ID, C.TURN], kind="stable")
+    ordered = turns
+    if not _in_order(turns[C.DOC_ID].tolist(), turns[C.TURN].tolist()):
+        ordered = turns.sort_values([C.DOC_ID, C.TURN], kind="stable")
     columns, keyed = _units(ordered, row_attrs, texts, langs, formats, unit, mode, candidates)
     names = [c for c in C.SEGMENT_COLUMNS if c not in (C.ROLE, C.CODED)] + row_attrs
     if keyed:
@@ -293,13 +299,30 @@ def segment(documents: pd.DataFrame, turns: pd.DataFrame, *, unit: str = "turn",
             seg[col] = row_value.fillna(seg.pop(f"{col}__doc"))
     extra = [*doc_attrs, *(c for c in row_attrs if c not in doc_attrs)]
     seg = seg[[*C.SEGMENT_COLUMNS, *extra]]
-    seg[C.UNIT_INDEX] = seg[C.UNIT_INDEX].astype("int64")
-    seg[C.TURN] = seg[C.TURN].astype("int64")
-    seg[C.START] = seg[C.START].astype("int64")
-    seg[C.END] = seg[C.END].astype("int64")
-    seg[C.TIME_START] = seg[C.TIME_START].astype("float64")
-    seg[C.TIME_END] = seg[C.TIME_END].astype("float64")
+    for col, dtype in _NUMERIC.items():
+        if seg[col].dtype != dtype:
+            seg[col] = seg[col].astype(dtype)
+    if len(seg) and all(type(doc_id) is str for doc_id in columns[C.DOC_ID]):
+        # Units were cut from turns in document order, numbered up within each
+        # document: already sorted, and the index is a fresh RangeIndex.
+        return seg
     return seg.sort_values([C.DOC_ID, C.UNIT_INDEX], kind="stable").reset_index(drop=True)
+
+
+_NUMERIC = {C.UNIT_INDEX: "int64", C.TURN: "int64", C.START: "int64", C.END: "int64",
+            C.TIME_START: "float64", C.TIME_END: "float64"}
+
+
+def _in_order(docs: list, turns: list) -> bool:
+    """Whether rows are in (doc_id, turn) order already: a stable sort would keep them.
+
+    Only string doc ids are judged (Python orders them as pandas does); anything else
+    says no, and the caller sorts.
+    """
+    if not all(type(doc_id) is str for doc_id in docs):
+        return False
+    return all(d < e or (d == e and t <= u)
+               for d, e, t, u in zip(docs, docs[1:], turns, turns[1:]))
 
 
 def _units(ordered: pd.DataFrame, row_attrs: list[str], texts: dict, langs: dict, formats: dict,
@@ -421,9 +444,11 @@ def _with_document_attributes(seg: pd.DataFrame, documents: pd.DataFrame,
             or not seg[C.DOC_ID].isin(ids).all()):
         return seg.merge(documents[[C.DOC_ID, *doc_attrs]], on=C.DOC_ID, how="left",
                          suffixes=("", "__doc"))
-    position = pd.Index(ids).get_indexer(seg[C.DOC_ID])
+    row_of = {doc_id: row for row, doc_id in enumerate(ids.tolist())}
+    position = np.fromiter((row_of[doc_id] for doc_id in seg[C.DOC_ID].tolist()),
+                           dtype=np.intp, count=len(seg))
     seg = seg.reset_index(drop=True)
     for col in doc_attrs:
         name = f"{col}__doc" if col in seg.columns else col
-        seg[name] = documents[col].take(position).reset_index(drop=True)
+        seg[name] = documents[col].array.take(position)
     return seg

@@ -5,6 +5,7 @@ from pathlib import Path
 from collections.abc import Sequence
 from typing import Callable, NamedTuple
 
+import numpy as np
 import pandas as pd
 
 from pipeline import columns as C
@@ -155,7 +156,12 @@ def read_files(paths: Sequence[Path | str], doc_ids: Sequence[str], shown: Seque
             values.append(shown[i] if col == C.PATH else got.document[col])
         _extend_turns(turns, got.turns)
     documents = pd.DataFrame(docs) if read else pd.DataFrame(columns=C.DOCUMENT_COLUMNS)
-    return FilesRead(documents, turns_table(turns if read else None), read, failed)
+    # Each file's turns are numbered up from 0, so with the files in doc_id order (as a
+    # streaming chunk reads them) the table is sorted already.
+    ids = docs[C.DOC_ID]
+    in_order = all(a < b for a, b in zip(ids, ids[1:]))
+    return FilesRead(documents, turns_table(turns if read else None, presorted=in_order),
+                     read, failed)
 
 
 def _extend_turns(turns: dict[str, list], more: dict[str, list]) -> None:
@@ -250,19 +256,31 @@ def ingest(inputs: list[Path | str] | Path | str, *, metadata: Path | str | None
     return IngestResult(documents, table, pd.DataFrame(errors, columns=C.ERROR_COLUMNS))
 
 
-def turns_table(turns: dict[str, list] | None) -> pd.DataFrame:
+def turns_table(turns: dict[str, list] | None, *, presorted: bool = False) -> pd.DataFrame:
     """One typed turns table of turn columns (``read_files``), sorted by document and turn.
 
     Args:
         turns: ``columns.TURN_COLUMNS`` then attribute columns → equally long lists;
             None when no file was read.
+        presorted: The rows are in (doc_id, turn) order already (no sort needed).
     """
-    table = pd.DataFrame(turns) if turns is not None else pd.DataFrame(columns=C.TURN_COLUMNS)
-    for col in (C.TURN, C.START, C.END):
-        table[col] = table[col].astype("int64")
-    for col in (C.TIME_START, C.TIME_END):
-        table[col] = table[col].astype("float64")
+    if turns is None:
+        table = pd.DataFrame(columns=C.TURN_COLUMNS)
+        for col in (C.TURN, C.START, C.END):
+            table[col] = table[col].astype("int64")
+        for col in (C.TIME_START, C.TIME_END):
+            table[col] = table[col].astype("float64")
+        return table.sort_values([C.DOC_ID, C.TURN], kind="stable").reset_index(drop=True)
+    # numbers as typed arrays: inferring them from lists costs more than the strings
+    table = pd.DataFrame({col: np.array(values, dtype=_NUMBERS[col]) if col in _NUMBERS
+                          else values for col, values in turns.items()})
+    if presorted:
+        return table
     return table.sort_values([C.DOC_ID, C.TURN], kind="stable").reset_index(drop=True)
+
+
+_NUMBERS = {C.TURN: np.int64, C.START: np.int64, C.END: np.int64, C.TIME_START: np.float64,
+            C.TIME_END: np.float64}
 
 
 def parents(path: Path) -> list[Path]:

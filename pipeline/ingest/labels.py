@@ -29,9 +29,9 @@ _LINE_LABEL = re.compile(
     # A colon inside a time or URL ("10:30", "http://") is not a label colon.
     r"(?=[ \t]|$)"
 )
-# The same pattern at every line start of a whole text: one C-level scan finds the
-# candidate lines instead of a Python call per line. Matches cannot cross a line end
-# (no part of the pattern matches "\n"), so each equals ``_LINE_LABEL.match(line)``.
+# The same pattern matched in a whole text at a line start (``$`` is a line end). No
+# part of it matches "\n", so a match equals ``_LINE_LABEL.match(line)`` without
+# copying the line out of the text.
 _TEXT_LABELS = re.compile(r"^" + _LINE_LABEL.pattern, re.MULTILINE)
 _TIME_PARTS = re.compile(r"(?:(\d+):)?(\d+):(\d+)(?:[.,](\d+))?")
 
@@ -252,13 +252,16 @@ def split_turns(text: str, forced: dict[int, int] | None = None) -> list[Turn]:
 def _text_labels(text: str, forced: dict[int, int]) -> list[_Label]:
     """The labels of ``text`` in order: ``forced`` ones, and those the text rules find."""
     labels: list[_Label] = []
-    for m in _TEXT_LABELS.finditer(text):
-        if m.start() in forced:
-            continue
-        found = _candidate_label(m.group())
-        if found:
-            speaker, time = found
-            labels.append(_Label(m.start(), m.end(), speaker, time))
+    match, find = _TEXT_LABELS.match, text.find
+    pos = 0
+    while pos >= 0:  # pos: each line start; matching there beats scanning every offset
+        m = None if pos in forced else match(text, pos)
+        if m:
+            found = _candidate_label(m.group())
+            if found:
+                speaker, time = found
+                labels.append(_Label(pos, m.end(), speaker, time))
+        pos = find("\n", pos) + 1 or -1
     if not forced:
         return labels
     for pos, colon in forced.items():
