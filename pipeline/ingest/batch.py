@@ -304,19 +304,46 @@ def join_metadata(documents: pd.DataFrame, meta: pd.DataFrame | None, meta_name:
     for old, new in renames.items():
         report(meta_name, "warning", f"{meta_name}: column {old!r} is a reserved name; "
                                      f"kept as {new!r}")
-    attributes = attributes.rename(columns=renames)
-    known = set(meta[C.DOC_ID])
-    for doc_id, shown in zip(documents[C.DOC_ID], documents[C.PATH]):
+    if renames:
+        attributes = attributes.rename(columns=renames)
+    known = set(meta[C.DOC_ID].tolist())
+    doc_ids = documents[C.DOC_ID].tolist()
+    for doc_id, shown in zip(doc_ids, documents[C.PATH].tolist()):
         if doc_id not in known:
             report(shown, "warning", f"no metadata for {C.DOC_ID} {doc_id!r} in {meta_name}")
-    present = set(documents[C.DOC_ID])
-    for doc_id in meta[C.DOC_ID]:
+    present = set(doc_ids)
+    for doc_id in meta[C.DOC_ID].tolist():
         if doc_id not in present and doc_id not in failed:
             report(meta_name, "warning", f"{meta_name}: metadata for {C.DOC_ID} {doc_id!r} "
                                          "but no such document was read")
-    joined = documents.merge(attributes, on=C.DOC_ID, how="left", validate="one_to_one")
     extra = [c for c in attributes.columns if c != C.DOC_ID]
+    joined = _take_join(documents, attributes, extra)
+    if joined is None:
+        joined = documents.merge(attributes, on=C.DOC_ID, how="left", validate="one_to_one")
     joined[extra] = joined[extra].fillna("").astype(str)
+    return joined
+
+
+def _take_join(documents: pd.DataFrame, attributes: pd.DataFrame,
+               extra: list[str]) -> pd.DataFrame | None:
+    """``documents.merge(attributes, on=doc_id, how="left")`` by a positional take.
+
+    Used for what a run joins (unique string doc ids, string attribute columns whose
+    names are new to ``documents``); None otherwise, and ``merge`` does it (and
+    raises on duplicated ids). A left join then keeps the documents' rows and order,
+    gives NaN where a document has no metadata, and a fresh RangeIndex.
+    """
+    ids, keys = documents[C.DOC_ID], attributes[C.DOC_ID]
+    if (len(documents) == 0 or ids.dtype != "str" or keys.dtype != "str"
+            or any(attributes[c].dtype != "str" or c in documents.columns for c in extra)
+            or ids.duplicated().any() or keys.duplicated().any()):
+        return None
+    row_of = {key: row for row, key in enumerate(keys.tolist())}
+    position = np.fromiter((row_of.get(doc_id, -1) for doc_id in ids.tolist()),
+                           dtype=np.intp, count=len(ids))
+    joined = documents.reset_index(drop=True)
+    for col in extra:
+        joined[col] = attributes[col].array.take(position, allow_fill=True)
     return joined
 
 
@@ -330,9 +357,11 @@ def document_languages(documents: pd.DataFrame, meta: pd.DataFrame | None, force
     column = None
     if meta is not None:
         column = next((c for c in (C.LANG, "language") if c in meta.columns), None)
-    wanted = dict(zip(meta[C.DOC_ID], meta[column])) if column is not None else {}
+    wanted = (dict(zip(meta[C.DOC_ID].tolist(), meta[column].tolist()))
+              if column is not None else {})
     result = []
-    for doc_id, shown, text in zip(documents[C.DOC_ID], documents[C.PATH], documents[C.TEXT]):
+    for doc_id, shown, text in zip(documents[C.DOC_ID].tolist(), documents[C.PATH].tolist(),
+                                   documents[C.TEXT].tolist()):
         value = str(wanted.get(doc_id, "") or "").strip()
         if not value:
             code = _detect(text, languages, default) if detect else default
