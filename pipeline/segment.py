@@ -314,11 +314,7 @@ _NUMERIC = {C.UNIT_INDEX: "int64", C.TURN: "int64", C.START: "int64", C.END: "in
 
 
 def _in_order(docs: list, turns: list) -> bool:
-    """Whether rows are in (doc_id, turn) order already: a stable sort would keep them.
-
-    Only string doc ids are judged (Python orders them as pandas does); anything else
-    says no, and the caller sorts.
-    """
+    """Rows in (doc_id, turn) order already (str doc ids only: Python orders them as pandas)."""
     if not all(type(doc_id) is str for doc_id in docs):
         return False
     return all(d < e or (d == e and t <= u)
@@ -327,35 +323,19 @@ def _in_order(docs: list, turns: list) -> bool:
 
 def _units(ordered: pd.DataFrame, row_attrs: list[str], texts: dict, langs: dict, formats: dict,
            unit: str, mode: str, candidates: tuple[str, ...]) -> tuple[dict[str, list], list[str]]:
-    """The coding units of the turns (sorted by document and turn), as columns.
+    """The coding units of ``ordered`` (turns by document and turn) as columns → values.
 
-    Built as plain lists, one DataFrame at the end: a dict per row and ``itertuples``
-    cost more than cutting the units.
-
-    Args:
-        ordered: The turns, sorted by document and turn.
-        row_attrs: Its attribute columns (copied to every unit of the turn).
-        texts: doc_id → document text.
-        langs: doc_id → document language.
-        formats: doc_id → file format (``mode == "csv"`` detects in CSV documents).
-        unit: ``turn``, ``paragraph`` or ``sentence``.
-        mode: language detection: ``always``, ``csv`` or ``never``.
-        candidates: the languages detection may choose from.
-
-    Returns:
-        ``(columns, keyed)``: segment columns (without role and coded flag, then
-        ``row_attrs``) → values, and each unit's CSV id value ("" when its id is not
-        from a CSV).
+    Plain lists, one DataFrame later: a dict per row and ``itertuples`` cost more than
+    cutting the units. ``texts``, ``langs``, ``formats``: doc_id → document text,
+    language, format. Returns the columns (without role and coded flag; then
+    ``row_attrs``) and each unit's CSV id value ("" when its id is not from a CSV).
     """
     docs, turns, speakers, t_starts, t_ends, times_start, times_end, unit_keys, *attrs = \
         _row_columns(ordered, [C.DOC_ID, C.TURN, C.SPEAKER, C.START, C.END, C.TIME_START,
                                C.TIME_END, C.UNIT_KEY, *row_attrs])
-    # One pass cuts the units; the columns are then gathered by their source row.
-    rows: list[int] = []       # the turn (row of ``ordered``) each unit comes from
-    starts: list[int] = []
-    ends: list[int] = []
-    pieces: list[str] = []
-    split: list[tuple[int, int]] = []  # (k, number of units of the turn)
+    # One pass cuts the units: (row of ``ordered``, start, end, text, k, units in turn);
+    # the other columns are then gathered by that row.
+    units: list[tuple[int, int, int, str, int, int]] = []
     for row, (doc_id, t_start, t_end) in enumerate(zip(docs, t_starts, t_ends)):
         if doc_id not in texts:
             continue
@@ -367,19 +347,12 @@ def _units(ordered: pd.DataFrame, row_attrs: list[str], texts: dict, langs: dict
             start += len(piece) - len(stripped)
             piece = stripped.rstrip()
             if piece:
-                rows.append(row)
-                starts.append(start)
-                ends.append(start + len(piece))
-                pieces.append(piece)
-                split.append((0, 1))
+                units.append((row, start, start + len(piece), piece, 0, 1))
             continue
         spans = _unit_spans(text, int(t_start), int(t_end), unit, langs[doc_id] or "nl")
-        for k, (s, e) in enumerate(spans):
-            rows.append(row)
-            starts.append(s)
-            ends.append(e)
-            pieces.append(text[s:e])
-            split.append((k, len(spans)))
+        units.extend((row, s, e, text[s:e], k, len(spans)) for k, (s, e) in enumerate(spans))
+    rows, starts, ends, pieces, ks, counts = (list(c) for c in zip(*units)) if units else (
+        [] for _ in range(6))
 
     doc_ids = [docs[r] for r in rows]
     index_in_doc: dict[object, int] = {}
@@ -388,10 +361,10 @@ def _units(ordered: pd.DataFrame, row_attrs: list[str], texts: dict, langs: dict
         n = index_in_doc.get(doc_id, 0)
         index_in_doc[doc_id] = n + 1
         unit_index.append(n)
-    keyed = [str(unit_keys[r] or "") for r in rows]  # CSV id value; "" when not from a CSV
+    keyed = [str(unit_keys[r] or "") for r in rows]
     seg_ids = [(key if unit == "turn" or count == 1 else f"{key}:{k}") if key
                else f"{doc_id}:{n}"
-               for key, (k, count), doc_id, n in zip(keyed, split, doc_ids, unit_index)]
+               for key, k, count, doc_id, n in zip(keyed, ks, counts, doc_ids, unit_index)]
     doc_langs = [langs[doc_id] or "nl" for doc_id in doc_ids]
     if mode != "never":
         from pipeline.langid import detect_language
@@ -405,10 +378,9 @@ def _units(ordered: pd.DataFrame, row_attrs: list[str], texts: dict, langs: dict
         C.UNIT_INDEX: unit_index, C.TURN: [int(turns[r]) for r in rows],
         C.SPEAKER: [speakers[r] or "" for r in rows], C.START: starts, C.END: ends,
         C.TIME_START: [times_start[r] for r in rows], C.TIME_END: [times_end[r] for r in rows],
-        # content_hash, inlined
         C.CONTENT_HASH: [sha1(piece.encode("utf-8")).hexdigest()[:16] for piece in pieces],
         C.TEXT: pieces, C.LANG: doc_langs,
-    }
+    }  # CONTENT_HASH: content_hash, inlined
     for col, values in zip(row_attrs, attrs):
         out[col] = [values[r] for r in rows]
     return out, keyed
@@ -435,9 +407,8 @@ def _with_document_attributes(seg: pd.DataFrame, documents: pd.DataFrame,
                               doc_attrs: list[str]) -> pd.DataFrame:
     """Left-join the documents' attribute columns on ``doc_id`` (a shared name gets "__doc").
 
-    With unique doc ids of one type on both sides (always so in a run) each segment
-    takes its document's row: a positional take, cheaper than ``merge``, with the same
-    rows, order and types. Otherwise ``merge`` decides (it may retype the key column).
+    With unique doc ids of one dtype (always so in a run): a positional take, cheaper than
+    ``merge``, same rows, order and types; else ``merge`` (it may retype the key column).
     """
     ids = documents[C.DOC_ID]
     if (ids.dtype != seg[C.DOC_ID].dtype or ids.duplicated().any()
