@@ -82,6 +82,8 @@ def read_rows(text: str, path: Path | str) -> tuple[list[str], list[tuple[int, l
         if header[i] in seen:
             raise InputError(path, f"duplicate column name {header[i]!r}", line=header_line)
         seen.add(header[i])
+    if len(keep) == width:  # every column named (the usual case): rows as they are
+        return header, rows
     return ([header[i] for i in keep],
             [(line, [values[i] for i in keep]) for line, values in rows])
 
