@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from pipeline import columns as C
+from pipeline.errors import InputError
 from pipeline.ingest import decode_bytes, join_metadata, read_file, read_files
 from pipeline.ingest.files import read_parts, turns_frame
 from pipeline.ingest.labels import Turn, _match_label, paragraphs, split_turns, strip_span
@@ -130,3 +131,10 @@ def test_metadata_take_join_equals_merge():
     expected["land"] = expected["land"].fillna("").astype(str)
     pd.testing.assert_frame_equal(got, expected)
     assert list(got["land"]) == ["BE", "NL", ""]
+
+
+def test_reserved_csv_column_whose_new_name_is_taken_is_an_error(tmp_path):
+    path = tmp_path / "s.csv"
+    path.write_text("id,text,start,start_csv\n1,hallo,a,b\n", encoding="utf-8")
+    with pytest.raises(InputError, match="'start_csv', its new name, is taken"):
+        read_file(path)

@@ -130,6 +130,10 @@ def csv_document(text: str, path: Path | str, doc_id: str, *, text_column: str =
         target = name
         if name in RESERVED:
             target = f"{name}_csv"
+            if target in header and target not in (text_col, id_col):
+                # two attribute columns of one name: one would be lost
+                raise InputError(path, f"column {name!r} is a reserved name and {target!r}, "
+                                       "its new name, is taken; rename one of them")
             warnings.append(f"{path}: column {name!r} is a reserved name; kept as {target!r}")
         attributes[name] = target
     t_i = header.index(text_col)
