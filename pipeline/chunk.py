@@ -114,7 +114,7 @@ def remember_codebook(ctx: RunContext, book) -> None:  # noqa: ANN001
 
 def read_chunk(task: ChunkTask, ctx: RunContext, errors: list[dict]):  # noqa: ANN201
     """Read the chunk's files like ``ingest.ingest`` does for a whole corpus."""
-    from pipeline.ingest import assign_doc_ids, document_languages, join_metadata, read_files, turns_table
+    from pipeline.ingest import assign_doc_ids, document_languages, join_metadata, read_files
 
     # Files sharing a stem are in one chunk, so these ids are the whole-corpus ids.
     doc_ids, id_warnings = assign_doc_ids([p for _, p, _ in task.files],
@@ -124,14 +124,10 @@ def read_chunk(task: ChunkTask, ctx: RunContext, errors: list[dict]):  # noqa: A
         errors.append({C.ERROR_FILE: file, C.ERROR_STAGE: "ingest", C.ERROR_SEVERITY: severity,
                        C.ERROR_MESSAGE: message, ORDER: (PHASE_FILE, task.files[i][0])})
 
-    docs, turns, seen, failed = read_files(
+    documents, table, seen, failed = read_files(
         [p for _, p, _ in task.files], doc_ids, [s for _, _, s in task.files], id_warnings,
         text_column=ctx.text_column, id_column=ctx.id_column, report=report)
-    for frame, i in zip(docs, seen.values()):
-        frame["_pos"] = task.files[i][0]
-    documents = (pd.concat(docs, ignore_index=True) if docs
-                 else pd.DataFrame(columns=[*C.DOCUMENT_COLUMNS, "_pos"]))
-    positions = dict(zip(documents[C.DOC_ID], documents.pop("_pos")))
+    positions = {doc_id: task.files[i][0] for doc_id, i in seen.items()}
 
     def meta_report(phase: int):  # noqa: ANN202
         def report(file: str, severity: str, message: str) -> None:
@@ -153,7 +149,6 @@ def read_chunk(task: ChunkTask, ctx: RunContext, errors: list[dict]):  # noqa: A
                                            languages=_codebook(ctx).settings.languages)
     documents = documents.sort_values(C.DOC_ID, kind="stable").reset_index(drop=True)
     documents[C.N_CHARS] = documents[C.N_CHARS].astype("int64")
-    table = turns_table(turns)
     return documents, table, list(seen), failed
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import namedtuple
 from collections.abc import Collection, Iterable, Sequence
 
+import numpy as np
 import pandas as pd
 
 from pipeline import columns as C
@@ -136,13 +138,17 @@ def _coded_flags(speakers: pd.Series, roles: pd.Series,
     return speakers.map(normalise_label).isin(wanted)
 
 
-def _preamble(seg: pd.DataFrame) -> pd.Series:
+def _preamble(docs: list, turns: list, speakers: list) -> np.ndarray:
     """Rows without a speaker before the first labelled turn of a labelled document."""
-    if seg.empty:
-        return pd.Series(False, index=seg.index)
-    labelled = seg[C.SPEAKER].astype(str).str.strip().ne("")
-    first = seg[C.TURN].where(labelled).groupby(seg[C.DOC_ID]).transform("min")
-    return ~labelled & first.notna() & (seg[C.TURN] < first)
+    labelled = [str(speaker).strip() != "" for speaker in speakers]  # NaN counts as a label
+    first: dict[object, int] = {}  # document → its first labelled turn
+    for doc, turn, has_label in zip(docs, turns, labelled):
+        if has_label and (doc not in first or turn < first[doc]):
+            first[doc] = turn
+    return np.fromiter(
+        # a missing doc_id groups nowhere, so it has no first labelled turn either
+        (not has_label and doc is not None and doc == doc and doc in first and turn < first[doc]
+         for doc, turn, has_label in zip(docs, turns, labelled)), dtype=bool, count=len(docs))
 
 
 def _unique_ids(seg: pd.DataFrame, keyed: list[str], documents: pd.DataFrame,
@@ -250,15 +256,17 @@ def segment(documents: pd.DataFrame, turns: pd.DataFrame, *, unit: str = "turn",
         raise UsageError(f"unknown detect_lang {detect_lang!r}; choose one of "
                          f"{', '.join(DETECT_MODES)} (or True/False)")
     candidates = tuple(languages)
-    if mode != "never":
-        from pipeline.langid import detect_language
     reserved = set(C.SEGMENT_COLUMNS)
     # An attribute that collides with a segment column (a CSV column "start") keeps its
     # data under "<name>_attr" instead of overwriting the pipeline's column.
-    documents = documents.rename(columns={c: f"{c}_attr" for c in documents.columns
-                                          if c in reserved and c not in C.DOCUMENT_COLUMNS})
-    turns = turns.rename(columns={c: f"{c}_attr" for c in turns.columns
-                                  if c in reserved and c not in C.TURN_COLUMNS})
+    doc_renames = {c: f"{c}_attr" for c in documents.columns
+                   if c in reserved and c not in C.DOCUMENT_COLUMNS}
+    turn_renames = {c: f"{c}_attr" for c in turns.columns
+                    if c in reserved and c not in C.TURN_COLUMNS}
+    if doc_renames:
+        documents = documents.rename(columns=doc_renames)
+    if turn_renames:
+        turns = turns.rename(columns=turn_renames)
     doc_attrs = [c for c in documents.columns if c not in C.DOCUMENT_COLUMNS]
     row_attrs = [c for c in turns.columns if c not in C.TURN_COLUMNS]
     shared = [c for c in row_attrs if c in doc_attrs]  # e.g. country per answer and per file
@@ -268,60 +276,151 @@ def segment(documents: pd.DataFrame, turns: pd.DataFrame, *, unit: str = "turn",
                if C.FORMAT in documents.columns else {})
     labels = list(interviewer_labels)
 
-    rows: list[dict] = []
-    ordered = turns.sort_values([C.DOC_ID, C.TURN], kind="stable")
-    index_in_doc: dict[str, int] = {}
-    keyed: list[str] = []  # the row's CSV id value ("" when its id is not from a CSV)
-    for turn in ordered.itertuples(index=False):
-        t = turn._asdict()
-        doc_id = t[C.DOC_ID]
-        if doc_id not in texts:
-            continue
-        text, lang = texts[doc_id], langs[doc_id] or "nl"
-        spans = _unit_spans(text, int(t[C.START]), int(t[C.END]), unit, lang)
-        key = str(t.get(C.UNIT_KEY) or "")
-        detect = mode == "always" or (mode == "csv" and formats.get(doc_id) == "csv")
-        for k, (s, e) in enumerate(spans):
-            n = index_in_doc.get(doc_id, 0)
-            index_in_doc[doc_id] = n + 1
-            if key:
-                seg_id = key if unit == "turn" or len(spans) == 1 else f"{key}:{k}"
-            else:
-                seg_id = f"{doc_id}:{n}"
-            piece = text[s:e]
-            keyed.append(key)
-            row = {
-                C.SEGMENT_ID: seg_id, C.DOC_ID: doc_id, C.UNIT: unit, C.UNIT_INDEX: n,
-                C.TURN: int(t[C.TURN]), C.SPEAKER: t[C.SPEAKER] or "",
-                C.START: s, C.END: e,
-                C.TIME_START: t[C.TIME_START], C.TIME_END: t[C.TIME_END],
-                C.CONTENT_HASH: content_hash(piece), C.TEXT: piece,
-                C.LANG: detect_language(piece, candidates, lang) if detect else lang,
-            }
-            for col in row_attrs:
-                row[col] = t.get(col)
-            rows.append(row)
-
-    seg = pd.DataFrame(rows, columns=[c for c in C.SEGMENT_COLUMNS if c not in (C.ROLE, C.CODED)]
-                       + row_attrs)
-    seg[C.ROLE] = _roles(seg[C.SPEAKER].tolist(), labels) if len(seg) else []
+    ordered = turns
+    if not _in_order(turns[C.DOC_ID].tolist(), turns[C.TURN].tolist()):
+        ordered = turns.sort_values([C.DOC_ID, C.TURN], kind="stable")
+    columns, keyed = _units(ordered, row_attrs, texts, langs, formats, unit, mode, candidates)
+    names = [c for c in C.SEGMENT_COLUMNS if c not in (C.ROLE, C.CODED)] + row_attrs
+    if keyed:
+        seg = pd.DataFrame(columns, columns=names)
+    else:  # as pandas types an empty table built from no rows (object columns)
+        seg = pd.DataFrame([], columns=names)
+    seg[C.ROLE] = _roles(columns[C.SPEAKER], labels) if len(seg) else []
     seg[C.CODED] = _coded_flags(seg[C.SPEAKER], seg[C.ROLE], code_speakers).astype(bool)
-    preamble = _preamble(seg)
-    seg.loc[preamble, C.ROLE] = C.OTHER
-    seg.loc[preamble, C.CODED] = False
+    if len(seg):
+        preamble = _preamble(columns[C.DOC_ID], columns[C.TURN], columns[C.SPEAKER])
+        if preamble.any():
+            seg.loc[preamble, C.ROLE] = C.OTHER
+            seg.loc[preamble, C.CODED] = False
     seg[C.SEGMENT_ID] = _unique_ids(seg, keyed, documents, errors, shared_keys)
     if doc_attrs:
-        seg = seg.merge(documents[[C.DOC_ID, *doc_attrs]], on=C.DOC_ID, how="left",
-                        suffixes=("", "__doc"))
+        seg = _with_document_attributes(seg, documents, doc_attrs)
         for col in shared:  # the row's own value wins; the document's fills gaps
             row_value = seg[col].where(seg[col].notna() & seg[col].astype(str).ne(""))
             seg[col] = row_value.fillna(seg.pop(f"{col}__doc"))
     extra = [*doc_attrs, *(c for c in row_attrs if c not in doc_attrs)]
     seg = seg[[*C.SEGMENT_COLUMNS, *extra]]
-    seg[C.UNIT_INDEX] = seg[C.UNIT_INDEX].astype("int64")
-    seg[C.TURN] = seg[C.TURN].astype("int64")
-    seg[C.START] = seg[C.START].astype("int64")
-    seg[C.END] = seg[C.END].astype("int64")
-    seg[C.TIME_START] = seg[C.TIME_START].astype("float64")
-    seg[C.TIME_END] = seg[C.TIME_END].astype("float64")
+    for col, dtype in _NUMERIC.items():
+        if seg[col].dtype != dtype:
+            seg[col] = seg[col].astype(dtype)
+    if len(seg) and all(type(doc_id) is str for doc_id in columns[C.DOC_ID]):
+        # Units were cut from turns in document order, numbered up within each
+        # document: already sorted, and the index is a fresh RangeIndex.
+        return seg
     return seg.sort_values([C.DOC_ID, C.UNIT_INDEX], kind="stable").reset_index(drop=True)
+
+
+_NUMERIC = {C.UNIT_INDEX: "int64", C.TURN: "int64", C.START: "int64", C.END: "int64",
+            C.TIME_START: "float64", C.TIME_END: "float64"}
+
+
+def _in_order(docs: list, turns: list) -> bool:
+    """Rows in (doc_id, turn) order already (str doc ids only: Python orders them as pandas)."""
+    if not all(type(doc_id) is str for doc_id in docs):
+        return False
+    return all(d < e or (d == e and t <= u)
+               for d, e, t, u in zip(docs, docs[1:], turns, turns[1:]))
+
+
+def _units(ordered: pd.DataFrame, row_attrs: list[str], texts: dict, langs: dict, formats: dict,
+           unit: str, mode: str, candidates: tuple[str, ...]) -> tuple[dict[str, list], list[str]]:
+    """The coding units of ``ordered`` (turns by document and turn) as columns → values.
+
+    Plain lists, one DataFrame later: a dict per row and ``itertuples`` cost more than
+    cutting the units. ``texts``, ``langs``, ``formats``: doc_id → document text,
+    language, format. Returns the columns (without role and coded flag; then
+    ``row_attrs``) and each unit's CSV id value ("" when its id is not from a CSV).
+    """
+    docs, turns, speakers, t_starts, t_ends, times_start, times_end, unit_keys, *attrs = \
+        _row_columns(ordered, [C.DOC_ID, C.TURN, C.SPEAKER, C.START, C.END, C.TIME_START,
+                               C.TIME_END, C.UNIT_KEY, *row_attrs])
+    # One pass cuts the units: (row of ``ordered``, start, end, text, k, units in turn);
+    # the other columns are then gathered by that row.
+    units: list[tuple[int, int, int, str, int, int]] = []
+    for row, (doc_id, t_start, t_end) in enumerate(zip(docs, t_starts, t_ends)):
+        if doc_id not in texts:
+            continue
+        text = texts[doc_id]
+        if unit == "turn":  # _unit_spans of a turn, inlined: it runs once per turn
+            start = int(t_start)
+            piece = text[start:int(t_end)]
+            stripped = piece.lstrip()
+            start += len(piece) - len(stripped)
+            piece = stripped.rstrip()
+            if piece:
+                units.append((row, start, start + len(piece), piece, 0, 1))
+            continue
+        spans = _unit_spans(text, int(t_start), int(t_end), unit, langs[doc_id] or "nl")
+        units.extend((row, s, e, text[s:e], k, len(spans)) for k, (s, e) in enumerate(spans))
+    rows, starts, ends, pieces, ks, counts = (list(c) for c in zip(*units)) if units else (
+        [] for _ in range(6))
+
+    doc_ids = [docs[r] for r in rows]
+    index_in_doc: dict[object, int] = {}
+    unit_index = []
+    for doc_id in doc_ids:
+        n = index_in_doc.get(doc_id, 0)
+        index_in_doc[doc_id] = n + 1
+        unit_index.append(n)
+    keyed = [str(unit_keys[r] or "") for r in rows]
+    seg_ids = [(key if unit == "turn" or count == 1 else f"{key}:{k}") if key
+               else f"{doc_id}:{n}"
+               for key, k, count, doc_id, n in zip(keyed, ks, counts, doc_ids, unit_index)]
+    doc_langs = [langs[doc_id] or "nl" for doc_id in doc_ids]
+    if mode != "never":
+        from pipeline.langid import detect_language
+
+        doc_langs = [detect_language(piece, candidates, lang)
+                     if mode == "always" or formats.get(doc_id) == "csv" else lang
+                     for piece, lang, doc_id in zip(pieces, doc_langs, doc_ids)]
+    sha1 = hashlib.sha1
+    out = {
+        C.SEGMENT_ID: seg_ids, C.DOC_ID: doc_ids, C.UNIT: [unit] * len(rows),
+        C.UNIT_INDEX: unit_index, C.TURN: [int(turns[r]) for r in rows],
+        C.SPEAKER: [speakers[r] or "" for r in rows], C.START: starts, C.END: ends,
+        C.TIME_START: [times_start[r] for r in rows], C.TIME_END: [times_end[r] for r in rows],
+        C.CONTENT_HASH: [sha1(piece.encode("utf-8")).hexdigest()[:16] for piece in pieces],
+        C.TEXT: pieces, C.LANG: doc_langs,
+    }  # CONTENT_HASH: content_hash, inlined
+    for col, values in zip(row_attrs, attrs):
+        out[col] = [values[r] for r in rows]
+    return out, keyed
+
+
+def _row_columns(table: pd.DataFrame, names: list[str]) -> list[list]:
+    """Values of columns ``names`` of ``table`` as the rows of ``itertuples`` give them.
+
+    ``itertuples`` renames a column that is not a Python identifier ("age group"),
+    a keyword or starts with "_" to a positional name, and the rows were read by
+    column name: such a column reads as None, and a missing one too.
+    """
+    fields = namedtuple("Row", table.columns, rename=True)._fields  # noqa: PYI024
+    out = []
+    for name in names:
+        if isinstance(name, str) and name in fields:
+            out.append(table.iloc[:, fields.index(name)].tolist())
+        else:
+            out.append([None] * len(table))
+    return out
+
+
+def _with_document_attributes(seg: pd.DataFrame, documents: pd.DataFrame,
+                              doc_attrs: list[str]) -> pd.DataFrame:
+    """Left-join the documents' attribute columns on ``doc_id`` (a shared name gets "__doc").
+
+    With unique doc ids of one dtype (always so in a run): a positional take, cheaper than
+    ``merge``, same rows, order and types; else ``merge`` (it may retype the key column).
+    """
+    ids = documents[C.DOC_ID]
+    if (ids.dtype != seg[C.DOC_ID].dtype or ids.duplicated().any()
+            or not seg[C.DOC_ID].isin(ids).all()):
+        return seg.merge(documents[[C.DOC_ID, *doc_attrs]], on=C.DOC_ID, how="left",
+                         suffixes=("", "__doc"))
+    row_of = {doc_id: row for row, doc_id in enumerate(ids.tolist())}
+    position = np.fromiter((row_of[doc_id] for doc_id in seg[C.DOC_ID].tolist()),
+                           dtype=np.intp, count=len(seg))
+    seg = seg.reset_index(drop=True)
+    for col in doc_attrs:
+        name = f"{col}__doc" if col in seg.columns else col
+        seg[name] = documents[col].array.take(position)
+    return seg

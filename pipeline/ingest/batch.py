@@ -5,12 +5,13 @@ from pathlib import Path
 from collections.abc import Sequence
 from typing import Callable, NamedTuple
 
+import numpy as np
 import pandas as pd
 
 from pipeline import columns as C
 from pipeline.errors import InputError, PipelineError, UsageError
 
-from .files import METADATA_NAME, assign_doc_ids, canonical_doc_id, discover, read_file
+from .files import METADATA_NAME, assign_doc_ids, canonical_doc_id, discover, read_parts
 from .tables import read_metadata
 
 STAGE = "ingest"
@@ -92,21 +93,21 @@ def shared_csv_keys(files: Sequence[Path], *, text_column: str = "text",
     users: dict[str, int] = {}
     for path in csvs:
         try:
-            turns = read_file(path, text_column=text_column, id_column=id_column).turns
+            turns = read_parts(path, text_column=text_column, id_column=id_column).turns
         except PipelineError:
             continue
-        for key in set(turns[C.UNIT_KEY].astype(str)) - {""}:
+        for key in set(map(str, turns[C.UNIT_KEY])) - {""}:
             users[key] = users.get(key, 0) + 1
     return frozenset(k for k, n in users.items() if n > 1)
 
 
 class FilesRead(NamedTuple):
-    """What ``read_files`` read: one documents/turns frame per file read, in path order."""
+    """What ``read_files`` read: one documents and one turns table of every file read."""
 
-    documents: list[pd.DataFrame]
-    turns: list[pd.DataFrame]
-    read: dict[str, int]    # doc_id → index in ``paths`` of the file it was read from
-    failed: list[str]       # doc ids of files that could not be read
+    documents: pd.DataFrame  # DOCUMENT_COLUMNS, in path order; ``path`` as shown
+    turns: pd.DataFrame      # ``turns_table``: typed, sorted by document and turn
+    read: dict[str, int]     # doc_id → index in ``paths`` of the file it was read from
+    failed: list[str]        # doc ids of files that could not be read
 
 
 def read_files(paths: Sequence[Path | str], doc_ids: Sequence[str], shown: Sequence[str],
@@ -125,8 +126,10 @@ def read_files(paths: Sequence[Path | str], doc_ids: Sequence[str], shown: Seque
         report: Called as ``report(i, file, severity, message)`` for file ``paths[i]``.
         progress: Called as ``progress(i, n, path)`` before reading each file.
     """
-    docs: list[pd.DataFrame] = []
-    turns: list[pd.DataFrame] = []
+    # Values are gathered as plain lists and become one DataFrame per table at the end:
+    # per-file frames and their concatenation cost more than reading the files.
+    docs: dict[str, list] = {c: [] for c in C.DOCUMENT_COLUMNS}
+    turns: dict[str, list] = {c: [] for c in C.TURN_COLUMNS}
     read: dict[str, int] = {}
     failed: list[str] = []
     for i, path in enumerate(paths):
@@ -136,8 +139,8 @@ def read_files(paths: Sequence[Path | str], doc_ids: Sequence[str], shown: Seque
         if id_warnings[i]:
             report(i, shown[i], "warning", id_warnings[i])
         try:
-            got = read_file(Path(path), text_column=text_column, id_column=id_column,
-                            doc_id=doc_id)
+            got = read_parts(Path(path), text_column=text_column, id_column=id_column,
+                             doc_id=doc_id)
         except InputError as exc:
             report(i, shown[i], "error", str(exc))
             failed.append(doc_id)
@@ -149,10 +152,34 @@ def read_files(paths: Sequence[Path | str], doc_ids: Sequence[str], shown: Seque
         read[doc_id] = i
         for warning in got.warnings:
             report(i, shown[i], "warning", warning)
-        got.documents[C.PATH] = shown[i]
-        docs.append(got.documents)
-        turns.append(got.turns)
-    return FilesRead(docs, turns, read, failed)
+        for col, values in docs.items():
+            values.append(shown[i] if col == C.PATH else got.document[col])
+        _extend_turns(turns, got.turns)
+    documents = pd.DataFrame(docs) if read else pd.DataFrame(columns=C.DOCUMENT_COLUMNS)
+    # Each file's turns are numbered up from 0, so with the files in doc_id order (as a
+    # streaming chunk reads them) the table is sorted already.
+    ids = docs[C.DOC_ID]
+    in_order = all(a < b for a, b in zip(ids, ids[1:]))
+    return FilesRead(documents, turns_table(turns if read else None, presorted=in_order),
+                     read, failed)
+
+
+def _extend_turns(turns: dict[str, list], more: dict[str, list]) -> None:
+    """Append a file's turn columns; attribute columns one side lacks are "" there.
+
+    Columns keep the order in which they first appear, as concatenating the files'
+    tables one by one would give.
+    """
+    n_before = len(turns[C.TURN])
+    n_more = len(more[C.TURN])
+    for col, values in more.items():
+        column = turns.get(col)
+        if column is None:
+            column = turns[col] = [""] * n_before
+        column.extend(values)
+    for col, column in turns.items():
+        if col not in more:
+            column.extend([""] * n_more)
 
 
 def ingest(inputs: list[Path | str] | Path | str, *, metadata: Path | str | None = None,
@@ -215,35 +242,45 @@ def ingest(inputs: list[Path | str] | Path | str, *, metadata: Path | str | None
     file_roots = [next((roots[r] for r in parents(path) if r in roots), None) for path in files]
     all_shown = [display(path, root) for path, root in zip(files, file_roots)]
     doc_ids, id_warnings = assign_doc_ids(files, all_shown, [r is not None for r in file_roots])
-    docs, turns, _, read_failed = read_files(
+    documents, table, _, read_failed = read_files(
         files, doc_ids, all_shown, id_warnings, text_column=text_column, id_column=id_column,
         report=lambda _i, file, severity, message: report(file, severity, message),
         progress=progress)
     failed = set(read_failed)
 
-    documents = (pd.concat(docs, ignore_index=True) if docs
-                 else pd.DataFrame(columns=C.DOCUMENT_COLUMNS))
     documents = join_metadata(documents, meta, meta_name, failed, report)
     documents[C.LANG] = document_languages(documents, meta, forced, default, report,
                                            detect=detect, languages=languages)
     documents = documents.sort_values(C.DOC_ID, kind="stable").reset_index(drop=True)
     documents[C.N_CHARS] = documents[C.N_CHARS].astype("int64")
-
-    table = turns_table(turns)
     return IngestResult(documents, table, pd.DataFrame(errors, columns=C.ERROR_COLUMNS))
 
 
-def turns_table(turns: list[pd.DataFrame]) -> pd.DataFrame:
-    """Concatenate per-file turns into one typed table sorted by document and turn."""
-    table = (pd.concat(turns, ignore_index=True) if turns
-             else pd.DataFrame(columns=C.TURN_COLUMNS))
-    extra = [c for c in table.columns if c not in C.TURN_COLUMNS]
-    table[extra] = table[extra].fillna("")
-    for col in (C.TURN, C.START, C.END):
-        table[col] = table[col].astype("int64")
-    for col in (C.TIME_START, C.TIME_END):
-        table[col] = table[col].astype("float64")
+def turns_table(turns: dict[str, list] | None, *, presorted: bool = False) -> pd.DataFrame:
+    """One typed turns table of turn columns (``read_files``), sorted by document and turn.
+
+    Args:
+        turns: ``columns.TURN_COLUMNS`` then attribute columns → equally long lists;
+            None when no file was read.
+        presorted: The rows are in (doc_id, turn) order already (no sort needed).
+    """
+    if turns is None:
+        table = pd.DataFrame(columns=C.TURN_COLUMNS)
+        for col in (C.TURN, C.START, C.END):
+            table[col] = table[col].astype("int64")
+        for col in (C.TIME_START, C.TIME_END):
+            table[col] = table[col].astype("float64")
+        return table.sort_values([C.DOC_ID, C.TURN], kind="stable").reset_index(drop=True)
+    # numbers as typed arrays: inferring them from lists costs more than the strings
+    table = pd.DataFrame({col: np.array(values, dtype=_NUMBERS[col]) if col in _NUMBERS
+                          else values for col, values in turns.items()})
+    if presorted:
+        return table
     return table.sort_values([C.DOC_ID, C.TURN], kind="stable").reset_index(drop=True)
+
+
+_NUMBERS = {C.TURN: np.int64, C.START: np.int64, C.END: np.int64, C.TIME_START: np.float64,
+            C.TIME_END: np.float64}
 
 
 def parents(path: Path) -> list[Path]:
@@ -267,19 +304,46 @@ def join_metadata(documents: pd.DataFrame, meta: pd.DataFrame | None, meta_name:
     for old, new in renames.items():
         report(meta_name, "warning", f"{meta_name}: column {old!r} is a reserved name; "
                                      f"kept as {new!r}")
-    attributes = attributes.rename(columns=renames)
-    known = set(meta[C.DOC_ID])
-    for doc_id, shown in zip(documents[C.DOC_ID], documents[C.PATH]):
+    if renames:
+        attributes = attributes.rename(columns=renames)
+    known = set(meta[C.DOC_ID].tolist())
+    doc_ids = documents[C.DOC_ID].tolist()
+    for doc_id, shown in zip(doc_ids, documents[C.PATH].tolist()):
         if doc_id not in known:
             report(shown, "warning", f"no metadata for {C.DOC_ID} {doc_id!r} in {meta_name}")
-    present = set(documents[C.DOC_ID])
-    for doc_id in meta[C.DOC_ID]:
+    present = set(doc_ids)
+    for doc_id in meta[C.DOC_ID].tolist():
         if doc_id not in present and doc_id not in failed:
             report(meta_name, "warning", f"{meta_name}: metadata for {C.DOC_ID} {doc_id!r} "
                                          "but no such document was read")
-    joined = documents.merge(attributes, on=C.DOC_ID, how="left", validate="one_to_one")
     extra = [c for c in attributes.columns if c != C.DOC_ID]
+    joined = _take_join(documents, attributes, extra)
+    if joined is None:
+        joined = documents.merge(attributes, on=C.DOC_ID, how="left", validate="one_to_one")
     joined[extra] = joined[extra].fillna("").astype(str)
+    return joined
+
+
+def _take_join(documents: pd.DataFrame, attributes: pd.DataFrame,
+               extra: list[str]) -> pd.DataFrame | None:
+    """``documents.merge(attributes, on=doc_id, how="left")`` by a positional take.
+
+    Used for what a run joins (unique string doc ids, string attribute columns whose
+    names are new to ``documents``); None otherwise, and ``merge`` does it (and
+    raises on duplicated ids). A left join then keeps the documents' rows and order,
+    gives NaN where a document has no metadata, and a fresh RangeIndex.
+    """
+    ids, keys = documents[C.DOC_ID], attributes[C.DOC_ID]
+    if (len(documents) == 0 or ids.dtype != "str" or keys.dtype != "str"
+            or any(attributes[c].dtype != "str" or c in documents.columns for c in extra)
+            or ids.duplicated().any() or keys.duplicated().any()):
+        return None
+    row_of = {key: row for row, key in enumerate(keys.tolist())}
+    position = np.fromiter((row_of.get(doc_id, -1) for doc_id in ids.tolist()),
+                           dtype=np.intp, count=len(ids))
+    joined = documents.reset_index(drop=True)
+    for col in extra:
+        joined[col] = attributes[col].array.take(position, allow_fill=True)
     return joined
 
 
@@ -293,9 +357,11 @@ def document_languages(documents: pd.DataFrame, meta: pd.DataFrame | None, force
     column = None
     if meta is not None:
         column = next((c for c in (C.LANG, "language") if c in meta.columns), None)
-    wanted = dict(zip(meta[C.DOC_ID], meta[column])) if column is not None else {}
+    wanted = (dict(zip(meta[C.DOC_ID].tolist(), meta[column].tolist()))
+              if column is not None else {})
     result = []
-    for doc_id, shown, text in zip(documents[C.DOC_ID], documents[C.PATH], documents[C.TEXT]):
+    for doc_id, shown, text in zip(documents[C.DOC_ID].tolist(), documents[C.PATH].tolist(),
+                                   documents[C.TEXT].tolist()):
         value = str(wanted.get(doc_id, "") or "").strip()
         if not value:
             code = _detect(text, languages, default) if detect else default

@@ -12,6 +12,8 @@ from pipeline.errors import InputError
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
 # More than this share of stray control characters means binary data decoded by luck.
 _MAX_CONTROL_SHARE = 0.01
+_CONTROL_BYTES = bytes([*range(0x00, 0x09), *range(0x0e, 0x20), 0x7f])  # _CONTROL as bytes
+_ASCII_COMPATIBLE = frozenset({"utf-8", "utf-8-sig", "cp1252"})
 _NEWLINES = re.compile(r"\r\n?")
 
 # Leading bytes of binary formats people save or rename as text: (magic, what it is, advice).
@@ -93,11 +95,23 @@ def decode_bytes(data: bytes, path: Path | str) -> tuple[str, str]:
     if text.startswith("\ufeff"):
         text = text[1:]
     if text:
-        stray = len(_CONTROL.findall(text))
+        stray = _count_controls(data, text, encoding)
         if stray and stray / len(text) > _MAX_CONTROL_SHARE:
             raise InputError(path, f"not a text file ({stray} control characters)")
-    text = _NEWLINES.sub("\n", text)
-    return unicodedata.normalize("NFC", text), encoding
+    if "\r" in text:
+        text = _NEWLINES.sub("\n", text)
+    # ASCII text is NFC already; the test is free, normalising a long text is not
+    return (text if text.isascii() else unicodedata.normalize("NFC", text)), encoding
+
+
+def _count_controls(data: bytes, text: str, encoding: str) -> int:
+    """Number of ``_CONTROL`` characters in ``text`` (decoded from ``data``)."""
+    if encoding in _ASCII_COMPATIBLE:
+        # These encodings write U+0000-U+007F as those single bytes, and no other
+        # character uses such a byte: counting bytes counts the characters, ~10x
+        # faster than scanning the text with the regex.
+        return len(data) - len(data.translate(None, _CONTROL_BYTES))
+    return len(_CONTROL.findall(text))
 
 
 def _decode(data: bytes, path: Path | str) -> tuple[str, str]:

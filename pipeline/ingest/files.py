@@ -30,6 +30,18 @@ class Ingested(NamedTuple):
     warnings: list[str]
 
 
+class FileParts(NamedTuple):
+    """One file read as plain values, for callers that build one table of many files.
+
+    ``document`` maps ``columns.DOCUMENT_COLUMNS`` to the file's values; ``turns``
+    maps ``columns.TURN_COLUMNS`` (then CSV attribute columns) to equally long lists.
+    """
+
+    document: dict[str, object]
+    turns: dict[str, list]
+    warnings: list[str]
+
+
 def is_skipped_name(name: str) -> bool:
     """Files that are never documents: metadata.csv, README*, the pseudonymisation report,
     hidden, ``_x``, Word ``~$`` locks."""
@@ -279,11 +291,14 @@ def _bold_label_end(paragraph, text: str) -> int | None:
     return colon + 1 if is_label(label, bold=True) else None
 
 
-def _turns_frame(doc_id: str, turns: list[Turn]) -> pd.DataFrame:
-    records = [{C.DOC_ID: doc_id, C.TURN: i, C.SPEAKER: t.speaker, C.START: t.start,
-                C.END: t.end, C.TIME_START: t.time_start, C.TIME_END: t.time_end,
-                C.UNIT_KEY: ""} for i, t in enumerate(turns)]
-    return pd.DataFrame.from_records(records, columns=C.TURN_COLUMNS)
+def turn_columns(doc_id: str, turns: list[Turn]) -> dict[str, list]:
+    """``columns.TURN_COLUMNS`` → values of a document's turns (no unit keys)."""
+    n = len(turns)
+    speakers, starts, ends, times_start, times_end = (
+        [list(values) for values in zip(*turns)] if turns else [[], [], [], [], []])
+    return {C.DOC_ID: [doc_id] * n, C.TURN: list(range(n)), C.SPEAKER: speakers,
+            C.START: starts, C.END: ends, C.TIME_START: times_start, C.TIME_END: times_end,
+            C.UNIT_KEY: [""] * n}
 
 
 def read_file(path: Path | str, *, text_column: str = "text", id_column: str = "id",
@@ -305,6 +320,23 @@ def read_file(path: Path | str, *, text_column: str = "text", id_column: str = "
     Raises:
         InputError: Unknown suffix, unreadable, empty, binary or malformed file.
     """
+    parts = read_parts(path, text_column=text_column, id_column=id_column, doc_id=doc_id)
+    return Ingested(pd.DataFrame([parts.document], columns=C.DOCUMENT_COLUMNS),
+                    turns_frame(parts.turns), parts.warnings)
+
+
+def turns_frame(turns: dict[str, list]) -> pd.DataFrame:
+    """A turns table of ``FileParts.turns`` columns (CSV attributes keep their order)."""
+    return pd.DataFrame(turns)
+
+
+def read_parts(path: Path | str, *, text_column: str = "text", id_column: str = "id",
+               doc_id: str | None = None) -> FileParts:
+    """``read_file`` without the DataFrames: the same values and errors as plain columns.
+
+    A run reads hundreds of files; building two small DataFrames per file cost more
+    than parsing it, so ``read_files`` collects these and builds one table per batch.
+    """
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
     if f".{fmt}" not in SUPPORTED_SUFFIXES:
@@ -321,24 +353,23 @@ def read_file(path: Path | str, *, text_column: str = "text", id_column: str = "
     if fmt == "docx":
         encoding = "docx"  # zipped XML: there is no text encoding to detect
         text, forced = _docx_text(data, path)
-        turns = _turns_frame(doc_id, split_turns(text, forced))
+        turns = turn_columns(doc_id, split_turns(text, forced))
     else:
         text, encoding = decode_bytes(data, path)
         if not text.strip():
             raise InputError(path, "empty file")
         if fmt in ("txt", "md"):
-            turns = _turns_frame(doc_id, split_turns(text))
+            turns = turn_columns(doc_id, split_turns(text))
         elif fmt in ("vtt", "srt"):
             cues, warnings = (parse_vtt if fmt == "vtt" else parse_srt)(text, path)
             text, found = build_document(cues)
-            turns = _turns_frame(doc_id, found)
+            turns = turn_columns(doc_id, found)
         else:
             text, turns, warnings = csv_document(text, path, doc_id, text_column=text_column,
                                                  id_column=id_column)
-    if not text.strip() or turns.empty:
+    if not text.strip() or not turns[C.TURN]:
         raise InputError(path, "empty file (no text)")
-    documents = pd.DataFrame([{
-        C.DOC_ID: doc_id, C.PATH: str(path), C.FORMAT: fmt, C.ENCODING: encoding, C.LANG: "",
-        C.N_CHARS: len(text), C.SHA256: hashlib.sha256(data).hexdigest(), C.TEXT: text,
-    }], columns=C.DOCUMENT_COLUMNS)
-    return Ingested(documents, turns, warnings)
+    document = {C.DOC_ID: doc_id, C.PATH: str(path), C.FORMAT: fmt, C.ENCODING: encoding,
+                C.LANG: "", C.N_CHARS: len(text), C.SHA256: hashlib.sha256(data).hexdigest(),
+                C.TEXT: text}
+    return FileParts(document, turns, warnings)

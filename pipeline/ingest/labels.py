@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from functools import lru_cache
 from typing import NamedTuple
 
 MAX_LABEL_CHARS = 40
@@ -28,6 +29,10 @@ _LINE_LABEL = re.compile(
     # A colon inside a time or URL ("10:30", "http://") is not a label colon.
     r"(?=[ \t]|$)"
 )
+# The same pattern matched in a whole text at a line start (``$`` is a line end). No
+# part of it matches "\n", so a match equals ``_LINE_LABEL.match(line)`` without
+# copying the line out of the text.
+_TEXT_LABELS = re.compile(r"^" + _LINE_LABEL.pattern, re.MULTILINE)
 _TIME_PARTS = re.compile(r"(?:(\d+):)?(\d+):(\d+)(?:[.,](\d+))?")
 
 # Role labels used in transcripts, matched case-insensitively, optionally numbered (R1, P 2).
@@ -82,6 +87,13 @@ def is_label(label: str, *, bold: bool = False) -> bool:
         True for ``I``, ``R1``, ``Interviewer``, ``Anja``, ``Anja de Vries``;
         False for ``Nou ja, het punt is`` or ``Kortom``.
     """
+    return _is_label(label, bold)
+
+
+# A transcript repeats a handful of labels ("I", "R") on every other line: the verdict
+# is a pure function of the string, so it is worked out once per distinct label.
+@lru_cache(maxsize=1 << 14)
+def _is_label(label: str, bold: bool) -> bool:
     label = label.strip()
     if not label or len(label) > MAX_LABEL_CHARS:
         return False
@@ -151,14 +163,30 @@ class _Label(NamedTuple):
 def _match_label(line: str) -> tuple[str, int, float] | None:
     """Return ``(speaker, end of label in line, time)`` if ``line`` starts with a label."""
     m = _LINE_LABEL.match(line)
-    if not m:
-        return None
-    bold = m.group("plain") is None
-    speaker = (m.group("b1") or m.group("b2") or m.group("plain") or "").strip()
-    if not is_label(speaker, bold=bold):
+    found = _label_of(m) if m else None
+    return (found[0], m.end(), found[1]) if found else None
+
+
+def _label_of(m: re.Match[str]) -> tuple[str, float] | None:
+    """``(speaker, time)`` of a ``_LINE_LABEL`` match whose label text names a speaker."""
+    plain = m.group("plain")
+    speaker = (m.group("b1") or m.group("b2") or plain or "").strip()
+    if not _is_label(speaker, plain is None):
         return None
     ts = m.group("ts1") or m.group("ts2") or m.group("ts3")
-    return speaker, m.end(), parse_time(ts) if ts else math.nan
+    return speaker, parse_time(ts) if ts else math.nan
+
+
+@lru_cache(maxsize=1 << 14)
+def _candidate_label(matched: str) -> tuple[str, float] | None:
+    """``_label_of`` the match whose text is ``matched``, worked out once per distinct text.
+
+    Matching ``_LINE_LABEL`` on the matched text alone gives the same groups (the
+    lookahead that ended the match holds at the end of the string too), so the
+    verdict is a function of the text: "I:" and "R:" lines cost a lookup.
+    """
+    m = _LINE_LABEL.match(matched)
+    return _label_of(m) if m else None
 
 
 def strip_span(text: str, start: int, end: int) -> tuple[int, int] | None:
@@ -203,25 +231,43 @@ def split_turns(text: str, forced: dict[int, int] | None = None) -> list[Turn]:
     Returns:
         Turns in document order; spans exclude label, timestamp and ``**`` markers.
     """
-    forced = forced or {}
-    labels: list[_Label] = []
-    pos = 0
-    for line in text.split("\n"):
-        if pos in forced:
-            colon = forced[pos]
-            labels.append(_Label(pos, pos + colon, line[: colon - 1].strip(), math.nan))
-        else:
-            found = _match_label(line)
-            if found:
-                speaker, label_end, time = found
-                labels.append(_Label(pos, pos + label_end, speaker, time))
-        pos += len(line) + 1
+    labels = _text_labels(text, forced or {})
     if not labels:
         return paragraphs(text)
     turns = paragraphs(text, 0, labels[0].line_start)
-    for i, label in enumerate(labels):
-        end = labels[i + 1].line_start if i + 1 < len(labels) else len(text)
-        span = strip_span(text, label.content_start, end)
-        if span:  # a label with nothing after it ("I:" then the next label) is no turn
-            turns.append(Turn(label.speaker, *span, time_start=label.time_start))
+    ends = [label.line_start for label in labels[1:]]
+    ends.append(len(text))
+    for label, end in zip(labels, ends):
+        # strip_span inlined: this loop runs once per turn of the corpus
+        start = label.content_start
+        while start < end and text[start].isspace():
+            start += 1
+        while end > start and text[end - 1].isspace():
+            end -= 1
+        if start < end:  # a label with nothing after it ("I:" then the next label) is no turn
+            turns.append(Turn(label.speaker, start, end, label.time_start))
     return turns
+
+
+def _text_labels(text: str, forced: dict[int, int]) -> list[_Label]:
+    """The labels of ``text`` in order: ``forced`` ones, and those the text rules find."""
+    labels: list[_Label] = []
+    match, find = _TEXT_LABELS.match, text.find
+    pos = 0
+    while pos >= 0:  # pos: each line start; matching there beats scanning every offset
+        m = None if pos in forced else match(text, pos)
+        if m:
+            found = _candidate_label(m.group())
+            if found:
+                speaker, time = found
+                labels.append(_Label(pos, m.end(), speaker, time))
+        pos = find("\n", pos) + 1 or -1
+    if not forced:
+        return labels
+    for pos, colon in forced.items():
+        # only a line start can hold a label (as when the text is walked line by line)
+        if pos == 0 or (0 < pos <= len(text) and text[pos - 1] == "\n"):
+            line_end = text.find("\n", pos)
+            line = text[pos:line_end if line_end >= 0 else len(text)]
+            labels.append(_Label(pos, pos + colon, line[: colon - 1].strip(), math.nan))
+    return sorted(labels, key=lambda label: label.line_start)

@@ -55,7 +55,7 @@ def read_rows(text: str, path: Path | str) -> tuple[list[str], list[tuple[int, l
         except csv.Error as exc:
             raise InputError(path, f"malformed CSV ({exc}) in the record starting here",
                              line=line) from None
-        if any(v.strip() for v in values):
+        if "".join(values).strip():  # not a blank record (any(v.strip() ...), in C)
             records.append((line, values))
     if not records:
         raise InputError(path, "empty file")
@@ -82,6 +82,8 @@ def read_rows(text: str, path: Path | str) -> tuple[list[str], list[tuple[int, l
         if header[i] in seen:
             raise InputError(path, f"duplicate column name {header[i]!r}", line=header_line)
         seen.add(header[i])
+    if len(keep) == width:  # every column named (the usual case): rows as they are
+        return header, rows
     return ([header[i] for i in keep],
             [(line, [values[i] for i in keep]) for line, values in rows])
 
@@ -95,7 +97,7 @@ def _find_column(header: list[str], wanted: str) -> str | None:
 
 
 def csv_document(text: str, path: Path | str, doc_id: str, *, text_column: str = "text",
-                 id_column: str = "id") -> tuple[str, pd.DataFrame, list[str]]:
+                 id_column: str = "id") -> tuple[str, dict[str, list], list[str]]:
     """Turn a response CSV into one document: row texts joined by blank lines.
 
     Args:
@@ -107,8 +109,8 @@ def csv_document(text: str, path: Path | str, doc_id: str, *, text_column: str =
             is used when the file has no such column.
 
     Returns:
-        ``(document text, turns table, warnings)``; turns carry every other column
-        as a string attribute column.
+        ``(document text, turns, warnings)``; turns are columns (``columns.TURN_COLUMNS``,
+        then every other CSV column as a string attribute column) → values.
 
     Raises:
         InputError: Missing text column (lists the columns found), duplicate or
@@ -128,12 +130,19 @@ def csv_document(text: str, path: Path | str, doc_id: str, *, text_column: str =
         target = name
         if name in RESERVED:
             target = f"{name}_csv"
+            if target in header and target not in (text_col, id_col):
+                # two attribute columns of one name: one would be lost
+                raise InputError(path, f"column {name!r} is a reserved name and {target!r}, "
+                                       "its new name, is taken; rename one of them")
             warnings.append(f"{path}: column {name!r} is a reserved name; kept as {target!r}")
         attributes[name] = target
     t_i = header.index(text_col)
     id_i = header.index(id_col) if id_col is not None else None
+    # (column index, values) per attribute, in header order
+    attr_values = [(header.index(name), []) for name in attributes]
     parts: list[str] = []
-    records: list[dict] = []
+    starts: list[int] = []
+    keys: list[str] = []
     seen: dict[str, int] = {}
     pos = 0
     for number, (line, values) in enumerate(rows, start=1):
@@ -147,18 +156,21 @@ def csv_document(text: str, path: Path | str, doc_id: str, *, text_column: str =
             raise InputError(path, f"duplicate id {key!r} (first on line {seen[key]})", line=line)
         seen[key] = line
         content = values[t_i][span[0]:span[1]]
-        record = {C.DOC_ID: doc_id, C.TURN: len(records), C.SPEAKER: "", C.START: pos,
-                  C.END: pos + len(content), C.TIME_START: math.nan, C.TIME_END: math.nan,
-                  C.UNIT_KEY: key}
-        for name, target in attributes.items():
-            record[target] = values[header.index(name)].strip()
-        records.append(record)
+        for i, column in attr_values:
+            column.append(values[i].strip())
         parts.append(content)
+        starts.append(pos)
+        keys.append(key)
         pos += len(content) + 2
-    if not records:
+    if not parts:
         raise InputError(path, f"no non-empty text in column {text_col!r}")
-    turns = pd.DataFrame.from_records(records,
-                                      columns=C.TURN_COLUMNS + list(attributes.values()))
+    n = len(parts)
+    turns: dict[str, list] = {
+        C.DOC_ID: [doc_id] * n, C.TURN: list(range(n)), C.SPEAKER: [""] * n, C.START: starts,
+        C.END: [start + len(content) for start, content in zip(starts, parts)],
+        C.TIME_START: [math.nan] * n, C.TIME_END: [math.nan] * n, C.UNIT_KEY: keys}
+    for target, (_, column) in zip(attributes.values(), attr_values):
+        turns[target] = column
     return "\n\n".join(parts), turns, warnings
 
 
