@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections import namedtuple
 from collections.abc import Collection, Iterable, Sequence
 
 import numpy as np
@@ -388,17 +387,16 @@ def _units(ordered: pd.DataFrame, row_attrs: list[str], texts: dict, langs: dict
 
 
 def _row_columns(table: pd.DataFrame, names: list[str]) -> list[list]:
-    """Values of columns ``names`` of ``table`` as the rows of ``itertuples`` give them.
+    """Values of columns ``names`` of ``table`` as lists; a missing column reads as None.
 
-    ``itertuples`` renames a column that is not a Python identifier ("age group"),
-    a keyword or starts with "_" to a positional name, and the rows were read by
-    column name: such a column reads as None, and a missing one too.
+    Read by the column's own name, so CSV attributes such as "age group", "class" or
+    "2nd" keep their values (reading rows with ``itertuples`` renamed those and lost them).
     """
-    fields = namedtuple("Row", table.columns, rename=True)._fields  # noqa: PYI024
+    columns = list(table.columns)
     out = []
     for name in names:
-        if isinstance(name, str) and name in fields:
-            out.append(table.iloc[:, fields.index(name)].tolist())
+        if name in columns:
+            out.append(table.iloc[:, columns.index(name)].tolist())
         else:
             out.append([None] * len(table))
     return out

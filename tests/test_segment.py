@@ -242,3 +242,19 @@ def test_vraag_antwoord_labels_by_default():
     assert speaker_role("V:", DEFAULT_INTERVIEWER_LABELS) == C.INTERVIEWER
     assert speaker_role("A", DEFAULT_INTERVIEWER_LABELS) == C.RESPONDENT
     assert speaker_role("Vincent", DEFAULT_INTERVIEWER_LABELS) == C.RESPONDENT
+
+
+def test_csv_row_attributes_with_any_column_name_keep_their_values(tmp_path):
+    """Attributes such as "age group", "class" or "2nd" reach the segments (no itertuples renaming)."""
+    from pipeline.ingest import ingest
+
+    (tmp_path / "survey.csv").write_text(
+        'id,text,age group,class,2nd,_x\n'
+        'a1,"We mochten het zelf invullen.",30-40,4B,ja,p\n'
+        'a2,"Daar had ik geen uren voor.",50+,5A,nee,q\n', encoding="utf-8")
+    got = ingest([tmp_path])
+    seg = segment(got.documents, got.turns)
+    assert seg["age group"].tolist() == ["30-40", "50+"]
+    assert seg["class"].tolist() == ["4B", "5A"]
+    assert seg["2nd"].tolist() == ["ja", "nee"]
+    assert seg["_x"].tolist() == ["p", "q"]
