@@ -33,8 +33,16 @@ def _examples() -> list[tuple[str, str, str, bool]]:
     return out
 
 
+# The examples are later turns of one document: its first coded unit, the respondent's
+# opening turn, is weighted by settings.opening_weight (round 6), which is about where a
+# turn stands, not about the words of an example.
+OPENING = "Ik ben juf in groep vijf, al twaalf jaar, op een basisschool in de stad."
+
+
 def _segments(texts_langs: list[tuple[str, str]]) -> pd.DataFrame:
-    rows = []
+    rows = [{C.SEGMENT_ID: "ex:open", C.DOC_ID: "ex", C.UNIT: "turn", C.UNIT_INDEX: -1,
+             C.TURN: -1, C.SPEAKER: "R", C.ROLE: "respondent", C.CODED: True,
+             C.START: 0, C.END: len(OPENING), C.LANG: "nl", C.TEXT: OPENING}]
     for k, (text, lang) in enumerate(texts_langs):
         rows.append({C.SEGMENT_ID: f"ex:{k}", C.DOC_ID: "ex", C.UNIT: "turn", C.UNIT_INDEX: k,
                      C.TURN: k, C.SPEAKER: "R", C.ROLE: "respondent", C.CODED: True,
