@@ -33,8 +33,16 @@ def _examples() -> list[tuple[str, str, str, bool]]:
     return out
 
 
+# The examples are later turns of one document: its first coded unit, the respondent's
+# opening turn, is weighted by settings.opening_weight (round 6), which is about where a
+# turn stands, not about the words of an example.
+OPENING = "Ik ben juf in groep vijf, al twaalf jaar, op een basisschool in de stad."
+
+
 def _segments(texts_langs: list[tuple[str, str]]) -> pd.DataFrame:
-    rows = []
+    rows = [{C.SEGMENT_ID: "ex:open", C.DOC_ID: "ex", C.UNIT: "turn", C.UNIT_INDEX: -1,
+             C.TURN: -1, C.SPEAKER: "R", C.ROLE: "respondent", C.CODED: True,
+             C.START: 0, C.END: len(OPENING), C.LANG: "nl", C.TEXT: OPENING}]
     for k, (text, lang) in enumerate(texts_langs):
         rows.append({C.SEGMENT_ID: f"ex:{k}", C.DOC_ID: "ex", C.UNIT: "turn", C.UNIT_INDEX: k,
                      C.TURN: k, C.SPEAKER: "R", C.ROLE: "respondent", C.CODED: True,
@@ -92,6 +100,14 @@ def test_example(coded, code_id: str, text: str, lang: str, positive: bool) -> N
 # Decoys and cues of the cross-writer revision (round 3): invented sentences, one per concept-level
 # change, so that a later edit that brings the misreading back fails here. (text, lang, code, coded?)
 DECOYS: list[tuple[str, str, str, bool]] = [
+    # round 6: a noun that names the context (the innovation, a role, others' expertise) does
+    # not code alone; with a second cue about teachers it still does
+    ("Sinds vorig jaar doen we co-teaching in groep zeven en acht.", "nl", "alignment", False),
+    ("The consultant from the trust came in twice that autumn.", "en", "amo.opportunity", False),
+    ("Zij heeft veel expertise in leesonderwijs, ze komt van de hogeschool.", "nl", "amo.ability", False),
+    ("We started with the new report cards in September.", "en", "agency", False),
+    ("By the second year it really felt like ours.", "en", "ownership", True),
+    ("There was a real sense of ownership among the staff.", "en", "ownership", True),
     # the researcher's or respondent's setting is not a condition or a skill
     ("Volgens de expert is dat in veel scholen nog een open vraag.", "nl", "amo.ability", False),
     ("Zij werkt als onderzoeker aan een hogeschool in Antwerpen.", "nl", "amo.opportunity", False),

@@ -9,7 +9,7 @@ from spacy.tokens import Doc
 
 from pipeline import columns as C
 from pipeline.code.compiled import compile_rules
-from pipeline.code.matching import _empty_matches, match_segments
+from pipeline.code.matching import _empty_matches, first_coded_units, match_segments
 from pipeline.codebook import Codebook
 from pipeline.errors import UsageError
 
@@ -172,12 +172,15 @@ def code_segments(segments: pd.DataFrame, docs: Sequence[Doc],
     coded = (segments[C.CODED].astype(bool).tolist() if C.CODED in segments.columns
              else [True] * len(segments))
     parts = []
+    # settings.opening_weight: the first coded unit of a document, whatever its language
+    opening = first_coded_units(segments) if codebook.settings.opening_weight != 1.0 else None
     for lang in dict.fromkeys(lg for lg, ok in zip(langs, coded, strict=True) if ok):
         positions = [k for k, lg in enumerate(langs) if lg == lang and coded[k]]
         compiled = compile_rules(codebook, lang)
         if not compiled.rules:
             continue
-        part = match_segments(segments.iloc[positions], [docs[k] for k in positions], compiled)
+        part = match_segments(segments.iloc[positions], [docs[k] for k in positions], compiled,
+                              opening)
         if not part.empty:
             parts.append(part)
     if not parts:

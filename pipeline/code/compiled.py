@@ -58,6 +58,7 @@ class CompiledRules:
     _types: TypeTable | None = field(default=None, repr=False)
     _columns: tuple | None = field(default=None, repr=False)
     _vetoes: tuple | None = field(default=None, repr=False)
+    _opening: tuple | None = field(default=None, repr=False)   # (factors or None,)
 
     def max_matches(self, rule: Rule) -> int | None:
         """How many matches of ``rule`` count per segment (None: all)."""
@@ -110,6 +111,15 @@ class CompiledRules:
                              np.asarray([float(r.weight) for r in rules], dtype=np.float64),
                              np.asarray([r.kind == "proximity" for r in rules], dtype=bool))
         return self._columns
+
+    def opening_factors(self) -> np.ndarray | None:
+        """Per rule: factor on its weight in a document's first coded unit
+        (``settings.opening_weight``, carried in the params); None when every factor is 1."""
+        if self._opening is None:
+            factors = np.asarray([float(r.params.get("opening", 1.0)) for r in self.rules],
+                                 dtype=np.float64)
+            self._opening = (factors if len(factors) and (factors != 1.0).any() else None,)
+        return self._opening[0]
 
     def veto_tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Per rule: code number, veto scope (0 segment, 1 match, 2 sentence), whether

@@ -169,7 +169,8 @@ def len_doc(doc: Doc) -> int:
 
 
 def match_rows(arrays: TokenArrays, compiled: CompiledRules,
-               segments: Sequence[tuple[str, str, int, str | None]]) -> list[tuple]:
+               segments: Sequence[tuple[str, str, int, str | None]],
+               opening: frozenset[str] | None = None) -> list[tuple]:
     """Return the match rows (``MATCH_COLUMNS`` tuples) of a batch, in doc order.
 
     Args:
@@ -177,12 +178,18 @@ def match_rows(arrays: TokenArrays, compiled: CompiledRules,
         compiled: the rules of that language.
         segments: per doc of ``arrays``: (segment id, doc id, segment start, text);
             the text gives the evidence when the doc was parsed from it.
+        opening: ids of the segments that open their document (``opening_units``);
+            None: each document's first row in ``segments``.
     """
     cols = _match_columns(arrays, compiled, segments)
     if cols is None:
         return []
     docs, cr, evidence, start, end = cols
     code_ids, rule_ids, weights, _ = compiled.rule_columns()
+    scores, keep = _opening_scores(compiled, segments, docs, cr, weights, opening)
+    if keep is not None:
+        docs, cr, start, end, scores = docs[keep], cr[keep], start[keep], end[keep], scores[keep]
+        evidence = [evidence[i] for i in np.flatnonzero(keep).tolist()]
     seg_ids = np.asarray([row[0] for row in segments], dtype=object)
     doc_ids = np.asarray([row[1] for row in segments], dtype=object)
     # A million tuples of strings and numbers hold no reference cycles, but creating
@@ -192,14 +199,15 @@ def match_rows(arrays: TokenArrays, compiled: CompiledRules,
     try:
         return list(zip(seg_ids[docs].tolist(), doc_ids[docs].tolist(), code_ids[cr].tolist(),
                         rule_ids[cr].tolist(), evidence, start.tolist(), end.tolist(),
-                        weights[cr].tolist()))
+                        scores.tolist()))
     finally:
         if enabled:
             gc.enable()
 
 
 def match_frame(arrays: TokenArrays, compiled: CompiledRules,
-                segments: Sequence[tuple[str, str, int, str | None]]) -> pd.DataFrame:
+                segments: Sequence[tuple[str, str, int, str | None]],
+                opening: frozenset[str] | None = None) -> pd.DataFrame:
     """The match rows of a batch as a table, in the order of the matches table.
 
     The rows of ``match_rows`` with int64 start/end and float64 score, sorted by doc
@@ -212,11 +220,17 @@ def match_frame(arrays: TokenArrays, compiled: CompiledRules,
         return _empty_matches()
     docs, cr, evidence, start, end = cols
     code_ids, rule_ids, weights, _ = compiled.rule_columns()
+    scores, keep = _opening_scores(compiled, segments, docs, cr, weights, opening)
+    if keep is not None:
+        docs, cr, start, end, scores = docs[keep], cr[keep], start[keep], end[keep], scores[keep]
+        evidence = [evidence[i] for i in np.flatnonzero(keep).tolist()]
+    if not len(cr):
+        return _empty_matches()
     # code and rule ids ranked as strings compare
     code_rank = pd.factorize(code_ids, sort=True)[0]
     rule_rank = pd.factorize(rule_ids, sort=True)[0]
     order = stable_order([docs, start, end, code_rank[cr], rule_rank[cr]])
-    docs, cr, start, end = docs[order], cr[order], start[order], end[order]
+    docs, cr, start, end, scores = docs[order], cr[order], start[order], end[order], scores[order]
     evidence = [evidence[i] for i in order.tolist()]
 
     def text(values: list) -> pd.api.extensions.ExtensionArray:
@@ -227,7 +241,42 @@ def match_frame(arrays: TokenArrays, compiled: CompiledRules,
         C.SEGMENT_ID: text([row[0] for row in segments]).take(docs),
         C.DOC_ID: text([row[1] for row in segments]).take(docs),
         C.CODE_ID: text(code_ids.tolist()).take(cr), C.RULE_ID: text(rule_ids.tolist()).take(cr),
-        C.EVIDENCE: text(evidence), C.START: start, C.END: end, C.SCORE: weights[cr]})
+        C.EVIDENCE: text(evidence), C.START: start, C.END: end, C.SCORE: scores})
+
+
+def opening_units(segments: Sequence[tuple[str, str, int, str | None]],
+                  opening: frozenset[str] | None = None) -> np.ndarray:
+    """Per segment row: is it the first coded unit of its document?
+
+    With ``opening`` (segment ids), the rows whose id is in it. Without: rows come in
+    document order, a document's coded segments together (one document is never split
+    over batches or chunks, and a chunk codes one language per document), so a row opens
+    its document when the row before it belongs to another one.
+    """
+    if opening is not None:
+        return np.asarray([row[0] in opening for row in segments], dtype=bool)
+    doc_ids = [row[1] for row in segments]
+    return np.asarray([k == 0 or doc_ids[k] != doc_ids[k - 1] for k in range(len(doc_ids))],
+                      dtype=bool)
+
+
+def _opening_scores(compiled: CompiledRules, segments: Sequence[tuple[str, str, int, str | None]],
+                    docs: np.ndarray, cr: np.ndarray, weights: np.ndarray,
+                    opening_ids: frozenset[str] | None = None,
+                    ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Scores of the matches, and which to keep (None: all).
+
+    ``settings.opening_weight`` multiplies the weight of every match in a document's
+    first coded unit; a factor of 0 drops those matches. Without it (all factors 1)
+    the scores are the rule weights and nothing else is computed.
+    """
+    scores = weights[cr]
+    factors = compiled.opening_factors()
+    if factors is None:
+        return scores, None
+    opening = opening_units(segments, opening_ids)[docs]
+    scores = np.where(opening, scores * factors[cr], scores)
+    return scores, scores > 0
 
 
 def _match_columns(arrays: TokenArrays, compiled: CompiledRules,
@@ -274,6 +323,14 @@ def _match_columns(arrays: TokenArrays, compiled: CompiledRules,
     return docs, cr, evidence, base + c0, base + c1
 
 
+def first_coded_units(segments: pd.DataFrame) -> frozenset[str]:
+    """Ids of the first coded segment of every document of a segments table (row order)."""
+    coded = (segments[C.CODED].astype(bool) if C.CODED in segments.columns
+             else pd.Series(True, index=segments.index))
+    rows = segments.loc[coded, [C.SEGMENT_ID, C.DOC_ID]]
+    return frozenset(rows.drop_duplicates(C.DOC_ID)[C.SEGMENT_ID].tolist())
+
+
 def _empty_matches() -> pd.DataFrame:
     return pd.DataFrame({
         C.SEGMENT_ID: pd.Series(dtype="str"), C.DOC_ID: pd.Series(dtype="str"),
@@ -284,7 +341,8 @@ def _empty_matches() -> pd.DataFrame:
 
 
 def match_segments(segments: pd.DataFrame, docs: Sequence[Doc],
-                   compiled: CompiledRules) -> pd.DataFrame:
+                   compiled: CompiledRules, opening: frozenset[str] | None = None,
+                   ) -> pd.DataFrame:
     """Apply compiled rules to the coded segments of the compiled language.
 
     Args:
@@ -293,6 +351,8 @@ def match_segments(segments: pd.DataFrame, docs: Sequence[Doc],
             are skipped (a missing ``coded`` column counts as all coded).
         docs: Docs aligned with the segment rows.
         compiled: ``compile_rules(codebook, lang)``.
+        opening: ids of the segments that open their document (``first_coded_units``);
+            None: the first coded row of each document in ``segments``.
 
     Returns:
         ``columns.MATCH_COLUMNS``, one row per surviving match, in segment row
@@ -315,8 +375,10 @@ def match_segments(segments: pd.DataFrame, docs: Sequence[Doc],
     seg_ids, doc_ids = segments[C.SEGMENT_ID].tolist(), segments[C.DOC_ID].tolist()
     starts = segments[C.START].tolist()
     arrays = TokenArrays.from_docs([docs[k] for k in keep])
+    if opening is None and compiled.opening_factors() is not None:
+        opening = first_coded_units(segments)
     rows = match_rows(arrays, compiled, [(seg_ids[k], doc_ids[k], int(starts[k]), texts[k])
-                                         for k in keep])
+                                         for k in keep], opening)
     if not rows:
         return _empty_matches()
     out = pd.DataFrame(rows, columns=C.MATCH_COLUMNS)

@@ -58,6 +58,9 @@ class Settings:
     glob_lemmas: bool = False              # globs also match a token's lemma
     # Codes the study's analyses rely on; another study's codebook sets [].
     required_codes: tuple[str, ...] = REQUIRED_CODES
+    # Weight factor of every match in the first coded unit of each document (the
+    # respondent's opening turn: who they are, which school); 1: off, 0: not coded.
+    opening_weight: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,7 @@ class RuleReader:
         self._lang = ""
         self._rule_id = ""
         self._code_id = ""
+        self.opening = 1.0   # settings.opening_weight, set by the schema before the codes
 
     def rule(self, node: yaml.Node, path: str, code_id: str, lang: str,
              index: int) -> tuple[Rule | None, yaml.Node | None]:
@@ -141,6 +142,9 @@ class RuleReader:
         params = self._params(kind, keys, path, node)
         if len(r.problems) > n_before or params is None:
             return None, keys.get("id")
+        if kind != "exclude" and self.opening != 1.0:
+            # settings.opening_weight: in the params, so match-cache digests see it
+            params["opening"] = self.opening
         return (Rule(rule_id, code_id, lang, kind, params, weight, negation, max_matches),
                 keys.get("id"))
 

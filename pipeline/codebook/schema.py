@@ -18,7 +18,7 @@ SCHEMA_VERSIONS = (1,)
 TOP_KEYS = ("version", "name", "description", "settings", "vocab", "codes")
 SETTINGS_KEYS = ("default_lang", "languages", "unit", "threshold", "interviewer_labels",
                  "negation_cues", "negation_window", "negation_scope", "count_per_rule",
-                 "detect_lang", "glob_lemmas", "required_codes")
+                 "detect_lang", "glob_lemmas", "required_codes", "opening_weight")
 VOCAB_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 CODE_KEYS = ("id", "kind", "label", "color", "guid", "definition", "include", "exclude",
              "examples", "references", "rules", "children")
@@ -58,6 +58,7 @@ class CodebookBuilder:
                        if "description" in keys else "")
         if "settings" in keys:
             self.settings = self._settings(keys["settings"])
+        self.rules.opening = self.settings.opening_weight
         vocab: dict[str, dict[str, tuple[str, ...]]] = {}
         if "vocab" in keys:
             vocab = self._vocab(keys["vocab"])
@@ -193,8 +194,17 @@ class CodebookBuilder:
         if "required_codes" in keys:
             required = tuple(v for v, _, _ in r.texts(keys["required_codes"],
                                                        "settings.required_codes"))
+        opening = 1.0
+        if "opening_weight" in keys:
+            o = r.number(keys["opening_weight"], "settings.opening_weight")
+            if o is not None and not (0 <= o <= 1):  # NaN fails this too
+                r.add("settings.opening_weight", f"opening_weight {o!r} is out of range: must "
+                      "be >= 0 and <= 1 (a factor on the weights of the matches in a "
+                      "document's first coded unit; 1: off)", keys["opening_weight"])
+            elif o is not None:
+                opening = float(o)
         return Settings(default_lang, languages, unit, threshold, labels, cues, count_per_rule,
-                        window, scope, detect, glob_lemmas, required)
+                        window, scope, detect, glob_lemmas, required, opening)
 
     # --- codes -------------------------------------------------------------------
     def _code(self, node: yaml.Node, path: str, parent: str | None) -> None:
