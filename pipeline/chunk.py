@@ -198,9 +198,12 @@ def process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
             key = None  # a file changed since it was hashed: nothing of it is cached
     stats["key"] = key  # the key these tables belong to (None: not cacheable)
     cache = DocCache(ctx.cache_dir)
+    # Survey tables by their path (cached slim documents keep only id, path and hash).
+    tables = frozenset(d for d, p in zip(documents[C.DOC_ID].tolist(), documents[C.PATH].tolist())
+                       if str(p).lower().endswith(".csv"))
     coded = code_chunk(segments, book, cache, ctx.batch_size,
                        entry.tokens if entry is not None else None,
-                       MatchCache(ctx.cache_dir, key), CodingCache(ctx.cache_dir, key))
+                       MatchCache(ctx.cache_dir, key), CodingCache(ctx.cache_dir, key), tables)
     lap("nlp_code")
     stats.update(documents=len(documents), segments=len(segments),
                  segments_coded=int(segments[C.CODED].sum()), tokens=coded.n_tokens,

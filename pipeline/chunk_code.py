@@ -71,7 +71,7 @@ def vocab_of(lang: str):  # noqa: ANN201
 
 def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: ANN001
                stored: dict[int, list] | None = None, memo=None,  # noqa: ANN001
-               coding_memo=None) -> ChunkCoding:  # noqa: ANN001
+               coding_memo=None, tables: frozenset[str] = frozenset()) -> ChunkCoding:  # noqa: ANN001
     """Parse (through the caches, one document at a time) and rule-code the coded segments.
 
     Same rows as ``code.code_segments`` (per language, then segment/text order) with
@@ -87,6 +87,8 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
             found there are neither parsed nor turned into Docs.
         memo: the chunk's ``match_cache.MatchCache`` (None: match every rule).
         coding_memo: the chunk's ``coding_cache.CodingCache`` (None: aggregate all).
+        tables: ids of the chunk's survey-table (CSV) documents, which have no opening
+            unit for ``settings.opening_weight``.
     """
     from pipeline.code import empty_codings
     from pipeline.code.arrays import ATTRS, TokenArrays, rebuild_doc
@@ -105,6 +107,9 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
     texts = ["" if not isinstance(t, str) else t for t in todo[C.TEXT].tolist()]
     seg_rows = list(zip(todo[C.SEGMENT_ID].tolist(), doc_ids,
                         [int(x) for x in todo[C.START].tolist()], todo[C.TEXT].tolist()))
+    # settings.opening_weight: each document's first coded unit, but no survey-table row
+    opening = (frozenset(seg_rows[b][0] for b in bounds[:-1] if doc_ids[b] not in tables)
+               if book.settings.opening_weight != 1.0 else None)
     tokens: dict[int, list] = {}
     batches: dict[str, tuple[list, list, list]] = {}  # lang -> (arrays, Docs or None, rows)
     for begin, end in zip(bounds, bounds[1:]):
@@ -139,7 +144,7 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
                   positions=positions, vocab=vocab) -> list[tuple]:  # noqa: ANN001
             arrays = TokenArrays.from_parts(vocab, parts, get_doc)
             return match_rows(arrays, compiled_rules(book, lang, only),
-                              [seg_rows[k] for k in positions])
+                              [seg_rows[k] for k in positions], opening)
 
         if memo is not None and memo.folder is not None:
             frame = cached_match(memo, book, lang, vocab_of(lang)[0], match)

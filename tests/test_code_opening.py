@@ -97,3 +97,33 @@ def test_out_of_range_is_an_error_naming_the_path(tmp_path: Path, value: str) ->
                                  "codes:\n", 1), encoding="utf-8")
     problems = validate_codebook(path)
     assert problems and any("settings.opening_weight" in str(p) for p in problems)
+
+
+def test_survey_tables_have_no_opening_unit(tmp_path: Path) -> None:
+    """A CSV's rows are separate answers: its first row keeps its codes."""
+    cb = make_codebook(tmp_path, ownership=RULES, settings="settings:\n  opening_weight: 0\n")
+    a, _ = make_segments(TEXTS[:2], doc_id="interview")
+    b, _ = make_segments(TEXTS[1:], doc_id="survey")
+    segs = pd.concat([a, b], ignore_index=True)
+    assert first_coded_units(segs, {"survey"}) == frozenset({"interview:0"})
+    matches, _ = code_segments(segs, parse_segments(segs), cb, tables={"survey"})
+    assert sorted(set(matches[C.SEGMENT_ID])) == ["interview:1", "survey:0", "survey:1"]
+
+
+def test_cli_codes_the_first_survey_answer_but_not_the_opening_turn(tmp_path: Path) -> None:
+    """End to end: ``qcode code`` on an interview and a survey CSV with opening_weight 0."""
+    from pipeline.cli import main
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "int.txt").write_text("I: Wie bent u?\n\nR: Ik ben eigenaar van een zaak.\n\n"
+                                 "I: En de vernieuwing?\n\nR: We zijn eigenaar.\n", encoding="utf-8")
+    (raw / "survey.csv").write_text("id,text\nS1,Eigenaar zeker.\nS2,Wij zijn eigenaar.\n",
+                                    encoding="utf-8")
+    cb = make_codebook(tmp_path, ownership=RULES, settings="settings:\n  opening_weight: 0\n")
+    for extra in ([], ["--no-cache"]):
+        out = tmp_path / f"out{len(extra)}"
+        assert main(["code", str(raw), "--codebook", str(tmp_path / "codebook.yaml"), "--out", str(out), "-q",
+                     *extra]) == 0
+        coded = sorted(set(pd.read_csv(out / "codings.csv")[C.SEGMENT_ID]))
+        assert coded == ["S1", "S2", "int:3"]

@@ -1,7 +1,7 @@
 """Rule matches -> codings (one row per segment x code), multi-language coding, rollup."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import numpy as np
 import pandas as pd
@@ -147,14 +147,16 @@ def _finish(out: pd.DataFrame, columns: list[str] = C.CODING_COLUMNS) -> pd.Data
                        C.END: "int64"})
 
 
-def code_segments(segments: pd.DataFrame, docs: Sequence[Doc],
-                  codebook: Codebook) -> tuple[pd.DataFrame, pd.DataFrame]:
+def code_segments(segments: pd.DataFrame, docs: Sequence[Doc], codebook: Codebook,
+                  tables: Collection[str] = ()) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run the rule coder over segments in any mix of languages.
 
     Args:
         segments: segments table; only ``coded`` rows are matched.
         docs: Docs aligned with the rows (``nlp.parse_segments``).
         codebook: the codebook; its ``settings.threshold`` filters codings.
+        tables: ids of survey-table documents (CSV): ``settings.opening_weight`` does
+            not apply to their first row.
 
     Returns:
         (matches, codings): ``MATCH_COLUMNS`` in segment row order, and
@@ -173,7 +175,8 @@ def code_segments(segments: pd.DataFrame, docs: Sequence[Doc],
              else [True] * len(segments))
     parts = []
     # settings.opening_weight: the first coded unit of a document, whatever its language
-    opening = first_coded_units(segments) if codebook.settings.opening_weight != 1.0 else None
+    opening = (first_coded_units(segments, tables) if codebook.settings.opening_weight != 1.0
+               else None)
     for lang in dict.fromkeys(lg for lg, ok in zip(langs, coded, strict=True) if ok):
         positions = [k for k, lg in enumerate(langs) if lg == lang and coded[k]]
         compiled = compile_rules(codebook, lang)

@@ -9,7 +9,7 @@ their own code.
 from __future__ import annotations
 
 import gc
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -323,12 +323,19 @@ def _match_columns(arrays: TokenArrays, compiled: CompiledRules,
     return docs, cr, evidence, base + c0, base + c1
 
 
-def first_coded_units(segments: pd.DataFrame) -> frozenset[str]:
-    """Ids of the first coded segment of every document of a segments table (row order)."""
+def first_coded_units(segments: pd.DataFrame,
+                      tables: Collection[str] = ()) -> frozenset[str]:
+    """Ids of the first coded segment of every document of a segments table (row order).
+
+    Documents in ``tables`` (survey tables: one answer per row, each its own respondent)
+    have no opening unit: their first row is an answer like any other.
+    """
     coded = (segments[C.CODED].astype(bool) if C.CODED in segments.columns
              else pd.Series(True, index=segments.index))
-    rows = segments.loc[coded, [C.SEGMENT_ID, C.DOC_ID]]
-    return frozenset(rows.drop_duplicates(C.DOC_ID)[C.SEGMENT_ID].tolist())
+    rows = segments.loc[coded, [C.SEGMENT_ID, C.DOC_ID]].drop_duplicates(C.DOC_ID)
+    if tables:
+        rows = rows[~rows[C.DOC_ID].isin(list(tables))]
+    return frozenset(rows[C.SEGMENT_ID].tolist())
 
 
 def _empty_matches() -> pd.DataFrame:
