@@ -14,7 +14,7 @@ import pytest
 from pipeline import columns as C
 from pipeline.codebook import load_codebook
 from pipeline.ingest import ingest
-from pipeline.segment import segment
+from pipeline.segment import DEFAULT_INTERVIEWER_LABELS, segment
 
 ROOT = Path(__file__).resolve().parent.parent
 CODES = ["agency", "ownership", "alignment", "shared_leadership", "amo.ability",
@@ -25,15 +25,19 @@ SETS = [("data/raw", "data/coded/gold/gold.csv"),
         ("data/heldout4/raw", "data/heldout4/gold/gold.csv"),
         ("data/heldout5/raw", "data/heldout5/gold/gold.csv"),
         ("data/heldout6/raw", "data/heldout6/gold/gold.csv"),
-        ("data/heldout7/raw", "data/heldout7/gold/gold.csv")]
+        ("data/heldout7/raw", "data/heldout7/gold/gold.csv"),
+        ("data/heldout8/raw", "data/heldout8/gold/gold.csv"),
+        ("data/heldout9/raw", "data/heldout9/gold/gold.csv")]
 
 
 def _units(raw: Path) -> pd.DataFrame:
     book = load_codebook(ROOT / "codebook.yaml")
     result = ingest([raw], detect=True)
     assert result.errors.empty or not (result.errors["severity"] == "error").any(), result.errors
+    # The interviewer labels as a run uses them: the defaults plus the codebook's.
+    labels = list(dict.fromkeys([*DEFAULT_INTERVIEWER_LABELS, *book.settings.interviewer_labels]))
     segs = segment(result.documents, result.turns, unit=book.settings.unit,
-                   interviewer_labels=book.settings.interviewer_labels)
+                   interviewer_labels=labels)
     return segs[segs[C.CODED]].set_index(C.SEGMENT_ID)
 
 
