@@ -156,10 +156,8 @@ class ChunkCache:
             for lang, fingerprint in meta["fingerprints"].items():
                 if vocab_of(lang)[0] != fingerprint:
                     return None
-            documents = pd.read_parquet(path / "documents.parquet", use_threads=False,
-                                        columns=columns.get("documents"))
-            segments = pd.read_parquet(path / "segments.parquet", use_threads=False,
-                                       columns=columns.get("segments"))
+            documents = _read_frame(path / "documents.parquet", columns.get("documents"))
+            segments = _read_frame(path / "segments.parquet", columns.get("segments"))
             table = np.load(path / "tokens.npy", allow_pickle=False)
             strings = json.loads((path / "strings.json").read_text(encoding="utf-8"))
         except Exception:  # a damaged entry can fail in json, Parquet or NumPy: a miss
@@ -229,6 +227,21 @@ class ChunkCache:
                 shutil.rmtree(tmp, ignore_errors=True)  # another run stored it first
         except (OSError, TypeError, ValueError, KeyError):
             return
+
+
+def _read_frame(path: Path, columns: list[str] | None) -> pd.DataFrame:
+    """``pd.read_parquet(path, columns=columns)``: the same frame, without its dataset layer.
+
+    ``pd.read_parquet`` reads through pyarrow's dataset API (file system resolution,
+    fragment discovery), about as costly as decoding a chunk's small files; the file
+    read whole into memory and decoded by ``ParquetFile`` gives the same table, and
+    ``to_pandas`` (pandas metadata, the default string dtype) the same frame.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    source = pq.ParquetFile(pa.BufferReader(path.read_bytes()))
+    return source.read(columns=columns, use_threads=False, use_pandas_metadata=True).to_pandas()
 
 
 def _json_default(value: object) -> object:

@@ -18,29 +18,14 @@ from typing import Any
 
 from pipeline.chunk import ChunkResult, ChunkTask, RunContext, process_chunk
 from pipeline.errors import UsageError
+from pipeline.pool_server import BATCH_GC_THRESHOLD, PRELOAD, start_pool_server
+
+__all__ = ["ENGINES", "PRELOAD", "run_chunks", "start_pool_server"]
 
 ENGINES = ("local", "dask")
-PRELOAD = ("pipeline.chunk", "pipeline.chunk_code", "pipeline.chunk_cache", "pipeline.match_cache",
-           "pipeline.coding_cache", "pipeline.cache", "pipeline.code", "pipeline.code.scan",
-           "pipeline.code.matching", "pipeline.nlp", "pipeline.nlp_batch", "pipeline.segment",
-           "pipeline.ingest", "pipeline.parts", "pipeline.nlp_warm")
 
 # A worker's spill step: writes a result's tables where it ran, returns what it wrote.
 Spill = Callable[[ChunkResult], Any]
-
-
-def start_pool_server() -> None:
-    """Start the local pool's fork server now, so it imports (and builds) while we plan.
-
-    The fork server imports ``PRELOAD`` once, then forks every worker; started at the
-    beginning of a run, that overlaps the runner's own start-up (codebook, planning,
-    input hashing) instead of following it. Harmless when a pool is never made.
-    """
-    import multiprocessing
-    from multiprocessing import forkserver
-
-    multiprocessing.get_context("forkserver").set_forkserver_preload(list(PRELOAD))
-    forkserver.ensure_running()
 
 
 def run_chunks(tasks: Sequence[ChunkTask], ctx: RunContext, *, jobs: int = 1,
@@ -81,8 +66,14 @@ def _spilled(result: ChunkResult, spill: Spill | None) -> ChunkResult:
 
 
 def _init_worker(ctx: RunContext, spill: Spill | None = None) -> None:
+    import gc
+
     global _CTX, _SPILL
     _CTX, _SPILL = ctx, spill
+    # A worker is a batch job: what it forked with (modules, the warm pipelines) is
+    # never walked by the collector, and collections are rarer (pool_server).
+    gc.freeze()
+    gc.set_threshold(*BATCH_GC_THRESHOLD)
 
 
 _CTX: RunContext | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from spacy.language import Language
@@ -18,6 +19,9 @@ from spacy.util import registry
 
 from pipeline import columns as C
 from pipeline.errors import UsageError
+
+if TYPE_CHECKING:
+    from pipeline.nlp_rules import RuleNLP
 
 # Language code -> Snowball stemmer name. spaCy + spacy-lookups-data must also have a
 # lemma lookup table for each; extend both together.
@@ -148,28 +152,40 @@ def base_vocab(lang: str):  # noqa: ANN201 - spacy.vocab.Vocab
     return vocab
 
 
-@lru_cache(maxsize=None)
-def base_nlp(lang: str) -> Language:
-    """Return the (cached) ``spacy.blank(lang)`` that ``make_nlp`` completes.
+_BLANKS: dict[str, Language] = {}
 
-    Its vocab is ``base_vocab(lang)``, and its tokenizer and vocab are those of
-    ``make_nlp(lang)`` (the same objects; the pipes added later and ``initialize``
-    touch neither), so compiling rules need not load the lookup tables (about a
-    second).
+
+def _blank(lang: str) -> Language:
+    """The (cached) ``spacy.blank(lang)`` on ``base_vocab(lang)`` that ``make_nlp`` completes."""
+    nlp = _BLANKS.get(lang)
+    if nlp is None:
+        import spacy
+
+        nlp = _BLANKS[lang] = spacy.blank(_check_lang(lang), vocab=base_vocab(lang))
+    return nlp
+
+
+@lru_cache(maxsize=None)
+def base_nlp(lang: str) -> RuleNLP:
+    """Return the (cached) vocab and tokenization of ``make_nlp(lang)``, for compiling rules.
+
+    Its vocab is ``base_vocab(lang)`` and its tokenizer gives the tokens of
+    ``make_nlp(lang)``'s (``RuleTokenizer``), so compiling rules loads no lookup
+    tables (about a second) and, for most terms, builds no tokenizer either.
 
     Raises:
         UsageError: the language is not supported.
     """
-    import spacy
+    from pipeline.nlp_rules import RuleNLP
 
-    return spacy.blank(_check_lang(lang), vocab=base_vocab(lang))
+    return RuleNLP(_check_lang(lang))
 
 
 @lru_cache(maxsize=None)
 def make_nlp(lang: str) -> Language:
     """Return the (cached) offline spaCy pipeline of a language.
 
-    ``spacy.blank(lang)`` (``base_nlp``) + ``lemmatizer`` (lookup mode, tables from
+    ``spacy.blank(lang)`` on ``base_vocab(lang)`` + ``lemmatizer`` (lookup mode, tables from
     spacy-lookups-data) + ``lemma_lower`` + (Dutch) ``nl_word_forms`` + ``sentencizer``.
     Whatever shapes it must be in ``cache.pipeline_fingerprint``.
 
@@ -179,7 +195,7 @@ def make_nlp(lang: str) -> Language:
     Raises:
         UsageError: the language is not supported.
     """
-    nlp = base_nlp(lang)
+    nlp = _blank(lang)
     nlp.add_pipe("lemmatizer", config={"mode": "lookup"})
     nlp.add_pipe("lemma_lower")
     if word_forms(lang):

@@ -12,6 +12,7 @@ says why).
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import logging
 import sys
@@ -19,6 +20,7 @@ from collections.abc import Sequence
 
 from pipeline import __version__
 from pipeline.errors import PipelineError
+from pipeline.pool_server import batch_gc, start_pool_server, wants_pool
 
 # Command modules, in the order their commands appear in ``qcode --help``.
 COMMAND_MODULES = [
@@ -73,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code instead of exiting."""
     _fast_exit()
+    if wants_pool(sys.argv[1:] if argv is None else argv):
+        # the workers' fork server imports and builds while we import the commands
+        start_pool_server()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -85,6 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.ERROR if getattr(args, "quiet", False) else logging.WARNING,
         format="qcode: %(levelname)s: %(message)s",
     )
+    restore = batch_gc()  # a command is a batch job; in-process callers get gc back after
     try:
         return int(args.func(args) or 0)
     except PipelineError as exc:
@@ -97,3 +103,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("qcode: interrupted; outputs already written are intact", file=sys.stderr)
         return 130
+    finally:
+        gc.set_threshold(*restore)
+        gc.unfreeze()
