@@ -38,9 +38,9 @@ def matched(monkeypatch):
     calls: list[set[str]] = []
     original = matching.match_rows
 
-    def spy(arrays, compiled, segments):
+    def spy(arrays, compiled, segments, opening=None):
         calls.append({(rule.code_id, rule.id) for rule in compiled.rules})
-        return original(arrays, compiled, segments)
+        return original(arrays, compiled, segments, opening)
 
     monkeypatch.setattr(matching, "match_rows", spy)
     return calls
