@@ -166,7 +166,9 @@ class TaggedEntry:
             if (local < 0).any():
                 raise ValueError("rows of an untagged unit")
             frame = rows[self.columns].assign(**{C.CACHE_UNIT: local})
-            table = pa.Table.from_pandas(frame, preserve_index=False)
+            # one thread: a delta is small, and pyarrow's default starts a thread pool
+            # per call for frames of more than 100 rows a column (most of the cost)
+            table = pa.Table.from_pandas(frame, preserve_index=False, nthreads=1)
             meta = {**(table.schema.metadata or {}),
                     _META: json.dumps([[u, tags[u]] for u in order]).encode("utf-8")}
             buf = pa.BufferOutputStream()

@@ -54,8 +54,10 @@ def is_glob(item: str) -> bool:
 
 @lru_cache(maxsize=1)
 def _vocab():  # noqa: ANN202 - spaCy Vocab; built once, lazily
-    import spacy
-    return spacy.blank("xx").vocab
+    # a bare Vocab: the Matcher validates against the pattern schema and only adds
+    # strings to the vocab; ``spacy.blank`` would also build a tokenizer (its regexes)
+    from spacy.vocab import Vocab
+    return Vocab()
 
 
 def pattern_problem(pattern: Any) -> str | None:
