@@ -303,3 +303,57 @@ def test_code_with_model_from_cache_equals_uncached(workspace):
         assert (codings[C.METHOD] == "ml").all()
         text = codings.to_csv(index=False, lineterminator="\n")
         assert (w / out / "codings.csv").read_text(encoding="utf-8") == text
+
+
+def _opening_book(w):
+    path = w / "cb_open.yaml"
+    path.write_text(CODEBOOK.replace("threshold: 0.5}", "threshold: 0.5, opening_weight: 0}"),
+                    encoding="utf-8")
+    from pipeline.codebook import load_codebook
+    return load_codebook(path, require_codes=False)
+
+
+def _scores(data, book):
+    from pipeline.cli.ml import _prepare
+    _, rules = _prepare(data, book)
+    return rules["amo.opportunity"].to_dict()
+
+
+def test_training_rule_scores_drop_only_the_true_opening_unit(workspace):
+    """Gold with text: the document's first unit by index (":1", not ":10" that sorts
+    first as a string) opens it; survey row ids ("S001") belong to no opening."""
+    from pipeline.cli.ml import load_training
+    w = workspace
+    ids = ["int00:10", "int00:1", "int00:2", "S001", "S002"]
+    gold = pd.DataFrame({"id": ids, "text": ["we hadden geen tijd"] * 5,
+                         **{c: [0, 1, 0, 1, 0] for c in CUES}})
+    gold.to_csv(w / "g.csv", index=False)
+    book = _opening_book(w)
+    scores = _scores(load_training(str(w / "g.csv"), segments=None, codebook=book), book)
+    assert scores["int00:1"] == 0
+    assert all(scores[k] > 0.5 for k in ("int00:10", "int00:2", "S001", "S002")), scores
+
+
+def test_training_rule_scores_from_a_coded_folder_match_the_run(workspace, capsys):
+    """Segments from a coded folder: the run's own opening units (the first respondent
+    turn; none in a survey CSV), whatever units the gold holds."""
+    from pipeline.cli.ml import load_training
+    from pipeline.store import load_coded
+    w = workspace
+    raw = w / "raw"
+    raw.mkdir()
+    (raw / "int.txt").write_text("I: Vraag?\nR: Geen tijd.\nI: En toen?\nR: Nog steeds geen tijd.\n"
+                                 "I: Later?\nR: Weer geen tijd.\n", encoding="utf-8")
+    (raw / "survey.csv").write_text("id,text\nS1,Geen tijd.\nS2,Te weinig uren.\n", encoding="utf-8")
+    book = _opening_book(w)
+    assert main(["code", str(raw), "--out", str(w / "coded"), "--codebook", str(w / "cb_open.yaml"),
+                 "--quiet", "--no-cache"]) == 0, capsys.readouterr().err
+    run = load_coded(w / "coded").codings
+    coded_run = set(run.loc[run[C.CODE_ID] == "amo.opportunity", C.SEGMENT_ID])
+    assert coded_run == {"int:3", "int:5", "S1", "S2"}   # int:1 opens the interview
+    # the gold leaves out the opening turn: no other unit takes its place
+    gold = pd.DataFrame({"id": ["int:3", "int:5", "S1", "S2"], **{c: [1, 0, 1, 0] for c in CUES}})
+    gold.to_csv(w / "g2.csv", index=False)
+    data = load_training(str(w / "g2.csv"), segments=str(w / "coded"), codebook=book)
+    scores = _scores(data, book)
+    assert {k for k, v in scores.items() if v >= 0.5} == coded_run

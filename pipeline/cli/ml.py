@@ -17,6 +17,10 @@ from pipeline.errors import InputError, UsageError
 from pipeline.cli.defaults import DEFAULT_CODED
 
 
+# Helper column of the training segments: the unit opens its document (opening_weight)
+_OPENING = "_opening"
+
+
 @dataclass
 class TrainingData:
     """Gold segments (with text) aligned with their labels."""
@@ -44,7 +48,9 @@ def _segments_source(path: str | list[str] | None, lang: str) -> pd.DataFrame | 
     p = Path(path)
     if p.is_dir():
         from pipeline.store import load_coded
-        segs = load_coded(p).segments.copy()
+        coded = load_coded(p)
+        segs = coded.segments.copy()
+        segs[_OPENING] = _coded_openings(segs, coded.documents)
     else:
         segs = read_table(p)
         if C.SEGMENT_ID not in segs.columns:
@@ -71,7 +77,43 @@ def _complete_segments(segs: pd.DataFrame, lang: str) -> pd.DataFrame:
         segs[C.END] = segs[C.TEXT].str.len()
     if C.CODED not in segs.columns:
         segs[C.CODED] = True
+    if _OPENING not in segs.columns:
+        segs[_OPENING] = _derived_openings(segs)
     return segs
+
+
+def _coded_openings(segs: pd.DataFrame, documents: pd.DataFrame) -> np.ndarray:
+    """Rows that open their document in a coded run (``settings.opening_weight``): the first
+    coded unit of every document; survey tables (CSV files) have none."""
+    from pipeline.code.matching import first_coded_units
+    paths = documents[C.PATH].astype(str) if C.PATH in documents.columns else pd.Series([], dtype=str)
+    tables = set(documents.loc[paths.str.lower().str.endswith(".csv"), C.DOC_ID].astype(str))
+    ordered = segs.sort_values([C.DOC_ID, C.UNIT_INDEX], kind="stable") if C.UNIT_INDEX in segs else segs
+    return segs[C.SEGMENT_ID].isin(first_coded_units(ordered, tables)).to_numpy()
+
+
+def _derived_openings(segs: pd.DataFrame) -> np.ndarray:
+    """Opening rows when only a flat table of segments is known (gold with text, segments CSV).
+
+    The first coded unit of a document by unit index (``unit_index`` or the ``:<n>`` of an
+    id ``"{doc_id}:<n>"``); a document with any other id (a survey table's row ids) has none,
+    as a coded run gives survey tables no opening unit.
+    """
+    ids = segs[C.SEGMENT_ID].astype(str)
+    docs = segs[C.DOC_ID].astype(str)
+    head, _, tail = ids.str.rpartition(":").T.to_numpy()
+    keyed = (head == docs.to_numpy()) & pd.Series(tail).str.isdigit().to_numpy()
+    index = (pd.to_numeric(segs[C.UNIT_INDEX], errors="coerce").to_numpy()
+             if C.UNIT_INDEX in segs.columns
+             else pd.to_numeric(pd.Series(tail).where(keyed), errors="coerce").to_numpy())
+    tables = set(docs[~keyed])
+    frame = pd.DataFrame({"doc": docs.to_numpy(), "index": index, "row": np.arange(len(segs))})
+    frame = frame[segs[C.CODED].astype(bool).to_numpy() & ~frame["doc"].isin(tables).to_numpy()
+                  & ~np.isnan(index)]
+    first = frame.sort_values(["doc", "index"], kind="stable").drop_duplicates("doc")["row"]
+    out = np.zeros(len(segs), dtype=bool)
+    out[first.to_numpy()] = True
+    return out
 
 
 def load_training(gold_path: str, *, segments: str | list[str] | None, codebook=None, lang: str = "nl",
@@ -130,7 +172,15 @@ def _prepare(data: TrainingData, codebook):
     rule_scores = None
     if codebook is not None:
         from pipeline.code import code_segments
-        _, codings = code_segments(data.segments, docs, codebook)
+        # The rule scores a coded run gives these units: settings.opening_weight applies to
+        # the unit that opens its document in the source (not to whichever gold unit of a
+        # document comes first), and to no unit of a document whose opening is not here.
+        segs = data.segments
+        opening = segs[_OPENING].fillna(False).astype(bool).to_numpy()
+        tables = set(segs[C.DOC_ID].astype(str)) - set(segs.loc[opening, C.DOC_ID].astype(str))
+        order = np.argsort(~opening, kind="stable")
+        _, codings = code_segments(segs.iloc[order], [docs[k] for k in order], codebook,
+                                   tables=tables)
         rule_scores = rule_score_matrix(codings, data.labels.index, list(data.labels.columns))
     return features, rule_scores
 
