@@ -285,11 +285,12 @@ def _opening_scores(compiled: CompiledRules, segments: Sequence[tuple[str, str, 
 
 
 def _match_columns(arrays: TokenArrays, compiled: CompiledRules,
-                   segments: Sequence[tuple[str, str, int, str | None]]) -> tuple | None:
+                   segments: Sequence[tuple[str, str, int, str | None]],
+                   evidence=evidence_texts) -> tuple | None:  # noqa: ANN001
     """(doc, rule index, evidence, start, end) of every match of a batch; None: none.
 
     Rows are in doc order; start/end are document offsets (segment start + character
-    offset in the segment).
+    offset in the segment); ``evidence`` makes the evidence column (``code.evidence``).
     """
     if not len(arrays):
         return None
@@ -310,10 +311,10 @@ def _match_columns(arrays: TokenArrays, compiled: CompiledRules,
     order = np.argsort(docs, kind="stable")
     cr, cs, ce, docs = cr[order], cs[order], ce[order], docs[order]
     c0, c1 = idx[cs], char_end[ce - 1]
-    evidence = evidence_texts(arrays, segments, docs, (cs, ce), (c0, c1), char_end,
-                              compiled.rule_columns()[3][cr])
+    texts = evidence(arrays, segments, docs, (cs, ce), (c0, c1), char_end,
+                     compiled.rule_columns()[3][cr])
     base = np.asarray([row[2] for row in segments], dtype=np.int64)[docs]
-    return docs, cr, evidence, base + c0, base + c1
+    return docs, cr, texts, base + c0, base + c1
 
 
 def first_coded_units(segments: pd.DataFrame,
