@@ -284,7 +284,7 @@ def parse(texts: Iterable[str], lang: str, *, batch_size: int = 256) -> list[Doc
     # Same result as nlp.pipe: tokenizer, then the three lemma components and the
     # sentencizer as NumPy steps over all the docs (pipeline.nlp_batch).
     docs = [nlp.make_doc(text) for text in clean]
-    lemmas.annotate(docs, nlp.get_pipe("sentencizer"))
+    lemmas.annotate(docs, nlp.get_pipe("sentencizer"), fresh=True)
     return docs
 
 

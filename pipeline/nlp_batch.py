@@ -44,23 +44,35 @@ class FusedLemmas:
         lemma = self.table.get(token.lower_, lemma)
         return strings.add(lemma)
 
-    def annotate(self, docs: list[Doc], sentencizer) -> None:  # noqa: ANN001
-        """Set lemmas and sentence starts of freshly tokenized ``docs`` in place."""
+    def annotate(self, docs: list[Doc], sentencizer, *, fresh: bool = False) -> None:  # noqa: ANN001
+        """Set lemmas and sentence starts of freshly tokenized ``docs`` in place.
+
+        Args:
+            docs: the docs.
+            sentencizer: the pipeline's sentencizer.
+            fresh: the docs come straight from the pipeline's tokenizer, which sets no
+                lemma (a special case may set only ORTH and NORM) and no sentence start
+                but the first token's (``Doc.push_back``): then only their ORTH column is
+                read, not the two columns that would say so.
+        """
         if not docs:
             return
-        parts = [doc.to_array([ORTH, LEMMA, SENT_START]).reshape(-1, 3) for doc in docs]
+        if fresh:
+            parts = [doc.to_array(ORTH).reshape(-1) for doc in docs]
+        else:
+            parts = [doc.to_array([ORTH, LEMMA, SENT_START]).reshape(-1, 3) for doc in docs]
         sizes = np.fromiter((len(p) for p in parts), dtype=np.int64, count=len(parts))
         bounds = np.zeros(len(docs) + 1, dtype=np.int64)
         np.cumsum(sizes, out=bounds[1:])
-        table = np.concatenate(parts)
-        orth = table[:, 0]
-        forms, first, inverse = distinct(orth)
-        where = np.searchsorted(bounds, first, side="right") - 1  # doc of each first use
-        lemmas = self._lemmas(docs, bounds, table, forms, first, inverse, where)
-        starts = self._sentence_starts(docs, sentencizer, bounds, forms, first, inverse, where)
+        table = None if fresh else np.concatenate(parts)
+        orth = np.concatenate(parts) if fresh else table[:, 0]
+        forms, inverse = distinct(orth)
+        uses = FirstUses(docs, bounds, inverse, len(forms))
+        lemmas = self._lemmas(docs, table, forms, inverse, uses)
+        starts = self._sentence_starts(sentencizer, bounds, forms, inverse, uses)
         guess = np.where(starts, 1, -1).astype(np.int64)
-        before = table[:, 2].view(np.int64)
-        if lemmas is not None and ((before == 0) | (before == guess)).all():
+        before = None if fresh else table[:, 2].view(np.int64)
+        if lemmas is not None and (fresh or ((before == 0) | (before == guess)).all()):
             # set_annotations writes 1 or -1 to each token whose sentence start is unset
             # (a doc's first token is already 1, and so is its guess): write the same
             # values with the lemmas, one from_array per doc.
@@ -78,20 +90,17 @@ class FusedLemmas:
         guesses = np.split(starts, bounds[1:-1])
         sentencizer.set_annotations(docs, [g.tolist() for g in guesses])
 
-    def _lemmas(self, docs, bounds, table, forms, first, inverse,  # noqa: ANN001
-                where) -> np.ndarray | None:
+    def _lemmas(self, docs, table, forms, inverse, uses) -> np.ndarray | None:  # noqa: ANN001
         """The final lemma of every token (memoised per distinct form for the run).
 
         None when some lemma was set by the tokenizer: then the components' own code
-        has set the lemmas, doc by doc.
+        has set the lemmas, doc by doc (``table`` None: the docs are fresh, none was).
         """
-        if table[:, 1].any():
+        if table is not None and table[:, 1].any():
             for doc in docs:
                 self.apply(doc)
             return None
-        finals = self.memo.get(forms, lambda us: [
-            self._final(docs[k][p - int(bounds[k])])
-            for p, k in zip(first[us].tolist(), where[us].tolist())])
+        finals = self.memo.get(forms, lambda us: [self._final(t) for t in uses.tokens(us)])
         return finals[inverse]
 
     def apply(self, doc: Doc) -> None:
@@ -103,21 +112,20 @@ class FusedLemmas:
             for component in self.components:
                 component(doc)
             return
-        forms, first, inverse = distinct(array[:, 0])
-        finals = self.memo.get(forms, lambda us: [self._final(doc[p])
-                                                  for p in first[us].tolist()])
+        forms, inverse = distinct(array[:, 0])
+        uses = FirstUses([doc], np.asarray([0, len(doc)], dtype=np.int64), inverse, len(forms))
+        finals = self.memo.get(forms, lambda us: [self._final(t) for t in uses.tokens(us)])
         doc.from_array([LEMMA], finals[inverse].reshape(-1, 1))
 
-    def _sentence_starts(self, docs, sentencizer, bounds, forms, first, inverse,  # noqa: ANN001
-                         where) -> np.ndarray:
+    def _sentence_starts(self, sentencizer, bounds, forms, inverse,  # noqa: ANN001
+                         uses) -> np.ndarray:
         """``Sentencizer.predict``: its guesses for every token, concatenated."""
         punct_chars = sentencizer.punct_chars
         memo = self.punct_memo.setdefault(id(sentencizer), OrthMemo(np.uint8))
 
         def flags(us: np.ndarray) -> list[int]:
-            tokens = (docs[k][p - int(bounds[k])]
-                      for p, k in zip(first[us].tolist(), where[us].tolist()))
-            return [(token.text in punct_chars) | 2 * token.is_punct for token in tokens]
+            return [(token.text in punct_chars) | 2 * token.is_punct
+                    for token in uses.tokens(us)]
 
         bits = memo.get(forms, flags)[inverse]
         in_chars, is_punct = (bits & 1).astype(bool), (bits & 2).astype(bool)
@@ -130,7 +138,8 @@ class FusedLemmas:
         pos = np.flatnonzero(in_chars | ~is_punct)
         if len(pos):
             ender = in_chars[pos]
-            same_doc = np.searchsorted(bounds, pos, "right")
+            # doc of each position: a gather (cheaper than a binary search per token)
+            same_doc = np.repeat(np.arange(len(bounds) - 1), np.diff(bounds))[pos]
             after_end = np.zeros(len(pos), dtype=bool)
             after_end[1:] = ender[:-1] & (same_doc[1:] == same_doc[:-1])
             starts[pos[after_end & ~ender]] = True
@@ -188,13 +197,42 @@ class OrthMemo:
         self.recent = {}
 
 
-def distinct(orth: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(distinct values, index of each one's first use, inverse) of a uint64 array.
+def distinct(orth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct values, inverse) of a uint64 array, in order of first use.
 
-    A hash factorisation (order of first use), several times faster than the sort of
-    ``np.unique``.
+    A hash factorisation, several times faster than the sort of ``np.unique``.
     """
     inverse, forms = pd.factorize(orth)
-    first = np.empty(len(forms), dtype=np.int64)
-    first[inverse[::-1]] = np.arange(len(orth) - 1, -1, -1, dtype=np.int64)
-    return forms, first, inverse
+    return forms, inverse
+
+
+class FirstUses:
+    """The first token of each distinct form of a batch of docs, found when asked for.
+
+    Only forms missing from the memos need a ``Token`` (after the first batches, a few
+    per batch), so their positions are not computed for batches that have none.
+
+    Args:
+        docs: the docs.
+        bounds: doc ``k`` holds tokens ``bounds[k]:bounds[k + 1]`` of the batch.
+        inverse: distinct-form index of each token of the batch (``distinct``).
+        n_forms: number of distinct forms.
+    """
+
+    def __init__(self, docs: list[Doc], bounds: np.ndarray, inverse: np.ndarray,
+                 n_forms: int) -> None:
+        self.docs, self.bounds, self.inverse, self.n_forms = docs, bounds, inverse, n_forms
+        self.first: np.ndarray | None = None
+        self.where: np.ndarray | None = None
+
+    def tokens(self, us: np.ndarray) -> list[Token]:
+        """The first token of each form in ``us`` (indexes of distinct forms)."""
+        if self.first is None:
+            n = len(self.inverse)
+            self.first = np.empty(self.n_forms, dtype=np.int64)
+            self.first[self.inverse[::-1]] = np.arange(n - 1, -1, -1, dtype=np.int64)
+            # doc of each first use
+            self.where = np.searchsorted(self.bounds, self.first, side="right") - 1
+        docs, bounds = self.docs, self.bounds
+        return [docs[k][p - int(bounds[k])]
+                for p, k in zip(self.first[us].tolist(), self.where[us].tolist())]

@@ -20,6 +20,7 @@ from pipeline import columns as C
 from pipeline.code.arrays import TokenArrays
 from pipeline.code.combine import stable_order
 from pipeline.code.compiled import CompiledRules
+from pipeline.code.evidence import EVIDENCE_LIMIT, evidence_texts  # noqa: F401 - re-exported
 # negation_scope "clause": a sentence is also split at commas and these subordinators
 # (the word starts a new clause), so verb-final Dutch negation is seen.
 from pipeline.code.types import CLAUSE_PUNCT, CLAUSE_WORDS  # noqa: F401 - re-exported
@@ -27,7 +28,6 @@ from pipeline.codebook import Rule
 from pipeline.errors import UsageError
 
 NEGATION_WINDOW = 3      # default: tokens before a match that may hold a negation cue
-EVIDENCE_LIMIT = 80      # proximity evidence spans two hits and can be long
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,6 @@ class _Context:
         types = compiled.types
         doc_first = arrays.doc_starts()
         self.sents = arrays.sentence_starts(doc_first)
-        self.sent_starts: list[int] = self.sents.tolist()  # for the vetoes (Python)
         cue = types.cue.data[tid]
         # cues before position i: a window or clause test is two subtractions
         self.before = np.concatenate(([0], np.cumsum(cue, dtype=np.int64)))
@@ -120,6 +119,12 @@ class _Context:
         nxt = np.minimum.accumulate(nxt[::-1])[::-1]
         end = np.append(nxt[1:], n) if n else nxt
         self.first_np, self.end_np = first, end
+
+    @property
+    def sent_starts(self) -> list[int]:
+        """``sents`` as a list (for ``_vetoed``), made only when asked for: a list of
+        every token of a batch costs more than the matching of most rules."""
+        return self.sents.tolist()
 
     def negated_all(self, starts: np.ndarray, ends: np.ndarray,
                     compiled: CompiledRules) -> np.ndarray:
@@ -280,11 +285,12 @@ def _opening_scores(compiled: CompiledRules, segments: Sequence[tuple[str, str, 
 
 
 def _match_columns(arrays: TokenArrays, compiled: CompiledRules,
-                   segments: Sequence[tuple[str, str, int, str | None]]) -> tuple | None:
+                   segments: Sequence[tuple[str, str, int, str | None]],
+                   evidence=evidence_texts) -> tuple | None:  # noqa: ANN001
     """(doc, rule index, evidence, start, end) of every match of a batch; None: none.
 
     Rows are in doc order; start/end are document offsets (segment start + character
-    offset in the segment).
+    offset in the segment); ``evidence`` makes the evidence column (``code.evidence``).
     """
     if not len(arrays):
         return None
@@ -305,22 +311,10 @@ def _match_columns(arrays: TokenArrays, compiled: CompiledRules,
     order = np.argsort(docs, kind="stable")
     cr, cs, ce, docs = cr[order], cs[order], ce[order], docs[order]
     c0, c1 = idx[cs], char_end[ce - 1]
-    bounds = arrays.bounds
-    texts: dict[int, str] = {}
-    for k in np.unique(docs).tolist():
-        seg_text = segments[k][3]
-        last = int(bounds[k + 1]) - 1
-        n_chars = int(char_end[last]) + int(arrays.space[last])
-        texts[k] = (seg_text if isinstance(seg_text, str) and len(seg_text) == n_chars
-                    else arrays.get_doc(k).text)  # not parsed from this text: the doc's own
-    # Columns are gathered with NumPy; only the evidence slices are made per row.
-    evidence = [texts[k][a:b] for k, a, b in zip(docs.tolist(), c0.tolist(), c1.tolist())]
-    proximity = compiled.rule_columns()[3]
-    for i in np.flatnonzero(proximity[cr]).tolist():
-        if len(evidence[i]) > EVIDENCE_LIMIT:
-            evidence[i] = evidence[i][:EVIDENCE_LIMIT - 1] + "…"
+    texts = evidence(arrays, segments, docs, (cs, ce), (c0, c1), char_end,
+                     compiled.rule_columns()[3][cr])
     base = np.asarray([row[2] for row in segments], dtype=np.int64)[docs]
-    return docs, cr, evidence, base + c0, base + c1
+    return docs, cr, texts, base + c0, base + c1
 
 
 def first_coded_units(segments: pd.DataFrame,
