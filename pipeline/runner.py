@@ -137,7 +137,7 @@ def _context(opts: RunOptions, book: Codebook, codebook: str | Path, unit: str,
         cache_dir = str(Path(opts.cache_dir) if opts.cache_dir else default_cache_dir(out_dir))
     return RunContext(str(Path(codebook).resolve()), book.hash, unit, labels, opts.code_speakers,
                       opts.text_column, opts.id_column, default, forced, meta, meta_name,
-                      cache_dir, batch_size=min(opts.batch_size, 1000))
+                      cache_dir, batch_size=min(opts.batch_size, 1000), book=book)
 
 
 def code_corpus(inputs: Sequence[str | Path], *, codebook: str | Path, out_dir: str | Path,
@@ -248,26 +248,44 @@ class _Run:
         self.n_failed = 0
 
 
-def _unique_ids(res: ChunkResult, taken: segment_stage.SegmentIds, task: ChunkTask) -> bool:
+def _unique_ids(res: ChunkResult, taken: segment_stage.SegmentIds,
+                task: ChunkTask) -> dict[str, str]:
     """Rename a chunk's segment ids already used by an earlier chunk (with warnings).
 
     Returns:
-        Whether ids were renamed (then the chunk's spilled tables are stale).
+        Old -> new id of the renamed ids (then the chunk's spilled tables are stale).
     """
     warnings: list[dict] = []
     paths = dict(zip(res.documents[C.DOC_ID], res.documents[C.PATH]))
     res.segments, renames = segment_stage.unique_across(res.segments, taken, warnings, paths)
     if not renames:
-        return False
+        return renames
     for name in ("matches", "codings"):
-        table = getattr(res, name)
-        table[C.SEGMENT_ID] = table[C.SEGMENT_ID].map(lambda i: renames.get(i, i))
+        setattr(res, name, _renamed(getattr(res, name), name, renames))
     res.codings_csv = None  # its lines hold the old ids: the writer serialises the rows
     positions = {shown: pos for pos, _, shown in task.files}
     rows = [{**w, ORDER: (PHASE_FILE, positions.get(w[C.ERROR_FILE], -1))} for w in warnings]
     res.errors = pd.concat([res.errors, pd.DataFrame(rows, columns=res.errors.columns)],
                            ignore_index=True)
-    return True
+    return renames
+
+
+def _renamed(table: pd.DataFrame, name: str, renames: dict[str, str]) -> pd.DataFrame:
+    """``table`` with the renamed segment ids (as ``segment.unique_across`` renames)."""
+    if name == "segments":
+        table = table.copy()
+        table[C.SEGMENT_ID] = [renames.get(i, i) for i in table[C.SEGMENT_ID].astype(str).tolist()]
+    else:
+        table[C.SEGMENT_ID] = table[C.SEGMENT_ID].map(lambda i: renames.get(i, i))
+    return table
+
+
+def _whole(res: ChunkResult, name: str, part, renames: dict[str, str]) -> pd.DataFrame:  # noqa: ANN001
+    """A result's table as the runner writes it; a slimmed one is read back from its part."""
+    if name not in res.stats.get("slim", ()):
+        return getattr(res, name)
+    table = PartWriter.read(Path(part.path))  # read whole before add() rewrites the file
+    return _renamed(table, name, renames) if renames and name in RENAMED_TABLES else table
 
 
 def _stream(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, writer: PartWriter,
@@ -310,7 +328,7 @@ def _stream(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, writer: P
                         and len(writer.parts.get(name, [])) == res.index:
                     writer.adopt(name, part)
                 else:  # not spilled (dask), or renamed ids: the rows as they are now
-                    writer.add(name, getattr(res, name),
+                    writer.add(name, _whole(res, name, part, renamed),
                                res.codings_csv if name == "codings" else None)
             run.inputs += [{"doc_id": d, "path": p, "sha256": h} for d, p, h in zip(
                 res.documents[C.DOC_ID], res.documents[C.PATH], res.documents[C.SHA256])]
@@ -320,8 +338,13 @@ def _stream(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, writer: P
             for key in ("documents", "segments", "segments_coded", "tokens", "cache_hits",
                         "cache_misses"):
                 run.counts[key] += int(res.stats[key])
-            run.counts["codings"] += len(res.codings)
-            for code, n in res.codings[C.CODE_ID].value_counts().items():
+            run.counts["codings"] += res.stats.get("n_codings", len(res.codings))
+            per_code = res.stats.get("per_code")  # counted by a pool worker
+            if per_code is None:
+                per_code = res.codings[C.CODE_ID].value_counts().items()
+            else:
+                per_code = per_code.items()
+            for code, n in per_code:
                 run.per_code[code] = run.per_code.get(code, 0) + int(n)
             for stage in run.stage_s:
                 run.stage_s[stage] += res.stats[f"{stage}_s"]
