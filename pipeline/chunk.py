@@ -50,6 +50,9 @@ class RunContext:
     meta_digest: str | None = None       # chunk-cache key of ``meta`` (computed once)
     # CSV id values used by more than one CSV file of the run (prefixed in every chunk)
     shared_keys: frozenset[str] = frozenset()
+    # The codebook the runner loaded and validated (a few KB pickled): a worker need
+    # not parse the YAML again (about 0.1 s of CPU per worker for 500 rules).
+    book: Any = None
 
 
 @dataclass
@@ -98,7 +101,9 @@ def _codebook(ctx: RunContext):  # noqa: ANN202
 
     key = (ctx.codebook_path, ctx.codebook_hash)
     if key not in _BOOKS:
-        book = load_codebook(ctx.codebook_path)
+        book = ctx.book
+        if book is None or book.hash != ctx.codebook_hash:
+            book = load_codebook(ctx.codebook_path)
         if book.hash != ctx.codebook_hash:
             raise InputError(ctx.codebook_path, "changed while the run was going on; run again")
         _BOOKS.clear()

@@ -52,3 +52,31 @@ def test_cli_options(corpus, capsys):
     assert main(["code", raw, "--out", str(corpus / "cli3"), "--scheduler", "tcp://x:1",
                  "--quiet"]) == 1
     assert "--engine dask" in capsys.readouterr().err
+
+
+def test_jobs_two_renames_ids_across_chunks_like_one_job(tmp_path):
+    """A pool worker hands the runner slim results; a chunk whose segment ids an earlier
+    chunk used is read back from its parts and renamed exactly as in-process."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    # "c.csv" (first chunk) uses the id "t:1", which "t.txt" (a later chunk) also makes.
+    (raw / "c.csv").write_text("id,text\nt:1,We mochten het zelf invullen.\n", encoding="utf-8")
+    for k in range(3):
+        (raw / f"b{k}.txt").write_text("I: Hoe?\nR: Daar had ik gewoon geen uren voor.\n")
+    (raw / "t.txt").write_text("I: Hoe begon het?\nR: We mochten het zelf invullen, echt.\n"
+                               "I: En toen?\nR: Wij zijn eigenaar van dit project.\n")
+    (tmp_path / "codebook.yaml").write_text(CODEBOOK)
+    found, counts = {}, {}
+    for jobs in (1, 2):
+        out = tmp_path / f"j{jobs}"
+        res = code_corpus([raw], codebook=tmp_path / "codebook.yaml", out_dir=out,
+                          options=RunOptions(progress=False, chunk_bytes=1, cache=False,
+                                             jobs=jobs))
+        found[jobs] = {n: (out / n).read_bytes() for n in OUTPUTS}
+        assert res.manifest["throughput"]["chunks"] >= 4
+        counts[jobs] = res.manifest["counts"]
+    assert found[1] == found[2] and counts[1] == counts[2]
+    assert counts[2]["codings_per_code"]["agency"] == 3
+    codings = found[2]["codings.csv"].decode()
+    assert "t:t:1" in codings and "\nt:1," in codings  # renamed in t.txt, kept in c.csv
+    assert b"prefixed with 't:'" in found[2]["errors.csv"]

@@ -36,3 +36,51 @@ def test_batch_gc_is_undone() -> None:
         gc.set_threshold(*restore)
         gc.unfreeze()
     assert gc.get_threshold() == before
+
+
+def _python(code: str, **env: str) -> str:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[1])
+    full = {**os.environ, "PYTHONPATH": root, **env}
+    return subprocess.run([sys.executable, "-c", code], env=full, check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
+def test_lean_spacy_import_skips_spacys_cli_and_keeps_it_importable() -> None:
+    out = _python(
+        "import sys\n"
+        "from pipeline.spacy_lean import lean_spacy_import\n"
+        "lean_spacy_import(now=True)\n"
+        "import spacy\n"
+        "print('spacy.cli' in sys.modules, 'weasel' in sys.modules)\n"
+        "print(spacy.blank('nl')('Wij mochten het zelf invullen.')[1].text)\n"
+        "print(isinstance(spacy.info(silent=True), dict))\n"
+        "import spacy.cli\n"
+        "print(callable(spacy.cli.download))\n")
+    assert out.splitlines() == ["False False", "mochten", "True", "True"]
+
+
+def test_lean_spacy_import_waits_for_the_first_import() -> None:
+    out = _python(
+        "import sys\n"
+        "from pipeline.spacy_lean import lean_spacy_import\n"
+        "lean_spacy_import(); lean_spacy_import()\n"
+        "print('spacy' in sys.modules)\n"
+        "import spacy.tokens\n"
+        "print('spacy.cli' in sys.modules,\n"
+        "      any(type(f).__name__ == '_LeanFinder' for f in sys.meta_path))\n")
+    assert out.splitlines() == ["False", "False False"]
+
+
+def test_fork_server_warms_the_default_language_only() -> None:
+    code = ("import pipeline.nlp_warm as w\n"
+            "from pipeline.nlp import make_nlp\n"
+            "print(w.warm_languages(), make_nlp.cache_info().currsize)\n")
+    assert _python(code) == "('nl',) 1"
+    assert _python(code, QCODE_WARM_LANGUAGES="en, nl") == "('en', 'nl') 2"
+    assert _python(code, QCODE_WARM_LANGUAGES="") == "() 0"
+    assert _python(code, QCODE_WARM_LANGUAGES="xx") == "('xx',) 0"

@@ -133,6 +133,9 @@ def _summary(result) -> str:
 
 def cmd_code(args: argparse.Namespace) -> int:
     """Run ``qcode code``."""
+    from pipeline.spacy_lean import lean_spacy_import
+
+    lean_spacy_import()  # the coder never runs spaCy's command line: skip importing it
     from pipeline.runner import code_corpus
 
     missing = [i for i in args.inputs if not Path(i).exists()]
@@ -147,6 +150,9 @@ def cmd_code(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run ``qcode run``: code, then matrices and figures."""
+    from pipeline.spacy_lean import lean_spacy_import
+
+    lean_spacy_import()  # the coder never runs spaCy's command line: skip importing it
     from pipeline.runner import code_corpus
 
     if not Path(args.raw).is_dir():

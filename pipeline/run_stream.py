@@ -1,0 +1,169 @@
+"""The streaming half of a coding run: chunks in, part files and counters out.
+
+``stream_chunks`` runs the chunks on the engine and hands each result, in chunk
+order, to the ``PartWriter`` (which writes the final files as they come): segment
+ids repeated across chunks are renamed here, and what the manifest needs (inputs,
+counts, stage times, error rows) is kept as counters, not tables. The runner
+(``runner.code_corpus``) plans the chunks before and writes the manifest after.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from pipeline import columns as C
+from pipeline import segment as segment_stage
+from pipeline import table_cache
+from pipeline.chunk import (ORDER, PHASE_FILE, PHASE_META_COLUMNS, PHASE_ORPHAN_META, ChunkResult,
+                            ChunkTask, RunContext, meta_rows)
+from pipeline.engine import run_chunks
+from pipeline.parts import ChunkSpill, PartWriter
+
+if TYPE_CHECKING:
+    from pipeline.runner import RunOptions
+
+TABLES = ("documents", "segments", "codings", "matches")
+CSV_TABLES = ("segments", "codings")        # the tables with a CSV file too
+RENAMED_TABLES = ("segments", "codings", "matches")  # rows that hold segment ids
+
+
+class StreamedRun:
+    """What the runner keeps of a streamed run: counters, not tables."""
+
+    def __init__(self) -> None:
+        self.keys: list[str | None] = []  # chunk-cache key of every chunk's tables
+        self.inputs: list[dict[str, str]] = []
+        self.errors_rows: list[pd.DataFrame] = []
+        self.present: set[str] = set()
+        self.failed: set[str] = set()
+        self.counts = {"documents": 0, "segments": 0, "segments_coded": 0, "codings": 0,
+                       "tokens": 0, "cache_hits": 0, "cache_misses": 0}
+        self.per_code: dict[str, int] = {}
+        self.stage_s = {"ingest": 0.0, "segment": 0.0, "nlp_code": 0.0}
+        self.wall_s = 0.0
+        self.errors = pd.DataFrame(columns=C.ERROR_COLUMNS)
+        self.n_failed = 0
+
+
+def _unique_ids(res: ChunkResult, taken: segment_stage.SegmentIds,
+                task: ChunkTask) -> dict[str, str]:
+    """Rename a chunk's segment ids already used by an earlier chunk (with warnings).
+
+    Returns:
+        Old -> new id of the renamed ids (then the chunk's spilled tables are stale).
+    """
+    warnings: list[dict] = []
+    paths = dict(zip(res.documents[C.DOC_ID], res.documents[C.PATH]))
+    res.segments, renames = segment_stage.unique_across(res.segments, taken, warnings, paths)
+    if not renames:
+        return renames
+    for name in ("matches", "codings"):
+        setattr(res, name, _renamed(getattr(res, name), name, renames))
+    res.codings_csv = None  # its lines hold the old ids: the writer serialises the rows
+    positions = {shown: pos for pos, _, shown in task.files}
+    rows = [{**w, ORDER: (PHASE_FILE, positions.get(w[C.ERROR_FILE], -1))} for w in warnings]
+    res.errors = pd.concat([res.errors, pd.DataFrame(rows, columns=res.errors.columns)],
+                           ignore_index=True)
+    return renames
+
+
+def _renamed(table: pd.DataFrame, name: str, renames: dict[str, str]) -> pd.DataFrame:
+    """``table`` with the renamed segment ids (as ``segment.unique_across`` renames)."""
+    if name == "segments":
+        table = table.copy()
+        table[C.SEGMENT_ID] = [renames.get(i, i) for i in table[C.SEGMENT_ID].astype(str).tolist()]
+    else:
+        table[C.SEGMENT_ID] = table[C.SEGMENT_ID].map(lambda i: renames.get(i, i))
+    return table
+
+
+def _whole(res: ChunkResult, name: str, part,  # noqa: ANN001 - a parts.Part
+           renames: dict[str, str]) -> pd.DataFrame:
+    """A result's table as the runner writes it; a slimmed one is read back from its part."""
+    if name not in res.stats.get("slim", ()):
+        return getattr(res, name)
+    table = PartWriter.read(Path(part.path))  # read whole before add() rewrites the file
+    return _renamed(table, name, renames) if renames and name in RENAMED_TABLES else table
+
+
+def stream_chunks(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, writer: PartWriter,
+                  n_files: int, tables: table_cache.RunTables) -> StreamedRun:
+    """Run the chunks on the engine and spill every result to the part files in order.
+
+    With the finished documents and segments files from the table cache, those tables
+    are not spilled (segments still are for a model pass, which reads them).
+    """
+    from pipeline.code import empty_codings
+    from pipeline.code.matching import _empty_matches
+    from pipeline.errors import InputError
+
+    from tqdm.auto import tqdm
+
+    skip = set()
+    if tables.files is not None:
+        skip = {"documents", "segments"} if opts.method == "rules" else {"documents"}
+    run = StreamedRun()
+    taken = segment_stage.SegmentIds()  # segment ids unique across chunks too
+    started = time.perf_counter()
+    bar = tqdm(total=n_files, disable=not opts.progress, desc="coding", unit="doc", leave=False)
+    with bar:
+        names = tuple(name for name in TABLES if name not in skip)
+        # Where the chunk ran (a pool worker), its tables become part files, CSV lines
+        # included: the runner only records them, and its final merge copies bytes.
+        spill = ChunkSpill(str(writer.dir), names, CSV_TABLES)
+        for res in run_chunks(tasks, ctx, jobs=opts.jobs, engine=opts.engine,
+                              scheduler=opts.scheduler, spill=spill):
+            renamed = _unique_ids(res, taken, tasks[res.index])
+            run.keys.append(res.stats.get("key"))
+            if tables.files is not None and run.keys[-1] != tasks[res.index].key:
+                # the cached files hold the inputs as hashed at the start
+                raise InputError(tasks[res.index].files[0][1],
+                                 "an input file changed while the run was going on; run again")
+            parts = res.stats.pop("parts", None) or {}
+            for name in names:
+                part = parts.get(name)
+                if part is not None and not (renamed and name in RENAMED_TABLES) \
+                        and len(writer.parts.get(name, [])) == res.index:
+                    writer.adopt(name, part)
+                else:  # not spilled (dask), or renamed ids: the rows as they are now
+                    writer.add(name, _whole(res, name, part, renamed),
+                               res.codings_csv if name == "codings" else None)
+            run.inputs += [{"doc_id": d, "path": p, "sha256": h} for d, p, h in zip(
+                res.documents[C.DOC_ID], res.documents[C.PATH], res.documents[C.SHA256])]
+            run.errors_rows.append(res.errors)
+            run.present.update(res.present)
+            run.failed.update(res.failed)
+            for key in ("documents", "segments", "segments_coded", "tokens", "cache_hits",
+                        "cache_misses"):
+                run.counts[key] += int(res.stats[key])
+            run.counts["codings"] += res.stats.get("n_codings", len(res.codings))
+            per_code = res.stats.get("per_code")  # counted by a pool worker
+            if per_code is None:
+                per_code = res.codings[C.CODE_ID].value_counts().items()
+            else:
+                per_code = per_code.items()
+            for code, n in per_code:
+                run.per_code[code] = run.per_code.get(code, 0) + int(n)
+            for stage in run.stage_s:
+                run.stage_s[stage] += res.stats[f"{stage}_s"]
+            elapsed = max(time.perf_counter() - started, 1e-9)
+            bar.update(len(tasks[res.index].files))
+            bar.set_postfix_str(f"{run.counts['segments'] / elapsed:,.0f} seg/s, "
+                                f"{run.counts['documents'] / elapsed:,.1f} doc/s")
+    run.wall_s = time.perf_counter() - started
+    if not tasks:  # still write typed, empty tables with headers
+        writer.add("documents", pd.DataFrame(columns=C.DOCUMENT_COLUMNS))
+        writer.add("segments", pd.DataFrame(columns=C.SEGMENT_COLUMNS))
+        writer.add("codings", empty_codings())
+        writer.add("matches", _empty_matches())
+    rows = pd.DataFrame(meta_rows(ctx, set(), PHASE_META_COLUMNS)
+                        + meta_rows(ctx, run.present | run.failed, PHASE_ORPHAN_META),
+                        columns=[*C.ERROR_COLUMNS, ORDER])
+    errors = pd.concat([*run.errors_rows, rows], ignore_index=True)
+    errors = errors.iloc[sorted(range(len(errors)), key=lambda k: errors[ORDER].iloc[k])]
+    run.errors = errors[C.ERROR_COLUMNS].reset_index(drop=True)
+    run.n_failed = int((run.errors[C.ERROR_SEVERITY] == "error").sum())
+    return run
