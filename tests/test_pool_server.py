@@ -38,6 +38,26 @@ def test_batch_gc_is_undone() -> None:
     assert gc.get_threshold() == before
 
 
+@pytest.mark.parametrize("caller_froze", [False, True])
+def test_cli_main_leaves_the_callers_gc_as_it_was(tmp_path, capsys, caller_froze: bool) -> None:
+    from pipeline.cli import main
+    before = gc.get_threshold()
+    if caller_froze:
+        gc.freeze()
+    frozen = gc.get_freeze_count()
+    try:
+        # a command that gets past the gc set-up and fails: the finally block still runs
+        assert main(["code", str(tmp_path / "missing"), "--out", str(tmp_path / "out")]) == 1
+        assert "missing" in capsys.readouterr().err
+        assert gc.get_threshold() == before
+        if caller_froze:   # the caller's frozen objects are not thawed behind its back
+            assert gc.get_freeze_count() >= frozen > 0
+        else:
+            assert gc.get_freeze_count() == 0
+    finally:
+        gc.unfreeze()
+
+
 def _python(code: str, **env: str) -> str:
     import os
     import subprocess

@@ -90,7 +90,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.ERROR if getattr(args, "quiet", False) else logging.WARNING,
         format="qcode: %(levelname)s: %(message)s",
     )
-    restore = batch_gc()  # a command is a batch job; in-process callers get gc back after
+    # A command is a batch job; in-process callers get gc back after, and objects they had
+    # frozen themselves stay frozen (unfreeze cannot tell theirs from ours)
+    caller_froze = gc.get_freeze_count() > 0
+    restore = batch_gc()
     try:
         return int(args.func(args) or 0)
     except PipelineError as exc:
@@ -105,4 +108,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         gc.set_threshold(*restore)
-        gc.unfreeze()
+        if not caller_froze:
+            gc.unfreeze()
