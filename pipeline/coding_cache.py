@@ -121,7 +121,7 @@ def cached_codings(memo: CodingCache, book,  # noqa: ANN001
         ``(codings, csv)``: as ``aggregate_matches`` of all the match rows, and
         ``csv_bytes`` of it.
     """
-    from pipeline.code.aggregate import _finish, aggregate_rows, coding_order
+    from pipeline.code.aggregate import _finish, aggregate_rows
 
     frames = []
     for lang, fingerprint, matches in parts:
@@ -129,6 +129,7 @@ def cached_codings(memo: CodingCache, book,  # noqa: ANN001
         entry = memo.entry(lang, fingerprint)
         cached, have = entry.load(digests)
         todo = set(digests) - have
+        new = None
         if todo:
             subset = matches[matches[C.CODE_ID].isin(todo).to_numpy()] if have else matches
             new = aggregate_rows(subset, threshold=book.settings.threshold)
@@ -137,15 +138,30 @@ def cached_codings(memo: CodingCache, book,  # noqa: ANN001
             codes, names = pd.factorize(new[C.CODE_ID])
             ids = np.asarray([entry.unit_id(code) for code in names], dtype=np.int64)
             new[C.CACHE_UNIT] = ids[codes] if len(new) else np.zeros(0, dtype=np.int64)
-            entry.save(new, todo, digests)
-            frames.append(new)
-        if cached is not None:
-            frames.append(cached)
-    frames = [f for f in frames if len(f)]
+        # entries hold their rows in output order: sorting cached rows (one sorted run
+        # per file read) with new ones is then about linear (``coding_order``)
+        rows = _in_order([f for f in (cached, new) if f is not None and len(f)])
+        if new is not None:
+            entry.save(rows if cached is None or not len(cached) else new, todo, digests,
+                       rows)
+        if len(rows):
+            frames.append(rows)
     if not frames:
         from pipeline.code import empty_codings
 
         return empty_codings(), b""
-    rows = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-    rows = rows.take(coding_order(rows))
+    rows = frames[0] if len(frames) == 1 else _in_order(frames)
     return _finish(rows), b"".join(rows[C.CSV_LINE].tolist())
+
+
+def _in_order(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The rows of ``frames`` (``aggregate_rows`` output and more) in output order."""
+    from pipeline.code.aggregate import coding_order
+
+    if not frames:
+        return pd.DataFrame(columns=ENTRY_COLUMNS)
+    rows = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    order = coding_order(rows)
+    if not (order[1:] < order[:-1]).any():  # already in order: no copy
+        return rows.reset_index(drop=True)
+    return rows.take(order).reset_index(drop=True)

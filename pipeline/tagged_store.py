@@ -127,13 +127,16 @@ class TaggedEntry:
             self._kept = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
         return self._kept, set(self._live)
 
-    def save(self, new: pd.DataFrame, units: Iterable[str], digests: dict[str, str]) -> None:
+    def save(self, new: pd.DataFrame, units: Iterable[str], digests: dict[str, str],
+             every: pd.DataFrame | None = None) -> None:
         """Store the rows of recomputed ``units``; failures are ignored.
 
         Args:
             new: their rows (``columns`` + ``CACHE_UNIT`` from ``unit_id``).
             units: the recomputed units (also those without rows).
             digests: unit -> current digest.
+            every: the loaded rows and ``new`` together, in the order a compaction
+                should store them (None: loaded rows, then ``new``).
         """
         if self.folder is None:
             return
@@ -143,7 +146,8 @@ class TaggedEntry:
                    or self._stale > self._stored - self._stale + len(new))
         rows, tags = new, {u: digests[u] for u in units}
         if compact and self._kept is not None and len(self._kept):
-            rows = pd.concat([self._kept, new], ignore_index=True)
+            rows = every if every is not None else pd.concat([self._kept, new],
+                                                             ignore_index=True)
         if compact:
             tags = {**self._live, **tags}
         if not tags:
