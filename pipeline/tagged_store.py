@@ -41,6 +41,11 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:32]
 
 
+def _arrow_binary(kind: pa.DataType) -> pd.ArrowDtype | None:
+    """``to_pandas`` dtype of a column type: large binary stays Arrow (else the default)."""
+    return pd.ArrowDtype(kind) if pa.types.is_large_binary(kind) else None
+
+
 class TaggedEntry:
     """One entry folder; ``load`` once, then ``save`` the recomputed units.
 
@@ -104,7 +109,8 @@ class TaggedEntry:
                 if table is not None:
                     local = table.column(C.CACHE_UNIT).to_numpy()
                     keep = np.isin(local, np.fromiter(want, dtype=np.int64))
-                    frame = table.to_pandas()
+                    # binary columns (CSV lines) stay Arrow-backed: no bytes object per row
+                    frame = table.to_pandas(types_mapper=_arrow_binary)
                     if not keep.all():  # a pandas mask: about twice as fast as Table.filter
                         frame = frame[keep].reset_index(drop=True)
             except Exception:  # a damaged file can fail in Parquet, Arrow or json: a miss

@@ -5,7 +5,7 @@ import pytest
 
 import pipeline.code.aggregate as aggregate
 from pipeline import columns as C
-from pipeline.coding_cache import SUBDIR, code_digests, csv_bytes, csv_lines
+from pipeline.coding_cache import SUBDIR, code_digests, csv_array, csv_bytes, csv_lines, joined_lines
 from test_match_cache import BOOK, _run, _same_as_cold
 from test_streaming import make_corpus
 
@@ -42,6 +42,20 @@ def test_csv_lines_are_the_rows_of_to_csv():
     for k, line in enumerate(lines):  # a row's line does not depend on the other rows
         assert line == csv_bytes(frame.iloc[[k]])
     assert csv_lines(frame.iloc[:0]) == []
+
+
+def test_csv_array_lines_join_in_any_order():
+    frame = pd.DataFrame({"a": ["x", 'q"u', "new\nline", "€"], "b": [1.5, np.nan, 2.0, 3.0]})
+    lines = csv_lines(frame)
+    column = pd.Series(pd.arrays.ArrowExtensionArray(csv_array(frame)))
+    assert joined_lines(column) == csv_bytes(frame)
+    order = [2, 0, 3]  # a reordered subset, as a re-code takes cached lines
+    assert joined_lines(column.take(order)) == b"".join(lines[k] for k in order)
+    assert joined_lines(column.iloc[1:3]) == b"".join(lines[1:3])  # a sliced array
+    both = pd.concat([column.iloc[:2], column.iloc[3:]], ignore_index=True)  # two chunks
+    assert joined_lines(both) == b"".join([*lines[:2], lines[3]])
+    assert joined_lines(column.iloc[:0]) == b""
+    assert joined_lines(pd.Series(lines, dtype=object)) == csv_bytes(frame)
 
 
 def test_recode_aggregates_only_changed_codes_and_equals_cold_run(corpus, aggregated):
