@@ -151,7 +151,7 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
 
         if memo is not None and memo.folder is not None:
             frame = cached_match(memo, book, lang, vocab_of(lang)[0], match,
-                                 lambda rows: _sorted_matches(rows, seg_ids))
+                                 lambda rows, keep: _sorted_matches(rows, seg_ids, keep))
         else:
             frame = match(None)
         if len(frame):
@@ -181,7 +181,8 @@ def _codings(book, coding_memo, matches: pd.DataFrame,  # noqa: ANN001
     return cached_codings(coding_memo, book, parts)
 
 
-def _sorted_matches(out: pd.DataFrame, segment_ids: pd.Series) -> pd.DataFrame:
+def _sorted_matches(out: pd.DataFrame, segment_ids: pd.Series,
+                    keep: np.ndarray | None = None) -> pd.DataFrame:
     """Match rows in segment row order, then text order (as ``match_segments`` sorts).
 
     The order of ``sort_values`` on (segment row, start, end, code id, rule id), stable,
@@ -190,7 +191,8 @@ def _sorted_matches(out: pd.DataFrame, segment_ids: pd.Series) -> pd.DataFrame:
     positions, ten times faster on string ids). The keys go to ``stable_order``, whose
     stable argsort (timsort) merges already sorted runs in about linear time: a re-code
     hands it cached rows in this order plus the sorted rows of the edited rules. Rows
-    already in order are not copied. Other columns (a cache's unit ids) come along.
+    already in order are not copied. Other columns (a cache's unit ids) come along;
+    rows where ``keep`` (a mask) is False are dropped in the same take.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -210,11 +212,16 @@ def _sorted_matches(out: pd.DataFrame, segment_ids: pd.Series) -> pd.DataFrame:
     rule = pd.factorize(out[C.RULE_ID], sort=True)[0]
     order = stable_order([seg, out[C.START].to_numpy(dtype=np.int64),
                           out[C.END].to_numpy(dtype=np.int64), code, rule])
-    if len(order) and not (order[1:] < order[:-1]).any():  # already in order
+    if keep is not None and not keep.all():
+        order = order[keep[order]]
+    elif len(order) and not (order[1:] < order[:-1]).any():  # already in order
         return _typed(out.reset_index(drop=True))
     return _typed(out.take(order).reset_index(drop=True))
 
 
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     """Match rows with the output dtypes of the numeric columns."""
-    return frame.astype({C.START: "int64", C.END: "int64", C.SCORE: "float64"})
+    types = {C.START: "int64", C.END: "int64", C.SCORE: "float64"}
+    if all(frame[col].dtype == np.dtype(kind) for col, kind in types.items()):
+        return frame  # astype would copy every column's block for nothing
+    return frame.astype(types)

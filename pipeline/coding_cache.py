@@ -150,7 +150,8 @@ def cached_codings(memo: CodingCache, book,  # noqa: ANN001
     for lang, fingerprint, matches in parts:
         digests = code_digests(book, lang)
         entry = memo.entry(lang, fingerprint)
-        cached, have = entry.load(digests)
+        # stale rows stay in (unit id -1): ordering drops them in its one take
+        cached, have = entry.load(digests, stale=True)
         todo = set(digests) - have
         new = None
         if todo:
@@ -179,13 +180,18 @@ def cached_codings(memo: CodingCache, book,  # noqa: ANN001
 
 
 def _in_order(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    """The rows of ``frames`` (``aggregate_rows`` output and more) in output order."""
+    """The rows of ``frames`` (``aggregate_rows`` output and more) in output order.
+
+    Rows with a negative ``CACHE_UNIT`` (stale rows of a loaded entry) are left out.
+    """
     from pipeline.code.aggregate import coding_order
 
     if not frames:
         return pd.DataFrame(columns=ENTRY_COLUMNS)
     rows = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-    order = coding_order(rows)
-    if not (order[1:] < order[:-1]).any():  # already in order: no copy
+    keep = (rows[C.CACHE_UNIT].to_numpy() >= 0 if C.CACHE_UNIT in rows.columns
+            else np.ones(len(rows), dtype=bool))
+    order = coding_order(rows, keep)
+    if len(order) == len(rows) and not (order[1:] < order[:-1]).any():  # in order: no copy
         return rows.reset_index(drop=True)
     return rows.take(order).reset_index(drop=True)

@@ -187,3 +187,22 @@ def test_segment_ids_renamed_across_chunks_are_in_codings_csv(tmp_path):
         outs[name] = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
                       for p in out.iterdir() if p.suffix in (".csv", ".parquet")}
     assert outs["cached"] == outs["cached2"] == outs["fresh"]
+
+
+def test_coding_order_on_integer_keys_is_the_pandas_order():
+    rng = np.random.default_rng(7)
+    n = 400
+    rows = pd.DataFrame({
+        C.DOC_ID: rng.choice(["d10", "d2", "d1", "é"], n),
+        C.SEGMENT_ID: rng.choice([f"s{k}" for k in range(30)], n),
+        C.CODE_ID: rng.choice(["b", "a.x", "a", "A"], n),
+        C.FIRST_MATCH: rng.integers(0, 50, n),
+    })
+    assert aggregate.coding_order(rows).tolist() == aggregate._coding_order_frame(rows).tolist()
+    keep = rng.random(n) < 0.7
+    kept = np.flatnonzero(keep)
+    want = kept[aggregate._coding_order_frame(rows.take(kept))]
+    assert aggregate.coding_order(rows, keep).tolist() == want.tolist()
+    with_missing = rows.assign(**{C.DOC_ID: rows[C.DOC_ID].where(rng.random(n) < 0.9)})
+    assert (aggregate.coding_order(with_missing, keep).tolist()
+            == kept[aggregate._coding_order_frame(with_missing.take(kept))].tolist())
