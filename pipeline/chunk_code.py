@@ -9,6 +9,7 @@ builds it.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,6 +62,32 @@ def has_rules(book, lang: str) -> bool:  # noqa: ANN001
     return _HAS_RULES[key]
 
 
+class _Background:
+    """A call run on its own thread; ``result()`` joins it (and re-raises its error).
+
+    A thread per call, started and joined within one ``code_chunk``: nothing is left
+    running, and a fork (``--jobs``) never inherits a pool whose threads are gone.
+    """
+
+    def __init__(self, fn, *args) -> None:  # noqa: ANN001
+        self._value = self._error = None
+        self._thread = threading.Thread(target=self._run, args=(fn, args), daemon=True)
+        self._thread.start()
+
+    def _run(self, fn, args: tuple) -> None:  # noqa: ANN001
+        try:
+            self._value = fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller by result()
+            self._error = exc
+
+    def result(self):  # noqa: ANN201
+        """The call's return value (after waiting for it)."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
 def vocab_of(lang: str):  # noqa: ANN201
     """(pipeline fingerprint, vocab) of a language's pipeline, without building it."""
     from pipeline.cache import pipeline_fingerprint
@@ -93,6 +120,7 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
     from pipeline.code import empty_codings
     from pipeline.code.arrays import ATTRS, TokenArrays, rebuild_doc
     from pipeline.code.matching import _empty_matches, match_frame
+    from pipeline.coding_cache import load_entry
     from pipeline.match_cache import cached_match
 
     stored = stored or {}
@@ -133,6 +161,10 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
                 got[0].append(part)
                 got[1].append(doc)
                 got[2].append(k)
+    # the codings entries do not depend on the matching: read them meanwhile
+    pending = ({lang: _Background(load_entry, coding_memo, book, lang, vocab_of(lang)[0])
+                for lang in batches}
+               if coding_memo is not None and coding_memo.folder is not None else {})
     frames: list[tuple[str, pd.DataFrame]] = []
     seg_ids = todo[C.SEGMENT_ID]
     for lang, (parts, docs, positions) in batches.items():
@@ -156,17 +188,18 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
             frame = match(None)
         if len(frame):
             frames.append((lang, frame))
+    loaded = {lang: job.result() for lang, job in pending.items()}
     if not frames:
         return ChunkCoding(_empty_matches(), empty_codings(), b"", n_tokens, tokens, n_stored)
     # each language's rows are sorted already; a segment's rows are all of one language
     matches = (_sorted_matches(pd.concat([f for _, f in frames], ignore_index=True), seg_ids)
                if len(frames) > 1 else _typed(frames[0][1]))
-    codings, csv = _codings(book, coding_memo, matches, frames)
+    codings, csv = _codings(book, coding_memo, matches, frames, loaded)
     return ChunkCoding(matches, codings, csv, n_tokens, tokens, n_stored)
 
 
 def _codings(book, coding_memo, matches: pd.DataFrame,  # noqa: ANN001
-             frames: list[tuple[str, pd.DataFrame]]) -> tuple[pd.DataFrame, bytes]:
+             frames: list[tuple[str, pd.DataFrame]], loaded: dict) -> tuple[pd.DataFrame, bytes]:
     """The chunk's codings and their CSV lines, through the codings cache when there is one."""
     from pipeline.code import aggregate_matches
     from pipeline.coding_cache import cached_codings, csv_bytes
@@ -178,7 +211,7 @@ def _codings(book, coding_memo, matches: pd.DataFrame,  # noqa: ANN001
     # stable sort; a segment's rows are all of one language).
     parts = [(lang, vocab_of(lang)[0], matches if len(frames) == 1 else frame)
              for lang, frame in frames]
-    return cached_codings(coding_memo, book, parts)
+    return cached_codings(coding_memo, book, parts, loaded)
 
 
 def _sorted_matches(out: pd.DataFrame, segment_ids: pd.Series,

@@ -130,8 +130,26 @@ class CodingCache:
         return TaggedEntry(self.folder / name[:2] / name, ENTRY_COLUMNS)
 
 
+def load_entry(memo: CodingCache, book, lang: str, fingerprint: str,  # noqa: ANN001
+               ) -> tuple[TaggedEntry, dict[str, str], pd.DataFrame | None, set[str]]:
+    """Open and load the codings entry of one language of a chunk.
+
+    It only reads files and builds its own objects, so it can run on another thread
+    while the chunk is matched (Arrow decodes Parquet without holding the GIL).
+
+    Returns:
+        ``(entry, code digests, rows, codes)``: ``rows`` keep stale rows (unit id -1).
+    """
+    digests = code_digests(book, lang)
+    entry = memo.entry(lang, fingerprint)
+    # stale rows stay in (unit id -1): ordering drops them in its one take
+    cached, have = entry.load(digests, stale=True)
+    return entry, digests, cached, have
+
+
 def cached_codings(memo: CodingCache, book,  # noqa: ANN001
-                   parts: Sequence[tuple[str, str, pd.DataFrame]]) -> tuple[pd.DataFrame, bytes]:
+                   parts: Sequence[tuple[str, str, pd.DataFrame]],
+                   loaded: dict | None = None) -> tuple[pd.DataFrame, bytes]:
     """The chunk's codings table and its ``codings.csv`` rows, aggregating only new codes.
 
     Args:
@@ -139,6 +157,7 @@ def cached_codings(memo: CodingCache, book,  # noqa: ANN001
         book: the codebook.
         parts: per language: (language, pipeline fingerprint, the match rows of the
             chunk's segments of that language, in matches-table order).
+        loaded: language -> ``load_entry``'s result for it, when already loaded.
 
     Returns:
         ``(codings, csv)``: as ``aggregate_matches`` of all the match rows, and
@@ -148,10 +167,8 @@ def cached_codings(memo: CodingCache, book,  # noqa: ANN001
 
     frames = []
     for lang, fingerprint, matches in parts:
-        digests = code_digests(book, lang)
-        entry = memo.entry(lang, fingerprint)
-        # stale rows stay in (unit id -1): ordering drops them in its one take
-        cached, have = entry.load(digests, stale=True)
+        got = (loaded or {}).get(lang)
+        entry, digests, cached, have = got or load_entry(memo, book, lang, fingerprint)
         todo = set(digests) - have
         new = None
         if todo:
