@@ -9,6 +9,7 @@ builds it.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,6 +62,32 @@ def has_rules(book, lang: str) -> bool:  # noqa: ANN001
     return _HAS_RULES[key]
 
 
+class _Background:
+    """A call run on its own thread; ``result()`` joins it (and re-raises its error).
+
+    A thread per call, started and joined within one ``code_chunk``: nothing is left
+    running, and a fork (``--jobs``) never inherits a pool whose threads are gone.
+    """
+
+    def __init__(self, fn, *args) -> None:  # noqa: ANN001
+        self._value = self._error = None
+        self._thread = threading.Thread(target=self._run, args=(fn, args), daemon=True)
+        self._thread.start()
+
+    def _run(self, fn, args: tuple) -> None:  # noqa: ANN001
+        try:
+            self._value = fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller by result()
+            self._error = exc
+
+    def result(self):  # noqa: ANN201
+        """The call's return value (after waiting for it)."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
 def vocab_of(lang: str):  # noqa: ANN201
     """(pipeline fingerprint, vocab) of a language's pipeline, without building it."""
     from pipeline.cache import pipeline_fingerprint
@@ -92,8 +119,9 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
     """
     from pipeline.code import empty_codings
     from pipeline.code.arrays import ATTRS, TokenArrays, rebuild_doc
-    from pipeline.code.matching import _empty_matches, match_rows
-    from pipeline.match_cache import cached_match, rows_frame
+    from pipeline.code.matching import _empty_matches, match_frame
+    from pipeline.coding_cache import load_entry
+    from pipeline.match_cache import cached_match
 
     stored = stored or {}
     todo = segments[segments[C.CODED].astype(bool)]
@@ -133,7 +161,12 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
                 got[0].append(part)
                 got[1].append(doc)
                 got[2].append(k)
+    # the codings entries do not depend on the matching: read them meanwhile
+    pending = ({lang: _Background(load_entry, coding_memo, book, lang, vocab_of(lang)[0])
+                for lang in batches}
+               if coding_memo is not None and coding_memo.folder is not None else {})
     frames: list[tuple[str, pd.DataFrame]] = []
+    seg_ids = todo[C.SEGMENT_ID]
     for lang, (parts, docs, positions) in batches.items():
         vocab = vocab_of(lang)[1]  # the vocab of the pipeline the Docs come from
 
@@ -141,28 +174,32 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
             return docs[k] if docs[k] is not None else rebuild_doc(vocab, parts[k])
 
         def match(only: frozenset | None, lang=lang, parts=parts, get_doc=get_doc,  # noqa: ANN001
-                  positions=positions, vocab=vocab) -> list[tuple]:  # noqa: ANN001
+                  positions=positions, vocab=vocab) -> pd.DataFrame:  # noqa: ANN001
+            # match_frame sorts by batch position, start, end, code id, rule id: the
+            # order of _sorted_matches, as a batch keeps the chunk's row order
             arrays = TokenArrays.from_parts(vocab, parts, get_doc)
-            return match_rows(arrays, compiled_rules(book, lang, only),
-                              [seg_rows[k] for k in positions], opening)
+            return match_frame(arrays, compiled_rules(book, lang, only),
+                               [seg_rows[k] for k in positions], opening)
 
         if memo is not None and memo.folder is not None:
-            frame = cached_match(memo, book, lang, vocab_of(lang)[0], match)
+            frame = cached_match(memo, book, lang, vocab_of(lang)[0], match,
+                                 lambda rows, keep: _sorted_matches(rows, seg_ids, keep))
         else:
-            frame = rows_frame(match(None))
+            frame = match(None)
         if len(frame):
             frames.append((lang, frame))
+    loaded = {lang: job.result() for lang, job in pending.items()}
     if not frames:
         return ChunkCoding(_empty_matches(), empty_codings(), b"", n_tokens, tokens, n_stored)
-    seg_ids = todo[C.SEGMENT_ID]
-    matches = _sorted_matches(pd.concat([f for _, f in frames], ignore_index=True)
-                              if len(frames) > 1 else frames[0][1], seg_ids)
-    codings, csv = _codings(book, coding_memo, matches, frames, seg_ids)
+    # each language's rows are sorted already; a segment's rows are all of one language
+    matches = (_sorted_matches(pd.concat([f for _, f in frames], ignore_index=True), seg_ids)
+               if len(frames) > 1 else _typed(frames[0][1]))
+    codings, csv = _codings(book, coding_memo, matches, frames, loaded)
     return ChunkCoding(matches, codings, csv, n_tokens, tokens, n_stored)
 
 
 def _codings(book, coding_memo, matches: pd.DataFrame,  # noqa: ANN001
-             frames: list[tuple[str, pd.DataFrame]], seg_ids: pd.Series) -> tuple[pd.DataFrame, bytes]:
+             frames: list[tuple[str, pd.DataFrame]], loaded: dict) -> tuple[pd.DataFrame, bytes]:
     """The chunk's codings and their CSV lines, through the codings cache when there is one."""
     from pipeline.code import aggregate_matches
     from pipeline.coding_cache import cached_codings, csv_bytes
@@ -170,24 +207,30 @@ def _codings(book, coding_memo, matches: pd.DataFrame,  # noqa: ANN001
     if coding_memo is None or coding_memo.folder is None:
         codings = aggregate_matches(matches, threshold=book.settings.threshold)
         return codings, csv_bytes(codings)
-    # A language's rows sorted alone are in the order they have in ``matches`` (a
+    # A language's rows (sorted alone) are in the order they have in ``matches`` (a
     # stable sort; a segment's rows are all of one language).
-    parts = [(lang, vocab_of(lang)[0],
-              matches if len(frames) == 1 else _sorted_matches(frame, seg_ids))
+    parts = [(lang, vocab_of(lang)[0], matches if len(frames) == 1 else frame)
              for lang, frame in frames]
-    return cached_codings(coding_memo, book, parts)
+    return cached_codings(coding_memo, book, parts, loaded)
 
 
-def _sorted_matches(out: pd.DataFrame, segment_ids: pd.Series) -> pd.DataFrame:
+def _sorted_matches(out: pd.DataFrame, segment_ids: pd.Series,
+                    keep: np.ndarray | None = None) -> pd.DataFrame:
     """Match rows in segment row order, then text order (as ``match_segments`` sorts).
 
     The order of ``sort_values`` on (segment row, start, end, code id, rule id), stable,
-    computed with ``np.lexsort`` on integer codes: ids factorised in sorted order
-    compare as the strings do, and a segment's row comes from Arrow's ``index_in``
-    (``Index.get_indexer``'s positions, ten times faster on string ids).
+    computed on integer keys: ids factorised in sorted order compare as the strings do,
+    and a segment's row comes from Arrow's ``index_in`` (``Index.get_indexer``'s
+    positions, ten times faster on string ids). The keys go to ``stable_order``, whose
+    stable argsort (timsort) merges already sorted runs in about linear time: a re-code
+    hands it cached rows in this order plus the sorted rows of the edited rules. Rows
+    already in order are not copied. Other columns (a cache's unit ids) come along;
+    rows where ``keep`` (a mask) is False are dropped in the same take.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
+
+    from pipeline.code.combine import stable_order
 
     index = pd.Index(segment_ids)
     if index.is_unique:
@@ -200,6 +243,18 @@ def _sorted_matches(out: pd.DataFrame, segment_ids: pd.Series) -> pd.DataFrame:
         seg = out[C.SEGMENT_ID].map({s: k for k, s in enumerate(segment_ids)}).to_numpy()
     code = pd.factorize(out[C.CODE_ID], sort=True)[0]
     rule = pd.factorize(out[C.RULE_ID], sort=True)[0]
-    order = np.lexsort((rule, code, out[C.END].to_numpy(), out[C.START].to_numpy(), seg))
-    return out.take(order).reset_index(drop=True).astype(
-        {C.START: "int64", C.END: "int64", C.SCORE: "float64"})
+    order = stable_order([seg, out[C.START].to_numpy(dtype=np.int64),
+                          out[C.END].to_numpy(dtype=np.int64), code, rule])
+    if keep is not None and not keep.all():
+        order = order[keep[order]]
+    elif len(order) and not (order[1:] < order[:-1]).any():  # already in order
+        return _typed(out.reset_index(drop=True))
+    return _typed(out.take(order).reset_index(drop=True))
+
+
+def _typed(frame: pd.DataFrame) -> pd.DataFrame:
+    """Match rows with the output dtypes of the numeric columns."""
+    types = {C.START: "int64", C.END: "int64", C.SCORE: "float64"}
+    if all(frame[col].dtype == np.dtype(kind) for col, kind in types.items()):
+        return frame  # astype would copy every column's block for nothing
+    return frame.astype(types)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from pipeline import columns as C
 from pipeline.match_cache import unit_digests
@@ -73,12 +74,18 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
 
 
 def csv_lines(frame: pd.DataFrame) -> list[bytes]:
-    """``csv_bytes`` of ``frame`` cut into one line per row.
+    """``csv_bytes`` of ``frame`` cut into one line per row (see ``csv_array``)."""
+    return csv_array(frame).to_pylist()
+
+
+def csv_array(frame: pd.DataFrame) -> pa.LargeBinaryArray:
+    """``csv_bytes`` of ``frame`` as an Arrow array of one line per row.
 
     A newline ends a row unless it is inside a quoted field; quotes inside a quoted
     field are doubled and an unquoted field has none, so a newline is inside quotes
     exactly when an odd number of quote characters come before it (in UTF-8 neither
-    byte occurs inside a multi-byte character).
+    byte occurs inside a multi-byte character). The array's data buffer is the CSV
+    text itself (only the line ends are computed): no bytes object per row.
 
     Raises:
         ValueError: the text does not cut into one line per row (never expected).
@@ -86,10 +93,26 @@ def csv_lines(frame: pd.DataFrame) -> list[bytes]:
     data = csv_bytes(frame)
     raw = np.frombuffer(data, dtype=np.uint8)
     outside = np.cumsum(raw == _QUOTE) % 2 == 0
-    ends = (np.flatnonzero((raw == _NEWLINE) & outside) + 1).tolist()
+    ends = np.flatnonzero((raw == _NEWLINE) & outside) + 1
     if len(ends) != len(frame):
         raise ValueError(f"{len(ends)} CSV lines for {len(frame)} rows")
-    return [data[a:b] for a, b in zip([0, *ends[:-1]], ends)]
+    offsets = np.zeros(len(ends) + 1, dtype=np.int64)
+    offsets[1:] = ends
+    return pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(), len(ends), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+
+
+def joined_lines(lines: pd.Series) -> bytes:
+    """The CSV lines of a ``CSV_LINE`` column (Arrow-backed binary), joined in order."""
+    array = pa.chunked_array(lines.array.__arrow_array__()).combine_chunks() \
+        if isinstance(lines.dtype, pd.ArrowDtype) else None
+    if array is None or not pa.types.is_large_binary(array.type):
+        return b"".join(lines.tolist())  # an object column of bytes
+    if not len(array):
+        return b""
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int64)[
+        array.offset:array.offset + len(array) + 1]
+    return array.buffers()[2][int(offsets[0]):int(offsets[-1])].to_pybytes()
 
 
 class CodingCache:
@@ -107,8 +130,26 @@ class CodingCache:
         return TaggedEntry(self.folder / name[:2] / name, ENTRY_COLUMNS)
 
 
+def load_entry(memo: CodingCache, book, lang: str, fingerprint: str,  # noqa: ANN001
+               ) -> tuple[TaggedEntry, dict[str, str], pd.DataFrame | None, set[str]]:
+    """Open and load the codings entry of one language of a chunk.
+
+    It only reads files and builds its own objects, so it can run on another thread
+    while the chunk is matched (Arrow decodes Parquet without holding the GIL).
+
+    Returns:
+        ``(entry, code digests, rows, codes)``: ``rows`` keep stale rows (unit id -1).
+    """
+    digests = code_digests(book, lang)
+    entry = memo.entry(lang, fingerprint)
+    # stale rows stay in (unit id -1): ordering drops them in its one take
+    cached, have = entry.load(digests, stale=True)
+    return entry, digests, cached, have
+
+
 def cached_codings(memo: CodingCache, book,  # noqa: ANN001
-                   parts: Sequence[tuple[str, str, pd.DataFrame]]) -> tuple[pd.DataFrame, bytes]:
+                   parts: Sequence[tuple[str, str, pd.DataFrame]],
+                   loaded: dict | None = None) -> tuple[pd.DataFrame, bytes]:
     """The chunk's codings table and its ``codings.csv`` rows, aggregating only new codes.
 
     Args:
@@ -116,36 +157,58 @@ def cached_codings(memo: CodingCache, book,  # noqa: ANN001
         book: the codebook.
         parts: per language: (language, pipeline fingerprint, the match rows of the
             chunk's segments of that language, in matches-table order).
+        loaded: language -> ``load_entry``'s result for it, when already loaded.
 
     Returns:
         ``(codings, csv)``: as ``aggregate_matches`` of all the match rows, and
         ``csv_bytes`` of it.
     """
-    from pipeline.code.aggregate import _finish, aggregate_rows, coding_order
+    from pipeline.code.aggregate import _finish, aggregate_rows
 
     frames = []
     for lang, fingerprint, matches in parts:
-        digests = code_digests(book, lang)
-        entry = memo.entry(lang, fingerprint)
-        cached, have = entry.load(digests)
+        got = (loaded or {}).get(lang)
+        entry, digests, cached, have = got or load_entry(memo, book, lang, fingerprint)
         todo = set(digests) - have
+        new = None
         if todo:
             subset = matches[matches[C.CODE_ID].isin(todo).to_numpy()] if have else matches
             new = aggregate_rows(subset, threshold=book.settings.threshold)
-            new[C.CSV_LINE] = pd.Series(csv_lines(new[C.CODING_COLUMNS]), index=new.index,
-                                        dtype=object)
+            # Arrow-backed: stored, loaded, reordered and joined without a bytes per row
+            new[C.CSV_LINE] = pd.Series(pd.arrays.ArrowExtensionArray(
+                csv_array(new[C.CODING_COLUMNS])), index=new.index)
             codes, names = pd.factorize(new[C.CODE_ID])
             ids = np.asarray([entry.unit_id(code) for code in names], dtype=np.int64)
             new[C.CACHE_UNIT] = ids[codes] if len(new) else np.zeros(0, dtype=np.int64)
-            entry.save(new, todo, digests)
-            frames.append(new)
-        if cached is not None:
-            frames.append(cached)
-    frames = [f for f in frames if len(f)]
+        # entries hold their rows in output order: sorting cached rows (one sorted run
+        # per file read) with new ones is then about linear (``coding_order``)
+        rows = _in_order([f for f in (cached, new) if f is not None and len(f)])
+        if new is not None:
+            entry.save(rows if cached is None or not len(cached) else new, todo, digests,
+                       rows)
+        if len(rows):
+            frames.append(rows)
     if not frames:
         from pipeline.code import empty_codings
 
         return empty_codings(), b""
+    rows = frames[0] if len(frames) == 1 else _in_order(frames)
+    return _finish(rows), joined_lines(rows[C.CSV_LINE])
+
+
+def _in_order(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The rows of ``frames`` (``aggregate_rows`` output and more) in output order.
+
+    Rows with a negative ``CACHE_UNIT`` (stale rows of a loaded entry) are left out.
+    """
+    from pipeline.code.aggregate import coding_order
+
+    if not frames:
+        return pd.DataFrame(columns=ENTRY_COLUMNS)
     rows = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-    rows = rows.take(coding_order(rows))
-    return _finish(rows), b"".join(rows[C.CSV_LINE].tolist())
+    keep = (rows[C.CACHE_UNIT].to_numpy() >= 0 if C.CACHE_UNIT in rows.columns
+            else np.ones(len(rows), dtype=bool))
+    order = coding_order(rows, keep)
+    if len(order) == len(rows) and not (order[1:] < order[:-1]).any():  # in order: no copy
+        return rows.reset_index(drop=True)
+    return rows.take(order).reset_index(drop=True)

@@ -109,31 +109,48 @@ def rows_frame(rows: list[tuple]) -> pd.DataFrame:
 
 
 def cached_match(memo: MatchCache, book, lang: str, fingerprint: str, match,  # noqa: ANN001
-                 ) -> pd.DataFrame:
+                 sort) -> pd.DataFrame:  # noqa: ANN001
     """Match rows of one language: cached units from ``memo``, the others by ``match``.
+
+    Entries hold their rows in output order, so a re-code merges the cached rows
+    (sorted runs) with the sorted rows of the re-matched units instead of sorting
+    every row from scratch (``sort`` is linear on sorted runs).
 
     Args:
         memo: the chunk's match cache.
         book: the codebook.
         lang: the language.
         fingerprint: NLP pipeline fingerprint of ``lang`` (the tokens' identity).
-        match: (code id, rule id) pairs (frozenset, None: all) -> match rows of those rules.
+        match: (code id, rule id) pairs (frozenset, None: all) -> match rows of those
+            rules, sorted as ``sort`` sorts them.
+        sort: (match rows, None or a mask of the rows to keep) -> the kept rows in
+            output order (any extra columns kept).
 
     Returns:
-        The rows of every code, unsorted (the caller sorts as a cold run does).
+        The rows of every code, in output order.
     """
     digests, unit_of = unit_digests(book, lang)
     entry = memo.entry(lang, fingerprint)
-    cached, have = entry.load(digests)
+    # stale rows stay in (unit id -1): the merge drops them in its one take
+    cached, have = entry.load(digests, stale=True)
     todo = set(digests) - have
     if not todo:
-        return cached[C.MATCH_COLUMNS] if cached is not None else rows_frame([])
-    new = rows_frame(match(frozenset(pair for pair, unit in unit_of.items() if unit not in have)
-                           if have else None))
-    entry.save(new.assign(**{C.CACHE_UNIT: _unit_ids(new, unit_of, entry)}), todo, digests)
-    if cached is None or not len(cached):
-        return new
-    return pd.concat([cached[C.MATCH_COLUMNS], new], ignore_index=True)
+        if cached is None:
+            return rows_frame([])
+        return sort(cached, _live(cached))[C.MATCH_COLUMNS]
+    new = match(frozenset(pair for pair, unit in unit_of.items() if unit not in have)
+                if have else None)
+    new = new.assign(**{C.CACHE_UNIT: _unit_ids(new, unit_of, entry)})
+    rows = new if cached is None or not len(cached) else sort(
+        pd.concat([cached, new], ignore_index=True),
+        np.concatenate([_live(cached), np.ones(len(new), dtype=bool)]))
+    entry.save(new, todo, digests, rows)
+    return rows[C.MATCH_COLUMNS]
+
+
+def _live(rows: pd.DataFrame) -> np.ndarray:
+    """Which loaded rows belong to a unit with its current digest (not stale)."""
+    return rows[C.CACHE_UNIT].to_numpy() >= 0
 
 
 def _unit_ids(rows: pd.DataFrame, unit_of: dict[tuple[str, str], str], entry: TaggedEntry,

@@ -45,6 +45,7 @@ class RuleTokenizer:
     def __init__(self, lang: str) -> None:
         self.lang = _check_lang(lang)
         self._bare: object | None = None
+        self._safe: bool | None = None    # None: the special cases not looked at yet
         self._keys: frozenset[str] = frozenset()
         self._longest = 0
 
@@ -55,38 +56,52 @@ class RuleTokenizer:
             full = _blank(self.lang)
         if full is not None:
             return full.tokenizer(text)
-        return self._bare(text)  # type: ignore[misc, operator]  # built by _needs_specials
+        if text.isalpha():
+            # Letters only: every prefix, suffix and infix pattern needs a character
+            # that is not a letter (punctuation, quotes, hyphens, symbols, digits), and
+            # the URL pattern a dot, so the text is one token. Compiling the affix
+            # regexes costs about 0.1 s; a one-rule edit usually adds words like this.
+            return Doc(base_vocab(self.lang), words=[text], spaces=[False])
+        return self._bare_tokenizer()(text)
 
     def _needs_specials(self, text: str) -> bool:
-        """Whether a special case could apply to ``text`` (builds the bare tokenizer)."""
-        if self._bare is None:
-            self._bare = self._build_bare()
-        if self._bare is None or any(ch.isspace() for ch in text):
+        """Whether a special case could apply to ``text``."""
+        if self._safe is None:
+            self._safe = self._read_specials()
+        if not self._safe or any(ch.isspace() for ch in text):
             return True
         keys, n = self._keys, len(text)
         return any(text[i:j] in keys for i in range(n)
                    for j in range(i + 1, min(n, i + self._longest) + 1))
 
-    def _build_bare(self):  # noqa: ANN202 - spacy Tokenizer | None
-        """The tokenizer of ``spacy.Tokenizer.v1`` without its rules (None: not safe)."""
-        from spacy import util
+    def _read_specials(self) -> bool:
+        """Read the special cases' strings; False: one sets more than ORTH/NORM (not safe)."""
         from spacy.attrs import NORM, ORTH
-        from spacy.tokenizer import Tokenizer
         from spacy.util import get_lang_class
 
-        defaults = get_lang_class(self.lang).Defaults
-        rules = defaults.tokenizer_exceptions or {}
+        rules = get_lang_class(self.lang).Defaults.tokenizer_exceptions or {}
         # "number" is a deprecated key that spaCy drops; any other attribute would set
         # a lexeme attribute: then only the full tokenizer gives the same vocab.
         if any(set(props) - {ORTH, NORM, "number"} for subs in rules.values() for props in subs):
-            return None
+            return False
         self._keys = frozenset(key for key in rules if key and not any(c.isspace() for c in key))
         self._longest = max((len(key) for key in self._keys), default=0)
-        prefixes, suffixes, infixes = defaults.prefixes, defaults.suffixes, defaults.infixes
-        # as spacy.language.create_tokenizer, with rules=None
-        return Tokenizer(
-            base_vocab(self.lang), rules=None,
-            prefix_search=util.compile_prefix_regex(prefixes).search if prefixes else None,
-            suffix_search=util.compile_suffix_regex(suffixes).search if suffixes else None,
-            infix_finditer=util.compile_infix_regex(infixes).finditer if infixes else None,
-            token_match=defaults.token_match, url_match=defaults.url_match)
+        return True
+
+    def _bare_tokenizer(self):  # noqa: ANN202 - spacy Tokenizer
+        """The tokenizer of ``spacy.Tokenizer.v1`` without its rules (built once)."""
+        if self._bare is None:
+            from spacy import util
+            from spacy.tokenizer import Tokenizer
+            from spacy.util import get_lang_class
+
+            defaults = get_lang_class(self.lang).Defaults
+            prefixes, suffixes, infixes = defaults.prefixes, defaults.suffixes, defaults.infixes
+            # as spacy.language.create_tokenizer, with rules=None
+            self._bare = Tokenizer(
+                base_vocab(self.lang), rules=None,
+                prefix_search=util.compile_prefix_regex(prefixes).search if prefixes else None,
+                suffix_search=util.compile_suffix_regex(suffixes).search if suffixes else None,
+                infix_finditer=util.compile_infix_regex(infixes).finditer if infixes else None,
+                token_match=defaults.token_match, url_match=defaults.url_match)
+        return self._bare

@@ -41,6 +41,11 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:32]
 
 
+def _arrow_binary(kind: pa.DataType) -> pd.ArrowDtype | None:
+    """``to_pandas`` dtype of a column type: large binary stays Arrow (else the default)."""
+    return pd.ArrowDtype(kind) if pa.types.is_large_binary(kind) else None
+
+
 class TaggedEntry:
     """One entry folder; ``load`` once, then ``save`` the recomputed units.
 
@@ -67,11 +72,15 @@ class TaggedEntry:
             self.names.append(unit)
         return self._index[unit]
 
-    def load(self, digests: dict[str, str]) -> tuple[pd.DataFrame | None, set[str]]:
+    def load(self, digests: dict[str, str], stale: bool = False,
+             ) -> tuple[pd.DataFrame | None, set[str]]:
         """Rows of every unit some file holds with its current digest.
 
         Args:
             digests: unit -> current digest.
+            stale: keep the other rows of the files read, with ``CACHE_UNIT`` -1 (for
+                a caller that reorders the rows anyway and can drop them in that
+                step, instead of copying every column here to filter them out).
 
         Returns:
             ``(rows, units)``: rows (``columns`` + ``CACHE_UNIT``; None when there are
@@ -104,8 +113,10 @@ class TaggedEntry:
                 if table is not None:
                     local = table.column(C.CACHE_UNIT).to_numpy()
                     keep = np.isin(local, np.fromiter(want, dtype=np.int64))
-                    frame = table.to_pandas()
-                    if not keep.all():  # a pandas mask: about twice as fast as Table.filter
+                    # binary columns (CSV lines) stay Arrow-backed: no bytes object per row
+                    frame = table.to_pandas(types_mapper=_arrow_binary)
+                    # a pandas mask: about twice as fast as Table.filter
+                    if not stale and not keep.all():
                         frame = frame[keep].reset_index(drop=True)
             except Exception:  # a damaged file can fail in Parquet, Arrow or json: a miss
                 self._damaged = True
@@ -121,19 +132,22 @@ class TaggedEntry:
             remap = np.full(len(units), -1, dtype=np.int64)
             remap[list(want)] = [self.unit_id(unit) for unit in want.values()]
             frame[C.CACHE_UNIT] = remap[frame[C.CACHE_UNIT].to_numpy()]
-            self._stale += n_rows - len(frame)
+            self._stale += n_rows - (int(keep.sum()) if stale else len(frame))
             frames.append(frame)
         if frames:
             self._kept = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
         return self._kept, set(self._live)
 
-    def save(self, new: pd.DataFrame, units: Iterable[str], digests: dict[str, str]) -> None:
+    def save(self, new: pd.DataFrame, units: Iterable[str], digests: dict[str, str],
+             every: pd.DataFrame | None = None) -> None:
         """Store the rows of recomputed ``units``; failures are ignored.
 
         Args:
             new: their rows (``columns`` + ``CACHE_UNIT`` from ``unit_id``).
             units: the recomputed units (also those without rows).
             digests: unit -> current digest.
+            every: the loaded rows and ``new`` together, in the order a compaction
+                should store them (None: loaded rows, then ``new``).
         """
         if self.folder is None:
             return
@@ -143,7 +157,8 @@ class TaggedEntry:
                    or self._stale > self._stored - self._stale + len(new))
         rows, tags = new, {u: digests[u] for u in units}
         if compact and self._kept is not None and len(self._kept):
-            rows = pd.concat([self._kept, new], ignore_index=True)
+            kept = self._kept[self._kept[C.CACHE_UNIT].to_numpy() >= 0]
+            rows = every if every is not None else pd.concat([kept, new], ignore_index=True)
         if compact:
             tags = {**self._live, **tags}
         if not tags:

@@ -5,7 +5,7 @@ import pytest
 
 import pipeline.code.aggregate as aggregate
 from pipeline import columns as C
-from pipeline.coding_cache import SUBDIR, code_digests, csv_bytes, csv_lines
+from pipeline.coding_cache import SUBDIR, code_digests, csv_array, csv_bytes, csv_lines, joined_lines
 from test_match_cache import BOOK, _run, _same_as_cold
 from test_streaming import make_corpus
 
@@ -42,6 +42,20 @@ def test_csv_lines_are_the_rows_of_to_csv():
     for k, line in enumerate(lines):  # a row's line does not depend on the other rows
         assert line == csv_bytes(frame.iloc[[k]])
     assert csv_lines(frame.iloc[:0]) == []
+
+
+def test_csv_array_lines_join_in_any_order():
+    frame = pd.DataFrame({"a": ["x", 'q"u', "new\nline", "€"], "b": [1.5, np.nan, 2.0, 3.0]})
+    lines = csv_lines(frame)
+    column = pd.Series(pd.arrays.ArrowExtensionArray(csv_array(frame)))
+    assert joined_lines(column) == csv_bytes(frame)
+    order = [2, 0, 3]  # a reordered subset, as a re-code takes cached lines
+    assert joined_lines(column.take(order)) == b"".join(lines[k] for k in order)
+    assert joined_lines(column.iloc[1:3]) == b"".join(lines[1:3])  # a sliced array
+    both = pd.concat([column.iloc[:2], column.iloc[3:]], ignore_index=True)  # two chunks
+    assert joined_lines(both) == b"".join([*lines[:2], lines[3]])
+    assert joined_lines(column.iloc[:0]) == b""
+    assert joined_lines(pd.Series(lines, dtype=object)) == csv_bytes(frame)
 
 
 def test_recode_aggregates_only_changed_codes_and_equals_cold_run(corpus, aggregated):
@@ -173,3 +187,22 @@ def test_segment_ids_renamed_across_chunks_are_in_codings_csv(tmp_path):
         outs[name] = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
                       for p in out.iterdir() if p.suffix in (".csv", ".parquet")}
     assert outs["cached"] == outs["cached2"] == outs["fresh"]
+
+
+def test_coding_order_on_integer_keys_is_the_pandas_order():
+    rng = np.random.default_rng(7)
+    n = 400
+    rows = pd.DataFrame({
+        C.DOC_ID: rng.choice(["d10", "d2", "d1", "é"], n),
+        C.SEGMENT_ID: rng.choice([f"s{k}" for k in range(30)], n),
+        C.CODE_ID: rng.choice(["b", "a.x", "a", "A"], n),
+        C.FIRST_MATCH: rng.integers(0, 50, n),
+    })
+    assert aggregate.coding_order(rows).tolist() == aggregate._coding_order_frame(rows).tolist()
+    keep = rng.random(n) < 0.7
+    kept = np.flatnonzero(keep)
+    want = kept[aggregate._coding_order_frame(rows.take(kept))]
+    assert aggregate.coding_order(rows, keep).tolist() == want.tolist()
+    with_missing = rows.assign(**{C.DOC_ID: rows[C.DOC_ID].where(rng.random(n) < 0.9)})
+    assert (aggregate.coding_order(with_missing, keep).tolist()
+            == kept[aggregate._coding_order_frame(with_missing.take(kept))].tolist())

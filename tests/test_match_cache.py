@@ -34,15 +34,15 @@ def corpus(tmp_path):
 
 @pytest.fixture
 def matched(monkeypatch):
-    """(code id, rule id) of the rules every ``match_rows`` call of a run compiled."""
+    """(code id, rule id) of the rules every ``match_frame`` call of a run compiled."""
     calls: list[set[str]] = []
-    original = matching.match_rows
+    original = matching.match_frame
 
     def spy(arrays, compiled, segments, opening=None):
         calls.append({(rule.code_id, rule.id) for rule in compiled.rules})
         return original(arrays, compiled, segments, opening)
 
-    monkeypatch.setattr(matching, "match_rows", spy)
+    monkeypatch.setattr(matching, "match_frame", spy)
     return calls
 
 

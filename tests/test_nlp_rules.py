@@ -25,14 +25,38 @@ def _words(lang: str) -> list[str]:
 def test_bare_path_gives_the_full_tokens(lang: str) -> None:
     full = make_nlp(lang).tokenizer
     rules = RuleTokenizer(lang)
-    n_bare = 0
+    n_bare = n_letters = 0
     for word in _words(lang):
         expected = [(t.text, t.lower_, t.whitespace_) for t in full(word)]
         if not rules._needs_specials(word):
             n_bare += 1
-            assert [(t.text, t.lower_, t.whitespace_) for t in rules._bare(word)] == expected, word
+            bare = rules._bare_tokenizer()
+            assert [(t.text, t.lower_, t.whitespace_) for t in bare(word)] == expected, word
+            n_letters += word.isalpha()
         assert [(t.text, t.lower_, t.whitespace_) for t in rules(word)] == expected, word
     assert n_bare > 100  # the bare path is the common one
+    assert n_letters > 100  # ... and among it the one-token path (letters only)
+
+
+@pytest.mark.parametrize("lang", ["nl", "en"])
+def test_letters_only_are_one_token_without_the_affix_regexes(lang: str, monkeypatch) -> None:
+    import pipeline.nlp as nlp
+
+    monkeypatch.setattr(nlp, "_BLANKS", {})  # as in a re-code: no full tokenizer built
+    monkeypatch.setattr("pipeline.nlp_rules._BLANKS", nlp._BLANKS)
+    rules = RuleTokenizer(lang)
+    words = ["zzedit", "leerkracht", "École", "Straße", "ĳsbaan", "naïef", "Ωmega", "ab"]
+    docs = [rules(word) for word in words]
+    assert rules._bare is None  # no regex compiled
+    full = nlp.make_nlp(lang).tokenizer
+    for word, doc in zip(words, docs):
+        assert [(t.text, t.lower_, t.whitespace_, t.norm_) for t in doc] == [
+            (t.text, t.lower_, t.whitespace_, t.norm_) for t in full(word)]
+    # every single letter, alone and between letters, is one token of the full tokenizer
+    letters = [chr(cp) for cp in range(0x3000) if chr(cp).isalpha()][::7]
+    for text in [*letters, *("ab" + ch + "cd" for ch in letters[::5])]:
+        if not rules._needs_specials(text):
+            assert len(full(text)) == 1, text
 
 
 def test_special_cases_and_whitespace_take_the_full_tokenizer() -> None:

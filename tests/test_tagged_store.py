@@ -95,3 +95,23 @@ def test_a_flipped_byte_never_gives_wrong_rows(tmp_path):
         assert got == sorted(r for r in rows if r[0] in units)  # damage: a miss, never wrong
     path.write_bytes(data)
     assert _load(folder, digests)[1] == sorted(rows)
+
+
+def test_stale_rows_can_be_kept_marked_and_compaction_drops_them(tmp_path):
+    folder = tmp_path / "entry"
+    digests = {"a": "1", "b": "1"}
+    entry, _, _ = _load(folder, digests)
+    entry.save(_rows(entry, [("a", 1), ("b", 2), ("a", 3)]), digests, digests)
+    edited = {"a": "1", "b": "2"}
+    entry = TaggedEntry(folder, COLUMNS)
+    rows, units = entry.load(edited, stale=True)
+    assert units == {"a"}
+    # every row of the file, in file order; the stale unit's rows are marked -1
+    assert rows["value"].tolist() == [1, 2, 3]
+    assert (rows[C.CACHE_UNIT].to_numpy() >= 0).tolist() == [True, False, True]
+    assert entry.names[rows[C.CACHE_UNIT].iloc[0]] == "a"
+    # a compaction (forced: stale rows outnumber live ones) stores only live rows
+    entry._stale = 10
+    entry.save(_rows(entry, [("b", 20)]), {"b"}, edited)
+    assert len(_files(folder)) == 1
+    assert _load(folder, edited)[1] == [("a", 1), ("a", 3), ("b", 20)]

@@ -8,6 +8,7 @@ import pandas as pd
 from spacy.tokens import Doc
 
 from pipeline import columns as C
+from pipeline.code.combine import stable_order
 from pipeline.code.compiled import compile_rules
 from pipeline.code.matching import _empty_matches, first_coded_units, match_segments
 from pipeline.codebook import Codebook
@@ -97,12 +98,43 @@ def aggregate_rows(matches: pd.DataFrame, *, threshold: float) -> pd.DataFrame:
     return _finish(out, [*C.CODING_COLUMNS, C.FIRST_MATCH])
 
 
-def coding_order(rows: pd.DataFrame) -> np.ndarray:
+def coding_order(rows: pd.DataFrame, keep: np.ndarray | None = None) -> np.ndarray:
     """Positions of ``rows`` (``aggregate_rows`` output) in the output order.
 
     By doc_id, the segment's first coded match, segment_id and code_id: unique per
-    row, so the order does not depend on the order of ``rows``.
+    row, so the order does not depend on the order of ``rows``. Computed on integer
+    keys (ids factorised in sorted order compare as the strings do) with a stable
+    argsort that merges already sorted runs (cached codings) in about linear time.
+
+    Args:
+        rows: the rows.
+        keep: None, or a mask: only those rows are ordered (the others are left out,
+            as if they were not in ``rows``).
     """
+    if keep is not None and keep.all():
+        keep = None
+    if not len(rows):
+        return np.zeros(0, dtype=np.int64)
+    doc = pd.factorize(rows[C.DOC_ID], sort=True)[0]
+    seg, names = pd.factorize(rows[C.SEGMENT_ID], sort=True)
+    code = pd.factorize(rows[C.CODE_ID], sort=True)[0]
+    if (doc < 0).any() or (seg < 0).any() or (code < 0).any():  # a missing id: as pandas
+        if keep is None:
+            return _coding_order_frame(rows)
+        kept = np.flatnonzero(keep)
+        return kept[_coding_order_frame(rows.take(kept))]
+    first = rows[C.FIRST_MATCH].to_numpy(dtype=np.int64)
+    seg_first = np.full(len(names), np.iinfo(np.int64).max, dtype=np.int64)
+    if keep is None:
+        np.minimum.at(seg_first, seg, first)
+    else:
+        np.minimum.at(seg_first, seg[keep], first[keep])
+    order = stable_order([doc, seg_first[seg], seg, code])
+    return order if keep is None else order[keep[order]]
+
+
+def _coding_order_frame(rows: pd.DataFrame) -> np.ndarray:
+    """``coding_order`` with pandas (ids with missing values sort as pandas sorts them)."""
     seg_first = rows.groupby(C.SEGMENT_ID)[C.FIRST_MATCH].transform("min")
     keys = rows[[C.DOC_ID, C.SEGMENT_ID, C.CODE_ID]].assign(_seg_first=seg_first)
     keys = keys.reset_index(drop=True).sort_values(
@@ -143,8 +175,10 @@ def _rule_lists(gid: np.ndarray, rcode: np.ndarray, names) -> np.ndarray:  # noq
 
 def _finish(out: pd.DataFrame, columns: list[str] = C.CODING_COLUMNS) -> pd.DataFrame:
     out = out[columns].reset_index(drop=True)
-    return out.astype({C.SCORE: "float64", C.N_MATCHES: "int64", C.START: "int64",
-                       C.END: "int64"})
+    types = {C.SCORE: "float64", C.N_MATCHES: "int64", C.START: "int64", C.END: "int64"}
+    if all(out[col].dtype == np.dtype(kind) for col, kind in types.items()):
+        return out  # astype would copy every column's block for nothing
+    return out.astype(types)
 
 
 def code_segments(segments: pd.DataFrame, docs: Sequence[Doc], codebook: Codebook,
