@@ -357,3 +357,10 @@ def test_training_rule_scores_from_a_coded_folder_match_the_run(workspace, capsy
     data = load_training(str(w / "g2.csv"), segments=str(w / "coded"), codebook=book)
     scores = _scores(data, book)
     assert {k for k, v in scores.items() if v >= 0.5} == coded_run
+
+
+def test_train_on_an_empty_gold_is_a_clear_error(workspace, capsys):
+    (workspace / "empty.csv").write_text("id,text,agency\n", encoding="utf-8")
+    assert main(["train", str(workspace / "empty.csv"), "--out", str(workspace / "m.skops"),
+                 "--codebook", str(workspace / "cb.yaml")]) == 1
+    assert "at least two documents" in capsys.readouterr().err

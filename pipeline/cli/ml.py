@@ -86,9 +86,12 @@ def _coded_openings(segs: pd.DataFrame, documents: pd.DataFrame) -> np.ndarray:
     """Rows that open their document in a coded run (``settings.opening_weight``): the first
     coded unit of every document; survey tables (CSV files) have none."""
     from pipeline.code.matching import first_coded_units
-    paths = documents[C.PATH].astype(str) if C.PATH in documents.columns else pd.Series([], dtype=str)
-    tables = set(documents.loc[paths.str.lower().str.endswith(".csv"), C.DOC_ID].astype(str))
-    ordered = segs.sort_values([C.DOC_ID, C.UNIT_INDEX], kind="stable") if C.UNIT_INDEX in segs else segs
+    tables = set()
+    if C.PATH in documents.columns:   # a coded folder made by hand may have no paths
+        csv = documents[C.PATH].astype(str).str.lower().str.endswith(".csv").to_numpy()
+        tables = set(documents.loc[csv, C.DOC_ID].astype(str))
+    ordered = (segs.sort_values([C.DOC_ID, C.UNIT_INDEX], kind="stable")
+               if C.UNIT_INDEX in segs else segs)
     return segs[C.SEGMENT_ID].isin(first_coded_units(ordered, tables)).to_numpy()
 
 
@@ -99,19 +102,22 @@ def _derived_openings(segs: pd.DataFrame) -> np.ndarray:
     id ``"{doc_id}:<n>"``); a document with any other id (a survey table's row ids) has none,
     as a coded run gives survey tables no opening unit.
     """
-    ids = segs[C.SEGMENT_ID].astype(str)
+    out = np.zeros(len(segs), dtype=bool)
+    if not len(segs):
+        return out
+    ids = segs[C.SEGMENT_ID].astype(str).tolist()
     docs = segs[C.DOC_ID].astype(str)
-    head, _, tail = ids.str.rpartition(":").T.to_numpy()
-    keyed = (head == docs.to_numpy()) & pd.Series(tail).str.isdigit().to_numpy()
-    index = (pd.to_numeric(segs[C.UNIT_INDEX], errors="coerce").to_numpy()
+    head = np.array([i.rpartition(":")[0] for i in ids], dtype=object)
+    tail = pd.Series([i.rpartition(":")[2] for i in ids], dtype=object)
+    keyed = (head == docs.to_numpy()) & tail.str.isdigit().to_numpy()
+    index = (pd.to_numeric(segs[C.UNIT_INDEX], errors="coerce").to_numpy(dtype=float)
              if C.UNIT_INDEX in segs.columns
-             else pd.to_numeric(pd.Series(tail).where(keyed), errors="coerce").to_numpy())
+             else pd.to_numeric(tail.where(keyed), errors="coerce").to_numpy(dtype=float))
     tables = set(docs[~keyed])
     frame = pd.DataFrame({"doc": docs.to_numpy(), "index": index, "row": np.arange(len(segs))})
     frame = frame[segs[C.CODED].astype(bool).to_numpy() & ~frame["doc"].isin(tables).to_numpy()
                   & ~np.isnan(index)]
     first = frame.sort_values(["doc", "index"], kind="stable").drop_duplicates("doc")["row"]
-    out = np.zeros(len(segs), dtype=bool)
     out[first.to_numpy()] = True
     return out
 

@@ -45,28 +45,6 @@ def evidence_texts(arrays: TokenArrays, segments: Sequence[tuple[str, str, int, 
     return out.tolist()
 
 
-def evidence_array(arrays: TokenArrays, segments: Sequence[tuple[str, str, int, str | None]],
-                   docs: np.ndarray, tokens: tuple[np.ndarray, np.ndarray],
-                   chars: tuple[np.ndarray, np.ndarray], char_end: np.ndarray,
-                   proximity: np.ndarray):  # noqa: ANN201 - pyarrow.Array
-    """``evidence_texts`` as an Arrow ``large_string`` array (the type of a ``str`` column).
-
-    The gathered strings are taken inside Arrow: no Python string per match for them.
-    """
-    import pyarrow as pa
-
-    gathered, codes, words, sliced, pieces = _parts(arrays, segments, docs, tokens, chars,
-                                                    char_end, proximity)
-    taken = pa.array(words, type=pa.large_string()).take(pa.array(codes, type=pa.int64()))
-    if not len(sliced):
-        return taken
-    both = pa.concat_arrays([taken, pa.array(pieces, type=pa.large_string())])
-    where = np.empty(len(docs), dtype=np.int64)  # row -> its place in ``both``
-    where[gathered] = np.arange(len(gathered), dtype=np.int64)
-    where[sliced] = np.arange(len(gathered), len(docs), dtype=np.int64)
-    return both.take(pa.array(where))
-
-
 def _parts(arrays: TokenArrays, segments: Sequence[tuple[str, str, int, str | None]],
            docs: np.ndarray, tokens: tuple[np.ndarray, np.ndarray],
            chars: tuple[np.ndarray, np.ndarray], char_end: np.ndarray,

@@ -20,7 +20,7 @@ from pipeline import columns as C
 from pipeline.code.arrays import TokenArrays
 from pipeline.code.combine import stable_order
 from pipeline.code.compiled import CompiledRules
-from pipeline.code.evidence import EVIDENCE_LIMIT, evidence_texts  # noqa: F401 - re-exported
+from pipeline.code.evidence import EVIDENCE_LIMIT, evidence_texts  # noqa: F401 - EVIDENCE_LIMIT re-exported
 # negation_scope "clause": a sentence is also split at commas and these subordinators
 # (the word starts a new clause), so verb-final Dutch negation is seen.
 from pipeline.code.types import CLAUSE_PUNCT, CLAUSE_WORDS  # noqa: F401 - re-exported
@@ -285,12 +285,11 @@ def _opening_scores(compiled: CompiledRules, segments: Sequence[tuple[str, str, 
 
 
 def _match_columns(arrays: TokenArrays, compiled: CompiledRules,
-                   segments: Sequence[tuple[str, str, int, str | None]],
-                   evidence=evidence_texts) -> tuple | None:  # noqa: ANN001
+                   segments: Sequence[tuple[str, str, int, str | None]]) -> tuple | None:
     """(doc, rule index, evidence, start, end) of every match of a batch; None: none.
 
     Rows are in doc order; start/end are document offsets (segment start + character
-    offset in the segment); ``evidence`` makes the evidence column (``code.evidence``).
+    offset in the segment); the evidence column is made by ``code.evidence``.
     """
     if not len(arrays):
         return None
@@ -311,8 +310,8 @@ def _match_columns(arrays: TokenArrays, compiled: CompiledRules,
     order = np.argsort(docs, kind="stable")
     cr, cs, ce, docs = cr[order], cs[order], ce[order], docs[order]
     c0, c1 = idx[cs], char_end[ce - 1]
-    texts = evidence(arrays, segments, docs, (cs, ce), (c0, c1), char_end,
-                     compiled.rule_columns()[3][cr])
+    texts = evidence_texts(arrays, segments, docs, (cs, ce), (c0, c1), char_end,
+                           compiled.rule_columns()[3][cr])
     base = np.asarray([row[2] for row in segments], dtype=np.int64)[docs]
     return docs, cr, texts, base + c0, base + c1
 
