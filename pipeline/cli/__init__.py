@@ -34,6 +34,21 @@ COMMAND_MODULES = [
     "pipeline.cli.figures",     # figures [--check]
 ]
 
+# The module that registers each command: ``qcode code ...`` imports only the coding
+# commands (the others pull in pandas-heavy modules such as agreement and review at
+# import, ~0.05-0.4 s of start-up). A test holds this table to the modules.
+COMMANDS = {
+    "code": "pipeline.cli.coding", "run": "pipeline.cli.coding",
+    "validate": "pipeline.cli.coding", "rules-report": "pipeline.cli.coding",
+    "export": "pipeline.cli.exchange", "import": "pipeline.cli.exchange",
+    "agreement": "pipeline.cli.agreement", "evaluate": "pipeline.cli.agreement",
+    "train": "pipeline.cli.ml", "suggest": "pipeline.cli.ml",
+    "review": "pipeline.cli.review",
+    "pseudonymise": "pipeline.cli.privacy", "pseudonymize": "pipeline.cli.privacy",
+    "matrix": "pipeline.cli.matrix",
+    "figures": "pipeline.cli.figures",
+}
+
 EXIT_OK, EXIT_FATAL, EXIT_PARTIAL = 0, 1, 2
 _FAST_EXIT: list[bool] = []
 
@@ -56,8 +71,15 @@ def _fast_exit() -> None:
         _FAST_EXIT.append(True)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the top-level argument parser with every registered command."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """Return the top-level argument parser.
+
+    Args:
+        command: the command about to be parsed (the first argument): when it is
+            one of ``COMMANDS``, only its module is imported and registered (its
+            parsing, help and errors are the same); None or another word: every
+            command, as ``qcode --help`` and an unknown command need them all.
+    """
     parser = argparse.ArgumentParser(
         prog="qcode",
         description=(
@@ -67,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"qcode {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    module = COMMANDS.get(command) if command is not None else None
+    for name in [module] if module is not None else COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     return parser
 
@@ -78,7 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if wants_pool(sys.argv[1:] if argv is None else argv):
         # the workers' fork server imports and builds while we import the commands
         start_pool_server()
-    parser = build_parser()
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(args_list[0] if args_list else None)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help (0) or bad arguments (2)
