@@ -166,6 +166,7 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
                 for lang in batches}
                if coding_memo is not None and coding_memo.folder is not None else {})
     frames: list[tuple[str, pd.DataFrame]] = []
+    same: dict[str, dict[str, str]] = {}  # lang -> re-matched units whose rows did not change
     seg_ids = todo[C.SEGMENT_ID]
     for lang, (parts, docs, positions) in batches.items():
         vocab = vocab_of(lang)[1]  # the vocab of the pipeline the Docs come from
@@ -183,7 +184,8 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
 
         if memo is not None and memo.folder is not None:
             frame = cached_match(memo, book, lang, vocab_of(lang)[0], match,
-                                 lambda rows, keep: _sorted_matches(rows, seg_ids, keep))
+                                 lambda rows, keep: _sorted_matches(rows, seg_ids, keep),
+                                 same.setdefault(lang, {}))
         else:
             frame = match(None)
         if len(frame):
@@ -194,12 +196,13 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
     # each language's rows are sorted already; a segment's rows are all of one language
     matches = (_sorted_matches(pd.concat([f for _, f in frames], ignore_index=True), seg_ids)
                if len(frames) > 1 else _typed(frames[0][1]))
-    codings, csv = _codings(book, coding_memo, matches, frames, loaded)
+    codings, csv = _codings(book, coding_memo, matches, frames, loaded, same)
     return ChunkCoding(matches, codings, csv, n_tokens, tokens, n_stored)
 
 
 def _codings(book, coding_memo, matches: pd.DataFrame,  # noqa: ANN001
-             frames: list[tuple[str, pd.DataFrame]], loaded: dict) -> tuple[pd.DataFrame, bytes]:
+             frames: list[tuple[str, pd.DataFrame]], loaded: dict,
+             same: dict[str, dict[str, str]]) -> tuple[pd.DataFrame, bytes]:
     """The chunk's codings and their CSV lines, through the codings cache when there is one."""
     from pipeline.code import aggregate_matches
     from pipeline.coding_cache import cached_codings, csv_bytes
@@ -211,7 +214,7 @@ def _codings(book, coding_memo, matches: pd.DataFrame,  # noqa: ANN001
     # stable sort; a segment's rows are all of one language).
     parts = [(lang, vocab_of(lang)[0], matches if len(frames) == 1 else frame)
              for lang, frame in frames]
-    return cached_codings(coding_memo, book, parts, loaded)
+    return cached_codings(coding_memo, book, parts, loaded, same)
 
 
 def _sorted_matches(out: pd.DataFrame, segment_ids: pd.Series,

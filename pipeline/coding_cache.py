@@ -48,13 +48,22 @@ def _source_digest() -> str:
     return files_digest([root / name for name in SOURCES])
 
 
-def code_digests(book, lang: str) -> dict[str, str]:  # noqa: ANN001
+def code_digests(book, lang: str, old: dict[str, str] | None = None,  # noqa: ANN001
+                 ) -> dict[str, str]:
     """Digest of everything the codings of each code of ``lang`` depend on.
 
     The digests of the code's match units (its rules, the matching settings and the
     matcher's code), the threshold and the aggregation code.
+
+    Args:
+        book: the codebook.
+        lang: the language.
+        old: unit -> digest to use instead of a unit's current digest (the digests
+            a code had when its match units had these digests).
     """
     digests, unit_of = unit_digests(book, lang)
+    if old:
+        digests = {**digests, **{u: d for u, d in old.items() if u in digests}}
     units: dict[str, set[str]] = {}
     for (code, _), unit in unit_of.items():
         units.setdefault(code, set()).add(unit)
@@ -149,7 +158,8 @@ def load_entry(memo: CodingCache, book, lang: str, fingerprint: str,  # noqa: AN
 
 def cached_codings(memo: CodingCache, book,  # noqa: ANN001
                    parts: Sequence[tuple[str, str, pd.DataFrame]],
-                   loaded: dict | None = None) -> tuple[pd.DataFrame, bytes]:
+                   loaded: dict | None = None,
+                   same: dict[str, dict[str, str]] | None = None) -> tuple[pd.DataFrame, bytes]:
     """The chunk's codings table and its ``codings.csv`` rows, aggregating only new codes.
 
     Args:
@@ -158,6 +168,8 @@ def cached_codings(memo: CodingCache, book,  # noqa: ANN001
         parts: per language: (language, pipeline fingerprint, the match rows of the
             chunk's segments of that language, in matches-table order).
         loaded: language -> ``load_entry``'s result for it, when already loaded.
+        same: language -> the ``same`` of ``match_cache.cached_match``: re-matched
+            units whose rows did not change, with their old digests.
 
     Returns:
         ``(codings, csv)``: as ``aggregate_matches`` of all the match rows, and
@@ -171,6 +183,14 @@ def cached_codings(memo: CodingCache, book,  # noqa: ANN001
         entry, digests, cached, have = got or load_entry(memo, book, lang, fingerprint)
         todo = set(digests) - have
         new = None
+        rows = _still_valid(entry, cached, todo, code_digests(book, lang, same[lang])) \
+            if todo and same and same.get(lang) else None
+        if rows is not None:  # the stale rows are the codings of the new digests
+            entry.save(rows[rows[C.CACHE_UNIT].isin(
+                [entry.unit_id(code) for code in todo]).to_numpy()], todo, digests, rows)
+            if len(rows):
+                frames.append(rows)
+            continue
         if todo:
             subset = matches[matches[C.CODE_ID].isin(todo).to_numpy()] if have else matches
             new = aggregate_rows(subset, threshold=book.settings.threshold)
@@ -184,8 +204,8 @@ def cached_codings(memo: CodingCache, book,  # noqa: ANN001
         # per file read) with new ones is then about linear (``coding_order``)
         rows = _in_order([f for f in (cached, new) if f is not None and len(f)])
         if new is not None:
-            entry.save(rows if cached is None or not len(cached) else new, todo, digests,
-                       rows)
+            whole = cached is None or not len(cached)  # then ``rows`` is all of it, in order
+            entry.save(rows if whole else new, todo, digests, rows, ordered=whole)
         if len(rows):
             frames.append(rows)
     if not frames:
@@ -194,6 +214,34 @@ def cached_codings(memo: CodingCache, book,  # noqa: ANN001
         return empty_codings(), b""
     rows = frames[0] if len(frames) == 1 else _in_order(frames)
     return _finish(rows), joined_lines(rows[C.CSV_LINE])
+
+
+def _still_valid(entry: TaggedEntry, cached: pd.DataFrame | None, todo: set[str],
+                 before: dict[str, str]) -> pd.DataFrame | None:
+    """The loaded rows, stale ones made live, if they are the codings of every code.
+
+    A coding depends only on the match rows of its segment x code, the threshold and
+    the aggregation code, all in a code's digest. ``before`` are the digests the codes
+    had when the re-matched units had their old digests (their rows being unchanged):
+    a stale code whose stored digest is that one was aggregated from the very match
+    rows it has now. When the entry came from one file in output order
+    (``TaggedEntry.replaced``) and every code to redo is such a code, the loaded rows
+    are the codings in output order.
+
+    Returns:
+        The rows (``CACHE_UNIT`` of the stale ones set), or None.
+    """
+    old = entry.replaced()
+    if old is None or cached is None or set(old) != todo \
+            or any(before.get(code) != old[code] for code in todo):
+        return None
+    units = cached[C.CACHE_UNIT].to_numpy().copy()
+    stale = units < 0
+    if stale.any():
+        codes, names = pd.factorize(cached.loc[stale, C.CODE_ID])
+        ids = np.asarray([entry.unit_id(code) for code in names], dtype=np.int64)
+        units[stale] = ids[codes]
+    return cached.assign(**{C.CACHE_UNIT: units})
 
 
 def _in_order(frames: list[pd.DataFrame]) -> pd.DataFrame:

@@ -109,7 +109,7 @@ def rows_frame(rows: list[tuple]) -> pd.DataFrame:
 
 
 def cached_match(memo: MatchCache, book, lang: str, fingerprint: str, match,  # noqa: ANN001
-                 sort) -> pd.DataFrame:  # noqa: ANN001
+                 sort, same: dict[str, str] | None = None) -> pd.DataFrame:  # noqa: ANN001
     """Match rows of one language: cached units from ``memo``, the others by ``match``.
 
     Entries hold their rows in output order, so a re-code merges the cached rows
@@ -125,6 +125,9 @@ def cached_match(memo: MatchCache, book, lang: str, fingerprint: str, match,  # 
             rules, sorted as ``sort`` sorts them.
         sort: (match rows, None or a mask of the rows to keep) -> the kept rows in
             output order (any extra columns kept).
+        same: filled with unit -> old digest of the re-matched units when their rows
+            are the rows they had at those digests (see ``_unchanged``): codes built
+            from them need no new aggregation (``coding_cache.cached_codings``).
 
     Returns:
         The rows of every code, in output order.
@@ -141,11 +144,45 @@ def cached_match(memo: MatchCache, book, lang: str, fingerprint: str, match,  # 
     new = match(frozenset(pair for pair, unit in unit_of.items() if unit not in have)
                 if have else None)
     new = new.assign(**{C.CACHE_UNIT: _unit_ids(new, unit_of, entry)})
-    rows = new if cached is None or not len(cached) else sort(
-        pd.concat([cached, new], ignore_index=True),
-        np.concatenate([_live(cached), np.ones(len(new), dtype=bool)]))
-    entry.save(new, todo, digests, rows)
+    old = _unchanged(entry, cached, new, todo)
+    if old is not None:
+        # the new rows are the stale rows, in the loaded (output) order: keep that order
+        units = cached[C.CACHE_UNIT].to_numpy().copy()
+        units[units < 0] = new[C.CACHE_UNIT].to_numpy()
+        rows = cached.assign(**{C.CACHE_UNIT: units})
+        if same is not None:
+            same.update(old)
+    else:
+        rows = new if cached is None or not len(cached) else sort(
+            pd.concat([cached, new], ignore_index=True),
+            np.concatenate([_live(cached), np.ones(len(new), dtype=bool)]))
+    entry.save(new, todo, digests, rows, ordered=True)
     return rows[C.MATCH_COLUMNS]
+
+
+def _unchanged(entry: TaggedEntry, cached: pd.DataFrame | None, new: pd.DataFrame,
+               todo: set[str]) -> dict[str, str] | None:
+    """Old digests of the re-matched units if their new rows are their stale rows.
+
+    An edit often changes no match of a chunk (a term that does not occur in it).
+    When the entry came from one file in output order (``TaggedEntry.replaced``),
+    its stale rows are exactly the rows of the re-matched units at their old digests,
+    and the new rows equal them value for value and in order, the loaded rows (stale
+    ones counted as live) are the output rows in output order: no merge is needed.
+
+    Returns:
+        unit -> old digest of every re-matched unit, or None (not shown unchanged).
+    """
+    old = entry.replaced()
+    if old is None or cached is None or set(old) != todo:
+        return None
+    stale = cached[C.CACHE_UNIT].to_numpy() < 0
+    if int(stale.sum()) != len(new):
+        return None
+    before = cached.loc[stale, C.MATCH_COLUMNS].reset_index(drop=True)
+    if not before.equals(new[C.MATCH_COLUMNS].reset_index(drop=True)):
+        return None
+    return old
 
 
 def _live(rows: pd.DataFrame) -> np.ndarray:

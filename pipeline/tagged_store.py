@@ -11,6 +11,11 @@ entry; an edit that is undone finds the old rows still there. When stale rows
 outnumber the live ones, or files pile up, the live rows are written to one file
 and the files read are removed.
 
+A file whose rows are in output order says so (``qcode.ordered``): when a load read
+just that one file, its rows come back in that order, stale ones included, with the
+units and digests of the stale rows (``replaced``), so a caller whose recomputed rows
+turn out equal to the stale ones can keep the loaded rows as they are.
+
 Rows are only ever taken for a unit whose digest matches, files are written
 atomically (temp file + rename) and named after the digest of their bytes (checked
 on load), so concurrent runs and deleted or damaged files give misses (recomputed),
@@ -34,6 +39,7 @@ import pyarrow.parquet as pq
 from pipeline import columns as C
 
 _META = b"qcode.units"  # Parquet schema metadata: [[unit, digest], ...] of the file
+_ORDERED = b"qcode.ordered"  # b"1": the file's rows are in output order
 MAX_FILES = 8           # compact when an entry would hold more files
 
 
@@ -64,6 +70,7 @@ class TaggedEntry:
         self._live: dict[str, str] = {}      # unit -> digest of the rows in _kept
         self._stored = self._stale = 0
         self._damaged = False
+        self._replaced: dict[str, str] | None = None  # see replaced()
 
     def unit_id(self, unit: str) -> int:
         """The ``CACHE_UNIT`` value of ``unit`` in frames of this entry."""
@@ -95,6 +102,8 @@ class TaggedEntry:
         except OSError:
             return None, set()
         frames = []
+        ordered = False
+        replaced: dict[str, str] = {}
         for path in files:
             try:  # the footer first: a file without a wanted unit is not decoded
                 data = path.read_bytes()
@@ -110,6 +119,8 @@ class TaggedEntry:
                         if digests.get(u) == d and u not in self._live}
                 # one thread: small files, and --jobs workers share the cores
                 table = source.read(use_threads=False) if want else None
+                ordered = schema.metadata.get(_ORDERED) == b"1"
+                replaced = {u: d for k, (u, d) in enumerate(units) if k not in want}
                 if table is not None:
                     local = table.column(C.CACHE_UNIT).to_numpy()
                     keep = np.isin(local, np.fromiter(want, dtype=np.int64))
@@ -136,18 +147,33 @@ class TaggedEntry:
             frames.append(frame)
         if frames:
             self._kept = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        if stale and ordered and len(frames) == 1 and len(self._read) == 1 \
+                and not self._damaged:
+            self._replaced = replaced
         return self._kept, set(self._live)
 
+    def replaced(self) -> dict[str, str] | None:
+        """Units (-> digest) of the stale rows, when the rows came from one ordered file.
+
+        Set by a ``load(..., stale=True)`` that read exactly one file, undamaged and
+        written in output order: the loaded rows are then all of that file's rows in
+        its order, and the rows with ``CACHE_UNIT`` -1 are those of these units at
+        these digests. None otherwise.
+        """
+        return self._replaced
+
     def save(self, new: pd.DataFrame, units: Iterable[str], digests: dict[str, str],
-             every: pd.DataFrame | None = None) -> None:
+             every: pd.DataFrame | None = None, ordered: bool = False) -> None:
         """Store the rows of recomputed ``units``; failures are ignored.
 
         Args:
             new: their rows (``columns`` + ``CACHE_UNIT`` from ``unit_id``).
             units: the recomputed units (also those without rows).
             digests: unit -> current digest.
-            every: the loaded rows and ``new`` together, in the order a compaction
-                should store them (None: loaded rows, then ``new``).
+            every: the loaded rows and ``new`` together in output order, as a
+                compaction stores them (None: loaded rows, then ``new``).
+            ordered: ``new`` is in output order too; a file written in output
+                order says so (see ``replaced``).
         """
         if self.folder is None:
             return
@@ -163,13 +189,13 @@ class TaggedEntry:
             tags = {**self._live, **tags}
         if not tags:
             return
-        if not self._write(rows, tags):
+        if not self._write(rows, tags, ordered if rows is new else rows is every):
             return
         if compact:
             for path in self._read:
                 path.unlink(missing_ok=True)
 
-    def _write(self, rows: pd.DataFrame, tags: dict[str, str]) -> bool:
+    def _write(self, rows: pd.DataFrame, tags: dict[str, str], ordered: bool = False) -> bool:
         """Write one file of ``rows`` (``CACHE_UNIT`` re-numbered into ``tags`` order)."""
         assert self.folder is not None
         order = list(tags)
@@ -185,7 +211,8 @@ class TaggedEntry:
             # per call for frames of more than 100 rows a column (most of the cost)
             table = pa.Table.from_pandas(frame, preserve_index=False, nthreads=1)
             meta = {**(table.schema.metadata or {}),
-                    _META: json.dumps([[u, tags[u]] for u in order]).encode("utf-8")}
+                    _META: json.dumps([[u, tags[u]] for u in order]).encode("utf-8"),
+                    **({_ORDERED: b"1"} if ordered else {})}
             buf = pa.BufferOutputStream()
             pq.write_table(table.replace_schema_metadata(meta), buf)
             data = buf.getvalue().to_pybytes()
