@@ -19,8 +19,10 @@ took from cache) are copied when the part has the final columns.
 """
 from __future__ import annotations
 
+import queue
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -187,9 +189,9 @@ class PartWriter:
 
     def _drop(self, name: str) -> None:
         stream = self._streams.get(name)
+        self._streams[name] = None  # a close that raises is not retried
         if stream is not None:
             stream.close()
-        self._streams[name] = None
 
     @staticmethod
     def read(path: Path) -> pd.DataFrame:
@@ -285,12 +287,20 @@ class PartWriter:
     def close(self) -> None:
         """Remove the parts folder (and any staged file not yet renamed)."""
         for name in list(self._streams):
-            self._drop(name)
+            try:
+                self._drop(name)
+            except Exception:  # noqa: BLE001 - not finalized: the run failed already
+                pass
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class _Stream:
     """A table's staged files, written part by part as ``PartWriter.finalize`` writes them.
+
+    The Parquet encoding (most of the cost) and the CSV copy run on a thread of their
+    own, one part after the other in the order given: Arrow encodes without holding
+    the GIL, so the files are written while the next chunk is coded. ``close`` waits
+    for the thread and raises what it raised.
 
     Args:
         schema: The first part's schema (with its metadata): the files' schema.
@@ -305,6 +315,9 @@ class _Stream:
         self.csv = open(csv, "wb") if csv is not None else None  # noqa: SIM115
         if self.csv is not None:
             self.csv.write(_header(list(schema.names)))
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
 
     def write(self, path: Path) -> bool:
         """Append a part as ``finalize`` would; False: it would not (drop the stream)."""
@@ -315,19 +328,42 @@ class _Stream:
         rows = path.with_suffix(".csv")
         if self.csv is not None and not rows.exists():
             return False  # finalize would serialise the rows: leave it to finalize
-        self.writer.write_table(table.replace_schema_metadata(self.schema.metadata))
-        if self.csv is not None:
-            self.csv.write(rows.read_bytes())
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._drain, daemon=True)
+            self._thread.start()
+        self._queue.put((table.replace_schema_metadata(self.schema.metadata), rows))
         self.parts.append(path)
         return True
 
+    def _drain(self) -> None:
+        """The writing thread: parts in order until ``None``; after an error, none."""
+        while (item := self._queue.get()) is not None:
+            if self._error is not None:
+                continue
+            table, rows = item
+            try:
+                assert self.writer is not None
+                self.writer.write_table(table)
+                if self.csv is not None:
+                    self.csv.write(rows.read_bytes())
+            except BaseException as exc:  # noqa: BLE001 - raised again by close()
+                self._error = exc
+
     def close(self) -> None:
-        """Close the files (finalize, if it merges, opens them again from scratch)."""
+        """Write what is queued, close the files (finalize, if it merges, opens them
+        again from scratch); raise the error of a failed write."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
         if self.writer is not None:
             self.writer.close()
             self.writer = None
         if self.csv is not None:
             self.csv.close()
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
 
 
 def _header(columns: list[str]) -> bytes:

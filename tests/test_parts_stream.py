@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline.csv_rows import csv_rows
 from pipeline.parts import ChunkSpill, PartWriter
 
 
@@ -67,3 +68,26 @@ def test_reset_drops_the_stream(tmp_path: Path) -> None:
     staged = writer.finalize("t", "t", csv=True)
     assert pd.read_parquet(staged["t.parquet"])["id"].tolist() == ["b1"]
     writer.close()
+
+
+def test_a_failed_background_write_is_raised_by_finalize(tmp_path: Path) -> None:
+    class Full:
+        def write_table(self, table) -> None:  # noqa: ANN001
+            raise OSError("disk full")
+
+        def close(self) -> None:
+            pass
+
+    a, b = _chunks("same")
+    writer = PartWriter(tmp_path)
+    writer.stream("t", "t", csv=True)
+    writer.add("t", a, csv_rows(a))
+    stream = writer._streams["t"]
+    assert stream is not None and stream._thread is not None  # written on its own thread
+    real, stream.writer = stream.writer, Full()
+    writer.add("t", b, csv_rows(b))
+    with pytest.raises(OSError, match="disk full"):
+        writer.finalize("t", "t", csv=True)
+    real.close()
+    writer.close()  # nothing raised twice; the parts folder is gone
+    assert not Path(writer.dir).exists()
