@@ -83,6 +83,61 @@ def test_recode_aggregates_only_changed_codes_and_equals_cold_run(corpus, aggreg
     _same_as_cold(corpus, removed)
 
 
+def test_edit_that_changes_no_match_keeps_the_cached_rows(corpus, aggregated, monkeypatch):
+    import pipeline.match_cache as match_cache
+
+    unchanged: list[dict] = []
+    original = match_cache._unchanged
+
+    def spy(*args):
+        got = original(*args)
+        unchanged.append(got)
+        return got
+
+    monkeypatch.setattr(match_cache, "_unchanged", spy)
+    _run(corpus, "cached", BOOK)
+    # a term that occurs nowhere: the rule is matched again, its rows are the old ones
+    edited = BOOK.replace('phrases: ["zelf invullen"]', 'phrases: ["zelf invullen", "zzz"]')
+    assert edited != BOOK
+    aggregated.clear()
+    unchanged.clear()
+    _run(corpus, "cached", edited)
+    assert unchanged and all(got and set(got) == {"agency\x1fagency.nl.1"} for got in unchanged)
+    assert aggregated == []  # the codings of agency are the stored ones
+    _same_as_cold(corpus, edited)
+
+    _run(corpus, "cached", BOOK)  # undone: everything from the cache
+    _same_as_cold(corpus, BOOK)
+    # an edit that does add matches goes the usual way
+    added = BOOK.replace('phrases: ["zelf invullen"]', 'phrases: ["zelf invullen", "zelf"]')
+    aggregated.clear()
+    _run(corpus, "cached", added)
+    assert any(codes == {"agency"} for codes in aggregated)
+    _same_as_cold(corpus, added)
+    _run(corpus, "cached", edited)
+    _same_as_cold(corpus, edited)
+
+
+def test_still_valid_needs_the_digest_the_code_had(tmp_path):
+    from pipeline.coding_cache import _still_valid
+    from pipeline.tagged_store import TaggedEntry
+
+    entry = TaggedEntry(tmp_path / "e", [C.CODE_ID])
+    digests = {"x": "1", "y": "1"}
+    rows = pd.DataFrame({C.CODE_ID: ["x", "y", "x"]})
+    entry.save(rows.assign(**{C.CACHE_UNIT: [entry.unit_id(c) for c in rows[C.CODE_ID]]}),
+               digests, digests, ordered=True)
+    entry = TaggedEntry(tmp_path / "e", [C.CODE_ID])
+    cached, have = entry.load({"x": "1", "y": "2"}, stale=True)
+    assert have == {"x"}
+    assert _still_valid(entry, cached, {"y"}, {"x": "1", "y": "3"}) is None  # other digest
+    assert _still_valid(entry, cached, {"x", "y"}, {"x": "1", "y": "1"}) is None  # other units
+    kept = _still_valid(entry, cached, {"y"}, {"x": "1", "y": "1"})
+    assert kept[C.CODE_ID].tolist() == ["x", "y", "x"]
+    assert (kept[C.CACHE_UNIT] >= 0).all()
+    assert kept[C.CACHE_UNIT].tolist()[1] == entry.unit_id("y")
+
+
 def test_threshold_change_reaggregates_every_code(corpus, aggregated):
     _run(corpus, "cached", BOOK)
     higher = BOOK.replace("settings: {default_lang: nl}",

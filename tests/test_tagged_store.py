@@ -115,3 +115,38 @@ def test_stale_rows_can_be_kept_marked_and_compaction_drops_them(tmp_path):
     entry.save(_rows(entry, [("b", 20)]), {"b"}, edited)
     assert len(_files(folder)) == 1
     assert _load(folder, edited)[1] == [("a", 1), ("a", 3), ("b", 20)]
+
+
+def test_replaced_names_the_stale_units_of_one_ordered_file(tmp_path):
+    folder = tmp_path / "entry"
+    digests = {"a": "1", "b": "1"}
+    entry = TaggedEntry(folder, COLUMNS)
+    entry.load(digests, stale=True)
+    assert entry.replaced() is None  # nothing read
+    entry.save(_rows(entry, [("a", 1), ("b", 2), ("a", 3)]), digests, digests, ordered=True)
+
+    edited = {"a": "1", "b": "2"}
+    entry = TaggedEntry(folder, COLUMNS)
+    rows, units = entry.load(edited, stale=True)
+    assert units == {"a"} and entry.replaced() == {"b": "1"}
+    # all of the file's rows in its order; the stale ones marked
+    assert rows["value"].tolist() == [1, 2, 3]
+    assert (rows[C.CACHE_UNIT] < 0).tolist() == [False, True, False]
+    entry.save(_rows(entry, [("b", 2)]), {"b"}, edited, ordered=True)
+
+    entry = TaggedEntry(folder, COLUMNS)
+    entry.load({"a": "1", "b": "3"}, stale=True)
+    assert entry.replaced() is None  # two files read: their rows are not in one order
+    entry = TaggedEntry(folder, COLUMNS)
+    entry.load(edited)
+    assert entry.replaced() is None  # stale rows left out
+
+
+def test_replaced_needs_a_file_written_in_order(tmp_path):
+    folder = tmp_path / "entry"
+    digests = {"a": "1", "b": "1"}
+    entry = TaggedEntry(folder, COLUMNS)
+    entry.save(_rows(entry, [("a", 1), ("b", 2)]), digests, digests)  # order not promised
+    entry = TaggedEntry(folder, COLUMNS)
+    entry.load({"a": "1", "b": "2"}, stale=True)
+    assert entry.replaced() is None
