@@ -37,12 +37,19 @@ PARTS_PREFIX = ".qcode-parts-"
 
 @dataclass
 class Part:
-    """A spilled part file (picklable: workers hand it to the writer in the runner)."""
+    """A spilled part file (picklable: workers hand it to the writer in the runner).
+
+    A part made in the runner's own process may still be in memory (``table`` set,
+    with its CSV lines in ``csv``): ``PartWriter.adopt`` writes its file only if a
+    stream does not take it (see ``ChunkSpill.memory``).
+    """
 
     path: str
     schema: pa.Schema
     rows: int
     columns: list[str]
+    table: pa.Table | None = None
+    csv: bytes | None = None
 
 
 def part_path(folder: str | Path, name: str, k: int) -> Path:
@@ -50,7 +57,8 @@ def part_path(folder: str | Path, name: str, k: int) -> Path:
     return Path(folder) / f"{name}-{k:07d}.arrow"
 
 
-def spill(path: str | Path, df: pd.DataFrame, csv_rows: bytes | None = None) -> Part:
+def spill(path: str | Path, df: pd.DataFrame, csv_rows: bytes | None = None,
+          write: bool = True) -> Part:
     """Write a chunk of a table as a part file (and its CSV lines as a sidecar).
 
     Runs wherever the chunk is: in a pool worker, the conversion to Arrow (and the CSV
@@ -61,10 +69,18 @@ def spill(path: str | Path, df: pd.DataFrame, csv_rows: bytes | None = None) -> 
         df: The chunk's rows.
         csv_rows: The rows' CSV lines (see ``PartWriter.add``); None removes a sidecar
             a previous part of that name left.
+        write: False: keep the table and lines in the returned part, unwritten.
     """
-    path = Path(path)
     # one thread: the conversion runs beside the other workers, not alone
     table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False, nthreads=1)
+    if not write:
+        return Part(str(path), table.schema, table.num_rows, list(df.columns), table, csv_rows)
+    _write_part(Path(path), table, csv_rows)
+    return Part(str(path), table.schema, table.num_rows, list(df.columns))
+
+
+def _write_part(path: Path, table: pa.Table, csv_rows: bytes | None) -> None:
+    """The part file of ``table`` and its CSV sidecar (None: no sidecar)."""
     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as out:
         out.write_table(table)
     sidecar = path.with_suffix(".csv")
@@ -72,7 +88,6 @@ def spill(path: str | Path, df: pd.DataFrame, csv_rows: bytes | None = None) -> 
         sidecar.write_bytes(csv_rows)
     else:  # a table re-added after a reset (the model pass) must not keep old rows
         sidecar.unlink(missing_ok=True)
-    return Part(str(path), table.schema, table.num_rows, list(df.columns))
 
 
 @dataclass
@@ -88,11 +103,15 @@ class ChunkSpill:
         folder: The writer's parts folder.
         tables: Names of the result's tables to spill.
         csv: Tables whose CSV lines are made (``<name>_csv`` of the result if set).
+        memory: The chunks run in the writer's process: parts stay in memory, and
+            the writer writes a part's file only when a stream does not take it
+            (a streamed part is in the staged files; see ``PartWriter.adopt``).
     """
 
     folder: str
     tables: tuple[str, ...]
     csv: tuple[str, ...] = ()
+    memory: bool = False
 
     def __call__(self, result) -> dict[str, Part]:  # noqa: ANN001 - a chunk.ChunkResult
         """Write the parts of ``result`` and return them by table name."""
@@ -102,7 +121,8 @@ class ChunkSpill:
             rows = getattr(result, f"{name}_csv", None) if name in self.csv else None
             if rows is None and name in self.csv:
                 rows = format_rows(df)
-            parts[name] = spill(part_path(self.folder, name, result.index), df, rows)
+            parts[name] = spill(part_path(self.folder, name, result.index), df, rows,
+                                write=not self.memory)
         return parts
 
 
@@ -170,28 +190,37 @@ class PartWriter:
         self.schemas[path] = (part.schema, part.rows)
         known = self.columns.setdefault(name, [])
         known.extend(c for c in part.columns if c not in known)
-        if name not in self._plans:
+        stream = None
+        if name in self._plans:
+            if name not in self._streams:
+                self._streams[name] = None
+                if part.rows:  # an empty first part has guessed types: merge at the end
+                    base, csv = self._plans[name]
+                    self._streams[name] = _Stream(
+                        part.schema, self.dir / f"{base}.parquet.staged",
+                        self.dir / f"{base}.csv.staged" if csv else None)
+            stream = self._streams[name]
+        if stream is not None and stream.write(path, part):
             return
-        if name not in self._streams:
-            self._streams[name] = None
-            if part.rows:  # an empty first part has guessed types: merge at the end
-                base, csv = self._plans[name]
-                self._streams[name] = _Stream(part.schema, self.dir / f"{base}.parquet.staged",
-                                              self.dir / f"{base}.csv.staged" if csv else None)
-        stream = self._streams[name]
-        if stream is not None and not stream.write(path):
-            self._drop(name)
+        if part.table is not None:  # not streamed: finalize merges it from its file
+            _write_part(path, part.table, part.csv)
+        if stream is not None:
+            self._drop(name, keep=True)
 
     def reset(self, name: str) -> None:
         """Forget the parts of ``name`` (to add other rows for it; no stream then)."""
         self._drop(name)
         self.parts[name], self.columns[name] = [], []
 
-    def _drop(self, name: str) -> None:
+    def _drop(self, name: str, keep: bool = False) -> None:
+        """Close the stream of ``name``; ``keep``: its parts are merged by finalize,
+        so the files of parts it took from memory are written (from the staged ones)."""
         stream = self._streams.get(name)
         self._streams[name] = None  # a close that raises is not retried
         if stream is not None:
             stream.close()
+            if keep:
+                stream.write_memory_parts()
 
     @staticmethod
     def read(path: Path) -> pd.DataFrame:
@@ -242,7 +271,7 @@ class PartWriter:
             done = (stream.parts == self.parts.get(name) and (csv, file_base) == (
                 stream.csv is not None, self._plans[name][0])
                 and schema.equals(stream.schema, check_metadata=True))
-            self._drop(name)
+            self._drop(name, keep=not done)
             if done:
                 return {f"{file_base}.parquet": pq_tmp,
                         **({f"{file_base}.csv": csv_tmp} if csv else {})}
@@ -310,30 +339,81 @@ class _Stream:
 
     def __init__(self, schema: pa.Schema, parquet: Path, csv: Path | None) -> None:
         self.schema = schema
+        self.parquet, self.csv_path = parquet, csv
         self.parts: list[Path] = []
+        # parts taken from memory, not written: (part without its table, the offset
+        # and length of its CSV lines in the staged CSV or None)
+        self.memory: list[tuple[Part, int, int | None]] = []
+        self._csv_size = 0
         self.writer: pq.ParquetWriter | None = pq.ParquetWriter(parquet, schema)
         self.csv = open(csv, "wb") if csv is not None else None  # noqa: SIM115
         if self.csv is not None:
-            self.csv.write(_header(list(schema.names)))
+            self._csv_size = self.csv.write(_header(list(schema.names)))
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
 
-    def write(self, path: Path) -> bool:
-        """Append a part as ``finalize`` would; False: it would not (drop the stream)."""
+    def write(self, path: Path, part: Part | None = None) -> bool:
+        """Append a part as ``finalize`` would; False: it would not (drop the stream).
+
+        Args:
+            path: The part's file.
+            part: The part; one still in memory (``Part.table``) is taken from there.
+        """
         assert self.writer is not None
-        table = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
+        in_memory = part is not None and part.table is not None
+        table = part.table if in_memory else pa.ipc.open_file(pa.memory_map(str(path))).read_all()
         if not table.schema.remove_metadata().equals(self.schema.remove_metadata()):
             return False
-        rows = path.with_suffix(".csv")
-        if self.csv is not None and not rows.exists():
+        rows: Path | bytes = path.with_suffix(".csv")
+        if in_memory:
+            rows = part.csv
+            if self.csv is not None and rows is None:
+                return False
+            self.memory.append((Part(part.path, part.schema, part.rows, part.columns),
+                                self._csv_size, None if rows is None else len(rows)))
+        elif self.csv is not None and not rows.exists():
             return False  # finalize would serialise the rows: leave it to finalize
+        if self.csv is not None:
+            self._csv_size += len(rows) if in_memory else rows.stat().st_size
         if self._thread is None:
             self._thread = threading.Thread(target=self._drain, daemon=True)
             self._thread.start()
         self._queue.put((table.replace_schema_metadata(self.schema.metadata), rows))
         self.parts.append(path)
         return True
+
+    def write_memory_parts(self) -> None:
+        """Write the files of the parts taken from memory, from the closed staged files.
+
+        Each part went into the Parquet file as its own row groups (in order) and its
+        CSV lines at a known offset; the part file gets the part's own schema.
+        """
+        if not self.memory:
+            return
+        source = pq.ParquetFile(self.parquet)
+        groups = iter(range(source.num_row_groups))
+        csv = open(self.csv_path, "rb") if self.csv_path is not None else None  # noqa: SIM115
+        try:
+            for part, offset, size in self.memory:
+                tables, n = [], 0
+                while n < part.rows:  # the part's row groups (empty ones skipped)
+                    group = source.read_row_group(next(groups), use_threads=False)
+                    tables.append(group)
+                    n += group.num_rows
+                if n != part.rows:
+                    raise ValueError(f"row groups of {part.path} do not add up")
+                table = pa.concat_tables(tables) if tables else part.schema.empty_table()
+                lines = None
+                if size is not None and csv is not None:
+                    csv.seek(offset)
+                    lines = csv.read(size)
+                _write_part(Path(part.path),
+                            table.replace_schema_metadata(part.schema.metadata), lines)
+        finally:
+            if csv is not None:
+                csv.close()
+        self.memory = []
 
     def _drain(self) -> None:
         """The writing thread: parts in order until ``None``; after an error, none."""
@@ -345,7 +425,7 @@ class _Stream:
                 assert self.writer is not None
                 self.writer.write_table(table)
                 if self.csv is not None:
-                    self.csv.write(rows.read_bytes())
+                    self.csv.write(rows if isinstance(rows, bytes) else rows.read_bytes())
             except BaseException as exc:  # noqa: BLE001 - raised again by close()
                 self._error = exc
 

@@ -113,7 +113,10 @@ def stream_chunks(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, wri
         names = tuple(name for name in TABLES if name not in skip)
         # Where the chunk ran (a pool worker), its tables become part files, CSV lines
         # included: the runner only records them, and its final merge copies bytes.
-        spill = ChunkSpill(str(writer.dir), names, CSV_TABLES)
+        # In this process (one job, rules only: a model pass reads the parts back), parts
+        # a stream takes are never written as files: their rows are in the staged files.
+        memory = opts.engine == "local" and opts.jobs == 1 and opts.method == "rules"
+        spill = ChunkSpill(str(writer.dir), names, CSV_TABLES, memory=memory)
         for res in run_chunks(tasks, ctx, jobs=opts.jobs, engine=opts.engine,
                               scheduler=opts.scheduler, spill=spill):
             renamed = _unique_ids(res, taken, tasks[res.index])

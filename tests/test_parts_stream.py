@@ -27,13 +27,14 @@ def _chunks(kind: str) -> list[pd.DataFrame]:
     return [a, empty, b]
 
 
-def _files(tmp: Path, chunks: list[pd.DataFrame], stream: bool, via_spill: bool) -> dict:
+def _files(tmp: Path, chunks: list[pd.DataFrame], stream: bool, via_spill: bool,
+           memory: bool = False) -> dict:
     writer = PartWriter(tmp)
     if stream:
         writer.stream("t", "t", csv=True)
-    spill = ChunkSpill(str(writer.dir), ("t",), ("t",))
+    spill = ChunkSpill(str(writer.dir), ("t",), ("t",), memory=memory)
     for k, df in enumerate(chunks):
-        if via_spill:
+        if via_spill or memory:
             res = type("R", (), {"index": k, "t": df})()
             writer.adopt("t", spill(res)["t"])
         else:
@@ -56,6 +57,37 @@ def test_streamed_files_are_the_merged_files(tmp_path: Path, kind: str, via_spil
     if "country" in frame:
         frame["country"] = frame["country"].fillna("")
     assert merged["t.csv"] == frame.to_csv(index=False, lineterminator="\n").encode("utf-8")
+
+
+@pytest.mark.parametrize("kind", ["same", "new_column", "other_type", "empty_first",
+                                  "empty_middle"])
+@pytest.mark.parametrize("stream", [False, True])
+def test_parts_kept_in_memory_give_the_same_files(tmp_path: Path, kind: str,
+                                                  stream: bool) -> None:
+    chunks = _chunks(kind)
+    merged = _files(tmp_path / "merged", chunks, stream=False, via_spill=True)
+    assert _files(tmp_path / "memory", chunks, stream=stream, via_spill=True,
+                  memory=True) == merged
+
+
+def test_memory_parts_are_written_when_the_stream_is_dropped(tmp_path: Path) -> None:
+    a, b = _chunks("same")
+    c = b.assign(country="BE")  # a new column: the stream is dropped at the third part
+    writer = PartWriter(tmp_path / "out")
+    writer.stream("t", "t", csv=True)
+    spill = ChunkSpill(str(writer.dir), ("t",), ("t",), memory=True)
+    for k, df in enumerate([a, b]):
+        writer.adopt("t", spill(type("R", (), {"index": k, "t": df})())["t"])
+    assert not list(Path(writer.dir).glob("t-*.arrow"))  # taken by the stream only
+    writer.adopt("t", spill(type("R", (), {"index": 2, "t": c})())["t"])
+    files = sorted(p.name for p in Path(writer.dir).glob("t-*"))
+    assert files == [f"t-{k:07d}.{ext}" for k in range(3) for ext in ("arrow", "csv")]
+    pd.testing.assert_frame_equal(PartWriter.read(Path(writer.dir) / "t-0000001.arrow"),
+                                  b.reset_index(drop=True))
+    staged = writer.finalize("t", "t", csv=True)
+    out = {name: path.read_bytes() for name, path in staged.items()}
+    writer.close()
+    assert out == _files(tmp_path / "merged", [a, b, c], stream=False, via_spill=True)
 
 
 def test_reset_drops_the_stream(tmp_path: Path) -> None:
