@@ -19,10 +19,8 @@ took from cache) are copied when the part has the final columns.
 """
 from __future__ import annotations
 
-import queue
 import shutil
 import tempfile
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,25 +29,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.csv_rows import csv_rows as format_rows
+from pipeline.parts_stream import Part, Stream, header, write_part
+
+__all__ = ["PARTS_PREFIX", "ChunkSpill", "Part", "PartWriter", "part_path", "spill"]
 
 PARTS_PREFIX = ".qcode-parts-"
-
-
-@dataclass
-class Part:
-    """A spilled part file (picklable: workers hand it to the writer in the runner).
-
-    A part made in the runner's own process may still be in memory (``table`` set,
-    with its CSV lines in ``csv``): ``PartWriter.adopt`` writes its file only if a
-    stream does not take it (see ``ChunkSpill.memory``).
-    """
-
-    path: str
-    schema: pa.Schema
-    rows: int
-    columns: list[str]
-    table: pa.Table | None = None
-    csv: bytes | None = None
 
 
 def part_path(folder: str | Path, name: str, k: int) -> Path:
@@ -75,19 +59,8 @@ def spill(path: str | Path, df: pd.DataFrame, csv_rows: bytes | None = None,
     table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False, nthreads=1)
     if not write:
         return Part(str(path), table.schema, table.num_rows, list(df.columns), table, csv_rows)
-    _write_part(Path(path), table, csv_rows)
+    write_part(Path(path), table, csv_rows)
     return Part(str(path), table.schema, table.num_rows, list(df.columns))
-
-
-def _write_part(path: Path, table: pa.Table, csv_rows: bytes | None) -> None:
-    """The part file of ``table`` and its CSV sidecar (None: no sidecar)."""
-    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as out:
-        out.write_table(table)
-    sidecar = path.with_suffix(".csv")
-    if csv_rows is not None:
-        sidecar.write_bytes(csv_rows)
-    else:  # a table re-added after a reset (the model pass) must not keep old rows
-        sidecar.unlink(missing_ok=True)
 
 
 @dataclass
@@ -144,7 +117,7 @@ class PartWriter:
         self.columns: dict[str, list[str]] = {}
         self.schemas: dict[Path, tuple[pa.Schema, int]] = {}  # part -> (schema, rows)
         self._plans: dict[str, tuple[str, bool]] = {}         # name -> (file_base, csv)
-        self._streams: dict[str, _Stream | None] = {}         # None: merged by finalize
+        self._streams: dict[str, Stream | None] = {}         # None: merged by finalize
 
     def stream(self, name: str, file_base: str, *, csv: bool = True) -> None:
         """Write the final files of ``name`` while its parts arrive, not all at the end.
@@ -196,14 +169,14 @@ class PartWriter:
                 self._streams[name] = None
                 if part.rows:  # an empty first part has guessed types: merge at the end
                     base, csv = self._plans[name]
-                    self._streams[name] = _Stream(
+                    self._streams[name] = Stream(
                         part.schema, self.dir / f"{base}.parquet.staged",
                         self.dir / f"{base}.csv.staged" if csv else None)
             stream = self._streams[name]
         if stream is not None and stream.write(path, part):
             return
         if part.table is not None:  # not streamed: finalize merges it from its file
-            _write_part(path, part.table, part.csv)
+            write_part(path, part.table, part.csv)
         if stream is not None:
             self._drop(name, keep=True)
 
@@ -297,11 +270,11 @@ class PartWriter:
                         continue
                     if made:  # rows serialised with the final columns: the same bytes
                         if k == 0:
-                            csv_fh.write(_header(columns))
+                            csv_fh.write(header(columns))
                         csv_fh.write(rows.read_bytes())
                     else:
                         if k == 0:
-                            csv_fh.write(_header(columns))
+                            csv_fh.write(header(columns))
                         csv_fh.write(format_rows(df))
                 if not self.parts.get(name):
                     writer.write_table(schema.empty_table())
@@ -321,131 +294,3 @@ class PartWriter:
             except Exception:  # noqa: BLE001 - not finalized: the run failed already
                 pass
         shutil.rmtree(self.dir, ignore_errors=True)
-
-
-class _Stream:
-    """A table's staged files, written part by part as ``PartWriter.finalize`` writes them.
-
-    The Parquet encoding (most of the cost) and the CSV copy run on a thread of their
-    own, one part after the other in the order given: Arrow encodes without holding
-    the GIL, so the files are written while the next chunk is coded. ``close`` waits
-    for the thread and raises what it raised.
-
-    Args:
-        schema: The first part's schema (with its metadata): the files' schema.
-        parquet: Staged Parquet path.
-        csv: Staged CSV path (None: no CSV).
-    """
-
-    def __init__(self, schema: pa.Schema, parquet: Path, csv: Path | None) -> None:
-        self.schema = schema
-        self.parquet, self.csv_path = parquet, csv
-        self.parts: list[Path] = []
-        # parts taken from memory, not written: (part without its table, the offset
-        # and length of its CSV lines in the staged CSV or None)
-        self.memory: list[tuple[Part, int, int | None]] = []
-        self._csv_size = 0
-        self.writer: pq.ParquetWriter | None = pq.ParquetWriter(parquet, schema)
-        self.csv = open(csv, "wb") if csv is not None else None  # noqa: SIM115
-        if self.csv is not None:
-            self._csv_size = self.csv.write(_header(list(schema.names)))
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._error: BaseException | None = None
-        self._thread: threading.Thread | None = None
-
-    def write(self, path: Path, part: Part | None = None) -> bool:
-        """Append a part as ``finalize`` would; False: it would not (drop the stream).
-
-        Args:
-            path: The part's file.
-            part: The part; one still in memory (``Part.table``) is taken from there.
-        """
-        assert self.writer is not None
-        in_memory = part is not None and part.table is not None
-        table = part.table if in_memory else pa.ipc.open_file(pa.memory_map(str(path))).read_all()
-        if not table.schema.remove_metadata().equals(self.schema.remove_metadata()):
-            return False
-        rows: Path | bytes = path.with_suffix(".csv")
-        if in_memory:
-            rows = part.csv
-            if self.csv is not None and rows is None:
-                return False
-            self.memory.append((Part(part.path, part.schema, part.rows, part.columns),
-                                self._csv_size, None if rows is None else len(rows)))
-        elif self.csv is not None and not rows.exists():
-            return False  # finalize would serialise the rows: leave it to finalize
-        if self.csv is not None:
-            self._csv_size += len(rows) if in_memory else rows.stat().st_size
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._drain, daemon=True)
-            self._thread.start()
-        self._queue.put((table.replace_schema_metadata(self.schema.metadata), rows))
-        self.parts.append(path)
-        return True
-
-    def write_memory_parts(self) -> None:
-        """Write the files of the parts taken from memory, from the closed staged files.
-
-        Each part went into the Parquet file as its own row groups (in order) and its
-        CSV lines at a known offset; the part file gets the part's own schema.
-        """
-        if not self.memory:
-            return
-        source = pq.ParquetFile(self.parquet)
-        groups = iter(range(source.num_row_groups))
-        csv = open(self.csv_path, "rb") if self.csv_path is not None else None  # noqa: SIM115
-        try:
-            for part, offset, size in self.memory:
-                tables, n = [], 0
-                while n < part.rows:  # the part's row groups (empty ones skipped)
-                    group = source.read_row_group(next(groups), use_threads=False)
-                    tables.append(group)
-                    n += group.num_rows
-                if n != part.rows:
-                    raise ValueError(f"row groups of {part.path} do not add up")
-                table = pa.concat_tables(tables) if tables else part.schema.empty_table()
-                lines = None
-                if size is not None and csv is not None:
-                    csv.seek(offset)
-                    lines = csv.read(size)
-                _write_part(Path(part.path),
-                            table.replace_schema_metadata(part.schema.metadata), lines)
-        finally:
-            if csv is not None:
-                csv.close()
-        self.memory = []
-
-    def _drain(self) -> None:
-        """The writing thread: parts in order until ``None``; after an error, none."""
-        while (item := self._queue.get()) is not None:
-            if self._error is not None:
-                continue
-            table, rows = item
-            try:
-                assert self.writer is not None
-                self.writer.write_table(table)
-                if self.csv is not None:
-                    self.csv.write(rows if isinstance(rows, bytes) else rows.read_bytes())
-            except BaseException as exc:  # noqa: BLE001 - raised again by close()
-                self._error = exc
-
-    def close(self) -> None:
-        """Write what is queued, close the files (finalize, if it merges, opens them
-        again from scratch); raise the error of a failed write."""
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
-        if self.csv is not None:
-            self.csv.close()
-        error, self._error = self._error, None
-        if error is not None:
-            raise error
-
-
-def _header(columns: list[str]) -> bytes:
-    """The header line ``to_csv`` writes for these columns."""
-    return pd.DataFrame(columns=columns).to_csv(index=False, lineterminator="\n").encode("utf-8")
