@@ -471,3 +471,43 @@ def test_negation_scope_clause(tmp_path: Path) -> None:
     required = make_codebook(tmp_path, ownership=rule.replace("forbid", "require"),
                              settings="settings:\n  negation_scope: clause\n")
     assert own(run(required, texts)[0]) == ["ruimte"]
+
+
+def test_packed_keys_sort_and_compare_as_the_rows():
+    import numpy as np
+
+    from pipeline.code.combine import pack_keys
+
+    rng = np.random.default_rng(1)
+    keys = [rng.integers(-5, 5, 500), rng.integers(0, 3, 500), rng.integers(10, 900, 500)]
+    packed = pack_keys(keys)
+    assert np.array_equal(np.argsort(packed, kind="stable"), np.lexsort(keys[::-1]))
+    rows = list(zip(*(k.tolist() for k in keys)))
+    assert len(set(packed.tolist())) == len(set(rows))
+    assert pack_keys([np.array([0, 1 << 40]), np.array([0, 1 << 30])]) is None  # too wide
+    assert len(pack_keys([np.zeros(0, dtype=np.int64)])) == 0
+
+
+def test_duplicates_and_score_order_are_the_pandas_ones():
+    import numpy as np
+    import pandas as pd
+
+    from pipeline.code.aggregate import _duplicated, _score_order
+
+    rng = np.random.default_rng(2)
+    n = 2000
+    seg, code, rule = (rng.integers(0, m, n) for m in (40, 3, 6))
+    start = rng.integers(0, 50, n)
+    end = start + rng.integers(1, 4, n)
+    score = rng.choice([0.25, 0.5, 1.0], n)
+    frame = pd.DataFrame({"s": seg, "c": code, "r": rule, "a": start, "b": end})
+    assert np.array_equal(_duplicated([seg, code, rule, start, end - start]),
+                          frame.duplicated().to_numpy())
+    wide = np.asarray([0, 1 << 61] * (n // 2))  # too wide to pack: the pandas way
+    assert np.array_equal(_duplicated([wide, seg, code, rule, start, end]),
+                          frame.assign(w=wide)[["w", "s", "c", "r", "a", "b"]].duplicated())
+    expected = np.lexsort((rule, end, start, -score, code, seg))
+    assert np.array_equal(_score_order(seg, code, score, start, end, rule), expected)
+    score[5] = np.nan
+    assert np.array_equal(_score_order(seg, code, score, start, end, rule),
+                          np.lexsort((rule, end, start, -score, code, seg)))

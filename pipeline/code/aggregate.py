@@ -8,7 +8,7 @@ import pandas as pd
 from spacy.tokens import Doc
 
 from pipeline import columns as C
-from pipeline.code.combine import stable_order
+from pipeline.code.combine import pack_keys, stable_order
 from pipeline.code.compiled import compile_rules
 from pipeline.code.matching import _empty_matches, first_coded_units, match_segments
 from pipeline.codebook import Codebook
@@ -67,11 +67,10 @@ def aggregate_rows(matches: pd.DataFrame, *, threshold: float) -> pd.DataFrame:
     end = matches[C.END].to_numpy(dtype=np.int64)
     score = matches[C.SCORE].astype("float64").to_numpy()
     # drop_duplicates on (segment, code, rule, start, end): the first row of each stays
-    kept = np.flatnonzero(~pd.DataFrame({"s": seg, "c": code, "r": rule, "a": start, "b": end})
-                          .duplicated().to_numpy())
+    kept = np.flatnonzero(~_duplicated([seg, code, rule, start, end - start]))
     # by segment, code, score (highest first), start, end, rule; stable, as sort_values
-    rows = kept[np.lexsort((rule[kept], end[kept], start[kept], -score[kept], code[kept],
-                            seg[kept]))]
+    rows = kept[_score_order(seg[kept], code[kept], score[kept], start[kept], end[kept],
+                             rule[kept])]
     s, c = seg[rows], code[rows]
     new = np.empty(len(rows), dtype=bool)
     new[0] = True
@@ -96,6 +95,32 @@ def aggregate_rows(matches: pd.DataFrame, *, threshold: float) -> pd.DataFrame:
     })
     out = out[out[C.SCORE] >= threshold - EPS]
     return _finish(out, [*C.CODING_COLUMNS, C.FIRST_MATCH])
+
+
+def _duplicated(keys: list[np.ndarray]) -> np.ndarray:
+    """``DataFrame(keys).duplicated()``: rows whose keys an earlier row has.
+
+    The integer keys are packed into one int64 (``combine.pack_keys``) and hashed once;
+    keys too wide to pack go through pandas.
+    """
+    packed = pack_keys(keys)
+    if packed is None:
+        return pd.DataFrame(dict(enumerate(keys))).duplicated().to_numpy()
+    return pd.Series(packed).duplicated().to_numpy()
+
+
+def _score_order(seg: np.ndarray, code: np.ndarray, score: np.ndarray, start: np.ndarray,
+                 end: np.ndarray, rule: np.ndarray) -> np.ndarray:
+    """Stable order by segment, code, score (highest first), start, end, rule.
+
+    ``np.lexsort`` of the six keys; with the score as its rank among the distinct
+    scores (the same order, as integers), ``stable_order`` packs them into one or
+    two keys. A NaN score (never expected) sorts as lexsort sorts it.
+    """
+    if np.isnan(score).any():
+        return np.lexsort((rule, end, start, -score, code, seg))
+    rank = np.unique(-score, return_inverse=True)[1].reshape(-1)
+    return stable_order([seg, code, rank, start, end, rule])
 
 
 def coding_order(rows: pd.DataFrame, keep: np.ndarray | None = None) -> np.ndarray:
@@ -157,20 +182,23 @@ def _rule_lists(gid: np.ndarray, rcode: np.ndarray, names) -> np.ndarray:  # noq
 
     On integer codes, not with ``groupby().agg(lambda)``, which builds a Series per
     group: the distinct (group, rule) pairs come out of one ``np.unique`` in (group,
-    rule) order, and only groups with several rules are joined in Python.
+    rule) order, and the ids of each group are joined by Arrow's ``binary_join`` on
+    a list array of them (one C++ pass instead of a Python join per group).
     """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     gid = gid.astype(np.int64)
+    n_groups = int(gid.max()) + 1 if len(gid) else 0
+    if not n_groups:
+        return np.empty(0, dtype=object)
     pairs = np.unique(gid * len(names) + rcode)
     pair_gid, pair_rule = np.divmod(pairs, len(names))
-    n_groups = int(gid.max()) + 1 if len(gid) else 0
-    counts = np.bincount(pair_gid, minlength=n_groups)
-    first = np.searchsorted(pair_gid, np.arange(n_groups))
-    names = np.asarray(names, dtype=object)
-    out = names[pair_rule[first]] if n_groups else np.empty(0, dtype=object)
-    for g in np.flatnonzero(counts > 1).tolist():
-        lo = first[g]
-        out[g] = ";".join(names[pair_rule[lo:lo + counts[g]]].tolist())
-    return out
+    offsets = np.searchsorted(pair_gid, np.arange(n_groups + 1))
+    values = pa.array(np.asarray(names, dtype=object), type=pa.large_string()).take(pair_rule)
+    lists = pa.LargeListArray.from_arrays(pa.array(offsets, type=pa.int64()), values)
+    return pc.binary_join(lists, pa.scalar(";", pa.large_string())).to_numpy(
+        zero_copy_only=False)
 
 
 def _finish(out: pd.DataFrame, columns: list[str] = C.CODING_COLUMNS) -> pd.DataFrame:

@@ -9,6 +9,26 @@ from __future__ import annotations
 import numpy as np
 
 
+def pack_keys(keys: list[np.ndarray]) -> np.ndarray | None:
+    """Integer ``keys`` (most significant first) packed into one int64 per row.
+
+    Each key is shifted to start at 0 and scaled by the ranges of the keys after it:
+    equal rows give equal values and the values sort as the rows do. None when the
+    product of the ranges does not fit in 62 bits.
+    """
+    acc, width = None, 1
+    for key in reversed(keys):
+        key = key.astype(np.int64, copy=False)
+        low = int(key.min()) if len(key) else 0
+        span = (int(key.max()) - low + 1) if len(key) else 1
+        if span >= 1 << 62 or width * span >= 1 << 62:
+            return None
+        shifted = key - low if low else key
+        acc = shifted if acc is None else shifted * width + acc
+        width *= span
+    return acc if acc is not None else np.zeros(0, dtype=np.int64)
+
+
 def stable_order(keys: list[np.ndarray]) -> np.ndarray:
     """``np.lexsort`` of integer ``keys`` (most significant first), on fewer, packed keys.
 
