@@ -66,7 +66,12 @@ class TableCache:
         return self.folder / key[:2] / key
 
     def fetch(self, key: str | None, dest: Path) -> dict[str, Path] | None:
-        """Copy the entry's files into ``dest`` (``<name>.staged``) after checking them.
+        """Link (or copy) the entry's files into ``dest`` (``<name>.staged``), checked.
+
+        A hard link costs no write of the (large) files; the output and the entry then
+        share the bytes, which no run changes in place (outputs are replaced whole),
+        and a file changed by hand fails the check of the next fetch (a miss). Another
+        file system (``--cache-dir``) gets a copy.
 
         Returns:
             File name -> copy, or None (no entry, or a file missing or damaged; then no
@@ -79,12 +84,16 @@ class TableCache:
         try:
             meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
             for name in FILES:
-                data = (path / name).read_bytes()
                 size, digest = meta[name]
+                out[name] = dest / f"{name}{STAGED}"
+                try:
+                    os.link(path / name, out[name])
+                except OSError:
+                    out[name].unlink(missing_ok=True)
+                    out[name].write_bytes((path / name).read_bytes())
+                data = out[name].read_bytes()  # the bytes handed on are the bytes checked
                 if len(data) != size or hashlib.sha256(data).hexdigest() != digest:
                     raise ValueError(f"damaged {name}")
-                out[name] = dest / f"{name}{STAGED}"
-                out[name].write_bytes(data)
         except Exception:  # absent, or damaged in json, a file, or a size: a miss
             for copy in out.values():
                 copy.unlink(missing_ok=True)

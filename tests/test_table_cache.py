@@ -108,3 +108,16 @@ def test_input_changed_during_a_run_is_an_error(corpus, monkeypatch):
     with pytest.raises(InputError, match="changed while the run"):
         _run(corpus, "cached", BOOK)
     assert _digest(corpus / "cached") == before  # the folder is left as it was
+
+
+def test_warm_outputs_are_links_and_an_edited_output_is_a_miss(corpus, finalized):
+    _run(corpus, "cached", BOOK)
+    [entry] = _entries(corpus / "cached")
+    _run(corpus, "cached", BOOK)
+    out = corpus / "cached" / FILES[-1]
+    assert out.samefile(entry / FILES[-1])  # linked, not copied
+    out.write_bytes(out.read_bytes() + b"edited by hand\n")  # in place: the entry too
+    finalized.clear()
+    _run(corpus, "cached", BOOK)
+    assert finalized == ["documents", "segments", "codings", "matches"]
+    _same_as_cold(corpus, BOOK)
