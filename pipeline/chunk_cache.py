@@ -72,17 +72,8 @@ def chunk_key(files: list[tuple[int, str, str]], settings: dict[str, Any]) -> st
     Returns:
         A hex digest; None when a file cannot be read (the normal path reports it).
     """
-    from importlib import metadata
-
-    from pipeline import __version__
-
     h = hashlib.sha256()
-    versions = [SUBDIR, __version__, _source_digest()]
-    for name in ("pandas", "pyarrow", "spacy", "spacy-lookups-data", "numpy"):
-        try:
-            versions.append(metadata.version(name))
-        except metadata.PackageNotFoundError:
-            versions.append("none")
+    versions = [*_versions(), _source_digest()]
     h.update(json.dumps([versions, settings], sort_keys=True, default=str).encode("utf-8"))
     for pos, path, shown in files:
         try:
@@ -92,6 +83,23 @@ def chunk_key(files: list[tuple[int, str, str]], settings: dict[str, Any]) -> st
         h.update(json.dumps([pos, path, shown, len(data)]).encode("utf-8"))
         h.update(hashlib.sha256(data).digest())
     return h.hexdigest()
+
+
+@lru_cache(maxsize=1)
+def _versions() -> tuple[str, ...]:
+    """The entry format, this package's and the libraries' versions (once per process:
+    each look-up scans the installed distributions)."""
+    from importlib import metadata
+
+    from pipeline import __version__
+
+    found = [SUBDIR, __version__]
+    for name in ("pandas", "pyarrow", "spacy", "spacy-lookups-data", "numpy"):
+        try:
+            found.append(metadata.version(name))
+        except metadata.PackageNotFoundError:
+            found.append("none")
+    return tuple(found)
 
 
 @lru_cache(maxsize=1)
