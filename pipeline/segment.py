@@ -11,9 +11,13 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Collection, Iterable, Sequence
+from itertools import repeat
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from pandas.arrays import ArrowStringArray
 
 from pipeline import columns as C
 from pipeline.errors import UsageError
@@ -76,6 +80,8 @@ def _unit_spans(text: str, start: int, end: int, unit: str, lang: str) -> list[t
 
 def _preamble(docs: list, turns: list, speakers: list) -> np.ndarray:
     """Rows without a speaker before the first labelled turn of a labelled document."""
+    if all(str(speaker).strip() != "" for speaker in set(speakers)):
+        return np.zeros(len(docs), dtype=bool)  # every turn labelled (a few distinct labels)
     labelled = [str(speaker).strip() != "" for speaker in speakers]  # NaN counts as a label
     first: dict[object, int] = {}  # document → its first labelled turn
     for doc, turn, has_label in zip(docs, turns, labelled):
@@ -87,19 +93,20 @@ def _preamble(docs: list, turns: list, speakers: list) -> np.ndarray:
          for doc, turn, has_label in zip(docs, turns, labelled)), dtype=bool, count=len(docs))
 
 
-def _unique_ids(seg: pd.DataFrame, keyed: list[str], documents: pd.DataFrame,
+def _unique_ids(seg_ids: list[str], doc_ids: list, keyed: list[str], documents: pd.DataFrame,
                 errors: list[dict] | None, shared_keys: Collection[str] = ()) -> list[str]:
     """Segment ids with CSV id values shared across documents prefixed by the doc id.
 
-    ``keyed`` holds each row's CSV id value ("" when the id is not from a CSV).
+    ``seg_ids``, ``doc_ids``: the units' ids (strings) and doc ids. ``keyed`` holds each
+    row's CSV id value ("" when the id is not from a CSV).
     ``shared_keys`` are id values known to be used by more than one CSV file of the
     run, also when those files are segmented in separate chunks: they are prefixed
     whether or not the other file is in this call, so ids do not depend on chunking.
     """
-    ids = seg[C.SEGMENT_ID].astype(str).tolist()
+    ids = seg_ids
     if not any(keyed):
         return ids
-    docs = seg[C.DOC_ID].astype(str).tolist()
+    docs = _series(doc_ids).astype(str).tolist()  # as the segments table's column gives them
     owners: dict[str, set[str]] = {}
     for seg_id, doc_id in zip(ids, docs):
         owners.setdefault(seg_id, set()).add(doc_id)
@@ -128,6 +135,11 @@ def _unique_ids(seg: pd.DataFrame, keyed: list[str], documents: pd.DataFrame,
             errors.append({C.ERROR_FILE: paths.get(doc_id, doc_id), C.ERROR_STAGE: "segment",
                            C.ERROR_SEVERITY: "warning", C.ERROR_MESSAGE: message})
     return _still_unique(out, docs)
+
+
+def _series(values: list) -> pd.Series:
+    """``values`` as the column of a segments table built from them."""
+    return pd.Series(_typed(C.DOC_ID, values))
 
 
 def _still_unique(ids: list[str], docs: list[str]) -> list[str]:
@@ -213,25 +225,67 @@ def segment(documents: pd.DataFrame, turns: pd.DataFrame, *, unit: str = "turn",
     labels = list(interviewer_labels)
 
     ordered = turns
-    if not _in_order(turns[C.DOC_ID].tolist(), turns[C.TURN].tolist()):
+    if not _in_order(turns[C.DOC_ID], turns[C.TURN]):
         ordered = turns.sort_values([C.DOC_ID, C.TURN], kind="stable")
-    columns, keyed = _units(ordered, row_attrs, texts, langs, formats, unit, mode, candidates)
+    columns, keyed, ready = _units(ordered, row_attrs, texts, langs, formats, unit, mode,
+                                   candidates)
+    if not keyed:
+        return _no_units(documents, row_attrs, doc_attrs)
+    doc_ids, speakers = columns[C.DOC_ID], columns[C.SPEAKER]
+    roles = _roles(speakers, labels)
+    # One table built from finished columns in their final order: setting columns one
+    # by one, joining and reordering a frame cost more than cutting the units.
+    if code_speakers is None:  # _coded_flags' default: respondents
+        coded = np.fromiter((role == C.RESPONDENT for role in roles), dtype=bool, count=len(roles))
+    else:
+        coded = _coded_flags(pd.Series(speakers), pd.Series(roles), code_speakers).to_numpy(bool)
+    preamble = _preamble(doc_ids, columns[C.TURN], speakers)
+    if preamble.any():
+        roles = [C.OTHER if first else role for role, first in zip(roles, preamble.tolist())]
+        coded = coded & ~preamble
+    columns[C.ROLE], columns[C.CODED] = roles, coded
+    columns[C.SEGMENT_ID] = _unique_ids(columns[C.SEGMENT_ID], doc_ids, keyed, documents, errors,
+                                        shared_keys)
+    extra = [*doc_attrs, *(c for c in row_attrs if c not in doc_attrs)]
+    data = {col: ready[col] if col in ready else _typed(col, columns[col], col in _STR_COLUMNS)
+            for col in C.SEGMENT_COLUMNS}
+    position = _document_rows(doc_ids, data[C.DOC_ID], documents) if doc_attrs else None
+    if position is None:
+        data.update((col, columns[col]) for col in row_attrs)
+        seg = pd.DataFrame(data)
+        if doc_attrs:  # ids of another dtype or repeated: merge as before
+            seg = _with_document_attributes(seg, documents, doc_attrs)
+    else:  # the columns in their final order; a shared column's document values last
+        for col in extra:
+            data[col] = columns[col] if col in row_attrs else documents[col].array.take(position)
+        for col in shared:
+            data[f"{col}__doc"] = documents[col].array.take(position)
+        seg = pd.DataFrame(data)
+    for col in shared:  # the row's own value wins; the document's fills gaps
+        row_value = seg[col].where(seg[col].notna() & seg[col].astype(str).ne(""))
+        seg[col] = row_value.fillna(seg.pop(f"{col}__doc"))
+    if list(seg.columns) != [*C.SEGMENT_COLUMNS, *extra]:
+        seg = seg[[*C.SEGMENT_COLUMNS, *extra]]
+    for col, dtype in _NUMERIC.items():
+        if seg[col].dtype != dtype:
+            seg[col] = seg[col].astype(dtype)
+    if all(type(doc_id) is str for doc_id in doc_ids):
+        # Units were cut from turns in document order, numbered up within each
+        # document: already sorted, and the index is a fresh RangeIndex.
+        return seg
+    return seg.sort_values([C.DOC_ID, C.UNIT_INDEX], kind="stable").reset_index(drop=True)
+
+
+def _no_units(documents: pd.DataFrame, row_attrs: list[str], doc_attrs: list[str]) -> pd.DataFrame:
+    """The empty segments table (typed as pandas types one built from no rows)."""
     names = [c for c in C.SEGMENT_COLUMNS if c not in (C.ROLE, C.CODED)] + row_attrs
-    if keyed:
-        seg = pd.DataFrame(columns, columns=names)
-    else:  # as pandas types an empty table built from no rows (object columns)
-        seg = pd.DataFrame([], columns=names)
-    seg[C.ROLE] = _roles(columns[C.SPEAKER], labels) if len(seg) else []
-    seg[C.CODED] = _coded_flags(seg[C.SPEAKER], seg[C.ROLE], code_speakers).astype(bool)
-    if len(seg):
-        preamble = _preamble(columns[C.DOC_ID], columns[C.TURN], columns[C.SPEAKER])
-        if preamble.any():
-            seg.loc[preamble, C.ROLE] = C.OTHER
-            seg.loc[preamble, C.CODED] = False
-    seg[C.SEGMENT_ID] = _unique_ids(seg, keyed, documents, errors, shared_keys)
+    seg = pd.DataFrame([], columns=names)
+    seg[C.ROLE] = []
+    seg[C.CODED] = _coded_flags(seg[C.SPEAKER], seg[C.ROLE], None).astype(bool)
+    seg[C.SEGMENT_ID] = []
     if doc_attrs:
         seg = _with_document_attributes(seg, documents, doc_attrs)
-        for col in shared:  # the row's own value wins; the document's fills gaps
+        for col in (c for c in row_attrs if c in doc_attrs):
             row_value = seg[col].where(seg[col].notna() & seg[col].astype(str).ne(""))
             seg[col] = row_value.fillna(seg.pop(f"{col}__doc"))
     extra = [*doc_attrs, *(c for c in row_attrs if c not in doc_attrs)]
@@ -239,10 +293,6 @@ def segment(documents: pd.DataFrame, turns: pd.DataFrame, *, unit: str = "turn",
     for col, dtype in _NUMERIC.items():
         if seg[col].dtype != dtype:
             seg[col] = seg[col].astype(dtype)
-    if len(seg) and all(type(doc_id) is str for doc_id in columns[C.DOC_ID]):
-        # Units were cut from turns in document order, numbered up within each
-        # document: already sorted, and the index is a fresh RangeIndex.
-        return seg
     return seg.sort_values([C.DOC_ID, C.UNIT_INDEX], kind="stable").reset_index(drop=True)
 
 
@@ -250,8 +300,22 @@ _NUMERIC = {C.UNIT_INDEX: "int64", C.TURN: "int64", C.START: "int64", C.END: "in
             C.TIME_START: "float64", C.TIME_END: "float64"}
 
 
-def _in_order(docs: list, turns: list) -> bool:
-    """Rows in (doc_id, turn) order already (str doc ids only: Python orders them as pandas)."""
+def _in_order(docs: pd.Series, turns: pd.Series) -> bool:
+    """Rows in (doc_id, turn) order already (str doc ids only: Python orders them as pandas).
+
+    A column of the ``str`` dtype without missing values is compared by Arrow kernels
+    (UTF-8 bytes order as Python orders the strings); other columns value by value.
+    """
+    values = docs.array
+    if (isinstance(values, ArrowStringArray) and turns.dtype.kind in "iu" and len(docs) > 1
+            and not values._pa_array.null_count):
+        ids = values._pa_array.combine_chunks()
+        head, tail = ids.slice(0, len(ids) - 1), ids.slice(1)
+        number = turns.to_numpy()
+        same = pc.equal(head, tail).to_numpy(zero_copy_only=False)
+        return bool((pc.less(head, tail).to_numpy(zero_copy_only=False)
+                     | (same & (number[:-1] <= number[1:]))).all())
+    docs, turns = docs.tolist(), turns.tolist()
     if not all(type(doc_id) is str for doc_id in docs):
         return False
     return all(d < e or (d == e and t <= u)
@@ -259,49 +323,50 @@ def _in_order(docs: list, turns: list) -> bool:
 
 
 def _units(ordered: pd.DataFrame, row_attrs: list[str], texts: dict, langs: dict, formats: dict,
-           unit: str, mode: str, candidates: tuple[str, ...]) -> tuple[dict[str, list], list[str]]:
+           unit: str, mode: str, candidates: tuple[str, ...],
+           ) -> tuple[dict[str, list], list[str], dict[str, object]]:
     """The coding units of ``ordered`` (turns by document and turn) as columns → values.
 
     Plain lists, one DataFrame later: a dict per row and ``itertuples`` cost more than
     cutting the units. ``texts``, ``langs``, ``formats``: doc_id → document text,
     language, format. Returns the columns (without role and coded flag; then
-    ``row_attrs``) and each unit's CSV id value ("" when its id is not from a CSV).
+    ``row_attrs``), each unit's CSV id value ("" when its id is not from a CSV) and
+    the columns ``_ready`` takes from the table as arrays.
     """
     docs, turns, speakers, t_starts, t_ends, times_start, times_end, unit_keys, *attrs = \
         _row_columns(ordered, [C.DOC_ID, C.TURN, C.SPEAKER, C.START, C.END, C.TIME_START,
                                C.TIME_END, C.UNIT_KEY, *row_attrs])
-    # One pass cuts the units: (row of ``ordered``, start, end, text, k, units in turn);
-    # the other columns are then gathered by that row.
-    units: list[tuple[int, int, int, str, int, int]] = []
-    for row, (doc_id, t_start, t_end) in enumerate(zip(docs, t_starts, t_ends)):
-        if doc_id not in texts:
-            continue
-        text = texts[doc_id]
-        if unit == "turn":  # _unit_spans of a turn, inlined: it runs once per turn
-            start = int(t_start)
-            piece = text[start:int(t_end)]
-            stripped = piece.lstrip()
-            start += len(piece) - len(stripped)
-            piece = stripped.rstrip()
-            if piece:
-                units.append((row, start, start + len(piece), piece, 0, 1))
-            continue
-        spans = _unit_spans(text, int(t_start), int(t_end), unit, langs[doc_id] or "nl")
-        units.extend((row, s, e, text[s:e], k, len(spans)) for k, (s, e) in enumerate(spans))
-    rows, starts, ends, pieces, ks, counts = (list(c) for c in zip(*units)) if units else (
-        [] for _ in range(6))
+    if unit == "turn":
+        rows, starts, ends, pieces = _turn_units(docs, t_starts, t_ends, texts)
+        ks, counts = repeat(0), repeat(1)
+    else:
+        # One pass cuts the units: (row of ``ordered``, start, end, text, k, units in
+        # turn); the other columns are then gathered by that row.
+        units: list[tuple[int, int, int, str, int, int]] = []
+        for row, (doc_id, t_start, t_end) in enumerate(zip(docs, t_starts, t_ends)):
+            if doc_id not in texts:
+                continue
+            text = texts[doc_id]
+            spans = _unit_spans(text, int(t_start), int(t_end), unit, langs[doc_id] or "nl")
+            units.extend((row, s, e, text[s:e], k, len(spans)) for k, (s, e) in enumerate(spans))
+        rows, starts, ends, pieces, ks, counts = (list(c) for c in zip(*units)) if units else (
+            [] for _ in range(6))
+    # Every turn one unit (the usual case): the turn columns are the unit columns. (Turn
+    # units keep the turns' order, so as many units as turns means every turn.)
+    every = len(rows) == len(docs) and (unit == "turn" or rows == list(range(len(docs))))
 
-    doc_ids = [docs[r] for r in rows]
-    index_in_doc: dict[object, int] = {}
-    unit_index = []
-    for doc_id in doc_ids:
-        n = index_in_doc.get(doc_id, 0)
-        index_in_doc[doc_id] = n + 1
-        unit_index.append(n)
-    keyed = [str(unit_keys[r] or "") for r in rows]
-    seg_ids = [(key if unit == "turn" or count == 1 else f"{key}:{k}") if key
-               else f"{doc_id}:{n}"
-               for key, k, count, doc_id, n in zip(keyed, ks, counts, doc_ids, unit_index)]
+    def gather(values: list) -> list:
+        return values if every else [values[r] for r in rows]
+
+    doc_ids = gather(docs)
+    unit_index = _numbered(doc_ids)
+    keyed = [str(key or "") for key in gather(unit_keys)]
+    if any(keyed) or unit != "turn":
+        seg_ids = [(key if unit == "turn" or count == 1 else f"{key}:{k}") if key
+                   else f"{doc_id}:{n}"
+                   for key, k, count, doc_id, n in zip(keyed, ks, counts, doc_ids, unit_index)]
+    else:
+        seg_ids = [f"{doc_id}:{n}" for doc_id, n in zip(doc_ids, unit_index)]
     doc_langs = [langs[doc_id] or "nl" for doc_id in doc_ids]
     if mode != "never":
         from pipeline.langid import detect_language
@@ -312,15 +377,124 @@ def _units(ordered: pd.DataFrame, row_attrs: list[str], texts: dict, langs: dict
     sha1 = hashlib.sha1
     out = {
         C.SEGMENT_ID: seg_ids, C.DOC_ID: doc_ids, C.UNIT: [unit] * len(rows),
-        C.UNIT_INDEX: unit_index, C.TURN: [int(turns[r]) for r in rows],
-        C.SPEAKER: [speakers[r] or "" for r in rows], C.START: starts, C.END: ends,
-        C.TIME_START: [times_start[r] for r in rows], C.TIME_END: [times_end[r] for r in rows],
+        C.UNIT_INDEX: unit_index, C.TURN: [int(turn) for turn in gather(turns)],
+        C.SPEAKER: [speaker or "" for speaker in gather(speakers)], C.START: starts, C.END: ends,
+        C.TIME_START: gather(times_start), C.TIME_END: gather(times_end),
         C.CONTENT_HASH: [sha1(piece.encode("utf-8")).hexdigest()[:16] for piece in pieces],
         C.TEXT: pieces, C.LANG: doc_langs,
     }  # CONTENT_HASH: content_hash, inlined
     for col, values in zip(row_attrs, attrs):
-        out[col] = [values[r] for r in rows]
-    return out, keyed
+        out[col] = gather(values)
+    return out, keyed, _ready(ordered) if every else {}
+
+
+def _ready(ordered: pd.DataFrame) -> dict[str, object]:
+    """Columns of the turns table that are unit columns as they stand (every turn a unit).
+
+    Taken as arrays instead of made again from the lists: doc ids and speakers of the
+    ``str`` dtype without missing values, turn numbers and times of their final dtype.
+    """
+    ready: dict[str, object] = {}
+    for col in (C.DOC_ID, C.SPEAKER):
+        values = ordered[col].array
+        if values.dtype == _STR and not values._pa_array.null_count:
+            ready[col] = ArrowStringArray(values._pa_array.combine_chunks(), dtype=_STR)
+    for col in (C.TURN, C.TIME_START, C.TIME_END):
+        if ordered[col].dtype == _NUMERIC[col]:
+            ready[col] = ordered[col].to_numpy()
+    return ready
+
+
+def _turn_units(docs: list, t_starts: list, t_ends: list,
+                texts: dict) -> tuple[list[int], list[int], list[int], list[str]]:
+    """Rows, starts, ends and texts of the turn units (``_unit_spans`` of each turn, inlined).
+
+    Four lists filled in one loop: it runs once per turn of the corpus.
+    """
+    rows: list[int] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    pieces: list[str] = []
+    for row, (doc_id, start, end) in enumerate(zip(docs, t_starts, t_ends)):
+        text = texts.get(doc_id, _MISSING)
+        if text is _MISSING:
+            continue
+        if type(start) is not int:
+            start, end = int(start), int(end)
+        piece = text[start:end]
+        stripped = piece.lstrip()
+        start += len(piece) - len(stripped)
+        piece = stripped.rstrip()
+        if piece:
+            rows.append(row)
+            starts.append(start)
+            ends.append(start + len(piece))
+            pieces.append(piece)
+    return rows, starts, ends, pieces
+
+
+_MISSING = object()
+
+
+def _numbered(doc_ids: list) -> list[int]:
+    """Each row's index among the rows of its document (rows of a document in order)."""
+    index_in_doc: dict[object, int] = {}
+    unit_index = []
+    append = unit_index.append
+    for doc_id in doc_ids:
+        n = index_in_doc.get(doc_id, 0)
+        index_in_doc[doc_id] = n + 1
+        append(n)
+    return unit_index
+
+
+def _typed(col: str, values: list, strings: bool = False) -> object:
+    """A segment column as the array pandas would infer from ``values`` (without inferring).
+
+    Strings (every value a ``str``; ``strings``: known to be) become the ``str``
+    dtype's Arrow array and numbers NumPy arrays of their final dtype (numbers
+    ``_units`` made are ints); anything else stays a list for pandas to type.
+    """
+    if col in _NUMERIC:
+        kind = _PY_TYPE[_NUMERIC[col]]
+        if col in _INT_COLUMNS or all(type(v) is kind for v in values):
+            return np.array(values, dtype=_NUMERIC[col])
+        return values
+    if isinstance(values, list) and values and (strings or all(type(v) is str for v in values)):
+        return ArrowStringArray(pa.array(values, type=pa.large_string()), dtype=_STR)
+    return values
+
+
+# Columns ``_units`` makes of str / int values only, whatever the input.
+_STR_COLUMNS = frozenset({C.SEGMENT_ID, C.UNIT, C.ROLE, C.CONTENT_HASH, C.TEXT})
+_INT_COLUMNS = frozenset({C.UNIT_INDEX, C.TURN, C.START, C.END})
+
+
+_STR = pd.StringDtype("pyarrow", na_value=np.nan)  # pandas' "str"
+_PY_TYPE = {"int64": int, "float64": float}
+
+
+def _document_rows(doc_ids: list, column: object, documents: pd.DataFrame) -> np.ndarray | None:
+    """Row of ``documents`` of each unit's document; None: ids not unique str (merge instead).
+
+    The condition of ``_with_document_attributes``' take, checked without a segments
+    table. ``column``: the units' doc id column (``_typed``). A document's units are
+    consecutive: the rows are looked up once per run of equal ids.
+    """
+    ids = documents[C.DOC_ID]
+    if ids.dtype != _STR or not isinstance(column, ArrowStringArray):
+        return None
+    if ids.duplicated().any():
+        return None
+    row_of = {doc_id: row for row, doc_id in enumerate(ids.tolist())}
+    values = column._pa_array.combine_chunks()
+    firsts = np.flatnonzero(np.concatenate(([True], pc.not_equal(
+        values.slice(1), values.slice(0, len(values) - 1)).to_numpy(zero_copy_only=False))))
+    heads = [doc_ids[k] for k in firsts.tolist()]
+    if not all(doc_id in row_of for doc_id in heads):
+        return None
+    return np.repeat(np.asarray([row_of[doc_id] for doc_id in heads], dtype=np.intp),
+                     np.diff(np.append(firsts, len(values))))
 
 
 def _row_columns(table: pd.DataFrame, names: list[str]) -> list[list]:
