@@ -33,6 +33,10 @@ _LINE_LABEL = re.compile(
 # part of it matches "\n", so a match equals ``_LINE_LABEL.match(line)`` without
 # copying the line out of the text.
 _TEXT_LABELS = re.compile(r"^" + _LINE_LABEL.pattern, re.MULTILINE)
+# The same after a newline: the literal "\n" in front lets ``finditer`` jump from line
+# end to line end in C (a match never holds a second "\n", so matches cannot hide the
+# next line's label).
+_NEXT_LABELS = re.compile(r"\n" + _LINE_LABEL.pattern, re.MULTILINE)
 _TIME_PARTS = re.compile(r"(?:(\d+):)?(\d+):(\d+)(?:[.,](\d+))?")
 
 # Role labels used in transcripts, matched case-insensitively, optionally numbered (R1, P 2).
@@ -249,8 +253,77 @@ def split_turns(text: str, forced: dict[int, int] | None = None) -> list[Turn]:
     return turns
 
 
+def _found_labels(text: str) -> list[_Label]:
+    """``_text_labels`` without forced labels: the line-start matches the text rules accept."""
+    labels: list[_Label] = []
+    first = _TEXT_LABELS.match(text, 0)
+    matches = _NEXT_LABELS.finditer(text)
+    for m in (first, *matches) if first else matches:
+        start = m.start()
+        pos = start if m is first else start + 1  # the line start, after the "\n"
+        found = _candidate_label(text[pos:m.end()])
+        if found:
+            labels.append(_Label(pos, m.end(), *found))
+    return labels
+
+
+def turn_lists(text: str) -> tuple[list[str], list[int], list[int], list[float]]:
+    """``split_turns(text)`` (no forced labels) as columns: speakers, starts, ends, times.
+
+    The same turns, without a ``_Label`` and a ``Turn`` tuple per turn: reading a
+    corpus calls this once per file, and those objects cost more than finding the labels.
+    """
+    speakers: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    times: list[float] = []
+    first = _TEXT_LABELS.match(text, 0)
+    matches = _NEXT_LABELS.finditer(text)
+    label = None  # (speaker, time, content start) of the turn being read
+    for m in (first, *matches) if first else matches:
+        pos = m.start() if m is first else m.start() + 1  # the line start, after the "\n"
+        found = _candidate_label(text[pos:m.end()])
+        if not found:
+            continue
+        if label is None:  # text before the first label: speaker-less paragraphs
+            for turn in paragraphs(text, 0, pos):
+                speakers.append("")
+                starts.append(turn.start)
+                ends.append(turn.end)
+                times.append(math.nan)
+        else:
+            _close(text, label, pos, speakers, starts, ends, times)
+        label = (found[0], found[1], m.end())
+    if label is None:
+        for turn in paragraphs(text):
+            speakers.append("")
+            starts.append(turn.start)
+            ends.append(turn.end)
+            times.append(math.nan)
+    else:
+        _close(text, label, len(text), speakers, starts, ends, times)
+    return speakers, starts, ends, times
+
+
+def _close(text: str, label: tuple[str, float, int], end: int, speakers: list[str],
+           starts: list[int], ends: list[int], times: list[float]) -> None:
+    """Append the turn of ``label`` (speaker, time, content start) that ends at ``end``."""
+    start = label[2]
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    if start < end:  # a label with nothing after it ("I:" then the next label) is no turn
+        speakers.append(label[0])
+        starts.append(start)
+        ends.append(end)
+        times.append(label[1])
+
+
 def _text_labels(text: str, forced: dict[int, int]) -> list[_Label]:
     """The labels of ``text`` in order: ``forced`` ones, and those the text rules find."""
+    if not forced:
+        return _found_labels(text)
     labels: list[_Label] = []
     match, find = _TEXT_LABELS.match, text.find
     pos = 0
@@ -262,8 +335,6 @@ def _text_labels(text: str, forced: dict[int, int]) -> list[_Label]:
                 speaker, time = found
                 labels.append(_Label(pos, m.end(), speaker, time))
         pos = find("\n", pos) + 1 or -1
-    if not forced:
-        return labels
     for pos, colon in forced.items():
         # only a line start can hold a label (as when the text is walked line by line)
         if pos == 0 or (0 < pos <= len(text) and text[pos - 1] == "\n"):
