@@ -273,51 +273,34 @@ def turn_lists(text: str) -> tuple[list[str], list[int], list[int], list[float]]
     The same turns, without a ``_Label`` and a ``Turn`` tuple per turn: reading a
     corpus calls this once per file, and those objects cost more than finding the labels.
     """
-    speakers: list[str] = []
-    starts: list[int] = []
-    ends: list[int] = []
-    times: list[float] = []
+    found_at: list[tuple[int, int, str, float]] = []  # line start, content start, label
     first = _TEXT_LABELS.match(text, 0)
     matches = _NEXT_LABELS.finditer(text)
-    label = None  # (speaker, time, content start) of the turn being read
     for m in (first, *matches) if first else matches:
         pos = m.start() if m is first else m.start() + 1  # the line start, after the "\n"
         found = _candidate_label(text[pos:m.end()])
-        if not found:
-            continue
-        if label is None:  # text before the first label: speaker-less paragraphs
-            for turn in paragraphs(text, 0, pos):
-                speakers.append("")
-                starts.append(turn.start)
-                ends.append(turn.end)
-                times.append(math.nan)
-        else:
-            _close(text, label, pos, speakers, starts, ends, times)
-        label = (found[0], found[1], m.end())
-    if label is None:
-        for turn in paragraphs(text):
-            speakers.append("")
-            starts.append(turn.start)
-            ends.append(turn.end)
-            times.append(math.nan)
-    else:
-        _close(text, label, len(text), speakers, starts, ends, times)
+        if found:
+            found_at.append((pos, m.end(), *found))
+    # text before the first label (all of it without labels): speaker-less paragraphs
+    before = paragraphs(text, 0, found_at[0][0] if found_at else None)
+    speakers = [""] * len(before)
+    starts = [turn.start for turn in before]
+    ends = [turn.end for turn in before]
+    times = [math.nan] * len(before)
+    line_ends = [label[0] for label in found_at[1:]]
+    line_ends.append(len(text))
+    for (_, start, speaker, time), end in zip(found_at, line_ends):
+        # strip_span inlined: this loop runs once per turn of the corpus
+        while start < end and text[start].isspace():
+            start += 1
+        while end > start and text[end - 1].isspace():
+            end -= 1
+        if start < end:  # a label with nothing after it ("I:" then the next label) is no turn
+            speakers.append(speaker)
+            starts.append(start)
+            ends.append(end)
+            times.append(time)
     return speakers, starts, ends, times
-
-
-def _close(text: str, label: tuple[str, float, int], end: int, speakers: list[str],
-           starts: list[int], ends: list[int], times: list[float]) -> None:
-    """Append the turn of ``label`` (speaker, time, content start) that ends at ``end``."""
-    start = label[2]
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    if start < end:  # a label with nothing after it ("I:" then the next label) is no turn
-        speakers.append(label[0])
-        starts.append(start)
-        ends.append(end)
-        times.append(label[1])
 
 
 def _text_labels(text: str, forced: dict[int, int]) -> list[_Label]:
