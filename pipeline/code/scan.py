@@ -74,7 +74,8 @@ def _distinct_sorted(ch: np.ndarray, s: np.ndarray, e: np.ndarray,
     """
     span = n + 1
     if len(ch) and int(ch.max()) < (np.iinfo(np.int64).max // span) // span:
-        key = np.sort((ch * span + s) * span + e)
+        # stable: a merge sort that uses the runs the walk's hits come in
+        key = np.sort((ch * span + s) * span + e, kind="stable")
         if len(key) > 1:
             key = key[np.concatenate(([True], key[1:] != key[:-1]))]
         pair, end = np.divmod(key, span)
