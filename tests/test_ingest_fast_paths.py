@@ -149,6 +149,17 @@ def test_metadata_take_join_equals_merge():
     assert list(got["land"]) == ["BE", "NL", ""]
 
 
+
+@pytest.mark.parametrize("land", [["NL", "BE"], ["NL", None]])
+def test_metadata_take_join_without_gaps_equals_merge(land):
+    documents = pd.DataFrame({C.DOC_ID: ["b", "a"], C.PATH: ["b.txt", "a.txt"]})
+    meta = pd.DataFrame({C.DOC_ID: ["a", "b"], "land": pd.array(land, dtype="str")})
+    got = join_metadata(documents, meta, "metadata.csv", set(), lambda *a: None)
+    expected = documents.merge(meta, on=C.DOC_ID, how="left")
+    expected["land"] = expected["land"].fillna("").astype(str)
+    pd.testing.assert_frame_equal(got, expected)
+    assert list(got["land"]) == ["BE" if land[1] else "", "NL"]
+
 def test_reserved_csv_column_whose_new_name_is_taken_is_an_error(tmp_path):
     path = tmp_path / "s.csv"
     path.write_text("id,text,start,start_csv\n1,hallo,a,b\n", encoding="utf-8")

@@ -331,6 +331,9 @@ def join_metadata(documents: pd.DataFrame, meta: pd.DataFrame | None, meta_name:
     joined = _take_join(documents, attributes, extra)
     if joined is None:
         joined = documents.merge(attributes, on=C.DOC_ID, how="left", validate="one_to_one")
+    elif all(doc_id in known for doc_id in doc_ids) and not any(
+            attributes[c].hasnans for c in extra):
+        return joined  # str columns taken without a gap: nothing to fill or convert
     joined[extra] = joined[extra].fillna("").astype(str)
     return joined
 
