@@ -97,8 +97,10 @@ def _large(text: str) -> pa.Scalar:
 def _arrow_strings(column: pd.Series) -> pa.Array | None:
     """The column as one Arrow large-string array (the ``str`` dtype's own, not copied)."""
     values = column.array
-    if isinstance(values, ArrowStringArray) and pa.types.is_large_string(values._pa_array.type):
-        return values._pa_array.combine_chunks()
+    if isinstance(values, ArrowStringArray):
+        strings = values.__arrow_array__()
+        if pa.types.is_large_string(strings.type):
+            return strings.combine_chunks()
     try:
         return pa.array(column, type=pa.large_string(), from_pandas=True)
     except (pa.ArrowInvalid, pa.ArrowTypeError):

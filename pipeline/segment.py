@@ -206,8 +206,8 @@ def segment(documents: pd.DataFrame, turns: pd.DataFrame, *, unit: str = "turn",
     columns[C.SEGMENT_ID] = _unique_ids(columns[C.SEGMENT_ID], doc_ids, keyed, documents, errors,
                                         shared_keys)
     extra = [*doc_attrs, *(c for c in row_attrs if c not in doc_attrs)]
-    data = {col: ready[col] if col in ready else typed_column(col, columns[col], col in STR_COLUMNS)
-            for col in C.SEGMENT_COLUMNS}
+    data = {col: ready[col] if col in ready
+            else typed_column(col, columns[col], col in STR_COLUMNS) for col in C.SEGMENT_COLUMNS}
     position = document_rows(doc_ids, data[C.DOC_ID], documents) if doc_attrs else None
     if position is None:
         data.update((col, columns[col]) for col in row_attrs)
@@ -264,8 +264,8 @@ def _in_order(docs: pd.Series, turns: pd.Series) -> bool:
     """
     values = docs.array
     if (isinstance(values, ArrowStringArray) and turns.dtype.kind in "iu" and len(docs) > 1
-            and not values._pa_array.null_count):
-        ids = values._pa_array.combine_chunks()
+            and not values.__arrow_array__().null_count):
+        ids = values.__arrow_array__().combine_chunks()
         head, tail = ids.slice(0, len(ids) - 1), ids.slice(1)
         number = turns.to_numpy()
         same = pc.equal(head, tail).to_numpy(zero_copy_only=False)

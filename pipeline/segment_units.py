@@ -138,8 +138,8 @@ def _ready(ordered: pd.DataFrame) -> dict[str, object]:
     ready: dict[str, object] = {}
     for col in (C.DOC_ID, C.SPEAKER):
         values = ordered[col].array
-        if values.dtype == _STR and not values._pa_array.null_count:
-            ready[col] = ArrowStringArray(values._pa_array.combine_chunks(), dtype=_STR)
+        if values.dtype == _STR and not values.__arrow_array__().null_count:
+            ready[col] = ArrowStringArray(values.__arrow_array__().combine_chunks(), dtype=_STR)
     for col in (C.TURN, C.TIME_START, C.TIME_END):
         if ordered[col].dtype == NUMERIC[col]:
             ready[col] = ordered[col].to_numpy()
@@ -228,7 +228,7 @@ def document_rows(doc_ids: list, column: object, documents: pd.DataFrame) -> np.
     if ids.duplicated().any():
         return None
     row_of = {doc_id: row for row, doc_id in enumerate(ids.tolist())}
-    values = column._pa_array.combine_chunks()
+    values = column.__arrow_array__().combine_chunks()
     firsts = np.flatnonzero(np.concatenate(([True], pc.not_equal(
         values.slice(1), values.slice(0, len(values) - 1)).to_numpy(zero_copy_only=False))))
     heads = [doc_ids[k] for k in firsts.tolist()]

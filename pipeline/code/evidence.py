@@ -111,5 +111,5 @@ def arrow_strings(values: list) -> pa.Array:
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         strings = None
     if strings is None or strings.null_count or not all(type(v) is str for v in values):
-        return pd.array(values, dtype="str")._pa_array.combine_chunks()
+        return pd.array(values, dtype="str").__arrow_array__().combine_chunks()
     return strings
