@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from pandas.arrays import ArrowStringArray
 
 # Python's csv writer (QUOTE_MINIMAL) quotes a field holding the delimiter, the quote
 # character or a character of the line terminator ("\n": a lone "\r" is not quoted);
@@ -52,40 +53,73 @@ def _columnar(df: pd.DataFrame) -> bytes | None:
         if column is None:
             return None
         columns.append(column)
-    columns[-1] = pc.binary_join_element_wise(columns[-1], "\n", "")
-    rows = pc.binary_join_element_wise(*columns, ",")
+    # large strings (64-bit offsets): no 2 GB limit on the rows
+    columns[-1] = pc.binary_join_element_wise(columns[-1], _large("\n"), _large(""))
+    rows = pc.binary_join_element_wise(*columns, _large(","))
     if isinstance(rows, pa.ChunkedArray):
         rows = rows.combine_chunks()
-    rows = rows.cast(pa.large_string())  # 64-bit offsets: no 2 GB limit on the rows
     offsets = np.frombuffer(rows.buffers()[1], dtype=np.int64)
     start, end = int(offsets[rows.offset]), int(offsets[rows.offset + len(rows)])
-    return rows.buffers()[2].to_pybytes()[start:end]
+    return rows.buffers()[2].slice(start, end - start).to_pybytes()
 
 
 def _field_strings(column: pd.Series) -> pa.Array | None:
     """The column's fields as ``to_csv`` writes them (quoted where needed); None: unsure."""
     dtype = column.dtype
     if dtype == np.bool_:
-        return pa.array(np.where(column.to_numpy(), "True", "False"), type=pa.string())
+        return pa.array(np.where(column.to_numpy(), "True", "False"), type=pa.large_string())
     if dtype.kind in "iu" and isinstance(dtype, np.dtype):
-        return pa.array(column.to_numpy()).cast(pa.string())
+        return pa.array(column.to_numpy()).cast(pa.large_string())
     if dtype.kind == "f" and isinstance(dtype, np.dtype):
         return _float_strings(column.to_numpy())
     if not (dtype == object or isinstance(dtype, pd.StringDtype)):
         return None
-    try:
-        strings = pa.array(column, type=pa.string(), from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
+    strings = _arrow_strings(column)
+    if strings is None:
         return None  # not all strings: to_csv formats those values its own way
     if dtype == object and _has_non_str(column):
         return None
     strings = pc.fill_null(strings, "")
+    if not _has_special(strings):  # ids, hashes, codes: no field to quote
+        return strings
     needs = pc.match_substring_regex(strings, _NEEDS_QUOTES)
     if not pc.any(needs).as_py():
         return strings
     quoted = pc.binary_join_element_wise(
-        "\"", pc.replace_substring(strings, "\"", "\"\""), "\"", "")
+        _large("\""), pc.replace_substring(strings, "\"", "\"\""), _large("\""), _large(""))
     return pc.if_else(needs, quoted, strings)
+
+
+def _large(text: str) -> pa.Scalar:
+    return pa.scalar(text, type=pa.large_string())
+
+
+def _arrow_strings(column: pd.Series) -> pa.Array | None:
+    """The column as one Arrow large-string array (the ``str`` dtype's own, not copied)."""
+    values = column.array
+    if isinstance(values, ArrowStringArray):
+        strings = values.__arrow_array__()
+        if pa.types.is_large_string(strings.type):
+            return strings.combine_chunks()
+    try:
+        return pa.array(column, type=pa.large_string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+
+
+def _has_special(strings: pa.Array) -> bool:
+    """Whether any field holds a byte that may need quoting (a comma, a quote or a newline).
+
+    One scan of the column's character bytes (UTF-8: these bytes are those characters
+    only): most columns hold none, and then no field is matched one by one.
+    """
+    buffer = strings.buffers()[2]
+    if not len(strings) or buffer is None:
+        return False
+    offsets = np.frombuffer(strings.buffers()[1], dtype=np.int64)
+    start, end = int(offsets[strings.offset]), int(offsets[strings.offset + len(strings)])
+    data = np.frombuffer(buffer, dtype=np.uint8)[start:end]
+    return bool((data == 44).any() or (data == 34).any() or (data == 10).any())
 
 
 def _float_strings(values: np.ndarray) -> pa.Array:
@@ -100,7 +134,7 @@ def _float_strings(values: np.ndarray) -> pa.Array:
     distinct = distinct_bits.view(values.dtype)
     text = distinct.astype(str)
     text[np.isnan(distinct)] = ""
-    return pa.array(text, type=pa.string()).take(pa.array(inverse.ravel()))
+    return pa.array(text, type=pa.large_string()).take(pa.array(inverse.ravel()))
 
 
 def _has_non_str(column: pd.Series) -> bool:

@@ -9,15 +9,17 @@ decision made on it can later be recognised as stale.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Collection, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
+from pandas.arrays import ArrowStringArray
 
 from pipeline import columns as C
 from pipeline.errors import UsageError
 from pipeline.segment_ids import SegmentIds, unique_across  # noqa: F401 - re-exported
+from pipeline.segment_units import NUMERIC, STR_COLUMNS, cut_units, document_rows, typed_column
 from pipeline.segment_roles import (  # noqa: F401 - re-exported
     _coded_flags, _roles, normalise_label, speaker_role)
 
@@ -28,7 +30,6 @@ DEFAULT_INTERVIEWER_LABELS = (
     "I", "Int", "Interviewer", "Interviewster", "Interviewer voice", "Q", "Moderator",
     "Onderzoeker", "Researcher", "Vraag", "V",
 )
-_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
 
 
 def content_hash(text: str) -> str:
@@ -36,46 +37,10 @@ def content_hash(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
 
 
-def _strip_span(text: str, start: int, end: int) -> tuple[int, int]:
-    piece = text[start:end]
-    lead = len(piece) - len(piece.lstrip())
-    trail = len(piece) - len(piece.rstrip())
-    return start + lead, end - trail
-
-
-def _paragraph_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
-    spans, pos = [], start
-    for m in _PARAGRAPH_BREAK.finditer(text, start, end):
-        spans.append((pos, m.start()))
-        pos = m.end()
-    spans.append((pos, end))
-    return spans
-
-
-def _sentence_spans(text: str, start: int, end: int, lang: str) -> list[tuple[int, int]]:
-    from pipeline.nlp import make_nlp  # spaCy is heavy: load only for sentence units
-
-    nlp = make_nlp(lang)
-    doc = nlp.make_doc(text[start:end])
-    doc = nlp.get_pipe("sentencizer")(doc)
-    return [(start + s.start_char, start + s.end_char) for s in doc.sents]
-
-
-def _unit_spans(text: str, start: int, end: int, unit: str, lang: str) -> list[tuple[int, int]]:
-    if unit == "turn":
-        spans = [(start, end)]
-    elif unit == "paragraph":
-        spans = _paragraph_spans(text, start, end)
-    else:
-        spans = []
-        for p_start, p_end in _paragraph_spans(text, start, end):
-            spans.extend(_sentence_spans(text, p_start, p_end, lang))
-    stripped = (_strip_span(text, s, e) for s, e in spans)
-    return [(s, e) for s, e in stripped if e > s]
-
-
 def _preamble(docs: list, turns: list, speakers: list) -> np.ndarray:
     """Rows without a speaker before the first labelled turn of a labelled document."""
+    if all(str(speaker).strip() != "" for speaker in set(speakers)):
+        return np.zeros(len(docs), dtype=bool)  # every turn labelled (a few distinct labels)
     labelled = [str(speaker).strip() != "" for speaker in speakers]  # NaN counts as a label
     first: dict[object, int] = {}  # document → its first labelled turn
     for doc, turn, has_label in zip(docs, turns, labelled):
@@ -87,19 +52,20 @@ def _preamble(docs: list, turns: list, speakers: list) -> np.ndarray:
          for doc, turn, has_label in zip(docs, turns, labelled)), dtype=bool, count=len(docs))
 
 
-def _unique_ids(seg: pd.DataFrame, keyed: list[str], documents: pd.DataFrame,
+def _unique_ids(seg_ids: list[str], doc_ids: list, keyed: list[str], documents: pd.DataFrame,
                 errors: list[dict] | None, shared_keys: Collection[str] = ()) -> list[str]:
     """Segment ids with CSV id values shared across documents prefixed by the doc id.
 
-    ``keyed`` holds each row's CSV id value ("" when the id is not from a CSV).
+    ``seg_ids``, ``doc_ids``: the units' ids (strings) and doc ids. ``keyed`` holds each
+    row's CSV id value ("" when the id is not from a CSV).
     ``shared_keys`` are id values known to be used by more than one CSV file of the
     run, also when those files are segmented in separate chunks: they are prefixed
     whether or not the other file is in this call, so ids do not depend on chunking.
     """
-    ids = seg[C.SEGMENT_ID].astype(str).tolist()
+    ids = seg_ids
     if not any(keyed):
         return ids
-    docs = seg[C.DOC_ID].astype(str).tolist()
+    docs = _series(doc_ids).astype(str).tolist()  # as the segments table's column gives them
     owners: dict[str, set[str]] = {}
     for seg_id, doc_id in zip(ids, docs):
         owners.setdefault(seg_id, set()).add(doc_id)
@@ -128,6 +94,11 @@ def _unique_ids(seg: pd.DataFrame, keyed: list[str], documents: pd.DataFrame,
             errors.append({C.ERROR_FILE: paths.get(doc_id, doc_id), C.ERROR_STAGE: "segment",
                            C.ERROR_SEVERITY: "warning", C.ERROR_MESSAGE: message})
     return _still_unique(out, docs)
+
+
+def _series(values: list) -> pd.Series:
+    """``values`` as the column of a segments table built from them."""
+    return pd.Series(typed_column(C.DOC_ID, values))
 
 
 def _still_unique(ids: list[str], docs: list[str]) -> list[str]:
@@ -213,130 +184,98 @@ def segment(documents: pd.DataFrame, turns: pd.DataFrame, *, unit: str = "turn",
     labels = list(interviewer_labels)
 
     ordered = turns
-    if not _in_order(turns[C.DOC_ID].tolist(), turns[C.TURN].tolist()):
+    if not _in_order(turns[C.DOC_ID], turns[C.TURN]):
         ordered = turns.sort_values([C.DOC_ID, C.TURN], kind="stable")
-    columns, keyed = _units(ordered, row_attrs, texts, langs, formats, unit, mode, candidates)
-    names = [c for c in C.SEGMENT_COLUMNS if c not in (C.ROLE, C.CODED)] + row_attrs
-    if keyed:
-        seg = pd.DataFrame(columns, columns=names)
-    else:  # as pandas types an empty table built from no rows (object columns)
-        seg = pd.DataFrame([], columns=names)
-    seg[C.ROLE] = _roles(columns[C.SPEAKER], labels) if len(seg) else []
-    seg[C.CODED] = _coded_flags(seg[C.SPEAKER], seg[C.ROLE], code_speakers).astype(bool)
-    if len(seg):
-        preamble = _preamble(columns[C.DOC_ID], columns[C.TURN], columns[C.SPEAKER])
-        if preamble.any():
-            seg.loc[preamble, C.ROLE] = C.OTHER
-            seg.loc[preamble, C.CODED] = False
-    seg[C.SEGMENT_ID] = _unique_ids(seg, keyed, documents, errors, shared_keys)
-    if doc_attrs:
-        seg = _with_document_attributes(seg, documents, doc_attrs)
-        for col in shared:  # the row's own value wins; the document's fills gaps
-            row_value = seg[col].where(seg[col].notna() & seg[col].astype(str).ne(""))
-            seg[col] = row_value.fillna(seg.pop(f"{col}__doc"))
+    columns, keyed, ready = cut_units(ordered, row_attrs, texts, langs, formats, unit, mode,
+                                   candidates)
+    if not keyed:
+        return _no_units(documents, row_attrs, doc_attrs)
+    doc_ids, speakers = columns[C.DOC_ID], columns[C.SPEAKER]
+    roles = _roles(speakers, labels)
+    # One table built from finished columns in their final order: setting columns one
+    # by one, joining and reordering a frame cost more than cutting the units.
+    if code_speakers is None:  # _coded_flags' default: respondents
+        coded = np.fromiter((role == C.RESPONDENT for role in roles), dtype=bool, count=len(roles))
+    else:
+        coded = _coded_flags(pd.Series(speakers), pd.Series(roles), code_speakers).to_numpy(bool)
+    preamble = _preamble(doc_ids, columns[C.TURN], speakers)
+    if preamble.any():
+        roles = [C.OTHER if first else role for role, first in zip(roles, preamble.tolist())]
+        coded = coded & ~preamble
+    columns[C.ROLE], columns[C.CODED] = roles, coded
+    columns[C.SEGMENT_ID] = _unique_ids(columns[C.SEGMENT_ID], doc_ids, keyed, documents, errors,
+                                        shared_keys)
     extra = [*doc_attrs, *(c for c in row_attrs if c not in doc_attrs)]
-    seg = seg[[*C.SEGMENT_COLUMNS, *extra]]
-    for col, dtype in _NUMERIC.items():
+    data = {col: ready[col] if col in ready
+            else typed_column(col, columns[col], col in STR_COLUMNS) for col in C.SEGMENT_COLUMNS}
+    position = document_rows(doc_ids, data[C.DOC_ID], documents) if doc_attrs else None
+    if position is None:
+        data.update((col, columns[col]) for col in row_attrs)
+        seg = pd.DataFrame(data)
+        if doc_attrs:  # ids of another dtype or repeated: merge as before
+            seg = _with_document_attributes(seg, documents, doc_attrs)
+    else:  # the columns in their final order; a shared column's document values last
+        for col in extra:
+            data[col] = columns[col] if col in row_attrs else documents[col].array.take(position)
+        for col in shared:
+            data[f"{col}__doc"] = documents[col].array.take(position)
+        seg = pd.DataFrame(data)
+    for col in shared:  # the row's own value wins; the document's fills gaps
+        row_value = seg[col].where(seg[col].notna() & seg[col].astype(str).ne(""))
+        seg[col] = row_value.fillna(seg.pop(f"{col}__doc"))
+    if list(seg.columns) != [*C.SEGMENT_COLUMNS, *extra]:
+        seg = seg[[*C.SEGMENT_COLUMNS, *extra]]
+    for col, dtype in NUMERIC.items():
         if seg[col].dtype != dtype:
             seg[col] = seg[col].astype(dtype)
-    if len(seg) and all(type(doc_id) is str for doc_id in columns[C.DOC_ID]):
+    if all(type(doc_id) is str for doc_id in doc_ids):
         # Units were cut from turns in document order, numbered up within each
         # document: already sorted, and the index is a fresh RangeIndex.
         return seg
     return seg.sort_values([C.DOC_ID, C.UNIT_INDEX], kind="stable").reset_index(drop=True)
 
 
-_NUMERIC = {C.UNIT_INDEX: "int64", C.TURN: "int64", C.START: "int64", C.END: "int64",
-            C.TIME_START: "float64", C.TIME_END: "float64"}
+def _no_units(documents: pd.DataFrame, row_attrs: list[str],
+              doc_attrs: list[str]) -> pd.DataFrame:
+    """The empty segments table (typed as pandas types one built from no rows)."""
+    names = [c for c in C.SEGMENT_COLUMNS if c not in (C.ROLE, C.CODED)] + row_attrs
+    seg = pd.DataFrame([], columns=names)
+    seg[C.ROLE] = []
+    seg[C.CODED] = _coded_flags(seg[C.SPEAKER], seg[C.ROLE], None).astype(bool)
+    seg[C.SEGMENT_ID] = []
+    if doc_attrs:
+        seg = _with_document_attributes(seg, documents, doc_attrs)
+        for col in (c for c in row_attrs if c in doc_attrs):
+            row_value = seg[col].where(seg[col].notna() & seg[col].astype(str).ne(""))
+            seg[col] = row_value.fillna(seg.pop(f"{col}__doc"))
+    extra = [*doc_attrs, *(c for c in row_attrs if c not in doc_attrs)]
+    seg = seg[[*C.SEGMENT_COLUMNS, *extra]]
+    for col, dtype in NUMERIC.items():
+        if seg[col].dtype != dtype:
+            seg[col] = seg[col].astype(dtype)
+    return seg.sort_values([C.DOC_ID, C.UNIT_INDEX], kind="stable").reset_index(drop=True)
 
 
-def _in_order(docs: list, turns: list) -> bool:
-    """Rows in (doc_id, turn) order already (str doc ids only: Python orders them as pandas)."""
+def _in_order(docs: pd.Series, turns: pd.Series) -> bool:
+    """Rows in (doc_id, turn) order already (str doc ids only: Python orders them as pandas).
+
+    A column of the ``str`` dtype without missing values is compared by Arrow kernels
+    (UTF-8 bytes order as Python orders the strings); other columns value by value.
+    """
+    values = docs.array
+    if (isinstance(values, ArrowStringArray) and turns.dtype.kind in "iu" and len(docs) > 1
+            and not values.__arrow_array__().null_count):
+        ids = values.__arrow_array__().combine_chunks()
+        head, tail = ids.slice(0, len(ids) - 1), ids.slice(1)
+        number = turns.to_numpy()
+        same = pc.equal(head, tail).to_numpy(zero_copy_only=False)
+        return bool((pc.less(head, tail).to_numpy(zero_copy_only=False)
+                     | (same & (number[:-1] <= number[1:]))).all())
+    docs, turns = docs.tolist(), turns.tolist()
     if not all(type(doc_id) is str for doc_id in docs):
         return False
     return all(d < e or (d == e and t <= u)
                for d, e, t, u in zip(docs, docs[1:], turns, turns[1:]))
-
-
-def _units(ordered: pd.DataFrame, row_attrs: list[str], texts: dict, langs: dict, formats: dict,
-           unit: str, mode: str, candidates: tuple[str, ...]) -> tuple[dict[str, list], list[str]]:
-    """The coding units of ``ordered`` (turns by document and turn) as columns → values.
-
-    Plain lists, one DataFrame later: a dict per row and ``itertuples`` cost more than
-    cutting the units. ``texts``, ``langs``, ``formats``: doc_id → document text,
-    language, format. Returns the columns (without role and coded flag; then
-    ``row_attrs``) and each unit's CSV id value ("" when its id is not from a CSV).
-    """
-    docs, turns, speakers, t_starts, t_ends, times_start, times_end, unit_keys, *attrs = \
-        _row_columns(ordered, [C.DOC_ID, C.TURN, C.SPEAKER, C.START, C.END, C.TIME_START,
-                               C.TIME_END, C.UNIT_KEY, *row_attrs])
-    # One pass cuts the units: (row of ``ordered``, start, end, text, k, units in turn);
-    # the other columns are then gathered by that row.
-    units: list[tuple[int, int, int, str, int, int]] = []
-    for row, (doc_id, t_start, t_end) in enumerate(zip(docs, t_starts, t_ends)):
-        if doc_id not in texts:
-            continue
-        text = texts[doc_id]
-        if unit == "turn":  # _unit_spans of a turn, inlined: it runs once per turn
-            start = int(t_start)
-            piece = text[start:int(t_end)]
-            stripped = piece.lstrip()
-            start += len(piece) - len(stripped)
-            piece = stripped.rstrip()
-            if piece:
-                units.append((row, start, start + len(piece), piece, 0, 1))
-            continue
-        spans = _unit_spans(text, int(t_start), int(t_end), unit, langs[doc_id] or "nl")
-        units.extend((row, s, e, text[s:e], k, len(spans)) for k, (s, e) in enumerate(spans))
-    rows, starts, ends, pieces, ks, counts = (list(c) for c in zip(*units)) if units else (
-        [] for _ in range(6))
-
-    doc_ids = [docs[r] for r in rows]
-    index_in_doc: dict[object, int] = {}
-    unit_index = []
-    for doc_id in doc_ids:
-        n = index_in_doc.get(doc_id, 0)
-        index_in_doc[doc_id] = n + 1
-        unit_index.append(n)
-    keyed = [str(unit_keys[r] or "") for r in rows]
-    seg_ids = [(key if unit == "turn" or count == 1 else f"{key}:{k}") if key
-               else f"{doc_id}:{n}"
-               for key, k, count, doc_id, n in zip(keyed, ks, counts, doc_ids, unit_index)]
-    doc_langs = [langs[doc_id] or "nl" for doc_id in doc_ids]
-    if mode != "never":
-        from pipeline.langid import detect_language
-
-        doc_langs = [detect_language(piece, candidates, lang)
-                     if mode == "always" or formats.get(doc_id) == "csv" else lang
-                     for piece, lang, doc_id in zip(pieces, doc_langs, doc_ids)]
-    sha1 = hashlib.sha1
-    out = {
-        C.SEGMENT_ID: seg_ids, C.DOC_ID: doc_ids, C.UNIT: [unit] * len(rows),
-        C.UNIT_INDEX: unit_index, C.TURN: [int(turns[r]) for r in rows],
-        C.SPEAKER: [speakers[r] or "" for r in rows], C.START: starts, C.END: ends,
-        C.TIME_START: [times_start[r] for r in rows], C.TIME_END: [times_end[r] for r in rows],
-        C.CONTENT_HASH: [sha1(piece.encode("utf-8")).hexdigest()[:16] for piece in pieces],
-        C.TEXT: pieces, C.LANG: doc_langs,
-    }  # CONTENT_HASH: content_hash, inlined
-    for col, values in zip(row_attrs, attrs):
-        out[col] = [values[r] for r in rows]
-    return out, keyed
-
-
-def _row_columns(table: pd.DataFrame, names: list[str]) -> list[list]:
-    """Values of columns ``names`` of ``table`` as lists; a missing column reads as None.
-
-    Read by the column's own name, so CSV attributes such as "age group", "class" or
-    "2nd" keep their values (reading rows with ``itertuples`` renamed those and lost them).
-    """
-    columns = list(table.columns)
-    out = []
-    for name in names:
-        if name in columns:
-            out.append(table.iloc[:, columns.index(name)].tolist())
-        else:
-            out.append([None] * len(table))
-    return out
 
 
 def _with_document_attributes(seg: pd.DataFrame, documents: pd.DataFrame,

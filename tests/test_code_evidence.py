@@ -1,10 +1,13 @@
-"""``code.evidence.evidence_texts``: gathered one-token evidence equals the text slices."""
+"""``code.evidence``: gathered one-token evidence equals the text slices; Arrow forms equal lists."""
 from __future__ import annotations
 
 import numpy as np
 
 from pipeline.code.arrays import TokenArrays
-from pipeline.code.evidence import EVIDENCE_LIMIT, evidence_texts
+import pandas as pd
+import pytest
+
+from pipeline.code.evidence import EVIDENCE_LIMIT, arrow_strings, evidence_parts, evidence_texts
 from pipeline.nlp import parse
 
 TEXTS = ["We mochten het  zelf kiezen, niet de Leraren!", "", "Dat\tkan ik: 3 uur per week.",
@@ -33,6 +36,10 @@ def test_evidence_is_the_slice_of_every_span() -> None:
     got = evidence_texts(arrays, rows, docs_k, (cs, ce), (c0, c1), char_end,
                          np.zeros(len(spans), dtype=bool))
     assert got == [docs[k][s:e].text for k, s, e in spans]
+    source, index = evidence_parts(arrays, rows, docs_k, (cs, ce), (c0, c1), char_end,
+                                   np.zeros(len(spans), dtype=bool))
+    assert source.take(index).to_pylist() == got
+    assert len(source) < len(got)  # repeated one-token forms are held once
     assert any(e - s == 1 for _, s, e in spans) and any(e - s > 1 for _, s, e in spans)
     # a doc not parsed from the row's text: its own text; proximity evidence is cut
     rows = [("s", "d", 0, None) for _ in TEXTS]
@@ -41,3 +48,12 @@ def test_evidence_is_the_slice_of_every_span() -> None:
     got = evidence_texts(arrays, rows, whole, (cs, ce), (idx[cs], char_end[ce - 1]), char_end,
                          np.ones(1, dtype=bool))
     assert got == [TEXTS[3].strip()[:EVIDENCE_LIMIT - 1] + "…"]
+
+
+@pytest.mark.parametrize("values", [["a", "b", "a"], [], ["x", None], ["x", 1], ["é", ""],
+                                    [float("nan"), "y"]])
+def test_arrow_strings_are_the_str_dtype_array(values) -> None:
+    want = pd.array(values, dtype="str")
+    got = pd.arrays.ArrowStringArray(arrow_strings(values), dtype=want.dtype)
+    assert got.dtype == want.dtype
+    pd.testing.assert_extension_array_equal(got, want)

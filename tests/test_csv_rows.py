@@ -58,3 +58,20 @@ def test_random_tables_match_to_csv(seed: int) -> None:
 ])
 def test_other_tables_fall_back_to_the_same_bytes(df: pd.DataFrame) -> None:
     assert csv_rows(df) == _to_csv(df)
+
+
+@pytest.mark.parametrize("values, special", [
+    (["a", "b"], False), (["a", "b,c"], True), (['"'], True), (["x\ny"], True),
+    (["x\ry", "é;"], False), (["", ""], False), ([None, "a"], False),
+])
+def test_byte_scan_finds_fields_to_quote(values, special) -> None:
+    import pyarrow as pa
+
+    from pipeline.csv_rows import _has_special
+
+    strings = pa.array(values, type=pa.large_string())
+    assert _has_special(strings) is special
+    assert _has_special(strings.slice(1)) is any(  # a slice scans its own bytes only
+        v is not None and any(c in v for c in ',"\n') for v in values[1:])
+    df = pd.DataFrame({"a": pd.array(values, dtype="str"), "b": [1] * len(values)})
+    assert _columnar(df) == _to_csv(df)

@@ -18,7 +18,8 @@ from pipeline import columns as C
 from pipeline.errors import InputError
 from pipeline.ingest import decode_bytes, join_metadata, read_file, read_files
 from pipeline.ingest.files import read_parts, turns_frame
-from pipeline.ingest.labels import Turn, _match_label, paragraphs, split_turns, strip_span
+from pipeline.ingest.labels import (
+    Turn, _match_label, paragraphs, split_turns, strip_span, turn_lists)
 from pipeline.segment import segment
 
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
@@ -66,6 +67,21 @@ def test_labels_found_at_line_starts_equal_line_by_line_matching(seed):
                   if rng.random() < 0.3}
         assert _same(split_turns(text, forced), _split_line_by_line(text, forced)), text
 
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_turn_lists_are_the_columns_of_split_turns(seed):
+    rng = random.Random(seed)
+    pieces = ["I:", "R1:", "Anja de Vries:", "[00:01:02] Anja:", "**Piet:**", "Kortom:",
+              "10:30", "tekst", " ", "\t", "\n", "\n\n", ":", "Pieters, Anna (Onderzoeker):"]
+    texts = ["", "geen labels\n\nmaar alinea's", "I:\nR: ja", "# Titel\n\nI: vraag\nR: antwoord"]
+    texts += ["".join(rng.choice(pieces) + rng.choice(["", " ", "\n"]) for _ in range(25))
+              for _ in range(300)]
+    for text in texts:
+        speakers, starts, ends, times = turn_lists(text)
+        got = [Turn(*row) for row in zip(speakers, starts, ends, times)]
+        assert _same(got, split_turns(text)), text
+        assert all(math.isnan(t.time_end) for t in split_turns(text))
 
 def test_read_parts_are_read_file_without_dataframes(tmp_path):
     txt = tmp_path / "int.txt"
@@ -132,6 +148,17 @@ def test_metadata_take_join_equals_merge():
     pd.testing.assert_frame_equal(got, expected)
     assert list(got["land"]) == ["BE", "NL", ""]
 
+
+
+@pytest.mark.parametrize("land", [["NL", "BE"], ["NL", None]])
+def test_metadata_take_join_without_gaps_equals_merge(land):
+    documents = pd.DataFrame({C.DOC_ID: ["b", "a"], C.PATH: ["b.txt", "a.txt"]})
+    meta = pd.DataFrame({C.DOC_ID: ["a", "b"], "land": pd.array(land, dtype="str")})
+    got = join_metadata(documents, meta, "metadata.csv", set(), lambda *a: None)
+    expected = documents.merge(meta, on=C.DOC_ID, how="left")
+    expected["land"] = expected["land"].fillna("").astype(str)
+    pd.testing.assert_frame_equal(got, expected)
+    assert list(got["land"]) == ["BE" if land[1] else "", "NL"]
 
 def test_reserved_csv_column_whose_new_name_is_taken_is_an_error(tmp_path):
     path = tmp_path / "s.csv"

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from pipeline.code.arrays import TokenArrays
 
@@ -45,6 +46,26 @@ def evidence_texts(arrays: TokenArrays, segments: Sequence[tuple[str, str, int, 
     return out.tolist()
 
 
+def evidence_parts(arrays: TokenArrays, segments: Sequence[tuple[str, str, int, str | None]],
+                   docs: np.ndarray, tokens: tuple[np.ndarray, np.ndarray],
+                   chars: tuple[np.ndarray, np.ndarray], char_end: np.ndarray,
+                   proximity: np.ndarray) -> tuple[pa.Array, np.ndarray]:
+    """The evidence as Arrow strings: ``(source, index)``, match i's text is ``source[index[i]]``.
+
+    The arguments are ``evidence_texts``'. ``source`` holds each distinct one-token form
+    once, then the sliced texts; a caller that reorders or filters the matches does so
+    on ``index`` and takes the strings once (no Python string per row is made again).
+    """
+    gathered, codes, words, sliced, pieces = _parts(arrays, segments, docs, tokens, chars,
+                                                    char_end, proximity)
+    source = pa.concat_arrays([pa.array(words, type=pa.large_string()),
+                               pa.array(pieces, type=pa.large_string())])
+    index = np.empty(len(docs), dtype=np.int64)
+    index[gathered] = codes
+    index[sliced] = len(words) + np.arange(len(sliced), dtype=np.int64)
+    return source, index
+
+
 def _parts(arrays: TokenArrays, segments: Sequence[tuple[str, str, int, str | None]],
            docs: np.ndarray, tokens: tuple[np.ndarray, np.ndarray],
            chars: tuple[np.ndarray, np.ndarray], char_end: np.ndarray,
@@ -74,3 +95,21 @@ def _parts(arrays: TokenArrays, segments: Sequence[tuple[str, str, int, str | No
         for i in np.flatnonzero(cut[sliced]).tolist():
             pieces[i] = pieces[i][:EVIDENCE_LIMIT - 1] + "…"
     return gathered, codes, words, sliced, pieces
+
+
+STR_DTYPE = pd.StringDtype("pyarrow", na_value=np.nan)  # pandas' "str"
+
+
+def arrow_strings(values: list) -> pa.Array:
+    """``values`` as the Arrow array of ``pd.array(values, dtype="str")``, made directly.
+
+    Anything but strings (which pandas would convert or count as missing) goes
+    through pandas.
+    """
+    try:
+        strings = pa.array(values, type=pa.large_string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        strings = None
+    if strings is None or strings.null_count or not all(type(v) is str for v in values):
+        return pd.array(values, dtype="str").__arrow_array__().combine_chunks()
+    return strings

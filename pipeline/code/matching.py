@@ -14,13 +14,16 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+from pandas.arrays import ArrowStringArray
 from spacy.tokens import Doc
 
 from pipeline import columns as C
 from pipeline.code.arrays import TokenArrays
 from pipeline.code.combine import stable_order
 from pipeline.code.compiled import CompiledRules
-from pipeline.code.evidence import EVIDENCE_LIMIT, evidence_texts  # noqa: F401 - EVIDENCE_LIMIT re-exported
+from pipeline.code.evidence import (  # noqa: F401 - EVIDENCE_LIMIT re-exported
+    EVIDENCE_LIMIT, STR_DTYPE, arrow_strings, evidence_parts)
 # negation_scope "clause": a sentence is also split at commas and these subordinators
 # (the word starts a new clause), so verb-final Dutch negation is seen.
 from pipeline.code.types import CLAUSE_PUNCT, CLAUSE_WORDS  # noqa: F401 - re-exported
@@ -189,12 +192,13 @@ def match_rows(arrays: TokenArrays, compiled: CompiledRules,
     cols = _match_columns(arrays, compiled, segments)
     if cols is None:
         return []
-    docs, cr, evidence, start, end = cols
+    docs, cr, (source, index), start, end = cols
     code_ids, rule_ids, weights, _ = compiled.rule_columns()
     scores, keep = _opening_scores(compiled, segments, docs, cr, weights, opening)
     if keep is not None:
         docs, cr, start, end, scores = docs[keep], cr[keep], start[keep], end[keep], scores[keep]
-        evidence = [evidence[i] for i in np.flatnonzero(keep).tolist()]
+        index = index[keep]
+    evidence = source.take(index).to_pylist()
     seg_ids = np.asarray([row[0] for row in segments], dtype=object)
     doc_ids = np.asarray([row[1] for row in segments], dtype=object)
     # A million tuples of strings and numbers hold no reference cycles, but creating
@@ -223,12 +227,12 @@ def match_frame(arrays: TokenArrays, compiled: CompiledRules,
     cols = _match_columns(arrays, compiled, segments)
     if cols is None:
         return _empty_matches()
-    docs, cr, evidence, start, end = cols
+    docs, cr, (source, index), start, end = cols
     code_ids, rule_ids, weights, _ = compiled.rule_columns()
     scores, keep = _opening_scores(compiled, segments, docs, cr, weights, opening)
     if keep is not None:
         docs, cr, start, end, scores = docs[keep], cr[keep], start[keep], end[keep], scores[keep]
-        evidence = [evidence[i] for i in np.flatnonzero(keep).tolist()]
+        index = index[keep]
     if not len(cr):
         return _empty_matches()
     # code and rule ids ranked as strings compare
@@ -236,17 +240,18 @@ def match_frame(arrays: TokenArrays, compiled: CompiledRules,
     rule_rank = pd.factorize(rule_ids, sort=True)[0]
     order = stable_order([docs, start, end, code_rank[cr], rule_rank[cr]])
     docs, cr, start, end, scores = docs[order], cr[order], start[order], end[order], scores[order]
-    evidence = [evidence[i] for i in order.tolist()]
 
-    def text(values: list) -> pd.api.extensions.ExtensionArray:
-        return pd.array(values, dtype="str")
+    def text(values: list | pa.Array, rows: np.ndarray) -> ArrowStringArray:
+        strings = values if isinstance(values, pa.Array) else arrow_strings(values)
+        return ArrowStringArray(strings.take(rows), dtype=STR_DTYPE)
 
-    # ids: a few distinct strings each, taken by index (no Python object per row)
+    # ids: a few distinct strings each, and the evidence's distinct forms, taken by index
+    # (no Python object per row)
     return pd.DataFrame({
-        C.SEGMENT_ID: text([row[0] for row in segments]).take(docs),
-        C.DOC_ID: text([row[1] for row in segments]).take(docs),
-        C.CODE_ID: text(code_ids.tolist()).take(cr), C.RULE_ID: text(rule_ids.tolist()).take(cr),
-        C.EVIDENCE: text(evidence), C.START: start, C.END: end, C.SCORE: scores})
+        C.SEGMENT_ID: text([row[0] for row in segments], docs),
+        C.DOC_ID: text([row[1] for row in segments], docs),
+        C.CODE_ID: text(code_ids.tolist(), cr), C.RULE_ID: text(rule_ids.tolist(), cr),
+        C.EVIDENCE: text(source, index[order]), C.START: start, C.END: end, C.SCORE: scores})
 
 
 def opening_units(segments: Sequence[tuple[str, str, int, str | None]],
@@ -289,7 +294,8 @@ def _match_columns(arrays: TokenArrays, compiled: CompiledRules,
     """(doc, rule index, evidence, start, end) of every match of a batch; None: none.
 
     Rows are in doc order; start/end are document offsets (segment start + character
-    offset in the segment); the evidence column is made by ``code.evidence``.
+    offset in the segment); the evidence is ``code.evidence.evidence_parts``' (strings,
+    index).
     """
     if not len(arrays):
         return None
@@ -310,7 +316,7 @@ def _match_columns(arrays: TokenArrays, compiled: CompiledRules,
     order = np.argsort(docs, kind="stable")
     cr, cs, ce, docs = cr[order], cs[order], ce[order], docs[order]
     c0, c1 = idx[cs], char_end[ce - 1]
-    texts = evidence_texts(arrays, segments, docs, (cs, ce), (c0, c1), char_end,
+    texts = evidence_parts(arrays, segments, docs, (cs, ce), (c0, c1), char_end,
                            compiled.rule_columns()[3][cr])
     base = np.asarray([row[2] for row in segments], dtype=np.int64)[docs]
     return docs, cr, texts, base + c0, base + c1

@@ -62,6 +62,25 @@ def flat_hits(arrays: TokenArrays, compiled: CompiledRules,
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, empty
     ch, s, e = np.concatenate(chans), np.concatenate(starts), np.concatenate(ends)
+    return _distinct_sorted(ch, s, e, len(tid))
+
+
+def _distinct_sorted(ch: np.ndarray, s: np.ndarray, e: np.ndarray,
+                     n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct (channel, start, end) triples, sorted; ``n``: tokens (end <= n).
+
+    When (channel, start, end) fits one int64 number, one sort of those numbers does
+    what a three-key ``lexsort`` and a comparison of neighbours did.
+    """
+    span = n + 1
+    if len(ch) and int(ch.max()) < (np.iinfo(np.int64).max // span) // span:
+        # stable: a merge sort that uses the runs the walk's hits come in
+        key = np.sort((ch * span + s) * span + e, kind="stable")
+        if len(key) > 1:
+            key = key[np.concatenate(([True], key[1:] != key[:-1]))]
+        pair, end = np.divmod(key, span)
+        channel, start = np.divmod(pair, span)
+        return channel, start, end
     order = np.lexsort((e, s, ch))
     ch, s, e = ch[order], s[order], e[order]
     keep = np.ones(len(ch), dtype=bool)

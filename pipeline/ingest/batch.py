@@ -7,6 +7,8 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+from pandas.arrays import ArrowStringArray
 
 from pipeline import columns as C
 from pipeline.errors import InputError, PipelineError, UsageError
@@ -271,14 +273,23 @@ def turns_table(turns: dict[str, list] | None, *, presorted: bool = False) -> pd
         for col in (C.TIME_START, C.TIME_END):
             table[col] = table[col].astype("float64")
         return table.sort_values([C.DOC_ID, C.TURN], kind="stable").reset_index(drop=True)
-    # numbers as typed arrays: inferring them from lists costs more than the strings
+    # numbers as typed arrays and strings as Arrow arrays: inferring them from lists
+    # costs more than making them
     table = pd.DataFrame({col: np.array(values, dtype=_NUMBERS[col]) if col in _NUMBERS
-                          else values for col, values in turns.items()})
+                          else _strings(values) for col, values in turns.items()})
     if presorted:
         return table
     return table.sort_values([C.DOC_ID, C.TURN], kind="stable").reset_index(drop=True)
 
 
+def _strings(values: list) -> object:
+    """A column of only ``str`` values as the ``str`` dtype's Arrow array; else ``values``."""
+    if values and all(type(v) is str for v in values):
+        return ArrowStringArray(pa.array(values, type=pa.large_string()), dtype=_STR)
+    return values
+
+
+_STR = pd.StringDtype("pyarrow", na_value=np.nan)  # pandas' "str"
 _NUMBERS = {C.TURN: np.int64, C.START: np.int64, C.END: np.int64, C.TIME_START: np.float64,
             C.TIME_END: np.float64}
 
@@ -320,6 +331,9 @@ def join_metadata(documents: pd.DataFrame, meta: pd.DataFrame | None, meta_name:
     joined = _take_join(documents, attributes, extra)
     if joined is None:
         joined = documents.merge(attributes, on=C.DOC_ID, how="left", validate="one_to_one")
+    elif all(doc_id in known for doc_id in doc_ids) and not any(
+            attributes[c].hasnans for c in extra):
+        return joined  # str columns taken without a gap: nothing to fill or convert
     joined[extra] = joined[extra].fillna("").astype(str)
     return joined
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import os
 import re
 from pathlib import Path
@@ -14,7 +15,7 @@ from pipeline import columns as C
 from pipeline.errors import InputError
 
 from .decode import decode_bytes, sniff_binary
-from .labels import Turn, is_label, split_turns
+from .labels import Turn, is_label, split_turns, turn_lists
 from .media import build_document, parse_srt, parse_vtt
 from .tables import csv_document
 
@@ -301,6 +302,15 @@ def turn_columns(doc_id: str, turns: list[Turn]) -> dict[str, list]:
             C.UNIT_KEY: [""] * n}
 
 
+def text_turn_columns(doc_id: str, text: str) -> dict[str, list]:
+    """``turn_columns(doc_id, split_turns(text))``, made from ``labels.turn_lists``."""
+    speakers, starts, ends, times = turn_lists(text)
+    n = len(speakers)
+    return {C.DOC_ID: [doc_id] * n, C.TURN: list(range(n)), C.SPEAKER: speakers,
+            C.START: starts, C.END: ends, C.TIME_START: times, C.TIME_END: [math.nan] * n,
+            C.UNIT_KEY: [""] * n}
+
+
 def read_file(path: Path | str, *, text_column: str = "text", id_column: str = "id",
               doc_id: str | None = None) -> Ingested:
     """Read one input file into a document and its speaker turns.
@@ -359,7 +369,7 @@ def read_parts(path: Path | str, *, text_column: str = "text", id_column: str = 
         if not text.strip():
             raise InputError(path, "empty file")
         if fmt in ("txt", "md"):
-            turns = turn_columns(doc_id, split_turns(text))
+            turns = text_turn_columns(doc_id, text)
         elif fmt in ("vtt", "srt"):
             cues, warnings = (parse_vtt if fmt == "vtt" else parse_srt)(text, path)
             text, found = build_document(cues)

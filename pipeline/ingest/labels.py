@@ -33,6 +33,10 @@ _LINE_LABEL = re.compile(
 # part of it matches "\n", so a match equals ``_LINE_LABEL.match(line)`` without
 # copying the line out of the text.
 _TEXT_LABELS = re.compile(r"^" + _LINE_LABEL.pattern, re.MULTILINE)
+# The same after a newline: the literal "\n" in front lets ``finditer`` jump from line
+# end to line end in C (a match never holds a second "\n", so matches cannot hide the
+# next line's label).
+_NEXT_LABELS = re.compile(r"\n" + _LINE_LABEL.pattern, re.MULTILINE)
 _TIME_PARTS = re.compile(r"(?:(\d+):)?(\d+):(\d+)(?:[.,](\d+))?")
 
 # Role labels used in transcripts, matched case-insensitively, optionally numbered (R1, P 2).
@@ -249,8 +253,60 @@ def split_turns(text: str, forced: dict[int, int] | None = None) -> list[Turn]:
     return turns
 
 
+def _found_labels(text: str) -> list[_Label]:
+    """``_text_labels`` without forced labels: the line-start matches the text rules accept."""
+    labels: list[_Label] = []
+    first = _TEXT_LABELS.match(text, 0)
+    matches = _NEXT_LABELS.finditer(text)
+    for m in (first, *matches) if first else matches:
+        start = m.start()
+        pos = start if m is first else start + 1  # the line start, after the "\n"
+        found = _candidate_label(text[pos:m.end()])
+        if found:
+            labels.append(_Label(pos, m.end(), *found))
+    return labels
+
+
+def turn_lists(text: str) -> tuple[list[str], list[int], list[int], list[float]]:
+    """``split_turns(text)`` (no forced labels) as columns: speakers, starts, ends, times.
+
+    The same turns, without a ``_Label`` and a ``Turn`` tuple per turn: reading a
+    corpus calls this once per file, and those objects cost more than finding the labels.
+    """
+    found_at: list[tuple[int, int, str, float]] = []  # line start, content start, label
+    first = _TEXT_LABELS.match(text, 0)
+    matches = _NEXT_LABELS.finditer(text)
+    for m in (first, *matches) if first else matches:
+        pos = m.start() if m is first else m.start() + 1  # the line start, after the "\n"
+        found = _candidate_label(text[pos:m.end()])
+        if found:
+            found_at.append((pos, m.end(), *found))
+    # text before the first label (all of it without labels): speaker-less paragraphs
+    before = paragraphs(text, 0, found_at[0][0] if found_at else None)
+    speakers = [""] * len(before)
+    starts = [turn.start for turn in before]
+    ends = [turn.end for turn in before]
+    times = [math.nan] * len(before)
+    line_ends = [label[0] for label in found_at[1:]]
+    line_ends.append(len(text))
+    for (_, start, speaker, time), end in zip(found_at, line_ends):
+        # strip_span inlined: this loop runs once per turn of the corpus
+        while start < end and text[start].isspace():
+            start += 1
+        while end > start and text[end - 1].isspace():
+            end -= 1
+        if start < end:  # a label with nothing after it ("I:" then the next label) is no turn
+            speakers.append(speaker)
+            starts.append(start)
+            ends.append(end)
+            times.append(time)
+    return speakers, starts, ends, times
+
+
 def _text_labels(text: str, forced: dict[int, int]) -> list[_Label]:
     """The labels of ``text`` in order: ``forced`` ones, and those the text rules find."""
+    if not forced:
+        return _found_labels(text)
     labels: list[_Label] = []
     match, find = _TEXT_LABELS.match, text.find
     pos = 0
@@ -262,8 +318,6 @@ def _text_labels(text: str, forced: dict[int, int]) -> list[_Label]:
                 speaker, time = found
                 labels.append(_Label(pos, m.end(), speaker, time))
         pos = find("\n", pos) + 1 or -1
-    if not forced:
-        return labels
     for pos, colon in forced.items():
         # only a line start can hold a label (as when the text is walked line by line)
         if pos == 0 or (0 < pos <= len(text) and text[pos - 1] == "\n"):
