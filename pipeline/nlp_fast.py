@@ -29,6 +29,7 @@ Each distinct piece is tokenized once, by spaCy's tokenizer, and kept in a memo.
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from itertools import repeat
 
@@ -38,7 +39,8 @@ from spacy.language import Language
 
 _UNSAFE, _ENDS, _STARTS = 1, 2, 4   # piece flags: tokenize its texts with spaCy; may end /
                                     # start a pattern pair across a space
-_MAX_PIECES = 1_000_000             # memo size at which it starts afresh (bounded memory)
+_MAX_PIECES = 200_000               # memo size at which it starts afresh (bounded memory:
+                                    # some 30 MB; a corpus's pieces are mostly a few thousand)
 
 
 def eligible(text: str, max_length: int) -> bool:
@@ -63,7 +65,12 @@ class PieceTokenizer:
 
     def __init__(self, nlp: Language, values: Callable) -> None:
         self.nlp, self.values = nlp, values
-        self.tokenizer = nlp.tokenizer
+        self.lock = threading.Lock()  # the memo is shared by the threads of a process
+        self._setup()
+
+    def _setup(self) -> None:
+        """Read the tokenizer's special-case patterns; start with an empty memo."""
+        self.tokenizer = self.nlp.tokenizer
         self.state = _state(self.tokenizer)
         self.pairs, self.key_first, self.key_last, self.longest = _patterns(self.tokenizer)
         self.lefts = {a for a, _ in self.pairs}
@@ -91,8 +98,12 @@ class PieceTokenizer:
         Args:
             texts: the texts (str).
         """
-        if _state(self.tokenizer) != self.state:  # rules or affixes changed: start afresh
-            self.__init__(self.nlp, self.values)
+        with self.lock:
+            return self._tokens(texts)
+
+    def _tokens(self, texts: list[str]) -> tuple[np.ndarray, ...]:
+        if _state(self.nlp.tokenizer) != self.state:  # another tokenizer, rules, affixes
+            self._setup()
         if len(self.index) > _MAX_PIECES:
             self._reset()
         limit = self.nlp.max_length
@@ -216,7 +227,9 @@ class PieceTokenizer:
 
 
 def _state(tokenizer) -> tuple:  # noqa: ANN001
-    """What the tokens of a piece depend on besides the piece (compared by identity)."""
+    """What the tokens of a piece depend on besides the piece (compared by identity; a
+    special case added or removed changes the number of rules - ``make_nlp``'s
+    tokenizer is never changed after it is built)."""
     rules = tokenizer.rules
     return (type(tokenizer), id(rules), len(rules), tokenizer.prefix_search,
             tokenizer.suffix_search, tokenizer.infix_finditer, tokenizer.token_match,

@@ -168,3 +168,37 @@ def test_spaces_follow_pieces_but_the_last() -> None:
     assert [nlp.vocab.strings[h] for h in part[:, 0].tolist()] == [
         "Ja", ",", "(", "dat", ")", "klopt", "."]
     assert spaces == [0, 1, 0, 0, 1, 0, 0]
+
+
+def _plain(nlp, texts):  # noqa: ANN001, ANN202
+    parts = [nlp.make_doc(t).to_array([ORTH, NORM, SPACY]).reshape(-1, 3) for t in texts]
+    return np.concatenate([*parts, np.zeros((0, 3), dtype=np.uint64)])
+
+
+def _no_values(orth: np.ndarray):  # noqa: ANN202
+    return np.zeros(len(orth), dtype=np.uint64), np.zeros(len(orth), dtype=np.uint8)
+
+
+def test_a_changed_tokenizer_or_a_full_memo_starts_afresh(monkeypatch) -> None:
+    import spacy
+
+    from pipeline import nlp_fast
+
+    nlp = spacy.blank("en")
+    pieces = nlp_fast.PieceTokenizer(nlp, _no_values)
+    texts = ["the zork is here.", "zork, zork!", "a b c d e f g"]
+
+    def check() -> None:
+        orth, norm, spacy_, _, _, bounds = pieces.tokens(texts)
+        want = _plain(nlp, texts)
+        assert (orth == want[:, 0]).all() and (norm == want[:, 1]).all()
+        assert (spacy_ == want[:, 2].astype(bool)).all() and bounds[-1] == len(want)
+
+    check()
+    nlp.tokenizer.add_special_case("zork", [{ORTH: "zo"}, {ORTH: "rk", NORM: "rock"}])
+    check()  # the new special case is used: the memo was emptied
+    assert "zo" in {nlp.vocab.strings[h] for h in pieces.orth[:pieces.n_tokens].tolist()}
+    monkeypatch.setattr(nlp_fast, "_MAX_PIECES", 3)
+    check()
+    check()
+    assert len(pieces.index) <= 3 + len({p for t in texts for p in t.split(" ")})
