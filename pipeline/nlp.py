@@ -312,12 +312,12 @@ def parse_arrays(texts: Iterable[str], lang: str, *, batch_size: int = 256) -> l
 
     from pipeline.code.arrays import ATTRS
     from pipeline.nlp_batch import sentence_starts
-    from pipeline.nlp_fast import piece_tokenizer
+    from pipeline.nlp_fast import piece_tokenizer, supported
 
     nlp = make_nlp(_check_lang(lang))
     clean = ["" if t is None or (isinstance(t, float) and t != t) else str(t) for t in texts]
     lemmas = _fused_lemmas(nlp, lang)
-    if lemmas is None:
+    if lemmas is None or not supported(nlp):
         return [doc.to_array(ATTRS) for doc in parse(clean, lang, batch_size=batch_size)]
     sentencizer = nlp.get_pipe("sentencizer")
     pieces = piece_tokenizer(nlp, lambda orth: lemmas.values(orth, sentencizer),

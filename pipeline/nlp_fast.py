@@ -43,6 +43,13 @@ _MAX_PIECES = 200_000               # memo size at which it starts afresh (bound
                                     # some 30 MB; a corpus's pieces are mostly a few thousand)
 
 
+def supported(nlp: Language) -> bool:
+    """Whether ``nlp``'s tokenizer is spaCy's own ``Tokenizer`` (what the above is about)."""
+    from spacy.tokenizer import Tokenizer
+
+    return type(nlp.tokenizer) is Tokenizer
+
+
 def eligible(text: str, max_length: int) -> bool:
     """Whether ``text`` is pieces joined by single spaces (no other whitespace).
 

@@ -202,3 +202,18 @@ def test_a_changed_tokenizer_or_a_full_memo_starts_afresh(monkeypatch) -> None:
     check()
     check()
     assert len(pieces.index) <= 3 + len({p for t in texts for p in t.split(" ")})
+
+
+def test_only_spacys_own_tokenizer_is_supported() -> None:
+    import spacy
+    from spacy.tokenizer import Tokenizer
+
+    from pipeline.nlp_fast import supported
+
+    class Custom(Tokenizer):
+        pass
+
+    nlp = spacy.blank("en")
+    assert supported(nlp) and supported(make_nlp("nl"))
+    nlp.tokenizer = Custom(nlp.vocab)
+    assert not supported(nlp)
