@@ -289,48 +289,15 @@ def parse(texts: Iterable[str], lang: str, *, batch_size: int = 256) -> list[Doc
 
 
 def parse_arrays(texts: Iterable[str], lang: str, *, batch_size: int = 256) -> list:
-    """The token arrays of ``parse(texts, lang)``'s docs, without making the docs.
-
-    Same values as ``[doc.to_array(code.arrays.ATTRS) for doc in parse(texts, lang)]``:
-    the tokens come from ``nlp_fast.PieceTokenizer`` (spaCy's tokenizer, once per
-    distinct ' '-separated piece), lemmas and sentence starts from
-    ``nlp_batch.FusedLemmas.arrays``.
-
-    Args:
-        texts: the texts; None / NaN count as empty text.
-        lang: language code.
-        batch_size: texts per ``nlp.pipe`` batch (used only by another pipeline).
-
-    Returns:
-        One ``(n_tokens, 5)`` uint64 array of the ``ATTRS`` columns per text, in order.
+    """``[doc.to_array(code.arrays.ATTRS) for doc in parse(texts, lang)]`` without the
+    docs (``nlp_fast.parse_arrays``: spaCy's tokenizer once per distinct piece).
 
     Raises:
         UsageError: the language is not supported.
     """
-    import numpy as np
-    from spacy.attrs import LEMMA, NORM, ORTH, SENT_START, SPACY
+    from pipeline.nlp_fast import parse_arrays as arrays
 
-    from pipeline.code.arrays import ATTRS
-    from pipeline.nlp_batch import sentence_starts
-    from pipeline.nlp_fast import piece_tokenizer, supported
-
-    nlp = make_nlp(_check_lang(lang))
-    clean = ["" if t is None or (isinstance(t, float) and t != t) else str(t) for t in texts]
-    lemmas = _fused_lemmas(nlp, lang)
-    if lemmas is None or not supported(nlp):
-        return [doc.to_array(ATTRS) for doc in parse(clean, lang, batch_size=batch_size)]
-    sentencizer = nlp.get_pipe("sentencizer")
-    pieces = piece_tokenizer(nlp, lambda orth: lemmas.values(orth, sentencizer),
-                             (lemmas, sentencizer))
-    orth, norm, spacy, lemma, bits, bounds = pieces.tokens(clean)
-    sent = np.where(sentence_starts(bits, bounds), 1, -1).astype(np.int64)
-    table = np.empty((len(orth), len(ATTRS)), dtype=np.uint64)
-    columns = {ORTH: orth, LEMMA: lemma, SENT_START: sent.view(np.uint64), SPACY: spacy,
-               NORM: norm}
-    for col, attr in enumerate(ATTRS):
-        table[:, col] = columns[attr]
-    ends = bounds.tolist()
-    return [table[a:b] for a, b in zip(ends, ends[1:])]
+    return arrays(texts, lang, batch_size=batch_size)
 
 
 def _fused_lemmas(nlp: Language, lang: str):  # noqa: ANN202 - FusedLemmas | None

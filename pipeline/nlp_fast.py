@@ -25,12 +25,14 @@ Why the tokens of a text are those of its ' '-separated pieces, concatenated
 
 Anything else (other whitespace, empty pieces, texts longer than ``nlp.max_length``,
 a piece giving no token or a ``spacy`` flag inside it) goes to spaCy's tokenizer too.
-Each distinct piece is tokenized once, by spaCy's tokenizer, and kept in a memo.
+Each distinct piece is tokenized once, by spaCy's tokenizer, and kept in a memo with
+the lemma and sentencizer flags of its tokens; ``parse_arrays`` (``nlp.parse_arrays``)
+gathers a batch's ``code.arrays.ATTRS`` arrays from it with NumPy.
 """
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from itertools import repeat
 
 import numpy as np
@@ -285,3 +287,47 @@ def piece_tokenizer(nlp: Language, values: Callable, owner: tuple) -> PieceToken
         got = _TOKENIZERS[id(nlp)] = PieceTokenizer(nlp, values)
         got.owner = owner
     return got
+
+
+def parse_arrays(texts: Iterable[str], lang: str, *, batch_size: int = 256) -> list:
+    """The token arrays of ``parse(texts, lang)``'s docs, without making the docs.
+
+    Same values as ``[doc.to_array(code.arrays.ATTRS) for doc in parse(texts, lang)]``:
+    the tokens come from a ``PieceTokenizer`` (spaCy's tokenizer, once per distinct
+    ' '-separated piece), lemmas and sentence starts from ``FusedLemmas.values`` and
+    ``nlp_batch.sentence_starts``.
+
+    Args:
+        texts: the texts; None / NaN count as empty text.
+        lang: language code.
+        batch_size: texts per ``nlp.pipe`` batch (used only by another pipeline).
+
+    Returns:
+        One ``(n_tokens, 5)`` uint64 array of the ``ATTRS`` columns per text, in order.
+
+    Raises:
+        UsageError: the language is not supported.
+    """
+    from spacy.attrs import LEMMA, SENT_START
+
+    from pipeline.code.arrays import ATTRS
+    from pipeline.nlp import _check_lang, _fused_lemmas, make_nlp, parse
+    from pipeline.nlp_batch import sentence_starts
+
+    nlp = make_nlp(_check_lang(lang))
+    clean = ["" if t is None or (isinstance(t, float) and t != t) else str(t) for t in texts]
+    lemmas = _fused_lemmas(nlp, lang)
+    if lemmas is None or not supported(nlp):
+        return [doc.to_array(ATTRS) for doc in parse(clean, lang, batch_size=batch_size)]
+    sentencizer = nlp.get_pipe("sentencizer")
+    pieces = piece_tokenizer(nlp, lambda orth: lemmas.values(orth, sentencizer),
+                             (lemmas, sentencizer))
+    orth, norm, spacy, lemma, bits, bounds = pieces.tokens(clean)
+    sent = np.where(sentence_starts(bits, bounds), 1, -1).astype(np.int64)
+    table = np.empty((len(orth), len(ATTRS)), dtype=np.uint64)
+    columns = {ORTH: orth, LEMMA: lemma, SENT_START: sent.view(np.uint64), SPACY: spacy,
+               NORM: norm}
+    for col, attr in enumerate(ATTRS):
+        table[:, col] = columns[attr]
+    ends = bounds.tolist()
+    return [table[a:b] for a, b in zip(ends, ends[1:])]

@@ -18,8 +18,8 @@ from spacy.attrs import LEMMA, NORM, ORTH, SPACY
 
 from pipeline import columns as C
 from pipeline.code.arrays import ATTRS
-from pipeline.nlp import make_nlp, parse, parse_arrays
-from pipeline.nlp_fast import _patterns, eligible, piece_tokenizer
+from pipeline.nlp import make_nlp, parse
+from pipeline.nlp_fast import _patterns, eligible, parse_arrays, piece_tokenizer
 
 ROOT = Path(__file__).resolve().parent.parent
 
