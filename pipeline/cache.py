@@ -38,7 +38,7 @@ def default_cache_dir(out_dir: str | Path) -> Path:
 
 
 # Modules and data whose code builds and runs the pipeline (``nlp.make_nlp``, ``nlp.parse``).
-FINGERPRINT_SOURCES = ("nlp.py", "nlp_batch.py", "cache.py")
+FINGERPRINT_SOURCES = ("nlp.py", "nlp_batch.py", "nlp_fast.py", "cache.py")
 
 
 @lru_cache(maxsize=None)
@@ -120,6 +120,88 @@ def docbin(docs: Sequence[Doc]) -> DocBin:
     return out
 
 
+def docbin_bytes(parts: Sequence, vocab) -> bytes:  # noqa: ANN001
+    """``docbin(docs).to_bytes()`` of the docs whose ``code.arrays.ATTRS`` arrays are
+    ``parts``, compressed faster.
+
+    The docs of ``nlp.parse`` have no spans, user hooks, categories or unknown spaces,
+    and their TAG, MORPH, DEP and entity hashes are 0 (the string ""): the DocBin holds
+    the ``_ATTRS`` columns, the spaces and the strings of the hashes, all in the arrays.
+    The message is ``DocBin.to_bytes``'s, byte for byte; only the zlib level differs
+    (3, not 6: half the time for a few per cent more bytes; any level decompresses).
+    """
+    import zlib
+
+    import numpy as np
+    import pandas as pd
+    import srsly
+    from spacy.attrs import LEMMA, NORM, ORTH, SPACY
+    from spacy.tokens import Doc, DocBin
+
+    from pipeline.code.arrays import ATTRS
+
+    empty = DocBin(attrs=_ATTRS, store_user_data=False)
+    width = len(ATTRS)
+    parts = [p.reshape(-1, width) for p in parts]
+    table = np.concatenate([*parts, np.zeros((0, width), dtype=np.uint64)])
+    tokens = np.ascontiguousarray(table[:, [ATTRS.index(attr) for attr in empty.attrs]])
+    spaces = table[:, ATTRS.index(SPACY)].astype(bool)
+    strings: set[str] = set()
+    if len(table):
+        # TAG, MORPH, DEP and the entity columns are 0 for every token: their string ""
+        found = pd.unique(table[:, [ATTRS.index(a) for a in (ORTH, LEMMA, NORM)]].reshape(-1))
+        strings = set(map(vocab.strings.__getitem__, found[found != 0].tolist()))
+        strings.add("")
+    n = len(parts)
+    msg = {"version": empty.version, "attrs": empty.attrs,
+           "tokens": tokens.tobytes("C") if len(tokens) else b"",
+           "spaces": spaces.tobytes("C") if len(spaces) else b"",
+           "lengths": np.asarray([len(p) for p in parts], dtype="int32").tobytes("C"),
+           "strings": sorted(strings), "cats": [{} for _ in range(n)],
+           "flags": [{"has_unknown_spaces": False} for _ in range(n)],
+           "span_groups": [Doc(vocab).spans.to_bytes()] * n}
+    return zlib.compress(srsly.msgpack_dumps(msg), 3)
+
+
+def docbin_arrays(data: DocBin, vocab) -> list | None:  # noqa: ANN001
+    """The ``code.arrays.ATTRS`` arrays of ``data.get_docs(vocab)``, without the docs.
+
+    Adds the strings to the vocab as ``get_docs`` does. None when the entry holds
+    more than ``docbin_bytes`` writes (other attributes, unknown spaces, spans,
+    categories, user data) or a NORM of 0 (a Doc reads the lexeme's then): only
+    ``get_docs`` gives those docs.
+    """
+    import numpy as np
+    from spacy.attrs import IDS, NORM, SPACY
+    from spacy.tokens import Doc
+
+    from pipeline.code.arrays import ATTRS
+
+    attrs = list(data.attrs)
+    if sorted(attrs) != sorted(IDS[name] for name in _ATTRS) or any(data.cats) or any(
+            flags.get("has_unknown_spaces") for flags in data.flags) or any(
+            u is not None for u in data.user_data):
+        return None
+    empty_spans = Doc(vocab).spans.to_bytes()
+    if any(groups and groups != empty_spans for groups in data.span_groups):
+        return None
+    for string in data.strings:
+        vocab[string]  # as get_docs: every string in the StringStore, with its lexeme
+    norm = attrs.index(NORM)
+    columns = [(ATTRS.index(attr), attrs.index(attr)) for attr in attrs]
+    space = ATTRS.index(SPACY)
+    parts = []
+    for tokens, spaces in zip(data.tokens, data.spaces, strict=True):
+        if len(tokens) and not tokens[:, norm].all():
+            return None
+        part = np.empty((len(tokens), len(ATTRS)), dtype=np.uint64)
+        for to, source in columns:
+            part[:, to] = tokens[:, source]
+        part[:, space] = spaces.reshape(-1)
+        parts.append(part)
+    return parts
+
+
 class DocCache:
     """Parsed segments on disk, keyed by ``cache_key``.
 
@@ -159,14 +241,62 @@ class DocCache:
             return None
         return docs
 
+    def load_arrays(self, key: str, texts: Sequence[str], lang: str) -> list | None:
+        """The ``code.arrays.ATTRS`` arrays of ``load(key, texts, lang)``'s docs, or None."""
+        if self.folder is None:
+            return None
+        try:
+            data = self._path(key).read_bytes()
+        except OSError:
+            return None
+        import numpy as np
+        from spacy.attrs import ORTH, SPACY
+        from spacy.tokens import DocBin
+
+        from pipeline.code.arrays import ATTRS
+        from pipeline.nlp import base_vocab
+
+        vocab = base_vocab(lang)
+        try:
+            parts = docbin_arrays(DocBin().from_bytes(data), vocab)
+        except Exception:  # a damaged entry can fail in msgpack, zlib or spaCy: rebuild it
+            return None
+        if parts is None:  # not written by docbin_bytes: read it as docs
+            docs = self.load(key, texts, lang)
+            return None if docs is None else [doc.to_array(ATTRS) for doc in docs]
+        if len(parts) != len(texts):
+            return None
+        # the length check of ``load``: the characters of the tokens and their spaces
+        sizes = np.asarray([len(p) for p in parts], dtype=np.int64)
+        table = np.concatenate([*parts, np.zeros((0, len(ATTRS)), dtype=np.uint64)])
+        forms, inverse = np.unique(table[:, ATTRS.index(ORTH)], return_inverse=True)
+        strings = vocab.strings
+        lengths = np.asarray([len(strings[f]) for f in forms.tolist()], dtype=np.int64)
+        widths = lengths[inverse.reshape(-1)] + table[:, ATTRS.index(SPACY)].astype(np.int64)
+        total = np.zeros(len(widths) + 1, dtype=np.int64)
+        np.cumsum(widths, out=total[1:])
+        ends = np.cumsum(sizes)
+        if (total[ends] - total[ends - sizes]).tolist() != [len(t) for t in texts]:
+            return None
+        return parts
+
     def save(self, key: str, docs: Sequence[Doc]) -> None:
         """Store docs under ``key``; failures (disk full, read-only) are ignored."""
+        self._store(key, lambda: docbin(docs).to_bytes())
+
+    def save_arrays(self, key: str, parts: Sequence, lang: str) -> None:
+        """Store the docs of ``code.arrays.ATTRS`` arrays (``nlp.parse_arrays``) under ``key``."""
+        from pipeline.nlp import base_vocab
+
+        self._store(key, lambda: docbin_bytes(parts, base_vocab(lang)))
+
+    def _store(self, key: str, payload_of) -> None:  # noqa: ANN001
         if self.folder is None:
             return
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            payload = docbin(docs).to_bytes()
+            payload = payload_of()
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(payload)
@@ -190,3 +320,25 @@ class DocCache:
         docs = parse(texts, lang, batch_size=batch_size)
         self.save(key, docs)
         return docs
+
+    def parse_arrays(self, texts: Sequence[str], lang: str, *, batch_size: int = 256) -> list:
+        """``[doc.to_array(code.arrays.ATTRS) for doc in self.parse(texts, lang)]``, no docs.
+
+        The same cache entries as ``parse``: a hit is read as arrays, a miss parsed by
+        ``nlp.parse_arrays`` and stored as the DocBin of its docs.
+        """
+        from pipeline.nlp import parse_arrays
+
+        if self.folder is None:
+            self.misses += 1
+            return parse_arrays(texts, lang, batch_size=batch_size)
+        key = cache_key(texts, lang)
+        parts = self.load_arrays(key, texts, lang)
+        if parts is not None:
+            self.hits += 1
+            return parts
+        self.misses += 1
+        parts = parse_arrays(texts, lang, batch_size=batch_size)
+        self.save_arrays(key, parts, lang)
+        return parts
+

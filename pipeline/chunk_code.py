@@ -118,7 +118,7 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
             unit for ``settings.opening_weight``.
     """
     from pipeline.code import empty_codings
-    from pipeline.code.arrays import ATTRS, TokenArrays, rebuild_doc
+    from pipeline.code.arrays import TokenArrays, rebuild_doc
     from pipeline.code.matching import _empty_matches, match_frame
     from pipeline.coding_cache import load_entry
     from pipeline.match_cache import cached_match
@@ -149,8 +149,9 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
             n_stored += 1
             docs = [None] * len(parts)
         else:
-            docs = cache.parse(texts[begin:end], lang, batch_size=batch_size)
-            parts = [doc.to_array(ATTRS) for doc in docs]
+            # the ATTRS arrays, no Doc per text (get_doc rebuilds one when asked)
+            parts = cache.parse_arrays(texts[begin:end], lang, batch_size=batch_size)
+            docs = [None] * len(parts)
         tokens[begin] = parts
         n_tokens += sum(len(p) for p in parts)
         got = batches.setdefault(lang, ([], [], []))

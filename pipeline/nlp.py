@@ -288,6 +288,18 @@ def parse(texts: Iterable[str], lang: str, *, batch_size: int = 256) -> list[Doc
     return docs
 
 
+def parse_arrays(texts: Iterable[str], lang: str, *, batch_size: int = 256) -> list:
+    """``[doc.to_array(code.arrays.ATTRS) for doc in parse(texts, lang)]`` without the
+    docs (``nlp_fast.parse_arrays``: spaCy's tokenizer once per distinct piece).
+
+    Raises:
+        UsageError: the language is not supported.
+    """
+    from pipeline.nlp_fast import parse_arrays as arrays
+
+    return arrays(texts, lang, batch_size=batch_size)
+
+
 def _fused_lemmas(nlp: Language, lang: str):  # noqa: ANN202 - FusedLemmas | None
     """The fused lemma step of ``make_nlp(lang)``'s pipeline (None: not that pipeline)."""
     from pipeline.nlp_batch import FusedLemmas

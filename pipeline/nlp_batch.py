@@ -90,6 +90,29 @@ class FusedLemmas:
         guesses = np.split(starts, bounds[1:-1])
         sentencizer.set_annotations(docs, [g.tolist() for g in guesses])
 
+    def values(self, orth: np.ndarray, sentencizer) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
+        """Per token of fresh tokens known by their ORTH only (no ``Doc``): the final
+        LEMMA and the sentencizer's flags (1: a sentence-end character, 2: punctuation).
+
+        Both depend on the form alone, as in ``annotate``; a form never seen is looked
+        at as the token of a one-word ``Doc`` (what is read of it - its text, lower-case
+        form and punctuation flag - belongs to its lexeme). ``sentence_starts`` makes
+        SENT_START of the flags.
+
+        Args:
+            orth: ORTH hash per token (uint64).
+            sentencizer: the pipeline's sentencizer.
+
+        Returns:
+            (lemma hashes as uint64, flags as uint8), per token.
+        """
+        if not len(orth):
+            return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.uint8)
+        forms, inverse = distinct(orth)
+        uses = WordUses(self.nlp.vocab, forms)
+        lemmas = self.memo.get(forms, lambda us: [self._final(t) for t in uses.tokens(us)])
+        return lemmas[inverse], self._flags(sentencizer, forms, uses)[inverse]
+
     def _lemmas(self, docs, table, forms, inverse, uses) -> np.ndarray | None:  # noqa: ANN001
         """The final lemma of every token (memoised per distinct form for the run).
 
@@ -117,9 +140,8 @@ class FusedLemmas:
         finals = self.memo.get(forms, lambda us: [self._final(t) for t in uses.tokens(us)])
         doc.from_array([LEMMA], finals[inverse].reshape(-1, 1))
 
-    def _sentence_starts(self, sentencizer, bounds, forms, inverse,  # noqa: ANN001
-                         uses) -> np.ndarray:
-        """``Sentencizer.predict``: its guesses for every token, concatenated."""
+    def _flags(self, sentencizer, forms: np.ndarray, uses) -> np.ndarray:  # noqa: ANN001
+        """Sentencizer flags of distinct forms: 1 a sentence-end character, 2 punctuation."""
         punct_chars = sentencizer.punct_chars
         memo = self.punct_memo.setdefault(id(sentencizer), OrthMemo(np.uint8))
 
@@ -127,25 +149,42 @@ class FusedLemmas:
             return [(token.text in punct_chars) | 2 * token.is_punct
                     for token in uses.tokens(us)]
 
-        bits = memo.get(forms, flags)[inverse]
-        in_chars, is_punct = (bits & 1).astype(bool), (bits & 2).astype(bool)
-        n = len(inverse)
-        starts = np.zeros(n, dtype=bool)
-        # A word (neither punctuation nor a sentence-end character) starts a sentence when
-        # the last non-neutral token before it in its doc was a sentence-end character;
-        # punctuation that is no sentence-end character is neutral (the period state
-        # passes through it).
-        pos = np.flatnonzero(in_chars | ~is_punct)
-        if len(pos):
-            ender = in_chars[pos]
-            # doc of each position: a gather (cheaper than a binary search per token)
-            same_doc = np.repeat(np.arange(len(bounds) - 1), np.diff(bounds))[pos]
-            after_end = np.zeros(len(pos), dtype=bool)
-            after_end[1:] = ender[:-1] & (same_doc[1:] == same_doc[:-1])
-            starts[pos[after_end & ~ender]] = True
-        firsts = bounds[:-1][bounds[:-1] < bounds[1:]]
-        starts[firsts] = True
-        return starts
+        return memo.get(forms, flags)
+
+    def _sentence_starts(self, sentencizer, bounds, forms, inverse,  # noqa: ANN001
+                         uses) -> np.ndarray:
+        """``Sentencizer.predict``: its guesses for every token, concatenated."""
+        return sentence_starts(self._flags(sentencizer, forms, uses)[inverse], bounds)
+
+
+def sentence_starts(bits: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """``Sentencizer.predict`` of tokens given their flags (``FusedLemmas.values``).
+
+    Args:
+        bits: per token, 1 if a sentence-end character, 2 if punctuation (or both).
+        bounds: doc ``k`` holds tokens ``bounds[k]:bounds[k + 1]``.
+
+    Returns:
+        Per token whether it starts a sentence (bool).
+    """
+    in_chars, is_punct = (bits & 1).astype(bool), (bits & 2).astype(bool)
+    n = len(bits)
+    starts = np.zeros(n, dtype=bool)
+    # A word (neither punctuation nor a sentence-end character) starts a sentence when
+    # the last non-neutral token before it in its doc was a sentence-end character;
+    # punctuation that is no sentence-end character is neutral (the period state
+    # passes through it).
+    pos = np.flatnonzero(in_chars | ~is_punct)
+    if len(pos):
+        ender = in_chars[pos]
+        # doc of each position: a gather (cheaper than a binary search per token)
+        same_doc = np.repeat(np.arange(len(bounds) - 1), np.diff(bounds))[pos]
+        after_end = np.zeros(len(pos), dtype=bool)
+        after_end[1:] = ender[:-1] & (same_doc[1:] == same_doc[:-1])
+        starts[pos[after_end & ~ender]] = True
+    firsts = bounds[:-1][bounds[:-1] < bounds[1:]]
+    starts[firsts] = True
+    return starts
 
 
 class OrthMemo:
@@ -236,3 +275,22 @@ class FirstUses:
         docs, bounds = self.docs, self.bounds
         return [docs[k][p - int(bounds[k])]
                 for p, k in zip(self.first[us].tolist(), self.where[us].tolist())]
+
+
+class WordUses:
+    """A token of each distinct form, as the one word of a ``Doc`` (``FirstUses``
+    without docs: what the lemma and sentencizer steps read of a token - its text,
+    lower-case form and punctuation flag - belongs to its lexeme).
+
+    Args:
+        vocab: the vocab whose StringStore holds the forms.
+        forms: the distinct ORTH hashes.
+    """
+
+    def __init__(self, vocab, forms: np.ndarray) -> None:  # noqa: ANN001
+        self.vocab, self.forms = vocab, forms
+
+    def tokens(self, us: np.ndarray) -> list[Token]:
+        """A token of each form in ``us`` (indexes of distinct forms)."""
+        strings = self.vocab.strings
+        return list(Doc(self.vocab, words=[strings[h] for h in self.forms[us].tolist()]))

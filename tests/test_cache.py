@@ -86,3 +86,71 @@ def test_recode_from_cache_after_codebook_edit(tmp_path):
     run("cached", cache_dir=str(tmp_path / "elsewhere"))
     assert _digest(tmp_path / "cached") == _digest(tmp_path / "fresh")
     assert _entries(tmp_path / "elsewhere")
+
+
+MIXED = [*TEXTS, "Zie www.school.nl, d.w.z. 's ochtends :)", "Twee  spaties\nen een regel", " x "]
+
+
+@pytest.mark.parametrize("lang", ["nl", "en"])
+@pytest.mark.parametrize("texts", [MIXED, [], [""], ["", ""]])
+def test_docbin_bytes_are_those_of_the_docs(lang, texts):
+    import zlib
+
+    from pipeline.cache import docbin, docbin_bytes
+    from pipeline.nlp import base_vocab, parse, parse_arrays
+
+    written = docbin_bytes(parse_arrays(texts, lang), base_vocab(lang))
+    # the same message (DocBin.to_bytes before zlib), byte for byte
+    assert zlib.decompress(written) == zlib.decompress(docbin(parse(texts, lang)).to_bytes())
+
+
+@pytest.mark.parametrize("writer", ["parse", "parse_arrays"])
+def test_arrays_and_docs_read_each_others_entries(tmp_path, writer):
+    from pipeline.code.arrays import ATTRS
+    from pipeline.nlp import parse
+
+    getattr(DocCache(tmp_path / "c"), writer)(MIXED, "nl")
+    as_arrays, as_docs = DocCache(tmp_path / "c"), DocCache(tmp_path / "c")
+    parts = as_arrays.parse_arrays(MIXED, "nl")
+    docs = as_docs.parse(MIXED, "nl")
+    assert (as_arrays.hits, as_docs.hits, as_arrays.misses, as_docs.misses) == (1, 1, 0, 0)
+    expected = [doc.to_array(ATTRS) for doc in parse(MIXED, "nl")]
+    assert [d.text for d in docs] == MIXED
+    for part, doc, want in zip(parts, docs, expected, strict=True):
+        assert (part == want).all() and part.shape == want.shape
+        assert (doc.to_array(ATTRS) == want).all()
+
+
+def test_arrays_of_a_foreign_entry_come_from_its_docs(tmp_path):
+    from spacy.tokens import DocBin
+
+    from pipeline.cache import _ATTRS
+    from pipeline.code.arrays import ATTRS
+    from pipeline.nlp import parse
+
+    docs = parse(MIXED, "nl")
+    docs[0].cats = {"x": 1.0}  # more than an entry of ours holds
+    cache = DocCache(tmp_path / "c")
+    path = cache._path(cache_key(MIXED, "nl"))
+    path.parent.mkdir(parents=True)
+    path.write_bytes(DocBin(attrs=_ATTRS, docs=docs).to_bytes())
+    parts = cache.parse_arrays(MIXED, "nl")
+    assert cache.hits == 1
+    assert all((p == d.to_array(ATTRS)).all() for p, d in zip(parts, docs, strict=True))
+
+
+@pytest.mark.parametrize("damage", [b"", b"garbage\x00\x01", None])
+def test_corrupt_entry_is_rebuilt_as_arrays(tmp_path, damage):
+    from pipeline.code.arrays import ATTRS
+    from pipeline.nlp import parse
+
+    DocCache(tmp_path / "c").parse_arrays(TEXTS, "nl")
+    (entry,) = _entries(tmp_path / "c")
+    if damage is None:  # a valid DocBin of other texts under this key
+        DocCache(tmp_path / "o").parse_arrays(["Iets heel anders.", "x", "y"], "nl")
+        damage = _entries(tmp_path / "o")[0].read_bytes()
+    entry.write_bytes(damage)
+    again = DocCache(tmp_path / "c")
+    parts = again.parse_arrays(TEXTS, "nl")
+    assert again.misses == 1
+    assert all((p == d.to_array(ATTRS)).all() for p, d in zip(parts, parse(TEXTS, "nl")))

@@ -104,3 +104,13 @@ def test_fork_server_warms_the_default_language_only() -> None:
     assert _python(code, QCODE_WARM_LANGUAGES="en, nl") == "('en', 'nl') 2"
     assert _python(code, QCODE_WARM_LANGUAGES="") == "() 0"
     assert _python(code, QCODE_WARM_LANGUAGES="xx") == "('xx',) 0"
+
+
+def test_fork_server_builds_the_piece_tokenizer_of_what_it_warms() -> None:
+    code = ("import pipeline.nlp_warm\n"
+            "from pipeline import nlp_fast\n"
+            "from pipeline.nlp import make_nlp\n"
+            "got = nlp_fast._TOKENIZERS.get(id(make_nlp('nl')))\n"
+            "print(len(nlp_fast._TOKENIZERS), got is not None and got.nlp is make_nlp('nl'))\n")
+    assert _python(code) == "1 True"
+    assert _python(code, QCODE_WARM_LANGUAGES="") == "0 False"

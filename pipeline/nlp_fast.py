@@ -1,0 +1,333 @@
+"""The tokens spaCy's tokenizer gives a batch of texts, without a ``Doc`` per text.
+
+Why the tokens of a text are those of its ' '-separated pieces, concatenated
+(spaCy 3.8, ``spacy/tokenizer.pyx``):
+
+- ``Tokenizer._tokenize_affixes`` walks the text as runs of whitespace and of other
+  characters (``str.isspace``). A run that is exactly one ' ' after a word makes no
+  token: it sets ``spacy`` on the token before it. Every other run is a span handed
+  to ``_try_specials_and_cache`` / ``_tokenize``, which see that span only: special
+  cases looked up by string, prefixes, suffixes, infixes, ``token_match`` and
+  ``url_match`` all work inside it, and the per-span cache holds what ``_tokenize``
+  computes from the span alone. So in a text of pieces joined by single spaces (no
+  other whitespace, none at either end: ``eligible``), each piece gives the tokens
+  it gives alone, and the last token of every piece but the last has ``spacy`` set.
+- ``_apply_special_cases`` then runs the ``PhraseMatcher`` of the special cases that
+  contain an affix, an infix or a space over the token sequence of the whole text,
+  keeps the longest non-overlapping matches and replaces those whose text is a
+  special case by its tokens. A match inside one piece is found, kept or dropped and
+  replaced just as when the piece is tokenized alone, unless a match spanning two
+  pieces overlaps it. A spanning match needs two adjacent tokens of one matcher
+  pattern on either side of a space: the (last token, first token) pair of two
+  neighbouring pieces, as the matcher sees them (before replacement: the piece's own
+  last token, or, when the piece ends with a special case's string, the last token of
+  that string's pattern). A text with such a pair anywhere is tokenized by spaCy.
+
+Anything else (other whitespace, empty pieces, texts longer than ``nlp.max_length``,
+a piece giving no token or a ``spacy`` flag inside it) goes to spaCy's tokenizer too.
+Each distinct piece is tokenized once, by spaCy's tokenizer, and kept in a memo with
+the lemma and sentencizer flags of its tokens; ``parse_arrays`` (``nlp.parse_arrays``)
+gathers a batch's ``code.arrays.ATTRS`` arrays from it with NumPy.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from itertools import repeat
+
+import numpy as np
+from spacy.attrs import NORM, ORTH, SPACY
+from spacy.language import Language
+
+_UNSAFE, _ENDS, _STARTS = 1, 2, 4   # piece flags: tokenize its texts with spaCy; may end /
+                                    # start a pattern pair across a space
+_MAX_PIECES = 200_000               # memo size at which it starts afresh (bounded memory:
+                                    # some 30 MB; a corpus's pieces are mostly a few thousand)
+
+
+def supported(nlp: Language) -> bool:
+    """Whether ``nlp``'s tokenizer is spaCy's own ``Tokenizer`` (what the above is about)."""
+    from spacy.tokenizer import Tokenizer
+
+    return type(nlp.tokenizer) is Tokenizer
+
+
+def eligible(text: str, max_length: int) -> bool:
+    """Whether ``text`` is pieces joined by single spaces (no other whitespace).
+
+    ``str.isprintable`` is False for every ``str.isspace`` character but ' ' (and for
+    some others, which only send the text to spaCy's tokenizer).
+    """
+    return (text.isprintable() and text[0] != " " and text[-1] != " " and "  " not in text
+            and len(text) <= max_length)
+
+
+class PieceTokenizer:
+    """ORTH, NORM and SPACY of the tokens of texts, as ``nlp.make_doc`` gives them, and
+    per-form values of them (lemma and sentencizer flags), memoised with the tokens.
+
+    Args:
+        nlp: the pipeline whose tokenizer (a ``spacy.tokenizer.Tokenizer``) is used.
+        values: ORTH hashes of tokens -> (LEMMA hashes, sentencizer flags) of them
+            (``nlp_batch.FusedLemmas.values``): a function of the form alone.
+    """
+
+    def __init__(self, nlp: Language, values: Callable) -> None:
+        self.nlp, self.values = nlp, values
+        self.lock = threading.Lock()  # the memo is shared by the threads of a process
+        self._setup()
+
+    def _setup(self) -> None:
+        """Read the tokenizer's special-case patterns; start with an empty memo."""
+        self.tokenizer = self.nlp.tokenizer
+        self.state = _state(self.tokenizer)
+        self.pairs, self.key_first, self.key_last, self.longest = _patterns(self.tokenizer)
+        self.lefts = {a for a, _ in self.pairs}
+        self.rights = {b for _, b in self.pairs}
+        self._reset()
+
+    def _reset(self) -> None:
+        self.index: dict[str, int] = {}
+        self.start = np.zeros(1024, dtype=np.int64)
+        self.count = np.zeros(1024, dtype=np.int64)
+        self.flags = np.zeros(1024, dtype=np.uint8)
+        self.orth = np.zeros(4096, dtype=np.uint64)
+        self.norm = np.zeros(4096, dtype=np.uint64)
+        self.lemma = np.zeros(4096, dtype=np.uint64)
+        self.bits = np.zeros(4096, dtype=np.uint8)
+        self.n_tokens = self.filled = 0   # filled: tokens whose lemma and bits are set
+        self.alts: dict[int, tuple[set[int], set[int]]] = {}  # flagged piece -> (lasts, firsts)
+
+    def tokens(self, texts: list[str]) -> tuple[np.ndarray, ...]:
+        """(orth, norm, spacy, lemma, bits, bounds) of the tokens of ``texts``.
+
+        Text ``k`` holds tokens ``bounds[k]:bounds[k + 1]``; lemma and bits are what
+        ``values`` gives for the tokens' ORTH.
+
+        Args:
+            texts: the texts (str).
+        """
+        with self.lock:
+            return self._tokens(texts)
+
+    def _tokens(self, texts: list[str]) -> tuple[np.ndarray, ...]:
+        if _state(self.nlp.tokenizer) != self.state:  # another tokenizer, rules, affixes
+            self._setup()
+        if len(self.index) > _MAX_PIECES:
+            self._reset()
+        limit = self.nlp.max_length
+        # eligible(text, limit), inlined (a call per text costs as much as the tests)
+        fast = [k for k, t in enumerate(texts)
+                if t and t.isprintable() and t[0] != " " and t[-1] != " " and "  " not in t
+                and len(t) <= limit]
+        got = self._fast([texts[k] for k in fast]) if fast else None
+        if got is not None and len(fast) == len(texts) and got[-1] is None:
+            return got[:-1]
+        # some texts by spaCy: one block per text, in order
+        blocks: list[tuple] = [None] * len(texts)  # type: ignore[list-item]
+        if got is not None:
+            *columns, bounds, bad = got
+            for j, k in enumerate(fast):
+                if bad is None or not bad[j]:
+                    a, b = bounds[j], bounds[j + 1]
+                    blocks[k] = tuple(c[a:b] for c in columns)
+        for k, text in enumerate(texts):
+            if blocks[k] is None:
+                array = self.nlp.make_doc(text).to_array([ORTH, NORM, SPACY]).reshape(-1, 3)
+                orth = np.ascontiguousarray(array[:, 0])
+                blocks[k] = (orth, array[:, 1], array[:, 2].astype(bool), *self.values(orth))
+        bounds = np.zeros(len(texts) + 1, dtype=np.int64)
+        np.cumsum([len(b[0]) for b in blocks], out=bounds[1:])
+        types = (np.uint64, np.uint64, bool, np.uint64, np.uint8)
+        return (*(np.concatenate([b[i] for b in blocks]).astype(t) if blocks
+                  else np.zeros(0, dtype=t) for i, t in enumerate(types)), bounds)
+
+    def _fast(self, texts: list[str]):  # noqa: ANN202
+        """Tokens of eligible texts from the memo; bad: texts that need spaCy (or None).
+
+        Texts marked bad keep a block of zero tokens in the returned arrays.
+        """
+        n_pieces = np.fromiter((t.count(" ") for t in texts), dtype=np.int64,
+                               count=len(texts)) + 1
+        flat = " ".join(texts).split(" ")
+        ids = np.fromiter(map(self.index.get, flat, repeat(-1)), dtype=np.int64,
+                          count=len(flat))
+        missing = np.flatnonzero(ids < 0)
+        if len(missing):
+            for piece in dict.fromkeys(flat[i] for i in missing.tolist()):
+                self._add(piece)
+            self._fill()
+            ids[missing] = [self.index[flat[i]] for i in missing.tolist()]
+        ends = np.cumsum(n_pieces) - 1            # last piece of each text
+        text_of = np.repeat(np.arange(len(texts)), n_pieces)
+        flags = self.flags[ids]
+        bad = None
+        unsafe = (flags & _UNSAFE) != 0
+        # a pattern pair may cross the space after piece j (not the last of its text)
+        cross = ((flags[:-1] & _ENDS) != 0) & ((flags[1:] & _STARTS) != 0)
+        cross[ends[:-1]] = False
+        if unsafe.any() or cross.any():
+            bad = np.zeros(len(texts), dtype=bool)
+            bad[text_of[unsafe]] = True
+            for j in np.flatnonzero(cross).tolist():
+                lasts, firsts = self.alts[int(ids[j])][0], self.alts[int(ids[j + 1])][1]
+                if any((a, b) in self.pairs for a in lasts for b in firsts):
+                    bad[text_of[j]] = True
+            if not bad.any():
+                bad = None
+        counts = self.count[ids]
+        if bad is not None:
+            counts = np.where(bad[text_of], 0, counts)
+        piece_end = np.cumsum(counts)
+        total = int(piece_end[-1]) if len(piece_end) else 0
+        starts = self.start[ids]
+        positions = np.arange(total, dtype=np.int64) - np.repeat(piece_end - counts - starts,
+                                                                 counts)
+        orth, norm = self.orth[positions], self.norm[positions]
+        lemma, bits = self.lemma[positions], self.bits[positions]
+        spacy = np.zeros(total, dtype=bool)
+        follow = counts > 0
+        follow[ends] = False                        # the last piece of a text: no space
+        spacy[piece_end[follow] - 1] = True
+        bounds = np.zeros(len(texts) + 1, dtype=np.int64)
+        bounds[1:] = piece_end[ends]
+        return orth, norm, spacy, lemma, bits, bounds, bad
+
+    def _fill(self) -> None:
+        """Set lemma and bits of the tokens added since the last call."""
+        lemma, bits = self.values(self.orth[self.filled:self.n_tokens])
+        self.lemma[self.filled:self.n_tokens] = lemma
+        self.bits[self.filled:self.n_tokens] = bits
+        self.filled = self.n_tokens
+
+    def _add(self, piece: str) -> None:
+        """Tokenize a new piece with spaCy and store its tokens and flags."""
+        array = self.tokenizer(piece).to_array([ORTH, NORM, SPACY]).reshape(-1, 3)
+        i = len(self.index)
+        self.index[piece] = i
+        if i >= len(self.start):
+            size = 2 * len(self.start)
+            self.start, self.count, self.flags = (np.resize(a, size) for a in
+                                                  (self.start, self.count, self.flags))
+        n = len(array)
+        while self.n_tokens + n > len(self.orth):
+            size = 2 * len(self.orth)
+            self.orth, self.norm, self.lemma, self.bits = (
+                np.resize(a, size) for a in (self.orth, self.norm, self.lemma, self.bits))
+        self.start[i], self.count[i] = self.n_tokens, n
+        self.orth[self.n_tokens:self.n_tokens + n] = array[:, 0]
+        self.norm[self.n_tokens:self.n_tokens + n] = array[:, 1]
+        self.n_tokens += n
+        if n == 0 or array[:, 2].any():
+            self.flags[i] = _UNSAFE
+            return
+        # the tokens the special-case matcher may see at either edge of the piece
+        lasts, firsts = {int(array[-1, 0])}, {int(array[0, 0])}
+        for size in range(1, min(len(piece), self.longest) + 1):
+            last, first = self.key_last.get(piece[-size:]), self.key_first.get(piece[:size])
+            if last is not None:
+                lasts.add(last)
+            if first is not None:
+                firsts.add(first)
+        flags = (_ENDS if lasts & self.lefts else 0) | (_STARTS if firsts & self.rights else 0)
+        self.flags[i] = flags
+        if flags:
+            self.alts[i] = (lasts, firsts)
+
+
+def _state(tokenizer) -> tuple:  # noqa: ANN001
+    """What the tokens of a piece depend on besides the piece (compared by identity; a
+    special case added or removed changes the number of rules - ``make_nlp``'s
+    tokenizer is never changed after it is built)."""
+    rules = tokenizer.rules
+    return (type(tokenizer), id(rules), len(rules), tokenizer.prefix_search,
+            tokenizer.suffix_search, tokenizer.infix_finditer, tokenizer.token_match,
+            tokenizer.url_match, tokenizer.faster_heuristics)
+
+
+def _patterns(tokenizer):  # noqa: ANN001, ANN202
+    """The special-case matcher's patterns: (adjacent ORTH pairs, key -> first ORTH,
+    key -> last ORTH, longest key).
+
+    As ``Tokenizer.add_special_case`` adds them: a special case with a prefix, suffix,
+    infix or space (every one without ``faster_heuristics``), as the tokenizer splits
+    it without special cases - here a tokenizer with the same affixes and no rules.
+    """
+    from spacy.tokenizer import Tokenizer
+
+    bare = Tokenizer(tokenizer.vocab, rules=None, prefix_search=tokenizer.prefix_search,
+                     suffix_search=tokenizer.suffix_search,
+                     infix_finditer=tokenizer.infix_finditer,
+                     token_match=tokenizer.token_match, url_match=tokenizer.url_match)
+    pairs: set[tuple[int, int]] = set()
+    key_first: dict[str, int] = {}
+    key_last: dict[str, int] = {}
+    heuristics = tokenizer.faster_heuristics
+    for key in tokenizer.rules:
+        if heuristics and not (tokenizer.find_prefix(key) or tokenizer.find_infix(key)
+                               or tokenizer.find_suffix(key) or " " in key):
+            continue
+        orths = bare(key).to_array(ORTH).reshape(-1).tolist()
+        if not orths:
+            continue
+        key_first[key], key_last[key] = orths[0], orths[-1]
+        pairs.update(zip(orths, orths[1:]))
+    return pairs, key_first, key_last, max(map(len, key_first), default=0)
+
+
+_TOKENIZERS: dict[int, PieceTokenizer] = {}
+
+
+def piece_tokenizer(nlp: Language, values: Callable, owner: tuple) -> PieceTokenizer:
+    """The (cached) ``PieceTokenizer`` of a pipeline whose ``values`` use the objects
+    ``owner`` (a new one when one of them is not the same object)."""
+    got = _TOKENIZERS.get(id(nlp))
+    if (got is None or got.nlp is not nlp or len(got.owner) != len(owner)
+            or any(a is not b for a, b in zip(got.owner, owner))):
+        got = _TOKENIZERS[id(nlp)] = PieceTokenizer(nlp, values)
+        got.owner = owner
+    return got
+
+
+def parse_arrays(texts: Iterable[str], lang: str, *, batch_size: int = 256) -> list:
+    """The token arrays of ``parse(texts, lang)``'s docs, without making the docs.
+
+    Same values as ``[doc.to_array(code.arrays.ATTRS) for doc in parse(texts, lang)]``:
+    the tokens come from a ``PieceTokenizer`` (spaCy's tokenizer, once per distinct
+    ' '-separated piece), lemmas and sentence starts from ``FusedLemmas.values`` and
+    ``nlp_batch.sentence_starts``.
+
+    Args:
+        texts: the texts; None / NaN count as empty text.
+        lang: language code.
+        batch_size: texts per ``nlp.pipe`` batch (used only by another pipeline).
+
+    Returns:
+        One ``(n_tokens, 5)`` uint64 array of the ``ATTRS`` columns per text, in order.
+
+    Raises:
+        UsageError: the language is not supported.
+    """
+    from spacy.attrs import LEMMA, SENT_START
+
+    from pipeline.code.arrays import ATTRS
+    from pipeline.nlp import _check_lang, _fused_lemmas, make_nlp, parse
+    from pipeline.nlp_batch import sentence_starts
+
+    nlp = make_nlp(_check_lang(lang))
+    clean = ["" if t is None or (isinstance(t, float) and t != t) else str(t) for t in texts]
+    lemmas = _fused_lemmas(nlp, lang)
+    if lemmas is None or not supported(nlp):
+        return [doc.to_array(ATTRS) for doc in parse(clean, lang, batch_size=batch_size)]
+    sentencizer = nlp.get_pipe("sentencizer")
+    pieces = piece_tokenizer(nlp, lambda orth: lemmas.values(orth, sentencizer),
+                             (lemmas, sentencizer))
+    orth, norm, spacy, lemma, bits, bounds = pieces.tokens(clean)
+    sent = np.where(sentence_starts(bits, bounds), 1, -1).astype(np.int64)
+    table = np.empty((len(orth), len(ATTRS)), dtype=np.uint64)
+    columns = {ORTH: orth, LEMMA: lemma, SENT_START: sent.view(np.uint64), SPACY: spacy,
+               NORM: norm}
+    for col, attr in enumerate(ATTRS):
+        table[:, col] = columns[attr]
+    ends = bounds.tolist()
+    return [table[a:b] for a, b in zip(ends, ends[1:])]
