@@ -135,6 +135,19 @@ def frame_digest(frame: pd.DataFrame | None) -> str:
     return h.hexdigest()
 
 
+def discard_entry(path: Path) -> None:
+    """Remove a damaged cache entry (a folder), so that the next store writes a good one
+    in its place; renamed away first (a reader sees the whole entry or none), never raises."""
+    if not path.exists():
+        return
+    try:
+        trash = Path(tempfile.mkdtemp(prefix=f".{path.name}.damaged.", dir=path.parent))
+        os.replace(path, trash / path.name)
+        shutil.rmtree(trash, ignore_errors=True)
+    except OSError:
+        return
+
+
 class ChunkCache:
     """Chunk entries in ``<folder>/chunks-v1``; a None folder disables it."""
 
@@ -169,9 +182,11 @@ class ChunkCache:
             table = np.load(path / "tokens.npy", allow_pickle=False)
             strings = json.loads((path / "strings.json").read_text(encoding="utf-8"))
         except Exception:  # a damaged entry can fail in json, Parquet or NumPy: a miss
+            discard_entry(path)  # (absent: nothing to discard)
             return None
         hashes = self._intern(strings, meta["fingerprints"], vocab_of)
         if hashes is None or table.ndim != 2 or table.shape[1] != TOKEN_COLUMNS:
+            discard_entry(path)
             return None
         tokens: dict[int, list[np.ndarray]] = {}
         offset = 0
@@ -184,8 +199,10 @@ class ChunkCache:
                     offset += n
                 tokens[int(first)] = parts
         except (IndexError, ValueError):
+            discard_entry(path)
             return None
         if offset != len(table):
+            discard_entry(path)
             return None
         errors = [{**row, "_order": tuple(row["_order"])} for row in meta["errors"]]
         return ChunkEntry(documents, segments, errors, meta["present"], meta["failed"],

@@ -98,6 +98,9 @@ class TableCache:
         except Exception:  # absent, or damaged in json, a file, or a size: a miss
             for copy in out.values():
                 copy.unlink(missing_ok=True)
+            from pipeline.chunk_cache import discard_entry
+
+            discard_entry(path)  # so that store writes a good one
             return None
         return out
 

@@ -1,5 +1,6 @@
 """The chunk cache, the word-type table and the batched parse: same results as without them."""
 import hashlib
+import json
 import shutil
 
 import numpy as np
@@ -81,6 +82,12 @@ def test_changed_setting_or_damaged_entry_is_a_miss(corpus):
     _run(corpus, "cached")
     _run(corpus, "fresh", cache=False)
     assert _digest(corpus / "cached") == _digest(corpus / "fresh")
+    # the damaged entries were replaced by good ones, not left to miss on every run
+    for entry in (cache / SUBDIR).glob("*/*/tokens.npy"):
+        assert entry.read_bytes() != b"garbage"
+    for entry in (cache / SUBDIR).glob("*/*/meta.json"):
+        json.loads(entry.read_text(encoding="utf-8"))
+    assert not list((cache / SUBDIR).glob("*/.*damaged*"))  # nothing left behind
     before = set(_entries(cache))
     _run(corpus, "cached", unit="sentence")  # another unit: other segments, other keys
     assert set(_entries(cache)) - before

@@ -69,6 +69,13 @@ def test_damaged_entry_is_a_miss(corpus, finalized, damage):
     assert finalized == ["documents", "segments", "codings", "matches"]
     _same_as_cold(corpus, BOOK)
     assert not [p for p in (corpus / "cached").rglob("*.staged")]  # no copy left behind
+    # the damaged entry was replaced by a good one: the next run is a hit again
+    [entry] = _entries(corpus / "cached")
+    assert (entry / "meta.json").exists() and (entry / FILES[-1]).read_bytes() == data
+    finalized.clear()
+    _run(corpus, "cached", BOOK)
+    assert "segments" not in finalized and "documents" not in finalized
+    _same_as_cold(corpus, BOOK)
 
 
 def test_changed_input_gives_another_key(corpus, finalized):
