@@ -17,6 +17,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 
+QUEUED_PARTS = 4   # parts waiting for the writing thread, at most
+
+
 @dataclass
 class Part:
     """A spilled part file (picklable: workers hand it to the writer in the runner).
@@ -71,7 +74,9 @@ class Stream:
         self.csv = open(csv, "wb") if csv is not None else None  # noqa: SIM115
         if self.csv is not None:
             self._csv_size = self.csv.write(header(list(schema.names)))
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        # bounded: when the encoding falls behind (many workers, one writer), the
+        # runner waits instead of holding ever more tables in memory
+        self._queue: queue.Queue = queue.Queue(maxsize=QUEUED_PARTS)
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
 

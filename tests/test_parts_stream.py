@@ -123,3 +123,45 @@ def test_a_failed_background_write_is_raised_by_finalize(tmp_path: Path) -> None
     real.close()
     writer.close()  # nothing raised twice; the parts folder is gone
     assert not Path(writer.dir).exists()
+
+
+def test_a_slow_background_writer_holds_back_the_runner(tmp_path: Path) -> None:
+    """At most QUEUED_PARTS tables wait for the writing thread: memory stays bounded."""
+    import threading
+
+    from pipeline.parts_stream import QUEUED_PARTS
+
+    a, _ = _chunks("same")
+    writer = PartWriter(tmp_path)
+    writer.stream("t", "t", csv=True)
+    writer.add("t", a, csv_rows(a))
+    stream = writer._streams["t"]
+    release, written = threading.Event(), []
+
+    class Slow:
+        def __init__(self, real) -> None:  # noqa: ANN001
+            self.real = real
+
+        def write_table(self, table) -> None:  # noqa: ANN001
+            release.wait(30)
+            written.append(table.num_rows)
+            self.real.write_table(table)
+
+        def close(self) -> None:
+            self.real.close()
+
+    stream.writer = Slow(stream.writer)
+    total = QUEUED_PARTS + 5
+    adder = threading.Thread(target=lambda: [writer.add("t", a, csv_rows(a))
+                                             for _ in range(total)])
+    adder.start()
+    adder.join(1.0)
+    assert adder.is_alive()                       # held back, not queueing everything
+    assert stream._queue.qsize() <= QUEUED_PARTS
+    release.set()
+    adder.join(30)
+    assert not adder.is_alive()
+    staged = writer.finalize("t", "t", csv=True)
+    merged = _files(tmp_path / "merged", [a] * (total + 1), stream=False, via_spill=False)
+    assert {name: path.read_bytes() for name, path in staged.items()} == merged
+    writer.close()
