@@ -1,0 +1,43 @@
+"""benchmarks/run_benchmarks.py: a new run replaces the generated part of RESULTS.md only."""
+import importlib.util
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("run_benchmarks",
+                                                  ROOT / "benchmarks" / "run_benchmarks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_new_report_keeps_the_history_of_the_results_file():
+    rb = _module()
+    previous = f"# old generated part\n\n| 1 |\n\n{rb.HISTORY_MARKER}\n\n## Session 5\n\nkept\n"
+    out = rb.with_history("# new generated part\n", previous)
+    assert out.startswith("# new generated part\n")
+    assert "old generated part" not in out
+    assert out.endswith(f"{rb.HISTORY_MARKER}\n\n## Session 5\n\nkept\n")
+    assert rb.with_history("# new\n", None) == "# new\n"            # no file yet
+    assert rb.with_history("# new\n", "# no marker\n") == "# new\n"  # nothing marked to keep
+
+
+def test_the_results_file_has_its_history_marker():
+    rb = _module()
+    text = (ROOT / "benchmarks" / "RESULTS.md").read_text(encoding="utf-8")
+    assert text.count(rb.HISTORY_MARKER) == 1
+    assert "## Session 6" in text.split(rb.HISTORY_MARKER)[1]
+
+
+def test_edited_codebooks_add_one_word_to_the_first_terms_rule(tmp_path, monkeypatch):
+    rb = _module()
+    monkeypatch.setattr(rb, "WORK", tmp_path)
+    book = tmp_path / "book.yaml"
+    book.write_text("codes:\n  - id: a\n    rules:\n    - kind: terms\n      terms:\n      - x\n"
+                    "    - kind: terms\n      terms:\n      - y\n")
+    edited = rb.edited_codebook(book, rb.MATCHING_EDIT).read_text()
+    assert edited.count(f"- {rb.MATCHING_EDIT}\n") == 1
+    assert edited.index(rb.MATCHING_EDIT) < edited.index("- x")
+    assert rb.edited_codebook(book, "zzedit").name == "codebook_500_edited.yaml"
