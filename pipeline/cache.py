@@ -308,18 +308,8 @@ class DocCache:
         """Return docs of ``texts`` from the cache, parsing (and storing) on a miss."""
         from pipeline.nlp import parse
 
-        if self.folder is None:
-            self.misses += 1
-            return parse(texts, lang, batch_size=batch_size)
-        key = cache_key(texts, lang)
-        docs = self.load(key, texts, lang)
-        if docs is not None:
-            self.hits += 1
-            return docs
-        self.misses += 1
-        docs = parse(texts, lang, batch_size=batch_size)
-        self.save(key, docs)
-        return docs
+        return self._through(texts, lang, self.load,
+                             lambda: parse(texts, lang, batch_size=batch_size), self.save)
 
     def parse_arrays(self, texts: Sequence[str], lang: str, *, batch_size: int = 256) -> list:
         """``[doc.to_array(code.arrays.ATTRS) for doc in self.parse(texts, lang)]``, no docs.
@@ -329,16 +319,22 @@ class DocCache:
         """
         from pipeline.nlp import parse_arrays
 
+        return self._through(texts, lang, self.load_arrays,
+                             lambda: parse_arrays(texts, lang, batch_size=batch_size),
+                             lambda key, parts: self.save_arrays(key, parts, lang))
+
+    def _through(self, texts: Sequence[str], lang: str, load, make, save) -> list:  # noqa: ANN001
+        """``load`` the entry of ``texts``, or ``make`` and ``save`` it (counting hits)."""
         if self.folder is None:
             self.misses += 1
-            return parse_arrays(texts, lang, batch_size=batch_size)
+            return make()
         key = cache_key(texts, lang)
-        parts = self.load_arrays(key, texts, lang)
-        if parts is not None:
+        got = load(key, texts, lang)
+        if got is not None:
             self.hits += 1
-            return parts
+            return got
         self.misses += 1
-        parts = parse_arrays(texts, lang, batch_size=batch_size)
-        self.save_arrays(key, parts, lang)
-        return parts
+        got = make()
+        save(key, got)
+        return got
 
