@@ -36,13 +36,18 @@ from collections.abc import Callable, Iterable
 from itertools import repeat
 
 import numpy as np
-from spacy.attrs import NORM, ORTH, SPACY
+from spacy.attrs import LEMMA, NORM, ORTH, SENT_START, SPACY
 from spacy.language import Language
+
+from pipeline.code.arrays import ATTRS
 
 _UNSAFE, _ENDS, _STARTS = 1, 2, 4   # piece flags: tokenize its texts with spaCy; may end /
                                     # start a pattern pair across a space
 _MAX_PIECES = 200_000               # memo size at which it starts afresh (bounded memory:
                                     # some 30 MB; a corpus's pieces are mostly a few thousand)
+# Columns of a token row: ``code.arrays.ATTRS``, what ``parse_arrays`` returns. In the memo
+# the SENT_START column holds the sentencizer flags and the SPACY column is 0.
+_O, _L, _S, _P, _N = (ATTRS.index(a) for a in (ORTH, LEMMA, SENT_START, SPACY, NORM))
 
 
 def supported(nlp: Language) -> bool:
@@ -60,6 +65,16 @@ def eligible(text: str, max_length: int) -> bool:
     """
     return (text.isprintable() and text[0] != " " and text[-1] != " " and "  " not in text
             and len(text) <= max_length)
+
+
+def all_eligible(texts: list[str], joined: str, max_length: int) -> bool:
+    """Whether every text of ``texts`` is ``eligible``; ``joined``: their ' '-join.
+
+    One test of the join instead of five per text: an empty text, or one with a space
+    at an end, puts two spaces in the join or a space at one of its ends.
+    """
+    return (bool(joined) and joined.isprintable() and joined[0] != " " and joined[-1] != " "
+            and "  " not in joined and max(map(len, texts)) <= max_length)
 
 
 class PieceTokenizer:
@@ -91,10 +106,9 @@ class PieceTokenizer:
         self.start = np.zeros(1024, dtype=np.int64)
         self.count = np.zeros(1024, dtype=np.int64)
         self.flags = np.zeros(1024, dtype=np.uint8)
-        self.orth = np.zeros(4096, dtype=np.uint64)
-        self.norm = np.zeros(4096, dtype=np.uint64)
-        self.lemma = np.zeros(4096, dtype=np.uint64)
-        self.bits = np.zeros(4096, dtype=np.uint8)
+        # the tokens of the pieces, one row each (``_O`` ... ``_N``): a text's rows are
+        # gathered with one ``take``, already in the layout ``parse_arrays`` returns
+        self.rows = np.zeros((4096, len(ATTRS)), dtype=np.uint64)
         self.n_tokens = self.filled = 0   # filled: tokens whose lemma and bits are set
         self.alts: dict[int, tuple[set[int], set[int]]] = {}  # flagged piece -> (lasts, firsts)
 
@@ -103,6 +117,19 @@ class PieceTokenizer:
 
         Text ``k`` holds tokens ``bounds[k]:bounds[k + 1]``; lemma and bits are what
         ``values`` gives for the tokens' ORTH.
+
+        Args:
+            texts: the texts (str).
+        """
+        rows, bounds = self.token_rows(texts)
+        return (rows[:, _O], rows[:, _N], rows[:, _P].astype(bool), rows[:, _L],
+                rows[:, _S].astype(np.uint8), bounds)
+
+    def token_rows(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, bounds): ``tokens`` as one ``(n, len(ATTRS))`` uint64 array.
+
+        Its columns are ``ATTRS``': ORTH, LEMMA, NORM, SPACY (0 or 1) and, in the
+        SENT_START column, the sentencizer flags (``bits``).
 
         Args:
             texts: the texts (str).
@@ -116,40 +143,50 @@ class PieceTokenizer:
         if len(self.index) > _MAX_PIECES:
             self._reset()
         limit = self.nlp.max_length
-        # eligible(text, limit), inlined (a call per text costs as much as the tests)
-        fast = [k for k, t in enumerate(texts)
-                if t and t.isprintable() and t[0] != " " and t[-1] != " " and "  " not in t
-                and len(t) <= limit]
-        got = self._fast([texts[k] for k in fast]) if fast else None
+        joined = " ".join(texts)
+        if all_eligible(texts, joined, limit):
+            got = self._fast(texts, joined)
+            if got[-1] is None:
+                return got[:-1]
+            fast = list(range(len(texts)))
+        else:
+            # eligible(text, limit), inlined (a call per text costs as much as the tests)
+            fast = [k for k, t in enumerate(texts)
+                    if t and t.isprintable() and t[0] != " " and t[-1] != " "
+                    and "  " not in t and len(t) <= limit]
+            chosen = [texts[k] for k in fast]
+            got = self._fast(chosen, " ".join(chosen)) if fast else None
         if got is not None and len(fast) == len(texts) and got[-1] is None:
             return got[:-1]
         # some texts by spaCy: one block per text, in order
-        blocks: list[tuple] = [None] * len(texts)  # type: ignore[list-item]
+        blocks: list[np.ndarray] = [None] * len(texts)  # type: ignore[list-item]
         if got is not None:
-            *columns, bounds, bad = got
+            rows, bounds, bad = got
             for j, k in enumerate(fast):
                 if bad is None or not bad[j]:
-                    a, b = bounds[j], bounds[j + 1]
-                    blocks[k] = tuple(c[a:b] for c in columns)
+                    blocks[k] = rows[bounds[j]:bounds[j + 1]]
         for k, text in enumerate(texts):
             if blocks[k] is None:
                 array = self.nlp.make_doc(text).to_array([ORTH, NORM, SPACY]).reshape(-1, 3)
-                orth = np.ascontiguousarray(array[:, 0])
-                blocks[k] = (orth, array[:, 1], array[:, 2].astype(bool), *self.values(orth))
+                block = np.zeros((len(array), len(ATTRS)), dtype=np.uint64)
+                block[:, _O], block[:, _N], block[:, _P] = array[:, 0], array[:, 1], array[:, 2]
+                block[:, _L], block[:, _S] = self.values(np.ascontiguousarray(array[:, 0]))
+                blocks[k] = block
         bounds = np.zeros(len(texts) + 1, dtype=np.int64)
-        np.cumsum([len(b[0]) for b in blocks], out=bounds[1:])
-        types = (np.uint64, np.uint64, bool, np.uint64, np.uint8)
-        return (*(np.concatenate([b[i] for b in blocks]).astype(t) if blocks
-                  else np.zeros(0, dtype=t) for i, t in enumerate(types)), bounds)
+        np.cumsum([len(b) for b in blocks], out=bounds[1:])
+        rows = (np.concatenate(blocks) if blocks
+                else np.zeros((0, len(ATTRS)), dtype=np.uint64))
+        return rows, bounds
 
-    def _fast(self, texts: list[str]):  # noqa: ANN202
+    def _fast(self, texts: list[str], joined: str | None = None):  # noqa: ANN202
         """Tokens of eligible texts from the memo; bad: texts that need spaCy (or None).
 
-        Texts marked bad keep a block of zero tokens in the returned arrays.
+        ``joined``: ``" ".join(texts)`` (None: joined here). Texts marked bad keep a block of zero tokens in
+        the returned arrays.
         """
-        n_pieces = np.fromiter((t.count(" ") for t in texts), dtype=np.int64,
+        n_pieces = np.fromiter(map(str.count, texts, repeat(" ")), dtype=np.int64,
                                count=len(texts)) + 1
-        flat = " ".join(texts).split(" ")
+        flat = (" ".join(texts) if joined is None else joined).split(" ")
         ids = np.fromiter(map(self.index.get, flat, repeat(-1)), dtype=np.int64,
                           count=len(flat))
         missing = np.flatnonzero(ids < 0)
@@ -158,46 +195,45 @@ class PieceTokenizer:
                 self._add(piece)
             self._fill()
             ids[missing] = [self.index[flat[i]] for i in missing.tolist()]
-        ends = np.cumsum(n_pieces) - 1            # last piece of each text
-        text_of = np.repeat(np.arange(len(texts)), n_pieces)
+        ends = np.cumsum(n_pieces)
+        ends -= 1                                   # last piece of each text
         flags = self.flags[ids]
-        bad = None
-        unsafe = (flags & _UNSAFE) != 0
-        # a pattern pair may cross the space after piece j (not the last of its text)
-        cross = ((flags[:-1] & _ENDS) != 0) & ((flags[1:] & _STARTS) != 0)
-        cross[ends[:-1]] = False
-        if unsafe.any() or cross.any():
-            bad = np.zeros(len(texts), dtype=bool)
-            bad[text_of[unsafe]] = True
-            for j in np.flatnonzero(cross).tolist():
-                lasts, firsts = self.alts[int(ids[j])][0], self.alts[int(ids[j + 1])][1]
-                if any((a, b) in self.pairs for a in lasts for b in firsts):
-                    bad[text_of[j]] = True
-            if not bad.any():
-                bad = None
+        bad = text_of = None
+        if flags.any():
+            unsafe = (flags & _UNSAFE) != 0
+            # a pattern pair may cross the space after piece j (not the last of its text)
+            cross = (flags[:-1] & (flags[1:] >> 1) & _ENDS) != 0  # _STARTS >> 1 == _ENDS
+            cross[ends[:-1]] = False
+            if unsafe.any() or cross.any():
+                text_of = np.repeat(np.arange(len(texts)), n_pieces)
+                bad = np.zeros(len(texts), dtype=bool)
+                bad[text_of[unsafe]] = True
+                for j in np.flatnonzero(cross).tolist():
+                    lasts, firsts = self.alts[int(ids[j])][0], self.alts[int(ids[j + 1])][1]
+                    if any((a, b) in self.pairs for a in lasts for b in firsts):
+                        bad[text_of[j]] = True
+                if not bad.any():
+                    bad = None
         counts = self.count[ids]
         if bad is not None:
             counts = np.where(bad[text_of], 0, counts)
         piece_end = np.cumsum(counts)
         total = int(piece_end[-1]) if len(piece_end) else 0
-        starts = self.start[ids]
-        positions = np.arange(total, dtype=np.int64) - np.repeat(piece_end - counts - starts,
-                                                                 counts)
-        orth, norm = self.orth[positions], self.norm[positions]
-        lemma, bits = self.lemma[positions], self.bits[positions]
-        spacy = np.zeros(total, dtype=bool)
+        positions = np.arange(total, dtype=np.int64) - np.repeat(
+            piece_end - counts - self.start[ids], counts)
+        rows = np.take(self.rows, positions, axis=0)
         follow = counts > 0
         follow[ends] = False                        # the last piece of a text: no space
-        spacy[piece_end[follow] - 1] = True
+        rows[piece_end[follow] - 1, _P] = 1
         bounds = np.zeros(len(texts) + 1, dtype=np.int64)
         bounds[1:] = piece_end[ends]
-        return orth, norm, spacy, lemma, bits, bounds, bad
+        return rows, bounds, bad
 
     def _fill(self) -> None:
         """Set lemma and bits of the tokens added since the last call."""
-        lemma, bits = self.values(self.orth[self.filled:self.n_tokens])
-        self.lemma[self.filled:self.n_tokens] = lemma
-        self.bits[self.filled:self.n_tokens] = bits
+        lemma, bits = self.values(np.ascontiguousarray(self.rows[self.filled:self.n_tokens, _O]))
+        self.rows[self.filled:self.n_tokens, _L] = lemma
+        self.rows[self.filled:self.n_tokens, _S] = bits
         self.filled = self.n_tokens
 
     def _add(self, piece: str) -> None:
@@ -210,13 +246,14 @@ class PieceTokenizer:
             self.start, self.count, self.flags = (np.resize(a, size) for a in
                                                   (self.start, self.count, self.flags))
         n = len(array)
-        while self.n_tokens + n > len(self.orth):
-            size = 2 * len(self.orth)
-            self.orth, self.norm, self.lemma, self.bits = (
-                np.resize(a, size) for a in (self.orth, self.norm, self.lemma, self.bits))
+        if self.n_tokens + n > len(self.rows):
+            rows = np.zeros((max(2 * len(self.rows), self.n_tokens + n), len(ATTRS)),
+                            dtype=np.uint64)
+            rows[:self.n_tokens] = self.rows[:self.n_tokens]
+            self.rows = rows
         self.start[i], self.count[i] = self.n_tokens, n
-        self.orth[self.n_tokens:self.n_tokens + n] = array[:, 0]
-        self.norm[self.n_tokens:self.n_tokens + n] = array[:, 1]
+        self.rows[self.n_tokens:self.n_tokens + n, _O] = array[:, 0]
+        self.rows[self.n_tokens:self.n_tokens + n, _N] = array[:, 1]
         self.n_tokens += n
         if n == 0 or array[:, 2].any():
             self.flags[i] = _UNSAFE
@@ -308,9 +345,6 @@ def parse_arrays(texts: Iterable[str], lang: str, *, batch_size: int = 256) -> l
     Raises:
         UsageError: the language is not supported.
     """
-    from spacy.attrs import LEMMA, SENT_START
-
-    from pipeline.code.arrays import ATTRS
     from pipeline.nlp import _check_lang, _fused_lemmas, make_nlp, parse
     from pipeline.nlp_batch import sentence_starts
 
@@ -322,12 +356,10 @@ def parse_arrays(texts: Iterable[str], lang: str, *, batch_size: int = 256) -> l
     sentencizer = nlp.get_pipe("sentencizer")
     pieces = piece_tokenizer(nlp, lambda orth: lemmas.values(orth, sentencizer),
                              (lemmas, sentencizer))
-    orth, norm, spacy, lemma, bits, bounds = pieces.tokens(clean)
-    sent = np.where(sentence_starts(bits, bounds), 1, -1).astype(np.int64)
-    table = np.empty((len(orth), len(ATTRS)), dtype=np.uint64)
-    columns = {ORTH: orth, LEMMA: lemma, SENT_START: sent.view(np.uint64), SPACY: spacy,
-               NORM: norm}
-    for col, attr in enumerate(ATTRS):
-        table[:, col] = columns[attr]
+    # the token rows are the ATTRS columns already; the SENT_START column holds the
+    # sentencizer flags until it is given the sentence starts they make
+    table, bounds = pieces.token_rows(clean)
+    starts = sentence_starts(table[:, _S], bounds)
+    table[:, _S] = np.where(starts, np.uint64(1), np.uint64(2**64 - 1))  # 1 or -1 as uint64
     ends = bounds.tolist()
     return [table[a:b] for a, b in zip(ends, ends[1:])]

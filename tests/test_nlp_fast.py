@@ -19,7 +19,7 @@ from spacy.attrs import LEMMA, NORM, ORTH, SPACY
 from pipeline import columns as C
 from pipeline.code.arrays import ATTRS
 from pipeline.nlp import make_nlp, parse
-from pipeline.nlp_fast import _patterns, eligible, parse_arrays, piece_tokenizer
+from pipeline.nlp_fast import _patterns, all_eligible, eligible, parse_arrays, piece_tokenizer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -161,6 +161,17 @@ def test_eligible_allows_only_single_spaces_between_pieces() -> None:
     assert not eligible("a b", 2)
 
 
+def test_a_batch_is_all_eligible_when_its_join_is() -> None:
+    rng = random.Random(7)
+    batches = [[t] for t in ADVERSARIAL] + [[], ["a", ""], ["", "a"], ["a", " b"], ["a ", "b"],
+                                             ["a", "b c"], ["a", "b\nc"], ["abc", "d"]]
+    batches += [rng.sample(ADVERSARIAL, rng.randint(1, 4)) for _ in range(500)]
+    for texts in batches:
+        for limit in (3, 100):
+            want = bool(texts) and all(t and eligible(t, limit) for t in texts)
+            assert all_eligible(texts, " ".join(texts), limit) == want, (texts, limit)
+
+
 def test_spaces_follow_pieces_but_the_last() -> None:
     nlp = make_nlp("nl")
     (part,) = parse_arrays(["Ja, (dat) klopt."], "nl")
@@ -197,7 +208,7 @@ def test_a_changed_tokenizer_or_a_full_memo_starts_afresh(monkeypatch) -> None:
     check()
     nlp.tokenizer.add_special_case("zork", [{ORTH: "zo"}, {ORTH: "rk", NORM: "rock"}])
     check()  # the new special case is used: the memo was emptied
-    assert "zo" in {nlp.vocab.strings[h] for h in pieces.orth[:pieces.n_tokens].tolist()}
+    assert "zo" in {nlp.vocab.strings[h] for h in pieces.rows[:pieces.n_tokens, ATTRS.index(ORTH)].tolist()}
     monkeypatch.setattr(nlp_fast, "_MAX_PIECES", 3)
     check()
     check()
