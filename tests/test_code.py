@@ -511,3 +511,15 @@ def test_duplicates_and_score_order_are_the_pandas_ones():
     score[5] = np.nan
     assert np.array_equal(_score_order(seg, code, score, start, end, rule),
                           np.lexsort((rule, end, start, -score, code, seg)))
+
+
+def test_sorted_unique_is_np_unique():
+    import numpy as np
+
+    from pipeline.code.combine import sorted_unique
+
+    rng = np.random.default_rng(4)
+    for n in (0, 1, 2, 7, 500):
+        values = np.sort(rng.integers(0, 20, n)) * 50 + rng.integers(-3, 9, n)
+        got = sorted_unique(values)
+        assert got.dtype == values.dtype and np.array_equal(got, np.unique(values))

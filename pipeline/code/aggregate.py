@@ -8,7 +8,7 @@ import pandas as pd
 from spacy.tokens import Doc
 
 from pipeline import columns as C
-from pipeline.code.combine import pack_keys, stable_order
+from pipeline.code.combine import pack_keys, sorted_unique, stable_order
 from pipeline.code.compiled import compile_rules
 from pipeline.code.matching import _empty_matches, first_coded_units, match_segments
 from pipeline.codebook import Codebook
@@ -42,7 +42,21 @@ def aggregate_matches(matches: pd.DataFrame, *, threshold: float) -> pd.DataFram
     """
     if matches.empty:
         return empty_codings()
-    return order_codings(aggregate_rows(matches, threshold=threshold))
+    groups = _Groups(matches)
+    # ``order_codings(aggregate_rows(...))``, with the kept codings put in order on the
+    # integer keys before any string column is taken: each is taken once, not three times
+    kept = np.flatnonzero(groups.scores >= threshold - EPS)
+    best = groups.best[kept]
+    doc = pd.factorize(matches[C.DOC_ID], sort=True)[0][best]
+    seg, code = groups.seg[best], groups.code[best]
+    if (doc < 0).any() or (seg < 0).any() or (code < 0).any():  # a missing id: as pandas
+        return order_codings(groups.frame(kept))
+    first = groups.first[kept]
+    seg_first = np.full(int(seg.max()) + 1 if len(seg) else 0, np.iinfo(np.int64).max,
+                        dtype=np.int64)
+    np.minimum.at(seg_first, seg, first)
+    order = stable_order([doc, seg_first[seg], seg, code])
+    return _finish(groups.frame(kept[order]), C.CODING_COLUMNS)
 
 
 def aggregate_rows(matches: pd.DataFrame, *, threshold: float) -> pd.DataFrame:
@@ -58,43 +72,67 @@ def aggregate_rows(matches: pd.DataFrame, *, threshold: float) -> pd.DataFrame:
     """
     if matches.empty:
         return empty_codings().assign(**{C.FIRST_MATCH: pd.Series(dtype="int64")})
-    # On integer codes (ids factorised in sorted order compare as the strings do),
-    # not with groupby: the same rows as sort_values + groupby, several times faster.
-    seg, _ = pd.factorize(matches[C.SEGMENT_ID], sort=True)
-    code, _ = pd.factorize(matches[C.CODE_ID], sort=True)
-    rule, names = pd.factorize(matches[C.RULE_ID].astype(str), sort=True)
-    start = matches[C.START].to_numpy(dtype=np.int64)
-    end = matches[C.END].to_numpy(dtype=np.int64)
-    score = matches[C.SCORE].astype("float64").to_numpy()
-    # drop_duplicates on (segment, code, rule, start, end): the first row of each stays
-    kept = np.flatnonzero(~_duplicated([seg, code, rule, start, end - start]))
-    # by segment, code, score (highest first), start, end, rule; stable, as sort_values
-    rows = kept[_score_order(seg[kept], code[kept], score[kept], start[kept], end[kept],
-                             rule[kept])]
-    s, c = seg[rows], code[rows]
-    new = np.empty(len(rows), dtype=bool)
-    new[0] = True
-    new[1:] = (s[1:] != s[:-1]) | (c[1:] != c[:-1])
-    firsts = np.flatnonzero(new)
-    best = rows[firsts]  # the best match of each segment x code
-    # score = 1 - prod(1 - weight), multiplied in row order like groupby().prod()
-    scores = np.clip(1.0 - np.multiply.reduceat(1.0 - score[rows], firsts), 0.0, 1.0)
-    out = pd.DataFrame({
-        C.SEGMENT_ID: matches[C.SEGMENT_ID].take(best).reset_index(drop=True),
-        C.CODE_ID: matches[C.CODE_ID].take(best).reset_index(drop=True),
-        C.DOC_ID: matches[C.DOC_ID].take(best).reset_index(drop=True),
-        C.METHOD: METHOD_RULES,
-        C.SCORE: scores,
-        C.RULE: "rule:" + matches[C.RULE_ID].take(best).astype(str).reset_index(drop=True),
-        C.RULES: pd.Series(_rule_lists(np.cumsum(new) - 1, rule[rows], names)),
-        C.EVIDENCE: matches[C.EVIDENCE].take(best).reset_index(drop=True),
-        C.N_MATCHES: np.diff(np.append(firsts, len(rows))),
-        C.START: start[best],
-        C.END: end[best],
-        C.FIRST_MATCH: np.minimum.reduceat(start[rows], firsts),
-    })
-    out = out[out[C.SCORE] >= threshold - EPS]
+    groups = _Groups(matches)
+    out = groups.frame(np.flatnonzero(groups.scores >= threshold - EPS), first=True)
     return _finish(out, [*C.CODING_COLUMNS, C.FIRST_MATCH])
+
+
+class _Groups:
+    """The segment x code groups of a matches table, on integer codes.
+
+    On integer codes (ids factorised in sorted order compare as the strings do), not
+    with groupby: the same rows as sort_values + groupby, several times faster. Group
+    ``g`` (in segment, code order) has its best match at row ``best[g]``, its score
+    ``scores[g]`` and its earliest match start ``first[g]``.
+    """
+
+    def __init__(self, matches: pd.DataFrame) -> None:
+        self.matches = matches
+        seg, _ = pd.factorize(matches[C.SEGMENT_ID], sort=True)
+        code, _ = pd.factorize(matches[C.CODE_ID], sort=True)
+        rule, self.names = pd.factorize(matches[C.RULE_ID].astype(str), sort=True)
+        self.start = start = matches[C.START].to_numpy(dtype=np.int64)
+        self.end = end = matches[C.END].to_numpy(dtype=np.int64)
+        score = matches[C.SCORE].astype("float64").to_numpy()
+        # drop_duplicates on (segment, code, rule, start, end): the first row of each stays
+        kept = np.flatnonzero(~_duplicated([seg, code, rule, start, end - start]))
+        # by segment, code, score (highest first), start, end, rule; stable, as sort_values
+        rows = kept[_score_order(seg[kept], code[kept], score[kept], start[kept], end[kept],
+                                 rule[kept])]
+        s, c = seg[rows], code[rows]
+        new = np.empty(len(rows), dtype=bool)
+        new[0] = True
+        new[1:] = (s[1:] != s[:-1]) | (c[1:] != c[:-1])
+        self.firsts = firsts = np.flatnonzero(new)
+        self.best = rows[firsts]  # the best match of each segment x code
+        self.seg, self.code = seg, code
+        # score = 1 - prod(1 - weight), multiplied in row order like groupby().prod()
+        self.scores = np.clip(1.0 - np.multiply.reduceat(1.0 - score[rows], firsts), 0.0, 1.0)
+        self.first = np.minimum.reduceat(start[rows], firsts)
+        self.n_matches = np.diff(np.append(firsts, len(rows)))
+        self._gid, self._rules = np.cumsum(new) - 1, rule[rows]
+
+    def frame(self, groups: np.ndarray, first: bool = False) -> pd.DataFrame:
+        """The codings of ``groups`` (group numbers, in the order given), with their
+        ``FIRST_MATCH`` when ``first``."""
+        if not len(groups):  # typed as the rows of every group typed it, then filtered
+            return self.frame(np.arange(len(self.best)), first).iloc[:0]
+        matches, best = self.matches, self.best[groups]
+
+        def taken(col: str) -> pd.Series:
+            return matches[col].take(best).reset_index(drop=True)
+
+        data = {
+            C.SEGMENT_ID: taken(C.SEGMENT_ID), C.CODE_ID: taken(C.CODE_ID),
+            C.DOC_ID: taken(C.DOC_ID), C.METHOD: METHOD_RULES, C.SCORE: self.scores[groups],
+            C.RULE: "rule:" + taken(C.RULE_ID).astype(str),
+            C.RULES: pd.Series(_rule_lists(self._gid, self._rules, self.names)[groups]),
+            C.EVIDENCE: taken(C.EVIDENCE), C.N_MATCHES: self.n_matches[groups],
+            C.START: self.start[best], C.END: self.end[best],
+        }
+        if first:
+            data[C.FIRST_MATCH] = self.first[groups]
+        return pd.DataFrame(data)
 
 
 def _duplicated(keys: list[np.ndarray]) -> np.ndarray:
@@ -119,7 +157,7 @@ def _score_order(seg: np.ndarray, code: np.ndarray, score: np.ndarray, start: np
     """
     if np.isnan(score).any():
         return np.lexsort((rule, end, start, -score, code, seg))
-    rank = np.unique(-score, return_inverse=True)[1].reshape(-1)
+    rank = pd.factorize(-score, sort=True)[0]  # np.unique's inverse, by hashing: faster
     return stable_order([seg, code, rank, start, end, rule])
 
 
@@ -181,7 +219,7 @@ def _rule_lists(gid: np.ndarray, rcode: np.ndarray, names) -> np.ndarray:  # noq
         names: the rule ids of the codes.
 
     On integer codes, not with ``groupby().agg(lambda)``, which builds a Series per
-    group: the distinct (group, rule) pairs come out of one ``np.unique`` in (group,
+    group: the distinct (group, rule) pairs come out of one ``sorted_unique`` in (group,
     rule) order, and the ids of each group are joined by Arrow's ``binary_join`` on
     a list array of them (one C++ pass instead of a Python join per group).
     """
@@ -192,7 +230,7 @@ def _rule_lists(gid: np.ndarray, rcode: np.ndarray, names) -> np.ndarray:  # noq
     n_groups = int(gid.max()) + 1 if len(gid) else 0
     if not n_groups:
         return np.empty(0, dtype=object)
-    pairs = np.unique(gid * len(names) + rcode)
+    pairs = sorted_unique(gid * len(names) + rcode)
     pair_gid, pair_rule = np.divmod(pairs, len(names))
     offsets = np.searchsorted(pair_gid, np.arange(n_groups + 1))
     values = pa.array(np.asarray(names, dtype=object), type=pa.large_string()).take(pair_rule)

@@ -56,3 +56,18 @@ def stable_order(keys: list[np.ndarray]) -> np.ndarray:
     for key in packed[1:]:  # least significant first: each pass is stable
         order = order[np.argsort(key[order], kind="stable")]
     return order
+
+
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """``np.unique(values)`` of integers, by a stable sort and dropping repeats.
+
+    ``np.unique`` hashes and then sorts; a stable sort (timsort, which merges the
+    sorted runs keys made in group order come in) is several times faster.
+    """
+    ordered = np.sort(values, kind="stable")
+    if len(ordered) < 2:
+        return ordered
+    keep = np.empty(len(ordered), dtype=bool)
+    keep[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep]
