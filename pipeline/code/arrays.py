@@ -61,8 +61,10 @@ class TokenArrays:
         sizes = [len(p) for p in parts]
         bounds = np.zeros(len(parts) + 1, dtype=np.int64)
         np.cumsum(sizes, out=bounds[1:])
-        table = (np.concatenate([p.reshape(-1, len(ATTRS)) for p in parts]) if parts
-                 else np.zeros((0, len(ATTRS)), dtype=np.uint64))
+        table = _joined(parts)
+        if table is None:
+            table = (np.concatenate([p.reshape(-1, len(ATTRS)) for p in parts]) if parts
+                     else np.zeros((0, len(ATTRS)), dtype=np.uint64))
         return cls(vocab, table[:, 0], table[:, 1], table[:, 2].astype(np.int64),
                    table[:, 3].astype(bool), bounds, get_doc)
 
@@ -102,6 +104,19 @@ class TokenArrays:
         width = lengths + self.space.astype(np.int64)
         total = np.cumsum(width) - width          # offset in the concatenation
         return total - total[doc_first] if len(total) else total
+
+
+def _joined(parts: Sequence[np.ndarray]) -> np.ndarray | None:
+    """The parts concatenated when all are ``(n, len(ATTRS))`` arrays (as parsing gives
+    them): no reshape per part (tens of thousands per chunk). None: another shape."""
+    if not parts:
+        return None
+    try:
+        table = np.concatenate(parts)
+    except ValueError:  # parts of different numbers of dimensions or columns
+        return None
+    # every part had this shape: concatenate needs one number of dimensions and columns
+    return table if table.ndim == 2 and table.shape[1] == len(ATTRS) else None
 
 
 def ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
