@@ -73,8 +73,23 @@ def all_eligible(texts: list[str], joined: str, max_length: int) -> bool:
     One test of the join instead of five per text: an empty text, or one with a space
     at an end, puts two spaces in the join or a space at one of its ends.
     """
-    return (bool(joined) and joined.isprintable() and joined[0] != " " and joined[-1] != " "
-            and "  " not in joined and max(map(len, texts)) <= max_length)
+    return (bool(joined) and joined[0] != " " and joined[-1] != " " and "  " not in joined
+            and printable(joined) and max(map(len, texts)) <= max_length)
+
+
+# the Latin-1 characters that are not printable (str.isprintable is all of its
+# characters' isprintable): controls, no-break space, soft hyphen
+_NOT_PRINTABLE_LATIN1 = bytes(c for c in range(256) if not chr(c).isprintable())
+
+
+def printable(text: str) -> bool:
+    """``text.isprintable()``, a few times faster for Latin-1 text (a Latin-1 string
+    encodes as a copy, and ``bytes.translate`` drops the non-printable bytes in C)."""
+    try:
+        data = text.encode("latin-1")
+    except UnicodeEncodeError:
+        return text.isprintable()
+    return len(data.translate(None, _NOT_PRINTABLE_LATIN1)) == len(data)
 
 
 class PieceTokenizer:

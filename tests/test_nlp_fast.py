@@ -19,7 +19,8 @@ from spacy.attrs import LEMMA, NORM, ORTH, SPACY
 from pipeline import columns as C
 from pipeline.code.arrays import ATTRS
 from pipeline.nlp import make_nlp, parse
-from pipeline.nlp_fast import _patterns, all_eligible, eligible, parse_arrays, piece_tokenizer
+from pipeline.nlp_fast import (_patterns, all_eligible, eligible, parse_arrays, piece_tokenizer,
+                               printable)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -170,6 +171,16 @@ def test_a_batch_is_all_eligible_when_its_join_is() -> None:
         for limit in (3, 100):
             want = bool(texts) and all(t and eligible(t, limit) for t in texts)
             assert all_eligible(texts, " ".join(texts), limit) == want, (texts, limit)
+
+
+def test_printable_is_isprintable() -> None:
+    rng = random.Random(8)
+    chars = [chr(c) for c in range(512)] + ["\u2028", "\u200b", "ツ", "€", "\U0001f600"]
+    texts = ["", *chars, *ADVERSARIAL]
+    texts += ["".join(rng.choices(chars, k=rng.randint(1, 12))) for _ in range(3000)]
+    texts += ["".join(rng.choices("ab é,.", k=rng.randint(1, 12))) for _ in range(300)]
+    for text in texts:
+        assert printable(text) == text.isprintable(), repr(text)
 
 
 def test_spaces_follow_pieces_but_the_last() -> None:
