@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 from itertools import repeat
+from operator import getitem, sub
 
 import numpy as np
 import pandas as pd
@@ -150,8 +151,14 @@ def _turn_units(docs: list, t_starts: list, t_ends: list,
                 texts: dict) -> tuple[list[int], list[int], list[int], list[str]]:
     """Rows, starts, ends and texts of the turn units (``_unit_spans`` of each turn, inlined).
 
-    Four lists filled in one loop: it runs once per turn of the corpus.
+    Four lists filled in one loop: it runs once per turn of the corpus. The usual case
+    (every turn's document is there, int offsets within its text, turns that are
+    stripped already and not empty, as ``ingest`` gives them) is made by C-level maps
+    instead, the loop's result without a Python step per turn.
     """
+    fast = _stripped_turns(docs, t_starts, t_ends, texts)
+    if fast is not None:
+        return fast
     rows: list[int] = []
     starts: list[int] = []
     ends: list[int] = []
@@ -175,6 +182,23 @@ def _turn_units(docs: list, t_starts: list, t_ends: list,
 
 
 _MISSING = object()
+
+
+def _stripped_turns(docs: list, t_starts: list, t_ends: list,
+                    texts: dict) -> tuple[list[int], list[int], list[int], list[str]] | None:
+    """``_turn_units``' result when every turn is a unit as it stands; None: use the loop."""
+    if not docs or set(map(type, t_starts)) != {int} or set(map(type, t_ends)) != {int}:
+        return None
+    doc_texts = list(map(texts.get, docs, repeat(_MISSING)))
+    if _MISSING in doc_texts:  # a turn of an unknown document (compared by identity)
+        return None
+    pieces = list(map(getitem, doc_texts, map(slice, t_starts, t_ends)))
+    # the loop's units when no piece is empty or has whitespace to strip and none was
+    # cut short by the end of its text (then its start and end are the turn's own)
+    if (not all(pieces) or list(map(str.strip, pieces)) != pieces
+            or list(map(len, pieces)) != list(map(sub, t_ends, t_starts))):
+        return None
+    return list(range(len(docs))), list(t_starts), list(t_ends), pieces
 
 
 def _numbered(doc_ids: list) -> list[int]:

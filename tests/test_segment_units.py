@@ -72,3 +72,31 @@ def test_order_check_equals_python_comparison(docs, turns, want) -> None:
     frame = pd.DataFrame({C.DOC_ID: docs, C.TURN: turns})
     assert _in_order(frame[C.DOC_ID], frame[C.TURN]) is want
     assert _in_order(frame[C.DOC_ID].astype(object), frame[C.TURN]) is want
+
+
+def test_stripped_turns_shortcut_gives_the_loops_units(monkeypatch) -> None:
+    import random
+
+    from pipeline import segment_units as su
+
+    def loop(*args):  # noqa: ANN002, ANN202
+        with monkeypatch.context() as m:
+            m.setattr(su, "_stripped_turns", lambda *a: None)
+            return su._turn_units(*args)
+
+    rng = random.Random(5)
+    texts = {"a": "Ja. Nee hoor.\n  Dat klopt ", "b": "x y\tz", "c": "é  ü"}
+    cases = [(["a", "a"], [0, 4], [3, 13]), (["a"], [13, 15], [16, 26]),  # whitespace
+             (["a"], [0], [0]), (["b"], [0], [99]), (["z"], [0], [1]),   # empty, past end, unknown
+             (["c"], [np.int64(0)], [np.int64(1)]), ([], [], [])]
+    for _ in range(300):
+        doc = rng.choice("abcz")
+        n = len(texts.get(doc, "abc"))
+        starts = [rng.randint(0, n) for _ in range(rng.randint(1, 4))]
+        cases.append(([doc] * len(starts), starts, [s + rng.randint(0, 5) for s in starts]))
+    taken = 0
+    for docs, starts, ends in cases:
+        got = su._turn_units(docs, starts, ends, texts)
+        assert got == loop(docs, starts, ends, texts), (docs, starts, ends)
+        taken += su._stripped_turns(docs, starts, ends, texts) is not None
+    assert taken  # the shortcut is used when it applies
