@@ -224,7 +224,10 @@ def match_frame(arrays: TokenArrays, compiled: CompiledRules,
     ``match_segments`` and a chunk give them - and built column by column: ids are
     taken from per-segment and per-rule arrays, only the evidence is a string per row.
     """
-    cols = _match_columns(arrays, compiled, segments)
+    # Unordered: the sort below puts rows in order, and rows it leaves tied (same doc,
+    # start, end, code and rule) are equal in every column (evidence and score follow
+    # from the span and the rule), so their order shows nowhere.
+    cols = _match_columns(arrays, compiled, segments, in_doc_order=False)
     if cols is None:
         return _empty_matches()
     docs, cr, (source, index), start, end = cols
@@ -290,12 +293,13 @@ def _opening_scores(compiled: CompiledRules, segments: Sequence[tuple[str, str, 
 
 
 def _match_columns(arrays: TokenArrays, compiled: CompiledRules,
-                   segments: Sequence[tuple[str, str, int, str | None]]) -> tuple | None:
+                   segments: Sequence[tuple[str, str, int, str | None]],
+                   in_doc_order: bool = True) -> tuple | None:
     """(doc, rule index, evidence, start, end) of every match of a batch; None: none.
 
-    Rows are in doc order; start/end are document offsets (segment start + character
-    offset in the segment); the evidence is ``code.evidence.evidence_parts``' (strings,
-    index).
+    Rows are in doc order (``in_doc_order``; else in no set order, for a caller that
+    sorts them); start/end are document offsets (segment start + character offset in
+    the segment); the evidence is ``code.evidence.evidence_parts``' (strings, index).
     """
     if not len(arrays):
         return None
@@ -312,9 +316,9 @@ def _match_columns(arrays: TokenArrays, compiled: CompiledRules,
     idx = arrays.char_offsets(lengths, doc_first)
     char_end = idx + lengths
     docs = arrays.doc_index(cs)
-    # one row per match, in doc order (the caller sorts within segments)
-    order = np.argsort(docs, kind="stable")
-    cr, cs, ce, docs = cr[order], cs[order], ce[order], docs[order]
+    if in_doc_order:  # one row per match, in doc order (the caller sorts within segments)
+        order = np.argsort(docs, kind="stable")
+        cr, cs, ce, docs = cr[order], cs[order], ce[order], docs[order]
     c0, c1 = idx[cs], char_end[ce - 1]
     texts = evidence_parts(arrays, segments, docs, (cs, ce), (c0, c1), char_end,
                            compiled.rule_columns()[3][cr])
