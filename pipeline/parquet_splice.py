@@ -312,20 +312,21 @@ def read_footer(fh: BinaryIO, name: str = "part") -> tuple[Struct, int]:
 
 def _shift(group: Struct, delta: int, ordinal: int) -> None:
     """Move a row group's offsets by ``delta`` bytes and give it ``ordinal``."""
+    # An offset of 0 (the file's magic) points at nothing: it means "none" (Arrow
+    # writes ColumnChunk.file_offset 0, and data_page_offset 0 for an empty chunk)
+    # and stays 0.
     for f in group.fields:
-        if f[0] == _GROUP_FILE_OFFSET:
+        if f[0] == _GROUP_FILE_OFFSET and f[2]:
             f[2] += delta
         elif f[0] == _GROUP_ORDINAL:
             f[2] = ordinal
     for chunk in group.get(_GROUP_COLUMNS, (0, []))[1]:
         for f in chunk.fields:
-            # a zero ColumnChunk.file_offset is "not set" (writers that leave the
-            # deprecated field 0): it stays 0
             if f[0] in _CHUNK_OFFSETS and f[2]:
                 f[2] += delta
             elif f[0] == _CHUNK_META:
                 for g in f[2].fields:
-                    if g[0] in _META_OFFSETS:
+                    if g[0] in _META_OFFSETS and g[2]:
                         g[2] += delta
 
 
