@@ -95,16 +95,15 @@ class Struct:
     def __repr__(self) -> str:
         return f"Struct({self.fields!r})"
 
-
 # ---------------------------------------------------------------------------- reading
+
+# The readers index past the end of a truncated footer (IndexError): ``read_struct``
+# turns that into a SpliceError; slices, which do not raise, are checked.
 
 def _varint(buf: bytes, pos: int) -> tuple[int, int]:
     result = shift = 0
     while True:
-        try:
-            b = buf[pos]
-        except IndexError:
-            raise SpliceError("footer ends inside a number") from None
+        b = buf[pos]
         pos += 1
         result |= (b & 0x7F) << shift
         if b < 0x80:
@@ -117,8 +116,6 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
 def _value(buf: bytes, pos: int, ftype: int) -> tuple[object, int]:
     if ftype in _INTS:
         if ftype == BYTE:
-            if pos >= len(buf):
-                raise SpliceError("footer ends inside a byte")
             b = buf[pos]
             return (b - 256 if b > 127 else b), pos + 1
         n, pos = _varint(buf, pos)
@@ -129,10 +126,8 @@ def _value(buf: bytes, pos: int, ftype: int) -> tuple[object, int]:
             raise SpliceError("footer ends inside a string")
         return buf[pos:pos + n], pos + n
     if ftype == STRUCT:
-        return read_struct(buf, pos)
+        return _struct_at(buf, pos)
     if ftype in (LIST, SET):
-        if pos >= len(buf):
-            raise SpliceError("footer ends inside a list")
         head = buf[pos]
         pos += 1
         etype, size = head & 0x0F, head >> 4
@@ -141,8 +136,6 @@ def _value(buf: bytes, pos: int, ftype: int) -> tuple[object, int]:
         items = []
         for _ in range(size):
             if etype in (TRUE, FALSE):  # one byte per element: kept as written
-                if pos >= len(buf):
-                    raise SpliceError("footer ends inside a list")
                 items.append(buf[pos])
                 pos += 1
             else:
@@ -153,8 +146,6 @@ def _value(buf: bytes, pos: int, ftype: int) -> tuple[object, int]:
         size, pos = _varint(buf, pos)
         if not size:
             return (0, 0, []), pos
-        if pos >= len(buf):
-            raise SpliceError("footer ends inside a map")
         ktype, vtype = buf[pos] >> 4, buf[pos] & 0x0F
         pos += 1
         pairs = []
@@ -179,11 +170,18 @@ def read_struct(buf: bytes, pos: int = 0) -> tuple[Struct, int]:
     Raises:
         SpliceError: The bytes are not a well-formed struct.
     """
+    try:
+        return _struct_at(buf, pos)
+    except IndexError:
+        raise SpliceError("ends inside a value") from None
+    except RecursionError:
+        raise SpliceError("structs nested too deep") from None
+
+
+def _struct_at(buf: bytes, pos: int) -> tuple[Struct, int]:
     fields: list[list] = []
     last = 0
     while True:
-        if pos >= len(buf):
-            raise SpliceError("footer ends inside a struct")
         head = buf[pos]
         pos += 1
         ftype = head & 0x0F
@@ -389,37 +387,31 @@ class Splicer:
         self.meta.set(_FILE_NUM_ROWS, self.rows, I64)
         self.meta.set(_FILE_ROW_GROUPS, (STRUCT, self.groups), LIST)
         footer = write_struct(self.meta)
-        self.sink.write(footer)
-        self.sink.write(_struct.pack("<I", len(footer)))
-        self.sink.write(MAGIC)
+        data = memoryview(footer + _struct.pack("<I", len(footer)) + MAGIC)
+        while data:  # an unbuffered sink may take less than all of it
+            data = data[self.sink.write(data):]
 
 
 def _copy(src: BinaryIO, dst: BinaryIO, offset: int, n: int) -> None:
-    """Copy ``n`` bytes of ``src`` from ``offset`` to ``dst``'s position (in the kernel
-    when the OS can: the bytes need not pass through Python)."""
+    """Copy ``n`` bytes of ``src`` from ``offset`` to ``dst``'s position; file to file
+    in the kernel (``copy_file_range``): the bytes need not pass through Python."""
     dst.flush()
     try:
-        out_fd = dst.fileno()
-        in_fd = src.fileno()
-    except (AttributeError, OSError):
-        out_fd = in_fd = -1
-    copy_range = getattr(os, "copy_file_range", None)
-    if out_fd >= 0 and copy_range is not None:
-        done = 0
+        fds = (src.fileno(), dst.fileno())
+    except (AttributeError, OSError):  # in memory (io.UnsupportedOperation is an OSError)
+        fds = None
+    while n > 0 and fds is not None and hasattr(os, "copy_file_range"):
         try:
-            while done < n:
-                step = copy_range(in_fd, out_fd, n - done, offset + done)
-                if step == 0:
-                    raise SpliceError(f"{src.name}: file ended while copying")
-                done += step
-            return
-        except OSError:
-            if done:  # copied part of it: continue from there
-                offset, n = offset + done, n - done
+            step = os.copy_file_range(fds[0], fds[1], n, offset)
+        except OSError:  # e.g. a file system without it: copy the rest below
+            break
+        if step == 0:
+            raise SpliceError(f"{getattr(src, 'name', 'part')}: ends while copying")
+        offset, n = offset + step, n - step
     src.seek(offset)
     while n > 0:
         block = src.read(min(n, 1 << 20))
         if not block:
-            raise SpliceError(f"{getattr(src, 'name', 'part')}: file ended while copying")
+            raise SpliceError(f"{getattr(src, 'name', 'part')}: ends while copying")
         dst.write(block)
         n -= len(block)
