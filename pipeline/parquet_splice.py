@@ -37,8 +37,8 @@ import struct as _struct
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["MAGIC", "SpliceError", "Splicer", "Struct", "read_footer", "read_struct",
-           "write_struct"]
+__all__ = ["MAGIC", "SpliceError", "Splicer", "Struct", "copy_bytes", "read_footer",
+           "read_struct", "write_struct"]
 
 MAGIC = b"PAR1"
 
@@ -365,7 +365,7 @@ class Splicer:
             if self.meta is not None and meta.get(_FILE_SCHEMA) != self.meta.get(_FILE_SCHEMA):
                 raise SpliceError(f"{path}: Parquet schema differs from the first part's")
             delta = self.pos - len(MAGIC)
-            _copy(src, self.sink, len(MAGIC), start - len(MAGIC))
+            copy_bytes(src, self.sink, len(MAGIC), start - len(MAGIC))
         self.pos += start - len(MAGIC)
         for group in meta.get(_FILE_ROW_GROUPS)[1]:
             _shift(group, delta, len(self.groups))
@@ -392,7 +392,7 @@ class Splicer:
             data = data[self.sink.write(data):]
 
 
-def _copy(src: BinaryIO, dst: BinaryIO, offset: int, n: int) -> None:
+def copy_bytes(src: BinaryIO, dst: BinaryIO, offset: int, n: int) -> None:
     """Copy ``n`` bytes of ``src`` from ``offset`` to ``dst``'s position; file to file
     in the kernel (``copy_file_range``): the bytes need not pass through Python."""
     dst.flush()

@@ -24,7 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.parquet_splice import Splicer
+from pipeline.parquet_splice import Splicer, copy_bytes
 
 QUEUED_PARTS = 4   # parts waiting for the writing thread, at most
 PARQUET_SUFFIX = ".parquet"  # a part a worker encoded (else an Arrow IPC file)
@@ -226,8 +226,11 @@ class Stream:
                 else:
                     assert self.splicer is not None
                     self.splicer.append(data)
-                if self.csv is not None:
-                    self.csv.write(rows if isinstance(rows, bytes) else rows.read_bytes())
+                if self.csv is not None and isinstance(rows, bytes):
+                    self.csv.write(rows)
+                elif self.csv is not None:  # a worker's lines: copied file to file
+                    with open(rows, "rb") as src:
+                        copy_bytes(src, self.csv, 0, src.seek(0, 2))
             except BaseException as exc:  # noqa: BLE001 - raised again by close()
                 self._error = exc
 
