@@ -10,8 +10,11 @@ Why parts instead of writing the final file straight away: attribute columns (CS
 row columns, metadata) are only known once every chunk has been read, and a Parquet
 file has one schema. Only one chunk is in memory at a time, in both passes.
 
-Parts are Arrow IPC files of ``pa.Table.from_pandas(df, preserve_index=False)`` (what
-``to_parquet(index=False)`` converts), uncompressed and memory-mapped: a part that
+Parts are tables of ``pa.Table.from_pandas(df, preserve_index=False)`` (what
+``to_parquet(index=False)`` converts): Arrow IPC files, uncompressed and
+memory-mapped, or, where a pool worker made them (``ChunkSpill.parquet``), Parquet
+files encoded as the final file's writer would encode them, which a stream splices
+into the final file without encoding them again (``parts_stream``). A part that
 already has the final columns and types goes to the Parquet writer as it is, the
 table ``from_pandas`` would build from the part read back; the others take the
 pandas path (missing columns filled). CSV rows a worker already serialised (or
@@ -29,7 +32,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.csv_rows import csv_rows as format_rows
-from pipeline.parts_stream import Part, Stream, header, write_part
+from pipeline.parts_stream import (PARQUET_SUFFIX, Part, Stream, encode_part, header,
+                                   is_parquet, read_part, single_chunk, write_part)
 
 __all__ = ["PARTS_PREFIX", "ChunkSpill", "Part", "PartWriter", "part_path", "spill"]
 
@@ -42,7 +46,7 @@ def part_path(folder: str | Path, name: str, k: int) -> Path:
 
 
 def spill(path: str | Path, df: pd.DataFrame, csv_rows: bytes | None = None,
-          write: bool = True) -> Part:
+          write: bool = True, parquet: bool = False) -> Part:
     """Write a chunk of a table as a part file (and its CSV lines as a sidecar).
 
     Runs wherever the chunk is: in a pool worker, the conversion to Arrow (and the CSV
@@ -54,12 +58,19 @@ def spill(path: str | Path, df: pd.DataFrame, csv_rows: bytes | None = None,
         csv_rows: The rows' CSV lines (see ``PartWriter.add``); None removes a sidecar
             a previous part of that name left.
         write: False: keep the table and lines in the returned part, unwritten.
+        parquet: Encode the part as Parquet (``encode_part``: the file is ``path``
+            with the suffix ``.parquet``), so that a stream splices it into the final
+            file; a table with columns of several chunks is written as IPC still.
     """
     # one thread: the conversion runs beside the other workers, not alone
     table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False, nthreads=1)
     if not write:
         return Part(str(path), table.schema, table.num_rows, list(df.columns), table, csv_rows)
-    write_part(Path(path), table, csv_rows)
+    if parquet and single_chunk(table):
+        path = Path(path).with_suffix(PARQUET_SUFFIX)
+        encode_part(path, table, csv_rows)
+    else:
+        write_part(Path(path), table, csv_rows)
     return Part(str(path), table.schema, table.num_rows, list(df.columns))
 
 
@@ -79,12 +90,16 @@ class ChunkSpill:
         memory: The chunks run in the writer's process: parts stay in memory, and
             the writer writes a part's file only when a stream does not take it
             (a streamed part is in the staged files; see ``PartWriter.adopt``).
+        parquet: The chunks run in other processes (pool workers): each encodes
+            its parts as Parquet, so the runner's streams only splice bytes and the
+            encoding is spread over the workers.
     """
 
     folder: str
     tables: tuple[str, ...]
     csv: tuple[str, ...] = ()
     memory: bool = False
+    parquet: bool = False
 
     def __call__(self, result) -> dict[str, Part]:  # noqa: ANN001 - a chunk.ChunkResult
         """Write the parts of ``result`` and return them by table name."""
@@ -95,7 +110,7 @@ class ChunkSpill:
             if rows is None and name in self.csv:
                 rows = format_rows(df)
             parts[name] = spill(part_path(self.folder, name, result.index), df, rows,
-                                write=not self.memory)
+                                write=not self.memory, parquet=self.parquet)
         return parts
 
 
@@ -154,8 +169,8 @@ class PartWriter:
 
         Args:
             name: Table name.
-            part: What ``spill`` returned for the file ``part_path(self.dir, name, k)``,
-                ``k`` the number of parts of ``name`` so far.
+            part: What ``spill`` returned for the file ``part_path(self.dir, name, k)``
+                (or its ``.parquet`` twin), ``k`` the number of parts of ``name`` so far.
         """
         paths = self.parts.setdefault(name, [])
         path = Path(part.path)
@@ -171,7 +186,8 @@ class PartWriter:
                     base, csv = self._plans[name]
                     self._streams[name] = Stream(
                         part.schema, self.dir / f"{base}.parquet.staged",
-                        self.dir / f"{base}.csv.staged" if csv else None)
+                        self.dir / f"{base}.csv.staged" if csv else None,
+                        splice=part.table is None and is_parquet(path))
             stream = self._streams[name]
         if stream is not None and stream.write(path, part):
             return
@@ -198,7 +214,7 @@ class PartWriter:
     @staticmethod
     def read(path: Path) -> pd.DataFrame:
         """A part as a DataFrame, converted as ``pd.read_parquet`` converts a table."""
-        return pd.read_feather(path)
+        return pd.read_parquet(path) if is_parquet(path) else pd.read_feather(path)
 
     def _schema(self, name: str, columns: list[str]) -> pa.Schema:
         """First non-null Arrow type of every column over the parts, in column order."""
@@ -252,8 +268,7 @@ class PartWriter:
         try:
             with pq.ParquetWriter(pq_tmp, schema) as writer:
                 for k, path in enumerate(self.parts.get(name, [])):
-                    # zero-copy: the table's buffers keep the mapping alive
-                    table = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
+                    table = read_part(path, self.schemas[path][0])
                     final = table.schema.remove_metadata().equals(schema.remove_metadata())
                     rows = path.with_suffix(".csv")
                     made = csv_fh is not None and final and rows.exists()

@@ -3,7 +3,15 @@
 ``parts.PartWriter.stream`` asks for a table's final files to be written while its
 parts arrive; ``Stream`` does the writing (on a thread of its own) and, when the
 writer must fall back to merging the parts at the end, writes the files of parts it
-took straight from memory. ``Part`` and ``write_part`` are the part files both use.
+took straight from memory. ``Part``, ``write_part``, ``encode_part`` and ``read_part``
+are the part files both use.
+
+Two ways of writing the staged Parquet file, chosen by the first part: a part still
+in memory or an Arrow IPC file (chunks coded in this process) is encoded here, by a
+``ParquetWriter``; a part a pool worker encoded as Parquet already is spliced in
+(``parquet_splice``: its row-group bytes copied, one footer written at the end), so
+the encoding is spread over the workers and the runner only copies bytes. Both give
+the same file; a splicing stream encodes any other kind of part itself.
 """
 from __future__ import annotations
 
@@ -16,8 +24,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.parquet_splice import Splicer, copy_bytes
 
 QUEUED_PARTS = 4   # parts waiting for the writing thread, at most
+PARQUET_SUFFIX = ".parquet"  # a part a worker encoded (else an Arrow IPC file)
 
 
 @dataclass
@@ -37,10 +47,56 @@ class Part:
     csv: bytes | None = None
 
 
+def is_parquet(path: str | Path) -> bool:
+    """Whether a part file is Parquet (``encode_part``), not Arrow IPC (``write_part``)."""
+    return str(path).endswith(PARQUET_SUFFIX)
+
+
 def write_part(path: Path, table: pa.Table, csv_rows: bytes | None) -> None:
     """The part file of ``table`` and its CSV sidecar (None: no sidecar)."""
     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as out:
         out.write_table(table)
+    _sidecar(path, csv_rows)
+
+
+def encode_part(path: Path, table: pa.Table, csv_rows: bytes | None) -> None:
+    """The part file of ``table`` as Parquet, as the stream's writer would encode it.
+
+    ``ParquetWriter`` with the defaults ``Stream`` uses and the table's own schema:
+    its row-group bytes are those the runner's writer would write for the table, so
+    a stream splices them in (``parquet_splice``) instead of encoding the table again.
+    Takes tables whose columns are one chunk each (``single_chunk``): read back and
+    combined, such a part is the table that was written, chunks included.
+    """
+    with pq.ParquetWriter(str(path), table.schema) as out:
+        out.write_table(table)
+    _sidecar(path, csv_rows)
+
+
+def single_chunk(table: pa.Table) -> bool:
+    """Whether every column of ``table`` is one chunk (or the table has no rows)."""
+    return table.num_rows == 0 or all(col.num_chunks == 1 for col in table.columns)
+
+
+def read_part(path: str | Path, schema: pa.Schema | None = None) -> pa.Table:
+    """A part file's table, as it was given to ``write_part`` or ``encode_part``.
+
+    Args:
+        path: The part file.
+        schema: The part's schema (``Part.schema``): a Parquet part is cast back to
+            it where Parquet keeps another type (e.g. a dictionary's index width).
+    """
+    if not is_parquet(path):  # zero-copy: the table's buffers keep the mapping alive
+        return pa.ipc.open_file(pa.memory_map(str(path))).read_all()
+    table = pq.ParquetFile(str(path)).read(use_threads=False).combine_chunks()
+    if schema is not None and not table.schema.equals(schema):
+        if not table.schema.remove_metadata().equals(schema.remove_metadata()):
+            table = table.cast(schema.remove_metadata())
+        table = table.replace_schema_metadata(schema.metadata)
+    return table
+
+
+def _sidecar(path: Path, csv_rows: bytes | None) -> None:
     sidecar = path.with_suffix(".csv")
     if csv_rows is not None:
         sidecar.write_bytes(csv_rows)
@@ -60,9 +116,12 @@ class Stream:
         schema: The first part's schema (with its metadata): the files' schema.
         parquet: Staged Parquet path.
         csv: Staged CSV path (None: no CSV).
+        splice: The parts are Parquet files already (``encode_part``, in the pool
+            workers): splice their row groups in instead of encoding them.
     """
 
-    def __init__(self, schema: pa.Schema, parquet: Path, csv: Path | None) -> None:
+    def __init__(self, schema: pa.Schema, parquet: Path, csv: Path | None,
+                 splice: bool = False) -> None:
         self.schema = schema
         self.parquet, self.csv_path = parquet, csv
         self.parts: list[Path] = []
@@ -70,7 +129,12 @@ class Stream:
         # and length of its CSV lines in the staged CSV or None)
         self.memory: list[tuple[Part, int, int | None]] = []
         self._csv_size = 0
-        self.writer: pq.ParquetWriter | None = pq.ParquetWriter(parquet, schema)
+        self.writer: pq.ParquetWriter | None = None
+        self.splicer: Splicer | None = None
+        if splice:  # unbuffered: the part bytes are copied by the kernel
+            self.splicer = Splicer(open(parquet, "wb", buffering=0))  # noqa: SIM115
+        else:
+            self.writer = pq.ParquetWriter(parquet, schema)
         self.csv = open(csv, "wb") if csv is not None else None  # noqa: SIM115
         if self.csv is not None:
             self._csv_size = self.csv.write(header(list(schema.names)))
@@ -87,10 +151,16 @@ class Stream:
             path: The part's file.
             part: The part; one still in memory (``Part.table``) is taken from there.
         """
-        assert self.writer is not None
+        assert self.writer is not None or self.splicer is not None
         in_memory = part is not None and part.table is not None
-        table = part.table if in_memory else pa.ipc.open_file(pa.memory_map(str(path))).read_all()
-        if not table.schema.remove_metadata().equals(self.schema.remove_metadata()):
+        if in_memory:
+            table = part.table
+        elif self.splicer is not None and is_parquet(path) and part is not None:
+            table = None  # spliced as it is: the worker encoded it with its schema
+        else:
+            table = read_part(path, part.schema if part is not None else None)
+        schema = part.schema if table is None else table.schema
+        if not schema.remove_metadata().equals(self.schema.remove_metadata()):
             return False
         rows: Path | bytes = path.with_suffix(".csv")
         if in_memory:
@@ -106,7 +176,9 @@ class Stream:
         if self._thread is None:
             self._thread = threading.Thread(target=self._drain, daemon=True)
             self._thread.start()
-        self._queue.put((table.replace_schema_metadata(self.schema.metadata), rows))
+        if table is not None:
+            table = table.replace_schema_metadata(self.schema.metadata)
+        self._queue.put((path if table is None else table, rows))
         self.parts.append(path)
         return True
 
@@ -147,14 +219,32 @@ class Stream:
         while (item := self._queue.get()) is not None:
             if self._error is not None:
                 continue
-            table, rows = item
+            data, rows = item
             try:
-                assert self.writer is not None
-                self.writer.write_table(table)
-                if self.csv is not None:
-                    self.csv.write(rows if isinstance(rows, bytes) else rows.read_bytes())
+                if isinstance(data, pa.Table):
+                    self._encode(data)
+                else:
+                    assert self.splicer is not None
+                    self.splicer.append(data)
+                if self.csv is not None and isinstance(rows, bytes):
+                    self.csv.write(rows)
+                elif self.csv is not None:  # a worker's lines: copied file to file
+                    with open(rows, "rb") as src:
+                        copy_bytes(src, self.csv, 0, src.seek(0, 2))
             except BaseException as exc:  # noqa: BLE001 - raised again by close()
                 self._error = exc
+
+    def _encode(self, table: pa.Table) -> None:
+        """Encode a table as the file's next row groups (a splicing stream splices the
+        file its own writer would write for it alone: the same row-group bytes)."""
+        if self.writer is not None:
+            self.writer.write_table(table)
+            return
+        assert self.splicer is not None
+        sink = pa.BufferOutputStream()
+        with pq.ParquetWriter(sink, self.schema) as out:
+            out.write_table(table)
+        self.splicer.append(sink.getvalue())
 
     def close(self) -> None:
         """Write what is queued, close the files (finalize, if it merges, opens them
@@ -166,6 +256,13 @@ class Stream:
         if self.writer is not None:
             self.writer.close()
             self.writer = None
+        if self.splicer is not None:
+            splicer, self.splicer = self.splicer, None
+            try:
+                if splicer.meta is not None and self._error is None:
+                    splicer.close()
+            finally:
+                splicer.sink.close()
         if self.csv is not None:
             self.csv.close()
         error, self._error = self._error, None

@@ -116,7 +116,10 @@ def stream_chunks(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, wri
         # In this process (one job, rules only: a model pass reads the parts back), parts
         # a stream takes are never written as files: their rows are in the staged files.
         memory = opts.engine == "local" and opts.jobs == 1 and opts.method == "rules"
-        spill = ChunkSpill(str(writer.dir), names, CSV_TABLES, memory=memory)
+        # In pool workers (engine.run_chunks uses a pool for more than one chunk), the
+        # parts are encoded as Parquet there: the runner's streams splice their bytes.
+        pooled = opts.engine == "local" and opts.jobs > 1 and len(tasks) > 1
+        spill = ChunkSpill(str(writer.dir), names, CSV_TABLES, memory=memory, parquet=pooled)
         for res in run_chunks(tasks, ctx, jobs=opts.jobs, engine=opts.engine,
                               scheduler=opts.scheduler, spill=spill):
             renamed = _unique_ids(res, taken, tasks[res.index])

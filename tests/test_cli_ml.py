@@ -364,3 +364,22 @@ def test_train_on_an_empty_gold_is_a_clear_error(workspace, capsys):
     assert main(["train", str(workspace / "empty.csv"), "--out", str(workspace / "m.skops"),
                  "--codebook", str(workspace / "cb.yaml")]) == 1
     assert "at least two documents" in capsys.readouterr().err
+
+
+def test_code_with_model_and_two_jobs_equals_one_job(workspace):
+    """With --jobs 2 the model pass reads the segment parts the workers encoded as Parquet."""
+    import hashlib
+
+    from pipeline.runner import RunOptions, code_corpus
+    w = workspace
+    raw = _model_and_transcripts(w)
+    found = {}
+    for jobs in (1, 2):
+        out = w / f"hybrid-jobs{jobs}"
+        res = code_corpus([raw], codebook=w / "cb.yaml", out_dir=out,
+                          options=RunOptions(progress=False, cache=False, method="hybrid",
+                                             model=str(w / "m.skops"), chunk_bytes=1, jobs=jobs))
+        assert res.exit_code == 0 and res.manifest["throughput"]["chunks"] > 1
+        found[jobs] = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+                       for p in out.iterdir() if p.suffix in (".csv", ".parquet")}
+    assert found[1] == found[2] and "codings.parquet" in found[2]

@@ -28,11 +28,11 @@ def _chunks(kind: str) -> list[pd.DataFrame]:
 
 
 def _files(tmp: Path, chunks: list[pd.DataFrame], stream: bool, via_spill: bool,
-           memory: bool = False) -> dict:
+           memory: bool = False, parquet: bool = False) -> dict:
     writer = PartWriter(tmp)
     if stream:
         writer.stream("t", "t", csv=True)
-    spill = ChunkSpill(str(writer.dir), ("t",), ("t",), memory=memory)
+    spill = ChunkSpill(str(writer.dir), ("t",), ("t",), memory=memory, parquet=parquet)
     for k, df in enumerate(chunks):
         if via_spill or memory:
             res = type("R", (), {"index": k, "t": df})()
@@ -68,6 +68,51 @@ def test_parts_kept_in_memory_give_the_same_files(tmp_path: Path, kind: str,
     merged = _files(tmp_path / "merged", chunks, stream=False, via_spill=True)
     assert _files(tmp_path / "memory", chunks, stream=stream, via_spill=True,
                   memory=True) == merged
+
+
+@pytest.mark.parametrize("kind", ["same", "new_column", "other_type", "empty_first",
+                                  "empty_middle"])
+@pytest.mark.parametrize("stream", [False, True])
+def test_parquet_parts_of_pool_workers_give_the_same_files(tmp_path: Path, kind: str,
+                                                           stream: bool) -> None:
+    """Parts a worker encoded as Parquet are spliced (or merged) into the same bytes."""
+    chunks = _chunks(kind)
+    merged = _files(tmp_path / "merged", chunks, stream=False, via_spill=True)
+    assert _files(tmp_path / "parquet", chunks, stream=stream, via_spill=True,
+                  parquet=True) == merged
+
+
+def test_a_splicing_stream_takes_parts_of_every_kind(tmp_path: Path) -> None:
+    """After Parquet parts, a part added in the runner (IPC) is encoded by the stream."""
+    a, b = _chunks("same")
+    c = b.assign(id=["c1"])
+    expected = _files(tmp_path / "merged", [a, b, c], stream=False, via_spill=False)
+    writer = PartWriter(tmp_path / "out")
+    writer.stream("t", "t", csv=True)
+    spill = ChunkSpill(str(writer.dir), ("t",), ("t",), parquet=True)
+    for k, df in enumerate([a, b]):
+        part = spill(type("R", (), {"index": k, "t": df})())["t"]
+        assert part.path.endswith(".parquet")
+        pd.testing.assert_frame_equal(PartWriter.read(Path(part.path)), df.reset_index(drop=True))
+        writer.adopt("t", part)
+    assert writer._streams["t"].splicer is not None
+    writer.add("t", c, csv_rows(c))  # e.g. renamed segment ids: the runner's own part
+    staged = writer.finalize("t", "t", csv=True)
+    assert {name: path.read_bytes() for name, path in staged.items()} == expected
+    writer.close()
+
+
+def test_parquet_parts_read_back_with_their_types(tmp_path: Path) -> None:
+    from pipeline.parts import spill
+    from pipeline.parts_stream import read_part
+
+    df = pd.DataFrame({"k": pd.Categorical(["a", "b", "a"]), "n": [1, 2, 3],
+                       "none": [None, None, None]})
+    part = spill(tmp_path / "p.arrow", df, None, parquet=True)
+    table = read_part(part.path, part.schema)
+    assert table.schema.equals(part.schema, check_metadata=True)
+    assert [c.num_chunks for c in table.columns] == [1, 1, 1]
+    pd.testing.assert_frame_equal(PartWriter.read(Path(part.path)), df)
 
 
 def test_memory_parts_are_written_when_the_stream_is_dropped(tmp_path: Path) -> None:
