@@ -216,7 +216,7 @@ def code_corpus(inputs: Sequence[str | Path], *, codebook: str | Path, out_dir: 
             lap("write")
             timings["total"] = round(time.perf_counter() - started, 3)
             manifest = _manifest(opts, book, codebook, unit, run, timings, len(tasks))
-            manifest = commit_staged(out_dir, staged, manifest)
+            manifest = commit_staged(out_dir, staged, manifest, tables.cache.digests)
         finally:
             writer.close()
     n_failed = run.n_failed
