@@ -30,12 +30,14 @@ import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline import cache_io
 from pipeline import columns as C
 
 _META = b"qcode.units"  # Parquet schema metadata: [[unit, digest], ...] of the file
@@ -50,6 +52,23 @@ def _digest(data: bytes) -> str:
 def _arrow_binary(kind: pa.DataType) -> pd.ArrowDtype | None:
     """``to_pandas`` dtype of a column type: large binary stays Arrow (else the default)."""
     return pd.ArrowDtype(kind) if pa.types.is_large_binary(kind) else None
+
+
+def read_ahead(folder: Path, found: dict[Path, Any]) -> None:
+    """Read and decode the files of an entry as ``TaggedEntry.load`` does, into ``found``
+    (path -> (bytes, table)); a file whose bytes fail their digest is left to ``load``."""
+    try:
+        files = [p for p in folder.iterdir()
+                 if p.suffix == ".parquet" and not p.name.startswith(".")]
+    except OSError:
+        return
+    for path in files:
+        try:
+            data = path.read_bytes()
+            if path.stem.rpartition("-")[2] == _digest(data):
+                found[path] = (data, cache_io.read_parquet(data)[1])
+        except Exception:  # noqa: BLE001 - damaged: load reads and reports it
+            continue
 
 
 class TaggedEntry:
@@ -106,8 +125,9 @@ class TaggedEntry:
         replaced: dict[str, str] = {}
         for path in files:
             try:  # the footer first: a file without a wanted unit is not decoded
-                data = path.read_bytes()
-                if path.stem.rpartition("-")[2] != _digest(data):
+                got = cache_io.take(path)  # (bytes, table) checked and decoded ahead
+                data, decoded = got if got is not None else (path.read_bytes(), None)
+                if got is None and path.stem.rpartition("-")[2] != _digest(data):
                     raise ValueError(f"damaged {path.name}")
                 source = pq.ParquetFile(pa.BufferReader(data))
                 schema = source.schema_arrow
@@ -118,7 +138,8 @@ class TaggedEntry:
                 want = {k: u for k, (u, d) in enumerate(units)
                         if digests.get(u) == d and u not in self._live}
                 # one thread: small files, and --jobs workers share the cores
-                table = source.read(use_threads=False) if want else None
+                table = (None if not want else decoded if decoded is not None
+                         else source.read(use_threads=False))
                 ordered = schema.metadata.get(_ORDERED) == b"1"
                 replaced = {u: d for k, (u, d) in enumerate(units) if k not in want}
                 if table is not None:

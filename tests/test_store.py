@@ -134,7 +134,8 @@ def test_manifest_digests_are_the_files_and_known_ones_are_not_hashed_again(tmp_
         staged[name] = tmp_path / f".{name}.tmp"
         staged[name].write_bytes(f"content {k}\n".encode() * (k + 1))
     real = {name: hashlib.sha256(p.read_bytes()).hexdigest() for name, p in staged.items()}
-    assert store.file_digests([staged[n] for n in sorted(staged)]) == [real[n] for n in sorted(staged)]
+    names = sorted(staged)
+    assert store.file_digests([staged[n] for n in names]) == [real[n] for n in names]
     hashed = []
     original = store._file_sha256
     monkeypatch.setattr(store, "_file_sha256", lambda p: hashed.append(p.name) or original(p))
