@@ -34,7 +34,7 @@ import pandas as pd
 
 from pipeline import cache_io
 
-SUBDIR = "chunks-v1"   # bump when the entry format or what an entry holds changes
+SUBDIR = "chunks-v2"   # bump when the entry format or what an entry holds changes
 # Modules (besides ingest/ and data/) whose code shapes an entry; their bytes are in the key.
 SOURCES = ("segment.py", "segment_roles.py", "segment_units.py", "langid.py", "chunk.py",
            "chunk_code.py", "chunk_cache.py", "cache_io.py", "nlp.py", "nlp_batch.py", "cache.py",
@@ -168,7 +168,7 @@ def discard_entry(path: Path) -> None:
 
 
 class ChunkCache:
-    """Chunk entries in ``<folder>/chunks-v1``; a None folder disables it."""
+    """Chunk entries in ``<folder>/chunks-v2``; a None folder disables it."""
 
     def __init__(self, folder: str | Path | None) -> None:
         self.folder = Path(folder) / SUBDIR if folder is not None else None
@@ -199,9 +199,9 @@ class ChunkCache:
                     return None
             documents = _read_frame(path / "documents.parquet", columns.get("documents"))
             segments = _read_frame(path / "segments.parquet", columns.get("segments"))
-            table = cache_io.take(path / "tokens.npy")
-            if not isinstance(table, np.ndarray):
-                table = np.load(path / "tokens.npy", allow_pickle=False)
+            got = cache_io.take(path / "tokens.npy")  # (table, hashes, decoded) read ahead
+            table, ahead, decoded = (got if got is not None else
+                                     (np.load(path / "tokens.npy", allow_pickle=False), None, None))
             strings = json.loads(_text(path / "strings.json"))
         except Exception:  # a damaged entry can fail in json, Parquet or NumPy: a miss
             discard_entry(path)  # (absent: nothing to discard)
@@ -213,7 +213,10 @@ class ChunkCache:
         tokens = StoredTokens()
         offset = 0
         try:
-            full = tokens.table = _decode(table, hashes)
+            # decoded ahead with the stored hashes: the same table when they are the
+            # hashes the vocab gave the entry's strings
+            full = tokens.table = (decoded if decoded is not None and np.array_equal(ahead, hashes)
+                                   else _decode(table, hashes))
             for first, sizes in meta["tokens"]:
                 parts = []
                 for n in sizes:
@@ -248,7 +251,13 @@ class ChunkCache:
                 file = path / f"{name}.parquet"
                 found[file] = (columns.get(name), cache_io.read_parquet(
                     file.read_bytes(), columns.get(name), pandas_metadata=True)[1])
-            found[path / "tokens.npy"] = np.load(path / "tokens.npy", allow_pickle=False)
+            table = np.load(path / "tokens.npy", allow_pickle=False)
+            try:
+                hashes = np.concatenate([np.zeros(1, dtype=np.uint64),
+                                         np.load(path / "hashes.npy", allow_pickle=False)])
+                found[path / "tokens.npy"] = (table, hashes, _decode(table, hashes))
+            except (OSError, ValueError, IndexError, TypeError):
+                found[path / "tokens.npy"] = (table, None, None)
             found[path / "strings.json"] = (path / "strings.json").read_text(encoding="utf-8")
         return meta
 
@@ -277,8 +286,11 @@ class ChunkCache:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=path.parent))
-            table, strings, layout = _encode(entry.tokens, vocabs)
+            table, strings, layout, hashes = _encode(entry.tokens, vocabs)
             np.save(tmp / "tokens.npy", table, allow_pickle=False)
+            # the strings' hashes: a prefetching reader decodes the table before it
+            # has the vocab (load checks them against the vocab's)
+            np.save(tmp / "hashes.npy", hashes, allow_pickle=False)
             (tmp / "strings.json").write_text(json.dumps(strings), encoding="utf-8")
             for name, frame in (("documents", entry.documents), ("segments", entry.segments)):
                 buf = io.BytesIO()
@@ -326,8 +338,9 @@ def _json_default(value: object) -> object:
 
 
 def _encode(tokens: dict[int, list[np.ndarray]],
-            vocabs: list) -> tuple[np.ndarray, list[str], list]:
-    """Hashes -> indexes into one string list (index 0: hash 0), per-segment sizes."""
+            vocabs: list) -> tuple[np.ndarray, list[str], list, np.ndarray]:
+    """Hashes -> indexes into one string list (index 0: hash 0), per-segment sizes, and
+    the hash of every string of the list (sorted)."""
     parts = [p.reshape(-1, TOKEN_COLUMNS) for first in sorted(tokens) for p in tokens[first]]
     layout = [[first, [len(p) for p in tokens[first]]] for first in sorted(tokens)]
     table = (np.concatenate(parts) if parts
@@ -345,7 +358,7 @@ def _encode(tokens: dict[int, list[np.ndarray]],
         ids[:, col] = np.where(column == 0, 0, index)
     ids[:, 2] = table[:, 2].view(np.int64) + 1
     ids[:, 3] = table[:, 3]
-    return ids, strings, layout
+    return ids, strings, layout, hashes
 
 
 def _string(stores: list, h: int) -> str:

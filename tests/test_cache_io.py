@@ -6,7 +6,7 @@ import numpy as np
 
 import pipeline.cache_io as cache_io
 import pipeline.chunk_code as chunk_code
-from pipeline.chunk_cache import ChunkCache, StoredTokens
+from pipeline.chunk_cache import SUBDIR, ChunkCache, StoredTokens
 from pipeline.code.arrays import TokenArrays
 from test_match_cache import BOOK, _run, _same_as_cold
 from test_streaming import make_corpus
@@ -95,7 +95,7 @@ def test_a_loaded_entry_gives_its_table_to_the_matcher_without_a_copy(tmp_path):
     make_corpus(tmp_path / "raw")
     _run(tmp_path, "cached", BOOK)
     folder = tmp_path / "cached" / ".cache"
-    keys = [p.name for p in (folder / "chunks-v1").glob("*/*") if not p.name.startswith(".")]
+    keys = [p.name for p in (folder / SUBDIR).glob("*/*") if not p.name.startswith(".")]
     entry = ChunkCache(folder).load(keys[0], chunk_code.vocab_of)
     stored = entry.tokens
     assert isinstance(stored, StoredTokens) and stored.table is not None
@@ -112,3 +112,36 @@ def test_a_loaded_entry_gives_its_table_to_the_matcher_without_a_copy(tmp_path):
     if len(parts) > 1:
         assert chunk_code._stored_arrays(stored, parts[::-1], vocab, None) is None
     assert chunk_code._stored_arrays({}, parts, vocab, None) is None
+
+
+def _load_ahead(folder, key):
+    with cache_io.prefetching([(key, cache_io.chunk_job(str(folder), key, None))]):
+        return ChunkCache(folder).load(key, chunk_code.vocab_of)
+
+
+def test_tokens_decoded_ahead_equal_loaded_ones_and_wrong_stored_hashes_are_not_used(
+        tmp_path, monkeypatch):
+    import pipeline.chunk_cache as chunk_cache
+
+    make_corpus(tmp_path / "raw")
+    _run(tmp_path, "cached", BOOK)
+    folder = tmp_path / "cached" / ".cache"
+    entries = [p for p in (folder / SUBDIR).glob("*/*") if not p.name.startswith(".")]
+    key = entries[0].name
+    plain = ChunkCache(folder).load(key, chunk_code.vocab_of).tokens.table
+    here = []
+    original = chunk_cache._decode
+
+    def spy(*args):
+        here.append(threading.current_thread() is threading.main_thread())
+        return original(*args)
+
+    monkeypatch.setattr(chunk_cache, "_decode", spy)
+    assert np.array_equal(_load_ahead(folder, key).tokens.table, plain)
+    assert here == [False]  # decoded by the prefetcher only
+    hashes = entries[0] / "hashes.npy"
+    stored = np.load(hashes)
+    np.save(hashes, stored[::-1].copy())  # hashes that are not the strings' hashes
+    assert np.array_equal(_load_ahead(folder, key).tokens.table, plain)
+    hashes.unlink()
+    assert np.array_equal(_load_ahead(folder, key).tokens.table, plain)
