@@ -8,6 +8,10 @@ of the match and codings entries of each chunk (and decodes them) while the chun
 before it are coded, at most ``AHEAD`` chunks ahead, and the cache loaders take what
 it read instead of reading the disk (``take``).
 
+The same run writes its new match and codings cache files behind the chunks too
+(``behind``): a loader hands over an immutable Arrow table, and a thread of the
+prefetcher encodes and writes it; closing the prefetcher waits for every write.
+
 Nothing else changes: a loader checks what it takes exactly as it checks what it
 reads (the digest in a tagged file's name, the columns of a table, the
 fingerprints of a chunk entry), and a file the thread did not read (absent, an
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import queue
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -48,19 +53,41 @@ class Prefetcher:
         self._stop = False
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="qcode-prefetch", daemon=True)
+        self._writes: queue.SimpleQueue = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
 
     def start(self) -> None:
         """Start the thread."""
         self._thread.start()
 
     def close(self) -> None:
-        """Stop the thread, wait for it and drop what nobody took."""
+        """Stop the thread, wait for it and for the writes, and drop what nobody took."""
         with self._cond:
             self._stop = True
             self._cond.notify_all()
         if self._thread.is_alive():
             self._thread.join()
         self._files.clear()
+        if self._writer is not None:
+            self._writes.put(None)
+            self._writer.join()
+            self._writer = None
+
+    def behind(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` on the writing thread (in call order; errors are ignored)."""
+        if self._writer is None:
+            self._writer = threading.Thread(target=self._write_loop, name="qcode-cache-write",
+                                            daemon=True)
+            self._writer.start()
+        self._writes.put((fn, args))
+
+    def _write_loop(self) -> None:
+        while (item := self._writes.get()) is not None:
+            fn, args = item
+            try:
+                fn(*args)
+            except Exception:  # noqa: BLE001, S110 - a cache write may fail: a later miss
+                pass
 
     def _run(self) -> None:
         for k, (_, job) in enumerate(self._jobs):
@@ -131,6 +158,15 @@ def take(path: Path) -> Any:
     """What the prefetcher read of ``path`` (None: read it yourself)."""
     active = _ACTIVE
     return active.take(path) if active is not None else None
+
+
+def behind(fn: Callable[..., Any], *args: Any) -> None:
+    """Run ``fn(*args)`` on the prefetcher's writing thread, or now when there is none."""
+    active = _ACTIVE
+    if active is not None:
+        active.behind(fn, *args)
+    else:
+        fn(*args)
 
 
 def read_parquet(data: bytes, columns: list[str] | None = None,

@@ -165,7 +165,14 @@ def prepare(tasks: list, ctx, book, *, engine: str, dest: Path) -> RunTables:  #
     tables = RunTables(TableCache(ctx.cache_dir))
     if ctx.cache_dir is None or engine != "local" or not tasks:
         return tables
-    for task in tasks:
-        task.key = task_key(task, ctx, book)
+    tasks[0].key = task_key(tasks[0], ctx, book)  # sets the run-wide parts of the key once
+    if len(tasks) > 1:
+        # two threads: most of a key is sha256 of the files' bytes, which releases the GIL
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
+            for task, key in zip(tasks[1:], pool.map(lambda t: task_key(t, ctx, book),
+                                                     tasks[1:])):
+                task.key = key
     tables.files = tables.cache.fetch(tables_key([task.key for task in tasks]), dest)
     return tables

@@ -210,14 +210,16 @@ class TaggedEntry:
             tags = {**self._live, **tags}
         if not tags:
             return
-        if not self._write(rows, tags, ordered if rows is new else rows is every):
-            return
-        if compact:
-            for path in self._read:
-                path.unlink(missing_ok=True)
+        self._write(rows, tags, ordered if rows is new else rows is every,
+                    self._read if compact else [])
 
-    def _write(self, rows: pd.DataFrame, tags: dict[str, str], ordered: bool = False) -> bool:
-        """Write one file of ``rows`` (``CACHE_UNIT`` re-numbered into ``tags`` order)."""
+    def _write(self, rows: pd.DataFrame, tags: dict[str, str], ordered: bool = False,
+               replaces: list[Path] | None = None) -> None:
+        """Write one file of ``rows`` (``CACHE_UNIT`` re-numbered into ``tags`` order),
+        then remove the files it ``replaces`` (a compaction).
+
+        The rows become an Arrow table here; encoding and writing it may run on the
+        run's I/O thread (``cache_io.behind``): the table is immutable."""
         assert self.folder is not None
         order = list(tags)
         position = {u: k for k, u in enumerate(order)}
@@ -234,20 +236,32 @@ class TaggedEntry:
             meta = {**(table.schema.metadata or {}),
                     _META: json.dumps([[u, tags[u]] for u in order]).encode("utf-8"),
                     **({_ORDERED: b"1"} if ordered else {})}
-            buf = pa.BufferOutputStream()
-            pq.write_table(table.replace_schema_metadata(meta), buf)
-            data = buf.getvalue().to_pybytes()
-            self.folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=self.folder)
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    out.write(data)
-                # newest last in name order; the content's digest in the name: damage is a miss
-                name = f"{time.time_ns():020d}-{os.getpid()}-{_digest(data)}.parquet"
-                os.replace(tmp, self.folder / name)  # atomic: readers see a whole file or none
-            except OSError:
-                Path(tmp).unlink(missing_ok=True)
-                return False
-        except (OSError, TypeError, ValueError, pa.ArrowException):
+            table = table.replace_schema_metadata(meta)
+        except (TypeError, ValueError, pa.ArrowException):
+            return
+        cache_io.behind(_store, self.folder, table, list(replaces or []))
+
+
+def _store(folder: Path, table: pa.Table, replaces: list[Path]) -> bool:
+    """Write ``table`` as a new file of the entry in ``folder``; on success remove
+    ``replaces``. Returns whether it was written (failures are ignored)."""
+    try:
+        buf = pa.BufferOutputStream()
+        pq.write_table(table, buf)
+        data = buf.getvalue().to_pybytes()
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            # newest last in name order; the content's digest in the name: damage is a miss
+            name = f"{time.time_ns():020d}-{os.getpid()}-{_digest(data)}.parquet"
+            os.replace(tmp, folder / name)  # atomic: readers see a whole file or none
+        except OSError:
+            Path(tmp).unlink(missing_ok=True)
             return False
-        return True
+    except (OSError, TypeError, ValueError, pa.ArrowException):
+        return False
+    for path in replaces:
+        path.unlink(missing_ok=True)
+    return True

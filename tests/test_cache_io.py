@@ -145,3 +145,20 @@ def test_tokens_decoded_ahead_equal_loaded_ones_and_wrong_stored_hashes_are_not_
     assert np.array_equal(_load_ahead(folder, key).tokens.table, plain)
     hashes.unlink()
     assert np.array_equal(_load_ahead(folder, key).tokens.table, plain)
+
+
+def test_writes_behind_run_in_order_on_a_thread_and_are_done_when_the_block_ends():
+    done = []
+
+    def write(k):
+        done.append((k, threading.current_thread() is threading.main_thread()))
+
+    cache_io.behind(write, 0)  # no prefetcher: now
+    assert done == [(0, True)]
+    with cache_io.prefetching([("a", lambda: {})]):
+        for k in range(1, 4):
+            cache_io.behind(write, k)
+        cache_io.behind(lambda: 1 / 0)  # an error does not stop the others
+        cache_io.behind(write, 4)
+    assert done == [(0, True)] + [(k, False) for k in range(1, 5)]
+    assert not any(t.name == "qcode-cache-write" for t in threading.enumerate())
