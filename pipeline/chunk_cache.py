@@ -16,6 +16,7 @@ reading a cache folder never runs code from it. The folder can be deleted any ti
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -31,10 +32,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-SUBDIR = "chunks-v1"   # bump when the entry format or what an entry holds changes
+from pipeline import cache_io
+
+SUBDIR = "chunks-v2"   # bump when the entry format or what an entry holds changes
 # Modules (besides ingest/ and data/) whose code shapes an entry; their bytes are in the key.
 SOURCES = ("segment.py", "segment_roles.py", "segment_units.py", "langid.py", "chunk.py",
-           "chunk_code.py", "chunk_cache.py", "nlp.py", "nlp_batch.py", "cache.py", "columns.py", "code/arrays.py")
+           "chunk_code.py", "chunk_cache.py", "cache_io.py", "nlp.py", "nlp_batch.py", "cache.py",
+           "columns.py", "code/arrays.py")
 TOKEN_COLUMNS = 5      # arrays.ATTRS: ORTH, LEMMA, SENT_START, SPACY, NORM
 
 
@@ -60,6 +64,21 @@ class ChunkEntry:
     stats: dict[str, Any]
     tokens: dict[int, list[np.ndarray]]
     fingerprints: dict[str, str]
+
+
+class StoredTokens(dict):
+    """``ChunkEntry.tokens`` of a loaded entry, which also keeps the decoded table.
+
+    Its parts (``{first: [array per segment]}``, keys in order) are consecutive views
+    of ``table``, so a batch made of all of them in order is ``table`` itself and
+    needs no concatenation (``chunk_code``).
+    """
+
+    table: np.ndarray | None = None
+
+    def parts(self) -> list[np.ndarray]:
+        """Every part, in table order."""
+        return [part for first in sorted(self) for part in self[first]]
 
 
 def chunk_key(files: list[tuple[int, str, str]], settings: dict[str, Any]) -> str | None:
@@ -149,7 +168,7 @@ def discard_entry(path: Path) -> None:
 
 
 class ChunkCache:
-    """Chunk entries in ``<folder>/chunks-v1``; a None folder disables it."""
+    """Chunk entries in ``<folder>/chunks-v2``; a None folder disables it."""
 
     def __init__(self, folder: str | Path | None) -> None:
         self.folder = Path(folder) / SUBDIR if folder is not None else None
@@ -172,15 +191,18 @@ class ChunkCache:
         if self.folder is None or key is None:
             return None
         path = self._path(key)
+        cache_io.wait(key)  # files read ahead by a thread (in-process runs) are taken
         try:
-            meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+            meta = json.loads(_text(path / "meta.json"))
             for lang, fingerprint in meta["fingerprints"].items():
                 if vocab_of(lang)[0] != fingerprint:
                     return None
             documents = _read_frame(path / "documents.parquet", columns.get("documents"))
             segments = _read_frame(path / "segments.parquet", columns.get("segments"))
-            table = np.load(path / "tokens.npy", allow_pickle=False)
-            strings = json.loads((path / "strings.json").read_text(encoding="utf-8"))
+            got = cache_io.take(path / "tokens.npy")  # (table, hashes, decoded) read ahead
+            table, ahead, decoded = (got if got is not None else
+                                     (np.load(path / "tokens.npy", allow_pickle=False), None, None))
+            strings = json.loads(_text(path / "strings.json"))
         except Exception:  # a damaged entry can fail in json, Parquet or NumPy: a miss
             discard_entry(path)  # (absent: nothing to discard)
             return None
@@ -188,10 +210,13 @@ class ChunkCache:
         if hashes is None or table.ndim != 2 or table.shape[1] != TOKEN_COLUMNS:
             discard_entry(path)
             return None
-        tokens: dict[int, list[np.ndarray]] = {}
+        tokens = StoredTokens()
         offset = 0
         try:
-            full = _decode(table, hashes)
+            # decoded ahead with the stored hashes: the same table when they are the
+            # hashes the vocab gave the entry's strings
+            full = tokens.table = (decoded if decoded is not None and np.array_equal(ahead, hashes)
+                                   else _decode(table, hashes))
             for first, sizes in meta["tokens"]:
                 parts = []
                 for n in sizes:
@@ -207,6 +232,34 @@ class ChunkCache:
         errors = [{**row, "_order": tuple(row["_order"])} for row in meta["errors"]]
         return ChunkEntry(documents, segments, errors, meta["present"], meta["failed"],
                           meta["stats"], tokens, meta["fingerprints"])
+
+    def read_ahead(self, key: str, columns: dict[str, list[str]] | None,
+                   found: dict[Path, Any]) -> str | None:
+        """Read the files of entry ``key`` as ``load`` reads them, into ``found`` (path ->
+        what ``load`` takes); return the text of its ``meta.json`` (None: no entry)."""
+        columns = columns or {}
+        if self.folder is None:
+            return None
+        path = self._path(key)
+        try:
+            meta = (path / "meta.json").read_text(encoding="utf-8")
+        except OSError:
+            return None
+        found[path / "meta.json"] = meta
+        with contextlib.suppress(Exception):  # load reads (and reports) it again
+            for name in ("documents", "segments"):
+                file = path / f"{name}.parquet"
+                found[file] = (columns.get(name), cache_io.read_parquet(
+                    file.read_bytes(), columns.get(name), pandas_metadata=True)[1])
+            table = np.load(path / "tokens.npy", allow_pickle=False)
+            try:
+                hashes = np.concatenate([np.zeros(1, dtype=np.uint64),
+                                         np.load(path / "hashes.npy", allow_pickle=False)])
+                found[path / "tokens.npy"] = (table, hashes, _decode(table, hashes))
+            except (OSError, ValueError, IndexError, TypeError):
+                found[path / "tokens.npy"] = (table, None, None)
+            found[path / "strings.json"] = (path / "strings.json").read_text(encoding="utf-8")
+        return meta
 
     @staticmethod
     def _intern(strings: list[str], fingerprints: dict[str, str], vocab_of) -> np.ndarray | None:  # noqa: ANN001
@@ -233,8 +286,11 @@ class ChunkCache:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=path.parent))
-            table, strings, layout = _encode(entry.tokens, vocabs)
+            table, strings, layout, hashes = _encode(entry.tokens, vocabs)
             np.save(tmp / "tokens.npy", table, allow_pickle=False)
+            # the strings' hashes: a prefetching reader decodes the table before it
+            # has the vocab (load checks them against the vocab's)
+            np.save(tmp / "hashes.npy", hashes, allow_pickle=False)
             (tmp / "strings.json").write_text(json.dumps(strings), encoding="utf-8")
             for name, frame in (("documents", entry.documents), ("segments", entry.segments)):
                 buf = io.BytesIO()
@@ -262,11 +318,17 @@ def _read_frame(path: Path, columns: list[str] | None) -> pd.DataFrame:
     read whole into memory and decoded by ``ParquetFile`` gives the same table, and
     ``to_pandas`` (pandas metadata, the default string dtype) the same frame.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    got = cache_io.take(path)  # (columns, table) decoded ahead by a thread
+    if got is not None and got[0] == columns:
+        return got[1].to_pandas()
+    _, table = cache_io.read_parquet(path.read_bytes(), columns, pandas_metadata=True)
+    return table.to_pandas()
 
-    source = pq.ParquetFile(pa.BufferReader(path.read_bytes()))
-    return source.read(columns=columns, use_threads=False, use_pandas_metadata=True).to_pandas()
+
+def _text(path: Path) -> str:
+    """The text of a file (``read_text``), from the prefetcher when it read it."""
+    got = cache_io.take(path)
+    return got if isinstance(got, str) else path.read_text(encoding="utf-8")
 
 
 def _json_default(value: object) -> object:
@@ -276,8 +338,9 @@ def _json_default(value: object) -> object:
 
 
 def _encode(tokens: dict[int, list[np.ndarray]],
-            vocabs: list) -> tuple[np.ndarray, list[str], list]:
-    """Hashes -> indexes into one string list (index 0: hash 0), per-segment sizes."""
+            vocabs: list) -> tuple[np.ndarray, list[str], list, np.ndarray]:
+    """Hashes -> indexes into one string list (index 0: hash 0), per-segment sizes, and
+    the hash of every string of the list (sorted)."""
     parts = [p.reshape(-1, TOKEN_COLUMNS) for first in sorted(tokens) for p in tokens[first]]
     layout = [[first, [len(p) for p in tokens[first]]] for first in sorted(tokens)]
     table = (np.concatenate(parts) if parts
@@ -295,7 +358,7 @@ def _encode(tokens: dict[int, list[np.ndarray]],
         ids[:, col] = np.where(column == 0, 0, index)
     ids[:, 2] = table[:, 2].view(np.int64) + 1
     ids[:, 3] = table[:, 3]
-    return ids, strings, layout
+    return ids, strings, layout, hashes
 
 
 def _string(stores: list, h: int) -> str:

@@ -179,7 +179,8 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
                   positions=positions, vocab=vocab) -> pd.DataFrame:  # noqa: ANN001
             # match_frame sorts by batch position, start, end, code id, rule id: the
             # order of _sorted_matches, as a batch keeps the chunk's row order
-            arrays = TokenArrays.from_parts(vocab, parts, get_doc)
+            arrays = (_stored_arrays(stored, parts, vocab, get_doc)
+                      or TokenArrays.from_parts(vocab, parts, get_doc))
             return match_frame(arrays, compiled_rules(book, lang, only),
                                [seg_rows[k] for k in positions], opening)
 
@@ -199,6 +200,26 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
                if len(frames) > 1 else _typed(frames[0][1]))
     codings, csv = _codings(book, coding_memo, matches, frames, loaded, same)
     return ChunkCoding(matches, codings, csv, n_tokens, tokens, n_stored)
+
+
+def _stored_arrays(stored, parts: list, vocab, get_doc):  # noqa: ANN001, ANN202
+    """``TokenArrays.from_parts(vocab, parts, get_doc)`` without copying, when ``parts`` are
+    all the parts of a loaded chunk entry in order (then their concatenation is its table).
+    None otherwise."""
+    from pipeline.code.arrays import TokenArrays
+
+    table = getattr(stored, "table", None)
+    if table is None or not parts:
+        return None
+    every = stored.parts()
+    if len(every) != len(parts) or any(a is not b for a, b in zip(every, parts)):
+        return None
+    bounds = np.zeros(len(parts) + 1, dtype=np.int64)
+    np.cumsum([len(p) for p in parts], out=bounds[1:])
+    if bounds[-1] != len(table):
+        return None
+    return TokenArrays(vocab, table[:, 0], table[:, 1], table[:, 2].astype(np.int64),
+                       table[:, 3].astype(bool), bounds, get_doc)
 
 
 def _codings(book, coding_memo, matches: pd.DataFrame,  # noqa: ANN001

@@ -19,9 +19,9 @@ from pipeline import __version__
 from pipeline import columns as C
 from pipeline import ingest as ingest_stage
 from pipeline import segment as segment_stage
-from pipeline import table_cache
+from pipeline import cache_io, table_cache
 from pipeline.cache import default_cache_dir
-from pipeline.chunk import ChunkTask, RunContext, remember_codebook
+from pipeline.chunk import SLIM_COLUMNS, ChunkTask, RunContext, remember_codebook
 from pipeline.codebook import Codebook, load_codebook
 from pipeline.engine import start_pool_server
 from pipeline.ingest import display, parents  # path display identical to ingest()
@@ -199,7 +199,8 @@ def code_corpus(inputs: Sequence[str | Path], *, codebook: str | Path, out_dir: 
                 if tables.files is None or name not in table_cache.TABLES]
             for name, base, csv in outputs:  # final files written as the chunks come
                 writer.stream(name, base, csv=csv)
-            run = stream_chunks(tasks, ctx, opts, writer, len(files), tables)
+            with cache_io.prefetching(_read_ahead(tasks, ctx, opts)):
+                run = stream_chunks(tasks, ctx, opts, writer, len(files), tables)
             lap("ingest+nlp+code")
             if opts.method != "rules":
                 _model_pass(opts, book, writer, run)
@@ -216,13 +217,24 @@ def code_corpus(inputs: Sequence[str | Path], *, codebook: str | Path, out_dir: 
             lap("write")
             timings["total"] = round(time.perf_counter() - started, 3)
             manifest = _manifest(opts, book, codebook, unit, run, timings, len(tasks))
-            manifest = commit_staged(out_dir, staged, manifest)
+            manifest = commit_staged(out_dir, staged, manifest, tables.cache.digests)
         finally:
             writer.close()
     n_failed = run.n_failed
     data = LazyCodedData(out_dir, errors, manifest)
     return RunResult(data=data, manifest=manifest, exit_code=EXIT_PARTIAL if n_failed else EXIT_OK,
                      out_dir=Path(out_dir), codebook=book)
+
+
+def _read_ahead(tasks: list[ChunkTask], ctx: RunContext,
+                opts: RunOptions) -> list[tuple[str, cache_io.Job]]:
+    """Prefetch jobs of the chunks' cache files: only when they run in this process."""
+    if opts.engine != "local" or opts.jobs != 1 or ctx.cache_dir is None \
+            or any(task.key is None for task in tasks):
+        return []
+    return [(task.key, cache_io.chunk_job(ctx.cache_dir, task.key,
+                                          SLIM_COLUMNS if task.slim else None))
+            for task in tasks]
 
 
 def _manifest(opts: RunOptions, book: Codebook, codebook: str | Path, unit: str, run: StreamedRun,

@@ -61,6 +61,7 @@ class TableCache:
 
     def __init__(self, folder: str | Path | None) -> None:
         self.folder = Path(folder) / SUBDIR if folder is not None else None
+        self.digests: dict[str, str] = {}   # file name -> sha256 of the last fetch's files
 
     def _path(self, key: str) -> Path:
         assert self.folder is not None
@@ -72,12 +73,16 @@ class TableCache:
         A hard link costs no write of the (large) files; the output and the entry then
         share the bytes, which no run changes in place (outputs are replaced whole),
         and a file changed by hand fails the check of the next fetch (a miss). Another
-        file system (``--cache-dir``) gets a copy.
+        file system (``--cache-dir``) gets a copy. The checked digests are kept in
+        ``digests`` (the manifest records them without hashing the files again).
 
         Returns:
             File name -> copy, or None (no entry, or a file missing or damaged; then no
             copy is left behind).
         """
+        from pipeline.store import file_digests
+
+        self.digests = {}
         if self.folder is None or key is None:
             return None
         path = self._path(key)
@@ -85,15 +90,19 @@ class TableCache:
         try:
             meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
             for name in FILES:
-                size, digest = meta[name]
+                size, _ = meta[name]
                 out[name] = dest / f"{name}{STAGED}"
                 try:
                     os.link(path / name, out[name])
                 except OSError:
                     out[name].unlink(missing_ok=True)
                     out[name].write_bytes((path / name).read_bytes())
-                data = out[name].read_bytes()  # the bytes handed on are the bytes checked
-                if len(data) != size or hashlib.sha256(data).hexdigest() != digest:
+                if out[name].stat().st_size != size:
+                    raise ValueError(f"damaged {name}")
+            # the files handed on are the files checked (hashed on two threads)
+            found = file_digests([out[name] for name in FILES])
+            for name, digest in zip(FILES, found):
+                if digest != meta[name][1]:
                     raise ValueError(f"damaged {name}")
         except Exception:  # absent, or damaged in json, a file, or a size: a miss
             for copy in out.values():
@@ -102,6 +111,7 @@ class TableCache:
 
             discard_entry(path)  # so that store writes a good one
             return None
+        self.digests = dict(zip(FILES, found))
         return out
 
     def store(self, key: str | None, staged: dict[str, Path]) -> None:
@@ -155,7 +165,14 @@ def prepare(tasks: list, ctx, book, *, engine: str, dest: Path) -> RunTables:  #
     tables = RunTables(TableCache(ctx.cache_dir))
     if ctx.cache_dir is None or engine != "local" or not tasks:
         return tables
-    for task in tasks:
-        task.key = task_key(task, ctx, book)
+    tasks[0].key = task_key(tasks[0], ctx, book)  # sets the run-wide parts of the key once
+    if len(tasks) > 1:
+        # two threads: most of a key is sha256 of the files' bytes, which releases the GIL
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
+            for task, key in zip(tasks[1:], pool.map(lambda t: task_key(t, ctx, book),
+                                                     tasks[1:])):
+                task.key = key
     tables.files = tables.cache.fetch(tables_key([task.key for task in tasks]), dest)
     return tables

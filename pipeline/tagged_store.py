@@ -30,12 +30,14 @@ import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline import cache_io
 from pipeline import columns as C
 
 _META = b"qcode.units"  # Parquet schema metadata: [[unit, digest], ...] of the file
@@ -50,6 +52,23 @@ def _digest(data: bytes) -> str:
 def _arrow_binary(kind: pa.DataType) -> pd.ArrowDtype | None:
     """``to_pandas`` dtype of a column type: large binary stays Arrow (else the default)."""
     return pd.ArrowDtype(kind) if pa.types.is_large_binary(kind) else None
+
+
+def read_ahead(folder: Path, found: dict[Path, Any]) -> None:
+    """Read and decode the files of an entry as ``TaggedEntry.load`` does, into ``found``
+    (path -> (bytes, table)); a file whose bytes fail their digest is left to ``load``."""
+    try:
+        files = [p for p in folder.iterdir()
+                 if p.suffix == ".parquet" and not p.name.startswith(".")]
+    except OSError:
+        return
+    for path in files:
+        try:
+            data = path.read_bytes()
+            if path.stem.rpartition("-")[2] == _digest(data):
+                found[path] = (data, cache_io.read_parquet(data)[1])
+        except Exception:  # noqa: BLE001 - damaged: load reads and reports it
+            continue
 
 
 class TaggedEntry:
@@ -106,8 +125,9 @@ class TaggedEntry:
         replaced: dict[str, str] = {}
         for path in files:
             try:  # the footer first: a file without a wanted unit is not decoded
-                data = path.read_bytes()
-                if path.stem.rpartition("-")[2] != _digest(data):
+                got = cache_io.take(path)  # (bytes, table) checked and decoded ahead
+                data, decoded = got if got is not None else (path.read_bytes(), None)
+                if got is None and path.stem.rpartition("-")[2] != _digest(data):
                     raise ValueError(f"damaged {path.name}")
                 source = pq.ParquetFile(pa.BufferReader(data))
                 schema = source.schema_arrow
@@ -118,7 +138,8 @@ class TaggedEntry:
                 want = {k: u for k, (u, d) in enumerate(units)
                         if digests.get(u) == d and u not in self._live}
                 # one thread: small files, and --jobs workers share the cores
-                table = source.read(use_threads=False) if want else None
+                table = (None if not want else decoded if decoded is not None
+                         else source.read(use_threads=False))
                 ordered = schema.metadata.get(_ORDERED) == b"1"
                 replaced = {u: d for k, (u, d) in enumerate(units) if k not in want}
                 if table is not None:
@@ -189,14 +210,16 @@ class TaggedEntry:
             tags = {**self._live, **tags}
         if not tags:
             return
-        if not self._write(rows, tags, ordered if rows is new else rows is every):
-            return
-        if compact:
-            for path in self._read:
-                path.unlink(missing_ok=True)
+        self._write(rows, tags, ordered if rows is new else rows is every,
+                    self._read if compact else [])
 
-    def _write(self, rows: pd.DataFrame, tags: dict[str, str], ordered: bool = False) -> bool:
-        """Write one file of ``rows`` (``CACHE_UNIT`` re-numbered into ``tags`` order)."""
+    def _write(self, rows: pd.DataFrame, tags: dict[str, str], ordered: bool = False,
+               replaces: list[Path] | None = None) -> None:
+        """Write one file of ``rows`` (``CACHE_UNIT`` re-numbered into ``tags`` order),
+        then remove the files it ``replaces`` (a compaction).
+
+        The rows become an Arrow table here; encoding and writing it may run on the
+        run's I/O thread (``cache_io.behind``): the table is immutable."""
         assert self.folder is not None
         order = list(tags)
         position = {u: k for k, u in enumerate(order)}
@@ -213,20 +236,32 @@ class TaggedEntry:
             meta = {**(table.schema.metadata or {}),
                     _META: json.dumps([[u, tags[u]] for u in order]).encode("utf-8"),
                     **({_ORDERED: b"1"} if ordered else {})}
-            buf = pa.BufferOutputStream()
-            pq.write_table(table.replace_schema_metadata(meta), buf)
-            data = buf.getvalue().to_pybytes()
-            self.folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=self.folder)
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    out.write(data)
-                # newest last in name order; the content's digest in the name: damage is a miss
-                name = f"{time.time_ns():020d}-{os.getpid()}-{_digest(data)}.parquet"
-                os.replace(tmp, self.folder / name)  # atomic: readers see a whole file or none
-            except OSError:
-                Path(tmp).unlink(missing_ok=True)
-                return False
-        except (OSError, TypeError, ValueError, pa.ArrowException):
+            table = table.replace_schema_metadata(meta)
+        except (TypeError, ValueError, pa.ArrowException):
+            return
+        cache_io.behind(_store, self.folder, table, list(replaces or []))
+
+
+def _store(folder: Path, table: pa.Table, replaces: list[Path]) -> bool:
+    """Write ``table`` as a new file of the entry in ``folder``; on success remove
+    ``replaces``. Returns whether it was written (failures are ignored)."""
+    try:
+        buf = pa.BufferOutputStream()
+        pq.write_table(table, buf)
+        data = buf.getvalue().to_pybytes()
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            # newest last in name order; the content's digest in the name: damage is a miss
+            name = f"{time.time_ns():020d}-{os.getpid()}-{_digest(data)}.parquet"
+            os.replace(tmp, folder / name)  # atomic: readers see a whole file or none
+        except OSError:
+            Path(tmp).unlink(missing_ok=True)
             return False
-        return True
+    except (OSError, TypeError, ValueError, pa.ArrowException):
+        return False
+    for path in replaces:
+        path.unlink(missing_ok=True)
+    return True

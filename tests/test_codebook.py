@@ -629,3 +629,54 @@ def test_tab_indentation_and_misspelt_keys_get_plain_advice(tmp_path):
                     "    label: {nl: A, en: A}\n    definiton: x\n")
     with pytest.raises(CodebookError, match=r"unknown key 'definiton' \(did you mean 'definition'\?"):
         load_codebook(path)
+
+
+# --- libyaml composes what PyYAML composes ----------------------------------------------
+
+def _both(monkeypatch: pytest.MonkeyPatch, path: Path) -> tuple[object, object]:
+    """``validate_codebook`` and the loaded codes, through libyaml and through PyYAML only."""
+    import pipeline.codebook.loader as loader
+
+    def outcome() -> object:
+        problems = validate_codebook(path)
+        book = None if problems else load_codebook(path)
+        return problems, (None if book is None else (book.hash, repr(book.codes),
+                                                      repr(book.settings)))
+
+    fast = outcome()
+    with monkeypatch.context() as m:
+        m.setattr(loader.yaml, "CSafeLoader", None)
+        slow = outcome()
+    return fast, slow
+
+
+@pytest.mark.skipif(getattr(yaml, "CSafeLoader", None) is None, reason="no libyaml")
+def test_libyaml_and_pyyaml_give_the_same_codebook_and_problems(tmp_path, monkeypatch, valid):
+    import pipeline.codebook.loader as loader
+
+    texts = [valid.read_text(encoding="utf-8"), Path("codebook.yaml").read_text(encoding="utf-8"),
+             "version: 1\ncodes: [\n", "a: b: c\n", "version: 1\n\tcodes: []\n",
+             "version: 1\r\ncodes: []\r\n", "version: [" * 400 + "]" * 400 + "\n",
+             "x: \x07\n", codebook_text(extra="  - id: bad\n    label: {nl: L}\n"),
+             codebook_text(extra="  - &loop\n    id: loop\n    label: {nl: L, en: L}\n"
+                           "    definition: d\n    children: [*loop]\n")]
+    for k, text in enumerate(texts):
+        path = write(tmp_path, text, name=f"c{k}.yaml")
+        fast, slow = _both(monkeypatch, path)
+        assert fast == slow, k
+    assert loader._depth(yaml.compose("a: [[1]]", Loader=yaml.SafeLoader)) == 4
+
+
+@FUZZ
+@given(st.sampled_from(range(len(OWNERSHIP.splitlines()))), VALUES)
+def test_fuzz_libyaml_and_pyyaml_agree(fuzz_dir: Path, index: int, value: object) -> None:
+    lines = OWNERSHIP.splitlines()
+    head, sep, _ = lines[index].partition(": ")
+    if sep:
+        lines[index] = head + ": " + yaml.safe_dump(value, default_flow_style=True,
+                                                    width=10_000).strip().replace("\n", " ")
+    path = fuzz_dir / "agree.yaml"
+    path.write_text(codebook_text(ownership="\n".join(lines) + "\n"), encoding="utf-8")
+    with pytest.MonkeyPatch.context() as m:
+        fast, slow = _both(m, path)
+    assert fast == slow

@@ -122,3 +122,27 @@ def test_a_new_run_removes_outputs_derived_from_the_previous_codings(tmp_path):
     assert not (tmp_path / "final_codings.csv").exists()
     assert not (tmp_path / "agreement.csv").exists()
     assert (tmp_path / C.REVIEWS_FILE).read_text() == "coder,decision\nanja,accept\n"
+
+
+def test_manifest_digests_are_the_files_and_known_ones_are_not_hashed_again(tmp_path, monkeypatch):
+    import hashlib
+
+    import pipeline.store as store
+
+    staged = {}
+    for k, name in enumerate(["a.csv", "b.parquet", "c.csv"]):
+        staged[name] = tmp_path / f".{name}.tmp"
+        staged[name].write_bytes(f"content {k}\n".encode() * (k + 1))
+    real = {name: hashlib.sha256(p.read_bytes()).hexdigest() for name, p in staged.items()}
+    names = sorted(staged)
+    assert store.file_digests([staged[n] for n in names]) == [real[n] for n in names]
+    hashed = []
+    original = store._file_sha256
+    monkeypatch.setattr(store, "_file_sha256", lambda p: hashed.append(p.name) or original(p))
+    out = tmp_path / "out"
+    out.mkdir()
+    manifest = store.commit_staged(out, staged, {"x": 1}, {"b.parquet": real["b.parquet"]})
+    assert manifest["outputs"] == real
+    assert sorted(hashed) == [".a.csv.tmp", ".c.csv.tmp"]
+    assert json.loads((out / "manifest.json").read_text())["outputs"] == real
+    assert (out / "b.parquet").read_bytes() == b"content 1\n" * 2

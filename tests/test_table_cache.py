@@ -128,3 +128,16 @@ def test_warm_outputs_are_links_and_an_edited_output_is_a_miss(corpus, finalized
     _run(corpus, "cached", BOOK)
     assert finalized == ["documents", "segments", "codings", "matches"]
     _same_as_cold(corpus, BOOK)
+
+
+def test_a_warm_run_records_the_checked_digests_of_the_cached_files(corpus):
+    import hashlib
+    import json
+
+    _run(corpus, "cached", BOOK)
+    edited = BOOK.replace('phrases: ["zelf invullen"]', 'phrases: ["zelf invullen", "zelf"]')
+    _run(corpus, "cached", edited)
+    out = corpus / "cached"
+    outputs = json.loads((out / "manifest.json").read_text())["outputs"]
+    for name in FILES:
+        assert outputs[name] == hashlib.sha256((out / name).read_bytes()).hexdigest()

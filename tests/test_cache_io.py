@@ -1,0 +1,164 @@
+"""Cache files read ahead on a thread: taken once, in order, and outputs as without it."""
+import threading
+from pathlib import Path
+
+import numpy as np
+
+import pipeline.cache_io as cache_io
+import pipeline.chunk_code as chunk_code
+from pipeline.chunk_cache import SUBDIR, ChunkCache, StoredTokens
+from pipeline.code.arrays import TokenArrays
+from test_match_cache import BOOK, _run, _same_as_cold
+from test_streaming import make_corpus
+
+
+def test_prefetcher_runs_jobs_in_order_and_hands_each_file_once():
+    started = []
+
+    def job(k):
+        def run():
+            started.append(k)
+            return {Path(f"/x/{k}"): k * 10}
+        return run
+
+    with cache_io.prefetching([(f"key{k}", job(k)) for k in range(5)]) as ahead:
+        assert ahead is not None
+        cache_io.wait("key0")
+        assert cache_io.take(Path("/x/0")) == 0
+        assert cache_io.take(Path("/x/0")) is None  # once
+        cache_io.wait("unknown")  # not planned: no wait
+        cache_io.wait("key3")
+        assert cache_io.take(Path("/x/3")) == 30
+        assert cache_io.take(Path("/x/1")) is None  # an earlier chunk's leftovers are dropped
+        assert started[:4] == [0, 1, 2, 3]
+    assert cache_io.take(Path("/x/4")) is None  # closed: nothing is handed out
+    assert not any(t.name == "qcode-prefetch" for t in threading.enumerate())
+
+
+def test_prefetcher_stays_at_most_ahead_chunks_ahead():
+    seen = []
+    box = {}
+
+    def job(k):
+        def run():
+            seen.append((k, box["ahead"]._wanted))  # loaders reached when job k started
+            return {}
+        return run
+
+    ahead = box["ahead"] = cache_io.Prefetcher([(f"k{k}", job(k)) for k in range(6)])
+    ahead.start()
+    try:
+        for k in range(6):
+            ahead.wait(f"k{k}")
+    finally:
+        ahead.close()
+    assert [k for k, _ in seen] == list(range(6))
+    assert all(k < wanted + cache_io.AHEAD for k, wanted in seen)
+
+
+def test_a_failing_job_leaves_the_files_to_the_loaders():
+    def boom():
+        raise OSError("disk")
+
+    with cache_io.prefetching([("a", boom)]):
+        cache_io.wait("a")
+        assert cache_io.take(Path("/anything")) is None
+
+
+def test_warm_run_takes_prefetched_files_and_equals_cold_run(tmp_path, monkeypatch):
+    make_corpus(tmp_path / "raw")
+    _run(tmp_path, "cached", BOOK)
+    taken = []
+    original = cache_io.Prefetcher.take
+
+    def spy(self, path):
+        got = original(self, path)
+        taken.append((path.name, got is not None))
+        return got
+
+    monkeypatch.setattr(cache_io.Prefetcher, "take", spy)
+    edited = BOOK.replace('phrases: ["zelf invullen"]', 'phrases: ["zelf invullen", "zelf"]')
+    _run(tmp_path, "cached", edited)
+    names = {name for name, hit in taken if hit}
+    assert {"meta.json", "segments.parquet", "tokens.npy", "strings.json"} <= names
+    assert any(name.endswith(".parquet") and name[0].isdigit() for name in names)  # tagged
+    assert all(hit for _, hit in taken)
+    _same_as_cold(tmp_path, edited)
+    # with --jobs 2 the chunks run in workers: nothing is read ahead in the runner
+    taken.clear()
+    _run(tmp_path, "cached", BOOK, jobs=2)
+    assert taken == []
+    _same_as_cold(tmp_path, BOOK)
+
+
+def test_a_loaded_entry_gives_its_table_to_the_matcher_without_a_copy(tmp_path):
+    make_corpus(tmp_path / "raw")
+    _run(tmp_path, "cached", BOOK)
+    folder = tmp_path / "cached" / ".cache"
+    keys = [p.name for p in (folder / SUBDIR).glob("*/*") if not p.name.startswith(".")]
+    entry = ChunkCache(folder).load(keys[0], chunk_code.vocab_of)
+    stored = entry.tokens
+    assert isinstance(stored, StoredTokens) and stored.table is not None
+    parts = stored.parts()
+    vocab = chunk_code.vocab_of("nl")[1]
+    fast = chunk_code._stored_arrays(stored, parts, vocab, None)
+    slow = TokenArrays.from_parts(vocab, parts, None)
+    for name in ("orth", "lemma", "sent", "space", "bounds"):
+        assert np.array_equal(getattr(fast, name), getattr(slow, name)), name
+        assert getattr(fast, name).dtype == getattr(slow, name).dtype, name
+    assert np.shares_memory(fast.orth, stored.table)
+    # a batch that is not every part in order is concatenated as before
+    assert chunk_code._stored_arrays(stored, parts[1:], vocab, None) is None
+    if len(parts) > 1:
+        assert chunk_code._stored_arrays(stored, parts[::-1], vocab, None) is None
+    assert chunk_code._stored_arrays({}, parts, vocab, None) is None
+
+
+def _load_ahead(folder, key):
+    with cache_io.prefetching([(key, cache_io.chunk_job(str(folder), key, None))]):
+        return ChunkCache(folder).load(key, chunk_code.vocab_of)
+
+
+def test_tokens_decoded_ahead_equal_loaded_ones_and_wrong_stored_hashes_are_not_used(
+        tmp_path, monkeypatch):
+    import pipeline.chunk_cache as chunk_cache
+
+    make_corpus(tmp_path / "raw")
+    _run(tmp_path, "cached", BOOK)
+    folder = tmp_path / "cached" / ".cache"
+    entries = [p for p in (folder / SUBDIR).glob("*/*") if not p.name.startswith(".")]
+    key = entries[0].name
+    plain = ChunkCache(folder).load(key, chunk_code.vocab_of).tokens.table
+    here = []
+    original = chunk_cache._decode
+
+    def spy(*args):
+        here.append(threading.current_thread() is threading.main_thread())
+        return original(*args)
+
+    monkeypatch.setattr(chunk_cache, "_decode", spy)
+    assert np.array_equal(_load_ahead(folder, key).tokens.table, plain)
+    assert here == [False]  # decoded by the prefetcher only
+    hashes = entries[0] / "hashes.npy"
+    stored = np.load(hashes)
+    np.save(hashes, stored[::-1].copy())  # hashes that are not the strings' hashes
+    assert np.array_equal(_load_ahead(folder, key).tokens.table, plain)
+    hashes.unlink()
+    assert np.array_equal(_load_ahead(folder, key).tokens.table, plain)
+
+
+def test_writes_behind_run_in_order_on_a_thread_and_are_done_when_the_block_ends():
+    done = []
+
+    def write(k):
+        done.append((k, threading.current_thread() is threading.main_thread()))
+
+    cache_io.behind(write, 0)  # no prefetcher: now
+    assert done == [(0, True)]
+    with cache_io.prefetching([("a", lambda: {})]):
+        for k in range(1, 4):
+            cache_io.behind(write, k)
+        cache_io.behind(lambda: 1 / 0)  # an error does not stop the others
+        cache_io.behind(write, 4)
+    assert done == [(0, True)] + [(k, False) for k in range(1, 5)]
+    assert not any(t.name == "qcode-cache-write" for t in threading.enumerate())
