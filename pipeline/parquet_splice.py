@@ -225,13 +225,12 @@ def _put_value(out: bytearray, ftype: int, value: object) -> None:
         out += value
     elif ftype == STRUCT:
         _put_struct(out, value)
+    elif isinstance(value, _Encoded):  # a list whose elements are already written
+        _list_header(out, value.etype, value.count)
+        out += value.data
     elif ftype in (LIST, SET):
         etype, items = value
-        if len(items) < 15:
-            out.append((len(items) << 4) | etype)
-        else:
-            out.append(0xF0 | etype)
-            _put_varint(out, len(items))
+        _list_header(out, etype, len(items))
         for item in items:
             if etype in (TRUE, FALSE):
                 out.append(item)
@@ -249,6 +248,23 @@ def _put_value(out: bytearray, ftype: int, value: object) -> None:
         out += value
     else:
         raise SpliceError(f"cannot write Thrift type {ftype}")
+
+
+def _list_header(out: bytearray, etype: int, count: int) -> None:
+    if count < 15:
+        out.append((count << 4) | etype)
+    else:
+        out.append(0xF0 | etype)
+        _put_varint(out, count)
+
+
+class _Encoded:
+    """A list value whose ``count`` elements of type ``etype`` are already serialised."""
+
+    __slots__ = ("count", "data", "etype")
+
+    def __init__(self, etype: int) -> None:
+        self.etype, self.count, self.data = etype, 0, bytearray()
 
 
 def _put_struct(out: bytearray, st: Struct) -> None:
@@ -344,7 +360,10 @@ class Splicer:
         self.sink.write(MAGIC)
         self.pos = len(MAGIC)
         self.meta: Struct | None = None
-        self.groups: list[Struct] = []
+        # Row groups are serialised as they come (their offsets are known then), so
+        # ``close`` - at the very end of a run, when nothing else runs - only joins
+        # bytes: a 1M-segment run's footers hold ~70,000 structs.
+        self.groups = _Encoded(STRUCT)
         self.rows = 0
 
     def append(self, path: str | Path | bytes | memoryview) -> None:
@@ -368,8 +387,9 @@ class Splicer:
             copy_bytes(src, self.sink, len(MAGIC), start - len(MAGIC))
         self.pos += start - len(MAGIC)
         for group in meta.get(_FILE_ROW_GROUPS)[1]:
-            _shift(group, delta, len(self.groups))
-            self.groups.append(group)
+            _shift(group, delta, self.groups.count)
+            _put_struct(self.groups.data, group)
+            self.groups.count += 1
         self.rows += meta.get(_FILE_NUM_ROWS, 0)
         if self.meta is None:
             self.meta = meta
@@ -382,10 +402,10 @@ class Splicer:
         """
         if self.meta is None:
             raise SpliceError("no part to splice")
-        if len(self.groups) > 32767:  # RowGroup.ordinal is an i16
-            raise SpliceError(f"{len(self.groups)} row groups: more than a Parquet file holds")
+        if self.groups.count > 32767:  # RowGroup.ordinal is an i16
+            raise SpliceError(f"{self.groups.count} row groups: more than a Parquet file holds")
         self.meta.set(_FILE_NUM_ROWS, self.rows, I64)
-        self.meta.set(_FILE_ROW_GROUPS, (STRUCT, self.groups), LIST)
+        self.meta.set(_FILE_ROW_GROUPS, self.groups, LIST)
         footer = write_struct(self.meta)
         data = memoryview(footer + _struct.pack("<I", len(footer)) + MAGIC)
         while data:  # an unbuffered sink may take less than all of it

@@ -24,7 +24,7 @@ from pipeline.cache import default_cache_dir
 from pipeline.chunk import SLIM_COLUMNS, ChunkTask, RunContext, remember_codebook
 from pipeline.codebook import Codebook, load_codebook
 from pipeline.engine import start_pool_server
-from pipeline.ingest import display, parents  # path display identical to ingest()
+from pipeline.ingest import display, file_roots  # path display identical to ingest()
 from pipeline.parts import PARTS_PREFIX, PartWriter
 from pipeline.run_stream import TABLES, StreamedRun, stream_chunks
 from pipeline.store import CodedData, LazyCodedData, commit_staged, output_lock
@@ -177,8 +177,7 @@ def code_corpus(inputs: Sequence[str | Path], *, codebook: str | Path, out_dir: 
         remember_codebook(ctx, book)  # in-process chunks need not load it again
         files = ingest_stage.discover(paths)
         roots = {p.resolve(): p for p in paths if p.is_dir()}
-        shown = [display(f, next((roots[r] for r in parents(f) if r in roots), None))
-                 for f in files]
+        shown = [display(f, root) for f, root in zip(files, file_roots(files, roots))]
         tasks = plan_chunks(files, shown, chunk_bytes=opts.chunk_bytes)
         if len(tasks) > 1:  # one chunk sees every clash itself
             ctx.shared_keys = ingest_stage.shared_csv_keys(

@@ -756,3 +756,32 @@ def test_shared_csv_keys_across_files(tmp_path):
     files = sorted(tmp_path.iterdir())
     assert shared_csv_keys(files) == {"1", "3", "7"}
     assert shared_csv_keys([tmp_path / "a.csv", tmp_path / "int.txt"]) == frozenset()
+
+
+def test_file_roots_resolve_each_folder_once_and_follow_file_links(tmp_path):
+    from pipeline.ingest import file_roots, parents
+
+    inside = tmp_path / "in"
+    (inside / "sub").mkdir(parents=True)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "target.txt").write_text("x", encoding="utf-8")
+    plain = inside / "sub" / "a.txt"
+    plain.write_text("x", encoding="utf-8")
+    link = inside / "b.txt"
+    link.symlink_to(outside / "target.txt")  # resolves outside the input folder
+    linked_dir = tmp_path / "via"
+    linked_dir.symlink_to(inside / "sub", target_is_directory=True)
+    via = linked_dir / "a.txt"  # a plain file under a linked folder
+    lone = outside / "target.txt"
+    roots = {inside.resolve(): inside}
+    files = [plain, link, via, lone]
+
+    found = file_roots(files, roots)
+
+    assert found == [inside, None, inside, None]
+    # the same answer as resolving every file by itself
+    assert found == [next((roots[r] for r in parents(f) if r in roots), None) for f in files]
+    dirs: dict = {}
+    assert parents(via, dirs)[0] == plain.resolve()
+    assert dirs == {linked_dir: (inside / "sub").resolve()}
