@@ -330,24 +330,32 @@ def _reference_rows(matches, threshold):
     return _finish(out, [*C.CODING_COLUMNS, C.FIRST_MATCH])
 
 
-def test_aggregate_rows_equals_the_groupby_formulation():
-    import numpy as np
+def _random_matches(rng, docs):
+    """Up to 59 match rows with clashing ids, tied scores and awkward strings."""
     import pandas as pd
 
     from pipeline import columns as C
+
+    n = int(rng.integers(1, 60))
+    return pd.DataFrame({
+        C.SEGMENT_ID: rng.choice(["s1", "s2", "s10", "é", "S1"], n),
+        C.DOC_ID: rng.choice(docs, n),
+        C.CODE_ID: rng.choice(["a", "b", "a.b", "B"], n),
+        C.RULE_ID: rng.choice(["r1", "r2", "r10", "R", "x;y"], n),
+        C.EVIDENCE: rng.choice(["e", "f", 'q"', ""], n),
+        C.START: rng.integers(0, 5, n), C.END: rng.integers(5, 8, n),
+        C.SCORE: rng.choice([0.5, 0.3, 1.0, 0.25, 0.1 + 0.2, 0.0, 0.7], n),
+    })[C.MATCH_COLUMNS].astype({C.START: "int64", C.END: "int64", C.SCORE: "float64"})
+
+
+def test_aggregate_rows_equals_the_groupby_formulation():
+    import numpy as np
+
     from pipeline.code.aggregate import aggregate_rows
 
     rng = np.random.default_rng(1)
     for trial in range(200):
-        n = int(rng.integers(1, 60))
-        matches = pd.DataFrame({
-            C.SEGMENT_ID: rng.choice(["s1", "s2", "s10", "é", "S1"], n), C.DOC_ID: "d",
-            C.CODE_ID: rng.choice(["a", "b", "a.b", "B"], n),
-            C.RULE_ID: rng.choice(["r1", "r2", "r10", "R", "x;y"], n),
-            C.EVIDENCE: rng.choice(["e", "f", 'q"', ""], n),
-            C.START: rng.integers(0, 5, n), C.END: rng.integers(5, 8, n),
-            C.SCORE: rng.choice([0.5, 0.3, 1.0, 0.25, 0.1 + 0.2, 0.0, 0.7], n),
-        })[C.MATCH_COLUMNS].astype({C.START: "int64", C.END: "int64", C.SCORE: "float64"})
+        matches = _random_matches(rng, docs=["d"])
         for threshold in (0.5, 0.0):
             got = aggregate_rows(matches, threshold=threshold)
             expected = _reference_rows(matches, threshold)
@@ -360,21 +368,11 @@ def test_aggregate_matches_orders_the_rows_of_aggregate_rows():
     import numpy as np
     import pandas as pd
 
-    from pipeline import columns as C
     from pipeline.code.aggregate import aggregate_matches, aggregate_rows, order_codings
 
     rng = np.random.default_rng(3)
     for trial in range(200):
-        n = int(rng.integers(1, 60))
-        matches = pd.DataFrame({
-            C.SEGMENT_ID: rng.choice(["s1", "s2", "s10", "é", "S1"], n),
-            C.DOC_ID: rng.choice(["d", "D", "d2"], n),
-            C.CODE_ID: rng.choice(["a", "b", "a.b", "B"], n),
-            C.RULE_ID: rng.choice(["r1", "r2", "r10", "R", "x;y"], n),
-            C.EVIDENCE: rng.choice(["e", "f", 'q"', ""], n),
-            C.START: rng.integers(0, 5, n), C.END: rng.integers(5, 8, n),
-            C.SCORE: rng.choice([0.5, 0.3, 1.0, 0.25, 0.1 + 0.2, 0.0, 0.7], n),
-        })[C.MATCH_COLUMNS].astype({C.START: "int64", C.END: "int64", C.SCORE: "float64"})
+        matches = _random_matches(rng, docs=["d", "D", "d2"])
         for threshold in (0.5, 0.0, 2.0):  # 2.0: no coding is kept
             got = aggregate_matches(matches, threshold=threshold)
             expected = order_codings(aggregate_rows(matches, threshold=threshold))
