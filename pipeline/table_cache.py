@@ -31,6 +31,7 @@ FILES = (f"{C.DOCUMENTS_FILE}.parquet", f"{C.SEGMENTS_FILE}.parquet", f"{C.SEGME
 TABLES = ("documents", "segments")   # the runner's names of the tables of FILES
 # Code that turns chunk tables into these files (renames across chunks, merging, writing).
 SOURCES = ("runner.py", "run_stream.py", "parts.py", "parts_stream.py", "parquet_splice.py",
+           "thrift_compact.py",
            "segment.py", "segment_roles.py", "segment_units.py", "segment_ids.py",
            "table_cache.py", "columns.py")
 STAGED = ".staged"      # suffix of the copies handed to store.commit_staged

@@ -10,8 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.parquet_splice import (FALSE, I16, I64, LIST, STRUCT, TRUE, SpliceError, Splicer, Struct,
-                                     read_footer, read_struct, write_struct)
+from pipeline.parquet_splice import SpliceError, Splicer, read_footer
+from pipeline.thrift_compact import (FALSE, I16, I64, LIST, STRUCT, TRUE, Struct, ThriftError,
+                                     read_struct, write_struct)
 
 
 def _tables(kind: str) -> list[pa.Table]:
@@ -153,3 +154,13 @@ def test_a_part_with_another_schema_is_refused(tmp_path: Path) -> None:
             splicer.append(path)
     with pytest.raises(SpliceError, match="no part"):
         Splicer(io.BytesIO()).close()
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"\x15", "ends inside a value"),                 # a field header, then nothing
+    (b"\x18\x05ab", "ends inside a string"),          # a 5-byte string with 2 bytes
+    (b"\x1e", "unknown Thrift type 14"),
+])
+def test_malformed_structs_raise_thrift_errors(data: bytes, message: str) -> None:
+    with pytest.raises(ThriftError, match=message):
+        read_struct(data)
