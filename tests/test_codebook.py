@@ -455,17 +455,22 @@ def test_fuzz_structures(fuzz_dir: Path, doc: dict) -> None:
     _must_fail_cleanly(path)
 
 
-@FUZZ
-@given(st.sampled_from(range(len(OWNERSHIP.splitlines()))), VALUES)
-def test_fuzz_mutated_valid_codebook(fuzz_dir: Path, index: int, value: object) -> None:
-    """Replace the value of one line of a valid codebook by a random YAML value."""
+def _mutated_codebook(path: Path, index: int, value: object) -> Path:
+    """A valid codebook whose line ``index`` has its value replaced by ``value`` (as YAML)."""
     lines = OWNERSHIP.splitlines()
     head, sep, _ = lines[index].partition(": ")
     if sep:
         lines[index] = head + ": " + yaml.safe_dump(value, default_flow_style=True,
                                                     width=10_000).strip().replace("\n", " ")
-    path = fuzz_dir / "mutated.yaml"
     path.write_text(codebook_text(ownership="\n".join(lines) + "\n"), encoding="utf-8")
+    return path
+
+
+@FUZZ
+@given(st.sampled_from(range(len(OWNERSHIP.splitlines()))), VALUES)
+def test_fuzz_mutated_valid_codebook(fuzz_dir: Path, index: int, value: object) -> None:
+    """Replace the value of one line of a valid codebook by a random YAML value."""
+    path = _mutated_codebook(fuzz_dir / "mutated.yaml", index, value)
     try:
         load_codebook(path)
     except CodebookError as exc:
@@ -670,13 +675,7 @@ def test_libyaml_and_pyyaml_give_the_same_codebook_and_problems(tmp_path, monkey
 @FUZZ
 @given(st.sampled_from(range(len(OWNERSHIP.splitlines()))), VALUES)
 def test_fuzz_libyaml_and_pyyaml_agree(fuzz_dir: Path, index: int, value: object) -> None:
-    lines = OWNERSHIP.splitlines()
-    head, sep, _ = lines[index].partition(": ")
-    if sep:
-        lines[index] = head + ": " + yaml.safe_dump(value, default_flow_style=True,
-                                                    width=10_000).strip().replace("\n", " ")
-    path = fuzz_dir / "agree.yaml"
-    path.write_text(codebook_text(ownership="\n".join(lines) + "\n"), encoding="utf-8")
+    path = _mutated_codebook(fuzz_dir / "agree.yaml", index, value)
     with pytest.MonkeyPatch.context() as m:
         fast, slow = _both(m, path)
     assert fast == slow

@@ -62,24 +62,15 @@ def test_streamed_files_are_the_merged_files(tmp_path: Path, kind: str, via_spil
 @pytest.mark.parametrize("kind", ["same", "new_column", "other_type", "empty_first",
                                   "empty_middle"])
 @pytest.mark.parametrize("stream", [False, True])
-def test_parts_kept_in_memory_give_the_same_files(tmp_path: Path, kind: str,
-                                                  stream: bool) -> None:
+@pytest.mark.parametrize("parts", ["memory", "parquet"])
+def test_parts_in_memory_or_as_parquet_give_the_same_files(tmp_path: Path, kind: str,
+                                                           stream: bool, parts: str) -> None:
+    """Parts kept in memory (one job), and parts a pool worker encoded as Parquet
+    (spliced or merged), give the bytes of parts merged from Arrow IPC files."""
     chunks = _chunks(kind)
     merged = _files(tmp_path / "merged", chunks, stream=False, via_spill=True)
-    assert _files(tmp_path / "memory", chunks, stream=stream, via_spill=True,
-                  memory=True) == merged
-
-
-@pytest.mark.parametrize("kind", ["same", "new_column", "other_type", "empty_first",
-                                  "empty_middle"])
-@pytest.mark.parametrize("stream", [False, True])
-def test_parquet_parts_of_pool_workers_give_the_same_files(tmp_path: Path, kind: str,
-                                                           stream: bool) -> None:
-    """Parts a worker encoded as Parquet are spliced (or merged) into the same bytes."""
-    chunks = _chunks(kind)
-    merged = _files(tmp_path / "merged", chunks, stream=False, via_spill=True)
-    assert _files(tmp_path / "parquet", chunks, stream=stream, via_spill=True,
-                  parquet=True) == merged
+    assert _files(tmp_path / parts, chunks, stream=stream, via_spill=True,
+                  **{parts: True}) == merged
 
 
 def test_a_splicing_stream_takes_parts_of_every_kind(tmp_path: Path) -> None:
