@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,6 +86,19 @@ class ChunkResult:
     failed: list[str]                    # stems of files that could not be read
     stats: dict[str, Any] = field(default_factory=dict)
     codings_csv: bytes | None = None     # codings.csv lines of ``codings`` (None: not made)
+    # segments.csv lines of ``segments``, made on a thread while the chunk was coded
+    # (None: not made); for the spill where the chunk ran, never pickled (``__getstate__``)
+    segments_csv: bytes | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The result as pickled (pool worker or Dask -> runner): without ``segments_csv``.
+
+        The lines are for the spill where the chunk ran (``parts.ChunkSpill``); the
+        runner formats a table it must write itself, and would only copy them for nothing.
+        """
+        state = self.__dict__.copy()
+        state["segments_csv"] = None
+        return state
 
 
 # What code_chunk and the runner read of a chunk's tables when their files are cached.
@@ -192,6 +206,7 @@ def process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
     if chunks.folder:
         key = task.key if task.key is not None else task_key(task, ctx, book)
     entry = chunks.load(key, vocab_of, SLIM_COLUMNS if task.slim else None)
+    segments_csv = None
     if entry is not None:
         documents, segments, errors = entry.documents, entry.segments, entry.errors
         present, failed = entry.present, entry.failed
@@ -201,6 +216,9 @@ def process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
         documents, segments, errors, present, failed = _read_and_segment(task, ctx, book, lap)
         if key is not None and task_key(task, ctx, book) != key:
             key = None  # a file changed since it was hashed: nothing of it is cached
+        # the segments' CSV lines (Arrow kernels, which release the GIL) on another core
+        # while this thread codes the chunk
+        segments_csv = _Lines(segments)
     stats["key"] = key  # the key these tables belong to (None: not cacheable)
     cache = DocCache(ctx.cache_dir)
     # Survey tables by their path (cached slim documents keep only id, path and hash).
@@ -221,7 +239,37 @@ def process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
                     [vocab_of(lang)[1] for lang in langs])
     return ChunkResult(task.index, documents, segments, coded.matches, coded.codings,
                        pd.DataFrame(errors, columns=[*C.ERROR_COLUMNS, ORDER]),
-                       present, failed, stats, coded.codings_csv)
+                       present, failed, stats, coded.codings_csv,
+                       segments_csv.result() if segments_csv is not None else None)
+
+
+class _Lines:
+    """``csv_rows(frame)`` computed on its own thread; ``result()`` waits for it.
+
+    The thread reads a shallow copy of ``frame`` (its own column index, the same
+    arrays): nothing writes the table meanwhile, and the caller's frame stays its own.
+    An error in the thread makes ``result()`` None: the lines are then made by the
+    spill, which reports what is wrong.
+    """
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self._frame, self._lines = frame.copy(deep=False), None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        from pipeline.csv_rows import csv_rows
+
+        try:
+            self._lines = csv_rows(self._frame)
+        except Exception:  # noqa: BLE001 - the spill formats the table again and raises
+            self._lines = None
+        self._frame = None
+
+    def result(self) -> bytes | None:
+        """The lines (None: the thread failed)."""
+        self._thread.join()
+        return self._lines
 
 
 def _read_and_segment(task: ChunkTask, ctx: RunContext, book, lap):  # noqa: ANN001, ANN202

@@ -56,12 +56,34 @@ def detect_language(text: str, candidates: Sequence[str] = ("nl", "en"),
                              f"{', '.join(STOPWORDS)})")
     if not isinstance(text, str):
         return default
-    words = [w.lower().replace("\u2019", "'") for w in _WORD.findall(text.replace("\u2019", "'"))]
+    text = text.replace("\u2019", "'")
+    if _lower_commutes(text):
+        words = _WORD.findall(text.lower())  # one lower() of the text, not one per word
+    else:
+        words = [w.lower() for w in _WORD.findall(text)]
     if not words:
         return default
-    scores = {lang: sum(w in STOPWORDS[lang] for w in words) for lang in candidates}
+    scores = {lang: sum(map(STOPWORDS[lang].__contains__, words)) for lang in candidates}
     ranked = sorted(scores.items(), key=lambda kv: -kv[1])
     best, hits = ranked[0]
     if hits < MIN_HITS or (len(ranked) > 1 and ranked[1][1] == hits):
         return default
     return best
+
+
+def _lower_commutes(text: str) -> bool:
+    """Whether ``_WORD.findall(text.lower())`` lower-cases the words ``_WORD.findall(text)``.
+
+    True for Latin-1 text (a survey answer in Dutch or English): there ``str.lower``
+    maps every character to one character of the same kind (letter, digit, other), so
+    the words are found at the same places (tests/test_langid.py checks every
+    character). Other text (a Turkish dotted I lowers to two characters) is lowered
+    word by word.
+    """
+    if text.isascii():
+        return True
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True

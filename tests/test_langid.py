@@ -34,3 +34,47 @@ def test_tie_gives_the_default_and_candidates_restrict() -> None:
 def test_unknown_candidate_language() -> None:
     with pytest.raises(UsageError, match="no stopword list for language 'de'"):
         detect_language("Wir haben das", candidates=("nl", "de"))
+
+
+def _detect_word_by_word(text, candidates=("nl", "en"), default="nl"):  # noqa: ANN001, ANN202
+    """The previous detect_language: every word lower-cased alone."""
+    from pipeline.langid import _WORD, MIN_HITS, STOPWORDS
+
+    if not isinstance(text, str):
+        return default
+    words = [w.lower().replace("\u2019", "'") for w in _WORD.findall(text.replace("\u2019", "'"))]
+    if not words:
+        return default
+    scores = {lang: sum(w in STOPWORDS[lang] for w in words) for lang in candidates}
+    ranked = sorted(scores.items(), key=lambda kv: -kv[1])
+    best, hits = ranked[0]
+    if hits < MIN_HITS or (len(ranked) > 1 and ranked[1][1] == hits):
+        return default
+    return best
+
+
+def test_lowering_the_text_finds_the_words_lowered():
+    """Every Latin-1 character lowers to one character of the same kind for ``_WORD``."""
+    from pipeline.langid import _WORD, _lower_commutes
+
+    for code in range(256):
+        char = chr(code)
+        text = f"Ab{char}cd {char}x{char} y'{char}"
+        assert _lower_commutes(text)
+        assert _WORD.findall(text.lower()) == [w.lower() for w in _WORD.findall(text)], code
+    assert not _lower_commutes("İstanbul")  # lowers to two characters: word by word
+
+
+def test_detection_matches_word_by_word_lowering():
+    import random
+
+    rng = random.Random(5)
+    alphabet = list("aAbdeEhiInNtTrRoO ',.\u2019-_09") + ["é", "Ë", "ß", "İ", "Σ", "ﬁ", "µ"]
+    words = ["de", "het", "The", "AND", "niet", "NOT", "we're", "DON\u2019T", "zelf", "Ook"]
+    for _ in range(3000):
+        text = " ".join(rng.choice(words) if rng.random() < 0.6
+                        else "".join(rng.choices(alphabet, k=rng.randint(1, 8)))
+                        for _ in range(rng.randint(0, 12)))
+        for default in ("nl", "en"):
+            assert detect_language(text, default=default) == _detect_word_by_word(
+                text, default=default), text
