@@ -5,10 +5,14 @@ from collections.abc import Collection, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from pandas.arrays import ArrowStringArray
 from spacy.tokens import Doc
 
 from pipeline import columns as C
-from pipeline.code.combine import pack_keys, sorted_unique, stable_order
+from pipeline.code.combine import MatchKeys, frame_keys, pack_keys, sorted_unique, stable_order
+from pipeline.code.evidence import STR_DTYPE
 from pipeline.code.compiled import compile_rules
 from pipeline.code.matching import _empty_matches, first_coded_units, match_segments
 from pipeline.codebook import Codebook
@@ -42,12 +46,15 @@ def aggregate_matches(matches: pd.DataFrame, *, threshold: float) -> pd.DataFram
     """
     if matches.empty:
         return empty_codings()
-    groups = _Groups(matches)
+    keys = frame_keys(matches)  # the integer ids match_frame kept (None: factorised here)
+    groups = _Groups(matches, keys)
     # ``order_codings(aggregate_rows(...))``, with the kept codings put in order on the
     # integer keys before any string column is taken: each is taken once, not three times
     kept = np.flatnonzero(groups.scores >= threshold - EPS)
     best = groups.best[kept]
-    doc = pd.factorize(matches[C.DOC_ID], sort=True)[0][best]
+    # only the best rows' doc ids: ranked among themselves they order as among all rows
+    doc = (keys.doc[best] if keys is not None
+           else pd.factorize(matches[C.DOC_ID].take(best), sort=True)[0])
     seg, code = groups.seg[best], groups.code[best]
     if (doc < 0).any() or (seg < 0).any() or (code < 0).any():  # a missing id: as pandas
         return order_codings(groups.frame(kept))
@@ -86,11 +93,15 @@ class _Groups:
     ``scores[g]`` and its earliest match start ``first[g]``.
     """
 
-    def __init__(self, matches: pd.DataFrame) -> None:
+    def __init__(self, matches: pd.DataFrame, keys: MatchKeys | None = None) -> None:
         self.matches = matches
-        seg, _ = pd.factorize(matches[C.SEGMENT_ID], sort=True)
-        code, _ = pd.factorize(matches[C.CODE_ID], sort=True)
-        rule, self.names = pd.factorize(matches[C.RULE_ID].astype(str), sort=True)
+        if keys is not None:  # codes of the same order (not dense): the same groups and order
+            seg, code, rule, self.names = keys.seg, keys.code, keys.rule, keys.rule_names
+        else:
+            seg, _ = pd.factorize(matches[C.SEGMENT_ID], sort=True)
+            code, _ = pd.factorize(matches[C.CODE_ID], sort=True)
+            rule, self.names = pd.factorize(matches[C.RULE_ID].astype(str), sort=True)
+        self.rule = rule
         self.start = start = matches[C.START].to_numpy(dtype=np.int64)
         self.end = end = matches[C.END].to_numpy(dtype=np.int64)
         score = matches[C.SCORE].astype("float64").to_numpy()
@@ -119,14 +130,27 @@ class _Groups:
             return self.frame(np.arange(len(self.best)), first).iloc[:0]
         matches, best = self.matches, self.best[groups]
 
-        def taken(col: str) -> pd.Series:
+        def taken(col: str) -> object:
+            values = matches[col].array
+            if isinstance(values, ArrowStringArray) and values.dtype == STR_DTYPE:
+                return ArrowStringArray(values.__arrow_array__().take(best), dtype=STR_DTYPE)
             return matches[col].take(best).reset_index(drop=True)
 
+        # "rule:<id>" of each distinct rule id once, then taken (as the "rules" lists)
+        names = pa.array(np.asarray(self.names, dtype=object), type=pa.large_string())
+        prefixed = pc.binary_join_element_wise(pa.scalar("rule:", pa.large_string()), names,
+                                               pa.scalar("", pa.large_string()))
         data = {
-            C.SEGMENT_ID: taken(C.SEGMENT_ID), C.CODE_ID: taken(C.CODE_ID),
-            C.DOC_ID: taken(C.DOC_ID), C.METHOD: METHOD_RULES, C.SCORE: self.scores[groups],
-            C.RULE: "rule:" + taken(C.RULE_ID).astype(str),
-            C.RULES: pd.Series(_rule_lists(self._gid, self._rules, self.names)[groups]),
+            C.SEGMENT_ID: taken(C.SEGMENT_ID), C.DOC_ID: taken(C.DOC_ID),
+            C.CODE_ID: taken(C.CODE_ID),
+            C.METHOD: ArrowStringArray(pa.array([METHOD_RULES], type=pa.large_string()).take(
+                np.zeros(len(best), dtype=np.int64)), dtype=STR_DTYPE),
+            C.SCORE: self.scores[groups],
+            C.RULE: (ArrowStringArray(prefixed.take(self.rule[best]), dtype=STR_DTYPE)
+                     if not (self.rule < 0).any()  # a missing rule id: as pandas adds to it
+                     else "rule:" + matches[C.RULE_ID].take(best).reset_index(drop=True).astype(str)),
+            C.RULES: ArrowStringArray(_rule_lists(self._gid, self._rules, names).take(groups),
+                                      dtype=STR_DTYPE),
             C.EVIDENCE: taken(C.EVIDENCE), C.N_MATCHES: self.n_matches[groups],
             C.START: self.start[best], C.END: self.end[best],
         }
@@ -210,33 +234,30 @@ def order_codings(rows: pd.DataFrame) -> pd.DataFrame:
     return _finish(rows.take(coding_order(rows)))
 
 
-def _rule_lists(gid: np.ndarray, rcode: np.ndarray, names) -> np.ndarray:  # noqa: ANN001
+def _rule_lists(gid: np.ndarray, rcode: np.ndarray, names: pa.Array) -> pa.Array:
     """Sorted, distinct rule ids of each group (in group order), ";"-joined.
 
     Args:
         gid: group number of every row (0, 1, ...).
         rcode: rule id of every row, factorised in sorted order.
-        names: the rule ids of the codes.
+        names: the rule ids of the codes (Arrow large strings).
 
     On integer codes, not with ``groupby().agg(lambda)``, which builds a Series per
     group: the distinct (group, rule) pairs come out of one ``sorted_unique`` in (group,
     rule) order, and the ids of each group are joined by Arrow's ``binary_join`` on
-    a list array of them (one C++ pass instead of a Python join per group).
+    a list array of them (one C++ pass instead of a Python join per group). Returns
+    Arrow large strings (no Python string per group).
     """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     gid = gid.astype(np.int64)
     n_groups = int(gid.max()) + 1 if len(gid) else 0
     if not n_groups:
-        return np.empty(0, dtype=object)
+        return pa.array([], type=pa.large_string())
     pairs = sorted_unique(gid * len(names) + rcode)
     pair_gid, pair_rule = np.divmod(pairs, len(names))
     offsets = np.searchsorted(pair_gid, np.arange(n_groups + 1))
-    values = pa.array(np.asarray(names, dtype=object), type=pa.large_string()).take(pair_rule)
-    lists = pa.LargeListArray.from_arrays(pa.array(offsets, type=pa.int64()), values)
-    return pc.binary_join(lists, pa.scalar(";", pa.large_string())).to_numpy(
-        zero_copy_only=False)
+    lists = pa.LargeListArray.from_arrays(pa.array(offsets, type=pa.int64()),
+                                          names.take(pair_rule))
+    return pc.binary_join(lists, pa.scalar(";", pa.large_string()))
 
 
 def _finish(out: pd.DataFrame, columns: list[str] = C.CODING_COLUMNS) -> pd.DataFrame:

@@ -2,11 +2,17 @@
 
 Match rows are ordered by several integer keys (factorised ids, offsets); one or two
 stable argsorts on keys packed into int64 beat an ``np.lexsort`` on all of them.
-(The codings themselves are aggregated in ``pipeline.code.aggregate``.)
+(The codings themselves are aggregated in ``pipeline.code.aggregate``.) The ids of the
+match rows ``matching.match_frame`` makes are kept as such integer keys for the
+aggregation (``remember_keys``, ``frame_keys``).
 """
 from __future__ import annotations
 
+import weakref
+from dataclasses import dataclass
+
 import numpy as np
+import pandas as pd
 
 
 def pack_keys(keys: list[np.ndarray]) -> np.ndarray | None:
@@ -71,3 +77,84 @@ def sorted_unique(values: np.ndarray) -> np.ndarray:
     keep[0] = True
     np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
     return ordered[keep]
+
+
+class MatchKeys:
+    """Integer keys of the rows of a matches table, as ``pd.factorize(sort=True)`` ranks them.
+
+    ``seg``, ``doc``, ``code`` and ``rule`` hold, per row, a code whose order is the order
+    of the row's segment, document, code and rule id strings (equal ids, equal codes; not
+    necessarily dense); ``rule_names[rule]`` is the rule id itself. Made on first use
+    from the rows' batch positions and rule indexes (``rows``, ``rules``), the ids of the
+    batch's segments (``segments``: (segment id, doc id) per position) and the rank of
+    each rule's code and rule id (``ranks``: code rank, rule rank, sorted rule ids).
+    """
+
+    def __init__(self, rows: np.ndarray, rules: np.ndarray, segments: tuple[list, list],
+                 ranks: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+        self._rows, self._rules, self._segments = rows, rules, segments
+        self._code_rank, self._rule_rank, self.rule_names = ranks
+        self._seg = self._doc = None
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @property
+    def seg(self) -> np.ndarray:
+        if self._seg is None:
+            self._seg = _rank(self._segments[0])[self._rows]
+        return self._seg
+
+    @property
+    def doc(self) -> np.ndarray:
+        if self._doc is None:
+            self._doc = _rank(self._segments[1])[self._rows]
+        return self._doc
+
+    @property
+    def code(self) -> np.ndarray:
+        return self._code_rank[self._rules]
+
+    @property
+    def rule(self) -> np.ndarray:
+        return self._rule_rank[self._rules]
+
+
+def _rank(ids: list) -> np.ndarray:
+    """Codes of ``ids`` (strings) ordered as the strings are (``pd.factorize(sort=True)``)."""
+    return pd.factorize(np.asarray(ids, dtype=object), sort=True)[0]
+
+
+# id(frame) -> (weak reference, {column: (array, Arrow data)}, keys): the keys of tables
+# ``matching.match_frame`` made, for ``aggregate_matches`` (which would factorise the
+# ~30 rows per segment's strings again). Valid while the frame has those very arrays.
+_KEYS: dict[int, tuple[weakref.ref, dict[str, tuple[object, object]], MatchKeys]] = {}
+_KEYED = ("segment_id", "doc_id", "code_id", "rule_id")
+
+
+def remember_keys(frame: pd.DataFrame, keys: MatchKeys) -> None:
+    """Keep ``keys`` (aligned with ``frame``'s rows) for ``frame_keys`` while ``frame`` lives."""
+    key = id(frame)
+
+    def forget(ref: weakref.ref, key: int = key) -> None:
+        if _KEYS.get(key, (None,))[0] is ref:
+            del _KEYS[key]
+
+    arrays = {col: (frame[col].array, frame[col].array.__arrow_array__()) for col in _KEYED}
+    _KEYS[key] = (weakref.ref(frame, forget), arrays, keys)
+
+
+def frame_keys(frame: pd.DataFrame) -> MatchKeys | None:
+    """The keys ``remember_keys`` kept for ``frame``; None when none were kept, or the
+    frame's id columns are no longer the arrays they were made for (a column set again
+    or written to: keys of other rows)."""
+    got = _KEYS.get(id(frame))
+    if got is None or got[0]() is not frame or len(got[2]) != len(frame):
+        return None
+    for col, (array, data) in got[1].items():
+        if col not in frame.columns:
+            return None
+        now = frame[col].array
+        if now is not array or now.__arrow_array__() is not data:
+            return None
+    return got[2]

@@ -20,7 +20,7 @@ from spacy.tokens import Doc
 
 from pipeline import columns as C
 from pipeline.code.arrays import TokenArrays
-from pipeline.code.combine import stable_order
+from pipeline.code.combine import MatchKeys, remember_keys, stable_order
 from pipeline.code.compiled import CompiledRules
 from pipeline.code.evidence import (  # noqa: F401 - EVIDENCE_LIMIT re-exported
     EVIDENCE_LIMIT, STR_DTYPE, arrow_strings, evidence_parts)
@@ -240,7 +240,7 @@ def match_frame(arrays: TokenArrays, compiled: CompiledRules,
         return _empty_matches()
     # code and rule ids ranked as strings compare
     code_rank = pd.factorize(code_ids, sort=True)[0]
-    rule_rank = pd.factorize(rule_ids, sort=True)[0]
+    rule_rank, rule_names = pd.factorize(rule_ids, sort=True)
     order = stable_order([docs, start, end, code_rank[cr], rule_rank[cr]])
     docs, cr, start, end, scores = docs[order], cr[order], start[order], end[order], scores[order]
 
@@ -250,11 +250,17 @@ def match_frame(arrays: TokenArrays, compiled: CompiledRules,
 
     # ids: a few distinct strings each, and the evidence's distinct forms, taken by index
     # (no Python object per row)
-    return pd.DataFrame({
-        C.SEGMENT_ID: text([row[0] for row in segments], docs),
-        C.DOC_ID: text([row[1] for row in segments], docs),
+    seg_ids, doc_ids = [row[0] for row in segments], [row[1] for row in segments]
+    frame = pd.DataFrame({
+        C.SEGMENT_ID: text(seg_ids, docs), C.DOC_ID: text(doc_ids, docs),
         C.CODE_ID: text(code_ids.tolist(), cr), C.RULE_ID: text(rule_ids.tolist(), cr),
         C.EVIDENCE: text(source, index[order]), C.START: start, C.END: end, C.SCORE: scores})
+    # the ids as integer keys, for aggregate_matches (no factorising them again)
+    ids = (seg_ids, doc_ids, code_ids.tolist(), rule_ids.tolist())
+    if all(type(v) is str for values in ids for v in values):  # as the columns hold them
+        remember_keys(frame, MatchKeys(docs, cr, (seg_ids, doc_ids),
+                                       (code_rank, rule_rank, rule_names)))
+    return frame
 
 
 def opening_units(segments: Sequence[tuple[str, str, int, str | None]],
