@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Collection, Iterable, Sequence
+from itertools import repeat
+from operator import eq
 
 import numpy as np
 import pandas as pd
@@ -195,7 +197,7 @@ def segment(documents: pd.DataFrame, turns: pd.DataFrame, *, unit: str = "turn",
     # One table built from finished columns in their final order: setting columns one
     # by one, joining and reordering a frame cost more than cutting the units.
     if code_speakers is None:  # _coded_flags' default: respondents
-        coded = np.fromiter((role == C.RESPONDENT for role in roles), dtype=bool, count=len(roles))
+        coded = np.fromiter(map(eq, roles, repeat(C.RESPONDENT)), dtype=bool, count=len(roles))
     else:
         coded = _coded_flags(pd.Series(speakers), pd.Series(roles), code_speakers).to_numpy(bool)
     preamble = _preamble(doc_ids, columns[C.TURN], speakers)
@@ -228,7 +230,7 @@ def segment(documents: pd.DataFrame, turns: pd.DataFrame, *, unit: str = "turn",
     for col, dtype in NUMERIC.items():
         if seg[col].dtype != dtype:
             seg[col] = seg[col].astype(dtype)
-    if all(type(doc_id) is str for doc_id in doc_ids):
+    if set(map(type, doc_ids)) <= {str}:  # every id a str (types gathered in C)
         # Units were cut from turns in document order, numbered up within each
         # document: already sorted, and the index is a fresh RangeIndex.
         return seg

@@ -49,14 +49,8 @@ def speaker_role(label: object, interviewer_labels: Iterable[str]) -> str:
 
 def _roles(speakers: list, labels: Iterable[str]) -> list[str]:
     """``speaker_role`` of every label, computed once per distinct label (a few per corpus)."""
-    memo: dict[object, str] = {}
-    out = []
-    for label in speakers:
-        role = memo.get(label)
-        if role is None:
-            role = memo[label] = speaker_role(label, labels)
-        out.append(role)
-    return out
+    memo = {label: speaker_role(label, labels) for label in dict.fromkeys(speakers)}
+    return list(map(memo.__getitem__, speakers))
 
 
 _PARENS = re.compile(r"[(\[]([^()\[\]]*)[)\]]")

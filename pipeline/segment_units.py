@@ -222,10 +222,10 @@ def typed_column(col: str, values: list, strings: bool = False) -> object:
     """
     if col in NUMERIC:
         kind = _PY_TYPE[NUMERIC[col]]
-        if col in _INT_COLUMNS or all(type(v) is kind for v in values):
+        if col in _INT_COLUMNS or set(map(type, values)) <= {kind}:
             return np.array(values, dtype=NUMERIC[col])
         return values
-    if isinstance(values, list) and values and (strings or all(type(v) is str for v in values)):
+    if isinstance(values, list) and values and (strings or set(map(type, values)) == {str}):
         return ArrowStringArray(pa.array(values, type=pa.large_string()), dtype=_STR)
     return values
 

@@ -110,6 +110,6 @@ def arrow_strings(values: list) -> pa.Array:
         strings = pa.array(values, type=pa.large_string())
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         strings = None
-    if strings is None or strings.null_count or not all(type(v) is str for v in values):
+    if strings is None or strings.null_count or not set(map(type, values)) <= {str}:
         return pd.array(values, dtype="str").__arrow_array__().combine_chunks()
     return strings

@@ -257,7 +257,7 @@ def match_frame(arrays: TokenArrays, compiled: CompiledRules,
         C.EVIDENCE: text(source, index[order]), C.START: start, C.END: end, C.SCORE: scores})
     # the ids as integer keys, for aggregate_matches (no factorising them again)
     ids = (seg_ids, doc_ids, code_ids.tolist(), rule_ids.tolist())
-    if all(type(v) is str for values in ids for v in values):  # as the columns hold them
+    if set().union(*(map(type, values) for values in ids)) <= {str}:  # as the columns hold
         remember_keys(frame, MatchKeys(docs, cr, (seg_ids, doc_ids),
                                        (code_rank, rule_rank, rule_names)))
     return frame

@@ -284,7 +284,7 @@ def turns_table(turns: dict[str, list] | None, *, presorted: bool = False) -> pd
 
 def _strings(values: list) -> object:
     """A column of only ``str`` values as the ``str`` dtype's Arrow array; else ``values``."""
-    if values and all(type(v) is str for v in values):
+    if values and set(map(type, values)) == {str}:  # the types gathered in C
         return ArrowStringArray(pa.array(values, type=pa.large_string()), dtype=_STR)
     return values
 
