@@ -239,3 +239,47 @@ def test_only_spacys_own_tokenizer_is_supported() -> None:
     assert supported(nlp) and supported(make_nlp("nl"))
     nlp.tokenizer = Custom(nlp.vocab)
     assert not supported(nlp)
+
+
+@pytest.mark.parametrize("lang", ["nl", "en"])
+def test_pieces_looked_up_by_arrow_give_the_same_arrays(lang: str, monkeypatch) -> None:
+    """The Arrow split and lookup (``_arrow_ids``) on every call, however big the memo."""
+    from pipeline import nlp_fast
+
+    monkeypatch.setattr(nlp_fast, "_ARROW_MIN", 0)
+    monkeypatch.setattr(nlp_fast, "_ARROW_RATIO", 10**9)
+    calls = []
+    original = nlp_fast.PieceTokenizer._arrow_ids
+
+    def spy(self, joined, n):  # noqa: ANN001, ANN202
+        got = original(self, joined, n)
+        calls.append(got is not None)
+        if got is not None:  # the memo ids of the pieces, as the dict gives them
+            assert got.tolist() == [self.index[p] for p in joined.split(" ")]
+        return got
+
+    monkeypatch.setattr(nlp_fast.PieceTokenizer, "_arrow_ids", spy)
+    rng = random.Random(11)
+    texts = ADVERSARIAL + ["".join(rng.choice(FRAGMENTS) + rng.choice(SEPARATORS)
+                                   for _ in range(rng.randint(1, 12))) for _ in range(300)]
+    _assert_same(texts, lang)
+    for k in range(0, len(texts), 37):  # batches that find most pieces in the memo
+        _assert_same(texts[k:k + 37], lang)
+    assert sum(calls) > 5
+
+
+def test_arrow_lookup_only_while_the_memo_is_small(monkeypatch) -> None:
+    import spacy
+
+    from pipeline import nlp_fast
+
+    pieces = nlp_fast.PieceTokenizer(spacy.blank("en"), _no_values)
+    words = [f"w{k}" for k in range(600)]
+    assert pieces._arrow_ids(" ".join(words[:300]), 300) is not None  # an empty memo
+    assert len(pieces.index) == 300
+    assert pieces._arrow_ids(" ".join(words[:10]), 10) is None  # too few pieces to pay
+    assert pieces._arrow_ids(" ".join(words[300:556]), 256) is None  # memo of 300 > 256
+    got = pieces._arrow_ids(" ".join(words[::-1]), 600)
+    assert got.tolist() == [pieces.index[w] for w in words[::-1]]
+    monkeypatch.setattr(nlp_fast, "_ARROW_MIN", 0)
+    assert pieces._arrow_ids("a \ud800 b", 3) is None  # not UTF-8: looked up in Python
