@@ -158,17 +158,39 @@ def read_chunk(task: ChunkTask, ctx: RunContext, errors: list[dict]):  # noqa: A
                            C.ERROR_MESSAGE: message, ORDER: (phase, positions.get(doc, -1))})
         return report
 
-    meta = ctx.meta
-    if meta is not None:
-        # Only this chunk's rows: orphan metadata rows are a whole-corpus question.
-        meta = meta[meta[C.DOC_ID].isin(set(documents[C.DOC_ID]))]
+    # Only this chunk's rows: orphan metadata rows are a whole-corpus question (and a
+    # language is looked up for the chunk's documents only: the same as in all rows).
+    meta = _chunk_meta(ctx.meta, documents[C.DOC_ID].tolist())
     documents = join_metadata(documents, meta, ctx.meta_name, set(), meta_report(PHASE_NO_META))
-    documents[C.LANG] = document_languages(documents, ctx.meta, ctx.forced_lang, ctx.default_lang,
+    documents[C.LANG] = document_languages(documents, meta, ctx.forced_lang, ctx.default_lang,
                                            meta_report(PHASE_LANG), detect=True,
                                            languages=_codebook(ctx).settings.languages)
     documents = documents.sort_values(C.DOC_ID, kind="stable").reset_index(drop=True)
     documents[C.N_CHARS] = documents[C.N_CHARS].astype("int64")
     return documents, table, list(seen), failed
+
+
+_META_ROWS: list = []  # [(metadata table, doc id -> its row positions)]: the run's, once
+
+
+def _chunk_meta(meta: pd.DataFrame | None, doc_ids: list) -> pd.DataFrame | None:
+    """``meta[meta[doc_id].isin(doc_ids)]``, by row positions indexed once per table.
+
+    A run's metadata has a row per document of the corpus: filtering all of them for
+    every chunk made the chunks of a large corpus cost more the larger it was.
+    """
+    if meta is None:
+        return None
+    if not _META_ROWS or _META_ROWS[0][0] is not meta:
+        rows: dict = {}
+        for row, doc_id in enumerate(meta[C.DOC_ID].tolist()):
+            rows.setdefault(doc_id, []).append(row)
+        _META_ROWS[:] = [(meta, rows)]
+    rows = _META_ROWS[0][1]
+    wanted = set(doc_ids)
+    if any(doc_id != doc_id for doc_id in wanted):  # a NaN id: as isin matches NaN
+        return meta[meta[C.DOC_ID].isin(wanted)]
+    return meta.take(sorted(r for doc_id in wanted for r in rows.get(doc_id, ())))
 
 
 def process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:

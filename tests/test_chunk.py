@@ -38,3 +38,22 @@ def test_a_cached_chunk_makes_no_segments_csv_lines(repo_root, tmp_path):
     assert first.segments_csv is not None
     assert again.stats["cache_hits"] > 0
     assert again.segments_csv is None  # from the chunk cache: no thread, the spill formats
+
+
+def test_chunk_metadata_rows_are_the_filtered_rows():
+    import numpy as np
+    import pandas as pd
+
+    from pipeline import columns as C
+    from pipeline.chunk import _chunk_meta
+
+    meta = pd.DataFrame({C.DOC_ID: ["b", "a", "c", "a", None, "d"],
+                         "sector": ["x", "y", "z", "w", "v", "u"]}, index=[5, 3, 9, 1, 0, 2])
+    meta[C.DOC_ID] = meta[C.DOC_ID].astype("str")
+    for ids in (["a", "c"], [], ["zz"], ["d", "b", "a"], ["a", np.nan]):
+        got = _chunk_meta(meta, ids)
+        assert got.equals(meta[meta[C.DOC_ID].isin(set(ids))]), ids
+        assert list(got.index) == list(meta[meta[C.DOC_ID].isin(set(ids))].index)
+    other = meta.iloc[::-1]  # another table: indexed again
+    assert _chunk_meta(other, ["a"]).equals(other[other[C.DOC_ID].isin({"a"})])
+    assert _chunk_meta(None, ["a"]) is None
