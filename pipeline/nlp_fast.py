@@ -396,7 +396,9 @@ def parse_arrays(texts: Iterable[str], lang: str, *, batch_size: int = 256) -> l
     from pipeline.nlp_batch import sentence_starts
 
     nlp = make_nlp(_check_lang(lang))
-    clean = ["" if t is None or (isinstance(t, float) and t != t) else str(t) for t in texts]
+    texts = texts if isinstance(texts, list) else list(texts)
+    clean = (texts if set(map(type, texts)) <= {str}  # all str (the types gathered in C)
+             else ["" if t is None or (isinstance(t, float) and t != t) else str(t) for t in texts])
     lemmas = _fused_lemmas(nlp, lang)
     if lemmas is None or not supported(nlp):
         return [doc.to_array(ATTRS) for doc in parse(clean, lang, batch_size=batch_size)]
