@@ -57,13 +57,17 @@ def test_aggregation_with_keys_equals_it_without(matched):  # noqa: ANN001
     frame, threshold = matched
     plain = frame.copy()  # new arrays: no keys, the ids are factorised
     assert frame_keys(plain) is None
+    keys = frame_keys(frame)
     for t in (threshold, 0.0, 0.99):
+        combine.remember_keys(frame, keys)
         got, expected = aggregate_matches(frame, threshold=t), aggregate_matches(plain, threshold=t)
+        assert frame_keys(frame) is None  # used once, then forgotten
         assert got.equals(expected)
         assert got.to_csv(index=False) == expected.to_csv(index=False)
         assert [type(got[c].array) for c in got] == [type(expected[c].array) for c in expected]
     assert aggregate_rows(frame, threshold=threshold).equals(
         aggregate_rows(plain, threshold=threshold))
+    combine.remember_keys(frame, keys)  # for the other tests
 
 
 def test_keys_are_dropped_when_the_frame_changes(matched):  # noqa: ANN001

@@ -46,7 +46,7 @@ def aggregate_matches(matches: pd.DataFrame, *, threshold: float) -> pd.DataFram
     """
     if matches.empty:
         return empty_codings()
-    keys = frame_keys(matches)  # the integer ids match_frame kept (None: factorised here)
+    keys = frame_keys(matches, forget=True)  # match_frame's integer ids (None: factorised)
     groups = _Groups(matches, keys)
     # ``order_codings(aggregate_rows(...))``, with the kept codings put in order on the
     # integer keys before any string column is taken: each is taken once, not three times

@@ -94,22 +94,17 @@ class MatchKeys:
                  ranks: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
         self._rows, self._rules, self._segments = rows, rules, segments
         self._code_rank, self._rule_rank, self.rule_names = ranks
-        self._seg = self._doc = None
 
     def __len__(self) -> int:
         return len(self._rows)
 
     @property
     def seg(self) -> np.ndarray:
-        if self._seg is None:
-            self._seg = _rank(self._segments[0])[self._rows]
-        return self._seg
+        return _rank(self._segments[0])[self._rows]
 
     @property
     def doc(self) -> np.ndarray:
-        if self._doc is None:
-            self._doc = _rank(self._segments[1])[self._rows]
-        return self._doc
+        return _rank(self._segments[1])[self._rows]
 
     @property
     def code(self) -> np.ndarray:
@@ -144,11 +139,12 @@ def remember_keys(frame: pd.DataFrame, keys: MatchKeys) -> None:
     _KEYS[key] = (weakref.ref(frame, forget), arrays, keys)
 
 
-def frame_keys(frame: pd.DataFrame) -> MatchKeys | None:
+def frame_keys(frame: pd.DataFrame, forget: bool = False) -> MatchKeys | None:
     """The keys ``remember_keys`` kept for ``frame``; None when none were kept, or the
     frame's id columns are no longer the arrays they were made for (a column set again
-    or written to: keys of other rows)."""
-    got = _KEYS.get(id(frame))
+    or written to: keys of other rows). ``forget``: drop them (they are used once; a
+    chunk's match rows may wait a while to be written)."""
+    got = _KEYS.pop(id(frame), None) if forget else _KEYS.get(id(frame))
     if got is None or got[0]() is not frame or len(got[2]) != len(frame):
         return None
     for col, (array, data) in got[1].items():
