@@ -114,3 +114,8 @@ def test_fork_server_builds_the_piece_tokenizer_of_what_it_warms() -> None:
             "print(len(nlp_fast._TOKENIZERS), got is not None and got.nlp is make_nlp('nl'))\n")
     assert _python(code) == "1 True"
     assert _python(code, QCODE_WARM_LANGUAGES="") == "0 False"
+
+
+def test_fork_server_preloads_with_the_batch_gc_thresholds() -> None:
+    code = "import gc\nimport pipeline.nlp_warm\nprint(tuple(gc.get_threshold()))\n"
+    assert _python(code, QCODE_WARM_LANGUAGES="") == str(BATCH_GC_THRESHOLD)
