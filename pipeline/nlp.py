@@ -246,23 +246,21 @@ def lookup_tables(lang: str) -> Lookups:
 
 
 class LazyTable(Table):
-    """``Table(name=name, data=data)``, its hashed entries made on first use but ``get(str)``.
+    """``Table(name=name, data=data)`` whose hashed entries are made on first use but ``get(str)``.
 
-    The lookup lemmatizer reads its table only by ``table.get(token.text, token.text)``:
-    for a string that is the entry of the key whose string id (``get_string_id``) is
-    the string's, i.e. of the same string, as no two keys of a table share an id
-    (``tests/test_nlp.py`` checks the installed tables). ``get`` of a string is answered
-    from ``data`` itself, then; anything else (another key type, ``in``, iteration,
-    ``bloom``, serialising, changes) first fills the table, as ``Table(name, data)``
-    would: the same keys, order, values and Bloom filter. A pool's fork server builds
-    the pipeline before any worker can start: filling ~200k Dutch entries (string
-    hashes, the ordered dict, the Bloom filter: about 0.2 s) is not done at all.
+    The lookup lemmatizer only calls ``table.get(token.text, token.text)``. As no two
+    keys of a table share a string id (``get_string_id``; ``tests/test_nlp.py`` checks
+    the installed tables), ``get`` of a string is answered from ``data`` itself; any
+    other use (other keys, ``in``, iteration, ``bloom``, serialising, changes) first
+    fills the table as ``Table(name, data)`` would (same keys, order, values, Bloom
+    filter). Filling ~200k Dutch entries (about 0.2 s, in the fork server before any
+    worker can start) is then never done.
     """
 
     def __init__(self, name: str | None = None, data: dict | None = None) -> None:
         self._strings: dict | None = None
-        Table.__init__(self, name=name)  # as Table(name): an empty table
-        self._strings = data or None
+        Table.__init__(self, name=name)  # Table(name); data, if given, is filled lazily
+        self._strings = data
 
     def _fill(self) -> Table:
         data, self._strings = self._strings, None
@@ -270,7 +268,7 @@ class LazyTable(Table):
             from preshed.bloom import BloomFilter
             from spacy.strings import get_string_id
 
-            bloom = self.__dict__["bloom"] = BloomFilter.from_error_rate(len(data))
+            bloom = self.__dict__["bloom"] = BloomFilter.from_error_rate(max(len(data), 1))
             put, add = OrderedDict.__setitem__, bloom.add
             for key, value in data.items():
                 key = get_string_id(key)

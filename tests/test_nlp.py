@@ -171,6 +171,9 @@ def test_lazy_lookup_table_fills_on_first_other_use() -> None:
     lazy["lopen"] = "lopen"  # a change fills it first
     assert len(lazy) == 3 and lazy.get("huizen") == "huis"
     assert LazyTable("t", data) == LazyTable("t", data) == ref
+    empty, made = LazyTable("t", {}), Table(name="t", data={})
+    assert empty.get("x", 1) == 1 and empty.to_bytes() == made.to_bytes()
+    assert LazyTable("t").bloom.to_bytes() == Table(name="t").bloom.to_bytes()
 
 
 def test_make_nlp_never_fills_the_lookup_table() -> None:
