@@ -130,7 +130,7 @@ class _Columns:
     def of(cls, segments: pd.DataFrame) -> _Columns | None:
         """The columns of ``segments``, or None (not string ids and integer indexes)."""
         index = segments[C.UNIT_INDEX]
-        if index.dtype.kind not in "iu":
+        if not isinstance(index.dtype, np.dtype) or index.dtype.kind not in "iu":
             return None
         arrays = []
         for name in (C.SEGMENT_ID, C.DOC_ID):

@@ -300,3 +300,9 @@ def test_unique_across_arrow_path_is_the_pandas_path(monkeypatch):
                 results.append((out, errors, taken.docs, taken.other))
                 monkeypatch.undo()
             assert results[0] == results[1]
+    # nullable or float indexes, categorical ids: the pandas path
+    frame = pd.DataFrame({C.SEGMENT_ID: ["a:1", "b"], C.DOC_ID: ["a", "b"], C.UNIT_INDEX: [1, 2]})
+    assert segment_ids._Columns.of(frame) is not None
+    for other in (frame.astype({C.UNIT_INDEX: "Int64"}), frame.astype({C.UNIT_INDEX: float}),
+                  frame.astype({C.SEGMENT_ID: "category"})):
+        assert segment_ids._Columns.of(other) is None
