@@ -220,10 +220,8 @@ def lookup_tables(lang: str) -> Lookups:
 
     ``Lemmatizer.initialize`` without tables calls ``spacy.lookups.load_lookups`` for
     its required and then its optional tables; this builds the same ``Lookups``: the
-    same tables, keys (string hashes), values, order and Bloom filters. Only the
-    filling differs: ``Table.update`` calls the Python ``Table.__setitem__`` for each
-    of some 200k Dutch entries (about a second); here the same three steps run in
-    one loop.
+    same tables, keys (string hashes), values, order and Bloom filters, made by
+    ``LazyTable`` only when something other than the lemmatizer reads them.
 
     Args:
         lang: a language code in ``SUPPORTED_LANGUAGES``.
@@ -243,23 +241,76 @@ def lookup_tables(lang: str) -> Lookups:
         return lookups
     lookups = Lookups()
     for name in required:  # Lookups.add_table(name, data) stores Table(name, data)
-        lookups.set_table(name, _filled_table(name, load_language_data(data[name])))
+        lookups.set_table(name, LazyTable(name, load_language_data(data[name])))
     return lookups
 
 
-def _filled_table(name: str, data: dict) -> Table:
-    """``Table(name=name, data=data)`` (same keys, order, values and Bloom filter)."""
-    from preshed.bloom import BloomFilter
-    from spacy.strings import get_string_id
+class LazyTable(Table):
+    """``Table(name=name, data=data)`` whose hashed entries are made on first use but ``get(str)``.
 
-    table = Table(name=name)
-    table.bloom = BloomFilter.from_error_rate(max(len(data), 1))  # as with data given
-    put, add = OrderedDict.__setitem__, table.bloom.add
-    for key, value in data.items():
-        key = get_string_id(key)
-        put(table, key, value)
-        add(key)
-    return table
+    The lookup lemmatizer only calls ``table.get(token.text, token.text)``. As no two
+    keys of a table share a string id (``get_string_id``; ``tests/test_nlp.py`` checks
+    the installed tables), ``get`` of a string is answered from ``data`` itself; any
+    other use (other keys, ``in``, iteration, ``bloom``, serialising, changes) first
+    fills the table as ``Table(name, data)`` would (same keys, order, values, Bloom
+    filter). Filling ~200k Dutch entries (about 0.2 s, in the fork server before any
+    worker can start) is then never done.
+    """
+
+    def __init__(self, name: str | None = None, data: dict | None = None) -> None:
+        self._strings: dict | None = None
+        Table.__init__(self, name=name)  # Table(name); data, if given, is filled lazily
+        self._strings = data
+
+    def _fill(self) -> Table:
+        data, self._strings = self._strings, None
+        if data is not None:  # what Table(name, data) does, in one loop
+            from preshed.bloom import BloomFilter
+            from spacy.strings import get_string_id
+
+            bloom = self.__dict__["bloom"] = BloomFilter.from_error_rate(max(len(data), 1))
+            put, add = OrderedDict.__setitem__, bloom.add
+            for key, value in data.items():
+                key = get_string_id(key)
+                put(self, key, value)
+                add(key)
+        return self
+
+    @property
+    def bloom(self):  # noqa: ANN201 - preshed.bloom.BloomFilter
+        """The table's Bloom filter (the table is filled first)."""
+        return self._fill().__dict__["bloom"]
+
+    @bloom.setter
+    def bloom(self, value) -> None:  # noqa: ANN001
+        self._fill().__dict__["bloom"] = value
+
+    def get(self, key: str | int, default: object = None) -> object:
+        """``Table.get``; a string key is looked up without filling the table."""
+        strings = self._strings
+        if strings is not None and isinstance(key, str):
+            return strings.get(key, default)
+        return Table.get(self._fill(), key, default)
+
+
+def _filling(name: str):  # noqa: ANN202
+    method = getattr(Table, name)
+
+    def call(self: LazyTable, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        args = tuple(a._fill() if isinstance(a, LazyTable) else a for a in args)
+        return method(self._fill(), *args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    return call
+
+
+for _name in ("__getitem__", "__setitem__", "__delitem__", "__contains__", "__iter__",
+              "__reversed__", "__len__", "__eq__", "__ne__", "__repr__", "__reduce__",
+              "__sizeof__", "__or__", "__ror__", "__ior__", "__copy__", "keys", "values",
+              "items", "pop", "popitem", "setdefault", "update", "clear", "copy",
+              "move_to_end", "to_bytes", "from_bytes", "set"):
+    if hasattr(Table, _name):
+        setattr(LazyTable, _name, _filling(_name))
 
 
 def parse(texts: Iterable[str], lang: str, *, batch_size: int = 256) -> list[Doc]:

@@ -15,8 +15,10 @@ first use anyway (it is cached).
 """
 from __future__ import annotations
 
+import gc
 import os
 
+from pipeline.pool_server import BATCH_GC_THRESHOLD
 from pipeline.spacy_lean import lean_spacy_import
 
 # Built before the first worker forks. QCODE_WARM_LANGUAGES (comma-separated, in
@@ -53,6 +55,11 @@ def warm(languages: tuple[str, ...] | None = None) -> None:
         return
 
 
-# First in the fork server's preload: spaCy without its command line (spacy_lean).
+# First in the fork server's preload, a batch job whose objects all live until it
+# exits: the collector's default thresholds would walk the growing heap of its
+# imports and pipelines again and again (about 5% of its CPU, which every worker
+# waits for); the workers set the same thresholds (engine._init_worker).
+gc.set_threshold(*BATCH_GC_THRESHOLD)
+# spaCy without its command line (spacy_lean)
 lean_spacy_import()
 warm()

@@ -15,10 +15,14 @@ from collections.abc import Sequence
 
 # Modules every worker needs; the fork server imports them once.
 # ``nlp_warm`` first: it imports spaCy without its command-line package (spacy_lean).
+# Also those a chunk imports on first use (a test holds this): imported here once,
+# not by every worker on its first chunk.
 PRELOAD = ("pipeline.nlp_warm", "pipeline.chunk", "pipeline.chunk_code", "pipeline.chunk_cache",
            "pipeline.match_cache", "pipeline.coding_cache", "pipeline.cache", "pipeline.code",
-           "pipeline.code.scan", "pipeline.code.matching", "pipeline.nlp", "pipeline.nlp_batch",
-           "pipeline.segment", "pipeline.ingest", "pipeline.parts")
+           "pipeline.code.scan", "pipeline.code.matching", "pipeline.code.proximity",
+           "pipeline.code.vector", "pipeline.nlp", "pipeline.nlp_batch", "pipeline.nlp_fast",
+           "pipeline.nlp_rules", "pipeline.langid", "pipeline.segment", "pipeline.ingest",
+           "pipeline.parts")
 # Gen-0 allocations between cyclic collections in a batch run (CPython's default: 700).
 # A coding run allocates millions of tuples, lists and frames and frees them by
 # reference counting; at the default, the collector runs thousands of times and walks

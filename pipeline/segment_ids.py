@@ -2,7 +2,11 @@
 
 ``segment()`` makes ids unique inside the documents it is given; a streaming run
 segments chunks separately, so the runner passes each chunk's segments through
-``unique_across`` with the ids of the earlier chunks (``SegmentIds``).
+``unique_across`` with the ids of the earlier chunks (``SegmentIds``). It runs in
+the runner once per chunk (~240 times at 1M segments, beside the pool workers): for
+string ids and integer unit indexes it works on Arrow columns (``_Columns``: which ids
+are ``"{doc_id}:{unit_index}"``, by one join and compare), other column types take
+the pandas path; both remember and find the same ids (a test holds them equal).
 """
 from __future__ import annotations
 
@@ -64,12 +68,94 @@ class SegmentIds:
 
     def add(self, segments: pd.DataFrame) -> None:
         """Remember the ids of a segments table."""
+        columns = _Columns.of(segments)
+        if columns is not None:
+            self._add(columns)
+            return
         ids = segments[C.SEGMENT_ID].astype(str)
         docs = segments[C.DOC_ID].astype(str)
         # an id "{doc_id}:{unit_index}" is remembered by its document
         own = (ids == docs + ":" + segments[C.UNIT_INDEX].astype(str)).to_numpy(dtype=bool)
         self.docs.update(docs[own].unique().tolist())
         self.other.update(ids[~own].tolist())
+
+    def _add(self, columns: _Columns) -> None:
+        """``add`` of a table whose id columns are Arrow strings (``_Columns``)."""
+        self.docs.update(pc.unique(columns.docs.filter(columns.own)).to_pylist())
+        if not columns.own.all():
+            self.other.update(columns.ids.filter(~columns.own).to_pylist())
+
+    def _contains(self, columns: _Columns) -> np.ndarray:
+        """``contains`` of a table's ids, from its ``_Columns``.
+
+        An own id ``"{doc_id}:{unit_index}"`` splits (``rpartition(":")``) into its
+        document and ``str(unit_index)``, digits exactly when the index is not
+        negative: it is taken when it is a remembered other id or its document is
+        remembered. Any other id is tested one by one, as ``__contains__``.
+        """
+        n = len(columns.own)
+        found = np.zeros(n, dtype=bool)
+        if not (self.docs or self.other):
+            return found
+        if self.other:
+            hits = set(columns.ids.to_pylist()) & self.other
+            if hits:
+                found |= _is_in(columns.ids, hits)
+        if self.docs:
+            hits = set(pc.unique(columns.docs.filter(columns.own)).to_pylist()) & self.docs
+            if hits:
+                found |= _is_in(columns.docs, hits) & columns.own & columns.counted
+            rest = np.flatnonzero(~columns.own & ~found)
+            if len(rest):
+                values = columns.ids.take(pa.array(rest)).to_pylist()
+                found[rest] = [seg_id in self for seg_id in values]
+        return found
+
+
+def _is_in(values: pa.Array, hits: set[str]) -> np.ndarray:
+    return pc.is_in(values, value_set=pa.array(sorted(hits), type=values.type)).to_numpy(
+        zero_copy_only=False)
+
+
+class _Columns:
+    """A segments table's ids and documents as Arrow strings, and which ids are own ids.
+
+    ``own[k]``: row ``k``'s id is ``"{doc_id}:{unit_index}"``, decided as ``add``
+    decides it (``astype(str)`` of string columns without nulls is the column itself,
+    ``str`` of an integer is Arrow's cast of it); ``counted[k]``: its unit index is not
+    negative. ``of`` gives None for other column types: the callers' pandas paths.
+    """
+
+    def __init__(self, ids: pa.Array, docs: pa.Array, own: np.ndarray,
+                 counted: np.ndarray) -> None:
+        self.ids, self.docs, self.own, self.counted = ids, docs, own, counted
+
+    @classmethod
+    def of(cls, segments: pd.DataFrame) -> _Columns | None:
+        """The columns of ``segments``, or None (not string ids and integer indexes)."""
+        index = segments[C.UNIT_INDEX]
+        if not isinstance(index.dtype, np.dtype) or index.dtype.kind not in "iu":
+            return None
+        arrays = []
+        for name in (C.SEGMENT_ID, C.DOC_ID):
+            column = segments[name]
+            if column.dtype.kind != "O" and not pd.api.types.is_string_dtype(column.dtype):
+                return None
+            try:
+                values = pa.array(column, from_pandas=True)
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                return None
+            if not pa.types.is_string(values.type) and not pa.types.is_large_string(values.type):
+                return None
+            if values.null_count:
+                return None
+            arrays.append(values.cast(pa.large_string()))
+        ids, docs = arrays
+        numbers = index.to_numpy()
+        made = pc.binary_join_element_wise(docs, pa.array(numbers).cast(pa.large_string()),
+                                          pa.scalar(":", pa.large_string()))
+        own = pc.equal(ids, made).to_numpy(zero_copy_only=False)
+        return cls(ids, docs, own, numbers >= 0)
 
 
 def unique_across(segments: pd.DataFrame, taken: SegmentIds, errors: list[dict] | None = None,
@@ -90,9 +176,16 @@ def unique_across(segments: pd.DataFrame, taken: SegmentIds, errors: list[dict] 
     renames: dict[str, str] = {}
     if segments.empty:
         return segments, renames
-    hits = np.flatnonzero(taken.contains(segments[C.SEGMENT_ID].astype(str)))
+    columns = _Columns.of(segments)
+    if columns is None:
+        hits = np.flatnonzero(taken.contains(segments[C.SEGMENT_ID].astype(str)))
+    else:
+        hits = np.flatnonzero(taken._contains(columns))
     if not len(hits):  # the usual case: no id of the batch was used before
-        taken.add(segments)
+        if columns is None:
+            taken.add(segments)
+        else:
+            taken._add(columns)
         return segments, renames
     ids = segments[C.SEGMENT_ID].astype(str).tolist()
     docs = segments[C.DOC_ID].astype(str).tolist()

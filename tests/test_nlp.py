@@ -120,3 +120,68 @@ def test_word_form_table_is_well_formed_and_only_fixes_the_lookup() -> None:
     assert not {"reden", "geleden", "namen", "vroeg"} & set(table)
     doc = parse(["Jaren geleden, om die reden."], "nl")[0]
     assert [t.lemma_ for t in doc][1] == "geleden"
+
+
+@pytest.mark.parametrize("lang", ["nl", "en"])
+def test_lazy_lookup_table_is_spacys_table(lang: str) -> None:
+    import pickle
+
+    from spacy.lookups import load_lookups
+    from spacy.util import load_language_data, registry
+
+    from pipeline.nlp import LazyTable, lookup_tables
+
+    data = load_language_data(registry.lookups.get(lang)["lemma_lookup"])
+    ref = load_lookups(lang=lang, tables=["lemma_lookup"]).get_table("lemma_lookup")
+    # no two keys share a string id: get(str) from the strings is get() by id
+    assert len(ref) == len(data)
+    lazy = lookup_tables(lang).get_table("lemma_lookup")
+    assert isinstance(lazy, LazyTable)
+    for key in [*data, "", "xyzzy", "NOUN", "Huis", "HUIS"]:
+        assert lazy.get(key, key) == ref.get(key, key)
+    assert lazy._strings is not None  # string lookups left it unfilled
+    assert lazy.get(ref.name) == ref.get(ref.name)
+    # any other use fills it: then it is spaCy's table in every respect
+    assert next(iter(ref)) in lazy and lazy._strings is None
+    assert lazy == ref and list(lazy.items()) == list(ref.items())
+    assert lazy.bloom.to_bytes() == ref.bloom.to_bytes() and lazy.name == ref.name
+    assert lazy.to_bytes() == ref.to_bytes()
+    again = pickle.loads(pickle.dumps(lazy))
+    assert type(again) is LazyTable and again == ref
+
+
+def test_lazy_lookup_table_fills_on_first_other_use() -> None:
+    from spacy.lookups import Table
+    from spacy.strings import get_string_id
+
+    from pipeline.nlp import LazyTable
+
+    data = {"liepen": "lopen", "huizen": "huis"}
+    ref = Table(name="t", data=data)
+    uses = [len, list, lambda t: t["liepen"], lambda t: get_string_id("huizen") in t,
+            lambda t: t.get(get_string_id("liepen")), lambda t: t.to_bytes(), repr,
+            lambda t: dict(t), lambda t: t.bloom, lambda t: t == ref]
+    for use in uses:
+        lazy = LazyTable("t", data)
+        assert lazy.get("liepen") == "lopen" and lazy.get("x", 7) == 7
+        assert lazy._strings is not None
+        use(lazy)
+        assert lazy._strings is None and lazy == ref and list(lazy) == list(ref)
+    lazy = LazyTable("t", data)
+    lazy["lopen"] = "lopen"  # a change fills it first
+    assert len(lazy) == 3 and lazy.get("huizen") == "huis"
+    assert LazyTable("t", data) == LazyTable("t", data) == ref
+    empty, made = LazyTable("t", {}), Table(name="t", data={})
+    assert empty.get("x", 1) == 1 and empty.to_bytes() == made.to_bytes()
+    assert LazyTable("t").bloom.to_bytes() == Table(name="t").bloom.to_bytes()
+
+
+def test_make_nlp_never_fills_the_lookup_table() -> None:
+    from pipeline.nlp import LazyTable, parse_arrays
+
+    table = make_nlp("nl").get_pipe("lemmatizer").lookups.get_table("lemma_lookup")
+    assert isinstance(table, LazyTable)
+    docs = parse(["De leerkrachten liepen naar huis."], "nl")
+    parse_arrays(["Zij mochten kiezen."], "nl")
+    assert [t.lemma_ for t in docs[0]][:3] == ["de", "leerkracht", "lopen"]
+    assert table._strings is not None

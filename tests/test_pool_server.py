@@ -114,3 +114,40 @@ def test_fork_server_builds_the_piece_tokenizer_of_what_it_warms() -> None:
             "print(len(nlp_fast._TOKENIZERS), got is not None and got.nlp is make_nlp('nl'))\n")
     assert _python(code) == "1 True"
     assert _python(code, QCODE_WARM_LANGUAGES="") == "0 False"
+
+
+def test_fork_server_preloads_with_the_batch_gc_thresholds() -> None:
+    code = "import gc\nimport pipeline.nlp_warm\nprint(tuple(gc.get_threshold()))\n"
+    assert _python(code, QCODE_WARM_LANGUAGES="") == str(BATCH_GC_THRESHOLD)
+
+
+def test_a_worker_imports_no_pipeline_module_on_its_first_chunk(tmp_path) -> None:
+    """What a chunk needs is in PRELOAD: imported once by the fork server, not by each
+    worker on its first chunk (the first chunk of every worker is on the critical path)."""
+    import pickle
+    from pathlib import Path
+
+    from pipeline import ingest
+    from pipeline.codebook import load_codebook
+    from pipeline.runner import RunOptions, _context, plan_chunks
+
+    root = Path(__file__).resolve().parents[1]
+    book_path = root / "codebook.yaml"
+    book = load_codebook(book_path)
+    inputs = [root / "data" / "raw"]
+    ctx = _context(RunOptions(cache=False), book, book_path, book.settings.unit, inputs, tmp_path)
+    files = ingest.discover(inputs)
+    task = plan_chunks(files, [f.name for f in files], chunk_bytes=1 << 30)[0]
+    job = tmp_path / "job.pkl"
+    job.write_bytes(pickle.dumps((task, ctx)))
+    code = ("import pickle, sys\n"
+            "from pipeline.pool_server import PRELOAD\n"
+            "for name in PRELOAD:\n"
+            "    __import__(name)\n"
+            f"task, ctx = pickle.loads(open({str(job)!r}, 'rb').read())\n"
+            "before = set(sys.modules)\n"
+            "from pipeline.chunk import process_chunk\n"
+            "result = process_chunk(task, ctx)\n"
+            "assert len(result.segments) and len(result.codings), result.errors\n"
+            "print(sorted(m for m in set(sys.modules) - before if m.startswith('pipeline')))\n")
+    assert _python(code, QCODE_WARM_LANGUAGES="") == "[]"

@@ -258,3 +258,51 @@ def test_csv_row_attributes_with_any_column_name_keep_their_values(tmp_path):
     assert seg["class"].tolist() == ["4B", "5A"]
     assert seg["2nd"].tolist() == ["ja", "nee"]
     assert seg["_x"].tolist() == ["p", "q"]
+
+
+def test_unique_across_arrow_path_is_the_pandas_path(monkeypatch):
+    """Random batches through unique_across: the Arrow columns path (string ids, integer
+    indexes) renames, warns and remembers exactly what the pandas path does."""
+    import random
+
+    import pandas as pd
+
+    from pipeline import segment_ids
+    from pipeline.segment import SegmentIds, unique_across
+
+    rng = random.Random(7)
+    docs = ["a", "b", "a:b", "", "d:1", "x²", "S1", "t"]
+
+    def batch():
+        rows = {}
+        for _ in range(rng.randint(0, 9)):
+            d, n = rng.choice(docs), rng.randint(-1, 3)
+            seg = rng.choice([f"{d}:{n}", f"{d}:{n}", f"{rng.choice(docs)}:{n}", "S1", "b:x",
+                              "c:²", ":", "", "t:0", "1"])
+            rows.setdefault(seg, (seg, d, n))
+        return pd.DataFrame(list(rows.values()), columns=[C.SEGMENT_ID, C.DOC_ID, C.UNIT_INDEX])
+
+    for dtype in ("str", object):
+        for _ in range(100):
+            batches = [batch().astype({C.SEGMENT_ID: dtype, C.DOC_ID: dtype})
+                       for _ in range(rng.randint(1, 5))]
+            results = []
+            for fast in (True, False):
+                if not fast:
+                    monkeypatch.setattr(segment_ids._Columns, "of", classmethod(lambda c, s: None))
+                taken, errors, out = SegmentIds(), [], []
+                for b in batches:
+                    if fast and len(b):  # membership exactly as one by one
+                        found = taken._contains(segment_ids._Columns.of(b)).tolist()
+                        assert found == [i in taken for i in b[C.SEGMENT_ID]]
+                    seg, renames = unique_across(b.copy(), taken, errors)
+                    out.append((seg[C.SEGMENT_ID].tolist(), renames))
+                results.append((out, errors, taken.docs, taken.other))
+                monkeypatch.undo()
+            assert results[0] == results[1]
+    # nullable or float indexes, categorical ids: the pandas path
+    frame = pd.DataFrame({C.SEGMENT_ID: ["a:1", "b"], C.DOC_ID: ["a", "b"], C.UNIT_INDEX: [1, 2]})
+    assert segment_ids._Columns.of(frame) is not None
+    for other in (frame.astype({C.UNIT_INDEX: "Int64"}), frame.astype({C.UNIT_INDEX: float}),
+                  frame.astype({C.SEGMENT_ID: "category"})):
+        assert segment_ids._Columns.of(other) is None
