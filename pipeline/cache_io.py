@@ -21,7 +21,6 @@ replaced by renames, so a prefetched file holds the bytes the loader would have 
 from __future__ import annotations
 
 import contextlib
-import json
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -154,6 +153,11 @@ def wait(key: str | None) -> None:
         active.wait(key)
 
 
+def reading_ahead() -> bool:
+    """Whether a prefetcher is reading this run's cache files ahead."""
+    return _ACTIVE is not None
+
+
 def take(path: Path) -> Any:
     """What the prefetcher read of ``path`` (None: read it yourself)."""
     active = _ACTIVE
@@ -193,7 +197,7 @@ def chunk_job(cache_dir: str, key: str, columns: dict[str, list[str]] | None) ->
         entry = ChunkCache(cache_dir).read_ahead(key, columns, found)
         if entry is None:
             return found
-        langs = json.loads(entry)["fingerprints"]
+        langs = entry["fingerprints"]
         for lang, fingerprint in langs.items():
             for memo in (MatchCache(cache_dir, key), CodingCache(cache_dir, key)):
                 folder = memo.entry(lang, fingerprint).folder

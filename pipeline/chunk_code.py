@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from pipeline import cache_io
 from pipeline import columns as C
 
 _COMPILED: dict[tuple[str, int, str, frozenset | None], object] = {}
@@ -86,6 +87,17 @@ class _Background:
         if self._error is not None:
             raise self._error
         return self._value
+
+
+class _Later:
+    """A call made when its result is asked for (``_Background``'s interface)."""
+
+    def __init__(self, fn, *args) -> None:  # noqa: ANN001
+        self._fn, self._args = fn, args
+
+    def result(self):  # noqa: ANN201
+        """The call's return value."""
+        return self._fn(*self._args)
 
 
 def vocab_of(lang: str):  # noqa: ANN201
@@ -162,8 +174,11 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
                 got[0].append(part)
                 got[1].append(doc)
                 got[2].append(k)
-    # the codings entries do not depend on the matching: read them meanwhile
-    pending = ({lang: _Background(load_entry, coding_memo, book, lang, vocab_of(lang)[0])
+    # the codings entries do not depend on the matching: read them meanwhile (unless
+    # the read-ahead thread read and decoded them already: then a thread per chunk
+    # would cost more to start than what is left to do)
+    later = _Later if cache_io.reading_ahead() else _Background
+    pending = ({lang: later(load_entry, coding_memo, book, lang, vocab_of(lang)[0])
                 for lang in batches}
                if coding_memo is not None and coding_memo.folder is not None else {})
     frames: list[tuple[str, pd.DataFrame]] = []
@@ -208,6 +223,8 @@ def _stored_arrays(stored, parts: list, vocab, get_doc):  # noqa: ANN001, ANN202
     None otherwise."""
     from pipeline.code.arrays import TokenArrays
 
+    from pipeline.code.types import hint
+
     table = getattr(stored, "table", None)
     if table is None or not parts:
         return None
@@ -218,8 +235,16 @@ def _stored_arrays(stored, parts: list, vocab, get_doc):  # noqa: ANN001, ANN202
     np.cumsum([len(p) for p in parts], out=bounds[1:])
     if bounds[-1] != len(table):
         return None
-    return TokenArrays(vocab, table[:, 0], table[:, 1], table[:, 2].astype(np.int64),
-                       table[:, 3].astype(bool), bounds, get_doc)
+    # the read-ahead thread's arrays of this table (``arrays.derived``), if it made them
+    done = stored.derived if stored.derived is not None \
+        and np.array_equal(stored.derived["bounds"], bounds) else None
+    sent, space = ((done["sent"], done["space"]) if done is not None
+                   else (table[:, 2].astype(np.int64), table[:, 3].astype(bool)))
+    arrays = TokenArrays(vocab, table[:, 0], table[:, 1], sent, space, bounds,
+                         get_doc).with_derived(done)
+    if stored.codes is not None:  # the tokens as string indexes: word types without hashing
+        hint(arrays.orth, stored.codes[:, 0], stored.codes[:, 1], stored.hashes)
+    return arrays
 
 
 def _codings(book, coding_memo, matches: pd.DataFrame,  # noqa: ANN001
