@@ -33,7 +33,6 @@ import numpy as np
 import pandas as pd
 
 from pipeline import cache_io
-from pipeline.code.arrays import derived
 
 SUBDIR = "chunks-v2"   # bump when the entry format or what an entry holds changes
 # Modules (besides ingest/ and data/) whose code shapes an entry; their bytes are in the key.
@@ -267,6 +266,8 @@ class ChunkCache:
             found[path / "strings.json"] = _Parsed(strings)
             done = None
             with contextlib.suppress(Exception):  # not made: the matcher computes them
+                from pipeline.code.arrays import derived  # (imports spaCy: needed by then)
+
                 lengths = np.asarray([0, *map(len, strings)], dtype=np.int64)
                 done = derived(table, lengths, [n for _, sizes in meta["tokens"] for n in sizes])
             try:
