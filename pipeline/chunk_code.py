@@ -136,17 +136,25 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
     from pipeline.match_cache import cached_match
 
     stored = stored or {}
-    todo = segments[segments[C.CODED].astype(bool)]
+    # the coded rows' columns, one at a time (not a filtered copy of the whole table)
+    coded = segments[C.CODED].astype(bool).to_numpy()
+    every = bool(coded.all())
+
+    def column(name: str) -> pd.Series:
+        values = segments[name]
+        return values.reset_index(drop=True) if every else values[coded].reset_index(drop=True)
+
     n_tokens = n_stored = 0
-    doc_ids = todo[C.DOC_ID].tolist()
+    doc_ids = column(C.DOC_ID).tolist()
     bounds = [0] + [k for k in range(1, len(doc_ids)) if doc_ids[k] != doc_ids[k - 1]]
     bounds.append(len(doc_ids))
     if not doc_ids:
         bounds = []
-    langs = todo[C.LANG].tolist()
-    texts = ["" if not isinstance(t, str) else t for t in todo[C.TEXT].tolist()]
-    seg_rows = list(zip(todo[C.SEGMENT_ID].tolist(), doc_ids,
-                        [int(x) for x in todo[C.START].tolist()], todo[C.TEXT].tolist()))
+    langs = column(C.LANG).tolist()
+    seg_ids = column(C.SEGMENT_ID)
+    texts = column(C.TEXT).tolist()
+    seg_rows = list(zip(seg_ids.tolist(), doc_ids,
+                        [int(x) for x in column(C.START).tolist()], texts))
     # settings.opening_weight: each document's first coded unit, but no survey-table row
     opening = (frozenset(seg_rows[b][0] for b in bounds[:-1] if doc_ids[b] not in tables)
                if book.settings.opening_weight != 1.0 else None)
@@ -159,21 +167,23 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
         parts = stored.get(begin)
         if parts is not None and len(parts) == end - begin:
             n_stored += 1
-            docs = [None] * len(parts)
         else:
             # the ATTRS arrays, no Doc per text (get_doc rebuilds one when asked)
-            parts = cache.parse_arrays(texts[begin:end], lang, batch_size=batch_size)
-            docs = [None] * len(parts)
+            parts = cache.parse_arrays(["" if not isinstance(t, str) else t
+                                        for t in texts[begin:end]], lang, batch_size=batch_size)
         tokens[begin] = parts
-        n_tokens += sum(len(p) for p in parts)
+        n_tokens += sum(map(len, parts))
         got = batches.setdefault(lang, ([], [], []))
-        for k, part, doc in zip(range(begin, end), parts, docs):
-            # match_segments skips a segment of another language than its document's
-            # first one (parsed with the document's pipeline, never coded): keep that
-            if langs[k] == lang:
-                got[0].append(part)
-                got[1].append(doc)
-                got[2].append(k)
+        # match_segments skips a segment of another language than its document's
+        # first one (parsed with the document's pipeline, never coded): keep that
+        keep = [k for k in range(begin, end) if langs[k] == lang]
+        if len(keep) == end - begin:
+            got[0].extend(parts)
+            got[2].extend(keep)
+        else:
+            got[0].extend(parts[k - begin] for k in keep)
+            got[2].extend(keep)
+        got[1].extend([None] * len(keep))
     # the codings entries do not depend on the matching: read them meanwhile (unless
     # the read-ahead thread read and decoded them already: then a thread per chunk
     # would cost more to start than what is left to do)
@@ -183,7 +193,6 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
                if coding_memo is not None and coding_memo.folder is not None else {})
     frames: list[tuple[str, pd.DataFrame]] = []
     same: dict[str, dict[str, str]] = {}  # lang -> re-matched units whose rows did not change
-    seg_ids = todo[C.SEGMENT_ID]
     for lang, (parts, docs, positions) in batches.items():
         vocab = vocab_of(lang)[1]  # the vocab of the pipeline the Docs come from
 
