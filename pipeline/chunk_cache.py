@@ -222,7 +222,11 @@ class ChunkCache:
             # hashes the vocab gave the entry's strings
             full = tokens.table = (decoded if decoded is not None and np.array_equal(ahead, hashes)
                                    else _decode(table, hashes))
-            tokens.codes, tokens.hashes, tokens.derived = table, hashes, done
+            firsts = [int(first) for first, _ in meta["tokens"]]
+            # ``derived`` follows the entry's layout, ``parts()`` the sorted firsts
+            in_order = all(a < b for a, b in zip(firsts, firsts[1:]))
+            tokens.codes, tokens.hashes = table, hashes
+            tokens.derived = done if in_order else None
             for first, sizes in meta["tokens"]:
                 parts = []
                 for n in sizes:

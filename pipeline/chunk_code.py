@@ -9,6 +9,7 @@ builds it.
 """
 from __future__ import annotations
 
+import operator
 import threading
 from dataclasses import dataclass
 
@@ -238,15 +239,19 @@ def _stored_arrays(stored, parts: list, vocab, get_doc):  # noqa: ANN001, ANN202
     if table is None or not parts:
         return None
     every = stored.parts()
-    if len(every) != len(parts) or any(a is not b for a, b in zip(every, parts)):
-        return None
-    bounds = np.zeros(len(parts) + 1, dtype=np.int64)
-    np.cumsum([len(p) for p in parts], out=bounds[1:])
-    if bounds[-1] != len(table):
+    if len(every) != len(parts) or not all(map(operator.is_, every, parts)):
         return None
     # the read-ahead thread's arrays of this table (``arrays.derived``), if it made them
-    done = stored.derived if stored.derived is not None \
-        and np.array_equal(stored.derived["bounds"], bounds) else None
+    done = stored.derived
+    if done is not None and len(done["bounds"]) == len(parts) + 1 \
+            and done["bounds"][-1] == len(table):
+        bounds = done["bounds"]  # the entry's sizes, which are those of its parts
+    else:
+        done = None
+        bounds = np.zeros(len(parts) + 1, dtype=np.int64)
+        np.cumsum(list(map(len, parts)), out=bounds[1:])
+    if bounds[-1] != len(table):
+        return None
     sent, space = ((done["sent"], done["space"]) if done is not None
                    else (table[:, 2].astype(np.int64), table[:, 3].astype(bool)))
     arrays = TokenArrays(vocab, table[:, 0], table[:, 1], sent, space, bounds,

@@ -89,6 +89,8 @@ class TypeTable:
         # (id(trie node), type) -> next nodes; the trie outlives the table, so ids are stable
         self._steps: dict[tuple[int, int], list[_Node]] = {}
         self._walker = None
+        # (orth, lemma, type id) of the known types, sorted by orth: see ``_known``
+        self._sorted: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -141,15 +143,35 @@ class TypeTable:
         if not np.array_equal(lemma_of[forms], lemmas):
             return None
         present = np.flatnonzero(np.bincount(forms, minlength=len(hashes)))
-        get, known = self._ids.get, []
-        for o, le in zip(hashes[present].tolist(), hashes[lemma_of[present]].tolist()):
+        orth, lemma = hashes[present], hashes[lemma_of[present]]
+        known = self._known(orth, lemma)
+        get = self._ids.get
+        for k in np.flatnonzero(known < 0).tolist():  # new types, or a form with two lemmas
+            o, le = int(orth[k]), int(lemma[k])
             t = get((o, le))
-            if t is None:
-                t = self._add(vocab, o, le)
-            known.append(t)
+            known[k] = t if t is not None else self._add(vocab, o, le)
         table = np.zeros(len(hashes), dtype=np.int64)
         table[present] = known
         return table[forms]
+
+    def _known(self, orth: np.ndarray, lemma: np.ndarray) -> np.ndarray:
+        """Type id of each (orth, lemma) pair by a sorted search, -1 where not found.
+
+        The sorted arrays of the known pairs are rebuilt when types were added since;
+        a form known with several lemmas may be found with another one: -1 then too
+        (the caller looks those up one by one)."""
+        if self._sorted is None or len(self._sorted[0]) != len(self.pairs):
+            pairs = np.asarray(self.pairs, dtype=np.uint64).reshape(-1, 2)
+            order = np.lexsort((pairs[:, 1], pairs[:, 0]))
+            self._sorted = (pairs[order, 0], pairs[order, 1], order.astype(np.int64))
+        s_orth, s_lemma, s_tid = self._sorted
+        out = np.full(len(orth), -1, dtype=np.int64)
+        if not len(s_orth):
+            return out
+        at = np.minimum(np.searchsorted(s_orth, orth), len(s_orth) - 1)
+        hit = (s_orth[at] == orth) & (s_lemma[at] == lemma)
+        out[hit] = s_tid[at[hit]]
+        return out
 
     def _add(self, vocab, orth: int, lemma: int) -> int:  # noqa: ANN001
         strings = vocab.strings  # type: ignore[attr-defined]
