@@ -224,9 +224,8 @@ class TaggedEntry:
         """Write one file of ``rows`` (``CACHE_UNIT`` re-numbered into ``tags`` order),
         then remove the files it ``replaces`` (a compaction).
 
-        Converting the rows to Arrow, encoding and writing them may run on the run's
-        I/O thread (``cache_io.behind``): pandas copies on write, so the frame handed
-        over keeps its values whatever this thread does next."""
+        The rows become an Arrow table here; encoding and writing it may run on the
+        run's I/O thread (``cache_io.behind``): the table is immutable."""
         assert self.folder is not None
         order = list(tags)
         position = {u: k for k, u in enumerate(order)}
@@ -237,29 +236,24 @@ class TaggedEntry:
             if (local < 0).any():
                 raise ValueError("rows of an untagged unit")
             frame = rows[self.columns].assign(**{C.CACHE_UNIT: local})
-        except (TypeError, ValueError, KeyError):
+            # one thread: a delta is small, and pyarrow's default starts a thread pool
+            # per call for frames of more than 100 rows a column (most of the cost)
+            table = pa.Table.from_pandas(frame, preserve_index=False, nthreads=1)
+            meta = {**(table.schema.metadata or {}),
+                    _META: json.dumps([[u, tags[u]] for u in order]).encode("utf-8"),
+                    **({_ORDERED: b"1"} if ordered else {})}
+            table = table.replace_schema_metadata(meta)
+        except (TypeError, ValueError, pa.ArrowException):
             return
-        meta = {_META: json.dumps([[u, tags[u]] for u in order]).encode("utf-8"),
-                **({_ORDERED: b"1"} if ordered else {})}
-        cache_io.behind(_store, self.folder, frame, meta, list(replaces or []))
+        cache_io.behind(_store, self.folder, table, list(replaces or []))
 
 
-def _table(frame: pd.DataFrame, meta: dict[bytes, bytes]) -> pa.Table:
-    """The Arrow table of a file's rows, with the entry's metadata next to pandas'."""
-    # one thread: a delta is small, and pyarrow's default starts a thread pool
-    # per call for frames of more than 100 rows a column (most of the cost)
-    table = pa.Table.from_pandas(frame, preserve_index=False, nthreads=1)
-    return table.replace_schema_metadata({**(table.schema.metadata or {}), **meta})
-
-
-def _store(folder: Path, frame: pd.DataFrame, meta: dict[bytes, bytes],
-           replaces: list[Path]) -> bool:
-    """Write ``frame`` (with schema metadata ``meta``) as a new file of the entry in
-    ``folder``; on success remove ``replaces``. Returns whether it was written
-    (failures are ignored)."""
+def _store(folder: Path, table: pa.Table, replaces: list[Path]) -> bool:
+    """Write ``table`` as a new file of the entry in ``folder``; on success remove
+    ``replaces``. Returns whether it was written (failures are ignored)."""
     try:
         buf = pa.BufferOutputStream()
-        pq.write_table(_table(frame, meta), buf)
+        pq.write_table(table, buf)
         data = buf.getvalue().to_pybytes()
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=folder)
