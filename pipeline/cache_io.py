@@ -54,6 +54,7 @@ class Prefetcher:
         self._thread = threading.Thread(target=self._run, name="qcode-prefetch", daemon=True)
         self._writes: queue.SimpleQueue = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
+        self.matching = False    # see ``matching()``
 
     def start(self) -> None:
         """Start the thread."""
@@ -156,6 +157,21 @@ def wait(key: str | None) -> None:
 def reading_ahead() -> bool:
     """Whether a prefetcher is reading this run's cache files ahead."""
     return _ACTIVE is not None
+
+
+def note_matching() -> None:
+    """Say that this run re-matches rules on cached tokens (see ``matching``)."""
+    active = _ACTIVE
+    if active is not None:
+        active.matching = True
+
+
+def matching() -> bool:
+    """Whether this run re-matched rules on cached tokens so far: the read-ahead thread
+    then also makes the matcher's arrays of the next chunks (wasted work otherwise,
+    e.g. after an edit is undone, when every rule's rows are in the cache)."""
+    active = _ACTIVE
+    return active is not None and active.matching
 
 
 def take(path: Path) -> Any:

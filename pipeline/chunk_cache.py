@@ -272,6 +272,8 @@ class ChunkCache:
             with contextlib.suppress(Exception):  # not made: the matcher computes them
                 from pipeline.code.arrays import derived  # (imports spaCy: needed by then)
 
+                if not cache_io.matching():
+                    raise LookupError("no rules re-matched so far")
                 lengths = np.asarray([0, *map(len, strings)], dtype=np.int64)
                 done = derived(table, lengths, [n for _, sizes in meta["tokens"] for n in sizes])
             try:

@@ -204,6 +204,7 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
                   positions=positions, vocab=vocab) -> pd.DataFrame:  # noqa: ANN001
             # match_frame sorts by batch position, start, end, code id, rule id: the
             # order of _sorted_matches, as a batch keeps the chunk's row order
+            cache_io.note_matching()  # the next chunks' arrays are made ahead
             arrays = (_stored_arrays(stored, parts, vocab, get_doc)
                       or TokenArrays.from_parts(vocab, parts, get_doc))
             return match_frame(arrays, compiled_rules(book, lang, only),

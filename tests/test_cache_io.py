@@ -114,9 +114,16 @@ def test_a_loaded_entry_gives_its_table_to_the_matcher_without_a_copy(tmp_path):
     assert chunk_code._stored_arrays({}, parts, vocab, None) is None
 
 
-def _load_ahead(folder, key):
-    with cache_io.prefetching([(key, cache_io.chunk_job(str(folder), key, None))]):
+def _load_ahead(folder, key, matching=False):
+    ahead = cache_io.Prefetcher([(key, cache_io.chunk_job(str(folder), key, None))])
+    ahead.matching = matching  # set before the thread runs the job
+    cache_io._ACTIVE = ahead
+    ahead.start()
+    try:
         return ChunkCache(folder).load(key, chunk_code.vocab_of)
+    finally:
+        cache_io._ACTIVE = None
+        ahead.close()
 
 
 def test_tokens_decoded_ahead_equal_loaded_ones_and_wrong_stored_hashes_are_not_used(
@@ -177,7 +184,8 @@ def test_arrays_made_ahead_equal_the_matchers_own(tmp_path):
     _run(tmp_path, "cached", BOOK)
     folder = tmp_path / "cached" / ".cache"
     key = next(p.name for p in (folder / SUBDIR).glob("*/*") if not p.name.startswith("."))
-    stored = _load_ahead(folder, key).tokens
+    assert _load_ahead(folder, key).tokens.derived is None  # no rule re-matched: not made
+    stored = _load_ahead(folder, key, matching=True).tokens
     assert stored.derived is not None and stored.codes is not None
     vocab = chunk_code.vocab_of("nl")[1]
     parts = stored.parts()
@@ -206,3 +214,13 @@ def test_arrays_made_ahead_equal_the_matchers_own(tmp_path):
     n_types = len(coded)
     assert np.array_equal(coded.ids(fast.vocab, fast.orth, fast.lemma), tid)  # sorted look-up
     assert len(coded) == n_types
+
+
+def test_a_rematch_is_noted_for_the_running_prefetcher_only():
+    assert not cache_io.matching()
+    cache_io.note_matching()  # no prefetcher: nothing to note
+    with cache_io.prefetching([("a", dict)]):
+        assert not cache_io.matching()
+        cache_io.note_matching()
+        assert cache_io.matching()
+    assert not cache_io.matching()
