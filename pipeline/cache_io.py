@@ -21,9 +21,11 @@ replaced by renames, so a prefetched file holds the bytes the loader would have 
 from __future__ import annotations
 
 import contextlib
+import json
 import queue
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +189,20 @@ def behind(fn: Callable[..., Any], *args: Any) -> None:
         active.behind(fn, *args)
     else:
         fn(*args)
+
+
+@dataclass
+class Parsed:
+    """A JSON file's value, parsed by the prefetcher (``take_json`` hands it over)."""
+
+    value: Any
+
+
+def take_json(path: Path) -> Any:
+    """The value of a JSON file: parsed by the prefetcher, or read and parsed now."""
+    got = take(path)
+    return got.value if isinstance(got, Parsed) else json.loads(
+        path.read_text(encoding="utf-8"))
 
 
 def read_parquet(data: bytes, columns: list[str] | None = None,

@@ -196,7 +196,7 @@ class ChunkCache:
         path = self._path(key)
         cache_io.wait(key)  # files read ahead by a thread (in-process runs) are taken
         try:
-            meta = _json(path / "meta.json")
+            meta = cache_io.take_json(path / "meta.json")
             for lang, fingerprint in meta["fingerprints"].items():
                 if vocab_of(lang)[0] != fingerprint:
                     return None
@@ -207,7 +207,7 @@ class ChunkCache:
             table, ahead, decoded, done = (
                 got if got is not None else
                 (np.load(path / "tokens.npy", allow_pickle=False), None, None, None))
-            strings = _json(path / "strings.json")
+            strings = cache_io.take_json(path / "strings.json")
         except Exception:  # a damaged entry can fail in json, Parquet or NumPy: a miss
             discard_entry(path)  # (absent: nothing to discard)
             return None
@@ -257,7 +257,7 @@ class ChunkCache:
             meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None  # load reads (and reports) it again
-        found[path / "meta.json"] = _Parsed(meta)
+        found[path / "meta.json"] = cache_io.Parsed(meta)
         with contextlib.suppress(Exception):  # load reads (and reports) it again
             for name in ("documents", "segments"):
                 file = path / f"{name}.parquet"
@@ -267,7 +267,7 @@ class ChunkCache:
                 found[file] = (columns.get(name), table, table.to_pandas())
             table = np.load(path / "tokens.npy", allow_pickle=False)
             strings = json.loads((path / "strings.json").read_text(encoding="utf-8"))
-            found[path / "strings.json"] = _Parsed(strings)
+            found[path / "strings.json"] = cache_io.Parsed(strings)
             done = None
             with contextlib.suppress(Exception):  # not made: the matcher computes them
                 from pipeline.code.arrays import derived  # (imports spaCy: needed by then)
@@ -346,20 +346,6 @@ def _read_frame(path: Path, columns: list[str] | None) -> pd.DataFrame:
         return got[2]
     _, table = cache_io.read_parquet(path.read_bytes(), columns, pandas_metadata=True)
     return table.to_pandas()
-
-
-@dataclass
-class _Parsed:
-    """A JSON file's value, parsed by the prefetcher."""
-
-    value: Any
-
-
-def _json(path: Path) -> Any:
-    """The value of a JSON file, from the prefetcher when it read it."""
-    got = cache_io.take(path)
-    return got.value if isinstance(got, _Parsed) else json.loads(
-        path.read_text(encoding="utf-8"))
 
 
 def _json_default(value: object) -> object:
