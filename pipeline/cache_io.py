@@ -25,6 +25,7 @@ import json
 import queue
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,7 @@ class Prefetcher:
         self._thread = threading.Thread(target=self._run, name="qcode-prefetch", daemon=True)
         self._writes: queue.SimpleQueue = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
+        self.matching = False    # see ``matching()``
 
     def start(self) -> None:
         """Start the thread."""
@@ -154,6 +156,26 @@ def wait(key: str | None) -> None:
         active.wait(key)
 
 
+def reading_ahead() -> bool:
+    """Whether a prefetcher is reading this run's cache files ahead."""
+    return _ACTIVE is not None
+
+
+def note_matching() -> None:
+    """Say that this run re-matches rules on cached tokens (see ``matching``)."""
+    active = _ACTIVE
+    if active is not None:
+        active.matching = True
+
+
+def matching() -> bool:
+    """Whether this run re-matched rules on cached tokens so far: the read-ahead thread
+    then also makes the matcher's arrays of the next chunks (wasted work otherwise,
+    e.g. after an edit is undone, when every rule's rows are in the cache)."""
+    active = _ACTIVE
+    return active is not None and active.matching
+
+
 def take(path: Path) -> Any:
     """What the prefetcher read of ``path`` (None: read it yourself)."""
     active = _ACTIVE
@@ -167,6 +189,20 @@ def behind(fn: Callable[..., Any], *args: Any) -> None:
         active.behind(fn, *args)
     else:
         fn(*args)
+
+
+@dataclass
+class Parsed:
+    """A JSON file's value, parsed by the prefetcher (``take_json`` hands it over)."""
+
+    value: Any
+
+
+def take_json(path: Path) -> Any:
+    """The value of a JSON file: parsed by the prefetcher, or read and parsed now."""
+    got = take(path)
+    return got.value if isinstance(got, Parsed) else json.loads(
+        path.read_text(encoding="utf-8"))
 
 
 def read_parquet(data: bytes, columns: list[str] | None = None,
@@ -193,7 +229,7 @@ def chunk_job(cache_dir: str, key: str, columns: dict[str, list[str]] | None) ->
         entry = ChunkCache(cache_dir).read_ahead(key, columns, found)
         if entry is None:
             return found
-        langs = json.loads(entry)["fingerprints"]
+        langs = entry["fingerprints"]
         for lang, fingerprint in langs.items():
             for memo in (MatchCache(cache_dir, key), CodingCache(cache_dir, key)):
                 folder = memo.entry(lang, fingerprint).folder

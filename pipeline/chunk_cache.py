@@ -75,6 +75,9 @@ class StoredTokens(dict):
     """
 
     table: np.ndarray | None = None
+    codes: np.ndarray | None = None      # the stored table (string indexes)
+    hashes: np.ndarray | None = None     # the vocab's hash of each string index
+    derived: dict[str, np.ndarray] | None = None  # ``arrays.derived`` made ahead
 
     def parts(self) -> list[np.ndarray]:
         """Every part, in table order."""
@@ -193,16 +196,18 @@ class ChunkCache:
         path = self._path(key)
         cache_io.wait(key)  # files read ahead by a thread (in-process runs) are taken
         try:
-            meta = json.loads(_text(path / "meta.json"))
+            meta = cache_io.take_json(path / "meta.json")
             for lang, fingerprint in meta["fingerprints"].items():
                 if vocab_of(lang)[0] != fingerprint:
                     return None
             documents = _read_frame(path / "documents.parquet", columns.get("documents"))
             segments = _read_frame(path / "segments.parquet", columns.get("segments"))
-            got = cache_io.take(path / "tokens.npy")  # (table, hashes, decoded) read ahead
-            table, ahead, decoded = (got if got is not None else
-                                     (np.load(path / "tokens.npy", allow_pickle=False), None, None))
-            strings = json.loads(_text(path / "strings.json"))
+            # (table, hashes, decoded, derived) read ahead
+            got = cache_io.take(path / "tokens.npy")
+            table, ahead, decoded, done = (
+                got if got is not None else
+                (np.load(path / "tokens.npy", allow_pickle=False), None, None, None))
+            strings = cache_io.take_json(path / "strings.json")
         except Exception:  # a damaged entry can fail in json, Parquet or NumPy: a miss
             discard_entry(path)  # (absent: nothing to discard)
             return None
@@ -217,6 +222,11 @@ class ChunkCache:
             # hashes the vocab gave the entry's strings
             full = tokens.table = (decoded if decoded is not None and np.array_equal(ahead, hashes)
                                    else _decode(table, hashes))
+            firsts = [int(first) for first, _ in meta["tokens"]]
+            # ``derived`` follows the entry's layout, ``parts()`` the sorted firsts
+            in_order = all(a < b for a, b in zip(firsts, firsts[1:]))
+            tokens.codes, tokens.hashes = table, hashes
+            tokens.derived = done if in_order else None
             for first, sizes in meta["tokens"]:
                 parts = []
                 for n in sizes:
@@ -234,31 +244,44 @@ class ChunkCache:
                           meta["stats"], tokens, meta["fingerprints"])
 
     def read_ahead(self, key: str, columns: dict[str, list[str]] | None,
-                   found: dict[Path, Any]) -> str | None:
+                   found: dict[Path, Any]) -> dict[str, Any] | None:
         """Read the files of entry ``key`` as ``load`` reads them, into ``found`` (path ->
-        what ``load`` takes); return the text of its ``meta.json`` (None: no entry)."""
+        what ``load`` takes); return its ``meta.json`` (None: no entry, or unreadable).
+
+        Also makes ``arrays.derived`` of its tokens (``load`` hands them to the matcher)."""
         columns = columns or {}
         if self.folder is None:
             return None
         path = self._path(key)
         try:
-            meta = (path / "meta.json").read_text(encoding="utf-8")
-        except OSError:
-            return None
-        found[path / "meta.json"] = meta
+            meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None  # load reads (and reports) it again
+        found[path / "meta.json"] = cache_io.Parsed(meta)
         with contextlib.suppress(Exception):  # load reads (and reports) it again
             for name in ("documents", "segments"):
                 file = path / f"{name}.parquet"
-                found[file] = (columns.get(name), cache_io.read_parquet(
-                    file.read_bytes(), columns.get(name), pandas_metadata=True)[1])
+                table = cache_io.read_parquet(file.read_bytes(), columns.get(name),
+                                              pandas_metadata=True)[1]
+                # the pandas frame too: its conversion is off the coding thread then
+                found[file] = (columns.get(name), table, table.to_pandas())
             table = np.load(path / "tokens.npy", allow_pickle=False)
+            strings = json.loads((path / "strings.json").read_text(encoding="utf-8"))
+            found[path / "strings.json"] = cache_io.Parsed(strings)
+            done = None
+            with contextlib.suppress(Exception):  # not made: the matcher computes them
+                from pipeline.code.arrays import derived  # (imports spaCy: needed by then)
+
+                if not cache_io.matching():
+                    raise LookupError("no rules re-matched so far")
+                lengths = np.asarray([0, *map(len, strings)], dtype=np.int64)
+                done = derived(table, lengths, [n for _, sizes in meta["tokens"] for n in sizes])
             try:
                 hashes = np.concatenate([np.zeros(1, dtype=np.uint64),
                                          np.load(path / "hashes.npy", allow_pickle=False)])
-                found[path / "tokens.npy"] = (table, hashes, _decode(table, hashes))
+                found[path / "tokens.npy"] = (table, hashes, _decode(table, hashes), done)
             except (OSError, ValueError, IndexError, TypeError):
-                found[path / "tokens.npy"] = (table, None, None)
-            found[path / "strings.json"] = (path / "strings.json").read_text(encoding="utf-8")
+                found[path / "tokens.npy"] = (table, None, None, done)
         return meta
 
     @staticmethod
@@ -318,17 +341,11 @@ def _read_frame(path: Path, columns: list[str] | None) -> pd.DataFrame:
     read whole into memory and decoded by ``ParquetFile`` gives the same table, and
     ``to_pandas`` (pandas metadata, the default string dtype) the same frame.
     """
-    got = cache_io.take(path)  # (columns, table) decoded ahead by a thread
+    got = cache_io.take(path)  # (columns, table, frame) decoded ahead by a thread
     if got is not None and got[0] == columns:
-        return got[1].to_pandas()
+        return got[2]
     _, table = cache_io.read_parquet(path.read_bytes(), columns, pandas_metadata=True)
     return table.to_pandas()
-
-
-def _text(path: Path) -> str:
-    """The text of a file (``read_text``), from the prefetcher when it read it."""
-    got = cache_io.take(path)
-    return got if isinstance(got, str) else path.read_text(encoding="utf-8")
 
 
 def _json_default(value: object) -> object:

@@ -9,12 +9,14 @@ builds it.
 """
 from __future__ import annotations
 
+import operator
 import threading
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from pipeline import cache_io
 from pipeline import columns as C
 
 _COMPILED: dict[tuple[str, int, str, frozenset | None], object] = {}
@@ -88,6 +90,17 @@ class _Background:
         return self._value
 
 
+class _Later:
+    """A call made when its result is asked for (``_Background``'s interface)."""
+
+    def __init__(self, fn, *args) -> None:  # noqa: ANN001
+        self._fn, self._args = fn, args
+
+    def result(self):  # noqa: ANN201
+        """The call's return value."""
+        return self._fn(*self._args)
+
+
 def vocab_of(lang: str):  # noqa: ANN201
     """(pipeline fingerprint, vocab) of a language's pipeline, without building it."""
     from pipeline.cache import pipeline_fingerprint
@@ -124,17 +137,25 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
     from pipeline.match_cache import cached_match
 
     stored = stored or {}
-    todo = segments[segments[C.CODED].astype(bool)]
+    # the coded rows' columns, one at a time (not a filtered copy of the whole table)
+    coded = segments[C.CODED].astype(bool).to_numpy()
+    every = bool(coded.all())
+
+    def column(name: str) -> pd.Series:
+        values = segments[name]
+        return values.reset_index(drop=True) if every else values[coded].reset_index(drop=True)
+
     n_tokens = n_stored = 0
-    doc_ids = todo[C.DOC_ID].tolist()
+    doc_ids = column(C.DOC_ID).tolist()
     bounds = [0] + [k for k in range(1, len(doc_ids)) if doc_ids[k] != doc_ids[k - 1]]
     bounds.append(len(doc_ids))
     if not doc_ids:
         bounds = []
-    langs = todo[C.LANG].tolist()
-    texts = ["" if not isinstance(t, str) else t for t in todo[C.TEXT].tolist()]
-    seg_rows = list(zip(todo[C.SEGMENT_ID].tolist(), doc_ids,
-                        [int(x) for x in todo[C.START].tolist()], todo[C.TEXT].tolist()))
+    langs = column(C.LANG).tolist()
+    seg_ids = column(C.SEGMENT_ID)
+    texts = column(C.TEXT).tolist()
+    seg_rows = list(zip(seg_ids.tolist(), doc_ids,
+                        [int(x) for x in column(C.START).tolist()], texts))
     # settings.opening_weight: each document's first coded unit, but no survey-table row
     opening = (frozenset(seg_rows[b][0] for b in bounds[:-1] if doc_ids[b] not in tables)
                if book.settings.opening_weight != 1.0 else None)
@@ -147,28 +168,32 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
         parts = stored.get(begin)
         if parts is not None and len(parts) == end - begin:
             n_stored += 1
-            docs = [None] * len(parts)
         else:
             # the ATTRS arrays, no Doc per text (get_doc rebuilds one when asked)
-            parts = cache.parse_arrays(texts[begin:end], lang, batch_size=batch_size)
-            docs = [None] * len(parts)
+            parts = cache.parse_arrays(["" if not isinstance(t, str) else t
+                                        for t in texts[begin:end]], lang, batch_size=batch_size)
         tokens[begin] = parts
-        n_tokens += sum(len(p) for p in parts)
+        n_tokens += sum(map(len, parts))
         got = batches.setdefault(lang, ([], [], []))
-        for k, part, doc in zip(range(begin, end), parts, docs):
-            # match_segments skips a segment of another language than its document's
-            # first one (parsed with the document's pipeline, never coded): keep that
-            if langs[k] == lang:
-                got[0].append(part)
-                got[1].append(doc)
-                got[2].append(k)
-    # the codings entries do not depend on the matching: read them meanwhile
-    pending = ({lang: _Background(load_entry, coding_memo, book, lang, vocab_of(lang)[0])
+        # match_segments skips a segment of another language than its document's
+        # first one (parsed with the document's pipeline, never coded): keep that
+        keep = [k for k in range(begin, end) if langs[k] == lang]
+        if len(keep) == end - begin:
+            got[0].extend(parts)
+            got[2].extend(keep)
+        else:
+            got[0].extend(parts[k - begin] for k in keep)
+            got[2].extend(keep)
+        got[1].extend([None] * len(keep))
+    # the codings entries do not depend on the matching: read them meanwhile (unless
+    # the read-ahead thread read and decoded them already: then a thread per chunk
+    # would cost more to start than what is left to do)
+    later = _Later if cache_io.reading_ahead() else _Background
+    pending = ({lang: later(load_entry, coding_memo, book, lang, vocab_of(lang)[0])
                 for lang in batches}
                if coding_memo is not None and coding_memo.folder is not None else {})
     frames: list[tuple[str, pd.DataFrame]] = []
     same: dict[str, dict[str, str]] = {}  # lang -> re-matched units whose rows did not change
-    seg_ids = todo[C.SEGMENT_ID]
     for lang, (parts, docs, positions) in batches.items():
         vocab = vocab_of(lang)[1]  # the vocab of the pipeline the Docs come from
 
@@ -179,6 +204,7 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
                   positions=positions, vocab=vocab) -> pd.DataFrame:  # noqa: ANN001
             # match_frame sorts by batch position, start, end, code id, rule id: the
             # order of _sorted_matches, as a batch keeps the chunk's row order
+            cache_io.note_matching()  # the next chunks' arrays are made ahead
             arrays = (_stored_arrays(stored, parts, vocab, get_doc)
                       or TokenArrays.from_parts(vocab, parts, get_doc))
             return match_frame(arrays, compiled_rules(book, lang, only),
@@ -208,18 +234,32 @@ def _stored_arrays(stored, parts: list, vocab, get_doc):  # noqa: ANN001, ANN202
     None otherwise."""
     from pipeline.code.arrays import TokenArrays
 
+    from pipeline.code.types import hint
+
     table = getattr(stored, "table", None)
     if table is None or not parts:
         return None
     every = stored.parts()
-    if len(every) != len(parts) or any(a is not b for a, b in zip(every, parts)):
+    if len(every) != len(parts) or not all(map(operator.is_, every, parts)):
         return None
-    bounds = np.zeros(len(parts) + 1, dtype=np.int64)
-    np.cumsum([len(p) for p in parts], out=bounds[1:])
+    # the read-ahead thread's arrays of this table (``arrays.derived``), if it made them
+    done = stored.derived
+    if done is not None and len(done["bounds"]) == len(parts) + 1 \
+            and done["bounds"][-1] == len(table):
+        bounds = done["bounds"]  # the entry's sizes, which are those of its parts
+    else:
+        done = None
+        bounds = np.zeros(len(parts) + 1, dtype=np.int64)
+        np.cumsum(list(map(len, parts)), out=bounds[1:])
     if bounds[-1] != len(table):
         return None
-    return TokenArrays(vocab, table[:, 0], table[:, 1], table[:, 2].astype(np.int64),
-                       table[:, 3].astype(bool), bounds, get_doc)
+    sent, space = ((done["sent"], done["space"]) if done is not None
+                   else (table[:, 2].astype(np.int64), table[:, 3].astype(bool)))
+    arrays = TokenArrays(vocab, table[:, 0], table[:, 1], sent, space, bounds,
+                         get_doc).with_derived(done)
+    if stored.codes is not None:  # the tokens as string indexes: word types without hashing
+        hint(arrays.orth, stored.codes[:, 0], stored.codes[:, 1], stored.hashes)
+    return arrays
 
 
 def _codings(book, coding_memo, matches: pd.DataFrame,  # noqa: ANN001

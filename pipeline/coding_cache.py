@@ -62,6 +62,21 @@ def code_digests(book, lang: str, old: dict[str, str] | None = None,  # noqa: AN
         old: unit -> digest to use instead of a unit's current digest (the digests
             a code had when its match units had these digests).
     """
+    if not old:  # the current digests: once per process, not per chunk
+        key = (id(book), book.hash, lang)
+        got = _CURRENT.get(key)
+        if got is None or got[0] is not book:
+            if len(_CURRENT) > 8:
+                _CURRENT.clear()
+            got = _CURRENT[key] = (book, _code_digests(book, lang, None))
+        return dict(got[1])
+    return _code_digests(book, lang, old)
+
+
+_CURRENT: dict[tuple, tuple] = {}
+
+
+def _code_digests(book, lang: str, old: dict[str, str] | None) -> dict[str, str]:  # noqa: ANN001
     digests, unit_of = unit_digests(book, lang)
     if old:
         digests = {**digests, **{u: d for u, d in old.items() if u in digests}}

@@ -48,8 +48,26 @@ def _source_digest() -> str:
     return files_digest([*root.joinpath("code").glob("*.py"), *(root / name for name in SOURCES)])
 
 
+_DIGESTS: dict[tuple, tuple[dict[str, str], dict[tuple[str, str], str]]] = {}
+
+
 def unit_digests(book, lang: str  # noqa: ANN001
                  ) -> tuple[dict[str, str], dict[tuple[str, str], str]]:
+    """``_unit_digests`` of a codebook and language, once per process (not per chunk).
+
+    The returned dicts are shared: callers must not change them.
+    """
+    key = (id(book), book.hash, lang)
+    got = _DIGESTS.get(key)
+    if got is None or got[0] is not book:
+        if len(_DIGESTS) > 8:
+            _DIGESTS.clear()
+        got = _DIGESTS[key] = (book, _unit_digests(book, lang))
+    return got[1]
+
+
+def _unit_digests(book, lang: str  # noqa: ANN001
+                  ) -> tuple[dict[str, str], dict[tuple[str, str], str]]:
     """Digests of the units of ``lang`` and the unit of every (code id, rule id).
 
     A unit is one rule (key ``code id`` + ``\x1f`` + ``rule id``), or a whole code (key

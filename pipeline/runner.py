@@ -23,6 +23,7 @@ from pipeline import cache_io, table_cache
 from pipeline.cache import default_cache_dir
 from pipeline.chunk import SLIM_COLUMNS, ChunkTask, RunContext, remember_codebook
 from pipeline.codebook import Codebook, load_codebook
+from pipeline.codebook.patterns import PatternMemo
 from pipeline.engine import start_pool_server
 from pipeline.ingest import display, file_roots  # path display identical to ingest()
 from pipeline.parts import PARTS_PREFIX, PartWriter
@@ -31,6 +32,7 @@ from pipeline.store import CodedData, LazyCodedData, commit_staged, output_lock
 
 
 EXIT_OK, EXIT_PARTIAL = 0, 2
+SHARED_KEYS = "csv-keys-v1"   # cache subfolder of ``shared_keys`` (bump if its format changes)
 _VERSIONED = ("pandas", "pyarrow", "spacy", "spacy-lookups-data", "nltk", "scikit-learn")
 
 
@@ -110,6 +112,13 @@ def plan_chunks(files: Sequence[Path], shown: Sequence[str], *, chunk_bytes: int
     return tasks
 
 
+def _cache_dir(opts: RunOptions, out_dir: str | Path) -> str | None:
+    """The run's cache folder (None: ``--no-cache``)."""
+    if not opts.cache:
+        return None
+    return str(Path(opts.cache_dir) if opts.cache_dir else default_cache_dir(out_dir))
+
+
 def _context(opts: RunOptions, book: Codebook, codebook: str | Path, unit: str,
              inputs: list[Path], out_dir: str | Path) -> RunContext:
     from pipeline.ingest.batch import find_metadata, load_metadata, normalise_lang
@@ -127,9 +136,7 @@ def _context(opts: RunOptions, book: Codebook, codebook: str | Path, unit: str,
     meta, meta_name = load_metadata(meta_paths)
     labels = list(dict.fromkeys([*segment_stage.DEFAULT_INTERVIEWER_LABELS,
                                  *book.settings.interviewer_labels]))
-    cache_dir = None
-    if opts.cache:
-        cache_dir = str(Path(opts.cache_dir) if opts.cache_dir else default_cache_dir(out_dir))
+    cache_dir = _cache_dir(opts, out_dir)
     return RunContext(str(Path(codebook).resolve()), book.hash, unit, labels, opts.code_speakers,
                       opts.text_column, opts.id_column, default, forced, meta, meta_name,
                       cache_dir, batch_size=min(opts.batch_size, 1000), book=book)
@@ -168,10 +175,13 @@ def code_corpus(inputs: Sequence[str | Path], *, codebook: str | Path, out_dir: 
 
     if opts.engine == "local" and opts.jobs > 1:
         start_pool_server()  # its imports and pipeline build overlap the planning below
-    book = load_codebook(codebook)
+    # token patterns validated by earlier runs need no spaCy (``codebook.patterns``)
+    patterns = PatternMemo(_cache_dir(opts, out_dir))
+    book = load_codebook(codebook, patterns=patterns)
     unit = opts.unit or book.settings.unit
     lap("codebook")
     with output_lock(out_dir):
+        patterns.save()
         paths = [Path(p) for p in inputs]
         ctx = _context(opts, book, codebook, unit, paths, out_dir)
         remember_codebook(ctx, book)  # in-process chunks need not load it again
@@ -180,8 +190,7 @@ def code_corpus(inputs: Sequence[str | Path], *, codebook: str | Path, out_dir: 
         shown = [display(f, root) for f, root in zip(files, file_roots(files, roots))]
         tasks = plan_chunks(files, shown, chunk_bytes=opts.chunk_bytes)
         if len(tasks) > 1:  # one chunk sees every clash itself
-            ctx.shared_keys = ingest_stage.shared_csv_keys(
-                files, text_column=opts.text_column, id_column=opts.id_column)
+            ctx.shared_keys = shared_keys(files, opts, ctx.cache_dir)
         lap("plan")
         # Under the lock, parts left by a killed run are stale: clear them first.
         for stale in Path(out_dir).glob(f"{PARTS_PREFIX}*"):
@@ -223,6 +232,60 @@ def code_corpus(inputs: Sequence[str | Path], *, codebook: str | Path, out_dir: 
     data = LazyCodedData(out_dir, errors, manifest)
     return RunResult(data=data, manifest=manifest, exit_code=EXIT_PARTIAL if n_failed else EXIT_OK,
                      out_dir=Path(out_dir), codebook=book)
+
+
+def shared_keys(files: Sequence[Path], opts: RunOptions,
+                cache_dir: str | None) -> frozenset[str]:
+    """``ingest.shared_csv_keys`` of ``files``, remembered in the cache folder.
+
+    Finding them parses every CSV file of the run; the result depends only on the CSV
+    files' paths and bytes, the id and text columns, and the code and libraries that
+    read them (``chunk_cache.chunk_key``'s versions), so a re-code reads it from a
+    small JSON file named after all of that. A file that cannot be read, or an
+    unreadable memo, means the files are parsed as before.
+    """
+    import hashlib
+    import json
+    import os
+    import tempfile
+
+    from pipeline.chunk_cache import _source_digest, _versions
+
+    def compute() -> frozenset[str]:
+        return ingest_stage.shared_csv_keys(files, text_column=opts.text_column,
+                                            id_column=opts.id_column)
+
+    csvs = [Path(f) for f in files if Path(f).suffix.lower() == ".csv"]
+    if cache_dir is None or len(csvs) < 2:
+        return compute()
+    h = hashlib.sha256(json.dumps([SHARED_KEYS, *_versions(), _source_digest(),
+                                   opts.text_column, opts.id_column]).encode("utf-8"))
+    try:
+        for path in csvs:
+            h.update(json.dumps(str(path)).encode("utf-8"))
+            h.update(hashlib.sha256(path.read_bytes()).digest())
+    except OSError:
+        return compute()
+    memo = Path(cache_dir) / SHARED_KEYS / f"{h.hexdigest()}.json"
+    try:
+        found = json.loads(memo.read_text(encoding="utf-8"))
+        if isinstance(found, list) and all(isinstance(k, str) for k in found):
+            return frozenset(found)
+    except (OSError, ValueError):
+        pass
+    keys = compute()
+    try:  # atomic: a reader sees the whole list or none
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=memo.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                json.dump(sorted(keys), out)
+            os.replace(tmp, memo)
+        finally:
+            Path(tmp).unlink(missing_ok=True)  # (gone when renamed)
+    except OSError:
+        pass
+    return keys
 
 
 def _read_ahead(tasks: list[ChunkTask], ctx: RunContext,

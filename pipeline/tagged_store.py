@@ -66,7 +66,9 @@ def read_ahead(folder: Path, found: dict[Path, Any]) -> None:
         try:
             data = path.read_bytes()
             if path.stem.rpartition("-")[2] == _digest(data):
-                found[path] = (data, cache_io.read_parquet(data)[1])
+                source, table = cache_io.read_parquet(data)
+                # the footer and the pandas frame too: off the coding thread
+                found[path] = (data, table, source, table.to_pandas(types_mapper=_arrow_binary))
         except Exception:  # noqa: BLE001 - damaged: load reads and reports it
             continue
 
@@ -125,11 +127,14 @@ class TaggedEntry:
         replaced: dict[str, str] = {}
         for path in files:
             try:  # the footer first: a file without a wanted unit is not decoded
-                got = cache_io.take(path)  # (bytes, table) checked and decoded ahead
-                data, decoded = got if got is not None else (path.read_bytes(), None)
+                # (bytes, table, ParquetFile, frame) checked and decoded ahead
+                got = cache_io.take(path)
+                data, decoded, source, converted = (
+                    got if got is not None else (path.read_bytes(), None, None, None))
                 if got is None and path.stem.rpartition("-")[2] != _digest(data):
                     raise ValueError(f"damaged {path.name}")
-                source = pq.ParquetFile(pa.BufferReader(data))
+                if source is None:
+                    source = pq.ParquetFile(pa.BufferReader(data))
                 schema = source.schema_arrow
                 units = [(str(u), str(d)) for u, d in json.loads(schema.metadata[_META])]
                 if schema.names != [*self.columns, C.CACHE_UNIT]:
@@ -146,7 +151,8 @@ class TaggedEntry:
                     local = table.column(C.CACHE_UNIT).to_numpy()
                     keep = np.isin(local, np.fromiter(want, dtype=np.int64))
                     # binary columns (CSV lines) stay Arrow-backed: no bytes object per row
-                    frame = table.to_pandas(types_mapper=_arrow_binary)
+                    frame = (converted if table is decoded and converted is not None
+                             else table.to_pandas(types_mapper=_arrow_binary))
                     # a pandas mask: about twice as fast as Table.filter
                     if not stale and not keep.all():
                         frame = frame[keep].reset_index(drop=True)

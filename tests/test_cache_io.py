@@ -114,9 +114,16 @@ def test_a_loaded_entry_gives_its_table_to_the_matcher_without_a_copy(tmp_path):
     assert chunk_code._stored_arrays({}, parts, vocab, None) is None
 
 
-def _load_ahead(folder, key):
-    with cache_io.prefetching([(key, cache_io.chunk_job(str(folder), key, None))]):
+def _load_ahead(folder, key, matching=False):
+    ahead = cache_io.Prefetcher([(key, cache_io.chunk_job(str(folder), key, None))])
+    ahead.matching = matching  # set before the thread runs the job
+    cache_io._ACTIVE = ahead
+    ahead.start()
+    try:
         return ChunkCache(folder).load(key, chunk_code.vocab_of)
+    finally:
+        cache_io._ACTIVE = None
+        ahead.close()
 
 
 def test_tokens_decoded_ahead_equal_loaded_ones_and_wrong_stored_hashes_are_not_used(
@@ -162,3 +169,58 @@ def test_writes_behind_run_in_order_on_a_thread_and_are_done_when_the_block_ends
         cache_io.behind(write, 4)
     assert done == [(0, True)] + [(k, False) for k in range(1, 5)]
     assert not any(t.name == "qcode-cache-write" for t in threading.enumerate())
+
+
+def test_arrays_made_ahead_equal_the_matchers_own(tmp_path):
+    from spacy import attrs
+
+    import pipeline.code.arrays as arrays_module
+    from pipeline.code.trie import TokenTrie
+    from pipeline.code.types import _HINTS, TypeTable
+
+    assert [attrs.ORTH, attrs.LEMMA, attrs.SENT_START, attrs.SPACY, attrs.NORM] == \
+        arrays_module.ATTRS  # spelled out in arrays.py: spaCy's ids
+    make_corpus(tmp_path / "raw")
+    _run(tmp_path, "cached", BOOK)
+    folder = tmp_path / "cached" / ".cache"
+    key = next(p.name for p in (folder / SUBDIR).glob("*/*") if not p.name.startswith("."))
+    assert _load_ahead(folder, key).tokens.derived is None  # no rule re-matched: not made
+    stored = _load_ahead(folder, key, matching=True).tokens
+    assert stored.derived is not None and stored.codes is not None
+    vocab = chunk_code.vocab_of("nl")[1]
+    parts = stored.parts()
+    fast = chunk_code._stored_arrays(stored, parts, vocab, None)
+    plain = TokenArrays.from_parts(vocab, parts, None)
+    first = fast.doc_starts()
+    assert first is stored.derived["doc_starts"]
+    assert np.array_equal(first, plain.doc_starts())
+    assert np.array_equal(fast.sentence_starts(first), plain.sentence_starts(plain.doc_starts()))
+    trie = TokenTrie()
+    trie.add([("de", False)], 0)
+    trie.freeze()
+    coded, hashed = TypeTable(trie, frozenset(), []), TypeTable(trie, frozenset(), [])
+    assert id(fast.orth) in _HINTS  # word types from the stored string indexes
+    tid = coded.ids(fast.vocab, fast.orth, fast.lemma)
+    tid_plain = hashed.ids(plain.vocab, plain.orth, plain.lemma)
+    assert [coded.keys[t] for t in tid.tolist()] == [hashed.keys[t] for t in tid_plain.tolist()]
+    assert [coded.pairs[t] for t in tid.tolist()] == \
+        list(zip(plain.orth.tolist(), plain.lemma.tolist()))
+    lengths = coded.lengths.data[tid]
+    assert np.array_equal(fast.char_offsets(lengths, first),
+                          plain.char_offsets(hashed.lengths.data[tid_plain], plain.doc_starts()))
+    assert fast.char_offsets(lengths, first) is stored.derived["offsets"]
+    other = lengths + 1  # other lengths: computed, not the stored offsets
+    assert not np.array_equal(fast.char_offsets(other, first), stored.derived["offsets"])
+    n_types = len(coded)
+    assert np.array_equal(coded.ids(fast.vocab, fast.orth, fast.lemma), tid)  # sorted look-up
+    assert len(coded) == n_types
+
+
+def test_a_rematch_is_noted_for_the_running_prefetcher_only():
+    assert not cache_io.matching()
+    cache_io.note_matching()  # no prefetcher: nothing to note
+    with cache_io.prefetching([("a", dict)]):
+        assert not cache_io.matching()
+        cache_io.note_matching()
+        assert cache_io.matching()
+    assert not cache_io.matching()

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from spacy.attrs import LEMMA, NORM, ORTH, SENT_START
 
+import pipeline.chunk_code as chunk_code
 from pipeline.chunk_cache import SUBDIR, ChunkCache
 from pipeline.code.arrays import ATTRS, TokenArrays, rebuild_doc
 from pipeline.code.compiled import pattern_requirements
@@ -129,6 +130,36 @@ def test_type_table_facts_are_per_form_and_lemma():
     assert len(table) == len(set(tid))  # ids again: no new types
     assert table.ids(arrays.vocab, arrays.orth, arrays.lemma).tolist() == tid
     assert len(table) == len(set(tid))
+
+
+def test_type_ids_from_string_indexes_equal_those_from_hashes():
+    from pipeline.code.types import hint
+
+    vocab = chunk_code.vocab_of("nl")[1]
+    words = ["", "zelf", "kies", "kiezen"]
+    hashes = np.asarray([0] + [vocab.strings.add(w) for w in words[1:]], dtype=np.uint64)
+    trie = TokenTrie()
+    trie.add([("kiezen", False)], 0)
+    trie.freeze()
+
+    def both(forms, lemmas):
+        forms, lemmas = np.asarray(forms, dtype=np.uint32), np.asarray(lemmas, dtype=np.uint32)
+        coded, plain = TypeTable(trie, frozenset(), []), TypeTable(trie, frozenset(), [])
+        results = []
+        for table, use_hint in ((coded, True), (plain, False)):
+            out = []
+            for shift in (0, 1):  # a second batch: known types found by the sorted search
+                orth, lemma = hashes[forms], hashes[(lemmas + shift) % 4 if shift else lemmas]
+                if use_hint:
+                    hint(orth, forms, (lemmas + shift) % 4 if shift else lemmas, hashes)
+                out.append([table.pairs[t] for t in table.ids(vocab, orth, lemma).tolist()])
+            results.append(out)
+        assert results[0] == results[1]
+        return results[0]
+
+    got = both([1, 2, 1, 3], [1, 3, 1, 3])
+    assert got[0][1] == (int(hashes[2]), int(hashes[3]))  # "kies" with lemma "kiezen"
+    both([2, 2, 1], [3, 2, 0])  # a form with two lemmas in one batch: pairs after all
 
 
 def test_pattern_requirements_are_every_required_literal():

@@ -9,11 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-from spacy.attrs import LEMMA, NORM, ORTH, SENT_START, SPACY
-from spacy.tokens import Doc
 
+if TYPE_CHECKING:
+    from spacy.tokens import Doc
+
+# spaCy's attribute ids of ORTH, LEMMA, SENT_START, SPACY, NORM (``spacy.attrs``;
+# a test holds them to spaCy's): spelled out so that reading cached token arrays
+# does not import spaCy.
+ORTH, LEMMA, SENT_START, SPACY, NORM = 65, 73, 80, 81, 67
 # NORM is not read by the matcher, but a Doc rebuilt from the arrays for the spaCy
 # Matcher (a pattern may test NORM) must equal the parsed one.
 ATTRS = [ORTH, LEMMA, SENT_START, SPACY, NORM]
@@ -43,6 +49,10 @@ class TokenArrays:
     get_doc: Callable[[int], Doc]
     _doc_of: np.ndarray | None = field(default=None, repr=False)
     _doc_starts: np.ndarray | None = field(default=None, repr=False)
+    # precomputed by ``derived`` (a chunk-cache entry read ahead): see ``with_derived``
+    _sent_starts: np.ndarray | None = field(default=None, repr=False)
+    _lengths: np.ndarray | None = field(default=None, repr=False)
+    _offsets: np.ndarray | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.bounds) - 1
@@ -95,15 +105,59 @@ class TokenArrays:
         sentence, and a doc's first token starts one (a doc without sentence
         annotation is one sentence).
         """
+        if self._sent_starts is not None and doc_first is self._doc_starts:
+            return self._sent_starts
         n = len(self.sent)
         marks = np.where(self.sent == 1, np.arange(n, dtype=np.int64), 0)
         return np.maximum(np.maximum.accumulate(marks) if n else marks, doc_first)
 
     def char_offsets(self, lengths: np.ndarray, doc_first: np.ndarray) -> np.ndarray:
         """Per token: its character offset in its doc (``Token.idx``), from lengths and spaces."""
+        if (self._offsets is not None and doc_first is self._doc_starts
+                and np.array_equal(lengths, self._lengths)):
+            return self._offsets
         width = lengths + self.space.astype(np.int64)
         total = np.cumsum(width) - width          # offset in the concatenation
         return total - total[doc_first] if len(total) else total
+
+
+    def with_derived(self, derived: dict[str, np.ndarray] | None) -> TokenArrays:
+        """Take ``derived``'s arrays (of these tokens) instead of computing them again."""
+        if derived is not None and np.array_equal(derived["bounds"], self.bounds):
+            self._doc_starts = derived["doc_starts"]
+            self._sent_starts = derived["sent_starts"]
+            self._lengths = derived["lengths"]
+            self._offsets = derived["offsets"]
+        return self
+
+
+def derived(codes: np.ndarray, string_lengths: np.ndarray,
+            sizes: list[int]) -> dict[str, np.ndarray]:
+    """What the matcher computes from a chunk's tokens besides their word types.
+
+    Runs on the read-ahead thread for a chunk-cache entry (NumPy, mostly without the
+    GIL), so re-matching an edited rule on the coding thread finds them done.
+
+    Args:
+        codes: the entry's stored ``(n, 5)`` table (string indexes; ``SENT_START`` + 1;
+            ``SPACY``).
+        string_lengths: characters of each string of the entry (index 0: no string).
+        sizes: tokens per doc (segment), in table order.
+
+    Returns:
+        ``bounds``, ``sent``, ``space`` (``TokenArrays``' columns), ``doc_starts``, ``sent_starts``,
+        per-token ``lengths`` (characters of ORTH) and ``offsets`` (``char_offsets``).
+    """
+    bounds = np.zeros(len(sizes) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=bounds[1:])
+    sent = codes[:, 2].astype(np.int64) - 1
+    space = codes[:, 3].astype(bool)
+    arrays = TokenArrays(None, codes[:, 0], codes[:, 1], sent, space, bounds, None)
+    doc_first = arrays.doc_starts()
+    lengths = string_lengths[codes[:, 0].astype(np.int64)]
+    return {"bounds": bounds, "sent": sent, "space": space, "doc_starts": doc_first,
+            "sent_starts": arrays.sentence_starts(doc_first), "lengths": lengths,
+            "offsets": arrays.char_offsets(lengths, doc_first)}
 
 
 def _joined(parts: Sequence[np.ndarray]) -> np.ndarray | None:
@@ -130,6 +184,8 @@ def ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
 
 def rebuild_doc(vocab, part: np.ndarray) -> Doc:  # noqa: ANN001
     """The ``Doc`` of one ``(n, 5)`` array of ``ATTRS``, as ``DocBin.get_docs`` builds it."""
+    from spacy.tokens import Doc
+
     strings = vocab.strings
     words = [strings[o] for o in part[:, 0].tolist()]
     doc = Doc(vocab, words=words, spaces=part[:, 3].astype(bool).tolist())

@@ -18,6 +18,25 @@ CLAUSE_WORDS = frozenset({"omdat", "dat", "want", "maar", "terwijl", "als",
                           "because", "but", "that", "while", "if"})
 CLAUSE_PUNCT = frozenset({",", ";", ":"})
 
+# id(orth array) -> (orth, form codes, lemma codes, hashes): see ``hint``
+_HINTS: dict[int, tuple] = {}
+_MAX_HINTS = 4
+
+
+def hint(orth: np.ndarray, form_codes: np.ndarray, lemma_codes: np.ndarray,
+         hashes: np.ndarray) -> None:
+    """Tell ``TypeTable.ids`` how the tokens of ``orth`` are coded, to skip hashing them.
+
+    A chunk-cache entry stores its tokens as indexes into its string list, so
+    ``orth == hashes[form_codes]`` and the lemmas are ``hashes[lemma_codes]``: the
+    distinct forms are known without a factorisation of the hashes. Only the
+    latest few hints are kept; ``ids`` uses one only for that very ``orth`` array.
+    """
+    _HINTS.pop(id(orth), None)
+    _HINTS[id(orth)] = (orth, form_codes, lemma_codes, hashes)
+    while len(_HINTS) > _MAX_HINTS:
+        _HINTS.pop(next(iter(_HINTS)))
+
 
 class _Column:
     """A growable NumPy column indexed by type id."""
@@ -70,6 +89,8 @@ class TypeTable:
         # (id(trie node), type) -> next nodes; the trie outlives the table, so ids are stable
         self._steps: dict[tuple[int, int], list[_Node]] = {}
         self._walker = None
+        # (orth, lemma, type id) of the known types, sorted by orth: see ``_known``
+        self._sorted: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -85,6 +106,11 @@ class TypeTable:
         """Type id of every token (new types are added)."""
         if not len(orth):
             return np.zeros(0, dtype=np.int64)
+        got = _HINTS.get(id(orth))
+        if got is not None and got[0] is orth:
+            coded = self._coded_ids(vocab, *got[1:])
+            if coded is not None:
+                return coded
         # A hash factorisation of plain uint64 is much faster than sorting (25x against
         # np.unique), and a form almost always has one lemma: pair each distinct form
         # with its lemma and fall back to (orth, lemma) records only when some form has
@@ -107,6 +133,45 @@ class TypeTable:
                 t = self._add(vocab, o, le)
             known.append(t)
         return np.asarray(known, dtype=np.int64)[inverse]
+
+    def _coded_ids(self, vocab: object, forms: np.ndarray, lemmas: np.ndarray,
+                   hashes: np.ndarray) -> np.ndarray | None:
+        """``ids`` of tokens given as string indexes (see ``hint``); None when some form
+        has two lemmas (then ``ids`` pairs them itself)."""
+        lemma_of = np.zeros(len(hashes), dtype=lemmas.dtype)
+        lemma_of[forms] = lemmas
+        if not np.array_equal(lemma_of[forms], lemmas):
+            return None
+        present = np.flatnonzero(np.bincount(forms, minlength=len(hashes)))
+        orth, lemma = hashes[present], hashes[lemma_of[present]]
+        known = self._known(orth, lemma)
+        get = self._ids.get
+        for k in np.flatnonzero(known < 0).tolist():  # new types, or a form with two lemmas
+            o, le = int(orth[k]), int(lemma[k])
+            t = get((o, le))
+            known[k] = t if t is not None else self._add(vocab, o, le)
+        table = np.zeros(len(hashes), dtype=np.int64)
+        table[present] = known
+        return table[forms]
+
+    def _known(self, orth: np.ndarray, lemma: np.ndarray) -> np.ndarray:
+        """Type id of each (orth, lemma) pair by a sorted search, -1 where not found.
+
+        The sorted arrays of the known pairs are rebuilt when types were added since;
+        a form known with several lemmas may be found with another one: -1 then too
+        (the caller looks those up one by one)."""
+        if self._sorted is None or len(self._sorted[0]) != len(self.pairs):
+            pairs = np.asarray(self.pairs, dtype=np.uint64).reshape(-1, 2)
+            order = np.lexsort((pairs[:, 1], pairs[:, 0]))
+            self._sorted = (pairs[order, 0], pairs[order, 1], order.astype(np.int64))
+        s_orth, s_lemma, s_tid = self._sorted
+        out = np.full(len(orth), -1, dtype=np.int64)
+        if not len(s_orth):
+            return out
+        at = np.minimum(np.searchsorted(s_orth, orth), len(s_orth) - 1)
+        hit = (s_orth[at] == orth) & (s_lemma[at] == lemma)
+        out[hit] = s_tid[at[hit]]
+        return out
 
     def _add(self, vocab, orth: int, lemma: int) -> int:  # noqa: ANN001
         strings = vocab.strings  # type: ignore[attr-defined]

@@ -10,14 +10,15 @@ import yaml
 
 from pipeline.codebook.model import Codebook
 from pipeline.codebook.nodes import Reader
+from pipeline.codebook.patterns import PatternMemo
 from pipeline.codebook.schema import CodebookBuilder
 from pipeline.errors import CodebookError, Problem
 
 ROOT = "<root>"
 
 
-def _parse(path: str | os.PathLike[str],
-           require_codes: bool = True) -> tuple[Codebook | None, list[Problem]]:
+def _parse(path: str | os.PathLike[str], require_codes: bool = True,
+           patterns: PatternMemo | None = None) -> tuple[Codebook | None, list[Problem]]:
     """Read, parse and validate; return the codebook (None on problems) and problems."""
     file = str(path)
     try:
@@ -58,7 +59,7 @@ def _parse(path: str | os.PathLike[str],
         return None, [Problem(ROOT, "the codebook is empty")]
     reader = Reader()
     try:
-        codebook = CodebookBuilder(reader, require_codes).build(root, file, digest)
+        codebook = CodebookBuilder(reader, require_codes, patterns).build(root, file, digest)
     except RecursionError:  # e.g. a code that is its own child through a YAML alias
         reader.add(ROOT, "the codebook is nested too deeply (recursive YAML alias?)")
         codebook = None
@@ -164,13 +165,16 @@ def validate_codebook(path: str | os.PathLike[str], *,
     return _parse(path, require_codes)[1]
 
 
-def load_codebook(path: str | os.PathLike[str], *, require_codes: bool = True) -> Codebook:
+def load_codebook(path: str | os.PathLike[str], *, require_codes: bool = True,
+                  patterns: PatternMemo | None = None) -> Codebook:
     """Load and validate a codebook file.
 
     Args:
         path: the codebook YAML file.
         require_codes: insist on the study's required codes (``REQUIRED_CODES``);
             off for codebooks imported from other projects (REFI-QDA).
+        patterns: token patterns known to be valid (a run's cache); it notes the
+            ones found valid here (``PatternMemo.save`` stores them).
 
     Returns:
         The validated ``Codebook``; ``.hash`` is the sha256 of the file bytes.
@@ -179,7 +183,7 @@ def load_codebook(path: str | os.PathLike[str], *, require_codes: bool = True) -
         CodebookError: the file is missing, unreadable, not YAML, or breaks the
             schema; ``.problems`` lists every problem at once.
     """
-    codebook, problems = _parse(path, require_codes)
+    codebook, problems = _parse(path, require_codes, patterns)
     if codebook is None:
         raise CodebookError(str(path), problems or [Problem(ROOT, "invalid codebook")])
     return codebook

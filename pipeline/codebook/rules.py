@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import math
 import re
-from functools import lru_cache
 from typing import Any
 
 import yaml
 
 from pipeline.codebook.model import NEGATION_MODES, ORDERS, RULE_KINDS, SCOPES, Rule
 from pipeline.codebook.nodes import Reader
+from pipeline.codebook.patterns import PatternMemo, pattern_problem
 
 RULE_ID_RE = re.compile(r"^[a-z][a-z0-9_.\-]*$")
 COMMON_KEYS = ("id", "kind", "weight", "negation")
@@ -52,42 +52,12 @@ def is_glob(item: str) -> bool:
     return any(ch in WILDCARDS for ch in item)
 
 
-@lru_cache(maxsize=1)
-def _vocab():  # noqa: ANN202 - spaCy Vocab; built once, lazily
-    # a bare Vocab: the Matcher validates against the pattern schema and only adds
-    # strings to the vocab; ``spacy.blank`` would also build a tokenizer (its regexes)
-    from spacy.vocab import Vocab
-    return Vocab()
-
-
-def pattern_problem(pattern: Any) -> str | None:
-    """Return why ``pattern`` is not a valid spaCy Matcher token pattern, or None.
-
-    Validates by adding the pattern to a ``Matcher(validate=True)``: that is the
-    authority on what spaCy accepts.
-    """
-    from spacy.matcher import Matcher
-
-    if not isinstance(pattern, list) or not pattern:
-        return "a pattern is a non-empty list of token dicts"
-    if not all(isinstance(tok, dict) for tok in pattern):
-        return "each token of a pattern must be a mapping such as {LOWER: zelf}"
-    try:
-        Matcher(_vocab(), validate=True).add("check", [pattern])
-    # spaCy raises MatchPatternError, ValueError, re.error, TypeError ... for bad
-    # patterns; all of them mean "fix this pattern".
-    except Exception as exc:  # noqa: BLE001
-        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip().startswith("-")]
-        detail = "; ".join(ln.lstrip("- ") for ln in lines) or str(exc).strip().splitlines()[0]
-        return f"invalid Matcher pattern: {detail[:300]}"
-    return None
-
-
 class RuleReader:
     """Reads the rules of one code in one language."""
 
-    def __init__(self, reader: Reader) -> None:
+    def __init__(self, reader: Reader, patterns: PatternMemo | None = None) -> None:
         self.r = reader
+        self.patterns = patterns  # valid token patterns remembered (None: spaCy checks each)
         # top-level ``vocab``: name -> language -> items; "@name" in a list expands to it
         self.vocab: dict[str, dict[str, tuple[str, ...]]] = {}
         # exclude rules' ``rules:`` targets, checked once every rule is read:
@@ -269,7 +239,8 @@ class RuleReader:
             ok, value = self.r.construct(item, f"{path}[{i}]")
             if not ok:
                 continue
-            problem = pattern_problem(value)
+            problem = (self.patterns.problem(value) if self.patterns is not None
+                       else pattern_problem(value))
             if problem:
                 self.r.add(f"{path}[{i}]", problem, item)
             else:

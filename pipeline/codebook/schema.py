@@ -12,6 +12,7 @@ from pipeline.codebook.model import (
     Rule, Settings,
 )
 from pipeline.codebook.nodes import Reader, describe, line_of
+from pipeline.codebook.patterns import PatternMemo
 from pipeline.codebook.rules import RuleReader
 
 SCHEMA_VERSIONS = (1,)
@@ -31,10 +32,11 @@ UNKNOWN_PARENT = "\0"
 class CodebookBuilder:
     """Walks the composed YAML tree, collecting every problem and the codes."""
 
-    def __init__(self, reader: Reader, require_codes: bool = True) -> None:
+    def __init__(self, reader: Reader, require_codes: bool = True,
+                 patterns: PatternMemo | None = None) -> None:
         self.r = reader
         self.require_codes = require_codes
-        self.rules = RuleReader(reader)
+        self.rules = RuleReader(reader, patterns)
         self.settings = Settings()
         self.codes: dict[str, Code] = {}
         self.code_lines: dict[str, int | None] = {}

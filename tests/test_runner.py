@@ -1,0 +1,45 @@
+"""The runner's memo of the CSV ids shared by several files (``runner.shared_keys``)."""
+import pipeline.runner as runner
+from pipeline.runner import RunOptions, shared_keys
+
+
+def _write(path, text):
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_shared_keys_are_remembered_per_csv_bytes(tmp_path, monkeypatch):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    a = _write(raw / "a.csv", "id,text\n1,Een.\n2,Twee.\n7,Zeven.\n")
+    _write(raw / "b.csv", "id,text\n1,Een.\n3,Drie.\n7,Zeven.\n")
+    _write(raw / "int.txt", "I: Vraag?\nR: Antwoord.\n")
+    files = sorted(raw.iterdir())
+    cache = tmp_path / "cache"
+    calls = []
+    original = runner.ingest_stage.shared_csv_keys
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(runner.ingest_stage, "shared_csv_keys", counted)
+    opts = RunOptions()
+    assert shared_keys(files, opts, str(cache)) == {"1", "7"}
+    assert shared_keys(files, opts, str(cache)) == {"1", "7"}
+    assert len(calls) == 1  # the second run read the memo
+    memos = list((cache / runner.SHARED_KEYS).glob("*.json"))
+    assert len(memos) == 1
+    # another id column, or other bytes in a CSV file: computed again
+    assert shared_keys(files, RunOptions(id_column="text"), str(cache)) == {"Een.", "Zeven."}
+    _write(a, "id,text\n3,Drie.\n")
+    assert shared_keys(files, opts, str(cache)) == {"3"}
+    assert len(calls) == 3
+    # a damaged memo is recomputed (and rewritten); no cache folder: always computed
+    for memo in (cache / runner.SHARED_KEYS).glob("*.json"):
+        memo.write_text('{"not": "a list"', encoding="utf-8")
+    assert shared_keys(files, opts, str(cache)) == {"3"}
+    assert shared_keys(files, opts, str(cache)) == {"3"}
+    assert len(calls) == 4
+    assert shared_keys(files, opts, None) == {"3"}
+    assert len(calls) == 5
