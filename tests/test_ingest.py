@@ -785,3 +785,23 @@ def test_file_roots_resolve_each_folder_once_and_follow_file_links(tmp_path):
     dirs: dict = {}
     assert parents(via, dirs)[0] == plain.resolve()
     assert dirs == {linked_dir: (inside / "sub").resolve()}
+
+
+def test_discover_resolves_folders_once_and_follows_file_links(tmp_path):
+    from pipeline.ingest import discover
+
+    inside = tmp_path / "in"
+    (inside / "sub").mkdir(parents=True)
+    (inside / "sub" / "a.txt").write_text("x", encoding="utf-8")
+    (inside / "c.txt").write_text("x", encoding="utf-8")
+    (inside / "b.txt").symlink_to(inside / "c.txt")  # the same file twice: kept once
+    (tmp_path / "via").symlink_to(inside / "sub", target_is_directory=True)
+
+    found = discover([inside, tmp_path / "via"])
+
+    # one path per real file (the linked folder's a.txt and the link b.txt are duplicates)
+    assert len(found) == 2 and found == sorted(found, key=lambda p: p.as_posix())
+    assert found[0] in (inside / "b.txt", inside / "c.txt")
+    assert found[1] == inside / "sub" / "a.txt"
+    assert {p.resolve() for p in found} == {(inside / "c.txt").resolve(),
+                                            (inside / "sub" / "a.txt").resolve()}

@@ -74,10 +74,16 @@ def discover(inputs: list[Path | str]) -> list[Path]:
         if given.is_dir():
             for root, dirs, files in os.walk(given):
                 dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
+                folder = None  # the walked folder resolved once: ~9,000 files sit in a few
                 for name in files:
                     if Path(name).suffix.lower() in SUPPORTED_SUFFIXES and not is_skipped_name(name):
                         path = Path(root) / name
-                        found.setdefault(path.resolve(), path)
+                        if os.path.islink(path):  # a linked file resolves to its target
+                            found.setdefault(path.resolve(), path)
+                            continue
+                        if folder is None:
+                            folder = Path(root).resolve()
+                        found.setdefault(folder / name, path)
         elif given.is_file():
             if not is_skipped_name(given.name):
                 found.setdefault(given.resolve(), given)
