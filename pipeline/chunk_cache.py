@@ -37,8 +37,8 @@ from pipeline import cache_io
 SUBDIR = "chunks-v2"   # bump when the entry format or what an entry holds changes
 # Modules (besides ingest/ and data/) whose code shapes an entry; their bytes are in the key.
 SOURCES = ("segment.py", "segment_roles.py", "segment_units.py", "langid.py", "chunk.py",
-           "chunk_code.py", "chunk_cache.py", "cache_io.py", "nlp.py", "nlp_batch.py", "cache.py",
-           "columns.py", "code/arrays.py")
+           "chunk_code.py", "chunk_cache.py", "cache_io.py", "nlp.py", "nlp_lookups.py",
+           "nlp_batch.py", "cache.py", "columns.py", "code/arrays.py")
 TOKEN_COLUMNS = 5      # arrays.ATTRS: ORTH, LEMMA, SENT_START, SPACY, NORM
 
 
