@@ -112,7 +112,7 @@ def vocab_of(lang: str):  # noqa: ANN201
 def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: ANN001
                stored: dict[int, list] | None = None, memo=None,  # noqa: ANN001
                coding_memo=None, tables: frozenset[str] = frozenset()) -> ChunkCoding:  # noqa: ANN001
-    """Parse (through the caches, one document at a time) and rule-code the coded segments.
+    """Parse (through the caches, a cache entry per document) and rule-code the coded segments.
 
     Same rows as ``code.code_segments`` (per language, then segment/text order) with
     rules compiled once per process; the matcher runs once per language over the
@@ -160,19 +160,26 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
     opening = (frozenset(seg_rows[b][0] for b in bounds[:-1] if doc_ids[b] not in tables)
                if book.settings.opening_weight != 1.0 else None)
     tokens: dict[int, list] = {}
-    batches: dict[str, tuple[list, list, list]] = {}  # lang -> (arrays, Docs or None, rows)
-    for begin, end in zip(bounds, bounds[1:]):
-        lang = langs[begin]  # one language per document
-        if not has_rules(book, lang):
-            continue
+    ranges = [(b, e) for b, e in zip(bounds, bounds[1:]) if has_rules(book, langs[b])]
+    to_parse: dict[str, list[int]] = {}  # lang -> documents (first rows) neither stored
+    for begin, end in ranges:
         parts = stored.get(begin)
         if parts is not None and len(parts) == end - begin:
             n_stored += 1
+            tokens[begin] = parts
         else:
-            # the ATTRS arrays, no Doc per text (get_doc rebuilds one when asked)
-            parts = cache.parse_arrays(["" if not isinstance(t, str) else t
-                                        for t in texts[begin:end]], lang, batch_size=batch_size)
-        tokens[begin] = parts
+            to_parse.setdefault(langs[begin], []).append(begin)
+    ends = dict(ranges)
+    for lang, begins in to_parse.items():
+        # the ATTRS arrays, no Doc per text (get_doc rebuilds one when asked); a
+        # document's texts are its cache entry, but the chunk's are parsed in one call
+        groups = [["" if not isinstance(t, str) else t for t in texts[b:ends[b]]] for b in begins]
+        tokens.update(zip(begins, cache.parse_arrays_each(groups, lang, batch_size=batch_size)))
+    tokens = {begin: tokens[begin] for begin, _ in ranges}  # in document order
+    batches: dict[str, tuple[list, list, list]] = {}  # lang -> (arrays, Docs or None, rows)
+    for begin, end in ranges:
+        lang = langs[begin]  # one language per document
+        parts = tokens[begin]
         n_tokens += sum(map(len, parts))
         got = batches.setdefault(lang, ([], [], []))
         # match_segments skips a segment of another language than its document's

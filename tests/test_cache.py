@@ -154,3 +154,24 @@ def test_corrupt_entry_is_rebuilt_as_arrays(tmp_path, damage):
     parts = again.parse_arrays(TEXTS, "nl")
     assert again.misses == 1
     assert all((p == d.to_array(ATTRS)).all() for p, d in zip(parts, parse(TEXTS, "nl")))
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_parse_arrays_each_equals_one_call_per_group(tmp_path, cached):
+    groups = [TEXTS, ["Iets heel anders.", ""], MIXED, ["Nog één: 3,5 procent!"]]
+    folder = tmp_path / "c" if cached else None
+    one_by_one = [DocCache(None).parse_arrays(g, "nl") for g in groups]
+    if cached:
+        DocCache(folder).parse_arrays(groups[2], "nl")  # one group's entry exists already
+    cache = DocCache(folder)
+
+    got = cache.parse_arrays_each(groups, "nl")
+
+    assert [len(g) for g in got] == [len(g) for g in groups]
+    assert all((a == b).all() for g, h in zip(got, one_by_one) for a, b in zip(g, h))
+    assert (cache.hits, cache.misses) == ((1, 3) if cached else (0, 4))
+    if cached:  # each group has its own entry, the one a parse_arrays call of it reads
+        again = DocCache(folder)
+        assert all((a == b).all() for g, h in zip(groups, one_by_one)
+                   for a, b in zip(again.parse_arrays(g, "nl"), h))
+        assert (again.hits, again.misses) == (4, 0)
