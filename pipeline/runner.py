@@ -28,7 +28,8 @@ from pipeline.engine import start_pool_server
 from pipeline.ingest import display, file_roots  # path display identical to ingest()
 from pipeline.parts import PARTS_PREFIX, PartWriter
 from pipeline.run_stream import TABLES, StreamedRun, stream_chunks
-from pipeline.store import CodedData, LazyCodedData, commit_staged, output_lock
+from pipeline.store import (CodedData, LazyCodedData, atomic_write_text, commit_staged,
+                            output_lock)
 
 
 EXIT_OK, EXIT_PARTIAL = 0, 2
@@ -246,8 +247,6 @@ def shared_keys(files: Sequence[Path], opts: RunOptions,
     """
     import hashlib
     import json
-    import os
-    import tempfile
 
     from pipeline.chunk_cache import _source_digest, _versions
 
@@ -275,14 +274,7 @@ def shared_keys(files: Sequence[Path], opts: RunOptions,
         pass
     keys = compute()
     try:  # atomic: a reader sees the whole list or none
-        memo.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=memo.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump(sorted(keys), out)
-            os.replace(tmp, memo)
-        finally:
-            Path(tmp).unlink(missing_ok=True)  # (gone when renamed)
+        atomic_write_text(memo, json.dumps(sorted(keys)))
     except OSError:
         pass
     return keys
