@@ -38,7 +38,8 @@ def default_cache_dir(out_dir: str | Path) -> Path:
 
 
 # Modules and data whose code builds and runs the pipeline (``nlp.make_nlp``, ``nlp.parse``).
-FINGERPRINT_SOURCES = ("nlp.py", "nlp_lookups.py", "nlp_batch.py", "nlp_fast.py", "cache.py")
+FINGERPRINT_SOURCES = ("nlp.py", "nlp_lookups.py", "nlp_batch.py", "nlp_fast.py", "cache.py",
+                       "languages.py")
 
 
 @lru_cache(maxsize=None)

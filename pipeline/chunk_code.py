@@ -102,11 +102,16 @@ class _Later:
 
 
 def vocab_of(lang: str):  # noqa: ANN201
-    """(pipeline fingerprint, vocab) of a language's pipeline, without building it."""
-    from pipeline.cache import pipeline_fingerprint
-    from pipeline.nlp import base_vocab
+    """(pipeline fingerprint, vocab) of a language's pipeline, without building it.
 
-    return pipeline_fingerprint(lang), base_vocab(lang)
+    The vocab is ``nlp.base_vocab(lang)``, or, while spaCy is not imported, a
+    ``code.lightvocab.LightVocab`` that resolves cached strings the same way and
+    builds the real one only when something needs spaCy (``lightvocab.run_vocab``).
+    """
+    from pipeline.cache import pipeline_fingerprint
+    from pipeline.code.lightvocab import run_vocab
+
+    return pipeline_fingerprint(lang), run_vocab(lang)
 
 
 def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: ANN001

@@ -16,15 +16,12 @@ from spacy.tokens import Doc, Token
 
 from pipeline import columns as C
 from pipeline.errors import UsageError
+from pipeline.languages import STEMMERS, SUPPORTED_LANGUAGES  # noqa: F401 - re-exported
+from pipeline.languages import check_lang as _check_lang
 from pipeline.nlp_lookups import LOOKUPS_LOADER, LazyTable, lookup_tables  # noqa: F401
 
 if TYPE_CHECKING:
     from pipeline.nlp_rules import RuleNLP
-
-# Language code -> Snowball stemmer name. spaCy + spacy-lookups-data must also have a
-# lemma lookup table for each; extend both together.
-STEMMERS = {"nl": "dutch", "en": "english"}
-SUPPORTED_LANGUAGES = tuple(STEMMERS)
 
 TOKEN_COLUMNS = C.TOKEN_COLUMNS
 
@@ -119,13 +116,6 @@ def _token_stem(token: Token) -> str:
 
 if not Token.has_extension("stem"):
     Token.set_extension("stem", getter=_token_stem)
-
-
-def _check_lang(lang: object) -> str:
-    if not isinstance(lang, str) or lang not in STEMMERS:
-        raise UsageError(f"unsupported language {lang!r} (supported: "
-                         f"{', '.join(SUPPORTED_LANGUAGES)})")
-    return lang
 
 
 @lru_cache(maxsize=None)

@@ -6,9 +6,13 @@ few terms; building that tokenizer for them would cost more than matching them.
 """
 from __future__ import annotations
 
-from spacy.tokens import Doc
+from typing import TYPE_CHECKING
 
-from pipeline.nlp import _BLANKS, _blank, _check_lang, base_vocab
+from pipeline.languages import check_lang as _check_lang
+from pipeline.nlp import _BLANKS, _blank, base_vocab
+
+if TYPE_CHECKING:
+    from spacy.tokens import Doc
 
 
 class RuleNLP:
@@ -61,6 +65,8 @@ class RuleTokenizer:
             # that is not a letter (punctuation, quotes, hyphens, symbols, digits), and
             # the URL pattern a dot, so the text is one token. Compiling the affix
             # regexes costs about 0.1 s; a one-rule edit usually adds words like this.
+            from spacy.tokens import Doc
+
             return Doc(base_vocab(self.lang), words=[text], spaces=[False])
         return self._bare_tokenizer()(text)
 

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from pandas.arrays import ArrowStringArray
-from spacy.tokens import Doc
 
 from pipeline import columns as C
 from pipeline.code.combine import MatchKeys, frame_keys, pack_keys, sorted_unique, stable_order
@@ -17,6 +17,9 @@ from pipeline.code.compiled import compile_rules
 from pipeline.code.matching import _empty_matches, first_coded_units, match_segments
 from pipeline.codebook import Codebook
 from pipeline.errors import UsageError
+
+if TYPE_CHECKING:  # spaCy is imported where it is used: a re-code from cache may not need it
+    from spacy.tokens import Doc
 
 METHOD_RULES = "rules"
 # Scores are products of floats: 1 - (1 - 0.5) must reach a threshold of 0.5.

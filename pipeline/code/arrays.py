@@ -186,6 +186,9 @@ def rebuild_doc(vocab, part: np.ndarray) -> Doc:  # noqa: ANN001
     """The ``Doc`` of one ``(n, 5)`` array of ``ATTRS``, as ``DocBin.get_docs`` builds it."""
     from spacy.tokens import Doc
 
+    from pipeline.code.lightvocab import spacy_vocab
+
+    vocab = spacy_vocab(vocab)  # a Doc needs spaCy's vocab
     strings = vocab.strings
     words = [strings[o] for o in part[:, 0].tolist()]
     doc = Doc(vocab, words=words, spaces=part[:, 3].astype(bool).tolist())

@@ -3,17 +3,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-
-from spacy.matcher import Matcher
-from spacy.tokens import Doc
 
 from pipeline.code.tokpat import TokenPatterns
 from pipeline.code.trie import TokenTrie
 from pipeline.code.types import TypeTable
 from pipeline.codebook import DEFAULT_NEGATION_CUES, Codebook, Rule, is_glob
 from pipeline.errors import UsageError
+
+if TYPE_CHECKING:  # spaCy is imported where it is used: a re-code of terms never needs it
+    from spacy.matcher import Matcher
+    from spacy.tokens import Doc
 
 MAIN, SIDE_A, SIDE_B = "main", "a", "b"
 
@@ -91,6 +93,8 @@ class CompiledRules:
             return None
         matcher = self._combined.get(groups)
         if matcher is None:
+            from spacy.matcher import Matcher
+
             if len(self._combined) >= 4096:
                 self._combined.clear()
             matcher = Matcher(self.vocab)
@@ -155,13 +159,68 @@ def _tokens(tokenizer, text: str) -> list[tuple[str, bool]]:  # noqa: ANN001
     return out
 
 
+class _Splitter:
+    """``_tokens`` with the pipeline's tokenizer, which is only built for a piece that
+    the saved tokenizer sketch (``pipeline.code.sketch``) does not know.
+
+    Pieces split by the tokenizer are noted in the sketch (``done`` saves it), so the
+    next compile of the same items needs no tokenizer either.
+    """
+
+    def __init__(self, lang: str) -> None:
+        from pipeline.code.sketch import sketch_of_built
+
+        self.lang = lang
+        self.sketch = sketch_of_built(lang)
+        self._nlp = None
+        self._split: dict[str, list[str]] = {}   # pieces the tokenizer split here
+
+    def nlp(self):  # noqa: ANN201 - nlp_rules.RuleNLP
+        """``nlp.base_nlp(lang)`` (built on first use)."""
+        if self._nlp is None:
+            from pipeline.nlp import base_nlp
+
+            self._nlp = base_nlp(self.lang)
+        return self._nlp
+
+    def __call__(self, text: str) -> list[tuple[str, bool]]:
+        out: list[tuple[str, bool]] = []
+        for chunk in text.split():
+            if is_glob(chunk):
+                out.append((chunk, True))
+                continue
+            lowers = self.sketch.lowers(chunk) if self.sketch is not None else None
+            if lowers is None:
+                lowers = [tok.lower_ for tok in self.nlp().tokenizer(chunk)]
+                self._split[chunk] = lowers
+            out.extend((low, False) for low in lowers)
+        return out
+
+    def done(self) -> None:
+        """Save the pieces the tokenizer split in the sketch (made now if spaCy's
+        tokenizer is built and none was saved)."""
+        if not self._split:
+            return
+        if self.sketch is None:
+            from pipeline.code.sketch import sketch_of_built
+
+            self.sketch = sketch_of_built(self.lang)
+        if self.sketch is None:
+            return
+        for piece, lowers in self._split.items():
+            self.sketch.remember(piece, lowers)
+        if self.sketch.new:
+            self.sketch.save(self.lang)
+
+
 def compile_rules(codebook: Codebook, lang: str,
                   only: frozenset[tuple[str, str]] | None = None) -> CompiledRules:
     """Compile every rule of ``lang`` in the codebook (or some of them).
 
     Terms, phrases, globs, proximity items and the terms/phrases/globs of exclude
     rules go into one token trie (glob lookups through a ``GlobIndex``); patterns go
-    into one spaCy ``Matcher`` on the language's vocab.
+    into one spaCy ``Matcher`` on the language's vocab. Without patterns, and with
+    every item known to the tokenizer sketch, spaCy is not imported.
 
     Args:
         codebook: a loaded codebook.
@@ -174,8 +233,6 @@ def compile_rules(codebook: Codebook, lang: str,
     Raises:
         UsageError: the language is not supported by the NLP stage.
     """
-    from pipeline.nlp import base_nlp
-
     check_lang(lang)
     rules = codebook.rules(lang)
     if only is not None:
@@ -191,9 +248,9 @@ def compile_rules(codebook: Codebook, lang: str,
     unanchored_patterns: list[tuple[str, list]] = []
     group_max_len: list[int | None] = []
     token_patterns = TokenPatterns()
-    # the tokenizer and vocab only (no lookup tables); no rules: nothing to build
-    nlp = base_nlp(lang) if rules else None
-    tokenizer = nlp.tokenizer if nlp is not None else None
+    # the tokenizer and vocab only (no lookup tables), built when needed
+    split = _Splitter(lang)
+    nlp = None
 
     def new_channel(index: int, role: str) -> int:
         channels.append((index, role))
@@ -206,16 +263,18 @@ def compile_rules(codebook: Codebook, lang: str,
             for role, key in ((SIDE_A, "a"), (SIDE_B, "b")):
                 channel = new_channel(index, role)
                 for item in params[key]:
-                    trie.add(_tokens(tokenizer, item), channel)
+                    trie.add(split(item), channel)
             continue
         channel = new_channel(index, MAIN)
         for key in ("terms", "phrases"):
             for item in params.get(key, ()):
-                trie.add(_tokens(tokenizer, item), channel)
+                trie.add(split(item), channel)
         for glob in params.get("globs", ()):  # vocab items may be phrases: split like one
-            trie.add(_tokens(tokenizer, glob), channel)
+            trie.add(split(glob), channel)
         if params.get("patterns"):
-            assert nlp is not None  # there is a rule, so the pipeline was built
+            from spacy.matcher import Matcher
+
+            nlp = split.nlp()
             key = f"{rule.id}#{channel}"
             matcher_channels[nlp.vocab.strings.add(key)] = channel
             if matcher is None:
@@ -237,6 +296,7 @@ def compile_rules(codebook: Codebook, lang: str,
                 longest, current = pattern_max_len(pattern), group_max_len[g]
                 group_max_len[g] = (None if longest is None or current is None
                                     else max(longest, current))
+    split.done()
     settings = codebook.settings
     trie.glob_lemmas = settings.glob_lemmas
     trie.freeze()
@@ -329,7 +389,7 @@ def pattern_max_len(pattern: list[dict]) -> int | None:
 
 def check_lang(lang: object) -> str:
     """Return ``lang`` if the NLP stage supports it, else raise UsageError."""
-    from pipeline.nlp import SUPPORTED_LANGUAGES
+    from pipeline.languages import SUPPORTED_LANGUAGES
 
     if lang not in SUPPORTED_LANGUAGES:
         raise UsageError(f"unsupported language {lang!r} (supported: "

@@ -11,12 +11,12 @@ from __future__ import annotations
 import gc
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 from pandas.arrays import ArrowStringArray
-from spacy.tokens import Doc
 
 from pipeline import columns as C
 from pipeline.code.arrays import TokenArrays
@@ -29,6 +29,9 @@ from pipeline.code.evidence import (  # noqa: F401 - EVIDENCE_LIMIT re-exported
 from pipeline.code.types import CLAUSE_PUNCT, CLAUSE_WORDS  # noqa: F401 - re-exported
 from pipeline.codebook import Rule
 from pipeline.errors import UsageError
+
+if TYPE_CHECKING:  # spaCy is imported where it is used: a re-code from cache may not need it
+    from spacy.tokens import Doc
 
 NEGATION_WINDOW = 3      # default: tokens before a match that may hold a negation cue
 

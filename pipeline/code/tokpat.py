@@ -22,10 +22,9 @@ token without a literal or sentence-start condition), stays with the spaCy Match
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import numpy as np
-from spacy.attrs import IDS
-from spacy.strings import get_string_id
 
 from pipeline.code.arrays import TokenArrays
 from pipeline.code.automaton import run_states, start_states
@@ -35,8 +34,22 @@ _OPS = {"!": (ZERO,), "?": (OPT,), "*": (STAR,), "+": (ONE, STAR)}
 _NO_OP = object()
 _RANGE = re.compile(r"^\{(\d*)(,?)(\d*)\}$")
 _LITERAL = {"LOWER": "lower", "ORTH": "orth", "TEXT": "orth", "LEMMA": "lemma"}
-FLAGS = tuple(name for name in IDS if (name.startswith("IS_") or name.startswith("LIKE_"))
-              and not name.endswith("DEPRECATED"))
+
+
+@lru_cache(maxsize=1)
+def _lexeme_flags() -> tuple[str, ...]:
+    """The lexeme flag attributes (``IS_*``, ``LIKE_*``); spaCy is imported only when a
+    token pattern is compiled (a re-code of other rules never needs it)."""
+    from spacy.attrs import IDS
+
+    return tuple(name for name in IDS if (name.startswith("IS_") or name.startswith("LIKE_"))
+                 and not name.endswith("DEPRECATED"))
+
+
+def __getattr__(name: str):  # noqa: ANN202 - ``FLAGS``, made on first use
+    if name == "FLAGS":
+        return _lexeme_flags()
+    raise AttributeError(name)
 
 
 def _operators(op: object) -> tuple[int, ...] | None:
@@ -63,6 +76,8 @@ def _predicate(spec: dict) -> tuple | None:
     A literal atom is (attribute, frozenset of string hashes): the token's attribute
     must be one of them (spaCy compares hashes of the strings as written).
     """
+    from spacy.strings import get_string_id
+
     literals: list[tuple[str, frozenset[int]]] = []
     flags: list[tuple[str, bool]] = []
     sent = None
@@ -82,7 +97,7 @@ def _predicate(spec: dict) -> tuple | None:
                 literals.append((_LITERAL[name], frozenset(get_string_id(v) for v in items)))
             else:
                 return None
-        elif name in FLAGS and isinstance(value, bool):
+        elif name in _lexeme_flags() and isinstance(value, bool):
             flags.append((name.lower(), value))
         elif name == "IS_SENT_START" and isinstance(value, bool):
             if sent is not None and sent != value:
@@ -233,10 +248,13 @@ class TokenPatterns:
 
     def describe(self, vocab, pairs: list[tuple[int, int]]) -> None:  # noqa: ANN001
         """Per-type facts of the types not seen yet; ``pairs``: (orth, lemma) per type id."""
+        from pipeline.code.lightvocab import spacy_vocab
+
         t0 = len(self._flags)
         new = pairs[t0:]
         if not new:
             return
+        vocab = spacy_vocab(vocab)  # lexeme flags: spaCy's lexemes
         flags = np.zeros(len(new), dtype=np.int64)
         lists: list[list[int]] = []
         for i, (orth, lemma) in enumerate(new):

@@ -10,11 +10,12 @@ live trie paths, not on the number of patterns.
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-from spacy.attrs import LEMMA, LOWER
-from spacy.tokens import Doc
+from typing import TYPE_CHECKING
 
 from pipeline.code.globs import GlobIndex
+
+if TYPE_CHECKING:  # spaCy is imported where it is used: a re-code from cache may not need it
+    from spacy.tokens import Doc
 
 
 class _Node:
@@ -71,6 +72,8 @@ class TokenTrie:
         tables: creating a Python ``Token`` per token costs more than the matching.
         lemma.lower(): docs from pipelines without the lemma_lower component still work.
         """
+        from spacy.attrs import LEMMA, LOWER
+
         strings = doc.vocab.strings
         lower_memo, lemma_memo = self._lower_memo, self._lemma_memo
         keys, lowers = [], []

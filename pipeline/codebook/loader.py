@@ -186,4 +186,10 @@ def load_codebook(path: str | os.PathLike[str], *, require_codes: bool = True,
     codebook, problems = _parse(path, require_codes, patterns)
     if codebook is None:
         raise CodebookError(str(path), problems or [Problem(ROOT, "invalid codebook")])
+    if patterns is not None:
+        # the run's cache folder (None: none): compiling its rules reads and saves the
+        # tokenizer sketch there (``pipeline.code.sketch``), as the memo does its patterns
+        from pipeline.code.sketch import use_folder
+
+        use_folder(patterns.root)
     return codebook

@@ -84,7 +84,8 @@ class PatternMemo:
     """
 
     def __init__(self, folder: str | os.PathLike[str] | None) -> None:
-        self.folder = Path(folder) / SUBDIR if folder is not None else None
+        self.root = Path(folder) if folder is not None else None   # the cache folder
+        self.folder = self.root / SUBDIR if self.root is not None else None
         self._new: list[str] = []
 
     def _key(self, pattern: Any) -> str | None:

@@ -1,0 +1,168 @@
+"""What a re-code needs of spaCy's tokenizer and string store, kept in the cache folder.
+
+Compiling a terms/phrase/glob rule splits its items into tokens with the pipeline's
+tokenizer (only each token's lower-case form is used), and the matcher resolves the
+cached tokens' string hashes; importing spaCy for that costs ~0.4 s of a ~2 s
+re-code. Whenever spaCy's tokenizer is built anyway (a run that parses), a
+``TokenizerSketch`` of it is saved in ``<cache>/tokenizer-v1/<pipeline fingerprint>-<lang>.json``:
+
+- its prefix, suffix and infix regexes (plain ``re`` patterns and flags) and its
+  special-case strings. A whitespace-free piece that is no special case and in which
+  none of the three regexes finds anything is ONE token (``Tokenizer._split_affixes``
+  strips nothing, ``_attach_tokens`` splits nothing; ``token_match`` and ``url_match``
+  only keep a piece whole), and its ``lower_`` is ``str.lower()`` (the vocab's LOWER
+  getter). The special-case matcher matches token sequences of special cases, and a
+  one-token sequence is a special case's own text (compared without whitespace);
+- the pieces the tokenizer did split for a compile (hyphenated words and the like),
+  with their tokens' lower forms;
+- spaCy's symbol table (``StringStore`` gives those strings their symbol id, not
+  their hash).
+
+``pipeline_fingerprint`` covers spaCy's version and our pipeline code, so a sketch
+never outlives its tokenizer. A damaged or missing file is no sketch: the caller
+builds the tokenizer as before. Anything the sketch cannot prove goes to spaCy.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+SUBDIR = "tokenizer-v1"   # bump when the file's meaning changes
+_FOLDER: list[Path | None] = [None]          # the run's cache folder (``use_folder``)
+_SKETCHES: dict[tuple[Path, str], TokenizerSketch | None] = {}
+
+
+def use_folder(folder: str | Path | None) -> None:
+    """Make ``folder`` (a run's cache folder; None: none) where sketches are read and saved.
+
+    The codebook loader calls it with the folder of the run's pattern memo; a sketch
+    is a fact about spaCy, valid for any run with the same pipeline fingerprint.
+    """
+    _FOLDER[0] = Path(folder) if folder is not None else None
+
+
+def folder() -> Path | None:
+    """The cache folder set by ``use_folder`` (None: no sketches)."""
+    return _FOLDER[0]
+
+
+def _path(root: Path, lang: str) -> Path:
+    from pipeline.cache import pipeline_fingerprint
+
+    return root / SUBDIR / f"{pipeline_fingerprint(lang)}-{lang}.json"
+
+
+class TokenizerSketch:
+    """The regexes, special cases and known splits of one language's tokenizer.
+
+    Args:
+        data: the JSON object of a sketch file (see the module docstring).
+
+    Raises:
+        ValueError, KeyError, TypeError, re.error: ``data`` is not a sketch.
+    """
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        if data.get("version") != 1:
+            raise ValueError("not a tokenizer sketch")
+        self.data = data
+        self._res = [re.compile(p, f) for p, f in (data["prefix"], data["suffix"], data["infix"])]
+        specials = [str(k) for k in data["specials"]]
+        self._specials = frozenset(specials) | frozenset("".join(k.split()) for k in specials)
+        self.splits: dict[str, list[str]] = {str(k): [str(t) for t in v]
+                                             for k, v in data["splits"].items()}
+        self.symbols: dict[str, int] = {str(k): int(v) for k, v in data["symbols"].items()}
+        self.names: list[str] = [str(n) for n in data["names"]]
+        self.new = 0   # splits added since it was read
+
+    @classmethod
+    def of_tokenizer(cls, tokenizer) -> TokenizerSketch | None:  # noqa: ANN001
+        """The sketch of a spaCy ``Tokenizer`` (None: it has no plain ``re`` affix regexes)."""
+        from spacy.symbols import IDS, NAMES
+
+        found = []
+        for fn in (tokenizer.prefix_search, tokenizer.suffix_search, tokenizer.infix_finditer):
+            pattern = getattr(fn, "__self__", None)
+            if not isinstance(pattern, re.Pattern) or not isinstance(pattern.pattern, str):
+                return None
+            found.append([pattern.pattern, pattern.flags])
+        return cls({"version": 1, "prefix": found[0], "suffix": found[1], "infix": found[2],
+                    "specials": sorted(tokenizer.rules), "splits": {},
+                    "symbols": dict(IDS), "names": list(NAMES)})
+
+    def single(self, piece: str) -> bool:
+        """Whether spaCy's tokenizer makes ``piece`` (no whitespace) one token."""
+        if not piece or piece in self._specials or any(ch.isspace() for ch in piece):
+            return False
+        prefix, suffix, infix = self._res
+        return (prefix.search(piece) is None and suffix.search(piece) is None
+                and infix.search(piece) is None)
+
+    def lowers(self, piece: str) -> list[str] | None:
+        """The tokens' lower forms of ``piece`` (whitespace-free); None: not known."""
+        known = self.splits.get(piece)
+        if known is not None:
+            return list(known)
+        return [piece.lower()] if self.single(piece) else None
+
+    def remember(self, piece: str, lowers: list[str]) -> None:
+        """Note the lower forms spaCy's tokenizer gave ``piece`` (saved by ``save``)."""
+        if self.splits.get(piece) != lowers:
+            self.splits[piece] = list(lowers)
+            self.new += 1
+
+    def save(self, lang: str) -> None:
+        """Write the sketch to the cache folder (failures are ignored: no sketch then)."""
+        from pipeline.store import atomic_write_text
+
+        root = folder()
+        if root is None:
+            return
+        data = dict(self.data, splits=self.splits)
+        try:
+            path = _path(root, lang)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(path, json.dumps(data, ensure_ascii=False, sort_keys=True))
+        except OSError:
+            return
+        self.new = 0
+
+
+def sketch(lang: str) -> TokenizerSketch | None:
+    """The saved sketch of ``lang``'s tokenizer in the cache folder (None: none readable)."""
+    root = folder()
+    if root is None:
+        return None
+    key = (root, lang)
+    if key not in _SKETCHES:
+        try:
+            data = json.loads(_path(root, lang).read_text(encoding="utf-8"))
+            _SKETCHES[key] = TokenizerSketch(data)
+        except Exception:  # noqa: BLE001 - missing or damaged: no sketch (spaCy decides)
+            _SKETCHES[key] = None
+    return _SKETCHES[key]
+
+
+def sketch_of_built(lang: str) -> TokenizerSketch | None:
+    """The sketch of ``lang``, made from spaCy's tokenizer and saved when none is saved yet
+    but that tokenizer is already built in this process (it is not built for this)."""
+    import sys
+
+    root = folder()
+    if root is None:
+        return None
+    found = sketch(lang)
+    if found is not None or "pipeline.nlp" not in sys.modules:
+        return found
+    from pipeline.nlp import _BLANKS
+
+    nlp = _BLANKS.get(lang)
+    if nlp is None:
+        return None
+    made = TokenizerSketch.of_tokenizer(nlp.tokenizer)
+    if made is not None:
+        made.save(lang)
+        _SKETCHES[(root, lang)] = made
+    return made
