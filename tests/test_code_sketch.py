@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from pipeline.code import sketch as sketch_mod
-from pipeline.code.compiled import _Splitter, _tokens
-from pipeline.code.sketch import TokenizerSketch
+from pipeline.code.compiled import _tokens
+from pipeline.code.sketch import TermSplitter, TokenizerSketch
 from pipeline.codebook import is_glob
 from pipeline.nlp import base_nlp, make_nlp
 
@@ -90,13 +90,13 @@ def test_splitter_gives_the_tokenizers_items(lang: str, tmp_path: Path, monkeypa
     make_nlp(lang)  # the tokenizer is built: the splitter saves its sketch
     items = [*PIECES, "zelf invullen", "door de strot geduwd", "eigenaar*", "iets ander*",
              "e-mail adres", "o.a. de school"]
-    split = _Splitter(lang)
+    split = TermSplitter(lang)
     assert split.sketch is not None
     tokenizer = base_nlp(lang).tokenizer
     assert [split(item) for item in items] == [_tokens(tokenizer, item) for item in items]
     split.done()
     monkeypatch.setattr(sketch_mod, "_SKETCHES", {})
-    again = _Splitter(lang)  # read back: the pieces split above are known
+    again = TermSplitter(lang)  # read back: the pieces split above are known
     assert all(again.sketch.lowers(piece) is not None for item in items
                for piece in item.split() if not is_glob(piece))
     assert [again(item) for item in items] == [_tokens(tokenizer, item) for item in items]

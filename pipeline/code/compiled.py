@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pipeline.code.sketch import TermSplitter
 from pipeline.code.tokpat import TokenPatterns
 from pipeline.code.trie import TokenTrie
 from pipeline.code.types import TypeTable
@@ -159,60 +160,6 @@ def _tokens(tokenizer, text: str) -> list[tuple[str, bool]]:  # noqa: ANN001
     return out
 
 
-class _Splitter:
-    """``_tokens`` with the pipeline's tokenizer, which is only built for a piece that
-    the saved tokenizer sketch (``pipeline.code.sketch``) does not know.
-
-    Pieces split by the tokenizer are noted in the sketch (``done`` saves it), so the
-    next compile of the same items needs no tokenizer either.
-    """
-
-    def __init__(self, lang: str) -> None:
-        from pipeline.code.sketch import sketch_of_built
-
-        self.lang = lang
-        self.sketch = sketch_of_built(lang)
-        self._nlp = None
-        self._split: dict[str, list[str]] = {}   # pieces the tokenizer split here
-
-    def nlp(self):  # noqa: ANN201 - nlp_rules.RuleNLP
-        """``nlp.base_nlp(lang)`` (built on first use)."""
-        if self._nlp is None:
-            from pipeline.nlp import base_nlp
-
-            self._nlp = base_nlp(self.lang)
-        return self._nlp
-
-    def __call__(self, text: str) -> list[tuple[str, bool]]:
-        out: list[tuple[str, bool]] = []
-        for chunk in text.split():
-            if is_glob(chunk):
-                out.append((chunk, True))
-                continue
-            lowers = self.sketch.lowers(chunk) if self.sketch is not None else None
-            if lowers is None:
-                lowers = [tok.lower_ for tok in self.nlp().tokenizer(chunk)]
-                self._split[chunk] = lowers
-            out.extend((low, False) for low in lowers)
-        return out
-
-    def done(self) -> None:
-        """Save the pieces the tokenizer split in the sketch (made now if spaCy's
-        tokenizer is built and none was saved)."""
-        if not self._split:
-            return
-        if self.sketch is None:
-            from pipeline.code.sketch import sketch_of_built
-
-            self.sketch = sketch_of_built(self.lang)
-        if self.sketch is None:
-            return
-        for piece, lowers in self._split.items():
-            self.sketch.remember(piece, lowers)
-        if self.sketch.new:
-            self.sketch.save(self.lang)
-
-
 def compile_rules(codebook: Codebook, lang: str,
                   only: frozenset[tuple[str, str]] | None = None) -> CompiledRules:
     """Compile every rule of ``lang`` in the codebook (or some of them).
@@ -249,7 +196,7 @@ def compile_rules(codebook: Codebook, lang: str,
     group_max_len: list[int | None] = []
     token_patterns = TokenPatterns()
     # the tokenizer and vocab only (no lookup tables), built when needed
-    split = _Splitter(lang)
+    split = TermSplitter(lang)
     nlp = None
 
     def new_channel(index: int, role: str) -> int:

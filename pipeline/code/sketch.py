@@ -13,8 +13,8 @@ re-code. Whenever spaCy's tokenizer is built anyway (a run that parses), a
   only keep a piece whole), and its ``lower_`` is ``str.lower()`` (the vocab's LOWER
   getter). The special-case matcher matches token sequences of special cases, and a
   one-token sequence is a special case's own text (compared without whitespace);
-- the pieces the tokenizer did split for a compile (hyphenated words and the like),
-  with their tokens' lower forms;
+- the pieces compiled so far (those the tokenizer split, such as affixed words, and
+  those proven single), with their tokens' lower forms;
 - spaCy's symbol table (``StringStore`` gives those strings their symbol id, not
   their hash).
 
@@ -28,6 +28,8 @@ import json
 import re
 from pathlib import Path
 from typing import Any
+
+from pipeline.codebook import is_glob
 
 SUBDIR = "tokenizer-v1"   # bump when the file's meaning changes
 _FOLDER: list[Path | None] = [None]          # the run's cache folder (``use_folder``)
@@ -68,7 +70,9 @@ class TokenizerSketch:
         if data.get("version") != 1:
             raise ValueError("not a tokenizer sketch")
         self.data = data
-        self._res = [re.compile(p, f) for p, f in (data["prefix"], data["suffix"], data["infix"])]
+        self._patterns = [(str(p), int(f)) for p, f in (data["prefix"], data["suffix"], data["infix"])]
+        self._res: list[re.Pattern] = []   # compiled on first use (~50 ms: most re-codes
+        # find their pieces in ``splits``)
         specials = [str(k) for k in data["specials"]]
         self._specials = frozenset(specials) | frozenset("".join(k.split()) for k in specials)
         self.splits: dict[str, list[str]] = {str(k): [str(t) for t in v]
@@ -87,18 +91,25 @@ class TokenizerSketch:
             pattern = getattr(fn, "__self__", None)
             if not isinstance(pattern, re.Pattern) or not isinstance(pattern.pattern, str):
                 return None
-            found.append([pattern.pattern, pattern.flags])
-        return cls({"version": 1, "prefix": found[0], "suffix": found[1], "infix": found[2],
+            found.append(pattern)
+        made = cls({"version": 1, "prefix": [found[0].pattern, found[0].flags],
+                    "suffix": [found[1].pattern, found[1].flags],
+                    "infix": [found[2].pattern, found[2].flags],
                     "specials": sorted(tokenizer.rules), "splits": {},
                     "symbols": dict(IDS), "names": list(NAMES)})
+        made._res = found  # the tokenizer's own compiled regexes
+        return made
 
     def single(self, piece: str) -> bool:
         """Whether spaCy's tokenizer makes ``piece`` (no whitespace) one token."""
         if not piece or piece in self._specials or any(ch.isspace() for ch in piece):
             return False
-        prefix, suffix, infix = self._res
-        return (prefix.search(piece) is None and suffix.search(piece) is None
-                and infix.search(piece) is None)
+        for k, (pattern, flags) in enumerate(self._patterns):
+            if k == len(self._res):
+                self._res.append(re.compile(pattern, flags))
+            if self._res[k].search(piece) is not None:
+                return False
+        return True
 
     def lowers(self, piece: str) -> list[str] | None:
         """The tokens' lower forms of ``piece`` (whitespace-free); None: not known."""
@@ -166,3 +177,57 @@ def sketch_of_built(lang: str) -> TokenizerSketch | None:
         made.save(lang)
         _SKETCHES[(root, lang)] = made
     return made
+
+
+class TermSplitter:
+    """Items of rules -> (token lower form, is glob) pairs, as ``compiled._tokens`` with
+    ``nlp.base_nlp(lang)``'s tokenizer, which is only built for a piece that the saved
+    sketch does not know.
+
+    The pieces split here are noted in the sketch (``done`` saves it), so the next
+    compile of the same items needs neither the tokenizer nor the sketch's regexes.
+    """
+
+    def __init__(self, lang: str) -> None:
+        self.lang = lang
+        self.sketch = sketch_of_built(lang)
+        self._nlp = None
+        self._split: dict[str, list[str]] = {}   # pieces split here, not in the memo
+
+    def nlp(self):  # noqa: ANN201 - nlp_rules.RuleNLP
+        """``nlp.base_nlp(lang)`` (built on first use)."""
+        if self._nlp is None:
+            from pipeline.nlp import base_nlp
+
+            self._nlp = base_nlp(self.lang)
+        return self._nlp
+
+    def __call__(self, text: str) -> list[tuple[str, bool]]:
+        """Split an item the way documents are tokenized; globs stay whole."""
+        out: list[tuple[str, bool]] = []
+        for chunk in text.split():
+            if is_glob(chunk):
+                out.append((chunk, True))
+                continue
+            known = self.sketch.splits.get(chunk) if self.sketch is not None else None
+            lowers = known or (self.sketch.lowers(chunk) if self.sketch is not None else None)
+            if lowers is None:
+                lowers = [tok.lower_ for tok in self.nlp().tokenizer(chunk)]
+            if known is None:
+                self._split[chunk] = lowers
+            out.extend((low, False) for low in lowers)
+        return out
+
+    def done(self) -> None:
+        """Save the pieces split here in the sketch (made now if spaCy's tokenizer is
+        built and none was saved)."""
+        if not self._split:
+            return
+        if self.sketch is None:
+            self.sketch = sketch_of_built(self.lang)
+        if self.sketch is None:
+            return
+        for piece, lowers in self._split.items():
+            self.sketch.remember(piece, lowers)
+        if self.sketch.new:
+            self.sketch.save(self.lang)
