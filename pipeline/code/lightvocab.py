@@ -73,22 +73,24 @@ class LightStrings:
 
     def __init__(self, owner: LightVocab, symbols: dict[str, int], names: list[str]) -> None:
         self._owner = owner
-        self._symbols = symbols
         self._names = names
         self._by_hash: dict[int, str] = {}
+        # text -> hash of every string added (and of the symbols, and "" -> 0): the
+        # strings of a chunk-cache entry are mostly those of the entries before it
+        self._known: dict[str, int] = {**symbols, "": 0}
         self._hash = _hash64()
 
     def add(self, text: str) -> int:
         """Add ``text``; return its hash (0 for "", the symbol id of a symbol)."""
-        if not text:
-            return 0
-        h = self._symbols.get(text)
-        if h is None:
-            data = text.encode("utf-8")
-            h = self._hash(data, len(data), 1)
-            self._by_hash[h] = text
+        h = self._known.get(text)
+        return h if h is not None else self._add_new(text)
+
+    def _add_new(self, text: str) -> int:
+        data = text.encode("utf-8")
+        h = self._known[text] = self._hash(data, len(data), 1)
+        self._by_hash[h] = text
         real = self._owner._real
-        if real is not None:
+        if real is not None:  # once it is built, it holds every string added here
             real.strings.add(text)
         return h
 

@@ -73,12 +73,14 @@ class TokenizerSketch:
         self._patterns = [(str(p), int(f)) for p, f in (data["prefix"], data["suffix"], data["infix"])]
         self._res: list[re.Pattern] = []   # compiled on first use (~50 ms: most re-codes
         # find their pieces in ``splits``)
-        specials = [str(k) for k in data["specials"]]
-        self._specials = frozenset(specials) | frozenset("".join(k.split()) for k in specials)
-        self.splits: dict[str, list[str]] = {str(k): [str(t) for t in v]
-                                             for k, v in data["splits"].items()}
-        self.symbols: dict[str, int] = {str(k): int(v) for k, v in data["symbols"].items()}
-        self.names: list[str] = [str(n) for n in data["names"]]
+        self._specials: frozenset[str] | None = None      # made on first use too
+        # as written by ``save`` (JSON of these types; ``_checked`` rejects anything else)
+        self.splits: dict[str, list[str]] = _checked(data["splits"], dict)
+        self.symbols: dict[str, int] = _checked(data["symbols"], dict)
+        self.names: list[str] = _checked(data["names"], list)
+        if not all(type(v) is int for v in self.symbols.values()) \
+                or not all(type(n) is str for n in self.names):
+            raise TypeError("not a symbol table")
         self.new = 0   # splits added since it was read
 
     @classmethod
@@ -102,6 +104,9 @@ class TokenizerSketch:
 
     def single(self, piece: str) -> bool:
         """Whether spaCy's tokenizer makes ``piece`` (no whitespace) one token."""
+        if self._specials is None:
+            specials = [str(k) for k in self.data["specials"]]
+            self._specials = frozenset(specials) | frozenset("".join(k.split()) for k in specials)
         if not piece or piece in self._specials or any(ch.isspace() for ch in piece):
             return False
         for k, (pattern, flags) in enumerate(self._patterns):
@@ -114,7 +119,7 @@ class TokenizerSketch:
     def lowers(self, piece: str) -> list[str] | None:
         """The tokens' lower forms of ``piece`` (whitespace-free); None: not known."""
         known = self.splits.get(piece)
-        if known is not None:
+        if isinstance(known, list) and all(type(t) is str for t in known):
             return list(known)
         return [piece.lower()] if self.single(piece) else None
 
@@ -139,6 +144,12 @@ class TokenizerSketch:
         except OSError:
             return
         self.new = 0
+
+
+def _checked(value: Any, kind: type) -> Any:
+    if not isinstance(value, kind):
+        raise TypeError(f"not a {kind.__name__}")
+    return value
 
 
 def sketch(lang: str) -> TokenizerSketch | None:
@@ -209,11 +220,10 @@ class TermSplitter:
             if is_glob(chunk):
                 out.append((chunk, True))
                 continue
-            known = self.sketch.splits.get(chunk) if self.sketch is not None else None
-            lowers = known or (self.sketch.lowers(chunk) if self.sketch is not None else None)
+            lowers = self.sketch.lowers(chunk) if self.sketch is not None else None
             if lowers is None:
                 lowers = [tok.lower_ for tok in self.nlp().tokenizer(chunk)]
-            if known is None:
+            if self.sketch is None or chunk not in self.sketch.splits:
                 self._split[chunk] = lowers
             out.extend((low, False) for low in lowers)
         return out
