@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pipeline.code.lightvocab import spacy_vocab
+
 if TYPE_CHECKING:
     from spacy.tokens import Doc
 
@@ -185,8 +187,6 @@ def ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
 def rebuild_doc(vocab, part: np.ndarray) -> Doc:  # noqa: ANN001
     """The ``Doc`` of one ``(n, 5)`` array of ``ATTRS``, as ``DocBin.get_docs`` builds it."""
     from spacy.tokens import Doc
-
-    from pipeline.code.lightvocab import spacy_vocab
 
     vocab = spacy_vocab(vocab)  # a Doc needs spaCy's vocab
     strings = vocab.strings

@@ -28,6 +28,7 @@ import numpy as np
 
 from pipeline.code.arrays import TokenArrays
 from pipeline.code.automaton import run_states, start_states
+from pipeline.code.lightvocab import spacy_vocab
 
 ONE, ZERO, OPT, STAR = 0, 1, 2, 3          # the Matcher's ONE, ZERO ("!"), ZERO_ONE, ZERO_PLUS
 _OPS = {"!": (ZERO,), "?": (OPT,), "*": (STAR,), "+": (ONE, STAR)}
@@ -248,8 +249,6 @@ class TokenPatterns:
 
     def describe(self, vocab, pairs: list[tuple[int, int]]) -> None:  # noqa: ANN001
         """Per-type facts of the types not seen yet; ``pairs``: (orth, lemma) per type id."""
-        from pipeline.code.lightvocab import spacy_vocab
-
         t0 = len(self._flags)
         new = pairs[t0:]
         if not new:
