@@ -212,10 +212,10 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
             # match_frame sorts by batch position, start, end, code id, rule id: the
             # order of _sorted_matches, as a batch keeps the chunk's row order
             cache_io.note_matching()  # the next chunks' arrays are made ahead
-            arrays = (_stored_arrays(stored, parts, vocab, get_doc)
-                      or TokenArrays.from_parts(vocab, parts, get_doc))
+            arrays, coded = (_stored_arrays(stored, parts, vocab, get_doc)
+                             or (TokenArrays.from_parts(vocab, parts, get_doc), None))
             return match_frame(arrays, compiled_rules(book, lang, only),
-                               [seg_rows[k] for k in positions], opening)
+                               [seg_rows[k] for k in positions], opening, coded)
 
         if memo is not None and memo.folder is not None:
             frame = cached_match(memo, book, lang, vocab_of(lang)[0], match,
@@ -237,8 +237,9 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
 
 def _stored_arrays(stored, parts: list, vocab, get_doc):  # noqa: ANN001, ANN202
     """``TokenArrays.from_parts(vocab, parts, get_doc)`` without copying, when ``parts`` are
-    all the parts of a loaded chunk entry in order (then their concatenation is its table).
-    None otherwise."""
+    all the parts of a loaded chunk entry in order (then their concatenation is its table),
+    with the tokens as the entry's string indexes (``code.sparse.Coded``, None if the
+    entry has none). None otherwise."""
     from pipeline.code.arrays import TokenArrays
 
     from pipeline.code.types import hint
@@ -264,9 +265,15 @@ def _stored_arrays(stored, parts: list, vocab, get_doc):  # noqa: ANN001, ANN202
                    else (table[:, 2].astype(np.int64), table[:, 3].astype(bool)))
     arrays = TokenArrays(vocab, table[:, 0], table[:, 1], sent, space, bounds,
                          get_doc).with_derived(done)
+    coded = None
     if stored.codes is not None:  # the tokens as string indexes: word types without hashing
+        from pipeline.code.sparse import Coded
+
         hint(arrays.orth, stored.codes[:, 0], stored.codes[:, 1], stored.hashes)
-    return arrays
+        coded = Coded(stored.codes[:, 0], stored.codes[:, 1], stored.hashes,
+                      done.get("facts") if done is not None else None,
+                      done["offsets"] if done is not None else None)
+    return arrays, coded
 
 
 def _codings(book, coding_memo, matches: pd.DataFrame,  # noqa: ANN001

@@ -38,9 +38,9 @@ def matched(monkeypatch):
     calls: list[set[str]] = []
     original = matching.match_frame
 
-    def spy(arrays, compiled, segments, opening=None):
+    def spy(arrays, compiled, segments, opening=None, coded=None):
         calls.append({(rule.code_id, rule.id) for rule in compiled.rules})
-        return original(arrays, compiled, segments, opening)
+        return original(arrays, compiled, segments, opening, coded)
 
     monkeypatch.setattr(matching, "match_frame", spy)
     return calls

@@ -216,18 +216,20 @@ def match_rows(arrays: TokenArrays, compiled: CompiledRules,
 
 def match_frame(arrays: TokenArrays, compiled: CompiledRules,
                 segments: Sequence[tuple[str, str, int, str | None]],
-                opening: frozenset[str] | None = None) -> pd.DataFrame:
+                opening: frozenset[str] | None = None, coded=None) -> pd.DataFrame:  # noqa: ANN001
     """The match rows of a batch as a table, in the order of the matches table.
 
     The rows of ``match_rows`` with int64 start/end and float64 score, sorted by doc
     (the order of ``segments``), then start, end, code id and rule id - the order
     ``match_segments`` and a chunk give them - and built column by column: ids are
     taken from per-segment and per-rule arrays, only the evidence is a string per row.
+    ``coded``: the tokens as a chunk entry's string indexes (``sparse.Coded``): the
+    matches are then found at the trie's starts only (same rows).
     """
     # Unordered: the sort below puts rows in order, and rows it leaves tied (same doc,
     # start, end, code and rule) are equal in every column (evidence and score follow
     # from the span and the rule), so their order shows nowhere.
-    cols = _match_columns(arrays, compiled, segments, in_doc_order=False)
+    cols = _match_columns(arrays, compiled, segments, in_doc_order=False, coded=coded)
     if cols is None:
         return _empty_matches()
     docs, cr, (source, index), start, end = cols
@@ -300,27 +302,36 @@ def _opening_scores(compiled: CompiledRules, segments: Sequence[tuple[str, str, 
 
 def _match_columns(arrays: TokenArrays, compiled: CompiledRules,
                    segments: Sequence[tuple[str, str, int, str | None]],
-                   in_doc_order: bool = True) -> tuple | None:
+                   in_doc_order: bool = True, coded=None) -> tuple | None:  # noqa: ANN001
     """(doc, rule index, evidence, start, end) of every match of a batch; None: none.
 
     Rows are in doc order (``in_doc_order``; else in no set order, for a caller that
     sorts them); start/end are document offsets (segment start + character offset in
     the segment); the evidence is ``code.evidence.evidence_parts``' (strings, index).
+    ``coded``: the tokens as string indexes (``sparse.Coded``), for the sparse path.
     """
     if not len(arrays):
         return None
     from pipeline.code.vector import vector_matches
 
+    from pipeline.code.sparse import sparse_batch
+
     types = compiled.types
-    tid = types.ids(arrays.vocab, arrays.orth, arrays.lemma)
-    ctx = _Context(arrays, compiled, tid)
-    cr, cs, ce = vector_matches(arrays, compiled, tid, ctx)
-    if not len(cr):
-        return None
-    doc_first = arrays.doc_starts()
-    lengths = types.lengths.data[tid]
-    idx = arrays.char_offsets(lengths, doc_first)
-    char_end = idx + lengths
+    sparse = sparse_batch(arrays, compiled, coded)
+    if sparse is not None:  # the same matches, computed at the trie's starts only
+        cr, cs, ce = vector_matches(arrays, compiled, None, sparse.context(), sparse.hits())
+        if not len(cr):
+            return None
+        idx, char_end = sparse.offsets, sparse.char_end
+    else:
+        tid = types.ids(arrays.vocab, arrays.orth, arrays.lemma)
+        ctx = _Context(arrays, compiled, tid)
+        cr, cs, ce = vector_matches(arrays, compiled, tid, ctx)
+        if not len(cr):
+            return None
+        lengths = types.lengths.data[tid]
+        idx = arrays.char_offsets(lengths, arrays.doc_starts())
+        char_end = idx + lengths
     docs = arrays.doc_index(cs)
     if in_doc_order:  # one row per match, in doc order (the caller sorts within segments)
         order = np.argsort(docs, kind="stable")

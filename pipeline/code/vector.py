@@ -18,20 +18,22 @@ from pipeline.code.proximity import keep_longest, pair_sides
 from pipeline.code.scan import flat_hits
 
 
-def vector_matches(arrays: TokenArrays, compiled: CompiledRules, tid: np.ndarray,
-                   ctx) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # noqa: ANN001
+def vector_matches(arrays: TokenArrays, compiled: CompiledRules, tid: np.ndarray | None,
+                   ctx, hits: tuple | None = None,  # noqa: ANN001
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Surviving matches of the batch as (rule index, start, end) arrays.
 
     Args:
         arrays: the batch.
         compiled: the rules.
-        tid: type ids of the tokens.
-        ctx: ``matching._Context`` of the batch.
+        tid: type ids of the tokens (unused with ``hits``).
+        ctx: ``matching._Context`` of the batch (or ``sparse``'s, the same answers).
+        hits: ``scan.flat_hits`` of the batch when already found (``sparse``).
     """
     from pipeline.code.matching import longest_first
 
     rules = compiled.rules
-    ch, s, e = flat_hits(arrays, compiled, tid)
+    ch, s, e = hits if hits is not None else flat_hits(arrays, compiled, tid)
     empty = np.zeros(0, dtype=np.int64)
     if not len(ch):
         return empty, empty, empty
