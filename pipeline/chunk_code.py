@@ -132,7 +132,7 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
     """
     from pipeline.code import empty_codings
     from pipeline.code.arrays import TokenArrays, rebuild_doc
-    from pipeline.code.matching import _empty_matches, match_frame
+    from pipeline.code.matching import SegmentRows, _empty_matches, match_frame
     from pipeline.coding_cache import load_entry
     from pipeline.match_cache import cached_match
 
@@ -154,8 +154,8 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
     langs = column(C.LANG).tolist()
     seg_ids = column(C.SEGMENT_ID)
     texts = column(C.TEXT).tolist()
-    seg_rows = list(zip(seg_ids.tolist(), doc_ids,
-                        [int(x) for x in column(C.START).tolist()], texts))
+    seg_rows = SegmentRows(seg_ids.tolist(), doc_ids,
+                           [int(x) for x in column(C.START).tolist()], texts)
     # settings.opening_weight: each document's first coded unit, but no survey-table row
     opening = (frozenset(seg_rows[b][0] for b in bounds[:-1] if doc_ids[b] not in tables)
                if book.settings.opening_weight != 1.0 else None)
@@ -214,8 +214,9 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
             cache_io.note_matching()  # the next chunks' arrays are made ahead
             arrays, coded = (_stored_arrays(stored, parts, vocab, get_doc)
                              or (TokenArrays.from_parts(vocab, parts, get_doc), None))
-            return match_frame(arrays, compiled_rules(book, lang, only),
-                               [seg_rows[k] for k in positions], opening, coded)
+            rows = (seg_rows if len(positions) == len(seg_rows)  # positions ascend
+                    else seg_rows.take(positions))
+            return match_frame(arrays, compiled_rules(book, lang, only), rows, opening, coded)
 
         if memo is not None and memo.folder is not None:
             frame = cached_match(memo, book, lang, vocab_of(lang)[0], match,

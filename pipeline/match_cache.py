@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from pipeline import columns as C
 from pipeline.tagged_store import TaggedEntry
@@ -197,10 +198,27 @@ def _unchanged(entry: TaggedEntry, cached: pd.DataFrame | None, new: pd.DataFram
     stale = cached[C.CACHE_UNIT].to_numpy() < 0
     if int(stale.sum()) != len(new):
         return None
-    before = cached.loc[stale, C.MATCH_COLUMNS].reset_index(drop=True)
-    if not before.equals(new[C.MATCH_COLUMNS].reset_index(drop=True)):
-        return None
-    return old
+    return old if all(same_values(cached[name], stale, new[name])
+                      for name in C.MATCH_COLUMNS) else None
+
+
+def same_values(before: pd.Series, mask: np.ndarray, after: pd.Series) -> bool:
+    """Whether ``before[mask]`` equals ``after`` in dtype and value by value, in order.
+
+    What ``DataFrame.equals`` says of the two columns (missing values equal), without
+    a pandas copy of the selected rows: Arrow-backed columns are filtered and compared
+    by Arrow, NumPy ones by NumPy.
+    """
+    if before.dtype != after.dtype or int(mask.sum()) != len(after):
+        return False
+    left, right = before.array, after.array
+    if isinstance(left, pd.arrays.ArrowExtensionArray) \
+            and isinstance(right, pd.arrays.ArrowExtensionArray):
+        return left.__arrow_array__().filter(pa.array(mask)).equals(right.__arrow_array__())
+    a, b = before.to_numpy()[mask], after.to_numpy()
+    if a.dtype != b.dtype or a.dtype == object:
+        return before[mask].reset_index(drop=True).equals(after.reset_index(drop=True))
+    return bool(np.array_equal(a, b, equal_nan=a.dtype.kind == "f"))
 
 
 def _live(rows: pd.DataFrame) -> np.ndarray:

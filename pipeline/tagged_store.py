@@ -235,10 +235,7 @@ class TaggedEntry:
                 np.zeros(0, dtype=np.int32)
             if (local < 0).any():
                 raise ValueError("rows of an untagged unit")
-            frame = rows[self.columns].assign(**{C.CACHE_UNIT: local})
-            # one thread: a delta is small, and pyarrow's default starts a thread pool
-            # per call for frames of more than 100 rows a column (most of the cost)
-            table = pa.Table.from_pandas(frame, preserve_index=False, nthreads=1)
+            table = arrow_table(rows, self.columns, local)
             meta = {**(table.schema.metadata or {}),
                     _META: json.dumps([[u, tags[u]] for u in order]).encode("utf-8"),
                     **({_ORDERED: b"1"} if ordered else {})}
@@ -246,6 +243,47 @@ class TaggedEntry:
         except (TypeError, ValueError, pa.ArrowException):
             return
         cache_io.behind(_store, self.folder, table, list(replaces or []))
+
+
+_SCHEMAS: dict[tuple, pa.Schema] = {}   # (columns, dtypes) -> from_pandas' schema
+
+
+def arrow_table(rows: pd.DataFrame, columns: list[str], units: np.ndarray) -> pa.Table:
+    """``pa.Table.from_pandas(rows[columns].assign(CACHE_UNIT=units), preserve_index=False)``.
+
+    Without a frame copy and pandas' conversion layer per call: when every column is
+    Arrow-backed or a NumPy number, the table's schema (with its pandas metadata)
+    depends only on the names and dtypes, so it is made once from an empty frame and
+    the columns' own arrays are put under it. Any other column: ``from_pandas``.
+    """
+    key = (tuple(columns), tuple(str(rows[name].dtype) for name in columns), units.dtype.str)
+    schema = _SCHEMAS.get(key)
+    if schema is None:
+        empty = rows.iloc[:0][columns].assign(**{C.CACHE_UNIT: units[:0]})
+        plain = all(isinstance(empty[name].array, pd.arrays.ArrowExtensionArray)
+                    or empty[name].dtype.kind in "iufb" for name in empty.columns)
+        # an empty frame's types are a full one's only for typed columns
+        schema = _SCHEMAS[key] = _pandas_table(empty).schema if plain else None
+    if schema is not None:
+        try:
+            arrays = [_arrow_column(rows[name]) for name in columns] + [pa.array(units)]
+            return pa.Table.from_arrays(arrays, schema=schema)
+        except (TypeError, ValueError, pa.ArrowException):
+            pass
+    return _pandas_table(rows[columns].assign(**{C.CACHE_UNIT: units}))
+
+
+def _pandas_table(frame: pd.DataFrame) -> pa.Table:
+    # one thread: a delta is small, and pyarrow's default starts a thread pool
+    # per call for frames of more than 100 rows a column (most of the cost)
+    return pa.Table.from_pandas(frame, preserve_index=False, nthreads=1)
+
+
+def _arrow_column(values: pd.Series) -> pa.ChunkedArray | pa.Array:
+    """A column as ``from_pandas`` converts it (NaN is null in a float column)."""
+    if isinstance(values.array, pd.arrays.ArrowExtensionArray):
+        return values.array.__arrow_array__()
+    return pa.array(values.to_numpy(), from_pandas=True)
 
 
 def _store(folder: Path, table: pa.Table, replaces: list[Path]) -> bool:

@@ -15,7 +15,7 @@ import pytest
 from pipeline.chunk_cache import _encode
 from pipeline.code.arrays import TokenArrays, derived
 from pipeline.code.compiled import compile_rules
-from pipeline.code.matching import match_frame
+from pipeline.code.matching import SegmentRows, match_frame
 from pipeline.code.sparse import Coded, Lazy, sparse_batch, string_facts
 from pipeline.codebook import load_codebook
 from pipeline.nlp import parse
@@ -102,6 +102,11 @@ def test_sparse_rows_equal_the_batch_path(tmp_path, seed: int, scope: str, windo
         # without the per-string facts and offsets made ahead: computed on the spot
         bare = Coded(coded.forms, coded.lemmas, coded.hashes)
         assert match_frame(arrays, compiled, rows, openers, bare).equals(want)
+        # the rows as columns (what a chunk hands over): the same table
+        columns = SegmentRows(*map(list, zip(*rows)))
+        assert list(columns) == rows and columns[3] == rows[3] and len(columns) == len(rows)
+        assert match_frame(arrays, compiled, columns, openers, coded).equals(want)
+        assert list(columns.take([4, 1])) == [rows[4], rows[1]]
     assert found
 
 

@@ -144,3 +144,25 @@ def test_digests_are_per_rule_or_per_code_with_excludes(tmp_path):
     assert {u for u in a if a[u] != b[u]} == {"time"}
     assert MatchCache(None, "k").entry("nl", "f").load(a) == (None, set())
     assert MatchCache(tmp_path, None).folder is None
+
+
+def test_same_values_is_frame_equals_of_the_selected_rows():
+    import numpy as np
+    import pandas as pd
+
+    from pipeline.match_cache import same_values
+
+    before = pd.DataFrame({"s": pd.array(["a", "b", None, "d"], dtype="str"),
+                           "i": [1, 2, 3, 4], "f": [0.5, np.nan, 1.0, 2.0],
+                           "o": pd.Series(["x", 1, "y", "z"], dtype=object)})
+    mask = np.asarray([True, True, False, True])
+    for after_rows in ([0, 1, 3], [0, 1, 2], [1, 0, 3], [0, 1]):
+        after = before.iloc[after_rows].reset_index(drop=True)
+        want = (len(after_rows) == int(mask.sum())
+                and before[mask].reset_index(drop=True).equals(after))
+        for name in before.columns:
+            assert same_values(before[name], mask, after[name]) == \
+                (want or before.loc[mask, name].reset_index(drop=True).equals(after[name])), name
+    # the dtype counts, as in DataFrame.equals
+    assert not same_values(before["i"], mask, before["i"][mask].astype("float64"))
+    assert not same_values(before["s"], mask, before["s"][mask].astype(object))

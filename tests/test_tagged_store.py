@@ -150,3 +150,29 @@ def test_replaced_needs_a_file_written_in_order(tmp_path):
     entry = TaggedEntry(folder, COLUMNS)
     entry.load({"a": "1", "b": "2"}, stale=True)
     assert entry.replaced() is None
+
+
+def test_arrow_table_is_from_pandas_table():
+    import numpy as np
+    import pyarrow as pa
+
+    from pipeline.tagged_store import arrow_table
+
+    binary = pd.ArrowDtype(pa.large_binary())
+    frame = pd.DataFrame({
+        "s": pd.array(["a", None, "é"], dtype="str"), "i": np.asarray([1, 2, 3]),
+        "f": np.asarray([0.5, np.nan, 2.0]), "b": np.asarray([True, False, True]),
+        "x": pd.array([b"1\n", b"", b"3"], dtype=binary), "skip": [1, 2, 3]})
+    units = np.asarray([0, 1, 0], dtype=np.int32)
+    columns = ["s", "i", "f", "b", "x"]
+    for rows in (frame, frame.iloc[[2, 0]], frame.iloc[:0]):
+        want = pa.Table.from_pandas(rows[columns].assign(**{C.CACHE_UNIT: units[:len(rows)]}),
+                                    preserve_index=False)
+        got = arrow_table(rows, columns, units[:len(rows)])
+        assert got.equals(want) and got.schema.equals(want.schema, check_metadata=True)
+        assert got.to_pandas().equals(want.to_pandas())
+    # an object column: from_pandas as before
+    mixed = frame.assign(o=pd.Series(["a", "b", None], dtype=object))
+    want = pa.Table.from_pandas(mixed[["o", "i"]].assign(**{C.CACHE_UNIT: units}),
+                                preserve_index=False)
+    assert arrow_table(mixed, ["o", "i"], units).equals(want)

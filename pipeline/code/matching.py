@@ -168,6 +168,36 @@ def _vetoed(match: tuple[Rule, int, int], veto: Rule, spans: list[tuple[int, int
     return any(sent_starts[i] in match_sents for s, e in spans for i in range(s, e))
 
 
+class SegmentRows:
+    """The segment rows of a batch (``match_frame``'s ``segments``) held as columns.
+
+    A sequence of ``(segment id, doc id, segment start, text)`` tuples, as a list of
+    them is; the matcher reads whole columns (``segment_column``) without a loop.
+    """
+
+    def __init__(self, ids: list, docs: list, starts: list, texts: list) -> None:
+        self.columns = (ids, docs, starts, texts)
+
+    def __len__(self) -> int:
+        return len(self.columns[0])
+
+    def __getitem__(self, k: int) -> tuple:
+        return tuple(column[k] for column in self.columns)
+
+    def __iter__(self):  # noqa: ANN204
+        return zip(*self.columns)
+
+    def take(self, positions: list[int]) -> SegmentRows:
+        """The rows at ``positions``, in that order."""
+        return SegmentRows(*([column[k] for k in positions] for column in self.columns))
+
+
+def segment_column(segments: Sequence[tuple[str, str, int, str | None]], k: int) -> list:
+    """Item ``k`` of every segment row (a ``SegmentRows``' own column)."""
+    columns = getattr(segments, "columns", None)
+    return list(columns[k]) if columns is not None else [row[k] for row in segments]
+
+
 def len_doc(doc: Doc) -> int:
     """Characters in ``doc`` (without building ``doc.text``)."""
     if not len(doc):
@@ -199,8 +229,8 @@ def match_rows(arrays: TokenArrays, compiled: CompiledRules,
         docs, cr, start, end, scores = docs[keep], cr[keep], start[keep], end[keep], scores[keep]
         index = index[keep]
     evidence = source.take(index).to_pylist()
-    seg_ids = np.asarray([row[0] for row in segments], dtype=object)
-    doc_ids = np.asarray([row[1] for row in segments], dtype=object)
+    seg_ids = np.asarray(segment_column(segments, 0), dtype=object)
+    doc_ids = np.asarray(segment_column(segments, 1), dtype=object)
     # A million tuples of strings and numbers hold no reference cycles, but creating
     # them triggers young-generation collections that scan them all: pause the GC.
     enabled = gc.isenabled()
@@ -252,7 +282,7 @@ def match_frame(arrays: TokenArrays, compiled: CompiledRules,
 
     # ids: a few distinct strings each, and the evidence's distinct forms, taken by index
     # (no Python object per row)
-    seg_ids, doc_ids = [row[0] for row in segments], [row[1] for row in segments]
+    seg_ids, doc_ids = segment_column(segments, 0), segment_column(segments, 1)
     frame = pd.DataFrame({
         C.SEGMENT_ID: text(seg_ids, docs), C.DOC_ID: text(doc_ids, docs),
         C.CODE_ID: text(code_ids.tolist(), cr), C.RULE_ID: text(rule_ids.tolist(), cr),
@@ -275,8 +305,8 @@ def opening_units(segments: Sequence[tuple[str, str, int, str | None]],
     its document when the row before it belongs to another one.
     """
     if opening is not None:
-        return np.asarray([row[0] in opening for row in segments], dtype=bool)
-    doc_ids = [row[1] for row in segments]
+        return np.asarray([sid in opening for sid in segment_column(segments, 0)], dtype=bool)
+    doc_ids = segment_column(segments, 1)
     return np.asarray([k == 0 or doc_ids[k] != doc_ids[k - 1] for k in range(len(doc_ids))],
                       dtype=bool)
 
@@ -312,9 +342,8 @@ def _match_columns(arrays: TokenArrays, compiled: CompiledRules,
     """
     if not len(arrays):
         return None
-    from pipeline.code.vector import vector_matches
-
     from pipeline.code.sparse import sparse_batch
+    from pipeline.code.vector import doc_index, vector_matches
 
     types = compiled.types
     sparse = sparse_batch(arrays, compiled, coded)
@@ -332,14 +361,14 @@ def _match_columns(arrays: TokenArrays, compiled: CompiledRules,
         lengths = types.lengths.data[tid]
         idx = arrays.char_offsets(lengths, arrays.doc_starts())
         char_end = idx + lengths
-    docs = arrays.doc_index(cs)
+    docs = doc_index(arrays, cs)
     if in_doc_order:  # one row per match, in doc order (the caller sorts within segments)
         order = np.argsort(docs, kind="stable")
         cr, cs, ce, docs = cr[order], cs[order], ce[order], docs[order]
     c0, c1 = idx[cs], char_end[ce - 1]
     texts = evidence_parts(arrays, segments, docs, (cs, ce), (c0, c1), char_end,
                            compiled.rule_columns()[3][cr])
-    base = np.asarray([row[2] for row in segments], dtype=np.int64)[docs]
+    base = np.asarray(segment_column(segments, 2), dtype=np.int64)[docs]
     return docs, cr, texts, base + c0, base + c1
 
 

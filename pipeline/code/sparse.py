@@ -22,6 +22,7 @@ import numpy as np
 from pipeline.code.arrays import TokenArrays
 from pipeline.code.compiled import CompiledRules
 from pipeline.code.scan import _distinct_sorted
+from pipeline.code.types import hint
 
 
 @dataclass
@@ -188,7 +189,10 @@ def sparse_batch(arrays: TokenArrays, compiled: CompiledRules,
     string_type = np.zeros(n_strings, dtype=np.int64)
     if len(present):
         hashes = coded.hashes
-        string_type[present] = types.ids(arrays.vocab, hashes[present], hashes[lemma_of[present]])
+        orth, lemmas = hashes[present], lemma_of[present]
+        # the strings are their own string indexes: known types by a sorted search
+        hint(orth, present, lemmas, hashes)
+        string_type[present] = types.ids(arrays.vocab, orth, hashes[lemmas])
     offsets = coded.offsets
     lengths = facts.get("lengths")
     if offsets is not None and (

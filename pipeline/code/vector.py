@@ -18,6 +18,14 @@ from pipeline.code.proximity import keep_longest, pair_sides
 from pipeline.code.scan import flat_hits
 
 
+def doc_index(arrays: TokenArrays, positions: np.ndarray) -> np.ndarray:
+    """``arrays.doc_index(positions)``; for a few positions of many tokens (a sparse
+    re-match) by a binary search each, without the per-token table it builds."""
+    if len(positions) * 16 < len(arrays.orth):
+        return np.searchsorted(arrays.bounds, positions, side="right") - 1
+    return arrays.doc_index(positions)
+
+
 def vector_matches(arrays: TokenArrays, compiled: CompiledRules, tid: np.ndarray | None,
                    ctx, hits: tuple | None = None,  # noqa: ANN001
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -42,7 +50,7 @@ def vector_matches(arrays: TokenArrays, compiled: CompiledRules, tid: np.ndarray
     kinds = [rule.kind for rule in rules]
     is_exclude = np.asarray([k == "exclude" for k in kinds], dtype=bool)
     r = owner[ch]
-    doc = arrays.doc_index(s)
+    doc = doc_index(arrays, s)
     plain = role_main[ch] & ~is_exclude[r]
     # Plain rules: longest_first per (doc, channel); flat_hits sorted by channel and start.
     pg = ch[plain] * len(arrays) + doc[plain]
@@ -92,7 +100,7 @@ def _apply_vetoes(cr, cs, ce, vr, vs, ve, vd, arrays, compiled, sents):  # noqa:
     vk = vd * n_codes + code_of[vr]
     order = np.argsort(vk, kind="stable")
     vk, vr, vs, ve = vk[order], vr[order], vs[order], ve[order]
-    ck = arrays.doc_index(cs) * n_codes + code_of[cr]
+    ck = doc_index(arrays, cs) * n_codes + code_of[cr]
     lo = np.searchsorted(vk, ck)
     counts = np.searchsorted(vk, ck, side="right") - lo
     ci = np.repeat(np.arange(len(cr), dtype=np.int64), counts)
@@ -118,7 +126,7 @@ def _limits(cr, cs, ce, arrays, compiled):  # noqa: ANN001, ANN202
     lim = limits[cr]
     if not (lim >= 0).any():
         return cr, cs, ce
-    cdoc = arrays.doc_index(cs)
+    cdoc = doc_index(arrays, cs)
     order = np.lexsort((cs, cs - ce, cr, cdoc))
     d, rr = cdoc[order], cr[order]
     new = np.ones(len(order), dtype=bool)
