@@ -202,8 +202,9 @@ def cached_codings(memo: CodingCache, book,  # noqa: ANN001
         rows = _still_valid(entry, cached, todo, code_digests(book, lang, same[lang])) \
             if todo and same and same.get(lang) else None
         if rows is not None:  # the stale rows are the codings of the new digests
-            entry.save(rows[rows[C.CACHE_UNIT].isin(
-                [entry.unit_id(code) for code in todo]).to_numpy()], todo, digests, rows)
+            ids = np.asarray([entry.unit_id(code) for code in todo], dtype=np.int64)
+            entry.save(rows, todo, digests, rows,
+                       keep=np.isin(rows[C.CACHE_UNIT].to_numpy(), ids))
             if len(rows):
                 frames.append(rows)
             continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from pipeline.chunk_cache import _encode
@@ -107,6 +108,12 @@ def test_sparse_rows_equal_the_batch_path(tmp_path, seed: int, scope: str, windo
         assert list(columns) == rows and columns[3] == rows[3] and len(columns) == len(rows)
         assert match_frame(arrays, compiled, columns, openers, coded).equals(want)
         assert list(columns.take([4, 1])) == [rows[4], rows[1]]
+        ids = tuple(pa.array([row[k] for row in rows], type=pa.large_string()) for k in (0, 1))
+        arrow = SegmentRows(*map(list, zip(*rows)), arrow=ids)
+        assert match_frame(arrays, compiled, arrow, openers, coded).equals(want)
+        part = arrow.take(list(range(0, len(rows), 2)))
+        assert part.arrow[0].to_pylist() == [row[0] for row in rows[::2]]
+        assert list(part) == rows[::2] and part.arrow[1].to_pylist() == [r[1] for r in rows[::2]]
     assert found
 
 

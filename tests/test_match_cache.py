@@ -146,23 +146,24 @@ def test_digests_are_per_rule_or_per_code_with_excludes(tmp_path):
     assert MatchCache(tmp_path, None).folder is None
 
 
-def test_same_values_is_frame_equals_of_the_selected_rows():
+def test_same_rows_is_frame_equals_of_the_selected_rows():
     import numpy as np
     import pandas as pd
 
-    from pipeline.match_cache import same_values
+    from pipeline.match_cache import same_rows
 
     before = pd.DataFrame({"s": pd.array(["a", "b", None, "d"], dtype="str"),
                            "i": [1, 2, 3, 4], "f": [0.5, np.nan, 1.0, 2.0],
                            "o": pd.Series(["x", 1, "y", "z"], dtype=object)})
     mask = np.asarray([True, True, False, True])
-    for after_rows in ([0, 1, 3], [0, 1, 2], [1, 0, 3], [0, 1]):
+    for after_rows in ([0, 1, 3], [0, 1, 2], [1, 0, 3], [0, 1], [2, 1, 3]):
         after = before.iloc[after_rows].reset_index(drop=True)
-        want = (len(after_rows) == int(mask.sum())
-                and before[mask].reset_index(drop=True).equals(after))
-        for name in before.columns:
-            assert same_values(before[name], mask, after[name]) == \
-                (want or before.loc[mask, name].reset_index(drop=True).equals(after[name])), name
+        for names in (["s"], ["i"], ["f"], ["o"], list(before.columns)):
+            want = (len(after_rows) == int(mask.sum())
+                    and before.loc[mask, names].reset_index(drop=True).equals(after[names]))
+            assert same_rows(before, mask, after, names) == want, (after_rows, names)
     # the dtype counts, as in DataFrame.equals
-    assert not same_values(before["i"], mask, before["i"][mask].astype("float64"))
-    assert not same_values(before["s"], mask, before["s"][mask].astype(object))
+    same = before[mask].reset_index(drop=True)
+    assert same_rows(before, mask, same, list(before.columns))
+    assert not same_rows(before, mask, same.astype({"i": "float64"}), ["i"])
+    assert not same_rows(before, mask, same.astype({"s": object}), ["s"])

@@ -176,3 +176,24 @@ def test_arrow_table_is_from_pandas_table():
     want = pa.Table.from_pandas(mixed[["o", "i"]].assign(**{C.CACHE_UNIT: units}),
                                 preserve_index=False)
     assert arrow_table(mixed, ["o", "i"], units).equals(want)
+
+
+def test_save_with_a_mask_stores_those_rows(tmp_path):
+    import numpy as np
+
+    digests = {"a": "1", "b": "1"}
+    entry, _, _ = _load(tmp_path / "one", digests)
+    rows = _rows(entry, [("a", 1), ("b", 2), ("a", 3)])
+    assert not entry.compacts(len(rows))
+    entry.save(rows, digests, digests, keep=np.asarray([True, False, True]))
+    _, got, units = _load(tmp_path / "one", digests)
+    assert got == [("a", 1), ("a", 3)] and units == {"a", "b"}
+    # the mask's rows are checked against the tagged units, as a frame's are
+    entry, _, _ = _load(tmp_path / "two", digests)
+    rows = _rows(entry, [("a", 1), ("b", 2)])
+    entry.save(rows, {"a"}, digests, keep=np.asarray([True, False]))
+    assert _load(tmp_path / "two", digests)[1:] == ([("a", 1)], {"a"})
+    entry, _, _ = _load(tmp_path / "three", digests)
+    rows = _rows(entry, [("a", 1), ("b", 2)])
+    entry.save(rows, {"a"}, digests, keep=np.asarray([True, True]))  # b is not tagged
+    assert _load(tmp_path / "three", digests)[1:] == ([], set())

@@ -175,8 +175,12 @@ class SegmentRows:
     them is; the matcher reads whole columns (``segment_column``) without a loop.
     """
 
-    def __init__(self, ids: list, docs: list, starts: list, texts: list) -> None:
+    def __init__(self, ids: list, docs: list, starts: list, texts: Sequence,
+                 arrow: tuple[pa.Array, pa.Array] | None = None) -> None:
         self.columns = (ids, docs, starts, texts)
+        # the ids as Arrow large strings without nulls (``arrow_strings`` of the
+        # lists), when the caller has them: the id columns are taken from them
+        self.arrow = arrow
 
     def __len__(self) -> int:
         return len(self.columns[0])
@@ -189,7 +193,10 @@ class SegmentRows:
 
     def take(self, positions: list[int]) -> SegmentRows:
         """The rows at ``positions``, in that order."""
-        return SegmentRows(*([column[k] for k in positions] for column in self.columns))
+        arrow = (None if self.arrow is None else
+                 tuple(a.take(pa.array(positions, type=pa.int64())) for a in self.arrow))
+        return SegmentRows(*([column[k] for k in positions] for column in self.columns),
+                           arrow=arrow)
 
 
 def segment_column(segments: Sequence[tuple[str, str, int, str | None]], k: int) -> list:
@@ -283,8 +290,9 @@ def match_frame(arrays: TokenArrays, compiled: CompiledRules,
     # ids: a few distinct strings each, and the evidence's distinct forms, taken by index
     # (no Python object per row)
     seg_ids, doc_ids = segment_column(segments, 0), segment_column(segments, 1)
+    seg_src, doc_src = getattr(segments, "arrow", None) or (seg_ids, doc_ids)
     frame = pd.DataFrame({
-        C.SEGMENT_ID: text(seg_ids, docs), C.DOC_ID: text(doc_ids, docs),
+        C.SEGMENT_ID: text(seg_src, docs), C.DOC_ID: text(doc_src, docs),
         C.CODE_ID: text(code_ids.tolist(), cr), C.RULE_ID: text(rule_ids.tolist(), cr),
         C.EVIDENCE: text(source, index[order]), C.START: start, C.END: end, C.SCORE: scores})
     # the ids as integer keys, for aggregate_matches (no factorising them again)
