@@ -364,6 +364,7 @@ def _sorted_matches(out: pd.DataFrame, segment_ids: pd.Series,
     import pyarrow.compute as pc
 
     from pipeline.code.combine import stable_order
+    from pipeline.tagged_store import take_rows
 
     index = pd.Index(segment_ids)
     if index.is_unique:
@@ -382,12 +383,13 @@ def _sorted_matches(out: pd.DataFrame, segment_ids: pd.Series,
         order = order[keep[order]]
     elif len(order) and not (order[1:] < order[:-1]).any():  # already in order
         return _typed(out.reset_index(drop=True))
-    return _typed(out.take(order).reset_index(drop=True))
+    return _typed(take_rows(out, order))
 
 
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     """Match rows with the output dtypes of the numeric columns."""
     types = {C.START: "int64", C.END: "int64", C.SCORE: "float64"}
-    if all(frame[col].dtype == np.dtype(kind) for col, kind in types.items()):
+    dtypes = dict(zip(frame.columns, frame.dtypes.tolist()))  # one look-up, not a Series each
+    if all(dtypes.get(col) == np.dtype(kind) for col, kind in types.items()):
         return frame  # astype would copy every column's block for nothing
     return frame.astype(types)

@@ -175,7 +175,7 @@ def cached_match(memo: MatchCache, book, lang: str, fingerprint: str, match,  # 
             units[units < 0] = new[C.CACHE_UNIT].to_numpy()
             every = cached.assign(**{C.CACHE_UNIT: units})
         entry.save(new, todo, digests, every, ordered=True)
-        return cached[C.MATCH_COLUMNS]
+        return columns_of(cached, C.MATCH_COLUMNS)
     rows = new if cached is None or not len(cached) else sort(
         pd.concat([cached, new], ignore_index=True),
         np.concatenate([_live(cached), np.ones(len(new), dtype=bool)]))
@@ -203,6 +203,14 @@ def _unchanged(entry: TaggedEntry, cached: pd.DataFrame | None, new: pd.DataFram
     if int(stale.sum()) != len(new):
         return None
     return old if same_rows(cached, stale, new, C.MATCH_COLUMNS) else None
+
+
+def columns_of(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """``frame[columns]``; by position when they are its first columns (a loaded entry's
+    table: its columns, then ``CACHE_UNIT``), which pandas selects a few times faster."""
+    if list(frame.columns[:len(columns)]) == columns:
+        return frame.iloc[:, :len(columns)]
+    return frame[columns]
 
 
 def same_rows(before: pd.DataFrame, mask: np.ndarray, after: pd.DataFrame,

@@ -273,7 +273,8 @@ def arrow_table(rows: pd.DataFrame, columns: list[str], units: np.ndarray,
     the columns' own arrays are put under it. Any other column: ``from_pandas``.
     With ``keep`` (a mask of ``rows``), of those rows only (``units`` are theirs).
     """
-    key = (tuple(columns), tuple(str(rows[name].dtype) for name in columns), units.dtype.str)
+    dtypes = dict(zip(rows.columns, rows.dtypes.tolist()))  # one look-up, not a Series each
+    key = (tuple(columns), tuple(str(dtypes[name]) for name in columns), units.dtype.str)
     schema = _SCHEMAS.get(key)
     if schema is None:
         empty = rows.iloc[:0][columns].assign(**{C.CACHE_UNIT: units[:0]})
@@ -306,6 +307,30 @@ def _arrow_column(values: pd.Series, keep: np.ndarray | None = None,
         return data if keep is None else data.filter(pa.array(keep))
     data = values.to_numpy()
     return pa.array(data if keep is None else data[keep], from_pandas=True)
+
+
+def take_rows(frame: pd.DataFrame, order: np.ndarray) -> pd.DataFrame:
+    """``frame.take(order).reset_index(drop=True)``, column by column.
+
+    Arrow-backed columns (ids, evidence, CSV lines) are taken by Arrow's own kernel,
+    without pandas' per-column checks and block handling; the other columns as
+    pandas takes them. Same values, dtypes and column index.
+    """
+    indices = pa.array(np.asarray(order, dtype=np.int64))
+    data = {}
+    for k, name in enumerate(frame.columns):
+        column = frame.iloc[:, k]
+        values = column.array
+        if type(values) is pd.arrays.ArrowStringArray:
+            data[k] = pd.arrays.ArrowStringArray(values.__arrow_array__().take(indices),
+                                                 dtype=values.dtype)
+        elif type(values) is pd.arrays.ArrowExtensionArray:
+            data[k] = pd.arrays.ArrowExtensionArray(values.__arrow_array__().take(indices))
+        else:
+            data[k] = column.take(order).reset_index(drop=True)
+    out = pd.DataFrame(data, copy=False)
+    out.columns = frame.columns
+    return out
 
 
 def _store(folder: Path, table: pa.Table, replaces: list[Path]) -> bool:

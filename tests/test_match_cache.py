@@ -167,3 +167,14 @@ def test_same_rows_is_frame_equals_of_the_selected_rows():
     assert same_rows(before, mask, same, list(before.columns))
     assert not same_rows(before, mask, same.astype({"i": "float64"}), ["i"])
     assert not same_rows(before, mask, same.astype({"s": object}), ["s"])
+
+
+def test_columns_of_is_the_column_selection():
+    import pandas as pd
+
+    from pipeline.match_cache import columns_of
+
+    frame = pd.DataFrame({"a": [1, 2], "b": ["x", "y"], "_unit": [0, 1]})
+    for columns in (["a", "b"], ["b", "a"], ["a", "_unit"], ["b"]):
+        got = columns_of(frame, columns)
+        assert got.equals(frame[columns]) and list(got.columns) == columns

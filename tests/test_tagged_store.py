@@ -197,3 +197,25 @@ def test_save_with_a_mask_stores_those_rows(tmp_path):
     rows = _rows(entry, [("a", 1), ("b", 2)])
     entry.save(rows, {"a"}, digests, keep=np.asarray([True, True]))  # b is not tagged
     assert _load(tmp_path / "three", digests)[1:] == ([], set())
+
+
+def test_take_rows_is_frame_take():
+    import numpy as np
+    import pyarrow as pa
+
+    from pipeline.tagged_store import take_rows
+
+    frame = pd.DataFrame({
+        "s": pd.array(["a", None, "é", "d"], dtype="str"),
+        "n": pd.array(["a", None, "b", "c"], dtype="string[pyarrow]"),
+        "i": np.asarray([1, 2, 3, 4]), "f": np.asarray([0.5, np.nan, 2.0, 1.0]),
+        "x": pd.array([b"1\n", b"", b"3", b"4"], dtype=pd.ArrowDtype(pa.large_binary())),
+        "o": pd.Series(["a", 1, None, "b"], dtype=object)}, index=[5, 6, 7, 8])
+    for order in ([3, 1, 0], [], [2, 2, 0, 1, 3]):
+        want = frame.take(order).reset_index(drop=True)
+        got = take_rows(frame, np.asarray(order, dtype=np.int64))
+        assert got.equals(want) and got.columns.equals(want.columns)
+        assert list(got.dtypes) == list(want.dtypes) and got.index.equals(want.index)
+    chunked = pd.concat([frame, frame], ignore_index=True)  # two Arrow chunks a column
+    order = np.asarray([7, 0, 4, 3])
+    assert take_rows(chunked, order).equals(chunked.take(order).reset_index(drop=True))
