@@ -173,7 +173,8 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
     """
     from pipeline.code import empty_codings
     from pipeline.code.arrays import TokenArrays, rebuild_doc
-    from pipeline.code.matching import SegmentRows, _empty_matches, match_frame
+    from pipeline.code.matching import _empty_matches, match_frame
+    from pipeline.code.sparse import SegmentRows
     from pipeline.coding_cache import load_entry
     from pipeline.match_cache import cached_match
 

@@ -219,7 +219,11 @@ def cached_codings(memo: CodingCache, book,  # noqa: ANN001
             new[C.CACHE_UNIT] = ids[codes] if len(new) else np.zeros(0, dtype=np.int64)
         # entries hold their rows in output order: sorting cached rows (one sorted run
         # per file read) with new ones is then about linear (``coding_order``)
-        rows = _in_order([f for f in (cached, new) if f is not None and len(f)])
+        if new is None and cached is not None and entry.in_order() \
+                and (cached[C.CACHE_UNIT].to_numpy() >= 0).all():
+            rows = cached.reset_index(drop=True)  # the rows of one ordered file: no sort
+        else:
+            rows = _in_order([f for f in (cached, new) if f is not None and len(f)])
         if new is not None:
             whole = cached is None or not len(cached)  # then ``rows`` is all of it, in order
             entry.save(rows if whole else new, todo, digests, rows, ordered=whole)

@@ -159,7 +159,10 @@ def cached_match(memo: MatchCache, book, lang: str, fingerprint: str, match,  # 
     if not todo:
         if cached is None:
             return rows_frame([])
-        return sort(cached, _live(cached))[C.MATCH_COLUMNS]
+        live = _live(cached)
+        if entry.in_order() and live.all():  # the rows of one ordered file: no sort
+            return columns_of(cached, C.MATCH_COLUMNS)
+        return sort(cached, live)[C.MATCH_COLUMNS]
     new = match(frozenset(pair for pair, unit in unit_of.items() if unit not in have)
                 if have else None)
     # the frame is this call's own: a column set in place (``assign`` copies the frame)

@@ -92,6 +92,7 @@ class TaggedEntry:
         self._stored = self._stale = 0
         self._damaged = False
         self._replaced: dict[str, str] | None = None  # see replaced()
+        self._in_order = False                          # see in_order()
 
     def unit_id(self, unit: str) -> int:
         """The ``CACHE_UNIT`` value of ``unit`` in frames of this entry."""
@@ -125,6 +126,7 @@ class TaggedEntry:
         frames = []
         ordered = False
         replaced: dict[str, str] = {}
+        sorted_files: list[bool] = []  # per frame: its file's rows are in output order
         for path in files:
             try:  # the footer first: a file without a wanted unit is not decoded
                 # (bytes, table, ParquetFile, frame) checked and decoded ahead
@@ -177,12 +179,23 @@ class TaggedEntry:
                                         else frame[C.CACHE_UNIT].to_numpy()]
             self._stale += n_rows - (int(keep.sum()) if stale else len(frame))
             frames.append(frame)
+            sorted_files.append(ordered)
         if frames:
             self._kept = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        # rows of one file written in output order (some of them, in its order)
+        self._in_order = len(frames) == 1 and sorted_files[0] and not self._damaged
         if stale and ordered and len(frames) == 1 and len(self._read) == 1 \
                 and not self._damaged:
             self._replaced = replaced
         return self._kept, set(self._live)
+
+    def in_order(self) -> bool:
+        """Whether the loaded rows are in output order (their live rows are).
+
+        True when they all came from one undamaged file written in output order: its
+        rows, or some of them, in its order (a subsequence of ordered rows is ordered).
+        """
+        return self._in_order
 
     def replaced(self) -> dict[str, str] | None:
         """Units (-> digest) of the stale rows, when the rows came from one ordered file.

@@ -16,7 +16,8 @@ import pytest
 from pipeline.chunk_cache import _encode
 from pipeline.code.arrays import TokenArrays, derived
 from pipeline.code.compiled import compile_rules
-from pipeline.code.matching import SegmentRows, match_frame
+from pipeline.code.matching import match_frame
+from pipeline.code.sparse import SegmentRows
 from pipeline.code.sparse import Coded, Lazy, sparse_batch, string_facts
 from pipeline.codebook import load_codebook
 from pipeline.nlp import parse

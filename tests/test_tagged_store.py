@@ -219,3 +219,25 @@ def test_take_rows_is_frame_take():
     chunked = pd.concat([frame, frame], ignore_index=True)  # two Arrow chunks a column
     order = np.asarray([7, 0, 4, 3])
     assert take_rows(chunked, order).equals(chunked.take(order).reset_index(drop=True))
+
+
+def test_in_order_when_the_rows_come_from_one_ordered_file(tmp_path):
+    folder = tmp_path / "entry"
+    digests = {"a": "1", "b": "1"}
+    entry, _, _ = _load(folder, digests)
+    entry.save(_rows(entry, [("a", 1), ("b", 2)]), digests, digests, ordered=True)
+    entry = TaggedEntry(folder, COLUMNS)
+    entry.load(digests, stale=True)
+    assert entry.in_order()
+    edited = {**digests, "b": "2"}
+    entry = TaggedEntry(folder, COLUMNS)
+    entry.load(edited, stale=True)
+    assert entry.in_order()  # some rows of the ordered file, in its order
+    entry.save(_rows(entry, [("b", 20)]), {"b"}, edited)  # a delta, not in output order
+    entry = TaggedEntry(folder, COLUMNS)
+    entry.load(edited)
+    assert not entry.in_order()  # rows of two files
+    entry = TaggedEntry(folder, COLUMNS)
+    entry.load(digests)
+    assert entry.in_order()  # undone: the delta's unit is not wanted, one file gives all
+    assert not TaggedEntry(tmp_path / "none", COLUMNS).in_order()

@@ -168,43 +168,6 @@ def _vetoed(match: tuple[Rule, int, int], veto: Rule, spans: list[tuple[int, int
     return any(sent_starts[i] in match_sents for s, e in spans for i in range(s, e))
 
 
-class SegmentRows:
-    """The segment rows of a batch (``match_frame``'s ``segments``) held as columns.
-
-    A sequence of ``(segment id, doc id, segment start, text)`` tuples, as a list of
-    them is; the matcher reads whole columns (``segment_column``) without a loop.
-    """
-
-    def __init__(self, ids: list, docs: list, starts: list, texts: Sequence,
-                 arrow: tuple[pa.Array, pa.Array] | None = None) -> None:
-        self.columns = (ids, docs, starts, texts)
-        # the ids as Arrow large strings without nulls (``arrow_strings`` of the
-        # lists), when the caller has them: the id columns are taken from them
-        self.arrow = arrow
-
-    def __len__(self) -> int:
-        return len(self.columns[0])
-
-    def __getitem__(self, k: int) -> tuple:
-        return tuple(column[k] for column in self.columns)
-
-    def __iter__(self):  # noqa: ANN204
-        return zip(*self.columns)
-
-    def take(self, positions: list[int]) -> SegmentRows:
-        """The rows at ``positions``, in that order."""
-        arrow = (None if self.arrow is None else
-                 tuple(a.take(pa.array(positions, type=pa.int64())) for a in self.arrow))
-        return SegmentRows(*([column[k] for k in positions] for column in self.columns),
-                           arrow=arrow)
-
-
-def segment_column(segments: Sequence[tuple[str, str, int, str | None]], k: int) -> list:
-    """Item ``k`` of every segment row (a ``SegmentRows``' own column)."""
-    columns = getattr(segments, "columns", None)
-    return list(columns[k]) if columns is not None else [row[k] for row in segments]
-
-
 def len_doc(doc: Doc) -> int:
     """Characters in ``doc`` (without building ``doc.text``)."""
     if not len(doc):
@@ -226,6 +189,8 @@ def match_rows(arrays: TokenArrays, compiled: CompiledRules,
         opening: ids of the segments that open their document (``opening_units``);
             None: each document's first row in ``segments``.
     """
+    from pipeline.code.sparse import segment_column
+
     cols = _match_columns(arrays, compiled, segments)
     if cols is None:
         return []
@@ -263,6 +228,8 @@ def match_frame(arrays: TokenArrays, compiled: CompiledRules,
     ``coded``: the tokens as a chunk entry's string indexes (``sparse.Coded``): the
     matches are then found at the trie's starts only (same rows).
     """
+    from pipeline.code.sparse import segment_column
+
     # Unordered: the sort below puts rows in order, and rows it leaves tied (same doc,
     # start, end, code and rule) are equal in every column (evidence and score follow
     # from the span and the rule), so their order shows nowhere.
@@ -312,6 +279,8 @@ def opening_units(segments: Sequence[tuple[str, str, int, str | None]],
     over batches or chunks, and a chunk codes one language per document), so a row opens
     its document when the row before it belongs to another one.
     """
+    from pipeline.code.sparse import segment_column
+
     if opening is not None:
         return np.asarray([sid in opening for sid in segment_column(segments, 0)], dtype=bool)
     doc_ids = segment_column(segments, 1)
@@ -348,10 +317,12 @@ def _match_columns(arrays: TokenArrays, compiled: CompiledRules,
     the segment); the evidence is ``code.evidence.evidence_parts``' (strings, index).
     ``coded``: the tokens as string indexes (``sparse.Coded``), for the sparse path.
     """
+    from pipeline.code.sparse import segment_column
+
     if not len(arrays):
         return None
-    from pipeline.code.sparse import sparse_batch
-    from pipeline.code.vector import doc_index, vector_matches
+    from pipeline.code.sparse import doc_index, sparse_batch
+    from pipeline.code.vector import vector_matches
 
     types = compiled.types
     sparse = sparse_batch(arrays, compiled, coded)

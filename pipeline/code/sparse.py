@@ -11,13 +11,19 @@ hits, through ``Lazy`` per-token views. The hits are those of the batch path
 (``scan.flat_hits``), and ``vector.vector_matches`` runs on them unchanged; rules
 other than terms, phrases, globs, proximity and exclude rules (token patterns) and
 tokens whose form has two lemmas take the batch path (``sparse_batch`` returns None).
+
+A chunk also hands the matcher its segment rows as columns (``SegmentRows``): whole
+columns without a loop over tuples, the ids as the Arrow arrays of the segments table,
+and texts that are made only when read (a re-match of one-word rules never needs them).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from pipeline.code.arrays import TokenArrays
 from pipeline.code.compiled import CompiledRules
@@ -168,6 +174,14 @@ class _SparseContext:
         return out
 
 
+def doc_index(arrays: TokenArrays, positions: np.ndarray) -> np.ndarray:
+    """``arrays.doc_index(positions)``; for a few positions of many tokens (a sparse
+    re-match) by a binary search each, without the per-token table it builds."""
+    if len(positions) * 16 < len(arrays.orth):
+        return np.searchsorted(arrays.bounds, positions, side="right") - 1
+    return arrays.doc_index(positions)
+
+
 def sparse_batch(arrays: TokenArrays, compiled: CompiledRules,
                  coded: Coded | None) -> SparseBatch | None:
     """A ``SparseBatch`` of ``arrays`` when the sparse path gives the batch path's rows.
@@ -200,3 +214,40 @@ def sparse_batch(arrays: TokenArrays, compiled: CompiledRules,
             or not np.array_equal(lengths[present], types.lengths.data[string_type[present]])):
         offsets = None  # made from other lengths than the types': compute them here
     return SparseBatch(arrays, compiled, coded, string_type, offsets)
+
+
+class SegmentRows:
+    """The segment rows of a batch (``match_frame``'s ``segments``) held as columns.
+
+    A sequence of ``(segment id, doc id, segment start, text)`` tuples, as a list of
+    them is; the matcher reads whole columns (``segment_column``) without a loop.
+    """
+
+    def __init__(self, ids: list, docs: list, starts: list, texts: Sequence,
+                 arrow: tuple[pa.Array, pa.Array] | None = None) -> None:
+        self.columns = (ids, docs, starts, texts)
+        # the ids as Arrow large strings without nulls (``arrow_strings`` of the
+        # lists), when the caller has them: the id columns are taken from them
+        self.arrow = arrow
+
+    def __len__(self) -> int:
+        return len(self.columns[0])
+
+    def __getitem__(self, k: int) -> tuple:
+        return tuple(column[k] for column in self.columns)
+
+    def __iter__(self):  # noqa: ANN204
+        return zip(*self.columns)
+
+    def take(self, positions: list[int]) -> SegmentRows:
+        """The rows at ``positions``, in that order."""
+        arrow = (None if self.arrow is None else
+                 tuple(a.take(pa.array(positions, type=pa.int64())) for a in self.arrow))
+        return SegmentRows(*([column[k] for k in positions] for column in self.columns),
+                           arrow=arrow)
+
+
+def segment_column(segments: Sequence[tuple[str, str, int, str | None]], k: int) -> list:
+    """Item ``k`` of every segment row (a ``SegmentRows``' own column)."""
+    columns = getattr(segments, "columns", None)
+    return list(columns[k]) if columns is not None else [row[k] for row in segments]

@@ -16,14 +16,7 @@ from pipeline.code.arrays import TokenArrays, ranges
 from pipeline.code.compiled import MAIN, SIDE_A, CompiledRules
 from pipeline.code.proximity import keep_longest, pair_sides
 from pipeline.code.scan import flat_hits
-
-
-def doc_index(arrays: TokenArrays, positions: np.ndarray) -> np.ndarray:
-    """``arrays.doc_index(positions)``; for a few positions of many tokens (a sparse
-    re-match) by a binary search each, without the per-token table it builds."""
-    if len(positions) * 16 < len(arrays.orth):
-        return np.searchsorted(arrays.bounds, positions, side="right") - 1
-    return arrays.doc_index(positions)
+from pipeline.code.sparse import doc_index
 
 
 def vector_matches(arrays: TokenArrays, compiled: CompiledRules, tid: np.ndarray | None,
