@@ -274,8 +274,13 @@ class ChunkCache:
 
                 if not cache_io.matching():
                     raise LookupError("no rules re-matched so far")
+                from pipeline.code.sparse import string_facts
+
                 lengths = np.asarray([0, *map(len, strings)], dtype=np.int64)
                 done = derived(table, lengths, [n for _, sizes in meta["tokens"] for n in sizes])
+                # per string: what the sparse re-match (``code.sparse``) looks up
+                facts = string_facts(table[:, 0], table[:, 1], len(lengths))
+                done["facts"] = {**facts, "lengths": lengths}
             try:
                 hashes = np.concatenate([np.zeros(1, dtype=np.uint64),
                                          np.load(path / "hashes.npy", allow_pickle=False)])

@@ -101,6 +101,47 @@ class _Later:
         return self._fn(*self._args)
 
 
+class _LazyList:
+    """A list made when first read (by ``later.result()``): indexing, slices, ``len``."""
+
+    def __init__(self, later: _Later) -> None:
+        self._later, self._values = later, None
+
+    def _list(self) -> list:
+        if self._values is None:
+            self._values = self._later.result()
+        return self._values
+
+    def __getitem__(self, k):  # noqa: ANN001, ANN204
+        return self._list()[k]
+
+    def __len__(self) -> int:
+        return len(self._list())
+
+    def __iter__(self):  # noqa: ANN204
+        return iter(self._list())
+
+
+def _arrow_ids(segments: pd.DataFrame, coded: np.ndarray | None):  # noqa: ANN202
+    """(segment ids, doc ids) of the coded rows (``coded``: a mask, None: every row) as
+    Arrow large strings, when the columns are Arrow-backed and have no missing value
+    (``matching.SegmentRows.arrow``); else None."""
+    import pyarrow as pa
+
+    out = []
+    for name in (C.SEGMENT_ID, C.DOC_ID):
+        data = segments[name].array
+        if not isinstance(data, pd.arrays.ArrowExtensionArray):
+            return None
+        chunked = data.__arrow_array__()
+        if coded is not None:
+            chunked = chunked.filter(pa.array(coded))
+        if chunked.null_count or chunked.type != pa.large_string():
+            return None
+        out.append(chunked.combine_chunks())
+    return tuple(out)
+
+
 def vocab_of(lang: str):  # noqa: ANN201
     """(pipeline fingerprint, vocab) of a language's pipeline, without building it.
 
@@ -138,6 +179,7 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
     from pipeline.code import empty_codings
     from pipeline.code.arrays import TokenArrays, rebuild_doc
     from pipeline.code.matching import _empty_matches, match_frame
+    from pipeline.code.sparse import SegmentRows
     from pipeline.coding_cache import load_entry
     from pipeline.match_cache import cached_match
 
@@ -150,17 +192,29 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
         values = segments[name]
         return values.reset_index(drop=True) if every else values[coded].reset_index(drop=True)
 
+    def values(name: str) -> list:
+        # ``column(name).tolist()``: the NumPy values masked (no pandas Series made)
+        got = segments[name].to_numpy()
+        return (got if every else got[coded]).tolist()
+
     n_tokens = n_stored = 0
-    doc_ids = column(C.DOC_ID).tolist()
+    doc_ids = values(C.DOC_ID)
     bounds = [0] + [k for k in range(1, len(doc_ids)) if doc_ids[k] != doc_ids[k - 1]]
     bounds.append(len(doc_ids))
     if not doc_ids:
         bounds = []
-    langs = column(C.LANG).tolist()
-    seg_ids = column(C.SEGMENT_ID)
-    texts = column(C.TEXT).tolist()
-    seg_rows = list(zip(seg_ids.tolist(), doc_ids,
-                        [int(x) for x in column(C.START).tolist()], texts))
+    langs = values(C.LANG)
+    # the texts (the largest column) are read by the parser and for the evidence of
+    # matches of several tokens: a re-code of one-word rules need not convert them
+    texts = _LazyList(_Later(values, C.TEXT))
+    seg_rows = SegmentRows(values(C.SEGMENT_ID), doc_ids, [int(x) for x in values(C.START)],
+                           texts, _arrow_ids(segments, None if every else coded))
+    ids: list[pd.Series] = []  # the coded rows' segment ids, made when a sort needs them
+
+    def seg_ids() -> pd.Series:
+        if not ids:
+            ids.append(column(C.SEGMENT_ID))
+        return ids[0]
     # settings.opening_weight: each document's first coded unit, but no survey-table row
     opening = (frozenset(seg_rows[b][0] for b in bounds[:-1] if doc_ids[b] not in tables)
                if book.settings.opening_weight != 1.0 else None)
@@ -217,14 +271,15 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
             # match_frame sorts by batch position, start, end, code id, rule id: the
             # order of _sorted_matches, as a batch keeps the chunk's row order
             cache_io.note_matching()  # the next chunks' arrays are made ahead
-            arrays = (_stored_arrays(stored, parts, vocab, get_doc)
-                      or TokenArrays.from_parts(vocab, parts, get_doc))
-            return match_frame(arrays, compiled_rules(book, lang, only),
-                               [seg_rows[k] for k in positions], opening)
+            arrays, coded = (_stored_arrays(stored, parts, vocab, get_doc)
+                             or (TokenArrays.from_parts(vocab, parts, get_doc), None))
+            rows = (seg_rows if len(positions) == len(seg_rows)  # positions ascend
+                    else seg_rows.take(positions))
+            return match_frame(arrays, compiled_rules(book, lang, only), rows, opening, coded)
 
         if memo is not None and memo.folder is not None:
             frame = cached_match(memo, book, lang, vocab_of(lang)[0], match,
-                                 lambda rows, keep: _sorted_matches(rows, seg_ids, keep),
+                                 lambda rows, keep: _sorted_matches(rows, seg_ids(), keep),
                                  same.setdefault(lang, {}))
         else:
             frame = match(None)
@@ -234,7 +289,7 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
     if not frames:
         return ChunkCoding(_empty_matches(), empty_codings(), b"", n_tokens, tokens, n_stored)
     # each language's rows are sorted already; a segment's rows are all of one language
-    matches = (_sorted_matches(pd.concat([f for _, f in frames], ignore_index=True), seg_ids)
+    matches = (_sorted_matches(pd.concat([f for _, f in frames], ignore_index=True), seg_ids())
                if len(frames) > 1 else _typed(frames[0][1]))
     codings, csv = _codings(book, coding_memo, matches, frames, loaded, same)
     return ChunkCoding(matches, codings, csv, n_tokens, tokens, n_stored)
@@ -242,8 +297,9 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
 
 def _stored_arrays(stored, parts: list, vocab, get_doc):  # noqa: ANN001, ANN202
     """``TokenArrays.from_parts(vocab, parts, get_doc)`` without copying, when ``parts`` are
-    all the parts of a loaded chunk entry in order (then their concatenation is its table).
-    None otherwise."""
+    all the parts of a loaded chunk entry in order (then their concatenation is its table),
+    with the tokens as the entry's string indexes (``code.sparse.Coded``, None if the
+    entry has none). None otherwise."""
     from pipeline.code.arrays import TokenArrays
 
     from pipeline.code.types import hint
@@ -269,9 +325,15 @@ def _stored_arrays(stored, parts: list, vocab, get_doc):  # noqa: ANN001, ANN202
                    else (table[:, 2].astype(np.int64), table[:, 3].astype(bool)))
     arrays = TokenArrays(vocab, table[:, 0], table[:, 1], sent, space, bounds,
                          get_doc).with_derived(done)
+    coded = None
     if stored.codes is not None:  # the tokens as string indexes: word types without hashing
+        from pipeline.code.sparse import Coded
+
         hint(arrays.orth, stored.codes[:, 0], stored.codes[:, 1], stored.hashes)
-    return arrays
+        coded = Coded(stored.codes[:, 0], stored.codes[:, 1], stored.hashes,
+                      done.get("facts") if done is not None else None,
+                      done["offsets"] if done is not None else None)
+    return arrays, coded
 
 
 def _codings(book, coding_memo, matches: pd.DataFrame,  # noqa: ANN001
@@ -308,6 +370,7 @@ def _sorted_matches(out: pd.DataFrame, segment_ids: pd.Series,
     import pyarrow.compute as pc
 
     from pipeline.code.combine import stable_order
+    from pipeline.tagged_store import take_rows
 
     index = pd.Index(segment_ids)
     if index.is_unique:
@@ -326,12 +389,13 @@ def _sorted_matches(out: pd.DataFrame, segment_ids: pd.Series,
         order = order[keep[order]]
     elif len(order) and not (order[1:] < order[:-1]).any():  # already in order
         return _typed(out.reset_index(drop=True))
-    return _typed(out.take(order).reset_index(drop=True))
+    return _typed(take_rows(out, order))
 
 
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     """Match rows with the output dtypes of the numeric columns."""
     types = {C.START: "int64", C.END: "int64", C.SCORE: "float64"}
-    if all(frame[col].dtype == np.dtype(kind) for col, kind in types.items()):
+    dtypes = dict(zip(frame.columns, frame.dtypes.tolist()))  # one look-up, not a Series each
+    if all(dtypes.get(col) == np.dtype(kind) for col, kind in types.items()):
         return frame  # astype would copy every column's block for nothing
     return frame.astype(types)

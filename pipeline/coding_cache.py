@@ -31,7 +31,7 @@ import pyarrow as pa
 
 from pipeline import columns as C
 from pipeline.match_cache import unit_digests
-from pipeline.tagged_store import TaggedEntry
+from pipeline.tagged_store import TaggedEntry, take_rows
 
 SUBDIR = "codings-v2"   # bump when the entry format changes
 # Code whose behaviour shapes coding rows and their CSV lines; its bytes are in every digest.
@@ -202,8 +202,9 @@ def cached_codings(memo: CodingCache, book,  # noqa: ANN001
         rows = _still_valid(entry, cached, todo, code_digests(book, lang, same[lang])) \
             if todo and same and same.get(lang) else None
         if rows is not None:  # the stale rows are the codings of the new digests
-            entry.save(rows[rows[C.CACHE_UNIT].isin(
-                [entry.unit_id(code) for code in todo]).to_numpy()], todo, digests, rows)
+            ids = np.asarray([entry.unit_id(code) for code in todo], dtype=np.int64)
+            entry.save(rows, todo, digests, rows,
+                       keep=np.isin(rows[C.CACHE_UNIT].to_numpy(), ids))
             if len(rows):
                 frames.append(rows)
             continue
@@ -218,7 +219,11 @@ def cached_codings(memo: CodingCache, book,  # noqa: ANN001
             new[C.CACHE_UNIT] = ids[codes] if len(new) else np.zeros(0, dtype=np.int64)
         # entries hold their rows in output order: sorting cached rows (one sorted run
         # per file read) with new ones is then about linear (``coding_order``)
-        rows = _in_order([f for f in (cached, new) if f is not None and len(f)])
+        if new is None and cached is not None and entry.in_order() \
+                and (cached[C.CACHE_UNIT].to_numpy() >= 0).all():
+            rows = cached.reset_index(drop=True)  # the rows of one ordered file: no sort
+        else:
+            rows = _in_order([f for f in (cached, new) if f is not None and len(f)])
         if new is not None:
             whole = cached is None or not len(cached)  # then ``rows`` is all of it, in order
             entry.save(rows if whole else new, todo, digests, rows, ordered=whole)
@@ -254,10 +259,23 @@ def _still_valid(entry: TaggedEntry, cached: pd.DataFrame | None, todo: set[str]
     units = cached[C.CACHE_UNIT].to_numpy().copy()
     stale = units < 0
     if stale.any():
-        codes, names = pd.factorize(cached.loc[stale, C.CODE_ID])
+        codes, names = _factorized(cached[C.CODE_ID], stale)
         ids = np.asarray([entry.unit_id(code) for code in names], dtype=np.int64)
         units[stale] = ids[codes]
     return cached.assign(**{C.CACHE_UNIT: units})
+
+
+def _factorized(values: pd.Series, mask: np.ndarray) -> tuple[np.ndarray, list]:
+    """``pd.factorize(values[mask])`` (codes, distinct values), by Arrow when the column is
+    Arrow-backed without missing values (no pandas copy of the selected rows)."""
+    data = values.array
+    if isinstance(data, pd.arrays.ArrowExtensionArray):
+        chosen = data.__arrow_array__().filter(pa.array(mask)).combine_chunks()
+        if not chosen.null_count:
+            encoded = chosen.dictionary_encode()  # distinct values in order of appearance
+            return encoded.indices.to_numpy(), encoded.dictionary.to_pylist()
+    codes, names = pd.factorize(values[mask])
+    return codes, list(names)
 
 
 def _in_order(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -275,4 +293,4 @@ def _in_order(frames: list[pd.DataFrame]) -> pd.DataFrame:
     order = coding_order(rows, keep)
     if len(order) == len(rows) and not (order[1:] < order[:-1]).any():  # in order: no copy
         return rows.reset_index(drop=True)
-    return rows.take(order).reset_index(drop=True)
+    return take_rows(rows, order)

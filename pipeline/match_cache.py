@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from pipeline import columns as C
 from pipeline.tagged_store import TaggedEntry
@@ -140,7 +141,7 @@ def cached_match(memo: MatchCache, book, lang: str, fingerprint: str, match,  # 
         lang: the language.
         fingerprint: NLP pipeline fingerprint of ``lang`` (the tokens' identity).
         match: (code id, rule id) pairs (frozenset, None: all) -> match rows of those
-            rules, sorted as ``sort`` sorts them.
+            rules, sorted as ``sort`` sorts them: a new table (a column is added to it).
         sort: (match rows, None or a mask of the rows to keep) -> the kept rows in
             output order (any extra columns kept).
         same: filled with unit -> old digest of the re-matched units when their rows
@@ -158,22 +159,29 @@ def cached_match(memo: MatchCache, book, lang: str, fingerprint: str, match,  # 
     if not todo:
         if cached is None:
             return rows_frame([])
-        return sort(cached, _live(cached))[C.MATCH_COLUMNS]
+        live = _live(cached)
+        if entry.in_order() and live.all():  # the rows of one ordered file: no sort
+            return columns_of(cached, C.MATCH_COLUMNS)
+        return sort(cached, live)[C.MATCH_COLUMNS]
     new = match(frozenset(pair for pair, unit in unit_of.items() if unit not in have)
                 if have else None)
-    new = new.assign(**{C.CACHE_UNIT: _unit_ids(new, unit_of, entry)})
+    # the frame is this call's own: a column set in place (``assign`` copies the frame)
+    new[C.CACHE_UNIT] = _unit_ids(new, unit_of, entry)
     old = _unchanged(entry, cached, new, todo)
     if old is not None:
         # the new rows are the stale rows, in the loaded (output) order: keep that order
-        units = cached[C.CACHE_UNIT].to_numpy().copy()
-        units[units < 0] = new[C.CACHE_UNIT].to_numpy()
-        rows = cached.assign(**{C.CACHE_UNIT: units})
         if same is not None:
             same.update(old)
-    else:
-        rows = new if cached is None or not len(cached) else sort(
-            pd.concat([cached, new], ignore_index=True),
-            np.concatenate([_live(cached), np.ones(len(new), dtype=bool)]))
+        every = None
+        if entry.compacts(len(new)):  # only a compaction stores the loaded rows
+            units = cached[C.CACHE_UNIT].to_numpy().copy()
+            units[units < 0] = new[C.CACHE_UNIT].to_numpy()
+            every = cached.assign(**{C.CACHE_UNIT: units})
+        entry.save(new, todo, digests, every, ordered=True)
+        return columns_of(cached, C.MATCH_COLUMNS)
+    rows = new if cached is None or not len(cached) else sort(
+        pd.concat([cached, new], ignore_index=True),
+        np.concatenate([_live(cached), np.ones(len(new), dtype=bool)]))
     entry.save(new, todo, digests, rows, ordered=True)
     return rows[C.MATCH_COLUMNS]
 
@@ -197,10 +205,50 @@ def _unchanged(entry: TaggedEntry, cached: pd.DataFrame | None, new: pd.DataFram
     stale = cached[C.CACHE_UNIT].to_numpy() < 0
     if int(stale.sum()) != len(new):
         return None
-    before = cached.loc[stale, C.MATCH_COLUMNS].reset_index(drop=True)
-    if not before.equals(new[C.MATCH_COLUMNS].reset_index(drop=True)):
-        return None
-    return old
+    return old if same_rows(cached, stale, new, C.MATCH_COLUMNS) else None
+
+
+def columns_of(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """``frame[columns]``; by position when they are its first columns (a loaded entry's
+    table: its columns, then ``CACHE_UNIT``), which pandas selects a few times faster."""
+    if list(frame.columns[:len(columns)]) == columns:
+        return frame.iloc[:, :len(columns)]
+    return frame[columns]
+
+
+def same_rows(before: pd.DataFrame, mask: np.ndarray, after: pd.DataFrame,
+              columns: list[str]) -> bool:
+    """Whether ``before[mask]`` equals ``after`` in ``columns``: dtypes, values, order.
+
+    What ``DataFrame.equals`` says of the two selections (missing values equal),
+    without a pandas copy of the selected rows: Arrow-backed columns are filtered and
+    compared by Arrow, NumPy ones by NumPy (other columns by pandas).
+    """
+    if int(mask.sum()) != len(after):
+        return False
+    chosen, at = None, None
+    for name in columns:
+        left, right = before[name], after[name]
+        if left.dtype != right.dtype:
+            return False
+        a, b = left.array, right.array
+        if isinstance(a, pd.arrays.ArrowExtensionArray) \
+                and isinstance(b, pd.arrays.ArrowExtensionArray):
+            if chosen is None:
+                chosen = pa.array(mask)
+            if not a.__arrow_array__().filter(chosen).equals(b.__arrow_array__()):
+                return False
+            continue
+        x, y = left.to_numpy(), right.to_numpy()
+        if x.dtype != y.dtype or x.dtype == object:
+            if not left[mask].reset_index(drop=True).equals(right.reset_index(drop=True)):
+                return False
+            continue
+        if at is None:
+            at = np.flatnonzero(mask)
+        if not np.array_equal(x[at], y, equal_nan=x.dtype.kind == "f"):
+            return False
+    return True
 
 
 def _live(rows: pd.DataFrame) -> np.ndarray:

@@ -92,6 +92,7 @@ class TaggedEntry:
         self._stored = self._stale = 0
         self._damaged = False
         self._replaced: dict[str, str] | None = None  # see replaced()
+        self._in_order = False                          # see in_order()
 
     def unit_id(self, unit: str) -> int:
         """The ``CACHE_UNIT`` value of ``unit`` in frames of this entry."""
@@ -125,6 +126,7 @@ class TaggedEntry:
         frames = []
         ordered = False
         replaced: dict[str, str] = {}
+        sorted_files: list[bool] = []  # per frame: its file's rows are in output order
         for path in files:
             try:  # the footer first: a file without a wanted unit is not decoded
                 # (bytes, table, ParquetFile, frame) checked and decoded ahead
@@ -149,7 +151,11 @@ class TaggedEntry:
                 replaced = {u: d for k, (u, d) in enumerate(units) if k not in want}
                 if table is not None:
                     local = table.column(C.CACHE_UNIT).to_numpy()
-                    keep = np.isin(local, np.fromiter(want, dtype=np.int64))
+                    if len(local) and (local.min() < 0 or local.max() >= len(units)):
+                        raise ValueError(f"unit numbers of {path.name}")
+                    wanted = np.zeros(len(units), dtype=bool)
+                    wanted[list(want)] = True
+                    keep = wanted[local]  # a gather: isin compares every row to every unit
                     # binary columns (CSV lines) stay Arrow-backed: no bytes object per row
                     frame = (converted if table is decoded and converted is not None
                              else table.to_pandas(types_mapper=_arrow_binary))
@@ -169,15 +175,27 @@ class TaggedEntry:
                 self._live[unit] = units[k][1]
             remap = np.full(len(units), -1, dtype=np.int64)
             remap[list(want)] = [self.unit_id(unit) for unit in want.values()]
-            frame[C.CACHE_UNIT] = remap[frame[C.CACHE_UNIT].to_numpy()]
+            frame[C.CACHE_UNIT] = remap[local if len(local) == len(frame)
+                                        else frame[C.CACHE_UNIT].to_numpy()]
             self._stale += n_rows - (int(keep.sum()) if stale else len(frame))
             frames.append(frame)
+            sorted_files.append(ordered)
         if frames:
             self._kept = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        # rows of one file written in output order (some of them, in its order)
+        self._in_order = len(frames) == 1 and sorted_files[0] and not self._damaged
         if stale and ordered and len(frames) == 1 and len(self._read) == 1 \
                 and not self._damaged:
             self._replaced = replaced
         return self._kept, set(self._live)
+
+    def in_order(self) -> bool:
+        """Whether the loaded rows are in output order (their live rows are).
+
+        True when they all came from one undamaged file written in output order: its
+        rows, or some of them, in its order (a subsequence of ordered rows is ordered).
+        """
+        return self._in_order
 
     def replaced(self) -> dict[str, str] | None:
         """Units (-> digest) of the stale rows, when the rows came from one ordered file.
@@ -189,8 +207,14 @@ class TaggedEntry:
         """
         return self._replaced
 
+    def compacts(self, n_new: int) -> bool:
+        """Whether a ``save`` of ``n_new`` rows would write the live rows to one file."""
+        return (self._damaged or len(self._read) + 1 > MAX_FILES
+                or self._stale > self._stored - self._stale + n_new)
+
     def save(self, new: pd.DataFrame, units: Iterable[str], digests: dict[str, str],
-             every: pd.DataFrame | None = None, ordered: bool = False) -> None:
+             every: pd.DataFrame | None = None, ordered: bool = False,
+             keep: np.ndarray | None = None) -> None:
         """Store the rows of recomputed ``units``; failures are ignored.
 
         Args:
@@ -201,28 +225,30 @@ class TaggedEntry:
                 compaction stores them (None: loaded rows, then ``new``).
             ordered: ``new`` is in output order too; a file written in output
                 order says so (see ``replaced``).
+            keep: a mask: the rows are those of ``new`` where it is True (taken
+                column by column when written, not as a pandas copy).
         """
         if self.folder is None:
             return
         units = sorted(set(units))
-        n_files = len(self._read) + 1
-        compact = (self._damaged or n_files > MAX_FILES
-                   or self._stale > self._stored - self._stale + len(new))
-        rows, tags = new, {u: digests[u] for u in units}
+        compact = self.compacts(len(new) if keep is None else int(np.count_nonzero(keep)))
+        rows, tags, mask, in_order = new, {u: digests[u] for u in units}, keep, ordered
         if compact and self._kept is not None and len(self._kept):
             kept = self._kept[self._kept[C.CACHE_UNIT].to_numpy() >= 0]
-            rows = every if every is not None else pd.concat([kept, new], ignore_index=True)
+            mask, in_order = None, every is not None
+            rows = every if every is not None else pd.concat(
+                [kept, new if keep is None else new[keep]], ignore_index=True)
         if compact:
             tags = {**self._live, **tags}
         if not tags:
             return
-        self._write(rows, tags, ordered if rows is new else rows is every,
-                    self._read if compact else [])
+        self._write(rows, tags, in_order, self._read if compact else [], mask)
 
     def _write(self, rows: pd.DataFrame, tags: dict[str, str], ordered: bool = False,
-               replaces: list[Path] | None = None) -> None:
-        """Write one file of ``rows`` (``CACHE_UNIT`` re-numbered into ``tags`` order),
-        then remove the files it ``replaces`` (a compaction).
+               replaces: list[Path] | None = None, keep: np.ndarray | None = None) -> None:
+        """Write one file of ``rows`` (``CACHE_UNIT`` re-numbered into ``tags`` order;
+        only those where ``keep`` is True, if given), then remove the files it
+        ``replaces`` (a compaction).
 
         The rows become an Arrow table here; encoding and writing it may run on the
         run's I/O thread (``cache_io.behind``): the table is immutable."""
@@ -233,12 +259,11 @@ class TaggedEntry:
         try:
             local = remap[rows[C.CACHE_UNIT].to_numpy(dtype=np.int64)] if len(rows) else \
                 np.zeros(0, dtype=np.int32)
+            if keep is not None:
+                local = local[keep]
             if (local < 0).any():
                 raise ValueError("rows of an untagged unit")
-            frame = rows[self.columns].assign(**{C.CACHE_UNIT: local})
-            # one thread: a delta is small, and pyarrow's default starts a thread pool
-            # per call for frames of more than 100 rows a column (most of the cost)
-            table = pa.Table.from_pandas(frame, preserve_index=False, nthreads=1)
+            table = arrow_table(rows, self.columns, local, keep)
             meta = {**(table.schema.metadata or {}),
                     _META: json.dumps([[u, tags[u]] for u in order]).encode("utf-8"),
                     **({_ORDERED: b"1"} if ordered else {})}
@@ -246,6 +271,79 @@ class TaggedEntry:
         except (TypeError, ValueError, pa.ArrowException):
             return
         cache_io.behind(_store, self.folder, table, list(replaces or []))
+
+
+_SCHEMAS: dict[tuple, pa.Schema] = {}   # (columns, dtypes) -> from_pandas' schema
+
+
+def arrow_table(rows: pd.DataFrame, columns: list[str], units: np.ndarray,
+                keep: np.ndarray | None = None) -> pa.Table:
+    """``pa.Table.from_pandas(rows[columns].assign(CACHE_UNIT=units), preserve_index=False)``.
+
+    Without a frame copy and pandas' conversion layer per call: when every column is
+    Arrow-backed or a NumPy number, the table's schema (with its pandas metadata)
+    depends only on the names and dtypes, so it is made once from an empty frame and
+    the columns' own arrays are put under it. Any other column: ``from_pandas``.
+    With ``keep`` (a mask of ``rows``), of those rows only (``units`` are theirs).
+    """
+    dtypes = dict(zip(rows.columns, rows.dtypes.tolist()))  # one look-up, not a Series each
+    key = (tuple(columns), tuple(str(dtypes[name]) for name in columns), units.dtype.str)
+    schema = _SCHEMAS.get(key)
+    if schema is None:
+        empty = rows.iloc[:0][columns].assign(**{C.CACHE_UNIT: units[:0]})
+        plain = all(isinstance(empty[name].array, pd.arrays.ArrowExtensionArray)
+                    or empty[name].dtype.kind in "iufb" for name in empty.columns)
+        # an empty frame's types are a full one's only for typed columns
+        schema = _SCHEMAS[key] = _pandas_table(empty).schema if plain else None
+    if schema is not None:
+        try:
+            arrays = [_arrow_column(rows[name], keep) for name in columns] + [pa.array(units)]
+            return pa.Table.from_arrays(arrays, schema=schema)
+        except (TypeError, ValueError, pa.ArrowException):
+            pass
+    frame = rows[columns] if keep is None else rows[columns][keep].reset_index(drop=True)
+    return _pandas_table(frame.assign(**{C.CACHE_UNIT: units}))
+
+
+def _pandas_table(frame: pd.DataFrame) -> pa.Table:
+    # one thread: a delta is small, and pyarrow's default starts a thread pool
+    # per call for frames of more than 100 rows a column (most of the cost)
+    return pa.Table.from_pandas(frame, preserve_index=False, nthreads=1)
+
+
+def _arrow_column(values: pd.Series, keep: np.ndarray | None = None,
+                  ) -> pa.ChunkedArray | pa.Array:
+    """A column as ``from_pandas`` converts it (NaN is null in a float column); with
+    ``keep``, its rows where the mask is True."""
+    if isinstance(values.array, pd.arrays.ArrowExtensionArray):
+        data = values.array.__arrow_array__()
+        return data if keep is None else data.filter(pa.array(keep))
+    data = values.to_numpy()
+    return pa.array(data if keep is None else data[keep], from_pandas=True)
+
+
+def take_rows(frame: pd.DataFrame, order: np.ndarray) -> pd.DataFrame:
+    """``frame.take(order).reset_index(drop=True)``, column by column.
+
+    Arrow-backed columns (ids, evidence, CSV lines) are taken by Arrow's own kernel,
+    without pandas' per-column checks and block handling; the other columns as
+    pandas takes them. Same values, dtypes and column index.
+    """
+    indices = pa.array(np.asarray(order, dtype=np.int64))
+    data = {}
+    for k, name in enumerate(frame.columns):
+        column = frame.iloc[:, k]
+        values = column.array
+        if type(values) is pd.arrays.ArrowStringArray:
+            data[k] = pd.arrays.ArrowStringArray(values.__arrow_array__().take(indices),
+                                                 dtype=values.dtype)
+        elif type(values) is pd.arrays.ArrowExtensionArray:
+            data[k] = pd.arrays.ArrowExtensionArray(values.__arrow_array__().take(indices))
+        else:
+            data[k] = column.take(order).reset_index(drop=True)
+    out = pd.DataFrame(data, copy=False)
+    out.columns = frame.columns
+    return out
 
 
 def _store(folder: Path, table: pa.Table, replaces: list[Path]) -> bool:

@@ -8,6 +8,7 @@ import pipeline.cache_io as cache_io
 import pipeline.chunk_code as chunk_code
 from pipeline.chunk_cache import SUBDIR, ChunkCache, StoredTokens
 from pipeline.code.arrays import TokenArrays
+from pipeline.code.sparse import string_facts
 from test_match_cache import BOOK, _run, _same_as_cold
 from test_streaming import make_corpus
 
@@ -101,8 +102,10 @@ def test_a_loaded_entry_gives_its_table_to_the_matcher_without_a_copy(tmp_path):
     assert isinstance(stored, StoredTokens) and stored.table is not None
     parts = stored.parts()
     vocab = chunk_code.vocab_of("nl")[1]
-    fast = chunk_code._stored_arrays(stored, parts, vocab, None)
+    fast, coded = chunk_code._stored_arrays(stored, parts, vocab, None)
     slow = TokenArrays.from_parts(vocab, parts, None)
+    assert np.array_equal(coded.hashes[coded.forms.astype(np.int64)], slow.orth)
+    assert np.array_equal(coded.hashes[coded.lemmas.astype(np.int64)], slow.lemma)
     for name in ("orth", "lemma", "sent", "space", "bounds"):
         assert np.array_equal(getattr(fast, name), getattr(slow, name)), name
         assert getattr(fast, name).dtype == getattr(slow, name).dtype, name
@@ -189,8 +192,15 @@ def test_arrays_made_ahead_equal_the_matchers_own(tmp_path):
     assert stored.derived is not None and stored.codes is not None
     vocab = chunk_code.vocab_of("nl")[1]
     parts = stored.parts()
-    fast = chunk_code._stored_arrays(stored, parts, vocab, None)
+    fast, stored_coded = chunk_code._stored_arrays(stored, parts, vocab, None)
     plain = TokenArrays.from_parts(vocab, parts, None)
+    # the per-string facts of the sparse re-match, made ahead, are those of the tokens
+    facts = stored_coded.facts
+    assert stored_coded.offsets is stored.derived["offsets"]
+    for name, value in string_facts(stored_coded.forms, stored_coded.lemmas,
+                                    len(stored_coded.hashes)).items():
+        assert np.array_equal(facts[name], value), name
+    assert len(facts["lengths"]) == len(stored_coded.hashes)
     first = fast.doc_starts()
     assert first is stored.derived["doc_starts"]
     assert np.array_equal(first, plain.doc_starts())

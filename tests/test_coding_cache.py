@@ -261,3 +261,20 @@ def test_coding_order_on_integer_keys_is_the_pandas_order():
     with_missing = rows.assign(**{C.DOC_ID: rows[C.DOC_ID].where(rng.random(n) < 0.9)})
     assert (aggregate.coding_order(with_missing, keep).tolist()
             == kept[aggregate._coding_order_frame(with_missing.take(kept))].tolist())
+
+
+def test_factorized_is_pandas_factorize_of_the_selected_rows():
+    import numpy as np
+    import pandas as pd
+
+    from pipeline.coding_cache import _factorized
+
+    mask = np.asarray([True, False, True, True, False])
+    for values in (pd.Series(["b", "a", "c", "b", "a"], dtype="str"),
+                   pd.Series(["b", "a", None, "b", "a"], dtype="str"),
+                   pd.Series(["b", "a", "c", "b", "a"], dtype=object)):
+        codes, names = _factorized(values, mask)
+        want_codes, want_names = pd.factorize(values[mask])
+        assert codes.tolist() == want_codes.tolist()
+        assert [n if isinstance(n, str) else None for n in names] == \
+            [n if isinstance(n, str) else None for n in want_names]

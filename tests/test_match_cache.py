@@ -38,9 +38,9 @@ def matched(monkeypatch):
     calls: list[set[str]] = []
     original = matching.match_frame
 
-    def spy(arrays, compiled, segments, opening=None):
+    def spy(arrays, compiled, segments, opening=None, coded=None):
         calls.append({(rule.code_id, rule.id) for rule in compiled.rules})
-        return original(arrays, compiled, segments, opening)
+        return original(arrays, compiled, segments, opening, coded)
 
     monkeypatch.setattr(matching, "match_frame", spy)
     return calls
@@ -144,3 +144,37 @@ def test_digests_are_per_rule_or_per_code_with_excludes(tmp_path):
     assert {u for u in a if a[u] != b[u]} == {"time"}
     assert MatchCache(None, "k").entry("nl", "f").load(a) == (None, set())
     assert MatchCache(tmp_path, None).folder is None
+
+
+def test_same_rows_is_frame_equals_of_the_selected_rows():
+    import numpy as np
+    import pandas as pd
+
+    from pipeline.match_cache import same_rows
+
+    before = pd.DataFrame({"s": pd.array(["a", "b", None, "d"], dtype="str"),
+                           "i": [1, 2, 3, 4], "f": [0.5, np.nan, 1.0, 2.0],
+                           "o": pd.Series(["x", 1, "y", "z"], dtype=object)})
+    mask = np.asarray([True, True, False, True])
+    for after_rows in ([0, 1, 3], [0, 1, 2], [1, 0, 3], [0, 1], [2, 1, 3]):
+        after = before.iloc[after_rows].reset_index(drop=True)
+        for names in (["s"], ["i"], ["f"], ["o"], list(before.columns)):
+            want = (len(after_rows) == int(mask.sum())
+                    and before.loc[mask, names].reset_index(drop=True).equals(after[names]))
+            assert same_rows(before, mask, after, names) == want, (after_rows, names)
+    # the dtype counts, as in DataFrame.equals
+    same = before[mask].reset_index(drop=True)
+    assert same_rows(before, mask, same, list(before.columns))
+    assert not same_rows(before, mask, same.astype({"i": "float64"}), ["i"])
+    assert not same_rows(before, mask, same.astype({"s": object}), ["s"])
+
+
+def test_columns_of_is_the_column_selection():
+    import pandas as pd
+
+    from pipeline.match_cache import columns_of
+
+    frame = pd.DataFrame({"a": [1, 2], "b": ["x", "y"], "_unit": [0, 1]})
+    for columns in (["a", "b"], ["b", "a"], ["a", "_unit"], ["b"]):
+        got = columns_of(frame, columns)
+        assert got.equals(frame[columns]) and list(got.columns) == columns

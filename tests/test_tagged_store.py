@@ -150,3 +150,94 @@ def test_replaced_needs_a_file_written_in_order(tmp_path):
     entry = TaggedEntry(folder, COLUMNS)
     entry.load({"a": "1", "b": "2"}, stale=True)
     assert entry.replaced() is None
+
+
+def test_arrow_table_is_from_pandas_table():
+    import numpy as np
+    import pyarrow as pa
+
+    from pipeline.tagged_store import arrow_table
+
+    binary = pd.ArrowDtype(pa.large_binary())
+    frame = pd.DataFrame({
+        "s": pd.array(["a", None, "é"], dtype="str"), "i": np.asarray([1, 2, 3]),
+        "f": np.asarray([0.5, np.nan, 2.0]), "b": np.asarray([True, False, True]),
+        "x": pd.array([b"1\n", b"", b"3"], dtype=binary), "skip": [1, 2, 3]})
+    units = np.asarray([0, 1, 0], dtype=np.int32)
+    columns = ["s", "i", "f", "b", "x"]
+    for rows in (frame, frame.iloc[[2, 0]], frame.iloc[:0]):
+        want = pa.Table.from_pandas(rows[columns].assign(**{C.CACHE_UNIT: units[:len(rows)]}),
+                                    preserve_index=False)
+        got = arrow_table(rows, columns, units[:len(rows)])
+        assert got.equals(want) and got.schema.equals(want.schema, check_metadata=True)
+        assert got.to_pandas().equals(want.to_pandas())
+    # an object column: from_pandas as before
+    mixed = frame.assign(o=pd.Series(["a", "b", None], dtype=object))
+    want = pa.Table.from_pandas(mixed[["o", "i"]].assign(**{C.CACHE_UNIT: units}),
+                                preserve_index=False)
+    assert arrow_table(mixed, ["o", "i"], units).equals(want)
+
+
+def test_save_with_a_mask_stores_those_rows(tmp_path):
+    import numpy as np
+
+    digests = {"a": "1", "b": "1"}
+    entry, _, _ = _load(tmp_path / "one", digests)
+    rows = _rows(entry, [("a", 1), ("b", 2), ("a", 3)])
+    assert not entry.compacts(len(rows))
+    entry.save(rows, digests, digests, keep=np.asarray([True, False, True]))
+    _, got, units = _load(tmp_path / "one", digests)
+    assert got == [("a", 1), ("a", 3)] and units == {"a", "b"}
+    # the mask's rows are checked against the tagged units, as a frame's are
+    entry, _, _ = _load(tmp_path / "two", digests)
+    rows = _rows(entry, [("a", 1), ("b", 2)])
+    entry.save(rows, {"a"}, digests, keep=np.asarray([True, False]))
+    assert _load(tmp_path / "two", digests)[1:] == ([("a", 1)], {"a"})
+    entry, _, _ = _load(tmp_path / "three", digests)
+    rows = _rows(entry, [("a", 1), ("b", 2)])
+    entry.save(rows, {"a"}, digests, keep=np.asarray([True, True]))  # b is not tagged
+    assert _load(tmp_path / "three", digests)[1:] == ([], set())
+
+
+def test_take_rows_is_frame_take():
+    import numpy as np
+    import pyarrow as pa
+
+    from pipeline.tagged_store import take_rows
+
+    frame = pd.DataFrame({
+        "s": pd.array(["a", None, "é", "d"], dtype="str"),
+        "n": pd.array(["a", None, "b", "c"], dtype="string[pyarrow]"),
+        "i": np.asarray([1, 2, 3, 4]), "f": np.asarray([0.5, np.nan, 2.0, 1.0]),
+        "x": pd.array([b"1\n", b"", b"3", b"4"], dtype=pd.ArrowDtype(pa.large_binary())),
+        "o": pd.Series(["a", 1, None, "b"], dtype=object)}, index=[5, 6, 7, 8])
+    for order in ([3, 1, 0], [], [2, 2, 0, 1, 3]):
+        want = frame.take(order).reset_index(drop=True)
+        got = take_rows(frame, np.asarray(order, dtype=np.int64))
+        assert got.equals(want) and got.columns.equals(want.columns)
+        assert list(got.dtypes) == list(want.dtypes) and got.index.equals(want.index)
+    chunked = pd.concat([frame, frame], ignore_index=True)  # two Arrow chunks a column
+    order = np.asarray([7, 0, 4, 3])
+    assert take_rows(chunked, order).equals(chunked.take(order).reset_index(drop=True))
+
+
+def test_in_order_when_the_rows_come_from_one_ordered_file(tmp_path):
+    folder = tmp_path / "entry"
+    digests = {"a": "1", "b": "1"}
+    entry, _, _ = _load(folder, digests)
+    entry.save(_rows(entry, [("a", 1), ("b", 2)]), digests, digests, ordered=True)
+    entry = TaggedEntry(folder, COLUMNS)
+    entry.load(digests, stale=True)
+    assert entry.in_order()
+    edited = {**digests, "b": "2"}
+    entry = TaggedEntry(folder, COLUMNS)
+    entry.load(edited, stale=True)
+    assert entry.in_order()  # some rows of the ordered file, in its order
+    entry.save(_rows(entry, [("b", 20)]), {"b"}, edited)  # a delta, not in output order
+    entry = TaggedEntry(folder, COLUMNS)
+    entry.load(edited)
+    assert not entry.in_order()  # rows of two files
+    entry = TaggedEntry(folder, COLUMNS)
+    entry.load(digests)
+    assert entry.in_order()  # undone: the delta's unit is not wanted, one file gives all
+    assert not TaggedEntry(tmp_path / "none", COLUMNS).in_order()

@@ -192,6 +192,8 @@ def match_rows(arrays: TokenArrays, compiled: CompiledRules,
         opening: ids of the segments that open their document (``opening_units``);
             None: each document's first row in ``segments``.
     """
+    from pipeline.code.sparse import segment_column
+
     cols = _match_columns(arrays, compiled, segments)
     if cols is None:
         return []
@@ -202,8 +204,8 @@ def match_rows(arrays: TokenArrays, compiled: CompiledRules,
         docs, cr, start, end, scores = docs[keep], cr[keep], start[keep], end[keep], scores[keep]
         index = index[keep]
     evidence = source.take(index).to_pylist()
-    seg_ids = np.asarray([row[0] for row in segments], dtype=object)
-    doc_ids = np.asarray([row[1] for row in segments], dtype=object)
+    seg_ids = np.asarray(segment_column(segments, 0), dtype=object)
+    doc_ids = np.asarray(segment_column(segments, 1), dtype=object)
     # A million tuples of strings and numbers hold no reference cycles, but creating
     # them triggers young-generation collections that scan them all: pause the GC.
     enabled = gc.isenabled()
@@ -219,18 +221,22 @@ def match_rows(arrays: TokenArrays, compiled: CompiledRules,
 
 def match_frame(arrays: TokenArrays, compiled: CompiledRules,
                 segments: Sequence[tuple[str, str, int, str | None]],
-                opening: frozenset[str] | None = None) -> pd.DataFrame:
+                opening: frozenset[str] | None = None, coded=None) -> pd.DataFrame:  # noqa: ANN001
     """The match rows of a batch as a table, in the order of the matches table.
 
     The rows of ``match_rows`` with int64 start/end and float64 score, sorted by doc
     (the order of ``segments``), then start, end, code id and rule id - the order
     ``match_segments`` and a chunk give them - and built column by column: ids are
     taken from per-segment and per-rule arrays, only the evidence is a string per row.
+    ``coded``: the tokens as a chunk entry's string indexes (``sparse.Coded``): the
+    matches are then found at the trie's starts only (same rows).
     """
+    from pipeline.code.sparse import segment_column
+
     # Unordered: the sort below puts rows in order, and rows it leaves tied (same doc,
     # start, end, code and rule) are equal in every column (evidence and score follow
     # from the span and the rule), so their order shows nowhere.
-    cols = _match_columns(arrays, compiled, segments, in_doc_order=False)
+    cols = _match_columns(arrays, compiled, segments, in_doc_order=False, coded=coded)
     if cols is None:
         return _empty_matches()
     docs, cr, (source, index), start, end = cols
@@ -253,9 +259,10 @@ def match_frame(arrays: TokenArrays, compiled: CompiledRules,
 
     # ids: a few distinct strings each, and the evidence's distinct forms, taken by index
     # (no Python object per row)
-    seg_ids, doc_ids = [row[0] for row in segments], [row[1] for row in segments]
+    seg_ids, doc_ids = segment_column(segments, 0), segment_column(segments, 1)
+    seg_src, doc_src = getattr(segments, "arrow", None) or (seg_ids, doc_ids)
     frame = pd.DataFrame({
-        C.SEGMENT_ID: text(seg_ids, docs), C.DOC_ID: text(doc_ids, docs),
+        C.SEGMENT_ID: text(seg_src, docs), C.DOC_ID: text(doc_src, docs),
         C.CODE_ID: text(code_ids.tolist(), cr), C.RULE_ID: text(rule_ids.tolist(), cr),
         C.EVIDENCE: text(source, index[order]), C.START: start, C.END: end, C.SCORE: scores})
     # the ids as integer keys, for aggregate_matches (no factorising them again)
@@ -275,9 +282,11 @@ def opening_units(segments: Sequence[tuple[str, str, int, str | None]],
     over batches or chunks, and a chunk codes one language per document), so a row opens
     its document when the row before it belongs to another one.
     """
+    from pipeline.code.sparse import segment_column
+
     if opening is not None:
-        return np.asarray([row[0] in opening for row in segments], dtype=bool)
-    doc_ids = [row[1] for row in segments]
+        return np.asarray([sid in opening for sid in segment_column(segments, 0)], dtype=bool)
+    doc_ids = segment_column(segments, 1)
     return np.asarray([k == 0 or doc_ids[k] != doc_ids[k - 1] for k in range(len(doc_ids))],
                       dtype=bool)
 
@@ -303,35 +312,45 @@ def _opening_scores(compiled: CompiledRules, segments: Sequence[tuple[str, str, 
 
 def _match_columns(arrays: TokenArrays, compiled: CompiledRules,
                    segments: Sequence[tuple[str, str, int, str | None]],
-                   in_doc_order: bool = True) -> tuple | None:
+                   in_doc_order: bool = True, coded=None) -> tuple | None:  # noqa: ANN001
     """(doc, rule index, evidence, start, end) of every match of a batch; None: none.
 
     Rows are in doc order (``in_doc_order``; else in no set order, for a caller that
     sorts them); start/end are document offsets (segment start + character offset in
     the segment); the evidence is ``code.evidence.evidence_parts``' (strings, index).
+    ``coded``: the tokens as string indexes (``sparse.Coded``), for the sparse path.
     """
+    from pipeline.code.sparse import segment_column
+
     if not len(arrays):
         return None
+    from pipeline.code.sparse import doc_index, sparse_batch
     from pipeline.code.vector import vector_matches
 
     types = compiled.types
-    tid = types.ids(arrays.vocab, arrays.orth, arrays.lemma)
-    ctx = _Context(arrays, compiled, tid)
-    cr, cs, ce = vector_matches(arrays, compiled, tid, ctx)
-    if not len(cr):
-        return None
-    doc_first = arrays.doc_starts()
-    lengths = types.lengths.data[tid]
-    idx = arrays.char_offsets(lengths, doc_first)
-    char_end = idx + lengths
-    docs = arrays.doc_index(cs)
+    sparse = sparse_batch(arrays, compiled, coded)
+    if sparse is not None:  # the same matches, computed at the trie's starts only
+        cr, cs, ce = vector_matches(arrays, compiled, None, sparse.context(), sparse.hits())
+        if not len(cr):
+            return None
+        idx, char_end = sparse.offsets, sparse.char_end
+    else:
+        tid = types.ids(arrays.vocab, arrays.orth, arrays.lemma)
+        ctx = _Context(arrays, compiled, tid)
+        cr, cs, ce = vector_matches(arrays, compiled, tid, ctx)
+        if not len(cr):
+            return None
+        lengths = types.lengths.data[tid]
+        idx = arrays.char_offsets(lengths, arrays.doc_starts())
+        char_end = idx + lengths
+    docs = doc_index(arrays, cs)
     if in_doc_order:  # one row per match, in doc order (the caller sorts within segments)
         order = np.argsort(docs, kind="stable")
         cr, cs, ce, docs = cr[order], cs[order], ce[order], docs[order]
     c0, c1 = idx[cs], char_end[ce - 1]
     texts = evidence_parts(arrays, segments, docs, (cs, ce), (c0, c1), char_end,
                            compiled.rule_columns()[3][cr])
-    base = np.asarray([row[2] for row in segments], dtype=np.int64)[docs]
+    base = np.asarray(segment_column(segments, 2), dtype=np.int64)[docs]
     return docs, cr, texts, base + c0, base + c1
 
 

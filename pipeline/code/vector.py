@@ -16,22 +16,25 @@ from pipeline.code.arrays import TokenArrays, ranges
 from pipeline.code.compiled import MAIN, SIDE_A, CompiledRules
 from pipeline.code.proximity import keep_longest, pair_sides
 from pipeline.code.scan import flat_hits
+from pipeline.code.sparse import doc_index
 
 
-def vector_matches(arrays: TokenArrays, compiled: CompiledRules, tid: np.ndarray,
-                   ctx) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # noqa: ANN001
+def vector_matches(arrays: TokenArrays, compiled: CompiledRules, tid: np.ndarray | None,
+                   ctx, hits: tuple | None = None,  # noqa: ANN001
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Surviving matches of the batch as (rule index, start, end) arrays.
 
     Args:
         arrays: the batch.
         compiled: the rules.
-        tid: type ids of the tokens.
-        ctx: ``matching._Context`` of the batch.
+        tid: type ids of the tokens (unused with ``hits``).
+        ctx: ``matching._Context`` of the batch (or ``sparse``'s, the same answers).
+        hits: ``scan.flat_hits`` of the batch when already found (``sparse``).
     """
     from pipeline.code.matching import longest_first
 
     rules = compiled.rules
-    ch, s, e = flat_hits(arrays, compiled, tid)
+    ch, s, e = hits if hits is not None else flat_hits(arrays, compiled, tid)
     empty = np.zeros(0, dtype=np.int64)
     if not len(ch):
         return empty, empty, empty
@@ -40,7 +43,7 @@ def vector_matches(arrays: TokenArrays, compiled: CompiledRules, tid: np.ndarray
     kinds = [rule.kind for rule in rules]
     is_exclude = np.asarray([k == "exclude" for k in kinds], dtype=bool)
     r = owner[ch]
-    doc = arrays.doc_index(s)
+    doc = doc_index(arrays, s)
     plain = role_main[ch] & ~is_exclude[r]
     # Plain rules: longest_first per (doc, channel); flat_hits sorted by channel and start.
     pg = ch[plain] * len(arrays) + doc[plain]
@@ -90,7 +93,7 @@ def _apply_vetoes(cr, cs, ce, vr, vs, ve, vd, arrays, compiled, sents):  # noqa:
     vk = vd * n_codes + code_of[vr]
     order = np.argsort(vk, kind="stable")
     vk, vr, vs, ve = vk[order], vr[order], vs[order], ve[order]
-    ck = arrays.doc_index(cs) * n_codes + code_of[cr]
+    ck = doc_index(arrays, cs) * n_codes + code_of[cr]
     lo = np.searchsorted(vk, ck)
     counts = np.searchsorted(vk, ck, side="right") - lo
     ci = np.repeat(np.arange(len(cr), dtype=np.int64), counts)
@@ -116,7 +119,7 @@ def _limits(cr, cs, ce, arrays, compiled):  # noqa: ANN001, ANN202
     lim = limits[cr]
     if not (lim >= 0).any():
         return cr, cs, ce
-    cdoc = arrays.doc_index(cs)
+    cdoc = doc_index(arrays, cs)
     order = np.lexsort((cs, cs - ce, cr, cdoc))
     d, rr = cdoc[order], cr[order]
     new = np.ones(len(order), dtype=bool)

@@ -68,6 +68,27 @@ class TrieWalk:
         c, s, e = self.walk(types, tid, at, arrays.bounds[arrays.doc_index(at) + 1])
         return np.concatenate([chans, c]), np.concatenate([one, s]), np.concatenate([one + 1, e])
 
+    def hits_at(self, types, arrays, tid, positions: np.ndarray,  # noqa: ANN001
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``hits`` of the walks from ``positions`` only (ascending; every token whose
+        type starts a trie path must be among them for all the hits).
+
+        ``tid`` need only answer ``tid[index array]`` (``sparse.Lazy``): it is read at
+        the positions and along the walks, never whole.
+        """
+        self._describe(types)
+        t = tid[positions]
+        counts = self.one_ptr[t + 1] - self.one_ptr[t]
+        chans = self.one_flat[ranges(self.one_ptr[t], counts)]
+        one = np.repeat(positions, counts)
+        at = positions[self.deep_ptr[t + 1] > self.deep_ptr[t]]
+        if not len(at):
+            return chans, one, one + 1
+        # the end of each position's doc (a binary search: few positions)
+        stops = arrays.bounds[np.searchsorted(arrays.bounds, at, side="right")]
+        c, s, e = self.walk(types, tid, at, stops)
+        return np.concatenate([chans, c]), np.concatenate([one, s]), np.concatenate([one + 1, e])
+
     def _lookup(self, key: np.ndarray, types) -> np.ndarray:  # noqa: ANN001
         """Insertion index of every (node, type) key; unknown keys are computed first."""
         where = np.searchsorted(self.sorted_keys, key)
