@@ -19,7 +19,7 @@ from pipeline import segment as segment_stage
 from pipeline import table_cache
 from pipeline.chunk import (ORDER, PHASE_FILE, PHASE_META_COLUMNS, PHASE_ORPHAN_META, ChunkResult,
                             ChunkTask, RunContext, meta_rows)
-from pipeline.engine import run_chunks
+from pipeline.engine import Prepare, run_chunks
 from pipeline.parts import ChunkSpill, PartWriter
 
 if TYPE_CHECKING:
@@ -90,11 +90,13 @@ def _whole(res: ChunkResult, name: str, part,  # noqa: ANN001 - a parts.Part
 
 
 def stream_chunks(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, writer: PartWriter,
-                  n_files: int, tables: table_cache.RunTables) -> StreamedRun:
+                  n_files: int, tables: table_cache.RunTables,
+                  prepare: Prepare | None = None) -> StreamedRun:
     """Run the chunks on the engine and spill every result to the part files in order.
 
     With the finished documents and segments files from the table cache, those tables
     are not spilled (segments still are for a model pass, which reads them).
+    ``prepare``: as for ``engine.run_chunks``.
     """
     from pipeline.code import empty_codings
     from pipeline.code.matching import _empty_matches
@@ -121,7 +123,7 @@ def stream_chunks(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, wri
         pooled = opts.engine == "local" and opts.jobs > 1 and len(tasks) > 1
         spill = ChunkSpill(str(writer.dir), names, CSV_TABLES, memory=memory, parquet=pooled)
         for res in run_chunks(tasks, ctx, jobs=opts.jobs, engine=opts.engine,
-                              scheduler=opts.scheduler, spill=spill):
+                              scheduler=opts.scheduler, spill=spill, prepare=prepare):
             renamed = _unique_ids(res, taken, tasks[res.index])
             run.keys.append(res.stats.get("key"))
             if tables.files is not None and run.keys[-1] != tasks[res.index].key:

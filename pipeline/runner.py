@@ -190,7 +190,10 @@ def code_corpus(inputs: Sequence[str | Path], *, codebook: str | Path, out_dir: 
         roots = {p.resolve(): p for p in paths if p.is_dir()}
         shown = [display(f, root) for f, root in zip(files, file_roots(files, roots))]
         tasks = plan_chunks(files, shown, chunk_bytes=opts.chunk_bytes)
-        if len(tasks) > 1:  # one chunk sees every clash itself
+        prepare = None
+        if len(tasks) > 1 and _defer_keys(opts, ctx):
+            prepare = _SharedKeys(files, opts)
+        elif len(tasks) > 1:  # one chunk sees every clash itself
             ctx.shared_keys = shared_keys(files, opts, ctx.cache_dir)
         lap("plan")
         # Under the lock, parts left by a killed run are stale: clear them first.
@@ -209,7 +212,7 @@ def code_corpus(inputs: Sequence[str | Path], *, codebook: str | Path, out_dir: 
             for name, base, csv in outputs:  # final files written as the chunks come
                 writer.stream(name, base, csv=csv)
             with cache_io.prefetching(_read_ahead(tasks, ctx, opts)):
-                run = stream_chunks(tasks, ctx, opts, writer, len(files), tables)
+                run = stream_chunks(tasks, ctx, opts, writer, len(files), tables, prepare)
             lap("ingest+nlp+code")
             if opts.method != "rules":
                 _model_pass(opts, book, writer, run)
@@ -278,6 +281,37 @@ def shared_keys(files: Sequence[Path], opts: RunOptions,
     except OSError:
         pass
     return keys
+
+
+def _defer_keys(opts: RunOptions, ctx: RunContext) -> bool:
+    """Whether the shared CSV ids are found while the first chunks run (``_SharedKeys``).
+
+    Only for a local pool without a cache: its workers wait for the runner's first
+    tasks, and finding the ids parses every CSV file (~0.5 s at a million segments).
+    With a cache the ids are part of every chunk's cache key, needed up front (and
+    usually read from their memo); one job would only move the parsing.
+    """
+    return ctx.cache_dir is None and opts.engine == "local" and opts.jobs > 1
+
+
+class _SharedKeys:
+    """``prepare`` of a run's tasks: a task with a CSV file gets the shared CSV ids.
+
+    They are found (``shared_keys``) when the first such task is handed out, while the
+    workers code the chunks before it; chunks without a CSV file do not use them
+    (only CSV rows have id values).
+    """
+
+    def __init__(self, files: Sequence[Path], opts: RunOptions) -> None:
+        self._files, self._opts = files, opts
+        self._keys: frozenset[str] | None = None
+
+    def __call__(self, task: ChunkTask) -> None:
+        if not any(Path(path).suffix.lower() == ".csv" for _, path, _ in task.files):
+            return
+        if self._keys is None:
+            self._keys = shared_keys(self._files, self._opts, None)
+        task.shared_keys = self._keys
 
 
 def _read_ahead(tasks: list[ChunkTask], ctx: RunContext,
