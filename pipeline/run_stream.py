@@ -89,6 +89,30 @@ def _whole(res: ChunkResult, name: str, part,  # noqa: ANN001 - a parts.Part
     return _renamed(table, name, renames) if renames and name in RENAMED_TABLES else table
 
 
+class _NoBar:
+    """The progress bar of a quiet run: nothing (``tqdm.auto`` imports asyncio, ~15 ms)."""
+
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, n: int = 1) -> None:
+        """Nothing to show."""
+
+    def set_postfix_str(self, text: str) -> None:
+        """Nothing to show."""
+
+
+def _bar(n_files: int, progress: bool):  # noqa: ANN202 - a tqdm bar or _NoBar
+    if not progress:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=n_files, desc="coding", unit="doc", leave=False)
+
+
 def stream_chunks(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, writer: PartWriter,
                   n_files: int, tables: table_cache.RunTables,
                   prepare: Prepare | None = None) -> StreamedRun:
@@ -98,11 +122,7 @@ def stream_chunks(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, wri
     are not spilled (segments still are for a model pass, which reads them).
     ``prepare``: as for ``engine.run_chunks``.
     """
-    from pipeline.code import empty_codings
-    from pipeline.code.matching import _empty_matches
     from pipeline.errors import InputError
-
-    from tqdm.auto import tqdm
 
     skip = set()
     if tables.files is not None:
@@ -110,7 +130,7 @@ def stream_chunks(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, wri
     run = StreamedRun()
     taken = segment_stage.SegmentIds()  # segment ids unique across chunks too
     started = time.perf_counter()
-    bar = tqdm(total=n_files, disable=not opts.progress, desc="coding", unit="doc", leave=False)
+    bar = _bar(n_files, opts.progress)
     with bar:
         names = tuple(name for name in TABLES if name not in skip)
         # Where the chunk ran (a pool worker), its tables become part files, CSV lines
@@ -163,6 +183,9 @@ def stream_chunks(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, wri
                                 f"{run.counts['documents'] / elapsed:,.1f} doc/s")
     run.wall_s = time.perf_counter() - started
     if not tasks:  # still write typed, empty tables with headers
+        from pipeline.code import empty_codings
+        from pipeline.code.matching import _empty_matches
+
         writer.add("documents", pd.DataFrame(columns=C.DOCUMENT_COLUMNS))
         writer.add("segments", pd.DataFrame(columns=C.SEGMENT_COLUMNS))
         writer.add("codings", empty_codings())
