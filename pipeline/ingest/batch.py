@@ -80,7 +80,7 @@ def shared_csv_keys(files: Sequence[Path], *, text_column: str = "text",
     happen to share a chunk. A file that cannot be read is skipped here (the run
     reports it when it reads the file).
     """
-    csvs = [Path(f) for f in files if Path(f).suffix.lower() == ".csv"]
+    csvs = [p for p in map(Path, files) if p.suffix.lower() == ".csv"]
     if len(csvs) < 2:
         return frozenset()
     users: dict[str, int] = {}

@@ -51,7 +51,7 @@ def is_skipped_name(name: str) -> bool:
             or name.startswith((".", "_", "~$")))
 
 
-def _suffix(name: str) -> str:
+def name_suffix(name: str) -> str:
     """``Path(name).suffix`` of a file name (no "/"), without making a ``Path``."""
     i = name.rfind(".")
     return name[i:] if 0 < i < len(name) - 1 else ""
@@ -83,7 +83,7 @@ def discover(inputs: list[Path | str]) -> list[Path]:
                 # the walked folder made and resolved once: ~9,000 files sit in a few
                 base = folder = None
                 for name in files:
-                    if _suffix(name).lower() in SUPPORTED_SUFFIXES and not is_skipped_name(name):
+                    if name_suffix(name).lower() in SUPPORTED_SUFFIXES and not is_skipped_name(name):
                         if base is None:
                             base = Path(root)
                         path = base / name
