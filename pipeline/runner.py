@@ -312,7 +312,8 @@ class _SharedKeys:
 
     def __call__(self, task: ChunkTask) -> None:
         # ``Path(path).suffix``, the test of ``shared_csv_keys``, on the string
-        if not any(name_suffix(os.path.basename(path)).lower() == ".csv" for _, path, _ in task.files):
+        if not any(name_suffix(os.path.basename(path)).lower() == ".csv"
+                   for _, path, _ in task.files):
             return
         if self._keys is None:
             self._keys = shared_keys(self._files, self._opts, None)

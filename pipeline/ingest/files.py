@@ -83,7 +83,8 @@ def discover(inputs: list[Path | str]) -> list[Path]:
                 # the walked folder made and resolved once: ~9,000 files sit in a few
                 base = folder = None
                 for name in files:
-                    if name_suffix(name).lower() in SUPPORTED_SUFFIXES and not is_skipped_name(name):
+                    if (name_suffix(name).lower() in SUPPORTED_SUFFIXES
+                            and not is_skipped_name(name)):
                         if base is None:
                             base = Path(root)
                         path = base / name
