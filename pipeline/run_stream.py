@@ -52,9 +52,19 @@ def _unique_ids(res: ChunkResult, taken: segment_stage.SegmentIds,
                 task: ChunkTask) -> dict[str, str]:
     """Rename a chunk's segment ids already used by an earlier chunk (with warnings).
 
+    A pool worker may send a summary of its ids instead of them (``segment_ids.summary``):
+    they are read back from the chunk's segments part only if one may be taken.
+
     Returns:
         Old -> new id of the renamed ids (then the chunk's spilled tables are stale).
     """
+    ids = res.stats.pop("ids", None)
+    if ids is not None:
+        if not taken.may_hold(ids):  # the usual case: all new, nothing to rename
+            taken.add_summary(ids)
+            return {}
+        part = res.stats["parts"]["segments"]
+        res.segments = PartWriter.read(Path(part.path))[[C.SEGMENT_ID, C.DOC_ID, C.UNIT_INDEX]]
     warnings: list[dict] = []
     paths = dict(zip(res.documents[C.DOC_ID], res.documents[C.PATH]))
     res.segments, renames = segment_stage.unique_across(res.segments, taken, warnings, paths)
