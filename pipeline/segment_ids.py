@@ -52,7 +52,17 @@ class SegmentIds:
         if (self.docs or self._other_docs) and any(
                 d in self.docs or d in self._other_docs for d in docs):
             return True
-        return any(seg_id in self for seg_id in others)
+        if not others:
+            return False
+        # ``seg_id in self`` for every other id (strings): a set test first
+        if not self.other.isdisjoint(others):
+            return True
+        if self.docs:
+            for seg_id in others:
+                doc_id, _, n = seg_id.rpartition(":")
+                if n.isdigit() and doc_id in self.docs:
+                    return True
+        return False
 
     def add_summary(self, summary: IdSummary) -> None:
         """``add`` of the table ``summary`` describes (its ids are all new: ``may_hold``)."""
