@@ -169,8 +169,9 @@ def stream_chunks(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, wri
                 else:  # not spilled (dask), or renamed ids: the rows as they are now
                     writer.add(name, _whole(res, name, part, renamed),
                                res.codings_csv if name == "codings" else None)
+            docs = res.documents  # lists: iterating Arrow-backed columns is per element
             run.inputs += [{"doc_id": d, "path": p, "sha256": h} for d, p, h in zip(
-                res.documents[C.DOC_ID], res.documents[C.PATH], res.documents[C.SHA256])]
+                docs[C.DOC_ID].tolist(), docs[C.PATH].tolist(), docs[C.SHA256].tolist())]
             run.errors_rows.append(res.errors)
             run.present.update(res.present)
             run.failed.update(res.failed)
