@@ -84,9 +84,9 @@ def test_jobs_two_renames_ids_across_chunks_like_one_job(tmp_path):
 
 def test_jobs_two_finds_shared_csv_ids_while_chunks_run(tmp_path, monkeypatch):
     """Without a cache a pool run finds the CSV ids several files use only when it hands
-    out the first chunk with a CSV file (``runner._SharedKeys``): those ids are still
+    out the first chunk with a CSV file (``csv_keys.SharedKeys``): those ids are still
     prefixed in every file, as in one job, and chunks without a CSV get no keys."""
-    from pipeline import runner
+    from pipeline import csv_keys
 
     raw = tmp_path / "raw"
     raw.mkdir()
@@ -97,16 +97,16 @@ def test_jobs_two_finds_shared_csv_ids_while_chunks_run(tmp_path, monkeypatch):
                                 encoding="utf-8")
     (tmp_path / "codebook.yaml").write_text(CODEBOOK)
     calls = []
-    real = runner.shared_keys
-    monkeypatch.setattr(runner, "shared_keys", lambda *a: calls.append(a) or real(*a))
+    real = csv_keys.shared_keys
+    monkeypatch.setattr(csv_keys, "shared_keys", lambda *a: calls.append(a) or real(*a))
     prepared = []
-    real_call = runner._SharedKeys.__call__
+    real_call = csv_keys.SharedKeys.__call__
 
     def spy(self, task):
         real_call(self, task)
         prepared.append((task.index, task.shared_keys))
 
-    monkeypatch.setattr(runner._SharedKeys, "__call__", spy)
+    monkeypatch.setattr(csv_keys.SharedKeys, "__call__", spy)
     found = {}
     for jobs in (1, 2):
         out = tmp_path / f"j{jobs}"
@@ -114,7 +114,7 @@ def test_jobs_two_finds_shared_csv_ids_while_chunks_run(tmp_path, monkeypatch):
                     options=RunOptions(progress=False, chunk_bytes=1, cache=False, jobs=jobs))
         found[jobs] = {n: (out / n).read_bytes() for n in OUTPUTS}
     assert found[1] == found[2]
-    assert len(calls) == 2  # once per run: up front (one job), deferred (two)
+    assert len(calls) == 1  # the pool run's, on the thread (one job: runner.shared_keys)
     assert prepared == [(0, None), (1, None), (2, None),
                         (3, frozenset({"1"})), (4, frozenset({"1"}))]
     segments = found[2]["segments.csv"].decode()
