@@ -64,12 +64,16 @@ class ChunkTask:
     computes it), so runner and workers agree on which entries the run uses.
     ``slim``: the runner has the finished documents and segments files (table cache):
     a chunk-cache entry gives only the columns coding and the runner read.
+    ``shared_keys``: the run's shared CSV ids when the runner found them after the
+    workers got the context (None: ``RunContext.shared_keys``); only chunks with a
+    CSV file use them.
     """
 
     index: int
     files: list[tuple[int, str, str]]
     key: str | None = None
     slim: bool = False
+    shared_keys: frozenset[str] | None = None
 
 
 @dataclass
@@ -309,7 +313,8 @@ def _read_and_segment(task: ChunkTask, ctx: RunContext, book, lap):  # noqa: ANN
                                      detect_lang=("never" if ctx.forced_lang
                                                   else book.settings.detect_lang),
                                      languages=book.settings.languages, errors=seg_errors,
-                                     shared_keys=ctx.shared_keys)
+                                     shared_keys=(ctx.shared_keys if task.shared_keys is None
+                                                  else task.shared_keys))
     positions = {shown: pos for pos, _, shown in task.files}
     errors += [{**e, ORDER: (PHASE_FILE, positions.get(e[C.ERROR_FILE], -1))} for e in seg_errors]
     lap("segment")

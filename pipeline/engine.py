@@ -26,11 +26,15 @@ ENGINES = ("local", "dask")
 
 # A worker's spill step: writes a result's tables where it ran, returns what it wrote.
 Spill = Callable[[ChunkResult], Any]
+# The runner's last step on a task before it is handed to a worker (e.g. what only
+# some chunks need, found while the first chunks run).
+Prepare = Callable[[ChunkTask], None]
 
 
 def run_chunks(tasks: Sequence[ChunkTask], ctx: RunContext, *, jobs: int = 1,
                engine: str = "local", scheduler: str | None = None,
-               spill: Spill | None = None) -> Iterator[ChunkResult]:
+               spill: Spill | None = None,
+               prepare: Prepare | None = None) -> Iterator[ChunkResult]:
     """Process chunks and yield their results in order.
 
     Args:
@@ -42,6 +46,8 @@ def run_chunks(tasks: Sequence[ChunkTask], ctx: RunContext, *, jobs: int = 1,
         spill: Local engine: run on every result where the chunk ran (a pool worker
             writes its own part files); its return value is ``stats["parts"]``.
             Dask workers may not share the output's file system: not used there.
+        prepare: Called on every task just before it is run or submitted, in chunk
+            order, in this process (so it may do work the first chunks need not wait for).
 
     Raises:
         UsageError: Unknown engine, bad ``jobs``, or dask cannot connect.
@@ -50,6 +56,8 @@ def run_chunks(tasks: Sequence[ChunkTask], ctx: RunContext, *, jobs: int = 1,
         raise UsageError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     if jobs < 1:
         raise UsageError(f"--jobs must be at least 1, not {jobs}")
+    if prepare is not None:
+        tasks = _Prepared(tasks, prepare)
     if engine == "dask":
         yield from _run_dask(tasks, ctx, jobs, scheduler)
     elif jobs == 1 or len(tasks) <= 1:
@@ -57,6 +65,25 @@ def run_chunks(tasks: Sequence[ChunkTask], ctx: RunContext, *, jobs: int = 1,
             yield _spilled(process_chunk(task, ctx), spill)
     else:
         yield from _run_pool(tasks, ctx, jobs, spill)
+
+
+class _Prepared(Sequence):
+    """``tasks`` whose iteration calls ``prepare`` on each task before yielding it
+    (every engine iterates its tasks once, in order, as it hands them out)."""
+
+    def __init__(self, tasks: Sequence[ChunkTask], prepare: Prepare) -> None:
+        self._tasks, self._prepare = tasks, prepare
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def __getitem__(self, k):  # noqa: ANN001, ANN204 - Sequence protocol
+        return self._tasks[k]
+
+    def __iter__(self) -> Iterator[ChunkTask]:
+        for task in self._tasks:
+            self._prepare(task)
+            yield task
 
 
 def _spilled(result: ChunkResult, spill: Spill | None) -> ChunkResult:
@@ -97,10 +124,18 @@ def slim_result(result: ChunkResult) -> ChunkResult:
     across chunks); tables that were not spilled stay whole.
     """
     from pipeline import columns as C
+    from pipeline.segment_ids import summary
 
     parts = result.stats.get("parts") or {}
     keep = {"documents": [C.DOC_ID, C.PATH, C.SHA256],
             "segments": [C.SEGMENT_ID, C.DOC_ID, C.UNIT_INDEX]}
+    if "segments" in parts:
+        # what the runner's check of the ids across chunks needs (a few document ids
+        # and CSV ids), instead of every id (~0.2-0.4 MB a chunk, pickled and read)
+        ids = summary(result.segments)
+        if ids is not None:
+            result.stats["ids"] = ids
+            result.segments = result.segments.iloc[:0]
     result.stats["n_codings"] = len(result.codings)
     result.stats["per_code"] = {str(k): int(n) for k, n in
                                 result.codings[C.CODE_ID].value_counts().items()}

@@ -19,7 +19,7 @@ from pipeline import segment as segment_stage
 from pipeline import table_cache
 from pipeline.chunk import (ORDER, PHASE_FILE, PHASE_META_COLUMNS, PHASE_ORPHAN_META, ChunkResult,
                             ChunkTask, RunContext, meta_rows)
-from pipeline.engine import run_chunks
+from pipeline.engine import Prepare, run_chunks
 from pipeline.parts import ChunkSpill, PartWriter
 
 if TYPE_CHECKING:
@@ -52,9 +52,19 @@ def _unique_ids(res: ChunkResult, taken: segment_stage.SegmentIds,
                 task: ChunkTask) -> dict[str, str]:
     """Rename a chunk's segment ids already used by an earlier chunk (with warnings).
 
+    A pool worker may send a summary of its ids instead of them (``segment_ids.summary``):
+    they are read back from the chunk's segments part only if one may be taken.
+
     Returns:
         Old -> new id of the renamed ids (then the chunk's spilled tables are stale).
     """
+    ids = res.stats.pop("ids", None)
+    if ids is not None:
+        if not taken.may_hold(ids):  # the usual case: all new, nothing to rename
+            taken.add_summary(ids)
+            return {}
+        part = res.stats["parts"]["segments"]
+        res.segments = PartWriter.read(Path(part.path))[[C.SEGMENT_ID, C.DOC_ID, C.UNIT_INDEX]]
     warnings: list[dict] = []
     paths = dict(zip(res.documents[C.DOC_ID], res.documents[C.PATH]))
     res.segments, renames = segment_stage.unique_across(res.segments, taken, warnings, paths)
@@ -89,18 +99,40 @@ def _whole(res: ChunkResult, name: str, part,  # noqa: ANN001 - a parts.Part
     return _renamed(table, name, renames) if renames and name in RENAMED_TABLES else table
 
 
+class _NoBar:
+    """The progress bar of a quiet run: nothing (``tqdm.auto`` imports asyncio, ~15 ms)."""
+
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, n: int = 1) -> None:
+        """Nothing to show."""
+
+    def set_postfix_str(self, text: str) -> None:
+        """Nothing to show."""
+
+
+def _bar(n_files: int, progress: bool):  # noqa: ANN202 - a tqdm bar or _NoBar
+    if not progress:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=n_files, desc="coding", unit="doc", leave=False)
+
+
 def stream_chunks(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, writer: PartWriter,
-                  n_files: int, tables: table_cache.RunTables) -> StreamedRun:
+                  n_files: int, tables: table_cache.RunTables,
+                  prepare: Prepare | None = None) -> StreamedRun:
     """Run the chunks on the engine and spill every result to the part files in order.
 
     With the finished documents and segments files from the table cache, those tables
     are not spilled (segments still are for a model pass, which reads them).
+    ``prepare``: as for ``engine.run_chunks``.
     """
-    from pipeline.code import empty_codings
-    from pipeline.code.matching import _empty_matches
     from pipeline.errors import InputError
-
-    from tqdm.auto import tqdm
 
     skip = set()
     if tables.files is not None:
@@ -108,7 +140,7 @@ def stream_chunks(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, wri
     run = StreamedRun()
     taken = segment_stage.SegmentIds()  # segment ids unique across chunks too
     started = time.perf_counter()
-    bar = tqdm(total=n_files, disable=not opts.progress, desc="coding", unit="doc", leave=False)
+    bar = _bar(n_files, opts.progress)
     with bar:
         names = tuple(name for name in TABLES if name not in skip)
         # Where the chunk ran (a pool worker), its tables become part files, CSV lines
@@ -121,7 +153,7 @@ def stream_chunks(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, wri
         pooled = opts.engine == "local" and opts.jobs > 1 and len(tasks) > 1
         spill = ChunkSpill(str(writer.dir), names, CSV_TABLES, memory=memory, parquet=pooled)
         for res in run_chunks(tasks, ctx, jobs=opts.jobs, engine=opts.engine,
-                              scheduler=opts.scheduler, spill=spill):
+                              scheduler=opts.scheduler, spill=spill, prepare=prepare):
             renamed = _unique_ids(res, taken, tasks[res.index])
             run.keys.append(res.stats.get("key"))
             if tables.files is not None and run.keys[-1] != tasks[res.index].key:
@@ -137,8 +169,9 @@ def stream_chunks(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, wri
                 else:  # not spilled (dask), or renamed ids: the rows as they are now
                     writer.add(name, _whole(res, name, part, renamed),
                                res.codings_csv if name == "codings" else None)
+            docs = res.documents  # lists: iterating Arrow-backed columns is per element
             run.inputs += [{"doc_id": d, "path": p, "sha256": h} for d, p, h in zip(
-                res.documents[C.DOC_ID], res.documents[C.PATH], res.documents[C.SHA256])]
+                docs[C.DOC_ID].tolist(), docs[C.PATH].tolist(), docs[C.SHA256].tolist())]
             run.errors_rows.append(res.errors)
             run.present.update(res.present)
             run.failed.update(res.failed)
@@ -161,6 +194,9 @@ def stream_chunks(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, wri
                                 f"{run.counts['documents'] / elapsed:,.1f} doc/s")
     run.wall_s = time.perf_counter() - started
     if not tasks:  # still write typed, empty tables with headers
+        from pipeline.code import empty_codings
+        from pipeline.code.matching import _empty_matches
+
         writer.add("documents", pd.DataFrame(columns=C.DOCUMENT_COLUMNS))
         writer.add("segments", pd.DataFrame(columns=C.SEGMENT_COLUMNS))
         writer.add("codings", empty_codings())

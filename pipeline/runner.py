@@ -24,16 +24,15 @@ from pipeline.cache import default_cache_dir
 from pipeline.chunk import SLIM_COLUMNS, ChunkTask, RunContext, remember_codebook
 from pipeline.codebook import Codebook, load_codebook
 from pipeline.codebook.patterns import PatternMemo
+from pipeline.csv_keys import SHARED_KEYS, SharedKeys, defer_keys, shared_keys  # noqa: F401
 from pipeline.engine import start_pool_server
 from pipeline.ingest import display, file_roots  # path display identical to ingest()
 from pipeline.parts import PARTS_PREFIX, PartWriter
 from pipeline.run_stream import TABLES, StreamedRun, stream_chunks
-from pipeline.store import (CodedData, LazyCodedData, atomic_write_text, commit_staged,
-                            output_lock)
+from pipeline.store import CodedData, LazyCodedData, commit_staged, output_lock
 
 
 EXIT_OK, EXIT_PARTIAL = 0, 2
-SHARED_KEYS = "csv-keys-v1"   # cache subfolder of ``shared_keys`` (bump if its format changes)
 _VERSIONED = ("pandas", "pyarrow", "spacy", "spacy-lookups-data", "nltk", "scikit-learn")
 
 
@@ -190,7 +189,10 @@ def code_corpus(inputs: Sequence[str | Path], *, codebook: str | Path, out_dir: 
         roots = {p.resolve(): p for p in paths if p.is_dir()}
         shown = [display(f, root) for f, root in zip(files, file_roots(files, roots))]
         tasks = plan_chunks(files, shown, chunk_bytes=opts.chunk_bytes)
-        if len(tasks) > 1:  # one chunk sees every clash itself
+        prepare = None
+        if len(tasks) > 1 and defer_keys(opts, ctx):
+            prepare = SharedKeys(files, opts)
+        elif len(tasks) > 1:  # one chunk sees every clash itself
             ctx.shared_keys = shared_keys(files, opts, ctx.cache_dir)
         lap("plan")
         # Under the lock, parts left by a killed run are stale: clear them first.
@@ -209,7 +211,7 @@ def code_corpus(inputs: Sequence[str | Path], *, codebook: str | Path, out_dir: 
             for name, base, csv in outputs:  # final files written as the chunks come
                 writer.stream(name, base, csv=csv)
             with cache_io.prefetching(_read_ahead(tasks, ctx, opts)):
-                run = stream_chunks(tasks, ctx, opts, writer, len(files), tables)
+                run = stream_chunks(tasks, ctx, opts, writer, len(files), tables, prepare)
             lap("ingest+nlp+code")
             if opts.method != "rules":
                 _model_pass(opts, book, writer, run)
@@ -233,51 +235,6 @@ def code_corpus(inputs: Sequence[str | Path], *, codebook: str | Path, out_dir: 
     data = LazyCodedData(out_dir, errors, manifest)
     return RunResult(data=data, manifest=manifest, exit_code=EXIT_PARTIAL if n_failed else EXIT_OK,
                      out_dir=Path(out_dir), codebook=book)
-
-
-def shared_keys(files: Sequence[Path], opts: RunOptions,
-                cache_dir: str | None) -> frozenset[str]:
-    """``ingest.shared_csv_keys`` of ``files``, remembered in the cache folder.
-
-    Finding them parses every CSV file of the run; the result depends only on the CSV
-    files' paths and bytes, the id and text columns, and the code and libraries that
-    read them (``chunk_cache.chunk_key``'s versions), so a re-code reads it from a
-    small JSON file named after all of that. A file that cannot be read, or an
-    unreadable memo, means the files are parsed as before.
-    """
-    import hashlib
-    import json
-
-    from pipeline.chunk_cache import _source_digest, _versions
-
-    def compute() -> frozenset[str]:
-        return ingest_stage.shared_csv_keys(files, text_column=opts.text_column,
-                                            id_column=opts.id_column)
-
-    csvs = [Path(f) for f in files if Path(f).suffix.lower() == ".csv"]
-    if cache_dir is None or len(csvs) < 2:
-        return compute()
-    h = hashlib.sha256(json.dumps([SHARED_KEYS, *_versions(), _source_digest(),
-                                   opts.text_column, opts.id_column]).encode("utf-8"))
-    try:
-        for path in csvs:
-            h.update(json.dumps(str(path)).encode("utf-8"))
-            h.update(hashlib.sha256(path.read_bytes()).digest())
-    except OSError:
-        return compute()
-    memo = Path(cache_dir) / SHARED_KEYS / f"{h.hexdigest()}.json"
-    try:
-        found = json.loads(memo.read_text(encoding="utf-8"))
-        if isinstance(found, list) and all(isinstance(k, str) for k in found):
-            return frozenset(found)
-    except (OSError, ValueError):
-        pass
-    keys = compute()
-    try:  # atomic: a reader sees the whole list or none
-        atomic_write_text(memo, json.dumps(sorted(keys)))
-    except OSError:
-        pass
-    return keys
 
 
 def _read_ahead(tasks: list[ChunkTask], ctx: RunContext,

@@ -17,6 +17,9 @@ import pyarrow.compute as pc
 
 from pipeline import columns as C
 
+# (documents of a table's own ids "{doc_id}:{unit_index}", its other ids)
+IdSummary = tuple[list[str], list[str]]
+
 
 class SegmentIds:
     """Segment ids used so far in a run, in memory proportional to documents + CSV rows.
@@ -29,6 +32,44 @@ class SegmentIds:
     def __init__(self) -> None:
         self.docs: set[str] = set()
         self.other: set[str] = set()
+        # the part before the last ":" of every other id: an own id "{doc}:{n}" can be
+        # an other id only if its document is here (``may_hold``)
+        self._other_docs: set[str] = set()
+
+    def _others(self, ids: list[str]) -> None:
+        """Remember other (not own) ids."""
+        self.other.update(ids)
+        self._other_docs.update(i.rpartition(":")[0] for i in ids)
+
+    def may_hold(self, summary: IdSummary) -> bool:
+        """Whether an id of the table ``summary`` describes may be used already.
+
+        False means none is (``unique_across`` would rename nothing); True: maybe,
+        its ids must be looked at. Own ids are met by their document (unique in a
+        run: a later chunk's documents are new), other ids one by one.
+        """
+        docs, others = summary
+        if (self.docs or self._other_docs) and any(
+                d in self.docs or d in self._other_docs for d in docs):
+            return True
+        if not others:
+            return False
+        # ``seg_id in self`` for every other id (strings): a set test first
+        if not self.other.isdisjoint(others):
+            return True
+        if self.docs:
+            for seg_id in others:
+                doc_id, _, n = seg_id.rpartition(":")
+                if n.isdigit() and doc_id in self.docs:
+                    return True
+        return False
+
+    def add_summary(self, summary: IdSummary) -> None:
+        """``add`` of the table ``summary`` describes (its ids are all new: ``may_hold``)."""
+        docs, others = summary
+        self.docs.update(docs)
+        if others:
+            self._others(others)
 
     def __contains__(self, seg_id: object) -> bool:
         seg_id = str(seg_id)
@@ -77,13 +118,11 @@ class SegmentIds:
         # an id "{doc_id}:{unit_index}" is remembered by its document
         own = (ids == docs + ":" + segments[C.UNIT_INDEX].astype(str)).to_numpy(dtype=bool)
         self.docs.update(docs[own].unique().tolist())
-        self.other.update(ids[~own].tolist())
+        self._others(ids[~own].tolist())
 
     def _add(self, columns: _Columns) -> None:
         """``add`` of a table whose id columns are Arrow strings (``_Columns``)."""
-        self.docs.update(pc.unique(columns.docs.filter(columns.own)).to_pylist())
-        if not columns.own.all():
-            self.other.update(columns.ids.filter(~columns.own).to_pylist())
+        self.add_summary(columns.summary())
 
     def _contains(self, columns: _Columns) -> np.ndarray:
         """``contains`` of a table's ids, from its ``_Columns``.
@@ -130,6 +169,11 @@ class _Columns:
                  counted: np.ndarray) -> None:
         self.ids, self.docs, self.own, self.counted = ids, docs, own, counted
 
+    def summary(self) -> IdSummary:
+        """(documents of the own ids, the other ids): what ``SegmentIds.add`` keeps."""
+        docs = pc.unique(self.docs.filter(self.own)).to_pylist()
+        return docs, ([] if self.own.all() else self.ids.filter(~self.own).to_pylist())
+
     @classmethod
     def of(cls, segments: pd.DataFrame) -> _Columns | None:
         """The columns of ``segments``, or None (not string ids and integer indexes)."""
@@ -156,6 +200,20 @@ class _Columns:
                                           pa.scalar(":", pa.large_string()))
         own = pc.equal(ids, made).to_numpy(zero_copy_only=False)
         return cls(ids, docs, own, numbers >= 0)
+
+
+def summary(segments: pd.DataFrame) -> IdSummary | None:
+    """What ``SegmentIds`` needs of a segments table, without the table (None: ids or
+    indexes of other types, the table itself is needed).
+
+    A pool worker sends this instead of the chunk's ids (``engine.slim_result``): the
+    runner checks it with ``SegmentIds.may_hold`` and remembers it with ``add_summary``,
+    and reads the ids back from the chunk's part only when one may be taken.
+    """
+    if segments.empty:
+        return [], []
+    columns = _Columns.of(segments)
+    return None if columns is None else columns.summary()
 
 
 def unique_across(segments: pd.DataFrame, taken: SegmentIds, errors: list[dict] | None = None,

@@ -80,3 +80,42 @@ def test_jobs_two_renames_ids_across_chunks_like_one_job(tmp_path):
     codings = found[2]["codings.csv"].decode()
     assert "t:t:1" in codings and "\nt:1," in codings  # renamed in t.txt, kept in c.csv
     assert b"prefixed with 't:'" in found[2]["errors.csv"]
+
+
+def test_jobs_two_finds_shared_csv_ids_while_chunks_run(tmp_path, monkeypatch):
+    """Without a cache a pool run finds the CSV ids several files use only when it hands
+    out the first chunk with a CSV file (``csv_keys.SharedKeys``): those ids are still
+    prefixed in every file, as in one job, and chunks without a CSV get no keys."""
+    from pipeline import csv_keys
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for k in range(3):  # "a*" chunks first: no CSV, handed out before the ids are found
+        (raw / f"a{k}.txt").write_text("I: Hoe?\nR: We mochten het zelf invullen.\n")
+    (raw / "s1.csv").write_text("id,text\n1,Wij zijn eigenaar.\n2,Geen uren.\n", encoding="utf-8")
+    (raw / "s2.csv").write_text("id,text\n1,We mochten het zelf invullen.\n3,Echt.\n",
+                                encoding="utf-8")
+    (tmp_path / "codebook.yaml").write_text(CODEBOOK)
+    calls = []
+    real = csv_keys.shared_keys
+    monkeypatch.setattr(csv_keys, "shared_keys", lambda *a: calls.append(a) or real(*a))
+    prepared = []
+    real_call = csv_keys.SharedKeys.__call__
+
+    def spy(self, task):
+        real_call(self, task)
+        prepared.append((task.index, task.shared_keys))
+
+    monkeypatch.setattr(csv_keys.SharedKeys, "__call__", spy)
+    found = {}
+    for jobs in (1, 2):
+        out = tmp_path / f"j{jobs}"
+        code_corpus([raw], codebook=tmp_path / "codebook.yaml", out_dir=out,
+                    options=RunOptions(progress=False, chunk_bytes=1, cache=False, jobs=jobs))
+        found[jobs] = {n: (out / n).read_bytes() for n in OUTPUTS}
+    assert found[1] == found[2]
+    assert len(calls) == 1  # the pool run's, on the thread (one job: runner.shared_keys)
+    assert prepared == [(0, None), (1, None), (2, None),
+                        (3, frozenset({"1"})), (4, frozenset({"1"}))]
+    segments = found[2]["segments.csv"].decode()
+    assert "\ns1:1," in segments and "\ns2:1," in segments and "\ns2:3," not in segments

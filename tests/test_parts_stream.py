@@ -201,3 +201,28 @@ def test_a_slow_background_writer_holds_back_the_runner(tmp_path: Path) -> None:
     merged = _files(tmp_path / "merged", [a] * (total + 1), stream=False, via_spill=False)
     assert {name: path.read_bytes() for name, path in staged.items()} == merged
     writer.close()
+
+
+@pytest.mark.parametrize("parts", ["memory", "parquet"])
+def test_staged_files_are_written_back_as_they_grow(tmp_path: Path, monkeypatch,
+                                                    parts: str) -> None:
+    """Every WRITEBACK_BYTES the stream starts the staged files' writeback (the CSV's,
+    and the spliced Parquet file's): the same bytes, and the end's fsync finds them
+    on disk already."""
+    import os
+
+    from pipeline import parts_stream
+
+    chunks = _chunks("same")
+    expected = _files(tmp_path / "merged", chunks, stream=False, via_spill=True)
+    started: list[str] = []
+    real = parts_stream._writeback
+    monkeypatch.setattr(parts_stream, "WRITEBACK_BYTES", 1)
+    monkeypatch.setattr(parts_stream, "_writeback",
+                        lambda fd: started.append(os.readlink(f"/proc/self/fd/{fd}")) or real(fd))
+    assert _files(tmp_path / parts, chunks, stream=True, via_spill=True,
+                  **{parts: True}) == expected
+    names = sorted({Path(p).name for p in started})
+    assert names == (["t.csv.staged"] if parts == "memory" else ["t.csv.staged",
+                                                                   "t.parquet.staged"])
+    assert len(started) == len(chunks) * len(names)

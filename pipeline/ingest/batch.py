@@ -14,6 +14,7 @@ from pipeline import columns as C
 from pipeline.errors import InputError, PipelineError, UsageError
 
 from .files import METADATA_NAME, assign_doc_ids, canonical_doc_id, discover, read_parts
+from .paths import display, file_roots, parents  # noqa: F401 - re-exported
 from .tables import read_metadata
 
 STAGE = "ingest"
@@ -39,16 +40,6 @@ def normalise_lang(value: object) -> str | None:
     English, Engels (case-insensitive).
     """
     return _LANGS.get(str(value).strip().lower().replace("_", "-"))
-
-
-def display(path: Path, root: Path | None) -> str:
-    """Path relative to the input folder it was found in, else as given."""
-    if root is not None:
-        try:
-            return path.relative_to(root).as_posix()
-        except ValueError:
-            pass
-    return path.as_posix()
 
 
 def find_metadata(inputs: list[Path]) -> list[Path]:
@@ -89,7 +80,7 @@ def shared_csv_keys(files: Sequence[Path], *, text_column: str = "text",
     happen to share a chunk. A file that cannot be read is skipped here (the run
     reports it when it reads the file).
     """
-    csvs = [Path(f) for f in files if Path(f).suffix.lower() == ".csv"]
+    csvs = [p for p in map(Path, files) if p.suffix.lower() == ".csv"]
     if len(csvs) < 2:
         return frozenset()
     users: dict[str, int] = {}
@@ -292,34 +283,6 @@ def _strings(values: list) -> object:
 _STR = pd.StringDtype("pyarrow", na_value=np.nan)  # pandas' "str"
 _NUMBERS = {C.TURN: np.int64, C.START: np.int64, C.END: np.int64, C.TIME_START: np.float64,
             C.TIME_END: np.float64}
-
-
-def parents(path: Path, dirs: dict[Path, Path] | None = None) -> list[Path]:
-    """The resolved path and its ancestors (to find the input folder a file is under).
-
-    Args:
-        path: A file.
-        dirs: Folder -> resolved folder, filled as files are resolved: a file that is
-            not a symbolic link resolves to its resolved folder plus its name, so the
-            files of one folder cost one ``realpath`` instead of one each (a
-            million-segment corpus has ~9,000 files in a few folders).
-    """
-    if dirs is None or path.name in ("", ".", "..") or path.is_symlink():
-        resolved = path.resolve()
-    else:
-        folder = dirs.get(path.parent)
-        if folder is None:
-            folder = dirs[path.parent] = path.parent.resolve()
-        resolved = folder / path.name
-    return [resolved, *resolved.parents]
-
-
-def file_roots(files: Sequence[Path], roots: dict[Path, Path]) -> list[Path | None]:
-    """The input folder (a value of ``roots``, keyed by resolved path) each file is
-    under, None for a file given by itself."""
-    dirs: dict[Path, Path] = {}
-    return [next((roots[r] for r in parents(path, dirs) if r in roots), None)
-            for path in files]
 
 
 def join_metadata(documents: pd.DataFrame, meta: pd.DataFrame | None, meta_name: str,

@@ -51,6 +51,12 @@ def is_skipped_name(name: str) -> bool:
             or name.startswith((".", "_", "~$")))
 
 
+def name_suffix(name: str) -> str:
+    """``Path(name).suffix`` of a file name (no "/"), without making a ``Path``."""
+    i = name.rfind(".")
+    return name[i:] if 0 < i < len(name) - 1 else ""
+
+
 def discover(inputs: list[Path | str]) -> list[Path]:
     """Expand files and folders to the input files of a run.
 
@@ -74,15 +80,19 @@ def discover(inputs: list[Path | str]) -> list[Path]:
         if given.is_dir():
             for root, dirs, files in os.walk(given):
                 dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
-                folder = None  # the walked folder resolved once: ~9,000 files sit in a few
+                # the walked folder made and resolved once: ~9,000 files sit in a few
+                base = folder = None
                 for name in files:
-                    if Path(name).suffix.lower() in SUPPORTED_SUFFIXES and not is_skipped_name(name):
-                        path = Path(root) / name
-                        if os.path.islink(path):  # a linked file resolves to its target
+                    if (name_suffix(name).lower() in SUPPORTED_SUFFIXES
+                            and not is_skipped_name(name)):
+                        if base is None:
+                            base = Path(root)
+                        path = base / name
+                        if os.path.islink(os.path.join(root, name)):  # resolves to its target
                             found.setdefault(path.resolve(), path)
                             continue
                         if folder is None:
-                            folder = Path(root).resolve()
+                            folder = base.resolve()
                         found.setdefault(folder / name, path)
         elif given.is_file():
             if not is_skipped_name(given.name):

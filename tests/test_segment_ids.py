@@ -1,0 +1,48 @@
+"""``segment_ids.summary``: what a pool worker sends instead of its segment ids."""
+import random
+
+import pandas as pd
+
+from pipeline import columns as C
+from pipeline.segment_ids import SegmentIds, summary, unique_across
+
+
+def test_a_summary_says_maybe_whenever_an_id_is_taken_and_remembers_as_add():
+    """Random batches: ``may_hold(summary)`` is True whenever ``unique_across`` would
+    find a taken id (and, for new documents, only then), and ``add_summary`` keeps
+    what ``add`` keeps."""
+    rng = random.Random(11)
+    docs = ["a", "b", "a:b", "d:1", "x²", "S1", "t"]
+
+    def batch() -> pd.DataFrame:
+        rows = {}
+        for _ in range(rng.randint(0, 9)):
+            d, n = rng.choice(docs), rng.randint(-1, 3)
+            seg = rng.choice([f"{d}:{n}", f"{d}:{n}", f"{rng.choice(docs)}:{n}", "S1", "b:x",
+                              "c:²", ":", "", "t:0", "1"])
+            rows.setdefault(seg, (seg, d, n))
+        return pd.DataFrame(list(rows.values()), columns=[C.SEGMENT_ID, C.DOC_ID, C.UNIT_INDEX])
+
+    said_maybe = 0
+    for _ in range(300):
+        by_add, by_summary = SegmentIds(), SegmentIds()
+        for _ in range(rng.randint(1, 5)):
+            b = batch().astype({C.SEGMENT_ID: "str", C.DOC_ID: "str"})
+            ids = summary(b)
+            assert ids is not None
+            taken = len(b) > 0 and any(i in by_add for i in b[C.SEGMENT_ID])
+            maybe = by_summary.may_hold(ids)
+            assert maybe or not taken
+            said_maybe += maybe
+            if not maybe:
+                by_summary.add_summary(ids)
+            else:  # as the runner does: the ids themselves
+                unique_across(b.copy(), by_summary)
+            unique_across(b.copy(), by_add)
+            assert (by_summary.docs, by_summary.other) == (by_add.docs, by_add.other)
+    assert said_maybe > 0
+    # other column types: no summary, the runner gets the ids
+    frame = pd.DataFrame({C.SEGMENT_ID: ["a:1"], C.DOC_ID: ["a"], C.UNIT_INDEX: [1]})
+    assert summary(frame) == (["a"], [])
+    assert summary(frame.astype({C.UNIT_INDEX: float})) is None
+    assert summary(frame.iloc[:0]) == ([], [])
