@@ -305,7 +305,7 @@ def _sync_file_range():  # noqa: ANN202 - a ctypes function or None
         import ctypes
 
         fn = ctypes.CDLL(None, use_errno=True).sync_file_range
-    except (OSError, AttributeError, ImportError):
+    except Exception:  # noqa: BLE001 - no libc, no such function (not Linux): no hint
         return None
     fn.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
     fn.restype = ctypes.c_int
