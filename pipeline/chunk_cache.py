@@ -315,7 +315,9 @@ class ChunkCache:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=path.parent))
             table, strings, layout, hashes = _encode(entry.tokens, vocabs)
-            np.save(tmp / "tokens.npy", table, allow_pickle=False)
+            # column-major on disk (``np.load`` keeps the order): the readers take whole
+            # columns (string indexes, flags), each then contiguous without a copy
+            np.save(tmp / "tokens.npy", np.asfortranarray(table), allow_pickle=False)
             # the strings' hashes: a prefetching reader decodes the table before it
             # has the vocab (load checks them against the vocab's)
             np.save(tmp / "hashes.npy", hashes, allow_pickle=False)
@@ -392,10 +394,18 @@ def _string(stores: list, h: int) -> str:
 
 
 def _decode(ids: np.ndarray, hashes: np.ndarray) -> np.ndarray:
-    """The inverse of ``_encode``: uint64 attribute arrays, as ``Doc.to_array`` gives."""
-    out = np.zeros(ids.shape, dtype=np.uint64)
+    """The inverse of ``_encode``: uint64 attribute arrays, as ``Doc.to_array`` gives.
+
+    The values of ``Doc.to_array``'s table, laid out column by column (a transposed
+    view): each column is written, and later read by the matcher, contiguously.
+
+    Raises:
+        IndexError: a string index outside ``hashes`` (a damaged entry).
+    """
+    out = np.empty((ids.shape[1], len(ids)), dtype=np.uint64)
     for col in (0, 1, 4):
-        out[:, col] = hashes[ids[:, col].astype(np.int64)]
-    out[:, 2] = (ids[:, 2].astype(np.int64) - 1).view(np.uint64)
-    out[:, 3] = ids[:, 3]
-    return out
+        hashes.take(ids[:, col], out=out[col])
+    out[2] = ids[:, 2]
+    out[2] -= 1  # SENT_START + 1 stored: 0 - 1 wraps to -1 as uint64, as spaCy's arrays hold it
+    out[3] = ids[:, 3]
+    return out.T

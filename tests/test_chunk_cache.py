@@ -235,3 +235,28 @@ def test_matcher_skips_docs_whose_required_words_are_too_far_apart(tmp_path):
     offsets = arrays.bounds.tolist()
     assert [sorted(next(iter(hits[k].values()))) for k in (0, 2)] == [
         [(offsets[0] + 1, offsets[0] + 4)], [(offsets[2] + 1, offsets[2] + 3)]]
+
+
+def test_stored_tokens_are_column_major_and_decode_to_the_parsed_arrays(corpus):
+    from pipeline.chunk_cache import _decode, _encode
+
+    _run(corpus, "out")
+    folder = corpus / "out" / ".cache"
+    for key in _entries(folder):
+        path = folder / SUBDIR / key[:2] / key
+        stored = np.load(path / "tokens.npy")
+        assert stored.flags.f_contiguous  # whole columns read without a copy
+        tokens = ChunkCache(folder).load(key, chunk_code.vocab_of).tokens
+        assert tokens.table.flags.f_contiguous and tokens.codes.flags.f_contiguous
+    docs = parse(TRICKY, "nl")
+    parts = [doc.to_array(ATTRS) for doc in docs]
+    ids, _, _, hashes = _encode({0: parts}, [docs[0].vocab])
+    hashes = np.concatenate([np.zeros(1, dtype=np.uint64), hashes])
+    for table in (ids, np.asfortranarray(ids)):
+        decoded = _decode(table, hashes)
+        assert decoded.dtype == np.uint64 and decoded.shape == ids.shape
+        assert np.array_equal(decoded, np.concatenate(parts))
+    damaged = ids.copy()
+    damaged[0, 0] = len(hashes)  # a string index past the entry's strings
+    with pytest.raises(IndexError):
+        _decode(damaged, hashes)
