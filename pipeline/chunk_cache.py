@@ -264,7 +264,7 @@ class ChunkCache:
                 table = cache_io.read_parquet(file.read_bytes(), columns.get(name),
                                               pandas_metadata=True)[1]
                 # the pandas frame too: its conversion is off the coding thread then
-                found[file] = (columns.get(name), table, table.to_pandas())
+                found[file] = (columns.get(name), table, _to_pandas(table))
             table = np.load(path / "tokens.npy", allow_pickle=False)
             strings = json.loads((path / "strings.json").read_text(encoding="utf-8"))
             found[path / "strings.json"] = cache_io.Parsed(strings)
@@ -352,7 +352,23 @@ def _read_frame(path: Path, columns: list[str] | None) -> pd.DataFrame:
     if got is not None and got[0] == columns:
         return got[2]
     _, table = cache_io.read_parquet(path.read_bytes(), columns, pandas_metadata=True)
-    return table.to_pandas()
+    return _to_pandas(table)
+
+
+# numpy types (pandas metadata) that ``to_pandas`` gives from the Arrow type alone
+_PLAIN_TYPES = frozenset({"str", "int64", "int32", "float64", "bool"})
+
+
+def _to_pandas(table: Any) -> pd.DataFrame:
+    """``table.to_pandas()``: without reading back its pandas metadata when that can
+    only say what the Arrow types say (no index, plain columns; the same frame then),
+    which costs more than converting a chunk's small tables."""
+    meta = table.schema.pandas_metadata
+    plain = (meta is not None and not meta.get("index_columns")
+             and not meta.get("column_indexes")
+             and all(c.get("numpy_type") in _PLAIN_TYPES and c.get("metadata") is None
+                     and isinstance(c.get("name"), str) for c in meta.get("columns", ())))
+    return table.to_pandas(ignore_metadata=plain)
 
 
 def _json_default(value: object) -> object:

@@ -260,3 +260,22 @@ def test_stored_tokens_are_column_major_and_decode_to_the_parsed_arrays(corpus):
     damaged[0, 0] = len(hashes)  # a string index past the entry's strings
     with pytest.raises(IndexError):
         _decode(damaged, hashes)
+
+
+def test_frames_converted_without_pandas_metadata_only_when_it_says_nothing_more():
+    import pandas as pd
+    import pyarrow as pa
+
+    from pipeline.chunk_cache import _to_pandas
+
+    frame = pd.DataFrame({"id": ["a", None], "n": [1, 2], "x": [0.5, float("nan")],
+                          "ok": [True, False]})
+    indexed = frame.set_index("id")
+    for table in (pa.Table.from_pandas(frame, preserve_index=False),
+                  pa.Table.from_pandas(indexed),                      # an index: metadata
+                  pa.Table.from_pandas(frame.astype({"id": "category"}), preserve_index=False),
+                  pa.Table.from_arrays([pa.array([1])], names=["n"])):  # no metadata
+        got, want = _to_pandas(table), table.to_pandas()
+        assert got.equals(want) and list(got.dtypes) == list(want.dtypes)
+        assert got.index.equals(want.index) and got.columns.equals(want.columns)
+    assert _to_pandas(pa.Table.from_pandas(indexed)).index.name == "id"
