@@ -418,7 +418,8 @@ def _decode(ids: np.ndarray, hashes: np.ndarray) -> np.ndarray:
     Raises:
         IndexError: a string index outside ``hashes`` (a damaged entry).
     """
-    out = np.empty((ids.shape[1], len(ids)), dtype=np.uint64)
+    # zeros, not empty: calloc'ed memory costs the thread fewer page faults (measured)
+    out = np.zeros((ids.shape[1], len(ids)), dtype=np.uint64)
     for col in (0, 1, 4):
         hashes.take(ids[:, col], out=out[col])
     out[2] = ids[:, 2]
