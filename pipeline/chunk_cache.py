@@ -421,7 +421,12 @@ def _decode(ids: np.ndarray, hashes: np.ndarray) -> np.ndarray:
     # zeros, not empty: calloc'ed memory costs the thread fewer page faults (measured)
     out = np.zeros((ids.shape[1], len(ids)), dtype=np.uint64)
     for col in (0, 1, 4):
-        hashes.take(ids[:, col], out=out[col])
+        column = ids[:, col]
+        if len(column) and (int(column.max()) >= len(hashes)
+                            or (column.dtype.kind == "i" and int(column.min()) < 0)):
+            raise IndexError(f"a string index outside the {len(hashes)} of the entry")
+        # checked above: ``take`` in "raise" mode would copy through a buffer of ``out``
+        hashes.take(column, out=out[col], mode="clip")
     out[2] = ids[:, 2]
     out[2] -= 1  # SENT_START + 1 stored: 0 - 1 wraps to -1 as uint64, as spaCy's arrays hold it
     out[3] = ids[:, 3]
