@@ -264,7 +264,7 @@ class ChunkCache:
                 table = cache_io.read_parquet(file.read_bytes(), columns.get(name),
                                               pandas_metadata=True)[1]
                 # the pandas frame too: its conversion is off the coding thread then
-                found[file] = (columns.get(name), table, table.to_pandas())
+                found[file] = (columns.get(name), table, _to_pandas(table))
             table = np.load(path / "tokens.npy", allow_pickle=False)
             strings = json.loads((path / "strings.json").read_text(encoding="utf-8"))
             found[path / "strings.json"] = cache_io.Parsed(strings)
@@ -315,7 +315,9 @@ class ChunkCache:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=path.parent))
             table, strings, layout, hashes = _encode(entry.tokens, vocabs)
-            np.save(tmp / "tokens.npy", table, allow_pickle=False)
+            # column-major on disk (``np.load`` keeps the order): the readers take whole
+            # columns (string indexes, flags), each then contiguous without a copy
+            np.save(tmp / "tokens.npy", np.asfortranarray(table), allow_pickle=False)
             # the strings' hashes: a prefetching reader decodes the table before it
             # has the vocab (load checks them against the vocab's)
             np.save(tmp / "hashes.npy", hashes, allow_pickle=False)
@@ -350,7 +352,23 @@ def _read_frame(path: Path, columns: list[str] | None) -> pd.DataFrame:
     if got is not None and got[0] == columns:
         return got[2]
     _, table = cache_io.read_parquet(path.read_bytes(), columns, pandas_metadata=True)
-    return table.to_pandas()
+    return _to_pandas(table)
+
+
+# numpy types (pandas metadata) that ``to_pandas`` gives from the Arrow type alone
+_PLAIN_TYPES = frozenset({"str", "int64", "int32", "float64", "bool"})
+
+
+def _to_pandas(table: Any) -> pd.DataFrame:
+    """``table.to_pandas()``: without reading back its pandas metadata when that can
+    only say what the Arrow types say (no index, plain columns; the same frame then),
+    which costs more than converting a chunk's small tables."""
+    meta = table.schema.pandas_metadata
+    plain = (meta is not None and not meta.get("index_columns")
+             and not meta.get("column_indexes")
+             and all(c.get("numpy_type") in _PLAIN_TYPES and c.get("metadata") is None
+                     and isinstance(c.get("name"), str) for c in meta.get("columns", ())))
+    return table.to_pandas(ignore_metadata=plain)
 
 
 def _json_default(value: object) -> object:
@@ -392,10 +410,24 @@ def _string(stores: list, h: int) -> str:
 
 
 def _decode(ids: np.ndarray, hashes: np.ndarray) -> np.ndarray:
-    """The inverse of ``_encode``: uint64 attribute arrays, as ``Doc.to_array`` gives."""
-    out = np.zeros(ids.shape, dtype=np.uint64)
+    """The inverse of ``_encode``: uint64 attribute arrays, as ``Doc.to_array`` gives.
+
+    The values of ``Doc.to_array``'s table, laid out column by column (a transposed
+    view): each column is written, and later read by the matcher, contiguously.
+
+    Raises:
+        IndexError: a string index outside ``hashes`` (a damaged entry).
+    """
+    # zeros, not empty: calloc'ed memory costs the thread fewer page faults (measured)
+    out = np.zeros((ids.shape[1], len(ids)), dtype=np.uint64)
     for col in (0, 1, 4):
-        out[:, col] = hashes[ids[:, col].astype(np.int64)]
-    out[:, 2] = (ids[:, 2].astype(np.int64) - 1).view(np.uint64)
-    out[:, 3] = ids[:, 3]
-    return out
+        column = ids[:, col]
+        if len(column) and (int(column.max()) >= len(hashes)
+                            or (column.dtype.kind == "i" and int(column.min()) < 0)):
+            raise IndexError(f"a string index outside the {len(hashes)} of the entry")
+        # checked above: ``take`` in "raise" mode would copy through a buffer of ``out``
+        hashes.take(column, out=out[col], mode="clip")
+    out[2] = ids[:, 2]
+    out[2] -= 1  # SENT_START + 1 stored: 0 - 1 wraps to -1 as uint64, as spaCy's arrays hold it
+    out[3] = ids[:, 3]
+    return out.T

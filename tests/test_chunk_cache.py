@@ -235,3 +235,47 @@ def test_matcher_skips_docs_whose_required_words_are_too_far_apart(tmp_path):
     offsets = arrays.bounds.tolist()
     assert [sorted(next(iter(hits[k].values()))) for k in (0, 2)] == [
         [(offsets[0] + 1, offsets[0] + 4)], [(offsets[2] + 1, offsets[2] + 3)]]
+
+
+def test_stored_tokens_are_column_major_and_decode_to_the_parsed_arrays(corpus):
+    from pipeline.chunk_cache import _decode, _encode
+
+    _run(corpus, "out")
+    folder = corpus / "out" / ".cache"
+    for key in _entries(folder):
+        path = folder / SUBDIR / key[:2] / key
+        stored = np.load(path / "tokens.npy")
+        assert stored.flags.f_contiguous  # whole columns read without a copy
+        tokens = ChunkCache(folder).load(key, chunk_code.vocab_of).tokens
+        assert tokens.table.flags.f_contiguous and tokens.codes.flags.f_contiguous
+    docs = parse(TRICKY, "nl")
+    parts = [doc.to_array(ATTRS) for doc in docs]
+    ids, _, _, hashes = _encode({0: parts}, [docs[0].vocab])
+    hashes = np.concatenate([np.zeros(1, dtype=np.uint64), hashes])
+    for table in (ids, np.asfortranarray(ids)):
+        decoded = _decode(table, hashes)
+        assert decoded.dtype == np.uint64 and decoded.shape == ids.shape
+        assert np.array_equal(decoded, np.concatenate(parts))
+    damaged = ids.copy()
+    damaged[0, 0] = len(hashes)  # a string index past the entry's strings
+    with pytest.raises(IndexError):
+        _decode(damaged, hashes)
+
+
+def test_frames_converted_without_pandas_metadata_only_when_it_says_nothing_more():
+    import pandas as pd
+    import pyarrow as pa
+
+    from pipeline.chunk_cache import _to_pandas
+
+    frame = pd.DataFrame({"id": ["a", None], "n": [1, 2], "x": [0.5, float("nan")],
+                          "ok": [True, False]})
+    indexed = frame.set_index("id")
+    for table in (pa.Table.from_pandas(frame, preserve_index=False),
+                  pa.Table.from_pandas(indexed),                      # an index: metadata
+                  pa.Table.from_pandas(frame.astype({"id": "category"}), preserve_index=False),
+                  pa.Table.from_arrays([pa.array([1])], names=["n"])):  # no metadata
+        got, want = _to_pandas(table), table.to_pandas()
+        assert got.equals(want) and list(got.dtypes) == list(want.dtypes)
+        assert got.index.equals(want.index) and got.columns.equals(want.columns)
+    assert _to_pandas(pa.Table.from_pandas(indexed)).index.name == "id"

@@ -160,3 +160,33 @@ def test_batched_lemmas_and_sentences_equal_the_pipeline(lang: str) -> None:
         fast, slow = parse(texts, lang), list(nlp.pipe(texts))
         for a, b in zip(fast, slow):
             assert a.to_array(attrs).tolist() == b.to_array(attrs).tolist()
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_derived_equals_the_token_arrays_own(seed: int) -> None:
+    """``derived`` (runs and in-place sums) against ``TokenArrays``' running maxima."""
+    from pipeline.code.arrays import derived
+
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(0, 5, rng.integers(0, 9)).tolist()  # empty docs included
+    n = sum(sizes)
+    codes = np.zeros((n, 5), dtype=np.uint32)
+    codes[:, 0] = rng.integers(0, 6, n)
+    codes[:, 2] = rng.integers(0, 3, n)   # SENT_START + 1
+    codes[:, 3] = rng.integers(0, 2, n)
+    lengths = rng.integers(0, 9, 6).astype(np.int64)
+    for table in (codes, np.asfortranarray(codes)):
+        got = derived(table, lengths, sizes)
+        bounds = np.zeros(len(sizes) + 1, dtype=np.int64)
+        np.cumsum(sizes, out=bounds[1:])
+        plain = TokenArrays(None, codes[:, 0], codes[:, 1], codes[:, 2].astype(np.int64) - 1,
+                            codes[:, 3].astype(bool), bounds, None)
+        first = plain.doc_starts()
+        token_lengths = lengths[codes[:, 0].astype(np.int64)]
+        want = {"bounds": bounds, "sent": plain.sent, "space": plain.space,
+                "doc_starts": first, "sent_starts": plain.sentence_starts(first),
+                "lengths": token_lengths, "offsets": plain.char_offsets(token_lengths, first)}
+        assert got.keys() == want.keys()
+        for name, value in want.items():
+            assert got[name].dtype == value.dtype, name
+            assert got[name].tolist() == value.tolist(), name

@@ -241,3 +241,34 @@ def test_in_order_when_the_rows_come_from_one_ordered_file(tmp_path):
     entry.load(digests)
     assert entry.in_order()  # undone: the delta's unit is not wanted, one file gives all
     assert not TaggedEntry(tmp_path / "none", COLUMNS).in_order()
+
+
+def test_only_binary_columns_are_compressed_and_frames_equal_pandas_metadata_ones(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.tagged_store import _arrow_binary, _frame
+
+    columns = ["unit", "value", "score", "line"]
+    folder = tmp_path / "entry"
+    entry = TaggedEntry(folder, columns)
+    frame = pd.DataFrame({"unit": ["a", "a", "b"], "value": [1, 2, 3],
+                          "score": [0.5, float("nan"), 1.0]})
+    frame["line"] = pd.Series(pd.arrays.ArrowExtensionArray(
+        pa.array([b"x\n", b"y\n", b"z\n"], type=pa.large_binary())))
+    frame[C.CACHE_UNIT] = [entry.unit_id(u) for u in frame["unit"]]
+    digests = {"a": "1", "b": "1"}
+    entry.save(frame, digests, digests)
+    (path,) = _files(folder)
+    meta = pq.ParquetFile(path).metadata.row_group(0)
+    codecs = {meta.column(k).path_in_schema: meta.column(k).compression
+              for k in range(meta.num_columns)}
+    assert codecs == {"unit": "UNCOMPRESSED", "value": "UNCOMPRESSED",
+                      "score": "UNCOMPRESSED", "line": "SNAPPY",
+                      C.CACHE_UNIT: "UNCOMPRESSED"}
+    table = pq.read_table(path)
+    plain, with_meta = _frame(table), table.to_pandas(types_mapper=_arrow_binary)
+    assert plain.equals(with_meta) and list(plain.dtypes) == list(with_meta.dtypes)
+    assert plain.columns.equals(with_meta.columns) and plain.index.equals(with_meta.index)
+    rows, units = TaggedEntry(folder, columns).load(digests)
+    assert units == {"a", "b"} and rows["line"].tolist() == [b"x\n", b"y\n", b"z\n"]

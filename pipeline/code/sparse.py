@@ -62,11 +62,13 @@ def string_facts(forms: np.ndarray, lemmas: np.ndarray, n_strings: int) -> dict[
         the lemma of its tokens) and ``one_lemma`` (whether every form has one lemma:
         else a type is not a function of the form, and ``sparse_batch`` declines).
     """
-    lemma_of = np.zeros(n_strings, dtype=np.int64)
+    # per string, in the tokens' own dtype: the gather and the comparison over every
+    # token then read and write half the bytes (the entry's indexes are uint32)
+    lemma_of = np.zeros(n_strings, dtype=lemmas.dtype)
     lemma_of[forms] = lemmas
-    one = bool(np.array_equal(lemma_of[forms], lemmas))
+    one = bool(np.array_equal(lemma_of.take(forms), lemmas))
     present = np.flatnonzero(np.bincount(forms, minlength=n_strings))
-    return {"present": present, "lemma_of": lemma_of, "one_lemma": one}
+    return {"present": present, "lemma_of": lemma_of.astype(np.int64), "one_lemma": one}
 
 
 class Lazy:
