@@ -55,3 +55,20 @@ def tiny_corpus() -> tuple[pd.DataFrame, pd.DataFrame]:
     turns.append({C.DOC_ID: "survey", C.TURN: 1, C.SPEAKER: "", C.START: s2, C.END: len(survey),
                   C.TIME_START: np.nan, C.TIME_END: np.nan, C.UNIT_KEY: "S002", "sector": "VO"})
     return docs, pd.DataFrame(turns)
+
+
+@pytest.fixture
+def random_id_batch():
+    """``make(rng, docs)``: a random segments table of up to 9 rows whose segment ids
+    collide within and across batches (odd ids too: "", ":", non-ASCII digits)."""
+
+    def make(rng, docs: list[str]) -> pd.DataFrame:  # noqa: ANN001 - random.Random
+        rows = {}
+        for _ in range(rng.randint(0, 9)):
+            d, n = rng.choice(docs), rng.randint(-1, 3)
+            seg = rng.choice([f"{d}:{n}", f"{d}:{n}", f"{rng.choice(docs)}:{n}", "S1", "b:x",
+                              "c:²", ":", "", "t:0", "1"])
+            rows.setdefault(seg, (seg, d, n))
+        return pd.DataFrame(list(rows.values()), columns=[C.SEGMENT_ID, C.DOC_ID, C.UNIT_INDEX])
+
+    return make

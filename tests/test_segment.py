@@ -260,7 +260,7 @@ def test_csv_row_attributes_with_any_column_name_keep_their_values(tmp_path):
     assert seg["_x"].tolist() == ["p", "q"]
 
 
-def test_unique_across_arrow_path_is_the_pandas_path(monkeypatch):
+def test_unique_across_arrow_path_is_the_pandas_path(monkeypatch, random_id_batch):
     """Random batches through unique_across: the Arrow columns path (string ids, integer
     indexes) renames, warns and remembers exactly what the pandas path does."""
     import random
@@ -274,13 +274,7 @@ def test_unique_across_arrow_path_is_the_pandas_path(monkeypatch):
     docs = ["a", "b", "a:b", "", "d:1", "x²", "S1", "t"]
 
     def batch():
-        rows = {}
-        for _ in range(rng.randint(0, 9)):
-            d, n = rng.choice(docs), rng.randint(-1, 3)
-            seg = rng.choice([f"{d}:{n}", f"{d}:{n}", f"{rng.choice(docs)}:{n}", "S1", "b:x",
-                              "c:²", ":", "", "t:0", "1"])
-            rows.setdefault(seg, (seg, d, n))
-        return pd.DataFrame(list(rows.values()), columns=[C.SEGMENT_ID, C.DOC_ID, C.UNIT_INDEX])
+        return random_id_batch(rng, docs)
 
     for dtype in ("str", object):
         for _ in range(100):

@@ -7,7 +7,7 @@ from pipeline import columns as C
 from pipeline.segment_ids import SegmentIds, summary, unique_across
 
 
-def test_a_summary_says_maybe_whenever_an_id_is_taken_and_remembers_as_add():
+def test_a_summary_says_maybe_whenever_an_id_is_taken_and_remembers_as_add(random_id_batch):
     """Random batches: ``may_hold(summary)`` is True whenever ``unique_across`` would
     find a taken id (and, for new documents, only then), and ``add_summary`` keeps
     what ``add`` keeps."""
@@ -15,13 +15,7 @@ def test_a_summary_says_maybe_whenever_an_id_is_taken_and_remembers_as_add():
     docs = ["a", "b", "a:b", "d:1", "x²", "S1", "t"]
 
     def batch() -> pd.DataFrame:
-        rows = {}
-        for _ in range(rng.randint(0, 9)):
-            d, n = rng.choice(docs), rng.randint(-1, 3)
-            seg = rng.choice([f"{d}:{n}", f"{d}:{n}", f"{rng.choice(docs)}:{n}", "S1", "b:x",
-                              "c:²", ":", "", "t:0", "1"])
-            rows.setdefault(seg, (seg, d, n))
-        return pd.DataFrame(list(rows.values()), columns=[C.SEGMENT_ID, C.DOC_ID, C.UNIT_INDEX])
+        return random_id_batch(rng, docs)
 
     said_maybe = 0
     for _ in range(300):
