@@ -33,13 +33,13 @@ import numpy as np
 import pandas as pd
 
 from pipeline import cache_io
+from pipeline.chunk_tokens import TOKEN_COLUMNS, _decode, _encode  # noqa: F401 - re-exported
 
 SUBDIR = "chunks-v2"   # bump when the entry format or what an entry holds changes
 # Modules (besides ingest/ and data/) whose code shapes an entry; their bytes are in the key.
 SOURCES = ("segment.py", "segment_roles.py", "segment_units.py", "langid.py", "chunk.py",
            "chunk_code.py", "chunk_cache.py", "cache_io.py", "nlp.py", "nlp_lookups.py",
-           "nlp_batch.py", "cache.py", "columns.py", "code/arrays.py")
-TOKEN_COLUMNS = 5      # arrays.ATTRS: ORTH, LEMMA, SENT_START, SPACY, NORM
+           "nlp_batch.py", "cache.py", "columns.py", "code/arrays.py", "chunk_tokens.py")
 
 
 @dataclass
@@ -375,59 +375,3 @@ def _json_default(value: object) -> object:
     if isinstance(value, np.generic):
         return value.item()
     raise TypeError(f"not JSON-able: {type(value).__name__}")
-
-
-def _encode(tokens: dict[int, list[np.ndarray]],
-            vocabs: list) -> tuple[np.ndarray, list[str], list, np.ndarray]:
-    """Hashes -> indexes into one string list (index 0: hash 0), per-segment sizes, and
-    the hash of every string of the list (sorted)."""
-    parts = [p.reshape(-1, TOKEN_COLUMNS) for first in sorted(tokens) for p in tokens[first]]
-    layout = [[first, [len(p) for p in tokens[first]]] for first in sorted(tokens)]
-    table = (np.concatenate(parts) if parts
-             else np.zeros((0, TOKEN_COLUMNS), dtype=np.uint64))
-    text_cols = [0, 1, 4]  # ORTH, LEMMA, NORM are string hashes; SENT_START, SPACY are not
-    hashes = np.unique(table[:, text_cols])
-    hashes = hashes[hashes != 0]
-    stores = [v.strings for v in vocabs]
-    strings = [_string(stores, h) for h in hashes.tolist()]
-    # 20 bytes a token on disk: string indexes, SENT_START (1 / 0 / -1) + 1, SPACY
-    ids = np.zeros(table.shape, dtype=np.uint32)
-    for col in text_cols:
-        column = table[:, col]
-        index = np.searchsorted(hashes, column) + 1
-        ids[:, col] = np.where(column == 0, 0, index)
-    ids[:, 2] = table[:, 2].view(np.int64) + 1
-    ids[:, 3] = table[:, 3]
-    return ids, strings, layout, hashes
-
-
-def _string(stores: list, h: int) -> str:
-    """The string of hash ``h`` from the first StringStore that has it."""
-    for store in stores:
-        if h in store:
-            return store[h]
-    raise KeyError(h)
-
-
-def _decode(ids: np.ndarray, hashes: np.ndarray) -> np.ndarray:
-    """The inverse of ``_encode``: uint64 attribute arrays, as ``Doc.to_array`` gives.
-
-    The values of ``Doc.to_array``'s table, laid out column by column (a transposed
-    view): each column is written, and later read by the matcher, contiguously.
-
-    Raises:
-        IndexError: a string index outside ``hashes`` (a damaged entry).
-    """
-    # zeros, not empty: calloc'ed memory costs the thread fewer page faults (measured)
-    out = np.zeros((ids.shape[1], len(ids)), dtype=np.uint64)
-    for col in (0, 1, 4):
-        column = ids[:, col]
-        if len(column) and (int(column.max()) >= len(hashes)
-                            or (column.dtype.kind == "i" and int(column.min()) < 0)):
-            raise IndexError(f"a string index outside the {len(hashes)} of the entry")
-        # checked above: ``take`` in "raise" mode would copy through a buffer of ``out``
-        hashes.take(column, out=out[col], mode="clip")
-    out[2] = ids[:, 2]
-    out[2] -= 1  # SENT_START + 1 stored: 0 - 1 wraps to -1 as uint64, as spaCy's arrays hold it
-    out[3] = ids[:, 3]
-    return out.T
