@@ -33,7 +33,7 @@ from pipeline import columns as C
 from pipeline.match_cache import unit_digests
 from pipeline.tagged_store import TaggedEntry, take_rows
 
-SUBDIR = "codings-v2"   # bump when the entry format changes
+SUBDIR = "codings-v3"   # bump when the entry format changes
 # Code whose behaviour shapes coding rows and their CSV lines; its bytes are in every digest.
 SOURCES = ("code/aggregate.py", "code/combine.py", "coding_cache.py", "tagged_store.py",
            "cache_io.py", "columns.py")
@@ -141,7 +141,7 @@ def joined_lines(lines: pd.Series) -> bytes:
 
 
 class CodingCache:
-    """Coding entries of one chunk in ``<folder>/codings-v2``; a None key disables it."""
+    """Coding entries of one chunk in ``<folder>/codings-v3``; a None key disables it."""
 
     def __init__(self, folder: str | Path | None, chunk_key: str | None) -> None:
         self.folder = Path(folder) / SUBDIR if folder is not None and chunk_key else None
@@ -160,7 +160,7 @@ def load_entry(memo: CodingCache, book, lang: str, fingerprint: str,  # noqa: AN
     """Open and load the codings entry of one language of a chunk.
 
     It only reads files and builds its own objects, so it can run on another thread
-    while the chunk is matched (Arrow decodes Parquet without holding the GIL).
+    while the chunk is matched (Arrow decompresses without holding the GIL).
 
     Returns:
         ``(entry, code digests, rows, codes)``: ``rows`` keep stale rows (unit id -1).

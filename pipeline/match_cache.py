@@ -16,7 +16,7 @@ whose digest is unchanged and matches only the others (rules compiled for them a
 Entries are keyed by the chunk-cache key (files, ingest/segment settings, package
 versions, parser code) plus the pipeline fingerprint of the language; an entry is a
 ``tagged_store.TaggedEntry`` (a re-code adds a small file of the re-matched units; a
-damaged file is a miss). Tables are Parquet (no pickle); the folder can be deleted
+damaged file is a miss). Tables are Arrow IPC files (no pickle); the folder can be deleted
 any time.
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ import pyarrow as pa
 from pipeline import columns as C
 from pipeline.tagged_store import TaggedEntry
 
-SUBDIR = "matches-v2"   # bump when the entry format changes
+SUBDIR = "matches-v3"   # bump when the entry format changes
 # Code whose behaviour shapes match rows; its bytes are in every digest.
 SOURCES = ("chunk.py", "chunk_code.py", "match_cache.py", "tagged_store.py", "cache_io.py",
            "columns.py", "nlp_rules.py")
@@ -107,7 +107,7 @@ def _unit_digests(book, lang: str  # noqa: ANN001
 
 
 class MatchCache:
-    """Match entries of one chunk in ``<folder>/matches-v2``; a None key disables it."""
+    """Match entries of one chunk in ``<folder>/matches-v3``; a None key disables it."""
 
     def __init__(self, folder: str | Path | None, chunk_key: str | None) -> None:
         self.folder = Path(folder) / SUBDIR if folder is not None and chunk_key else None

@@ -82,7 +82,7 @@ def test_warm_run_takes_prefetched_files_and_equals_cold_run(tmp_path, monkeypat
     _run(tmp_path, "cached", edited)
     names = {name for name, hit in taken if hit}
     assert {"meta.json", "segments.parquet", "tokens.npy", "strings.json"} <= names
-    assert any(name.endswith(".parquet") and name[0].isdigit() for name in names)  # tagged
+    assert any(name.endswith(".arrow") and name[0].isdigit() for name in names)  # tagged
     assert all(hit for _, hit in taken)
     _same_as_cold(tmp_path, edited)
     # with --jobs 2 the chunks run in workers: nothing is read ahead in the runner

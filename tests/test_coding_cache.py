@@ -60,7 +60,7 @@ def test_csv_array_lines_join_in_any_order():
 
 def test_recode_aggregates_only_changed_codes_and_equals_cold_run(corpus, aggregated):
     _run(corpus, "cached", BOOK)
-    assert list((corpus / "cached" / ".cache" / SUBDIR).rglob("*.parquet"))
+    assert list((corpus / "cached" / ".cache" / SUBDIR).rglob("*.arrow"))
     _same_as_cold(corpus, BOOK)
 
     aggregated.clear()
@@ -153,7 +153,7 @@ def test_threshold_change_reaggregates_every_code(corpus, aggregated):
 def test_damaged_or_deleted_entries_are_misses(corpus, damage):
     _run(corpus, "cached", BOOK)
     folder = corpus / "cached" / ".cache" / SUBDIR
-    entries = sorted(folder.rglob("*.parquet"))
+    entries = sorted(folder.rglob("*.arrow"))
     for entry in entries[::2]:
         if damage is None:
             entry.unlink()

@@ -63,7 +63,7 @@ def _codes(calls):
 
 def test_recode_matches_only_changed_rules_and_equals_cold_run(corpus, matched):
     _run(corpus, "cached", BOOK)
-    assert list((corpus / "cached" / ".cache" / SUBDIR).rglob("*.parquet"))
+    assert list((corpus / "cached" / ".cache" / SUBDIR).rglob("*.arrow"))
     assert matched and all("time" in codes for codes in _codes(matched))
     _same_as_cold(corpus, BOOK)
 
@@ -122,7 +122,7 @@ def test_changed_setting_rematches_every_code(corpus, matched):
 def test_damaged_or_deleted_entries_are_misses(corpus):
     _run(corpus, "cached", BOOK)
     folder = corpus / "cached" / ".cache" / SUBDIR
-    entries = sorted(folder.rglob("*.parquet"))
+    entries = sorted(folder.rglob("*.arrow"))
     entries[0].write_bytes(b"garbage")
     entries[-1].unlink()
     _run(corpus, "cached", BOOK)
