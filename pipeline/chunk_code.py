@@ -266,8 +266,8 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
         def get_doc(k: int, parts=parts, docs=docs, vocab=vocab):  # noqa: ANN001, ANN202
             return docs[k] if docs[k] is not None else rebuild_doc(vocab, parts[k])
 
-        def match(only: frozenset | None, lang=lang, parts=parts, get_doc=get_doc,  # noqa: ANN001
-                  positions=positions, vocab=vocab) -> pd.DataFrame:  # noqa: ANN001
+        def match(only: frozenset | None, rules=None, lang=lang, parts=parts,  # noqa: ANN001
+                  get_doc=get_doc, positions=positions, vocab=vocab) -> pd.DataFrame:  # noqa: ANN001
             # match_frame sorts by batch position, start, end, code id, rule id: the
             # order of _sorted_matches, as a batch keeps the chunk's row order
             cache_io.note_matching()  # the next chunks' arrays are made ahead
@@ -275,7 +275,8 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
                              or (TokenArrays.from_parts(vocab, parts, get_doc), None))
             rows = (seg_rows if len(positions) == len(seg_rows)  # positions ascend
                     else seg_rows.take(positions))
-            return match_frame(arrays, compiled_rules(book, lang, only), rows, opening, coded)
+            compiled = compiled_rules(book, lang, only) if rules is None else rules
+            return match_frame(arrays, compiled, rows, opening, coded)
 
         if memo is not None and memo.folder is not None:
             frame = cached_match(memo, book, lang, vocab_of(lang)[0], match,
@@ -370,7 +371,7 @@ def _sorted_matches(out: pd.DataFrame, segment_ids: pd.Series,
     import pyarrow.compute as pc
 
     from pipeline.code.combine import stable_order
-    from pipeline.tagged_store import take_rows
+    from pipeline.entry_tables import take_rows
 
     index = pd.Index(segment_ids)
     if index.is_unique:

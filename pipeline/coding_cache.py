@@ -31,7 +31,8 @@ import pyarrow as pa
 
 from pipeline import columns as C
 from pipeline.match_cache import unit_digests
-from pipeline.tagged_store import TaggedEntry, take_rows
+from pipeline.entry_tables import take_rows
+from pipeline.tagged_store import TaggedEntry
 
 SUBDIR = "codings-v3"   # bump when the entry format changes
 # Code whose behaviour shapes coding rows and their CSV lines; its bytes are in every digest.
@@ -163,11 +164,11 @@ def load_entry(memo: CodingCache, book, lang: str, fingerprint: str,  # noqa: AN
     while the chunk is matched (Arrow decompresses without holding the GIL).
 
     Returns:
-        ``(entry, code digests, rows, codes)``: ``rows`` keep stale rows (unit id -1).
+        ``(entry, code digests, rows, codes)``: ``rows`` keep stale rows (negative unit ids).
     """
     digests = code_digests(book, lang)
     entry = memo.entry(lang, fingerprint)
-    # stale rows stay in (unit id -1): ordering drops them in its one take
+    # stale rows stay in (negative unit ids): ordering drops them in its one take
     cached, have = entry.load(digests, stale=True)
     return entry, digests, cached, have
 

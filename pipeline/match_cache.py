@@ -49,15 +49,10 @@ def _source_digest() -> str:
     return files_digest([*root.joinpath("code").glob("*.py"), *(root / name for name in SOURCES)])
 
 
-_DIGESTS: dict[tuple, tuple[dict[str, str], dict[tuple[str, str], str]]] = {}
+_DIGESTS: dict[tuple, tuple] = {}   # (id, hash, lang) -> (book, _unit_digests(book, lang))
 
 
-def unit_digests(book, lang: str  # noqa: ANN001
-                 ) -> tuple[dict[str, str], dict[tuple[str, str], str]]:
-    """``_unit_digests`` of a codebook and language, once per process (not per chunk).
-
-    The returned dicts are shared: callers must not change them.
-    """
+def _of(book, lang: str) -> tuple:  # noqa: ANN001
     key = (id(book), book.hash, lang)
     got = _DIGESTS.get(key)
     if got is None or got[0] is not book:
@@ -67,8 +62,22 @@ def unit_digests(book, lang: str  # noqa: ANN001
     return got[1]
 
 
+def unit_digests(book, lang: str  # noqa: ANN001
+                 ) -> tuple[dict[str, str], dict[tuple[str, str], str]]:
+    """``_unit_digests`` of a codebook and language, once per process (not per chunk).
+
+    The returned dicts are shared: callers must not change them.
+    """
+    return _of(book, lang)[:2]
+
+
+def unit_texts(book, lang: str) -> dict[str, str]:  # noqa: ANN001
+    """Unit -> the JSON text its digest is the SHA-256 of (shared: do not change it)."""
+    return _of(book, lang)[2]
+
+
 def _unit_digests(book, lang: str  # noqa: ANN001
-                  ) -> tuple[dict[str, str], dict[tuple[str, str], str]]:
+                  ) -> tuple[dict[str, str], dict[tuple[str, str], str], dict[str, str]]:
     """Digests of the units of ``lang`` and the unit of every (code id, rule id).
 
     A unit is one rule (key ``code id`` + ``\x1f`` + ``rule id``), or a whole code (key
@@ -78,7 +87,7 @@ def _unit_digests(book, lang: str  # noqa: ANN001
     digest, so changing one of them re-matches every unit.
 
     Returns:
-        ``(unit -> digest, (code id, rule id) -> unit)``.
+        ``(unit -> digest, (code id, rule id) -> unit, unit -> hashed JSON text)``.
     """
     from pipeline.codebook import DEFAULT_NEGATION_CUES
 
@@ -99,11 +108,11 @@ def _unit_digests(book, lang: str  # noqa: ANN001
             unit_of[(code, rule.id)] = unit
             units.setdefault(unit, []).append(
                 [rule.id, rule.kind, rule.params, rule.weight, rule.negation, rule.max_matches])
-    digests = {}
+    digests, texts = {}, {}
     for unit, items in units.items():
-        text = json.dumps([common, unit, items], sort_keys=True, default=repr)
-        digests[unit] = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    return digests, unit_of
+        texts[unit] = json.dumps([common, unit, items], sort_keys=True, default=repr)
+        digests[unit] = hashlib.sha256(texts[unit].encode("utf-8")).hexdigest()
+    return digests, unit_of, texts
 
 
 class MatchCache:
@@ -141,7 +150,8 @@ def cached_match(memo: MatchCache, book, lang: str, fingerprint: str, match,  # 
         lang: the language.
         fingerprint: NLP pipeline fingerprint of ``lang`` (the tokens' identity).
         match: (code id, rule id) pairs (frozenset, None: all) -> match rows of those
-            rules, sorted as ``sort`` sorts them: a new table (a column is added to it).
+            rules, sorted as ``sort`` sorts them: a new table (a column is added to it);
+            a second argument, compiled rules, is matched instead (``match_probe``).
         sort: (match rows, None or a mask of the rows to keep) -> the kept rows in
             output order (any extra columns kept).
         same: filled with unit -> old digest of the re-matched units when their rows
@@ -153,7 +163,7 @@ def cached_match(memo: MatchCache, book, lang: str, fingerprint: str, match,  # 
     """
     digests, unit_of = unit_digests(book, lang)
     entry = memo.entry(lang, fingerprint)
-    # stale rows stay in (unit id -1): the merge drops them in its one take
+    # stale rows stay in (negative unit ids): the merge drops them in its one take
     cached, have = entry.load(digests, stale=True)
     todo = set(digests) - have
     if not todo:
@@ -163,6 +173,13 @@ def cached_match(memo: MatchCache, book, lang: str, fingerprint: str, match,  # 
         if entry.in_order() and live.all():  # the rows of one ordered file: no sort
             return columns_of(cached, C.MATCH_COLUMNS)
         return sort(cached, live)[C.MATCH_COLUMNS]
+    from pipeline import match_probe
+
+    match_probe.remember(memo.folder, book, lang, unit_texts(book, lang))
+    kept = (match_probe.unchanged(memo.folder, entry, todo, book, lang, unit_texts(book, lang),
+                                  match) if cached is not None else None)
+    if kept is not None:  # an edit that only added items occurring nowhere in the chunk
+        return _relabeled(entry, cached, kept, todo, digests, unit_of, sort, same)
     new = match(frozenset(pair for pair, unit in unit_of.items() if unit not in have)
                 if have else None)
     # the frame is this call's own: a column set in place (``assign`` copies the frame)
@@ -182,6 +199,38 @@ def cached_match(memo: MatchCache, book, lang: str, fingerprint: str, match,  # 
     rows = new if cached is None or not len(cached) else sort(
         pd.concat([cached, new], ignore_index=True),
         np.concatenate([_live(cached), np.ones(len(new), dtype=bool)]))
+    entry.save(new, todo, digests, rows, ordered=True)
+    return rows[C.MATCH_COLUMNS]
+
+
+def _relabeled(entry: TaggedEntry, cached: pd.DataFrame, kept: dict[str, tuple[str, int]],
+               todo: set[str], digests: dict[str, str], unit_of: dict[tuple[str, str], str],
+               sort, same: dict[str, str] | None) -> pd.DataFrame:  # noqa: ANN001
+    """The output rows when the loaded stale rows of ``kept`` (unit -> (old digest, stale
+    id)) are the re-matched units' rows: those rows made live (and stored under the
+    units' new digests); other stale rows dropped."""
+    units = cached[C.CACHE_UNIT].to_numpy()
+    chosen = np.isin(units, [code for _, code in kept.values()])
+    old = {unit: digest for unit, (digest, _) in kept.items()}
+    if same is not None:
+        same.update(old)
+    if entry.replaced() == old and bool(chosen.sum() == (units < 0).sum()):
+        # one file in output order whose stale rows are all kept: its order is the output's
+        new = cached[chosen].reset_index(drop=True)
+        new[C.CACHE_UNIT] = _unit_ids(new, unit_of, entry)
+        every = None
+        if entry.compacts(len(new)):  # only a compaction stores the loaded rows
+            relabeled = units.copy()
+            relabeled[chosen] = new[C.CACHE_UNIT].to_numpy()
+            every = cached.assign(**{C.CACHE_UNIT: relabeled})
+        entry.save(new, todo, digests, every, ordered=True)
+        return columns_of(cached, C.MATCH_COLUMNS)
+    relabeled = units.copy()
+    if chosen.any():
+        relabeled[chosen] = _unit_ids(cached[chosen], unit_of, entry)
+    rows = sort(cached.assign(**{C.CACHE_UNIT: relabeled}), relabeled >= 0)
+    ids = [entry.unit_id(unit) for unit in todo]
+    new = rows[np.isin(rows[C.CACHE_UNIT].to_numpy(), ids)].reset_index(drop=True)
     entry.save(new, todo, digests, rows, ordered=True)
     return rows[C.MATCH_COLUMNS]
 

@@ -19,11 +19,8 @@ turn out equal to the stale ones can keep the loaded rows as they are.
 Rows are only ever taken for a unit whose digest matches, files are written
 atomically (temp file + rename) and named after the digest of their bytes (checked
 on load), so concurrent runs and deleted or damaged files give misses (recomputed),
-never wrong rows. The folder can be deleted any time.
-
-Arrow IPC, not Parquet: a re-code reads every entry of the corpus, and an IPC file's
-buffers are the table's own (decompressed, not decoded), which made reading them
-about forty times faster than decoding the same rows from Parquet.
+never wrong rows. The folder can be deleted any time. File formats and frame helpers:
+``entry_tables``.
 """
 from __future__ import annotations
 
@@ -42,6 +39,7 @@ import pyarrow as pa
 
 from pipeline import cache_io
 from pipeline import columns as C
+from pipeline.entry_tables import SUFFIX, _frame, arrow_table, read_table, table_bytes
 
 _META = b"qcode.units"  # schema metadata: [[unit, digest], ...] of the file
 _ORDERED = b"qcode.ordered"  # b"1": the file's rows are in output order
@@ -50,40 +48,6 @@ MAX_FILES = 8           # compact when an entry would hold more files
 
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:32]
-
-
-def _arrow_binary(kind: pa.DataType) -> pd.ArrowDtype | None:
-    """``to_pandas`` dtype of a column type: large binary stays Arrow (else the default)."""
-    return pd.ArrowDtype(kind) if pa.types.is_large_binary(kind) else None
-
-
-def _frame(table: pa.Table) -> pd.DataFrame:
-    """The pandas frame of an entry's table; binary columns (CSV lines) stay Arrow.
-
-    Without the stored pandas metadata: an entry's files are written by
-    ``arrow_table`` without an index, so that metadata only repeats what the column
-    types say (the same frame), and reading it back costs more than the conversion."""
-    return table.to_pandas(types_mapper=_arrow_binary, ignore_metadata=True)
-
-
-SUFFIX = ".arrow"
-
-
-def read_table(data: bytes) -> pa.Table:
-    """The table of an entry file's bytes (Arrow IPC file format)."""
-    return pa.ipc.open_file(pa.BufferReader(data)).read_all()
-
-
-def table_bytes(table: pa.Table) -> bytes:
-    """An entry file's bytes: ``table`` in the Arrow IPC file format, zstd buffers.
-
-    One thread: the writes run behind the coding (``cache_io.behind``), and the
-    ``--jobs`` workers share the cores."""
-    sink = pa.BufferOutputStream()
-    options = pa.ipc.IpcWriteOptions(compression="zstd", use_threads=False)
-    with pa.ipc.new_file(sink, table.schema, options=options) as writer:
-        writer.write_table(table)
-    return sink.getvalue().to_pybytes()
 
 
 def _entry_files(folder: Path) -> list[Path]:
@@ -129,6 +93,7 @@ class TaggedEntry:
         self._damaged = False
         self._replaced: dict[str, str] | None = None  # see replaced()
         self._in_order = False                          # see in_order()
+        self._stale_units: list[tuple[str, str]] = []   # see stale_units()
 
     def unit_id(self, unit: str) -> int:
         """The ``CACHE_UNIT`` value of ``unit`` in frames of this entry."""
@@ -143,9 +108,10 @@ class TaggedEntry:
 
         Args:
             digests: unit -> current digest.
-            stale: keep the other rows of the files read, with ``CACHE_UNIT`` -1 (for
-                a caller that reorders the rows anyway and can drop them in that
-                step, instead of copying every column here to filter them out).
+            stale: keep the other rows of the files read, with a negative
+                ``CACHE_UNIT`` (``stale_units``; for a caller that reorders the rows
+                anyway and can drop them in that step, instead of copying every column
+                here to filter them out).
 
         Returns:
             ``(rows, units)``: rows (``columns`` + ``CACHE_UNIT``; None when there are
@@ -205,8 +171,8 @@ class TaggedEntry:
                 continue
             for k, unit in want.items():
                 self._live[unit] = units[k][1]
-            remap = np.full(len(units), -1, dtype=np.int64)
-            remap[list(want)] = [self.unit_id(unit) for unit in want.values()]
+            remap = np.asarray([self.unit_id(want[k]) if k in want else self._stale_id(unit)
+                                for k, unit in enumerate(units)], dtype=np.int64)
             frame[C.CACHE_UNIT] = remap[local if len(local) == len(frame)
                                         else frame[C.CACHE_UNIT].to_numpy()]
             self._stale += n_rows - (int(keep.sum()) if stale else len(frame))
@@ -220,6 +186,16 @@ class TaggedEntry:
                 and not self._damaged:
             self._replaced = replaced
         return self._kept, set(self._live)
+
+    def _stale_id(self, unit: tuple[str, str]) -> int:
+        self._stale_units.append(unit)
+        return -len(self._stale_units)
+
+    def stale_units(self) -> dict[int, tuple[str, str]]:
+        """``CACHE_UNIT`` of the loaded stale rows -> their (unit, digest), newest file
+        first: every unit of every file read that was not taken from it (units without
+        rows included). Each value is negative, so ``< 0`` still tells stale rows."""
+        return {-1 - k: unit for k, unit in enumerate(self._stale_units)}
 
     def in_order(self) -> bool:
         """Whether the loaded rows are in output order (their live rows are).
@@ -289,11 +265,11 @@ class TaggedEntry:
         position = {u: k for k, u in enumerate(order)}
         remap = np.array([position.get(u, -1) for u in self.names], dtype=np.int32)
         try:
-            local = remap[rows[C.CACHE_UNIT].to_numpy(dtype=np.int64)] if len(rows) else \
-                np.zeros(0, dtype=np.int32)
+            ids = rows[C.CACHE_UNIT].to_numpy(dtype=np.int64)
+            local = remap[ids] if len(rows) else np.zeros(0, dtype=np.int32)
             if keep is not None:
-                local = local[keep]
-            if (local < 0).any():
+                local, ids = local[keep], ids[keep]
+            if (local < 0).any() or (ids < 0).any():  # (a stale row's id would index from the end)
                 raise ValueError("rows of an untagged unit")
             table = arrow_table(rows, self.columns, local, keep)
             meta = {**(table.schema.metadata or {}),
@@ -303,79 +279,6 @@ class TaggedEntry:
         except (TypeError, ValueError, pa.ArrowException):
             return
         cache_io.behind(_store, self.folder, table, list(replaces or []))
-
-
-_SCHEMAS: dict[tuple, pa.Schema] = {}   # (columns, dtypes) -> from_pandas' schema
-
-
-def arrow_table(rows: pd.DataFrame, columns: list[str], units: np.ndarray,
-                keep: np.ndarray | None = None) -> pa.Table:
-    """``pa.Table.from_pandas(rows[columns].assign(CACHE_UNIT=units), preserve_index=False)``.
-
-    Without a frame copy and pandas' conversion layer per call: when every column is
-    Arrow-backed or a NumPy number, the table's schema (with its pandas metadata)
-    depends only on the names and dtypes, so it is made once from an empty frame and
-    the columns' own arrays are put under it. Any other column: ``from_pandas``.
-    With ``keep`` (a mask of ``rows``), of those rows only (``units`` are theirs).
-    """
-    dtypes = dict(zip(rows.columns, rows.dtypes.tolist()))  # one look-up, not a Series each
-    key = (tuple(columns), tuple(str(dtypes[name]) for name in columns), units.dtype.str)
-    schema = _SCHEMAS.get(key)
-    if schema is None:
-        empty = rows.iloc[:0][columns].assign(**{C.CACHE_UNIT: units[:0]})
-        plain = all(isinstance(empty[name].array, pd.arrays.ArrowExtensionArray)
-                    or empty[name].dtype.kind in "iufb" for name in empty.columns)
-        # an empty frame's types are a full one's only for typed columns
-        schema = _SCHEMAS[key] = _pandas_table(empty).schema if plain else None
-    if schema is not None:
-        try:
-            arrays = [_arrow_column(rows[name], keep) for name in columns] + [pa.array(units)]
-            return pa.Table.from_arrays(arrays, schema=schema)
-        except (TypeError, ValueError, pa.ArrowException):
-            pass
-    frame = rows[columns] if keep is None else rows[columns][keep].reset_index(drop=True)
-    return _pandas_table(frame.assign(**{C.CACHE_UNIT: units}))
-
-
-def _pandas_table(frame: pd.DataFrame) -> pa.Table:
-    # one thread: a delta is small, and pyarrow's default starts a thread pool
-    # per call for frames of more than 100 rows a column (most of the cost)
-    return pa.Table.from_pandas(frame, preserve_index=False, nthreads=1)
-
-
-def _arrow_column(values: pd.Series, keep: np.ndarray | None = None,
-                  ) -> pa.ChunkedArray | pa.Array:
-    """A column as ``from_pandas`` converts it (NaN is null in a float column); with
-    ``keep``, its rows where the mask is True."""
-    if isinstance(values.array, pd.arrays.ArrowExtensionArray):
-        data = values.array.__arrow_array__()
-        return data if keep is None else data.filter(pa.array(keep))
-    data = values.to_numpy()
-    return pa.array(data if keep is None else data[keep], from_pandas=True)
-
-
-def take_rows(frame: pd.DataFrame, order: np.ndarray) -> pd.DataFrame:
-    """``frame.take(order).reset_index(drop=True)``, column by column.
-
-    Arrow-backed columns (ids, evidence, CSV lines) are taken by Arrow's own kernel,
-    without pandas' per-column checks and block handling; the other columns as
-    pandas takes them. Same values, dtypes and column index.
-    """
-    indices = pa.array(np.asarray(order, dtype=np.int64))
-    data = {}
-    for k, name in enumerate(frame.columns):
-        column = frame.iloc[:, k]
-        values = column.array
-        if type(values) is pd.arrays.ArrowStringArray:
-            data[k] = pd.arrays.ArrowStringArray(values.__arrow_array__().take(indices),
-                                                 dtype=values.dtype)
-        elif type(values) is pd.arrays.ArrowExtensionArray:
-            data[k] = pd.arrays.ArrowExtensionArray(values.__arrow_array__().take(indices))
-        else:
-            data[k] = column.take(order).reset_index(drop=True)
-    out = pd.DataFrame(data, copy=False)
-    out.columns = frame.columns
-    return out
 
 
 def _store(folder: Path, table: pa.Table, replaces: list[Path]) -> bool:

@@ -85,25 +85,39 @@ def test_recode_aggregates_only_changed_codes_and_equals_cold_run(corpus, aggreg
 
 def test_edit_that_changes_no_match_keeps_the_cached_rows(corpus, aggregated, monkeypatch):
     import pipeline.match_cache as match_cache
+    import pipeline.match_probe as match_probe
 
     unchanged: list[dict] = []
-    original = match_cache._unchanged
+    probed: list[dict] = []
 
-    def spy(*args):
-        got = original(*args)
-        unchanged.append(got)
-        return got
+    def spy(original, log):
+        def call(*args):
+            got = original(*args)
+            log.append(got)
+            return got
+        return call
 
-    monkeypatch.setattr(match_cache, "_unchanged", spy)
+    monkeypatch.setattr(match_cache, "_unchanged", spy(match_cache._unchanged, unchanged))
+    monkeypatch.setattr(match_probe, "unchanged", spy(match_probe.unchanged, probed))
     _run(corpus, "cached", BOOK)
-    # a term that occurs nowhere: the rule is matched again, its rows are the old ones
+    # not an addition (a cap no segment reaches): matched again, its rows are the old ones
+    capped = BOOK.replace('phrases: ["zelf invullen"]}', 'phrases: ["zelf invullen"], max_matches: 99}')
+    assert capped != BOOK
+    aggregated.clear()
+    unchanged.clear()
+    _run(corpus, "cached", capped)
+    assert unchanged and all(got and set(got) == {"agency\x1fagency.nl.1"} for got in unchanged)
+    assert aggregated == []  # the codings of agency are the stored ones
+    _same_as_cold(corpus, capped)
+    # a term that occurs nowhere: the probe finds it nowhere, the old rows are kept
     edited = BOOK.replace('phrases: ["zelf invullen"]', 'phrases: ["zelf invullen", "zzz"]')
     assert edited != BOOK
     aggregated.clear()
+    probed.clear()
     unchanged.clear()
     _run(corpus, "cached", edited)
-    assert unchanged and all(got and set(got) == {"agency\x1fagency.nl.1"} for got in unchanged)
-    assert aggregated == []  # the codings of agency are the stored ones
+    assert probed and all(got and set(got) == {"agency\x1fagency.nl.1"} for got in probed)
+    assert not any(unchanged)  # where rows were loaded, not matched again
     _same_as_cold(corpus, edited)
 
     _run(corpus, "cached", BOOK)  # undone: everything from the cache

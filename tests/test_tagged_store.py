@@ -156,7 +156,7 @@ def test_arrow_table_is_from_pandas_table():
     import numpy as np
     import pyarrow as pa
 
-    from pipeline.tagged_store import arrow_table
+    from pipeline.entry_tables import arrow_table
 
     binary = pd.ArrowDtype(pa.large_binary())
     frame = pd.DataFrame({
@@ -203,7 +203,7 @@ def test_take_rows_is_frame_take():
     import numpy as np
     import pyarrow as pa
 
-    from pipeline.tagged_store import take_rows
+    from pipeline.entry_tables import take_rows
 
     frame = pd.DataFrame({
         "s": pd.array(["a", None, "é", "d"], dtype="str"),
@@ -246,7 +246,7 @@ def test_in_order_when_the_rows_come_from_one_ordered_file(tmp_path):
 def test_entry_files_are_zstd_arrow_ipc_and_frames_equal_pandas_metadata_ones(tmp_path):
     import pyarrow as pa
 
-    from pipeline.tagged_store import SUFFIX, _arrow_binary, _frame, read_table
+    from pipeline.entry_tables import SUFFIX, _arrow_binary, _frame, read_table
 
     columns = ["unit", "value", "score", "line"]
     folder = tmp_path / "entry"
@@ -263,7 +263,7 @@ def test_entry_files_are_zstd_arrow_ipc_and_frames_equal_pandas_metadata_ones(tm
     data = path.read_bytes()
     assert data[:6] == b"ARROW1"  # the IPC file format's magic
     # compressed buffers: repetitive rows take a fraction of their plain IPC size
-    from pipeline.tagged_store import table_bytes
+    from pipeline.entry_tables import table_bytes
 
     many = pa.table({"line": pa.array([b"the same CSV line\n"] * 10_000, pa.large_binary())})
     plain_ipc = pa.BufferOutputStream()

@@ -1,0 +1,150 @@
+"""match_probe: an edit that only adds items occurring nowhere keeps the cached rows."""
+import hashlib
+import json
+
+import pytest
+
+import pipeline.match_probe as match_probe
+from pipeline.codebook import load_codebook
+from pipeline.match_cache import SUBDIR, unit_texts
+from pipeline.match_probe import added_items, old_text, remember
+from test_match_cache import BOOK, _codes, _run, _same_as_cold, corpus, matched  # noqa: F401
+
+OWN = "ownership"
+AGENCY1 = "agency\x1fagency.nl.1"
+
+
+def _texts(tmp_path, book, name="b.yaml"):
+    (tmp_path / name).write_text(book)
+    return unit_texts(load_codebook(tmp_path / name), "nl")
+
+
+@pytest.fixture
+def probed(monkeypatch):
+    """What every ``match_probe.unchanged`` call of a run returned."""
+    log: list = []
+    original = match_probe.unchanged
+
+    def spy(*args):
+        got = original(*args)
+        log.append(got)
+        return got
+
+    monkeypatch.setattr(match_probe, "unchanged", spy)
+    return log
+
+
+def test_added_items_are_pure_additions_to_item_lists(tmp_path):
+    base = _texts(tmp_path, BOOK, "a.yaml")
+    cases = {  # edit -> (unit, what added_items says)
+        ("terms: [eigenaar]", "terms: [eigenaar, project, zzz]"): (OWN, ("project", "zzz")),
+        ("terms: [eigenaar]", "terms: [zzz, eigenaar]"): (OWN, ("zzz",)),
+        ('phrases: ["eigenaar van het gebouw"]',
+         'phrases: ["eigenaar van het gebouw", "het pand"]'): (OWN, ("het pand",)),
+        ("a: [gebouw]", "a: [gebouw, pand]"): ("time", ("pand",)),
+        ("b: [eigenaar]", "b: [eigenaar, huurder*]"): ("time", ("huurder*",)),
+        ('globs: ["eigenaar*"]', 'globs: ["eigenaar*", "bezit*"]'):
+            ("agency\x1fagency.nl.2", ("bezit*",)),
+        # not only additions: None
+        ("terms: [uren, tijd]", "terms: [uren]"): ("time", None),
+        ("terms: [uren, tijd]", "terms: [tijd, uren]"): ("time", None),
+        ("terms: [uren, tijd]", "terms: [uren, zzz]"): ("time", None),
+        ("window: 4", "window: 5"): ("time", None),
+        ("max_matches: 1}", "max_matches: 2}"): ("time", None),
+        ("terms: [uren, tijd], negation: forbid", "terms: [uren, tijd, zzz]"): ("time", None),
+        ('{kind: phrase, phrases: ["zelf invullen"]}',
+         '{kind: phrase, phrases: ["zelf invullen"], negation: forbid}'): (AGENCY1, None),
+        ('{kind: phrase, phrases: ["zelf invullen"]}',
+         '{kind: phrase, phrases: ["zelf invullen"], weight: 0.5}'): (AGENCY1, None),
+    }
+    for (old, new), (unit, want) in cases.items():
+        assert BOOK.count(old) == 1, old
+        edited = _texts(tmp_path, BOOK.replace(old, new))
+        assert added_items(base[unit], edited[unit]) == want, (old, new)
+    # a codebook-wide setting is in every unit's text: nothing is an addition then
+    window = _texts(tmp_path, BOOK.replace("settings: {default_lang: nl}",
+                                           "settings: {default_lang: nl, negation_window: 1}"))
+    assert all(added_items(base[u], window[u]) is None for u in base)
+    assert added_items(base[OWN], base[OWN]) == ()
+    assert added_items(base[OWN], base["time"]) is None  # another unit
+    for bad in ("", "{", "[1, 2]", json.dumps([1, "x", [[1]]])):
+        assert added_items(bad, base[OWN]) is None and added_items(base[OWN], bad) is None
+
+
+def test_unit_texts_are_kept_and_found_by_digest_only_when_intact(tmp_path):
+    (tmp_path / "b.yaml").write_text(BOOK)
+    book = load_codebook(tmp_path / "b.yaml")
+    texts = unit_texts(book, "nl")
+    folder = tmp_path / "cache" / SUBDIR
+    digest = hashlib.sha256(texts[OWN].encode("utf-8")).hexdigest()
+    assert old_text(folder, digest) is None  # nothing kept yet
+    remember(folder, book, "nl", texts)  # no run: written at once
+    assert old_text(folder, digest) == texts[OWN]
+    assert old_text(folder, "0" * 64) is None
+    assert old_text(None, digest) is None
+    (path,) = (folder / match_probe.SUBDIR).glob("*.json")
+    kept = json.loads(path.read_text())
+    kept[digest] = kept[digest].replace("eigenaar", "eigenares")  # no longer its digest
+    path.write_text(json.dumps(kept))
+    assert old_text(folder, digest) is None
+    path.write_text("not json")
+    assert old_text(folder, digest) is None
+
+
+def test_only_the_newest_definition_files_are_kept(tmp_path, monkeypatch):
+    monkeypatch.setattr(match_probe, "KEEP", 2)
+    folder = tmp_path / "defs"
+    for k in range(4):
+        match_probe._save(folder, f"f{k}", {str(k): "x"})
+    assert len(list(folder.glob("*.json"))) == 2
+    assert (folder / "f3.json").exists()
+
+
+def test_addition_found_nowhere_is_not_matched_again(corpus, matched, probed):
+    _run(corpus, "cached", BOOK)
+    # a whole-code unit (exclude rule) and a proximity rule, items that occur nowhere
+    edited = BOOK.replace("terms: [eigenaar]", "terms: [eigenaar, zzz]").replace(
+        "b: [eigenaar]", "b: [eigenaar, qqq*]")
+    matched.clear()
+    probed.clear()
+    _run(corpus, "cached", edited)
+    assert probed and all(set(got) == {OWN, "time"} for got in probed if got is not None)
+    assert all(OWN not in codes and "time" not in codes for codes in _codes(matched))
+    _same_as_cold(corpus, edited)
+    # a second addition on top (the entries now have two files each: rows merged)
+    again = edited.replace('phrases: ["zelf invullen"]', 'phrases: ["zelf invullen", "xxyy"]')
+    matched.clear()
+    probed.clear()
+    _run(corpus, "cached", again)
+    assert any(got == {AGENCY1: got[AGENCY1]} for got in probed if got)
+    assert all("agency" not in codes for codes in _codes(matched))
+    _same_as_cold(corpus, again)
+
+
+def test_addition_that_occurs_is_matched_again(corpus, matched, probed):
+    _run(corpus, "cached", BOOK)
+    for old, new, code in (("terms: [eigenaar]", "terms: [eigenaar, project]", OWN),
+                           ("a: [gebouw]", "a: [gebouw, project]", "time"),
+                           ('globs: ["eigenaar*"]', 'globs: ["eigenaar*", "bijzonder*"]',
+                            "agency")):
+        edited = BOOK.replace(old, new)
+        matched.clear()
+        probed.clear()
+        _run(corpus, "cached", edited)
+        assert None in probed  # some chunk has the item: its unit is matched again there
+        assert any(code in codes for codes in _codes(matched))
+        _same_as_cold(corpus, edited)
+
+
+def test_without_kept_definitions_the_units_are_matched_again(corpus, matched, probed):
+    import shutil
+
+    _run(corpus, "cached", BOOK)
+    shutil.rmtree(corpus / "cached" / ".cache" / SUBDIR / match_probe.SUBDIR)
+    edited = BOOK.replace("terms: [eigenaar]", "terms: [eigenaar, zzz]")
+    matched.clear()
+    probed.clear()
+    _run(corpus, "cached", edited)
+    assert probed and not any(probed)
+    assert any(OWN in codes for codes in _codes(matched))
+    _same_as_cold(corpus, edited)
