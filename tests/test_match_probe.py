@@ -126,6 +126,8 @@ def test_addition_that_occurs_is_matched_again(corpus, matched, probed):
     for old, new, code in (("terms: [eigenaar]", "terms: [eigenaar, project]", OWN),
                            ("a: [gebouw]", "a: [gebouw, project]", "time"),
                            ('globs: ["eigenaar*"]', 'globs: ["eigenaar*", "bijzonder*"]',
+                            "agency"),
+                           ('phrases: ["zelf invullen"]', 'phrases: ["zelf invullen", "gewoon geen"]',
                             "agency")):
         edited = BOOK.replace(old, new)
         matched.clear()
