@@ -13,7 +13,8 @@ import pytest
 
 from pipeline import columns as C
 from pipeline.code import code_segments, compile_rules
-from pipeline.code.matching import first_coded_units, match_segments, opening_units
+from pipeline.code.matching import match_segments
+from pipeline.code.opening import first_coded_units, opening_units
 from pipeline.codebook import validate_codebook
 from pipeline.match_cache import unit_digests
 from pipeline.nlp import parse_segments

@@ -85,7 +85,7 @@ def _complete_segments(segs: pd.DataFrame, lang: str) -> pd.DataFrame:
 def _coded_openings(segs: pd.DataFrame, documents: pd.DataFrame) -> np.ndarray:
     """Rows that open their document in a coded run (``settings.opening_weight``): the first
     coded unit of every document; survey tables (CSV files) have none."""
-    from pipeline.code.matching import first_coded_units
+    from pipeline.code.opening import first_coded_units
     tables = set()
     if C.PATH in documents.columns:   # a coded folder made by hand may have no paths
         csv = documents[C.PATH].astype(str).str.lower().str.endswith(".csv").to_numpy()

@@ -14,7 +14,8 @@ from pipeline import columns as C
 from pipeline.code.combine import MatchKeys, frame_keys, pack_keys, sorted_unique, stable_order
 from pipeline.code.evidence import STR_DTYPE
 from pipeline.code.compiled import compile_rules
-from pipeline.code.matching import _empty_matches, first_coded_units, match_segments
+from pipeline.code.matching import _empty_matches, match_segments
+from pipeline.code.opening import first_coded_units
 from pipeline.codebook import Codebook
 from pipeline.errors import UsageError
 

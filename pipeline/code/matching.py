@@ -9,7 +9,7 @@ their own code.
 from __future__ import annotations
 
 import gc
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -22,6 +22,7 @@ from pipeline import columns as C
 from pipeline.code.arrays import TokenArrays
 from pipeline.code.combine import MatchKeys, remember_keys, stable_order
 from pipeline.code.compiled import CompiledRules
+from pipeline.code.opening import _opening_scores, first_coded_units
 from pipeline.code.evidence import (  # noqa: F401 - EVIDENCE_LIMIT re-exported
     EVIDENCE_LIMIT, STR_DTYPE, arrow_strings, evidence_parts)
 # negation_scope "clause": a sentence is also split at commas and these subordinators
@@ -189,7 +190,7 @@ def match_rows(arrays: TokenArrays, compiled: CompiledRules,
         compiled: the rules of that language.
         segments: per doc of ``arrays``: (segment id, doc id, segment start, text);
             the text gives the evidence when the doc was parsed from it.
-        opening: ids of the segments that open their document (``opening_units``);
+        opening: ids of the segments that open their document (``opening.opening_units``);
             None: each document's first row in ``segments``.
     """
     from pipeline.code.sparse import segment_column
@@ -273,43 +274,6 @@ def match_frame(arrays: TokenArrays, compiled: CompiledRules,
     return frame
 
 
-def opening_units(segments: Sequence[tuple[str, str, int, str | None]],
-                  opening: frozenset[str] | None = None) -> np.ndarray:
-    """Per segment row: is it the first coded unit of its document?
-
-    With ``opening`` (segment ids), the rows whose id is in it. Without: rows come in
-    document order, a document's coded segments together (one document is never split
-    over batches or chunks, and a chunk codes one language per document), so a row opens
-    its document when the row before it belongs to another one.
-    """
-    from pipeline.code.sparse import segment_column
-
-    if opening is not None:
-        return np.asarray([sid in opening for sid in segment_column(segments, 0)], dtype=bool)
-    doc_ids = segment_column(segments, 1)
-    return np.asarray([k == 0 or doc_ids[k] != doc_ids[k - 1] for k in range(len(doc_ids))],
-                      dtype=bool)
-
-
-def _opening_scores(compiled: CompiledRules, segments: Sequence[tuple[str, str, int, str | None]],
-                    docs: np.ndarray, cr: np.ndarray, weights: np.ndarray,
-                    opening_ids: frozenset[str] | None = None,
-                    ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Scores of the matches, and which to keep (None: all).
-
-    ``settings.opening_weight`` multiplies the weight of every match in a document's
-    first coded unit; a factor of 0 drops those matches. Without it (all factors 1)
-    the scores are the rule weights and nothing else is computed.
-    """
-    scores = weights[cr]
-    factors = compiled.opening_factors()
-    if factors is None:
-        return scores, None
-    opening = opening_units(segments, opening_ids)[docs]
-    scores = np.where(opening, scores * factors[cr], scores)
-    return scores, scores > 0
-
-
 def _match_columns(arrays: TokenArrays, compiled: CompiledRules,
                    segments: Sequence[tuple[str, str, int, str | None]],
                    in_doc_order: bool = True, coded=None) -> tuple | None:  # noqa: ANN001
@@ -352,21 +316,6 @@ def _match_columns(arrays: TokenArrays, compiled: CompiledRules,
                            compiled.rule_columns()[3][cr])
     base = np.asarray(segment_column(segments, 2), dtype=np.int64)[docs]
     return docs, cr, texts, base + c0, base + c1
-
-
-def first_coded_units(segments: pd.DataFrame,
-                      tables: Collection[str] = ()) -> frozenset[str]:
-    """Ids of the first coded segment of every document of a segments table (row order).
-
-    Documents in ``tables`` (survey tables: one answer per row, each its own respondent)
-    have no opening unit: their first row is an answer like any other.
-    """
-    coded = (segments[C.CODED].astype(bool) if C.CODED in segments.columns
-             else pd.Series(True, index=segments.index))
-    rows = segments.loc[coded, [C.SEGMENT_ID, C.DOC_ID]].drop_duplicates(C.DOC_ID)
-    if tables:
-        rows = rows[~rows[C.DOC_ID].isin(list(tables))]
-    return frozenset(rows[C.SEGMENT_ID].tolist())
 
 
 def _empty_matches() -> pd.DataFrame:
