@@ -37,7 +37,7 @@ from pipeline.tagged_store import TaggedEntry
 SUBDIR = "codings-v3"   # bump when the entry format changes
 # Code whose behaviour shapes coding rows and their CSV lines; its bytes are in every digest.
 SOURCES = ("code/aggregate.py", "code/combine.py", "coding_cache.py", "tagged_store.py",
-           "cache_io.py", "columns.py")
+           "cache_io.py", "columns.py", "entry_tables.py")
 ENTRY_COLUMNS = [*C.CODING_COLUMNS, C.FIRST_MATCH, C.CSV_LINE]
 _QUOTE, _NEWLINE = ord('"'), ord("\n")
 

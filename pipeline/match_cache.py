@@ -36,7 +36,7 @@ from pipeline.tagged_store import TaggedEntry
 SUBDIR = "matches-v3"   # bump when the entry format changes
 # Code whose behaviour shapes match rows; its bytes are in every digest.
 SOURCES = ("chunk.py", "chunk_code.py", "match_cache.py", "tagged_store.py", "cache_io.py",
-           "columns.py", "nlp_rules.py")
+           "columns.py", "nlp_rules.py", "entry_tables.py", "match_probe.py")
 _SEP = "\x1f"          # between code id and rule id in unit keys
 
 
