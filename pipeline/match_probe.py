@@ -38,6 +38,7 @@ KEEP = 64                                   # definition files kept (one per cod
 LISTS = ("terms", "phrases", "globs", "a", "b")   # params whose items go into the token trie
 _SAVED: set[tuple[str, str, str]] = set()   # (folder, codebook hash, lang) saved by this process
 _READ: dict[tuple[str, int], dict[str, str]] = {}  # (file, mtime_ns) -> digest -> text
+_FOUND: dict[tuple[str, str], str | None] = {}     # (folder, digest) -> old_text's answer
 _PROBES: dict[tuple, Any] = {}              # (codebook hash, lang, items) -> CompiledRules
 
 
@@ -80,9 +81,17 @@ def _mtime(path: Path) -> int:
 
 
 def old_text(folder: Path | None, digest: str) -> str | None:
-    """The unit text whose SHA-256 is ``digest`` (None: not kept)."""
+    """The unit text whose SHA-256 is ``digest`` (None: not kept); looked up once per
+    process (every chunk of a re-code asks for the same digests)."""
     if folder is None:
         return None
+    key = (str(folder), digest)
+    if key not in _FOUND:
+        _FOUND[key] = _look_up(folder, digest)
+    return _FOUND[key]
+
+
+def _look_up(folder: Path, digest: str) -> str | None:
     try:
         files = sorted((folder / SUBDIR).glob("*.json"), key=_mtime, reverse=True)
     except OSError:
