@@ -154,3 +154,29 @@ def test_without_kept_definitions_the_units_are_matched_again(corpus, matched, p
     assert probed and not any(probed)
     assert any(OWN in codes for codes in _codes(matched))
     _same_as_cold(corpus, edited)
+
+
+def test_random_additions_give_the_outputs_of_a_run_without_cache(corpus, probed):
+    import random
+
+    from test_streaming import TURNS
+
+    rng = random.Random(7)
+    words = sorted({w.strip(".,?").lower() for turn in TURNS for w in turn.split()})
+    lists = ["terms: [uren, tijd]", "a: [gebouw]", "b: [eigenaar]", "terms: [eigenaar]",
+             'phrases: ["zelf invullen"]', 'globs: ["eigenaar*"]']
+    book, kept = BOOK, set()
+    _run(corpus, "cached", book)
+    for step in range(4):
+        target = rng.choice([t for t in lists if t in book])
+        word = rng.choice(words) if step % 2 == 0 else f"zq{step}"  # occurs / occurs nowhere
+        item = word[:4] + "*" if "globs" in target else word
+        edited_list = target[:-1] + f", {json.dumps(item)}]"
+        book = book.replace(target, edited_list)
+        lists[lists.index(target)] = edited_list
+        probed.clear()
+        _run(corpus, "cached", book)
+        assert probed  # every re-code asked the probe
+        kept.update(got is not None for got in probed)
+        _same_as_cold(corpus, book)
+    assert kept == {True, False}  # rows kept in some chunks, matched again in others
