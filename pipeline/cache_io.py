@@ -74,7 +74,7 @@ class Prefetcher:
             self._thread.join()
         self._files.clear()
         if self._writer is not None:
-            self._writes.put(None)
+            self._put(None)
             self._writer.join()
             self._writer = None
 
@@ -91,7 +91,20 @@ class Prefetcher:
         elif threading.current_thread() is self._writer:
             self._run_write(fn, args)
             return
-        self._writes.put((fn, args))
+        if not self._put((fn, args)):
+            self._run_write(fn, args)
+
+    def _put(self, item: tuple | None) -> bool:
+        """Queue ``item`` for the writing thread, waiting for room; False if that thread
+        has ended (nothing would take it: the caller then does the write itself)."""
+        assert self._writer is not None
+        while True:
+            try:
+                self._writes.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                if not self._writer.is_alive():
+                    return False
 
     def _write_loop(self) -> None:
         while (item := self._writes.get()) is not None:

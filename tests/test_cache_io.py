@@ -3,6 +3,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import pipeline.cache_io as cache_io
 import pipeline.chunk_code as chunk_code
@@ -281,3 +282,20 @@ def test_a_write_that_writes_more_runs_it_there_and_then(monkeypatch):
     with cache_io.prefetching([("a", lambda: {})]):
         cache_io.behind(write, 0)
     assert done == [(k, "qcode-cache-write") for k in (3, 2, 1, 0)]
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_writes_behind_a_writing_thread_that_ended_do_not_wait_for_it(monkeypatch):
+    monkeypatch.setattr(cache_io, "QUEUED", 1)
+    done = []
+
+    def end_thread():
+        raise SystemExit  # not an Exception: ends the writing thread (never expected)
+
+    with cache_io.prefetching([("a", lambda: {})]) as ahead:
+        cache_io.behind(end_thread)
+        ahead._writer.join()
+        cache_io.behind(done.append, 1)  # queued: nobody takes it (a cache miss later)
+        cache_io.behind(done.append, 2)  # no room, no thread: done here
+        assert done == [2]
+    assert ahead._writer is None  # closed without waiting for the ended thread
