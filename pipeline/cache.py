@@ -30,7 +30,7 @@ from pipeline.docbin_codec import (_ATTRS, docbin, docbin_arrays,  # noqa: F401
                                    docbin_bytes, docbin_payloads)
 
 if TYPE_CHECKING:  # spaCy is imported where used: the runner process never needs it
-    from spacy.tokens import Doc, DocBin
+    from spacy.tokens import Doc
 
 CACHE_DIRNAME = ".cache"      # inside the output folder; gitignored (.gitignore: .cache/)
 SUBDIR = "docbin-v1"          # bump when the entry format changes
