@@ -14,6 +14,7 @@ entry is treated as a miss: parsed again and overwritten, never an error.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
@@ -23,13 +24,16 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipeline import cache_io
+# the entries' DocBin codec (re-exported)
+from pipeline.docbin_codec import (_ATTRS, docbin, docbin_arrays,  # noqa: F401
+                                   docbin_bytes, docbin_payloads)
+
 if TYPE_CHECKING:  # spaCy is imported where used: the runner process never needs it
-    from spacy.tokens import Doc, DocBin
+    from spacy.tokens import Doc
 
 CACHE_DIRNAME = ".cache"      # inside the output folder; gitignored (.gitignore: .cache/)
 SUBDIR = "docbin-v1"          # bump when the entry format changes
-# Attributes the coder reads: lower/lemma/punct come from ORTH+LEMMA via the vocab.
-_ATTRS = ["ORTH", "LEMMA", "NORM", "SENT_START"]
 
 
 def default_cache_dir(out_dir: str | Path) -> Path:
@@ -39,7 +43,7 @@ def default_cache_dir(out_dir: str | Path) -> Path:
 
 # Modules and data whose code builds and runs the pipeline (``nlp.make_nlp``, ``nlp.parse``).
 FINGERPRINT_SOURCES = ("nlp.py", "nlp_lookups.py", "nlp_batch.py", "nlp_fast.py", "cache.py",
-                       "languages.py")
+                       "docbin_codec.py", "languages.py")
 
 
 @lru_cache(maxsize=None)
@@ -87,120 +91,6 @@ def _n_chars(doc: Doc) -> int:
         return 0
     last = doc[-1]
     return last.idx + len(last.text_with_ws)
-
-
-def docbin(docs: Sequence[Doc]) -> DocBin:
-    """``DocBin(attrs=_ATTRS, docs=docs)`` without its per-token Python loop.
-
-    ``DocBin.add`` collects each token's strings one ``Token`` at a time; here they come
-    from the distinct hashes of the same attributes (``Doc.to_array``), so the DocBin
-    (arrays, spaces, flags, strings) is the same, several times faster.
-    """
-    import numpy as np
-    from spacy.attrs import DEP, ENT_ID, ENT_KB_ID, ENT_TYPE, LEMMA, MORPH, NORM, ORTH, SPACY, TAG
-    from spacy.tokens import DocBin
-
-    out = DocBin(attrs=_ATTRS, store_user_data=False)
-    string_attrs = [ORTH, TAG, LEMMA, NORM, MORPH, DEP, ENT_TYPE, ENT_KB_ID, ENT_ID]
-    hashes = []
-    for doc in docs:
-        if doc.spans or doc.user_hooks:  # span labels etc.: DocBin's own code
-            out.add(doc)
-            continue
-        array = doc.to_array(out.attrs).reshape(len(doc), len(out.attrs))
-        out.tokens.append(array)
-        out.spaces.append(np.asarray(doc.to_array(SPACY), dtype=bool).reshape(-1, 1))
-        out.flags.append({"has_unknown_spaces": doc.has_unknown_spaces})
-        out.cats.append(doc.cats)
-        out.span_groups.append(doc.spans.to_bytes())
-        if len(doc):
-            hashes.append(doc.to_array(string_attrs).reshape(-1))
-    if hashes and docs:
-        strings = docs[0].vocab.strings
-        out.strings.update(strings[h] if h else "" for h in np.unique(np.concatenate(hashes)).tolist())
-    return out
-
-
-def docbin_bytes(parts: Sequence, vocab) -> bytes:  # noqa: ANN001
-    """``docbin(docs).to_bytes()`` of the docs whose ``code.arrays.ATTRS`` arrays are
-    ``parts``, compressed faster.
-
-    The docs of ``nlp.parse`` have no spans, user hooks, categories or unknown spaces,
-    and their TAG, MORPH, DEP and entity hashes are 0 (the string ""): the DocBin holds
-    the ``_ATTRS`` columns, the spaces and the strings of the hashes, all in the arrays.
-    The message is ``DocBin.to_bytes``'s, byte for byte; only the zlib level differs
-    (3, not 6: half the time for a few per cent more bytes; any level decompresses).
-    """
-    import zlib
-
-    import numpy as np
-    import pandas as pd
-    import srsly
-    from spacy.attrs import LEMMA, NORM, ORTH, SPACY
-    from spacy.tokens import Doc, DocBin
-
-    from pipeline.code.arrays import ATTRS
-
-    empty = DocBin(attrs=_ATTRS, store_user_data=False)
-    width = len(ATTRS)
-    parts = [p.reshape(-1, width) for p in parts]
-    table = np.concatenate([*parts, np.zeros((0, width), dtype=np.uint64)])
-    tokens = np.ascontiguousarray(table[:, [ATTRS.index(attr) for attr in empty.attrs]])
-    spaces = table[:, ATTRS.index(SPACY)].astype(bool)
-    strings: set[str] = set()
-    if len(table):
-        # TAG, MORPH, DEP and the entity columns are 0 for every token: their string ""
-        found = pd.unique(table[:, [ATTRS.index(a) for a in (ORTH, LEMMA, NORM)]].reshape(-1))
-        strings = set(map(vocab.strings.__getitem__, found[found != 0].tolist()))
-        strings.add("")
-    n = len(parts)
-    msg = {"version": empty.version, "attrs": empty.attrs,
-           "tokens": tokens.tobytes("C") if len(tokens) else b"",
-           "spaces": spaces.tobytes("C") if len(spaces) else b"",
-           "lengths": np.asarray([len(p) for p in parts], dtype="int32").tobytes("C"),
-           "strings": sorted(strings), "cats": [{} for _ in range(n)],
-           "flags": [{"has_unknown_spaces": False} for _ in range(n)],
-           "span_groups": [Doc(vocab).spans.to_bytes()] * n}
-    return zlib.compress(srsly.msgpack_dumps(msg), 3)
-
-
-def docbin_arrays(data: DocBin, vocab) -> list | None:  # noqa: ANN001
-    """The ``code.arrays.ATTRS`` arrays of ``data.get_docs(vocab)``, without the docs.
-
-    Adds the strings to the vocab as ``get_docs`` does. None when the entry holds
-    more than ``docbin_bytes`` writes (other attributes, unknown spaces, spans,
-    categories, user data) or a NORM of 0 (a Doc reads the lexeme's then): only
-    ``get_docs`` gives those docs.
-    """
-    import numpy as np
-    from spacy.attrs import IDS, NORM, SPACY
-    from spacy.tokens import Doc
-
-    from pipeline.code.arrays import ATTRS
-
-    attrs = list(data.attrs)
-    if sorted(attrs) != sorted(IDS[name] for name in _ATTRS) or any(data.cats) or any(
-            flags.get("has_unknown_spaces") for flags in data.flags) or any(
-            u is not None for u in data.user_data):
-        return None
-    empty_spans = Doc(vocab).spans.to_bytes()
-    if any(groups and groups != empty_spans for groups in data.span_groups):
-        return None
-    for string in data.strings:
-        vocab[string]  # as get_docs: every string in the StringStore, with its lexeme
-    norm = attrs.index(NORM)
-    columns = [(ATTRS.index(attr), attrs.index(attr)) for attr in attrs]
-    space = ATTRS.index(SPACY)
-    parts = []
-    for tokens, spaces in zip(data.tokens, data.spaces, strict=True):
-        if len(tokens) and not tokens[:, norm].all():
-            return None
-        part = np.empty((len(tokens), len(ATTRS)), dtype=np.uint64)
-        for to, source in columns:
-            part[:, to] = tokens[:, source]
-        part[:, space] = spaces.reshape(-1)
-        parts.append(part)
-    return parts
 
 
 class DocCache:
@@ -287,9 +177,34 @@ class DocCache:
 
     def save_arrays(self, key: str, parts: Sequence, lang: str) -> None:
         """Store the docs of ``code.arrays.ATTRS`` arrays (``nlp.parse_arrays``) under ``key``."""
+        self.save_arrays_each([key], [parts], lang)
+
+    def save_arrays_each(self, keys: Sequence[str], groups: Sequence[Sequence], lang: str) -> None:
+        """``save_arrays(key, parts, lang)`` of each key and its group of arrays, behind.
+
+        The payloads are made and written on the run's cache-writing thread
+        (``cache_io.behind``; none: now) from a copy of the arrays, so the caller may
+        keep (and change) its own. Failures (disk full, read-only) are ignored.
+
+        Args:
+            keys: ``cache_key`` of each group's texts.
+            groups: per key, the ATTRS arrays of its texts.
+            lang: their language (its vocab resolves the hashes).
+        """
+        if self.folder is None or not keys:
+            return
+        import numpy as np
+
+        from pipeline.code.arrays import ATTRS
         from pipeline.nlp import base_vocab
 
-        self._store(key, lambda: docbin_bytes(parts, base_vocab(lang)))
+        width = len(ATTRS)
+        # the copy that goes behind: one table, sliced there per document and text
+        table = np.concatenate([*(p.reshape(-1, width) for parts in groups for p in parts),
+                                np.zeros((0, width), dtype=np.uint64)])
+        sizes = [[len(p) for p in parts] for parts in groups]
+        cache_io.behind(_store_payloads, [self._path(key) for key in keys], table, sizes,
+                        base_vocab(lang))
 
     def _store(self, key: str, payload_of) -> None:  # noqa: ANN001
         if self.folder is None:
@@ -297,11 +212,7 @@ class DocCache:
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            payload = payload_of()
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(payload)
-            os.replace(tmp, path)  # atomic: a concurrent reader sees old or new, never half
+            _write(path, payload_of())
         except OSError:
             return
 
@@ -358,8 +269,8 @@ class DocCache:
             at = 0
             for k in missed:
                 got[k], at = parsed[at:at + len(groups[k])], at + len(groups[k])
-                if keys[k] is not None:
-                    self.save_arrays(keys[k], got[k], lang)
+            saved = [k for k in missed if keys[k] is not None]
+            self.save_arrays_each([keys[k] for k in saved], [got[k] for k in saved], lang)
         return got  # type: ignore[return-value]
 
     def _through(self, texts: Sequence[str], lang: str, load, make, save) -> list:  # noqa: ANN001
@@ -377,3 +288,34 @@ class DocCache:
         save(key, got)
         return got
 
+
+def _write(path: Path, payload: bytes) -> None:
+    """Write ``path`` atomically: a concurrent reader sees the old file or the new, never half."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _store_payloads(paths: Sequence[Path], table, sizes: Sequence[Sequence[int]],  # noqa: ANN001
+                    vocab) -> None:  # noqa: ANN001
+    """Write the DocBin of each document of ``table`` (``docbin_payloads``) to its path.
+
+    Runs behind the coding (``DocCache.save_arrays_each``): a failure only leaves
+    entries out (a later run parses those documents again), never fails the run.
+    """
+    try:
+        payloads = docbin_payloads(table, sizes, vocab)
+    except Exception:  # noqa: BLE001 - an unknown hash, a broken vocab: no entries
+        return
+    for path, payload in zip(paths, payloads, strict=True):
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _write(path, payload)
+        except OSError:
+            continue

@@ -30,6 +30,9 @@ from pathlib import Path
 from typing import Any
 
 AHEAD = 2              # chunks read ahead of the one being coded (memory: a few MB each)
+# Writes waiting for the writing thread; ``behind`` waits for room beyond that, so the
+# arrays and tables handed over (a few MB a chunk) stay bounded however long the run.
+QUEUED = 8
 
 # A chunk's job: returns file path -> what the loader of that file takes.
 Job = Callable[[], dict[Path, Any]]
@@ -54,7 +57,7 @@ class Prefetcher:
         self._stop = False
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="qcode-prefetch", daemon=True)
-        self._writes: queue.SimpleQueue = queue.SimpleQueue()
+        self._writes: queue.Queue = queue.Queue(maxsize=QUEUED)
         self._writer: threading.Thread | None = None
         self.matching = False    # see ``matching()``
 
@@ -71,25 +74,48 @@ class Prefetcher:
             self._thread.join()
         self._files.clear()
         if self._writer is not None:
-            self._writes.put(None)
+            self._put(None)
             self._writer.join()
             self._writer = None
 
     def behind(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Run ``fn(*args)`` on the writing thread (in call order; errors are ignored)."""
+        """Run ``fn(*args)`` on the writing thread (in call order; errors are ignored).
+
+        Waits while ``QUEUED`` writes are waiting; called on the writing thread itself
+        (a write that writes more), runs ``fn`` there and then.
+        """
         if self._writer is None:
             self._writer = threading.Thread(target=self._write_loop, name="qcode-cache-write",
                                             daemon=True)
             self._writer.start()
-        self._writes.put((fn, args))
+        elif threading.current_thread() is self._writer:
+            self._run_write(fn, args)
+            return
+        if not self._put((fn, args)):
+            self._run_write(fn, args)
+
+    def _put(self, item: tuple | None) -> bool:
+        """Queue ``item`` for the writing thread, waiting for room; False if that thread
+        has ended (nothing would take it: the caller then does the write itself)."""
+        assert self._writer is not None
+        while True:
+            try:
+                self._writes.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                if not self._writer.is_alive():
+                    return False
 
     def _write_loop(self) -> None:
         while (item := self._writes.get()) is not None:
-            fn, args = item
-            try:
-                fn(*args)
-            except Exception:  # noqa: BLE001, S110 - a cache write may fail: a later miss
-                pass
+            self._run_write(*item)
+
+    @staticmethod
+    def _run_write(fn: Callable[..., Any], args: tuple) -> None:
+        try:
+            fn(*args)
+        except Exception:  # noqa: BLE001, S110 - a cache write may fail: a later miss
+            pass
 
     def _run(self) -> None:
         for k, (_, job) in enumerate(self._jobs):

@@ -258,8 +258,9 @@ def process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
                  segments_coded=int(segments[C.CODED].sum()), tokens=coded.n_tokens,
                  cache_hits=cache.hits + coded.n_stored, cache_misses=cache.misses)
     if entry is None and key is not None:
+        # each distinct language once (not a Python test per segment)
         langs = sorted({lang for lang in segments.loc[segments[C.CODED].astype(bool), C.LANG]
-                        if has_rules(book, lang)} if len(segments) else set())
+                        .unique().tolist() if has_rules(book, lang)} if len(segments) else set())
         chunks.save(key, ChunkEntry(documents, segments, errors, present, failed, {},
                                     coded.tokens, {lang: vocab_of(lang)[0] for lang in langs}),
                     [vocab_of(lang)[1] for lang in langs])

@@ -33,7 +33,8 @@ import numpy as np
 import pandas as pd
 
 from pipeline import cache_io
-from pipeline.chunk_tokens import TOKEN_COLUMNS, _decode, _encode  # noqa: F401 - re-exported
+from pipeline.chunk_tokens import (TOKEN_COLUMNS, _decode, _encode,  # noqa: F401 - re-exported
+                                   encode_table, token_table)
 
 SUBDIR = "chunks-v2"   # bump when the entry format or what an entry holds changes
 # Modules (besides ingest/ and data/) whose code shapes an entry; their bytes are in the key.
@@ -304,7 +305,9 @@ class ChunkCache:
     def save(self, key: str | None, entry: ChunkEntry, vocabs: list) -> None:
         """Store ``entry`` under ``key``; failures (disk full, read-only) are ignored.
 
-        ``vocabs``: the vocabs of the entry's languages (they resolve its hashes).
+        ``vocabs``: the vocabs of the entry's languages (they resolve its hashes). The
+        token arrays are copied and the meta made here; encoding and writing them (and
+        the tables) runs on the run's cache-writing thread (``cache_io.behind``).
         """
         if self.folder is None or key is None:
             return
@@ -312,32 +315,49 @@ class ChunkCache:
         if path.exists():
             return
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=path.parent))
-            table, strings, layout, hashes = _encode(entry.tokens, vocabs)
-            # column-major on disk (``np.load`` keeps the order): the readers take whole
-            # columns (string indexes, flags), each then contiguous without a copy
-            np.save(tmp / "tokens.npy", np.asfortranarray(table), allow_pickle=False)
-            # the strings' hashes: a prefetching reader decodes the table before it
-            # has the vocab (load checks them against the vocab's)
-            np.save(tmp / "hashes.npy", hashes, allow_pickle=False)
-            (tmp / "strings.json").write_text(json.dumps(strings), encoding="utf-8")
-            for name, frame in (("documents", entry.documents), ("segments", entry.segments)):
-                buf = io.BytesIO()
-                frame.to_parquet(buf, index=False)
-                (tmp / f"{name}.parquet").write_bytes(buf.getvalue())
+            table, layout = token_table(entry.tokens)  # a copy: the caller's may change
             errors = [{**row, "_order": list(row["_order"])} for row in entry.errors]
             meta = {"fingerprints": entry.fingerprints, "present": entry.present,
                     "failed": entry.failed, "stats": entry.stats, "errors": errors,
                     "tokens": layout}
-            (tmp / "meta.json").write_text(json.dumps(meta, default=_json_default),
-                                           encoding="utf-8")
-            try:
-                os.replace(tmp, path)  # atomic: readers see a whole entry or none
-            except OSError:
-                shutil.rmtree(tmp, ignore_errors=True)  # another run stored it first
-        except (OSError, TypeError, ValueError, KeyError):
+            text = json.dumps(meta, default=_json_default)
+        except (TypeError, ValueError, KeyError):
             return
+        # shallow copies: pandas copies on write, so the caller's changes stay its own
+        cache_io.behind(_write_entry, path, table, list(vocabs), text,
+                        entry.documents.copy(deep=False), entry.segments.copy(deep=False))
+
+
+def _write_entry(path: Path, table: np.ndarray, vocabs: list, meta: str,
+                 documents: pd.DataFrame, segments: pd.DataFrame) -> None:
+    """Write a chunk entry's files into a new folder, renamed to ``path`` when whole.
+
+    Failures (disk full, read-only, a hash no vocab has) leave no entry and no folder.
+    """
+    if path.exists():
+        return
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        ids, strings, hashes = encode_table(table, vocabs)
+        # column-major on disk (``np.load`` keeps the order): the readers take whole
+        # columns (string indexes, flags), each then contiguous without a copy
+        np.save(tmp / "tokens.npy", np.asfortranarray(ids), allow_pickle=False)
+        # the strings' hashes: a prefetching reader decodes the table before it
+        # has the vocab (load checks them against the vocab's)
+        np.save(tmp / "hashes.npy", hashes, allow_pickle=False)
+        (tmp / "strings.json").write_text(json.dumps(strings), encoding="utf-8")
+        for name, frame in (("documents", documents), ("segments", segments)):
+            buf = io.BytesIO()
+            frame.to_parquet(buf, index=False)
+            (tmp / f"{name}.parquet").write_bytes(buf.getvalue())
+        (tmp / "meta.json").write_text(meta, encoding="utf-8")
+        os.replace(tmp, path)  # atomic: readers see a whole entry or none
+    except (OSError, TypeError, ValueError, KeyError):
+        pass  # (a rename fails too when another run stored the entry first)
+    if tmp is not None and tmp.exists():
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _read_frame(path: Path, columns: list[str] | None) -> pd.DataFrame:

@@ -9,6 +9,7 @@ read by the matcher contiguously).
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 TOKEN_COLUMNS = 5      # arrays.ATTRS: ORTH, LEMMA, SENT_START, SPACY, NORM
 
@@ -17,24 +18,53 @@ def _encode(tokens: dict[int, list[np.ndarray]],
             vocabs: list) -> tuple[np.ndarray, list[str], list, np.ndarray]:
     """Hashes -> indexes into one string list (index 0: hash 0), per-segment sizes, and
     the hash of every string of the list (sorted)."""
+    table, layout = token_table(tokens)
+    ids, strings, hashes = encode_table(table, vocabs)
+    return ids, strings, layout, hashes
+
+
+def token_table(tokens: dict[int, list[np.ndarray]]) -> tuple[np.ndarray, list]:
+    """The arrays of ``tokens`` (first segment row -> its documents' arrays) in one new
+    table, in row order, and the entry's layout: ``[first, [tokens per segment]]``."""
     parts = [p.reshape(-1, TOKEN_COLUMNS) for first in sorted(tokens) for p in tokens[first]]
     layout = [[first, [len(p) for p in tokens[first]]] for first in sorted(tokens)]
-    table = (np.concatenate(parts) if parts
-             else np.zeros((0, TOKEN_COLUMNS), dtype=np.uint64))
+    table = np.concatenate([*parts, np.zeros((0, TOKEN_COLUMNS), dtype=np.uint64)])
+    return table, layout
+
+
+def encode_table(table: np.ndarray, vocabs: list) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """``_encode`` of the concatenated token arrays: (indexes, strings, hashes).
+
+    Args:
+        table: ``(n_tokens, 5)`` uint64 ATTRS arrays.
+        vocabs: vocabs whose StringStores have the hashes (the first that has one wins).
+
+    Returns:
+        The ``uint32`` table of string indexes (index 0: hash 0), the strings in hash
+        order, and their hashes (sorted).
+
+    Raises:
+        KeyError: a hash none of the vocabs has.
+    """
     text_cols = [0, 1, 4]  # ORTH, LEMMA, NORM are string hashes; SENT_START, SPACY are not
-    hashes = np.unique(table[:, text_cols])
-    hashes = hashes[hashes != 0]
+    # one hash table pass gives every token its distinct value; only those are sorted
+    codes, found = pd.factorize(table[:, text_cols].reshape(-1))
+    order = np.argsort(found, kind="stable")
+    hashes = np.asarray(found, dtype=np.uint64)[order]
+    zero = bool(len(hashes)) and hashes[0] == 0
+    # the index of each distinct value: its place among the sorted non-zero hashes + 1
+    index = np.empty(len(found), dtype=np.uint32)
+    index[order] = np.arange(len(found), dtype=np.uint32) + (0 if zero else 1)
+    if zero:
+        hashes = hashes[1:]
     stores = [v.strings for v in vocabs]
     strings = [_string(stores, h) for h in hashes.tolist()]
     # 20 bytes a token on disk: string indexes, SENT_START (1 / 0 / -1) + 1, SPACY
-    ids = np.zeros(table.shape, dtype=np.uint32)
-    for col in text_cols:
-        column = table[:, col]
-        index = np.searchsorted(hashes, column) + 1
-        ids[:, col] = np.where(column == 0, 0, index)
+    ids = np.empty(table.shape, dtype=np.uint32)
+    ids[:, text_cols] = index[codes].reshape(-1, len(text_cols))
     ids[:, 2] = table[:, 2].view(np.int64) + 1
     ids[:, 3] = table[:, 3]
-    return ids, strings, layout, hashes
+    return ids, strings, hashes
 
 
 def _string(stores: list, h: int) -> str:

@@ -313,7 +313,11 @@ def _unit_ids(rows: pd.DataFrame, unit_of: dict[tuple[str, str], str], entry: Ta
     codes, code_names = pd.factorize(rows[C.CODE_ID])
     rules, rule_names = pd.factorize(rows[C.RULE_ID])
     width = len(rule_names)
-    pairs, inverse = np.unique(codes.astype(np.int64) * width + rules, return_inverse=True)
-    ids = [entry.unit_id(unit_of[(code_names[p // width], rule_names[p % width])])
-           for p in pairs.tolist()]
-    return np.asarray(ids, dtype=np.int64)[inverse.reshape(-1)]
+    # the distinct pairs by one hash pass over the rows (not a sort of them all); the
+    # units are asked for in sorted pair order all the same (``unit_id`` numbers new ones)
+    inverse, pairs = pd.factorize(codes.astype(np.int64) * width + rules)
+    order = np.argsort(pairs, kind="stable")
+    ids = np.empty(len(pairs), dtype=np.int64)
+    ids[order] = [entry.unit_id(unit_of[(code_names[p // width], rule_names[p % width])])
+                  for p in pairs[order].tolist()]
+    return ids[inverse]

@@ -116,7 +116,11 @@ class TableCache:
         return out
 
     def store(self, key: str | None, staged: dict[str, Path]) -> None:
-        """Store copies of the staged files of ``FILES``; failures are ignored."""
+        """Store copies of the staged files of ``FILES``; failures are ignored.
+
+        The digests of the bytes read are kept in ``digests``, as ``fetch`` keeps
+        those it checks: the manifest records them without hashing the files again.
+        """
         if self.folder is None or key is None:
             return
         path = self._path(key)
@@ -131,6 +135,7 @@ class TableCache:
                     data = staged[name].read_bytes()
                     (tmp / name).write_bytes(data)
                     meta[name] = [len(data), hashlib.sha256(data).hexdigest()]
+                    self.digests[name] = meta[name][1]
                 (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
                 os.replace(tmp, path)  # atomic: readers see a whole entry or none
             finally:

@@ -175,3 +175,65 @@ def test_parse_arrays_each_equals_one_call_per_group(tmp_path, cached):
         assert all((a == b).all() for g, h in zip(groups, one_by_one)
                    for a, b in zip(again.parse_arrays(g, "nl"), h))
         assert (again.hits, again.misses) == (4, 0)
+
+
+GROUPS = [TEXTS, ["Iets heel anders.", ""], MIXED, ["Nog één: 3,5 procent!"]]
+
+
+def _files(folder):
+    return {p.name: p.read_bytes() for p in (folder / SUBDIR).rglob("*") if p.is_file()}
+
+
+def test_entries_written_behind_are_those_written_now_and_done_when_the_run_ends(tmp_path):
+    import threading
+
+    import pipeline.cache_io as cache_io
+
+    DocCache(tmp_path / "now").parse_arrays_each(GROUPS, "nl")  # no prefetcher: written now
+    assert len(_entries(tmp_path / "now")) == len(GROUPS)
+    writers = []
+    real = cache_io.Prefetcher._run_write
+
+    def spy(fn, args):
+        writers.append(threading.current_thread().name)
+        real(fn, args)
+
+    cache_io.Prefetcher._run_write = staticmethod(spy)
+    try:
+        with cache_io.prefetching([("a", lambda: {})]):
+            got = DocCache(tmp_path / "behind").parse_arrays_each(GROUPS, "nl")
+            for parts in got:  # the caller's arrays are its own: the entries hold a copy
+                for part in parts:
+                    part[:] = 0
+    finally:
+        cache_io.Prefetcher._run_write = staticmethod(real)
+    assert writers == ["qcode-cache-write"]  # one write for the call, on the writing thread
+    assert _files(tmp_path / "behind") == _files(tmp_path / "now")  # complete, same bytes
+
+
+@pytest.mark.parametrize("behind", [False, True])
+@pytest.mark.parametrize("failure", ["disk", "rename", "payload"])
+def test_a_failed_entry_write_is_no_entry_and_no_error(tmp_path, monkeypatch, behind, failure):
+    import contextlib
+
+    import pipeline.cache as cache_module
+    import pipeline.cache_io as cache_io
+
+    if failure == "disk":  # the entries' folder cannot be made: a file is in the way
+        (tmp_path / "c").mkdir()
+        (tmp_path / "c" / SUBDIR).write_text("not a folder")
+    elif failure == "rename":  # written, but not put in place: the temp file goes too
+        def refused(*args):
+            raise PermissionError("read-only")
+        monkeypatch.setattr(cache_module.os, "replace", refused)
+    else:
+        def broken(*args):
+            raise KeyError("a hash the vocab lacks")
+        monkeypatch.setattr(cache_module, "docbin_payloads", broken)
+    expected = [DocCache(None).parse_arrays(g, "nl") for g in GROUPS]
+    cache = DocCache(tmp_path / "c")
+    with cache_io.prefetching([("a", lambda: {})]) if behind else contextlib.nullcontext():
+        got = cache.parse_arrays_each(GROUPS, "nl")
+    assert all((a == b).all() for g, h in zip(got, expected) for a, b in zip(g, h, strict=True))
+    assert cache.misses == len(GROUPS)
+    assert not [p for p in tmp_path.rglob("*") if p.is_file() and p.parent.name != "c"]

@@ -3,6 +3,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import pipeline.cache_io as cache_io
 import pipeline.chunk_code as chunk_code
@@ -234,3 +235,67 @@ def test_a_rematch_is_noted_for_the_running_prefetcher_only():
         cache_io.note_matching()
         assert cache_io.matching()
     assert not cache_io.matching()
+
+
+def test_writes_wait_for_room_beyond_queued_ones(monkeypatch):
+    monkeypatch.setattr(cache_io, "QUEUED", 2)
+    running, release = threading.Event(), threading.Event()
+    done, handed = [], []
+
+    def write(k):
+        if k == 0:
+            running.set()
+            release.wait()
+        done.append(k)
+
+    def hand_over():
+        for k in range(6):
+            cache_io.behind(write, k)
+            handed.append(k)
+
+    with cache_io.prefetching([("a", lambda: {})]):
+        active = cache_io._ACTIVE
+        cache_io.behind(write, 0)
+        running.wait()
+        producer = threading.Thread(target=hand_over)
+        producer.start()
+        # write 0 runs, two wait: the caller waits with the third (no growth past QUEUED)
+        while active._writes.qsize() < 2:
+            threading.Event().wait(0.01)
+        producer.join(0.3)
+        assert producer.is_alive()
+        assert active._writes.qsize() == 2 and handed == [0, 1]
+        release.set()
+        producer.join()
+    assert done == [0, 0, 1, 2, 3, 4, 5]
+
+
+def test_a_write_that_writes_more_runs_it_there_and_then(monkeypatch):
+    monkeypatch.setattr(cache_io, "QUEUED", 1)
+    done = []
+
+    def write(k):
+        if k < 3:
+            cache_io.behind(write, k + 1)  # on the writing thread: now, even with no room
+        done.append((k, threading.current_thread().name))
+
+    with cache_io.prefetching([("a", lambda: {})]):
+        cache_io.behind(write, 0)
+    assert done == [(k, "qcode-cache-write") for k in (3, 2, 1, 0)]
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_writes_behind_a_writing_thread_that_ended_do_not_wait_for_it(monkeypatch):
+    monkeypatch.setattr(cache_io, "QUEUED", 1)
+    done = []
+
+    def end_thread():
+        raise SystemExit  # not an Exception: ends the writing thread (never expected)
+
+    with cache_io.prefetching([("a", lambda: {})]) as ahead:
+        cache_io.behind(end_thread)
+        ahead._writer.join()
+        cache_io.behind(done.append, 1)  # queued: nobody takes it (a cache miss later)
+        cache_io.behind(done.append, 2)  # no room, no thread: done here
+        assert done == [2]
+    assert ahead._writer is None  # closed without waiting for the ended thread

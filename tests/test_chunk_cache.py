@@ -279,3 +279,46 @@ def test_frames_converted_without_pandas_metadata_only_when_it_says_nothing_more
         assert got.equals(want) and list(got.dtypes) == list(want.dtypes)
         assert got.index.equals(want.index) and got.columns.equals(want.columns)
     assert _to_pandas(pa.Table.from_pandas(indexed)).index.name == "id"
+
+
+def _files(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in (folder / SUBDIR).rglob("*") if p.is_file()}
+
+
+def test_entries_written_behind_are_those_written_in_workers(corpus, monkeypatch):
+    import pipeline.cache_io as cache_io
+
+    written = []
+    real = cache_io.Prefetcher._run_write
+
+    def spy(fn, args):
+        written.append(fn.__name__)
+        real(fn, args)
+
+    monkeypatch.setattr(cache_io.Prefetcher, "_run_write", staticmethod(spy))
+    _run(corpus, "one")  # chunks in this process: entries written on the writing thread
+    assert {"_write_entry", "_store_payloads"} <= set(written)
+    _run(corpus, "two", jobs=2)  # pool workers: no writing thread, written there and then
+    one, two = _files(corpus / "one" / ".cache"), _files(corpus / "two" / ".cache")
+    assert one and one == two  # every entry complete when the run ended, the same bytes
+
+
+@pytest.mark.parametrize("broken", ["chunk_cache.encode_table", "cache.docbin_payloads"])
+def test_a_run_whose_cache_writes_fail_succeeds(corpus, monkeypatch, broken):
+    import importlib
+
+    module, name = broken.split(".")
+
+    def fail(*args):
+        raise KeyError("a hash no vocab has")
+
+    monkeypatch.setattr(importlib.import_module(f"pipeline.{module}"), name, fail)
+    _run(corpus, "cached")
+    _run(corpus, "fresh", cache=False)
+    assert _digest(corpus / "cached") == _digest(corpus / "fresh")
+    cache = corpus / "cached" / ".cache"
+    if module == "chunk_cache":  # no entry, and no half-written folder left
+        assert not list((cache / SUBDIR).glob("*/*"))
+    else:
+        assert not list(cache.rglob("*.spacy"))

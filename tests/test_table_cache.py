@@ -141,3 +141,26 @@ def test_a_warm_run_records_the_checked_digests_of_the_cached_files(corpus):
     outputs = json.loads((out / "manifest.json").read_text())["outputs"]
     for name in FILES:
         assert outputs[name] == hashlib.sha256((out / name).read_bytes()).hexdigest()
+
+
+def test_a_cold_run_records_the_digests_of_the_files_it_stored(corpus, monkeypatch):
+    import hashlib
+    import json
+
+    import pipeline.store as store
+
+    hashed = []
+    original = store.file_digests
+
+    def spy(paths, *args, **kw):
+        hashed.extend(p.name for p in paths)
+        return original(paths, *args, **kw)
+
+    monkeypatch.setattr(store, "file_digests", spy)
+    _run(corpus, "cached", BOOK)
+    assert _entries(corpus / "cached")  # stored: the tables' files were hashed then
+    assert not [n for n in hashed if any(n.startswith(f) for f in FILES)]  # not again
+    out = corpus / "cached"
+    outputs = json.loads((out / "manifest.json").read_text())["outputs"]
+    for name in FILES:
+        assert outputs[name] == hashlib.sha256((out / name).read_bytes()).hexdigest()
