@@ -3,9 +3,7 @@
 ``code_chunk`` turns a chunk's coded segments into match rows and codings, taking
 token arrays, match rows and codings from the caches where they are still valid
 (``chunk_cache``, ``match_cache``, ``coding_cache``). Rules are compiled once per
-process, and the spaCy pipeline is only built when something is parsed or compiled:
-a re-code from cache needs a vocab and the pipeline fingerprint, neither of which
-builds it.
+process; spaCy's pipeline is built only to parse or compile (not for a re-code).
 """
 from __future__ import annotations
 
