@@ -73,8 +73,11 @@ def arrow_table(rows: pd.DataFrame, columns: list[str], units: np.ndarray,
         # an empty frame's types are a full one's only for typed columns
         schema = _SCHEMAS[key] = _pandas_table(empty).schema if plain else None
     if schema is not None:
+        # the kept rows' positions once for every column: a few rows of a large table are
+        # taken (a mask would be read whole by every column's filter)
+        at = None if keep is None else np.flatnonzero(keep)
         try:
-            arrays = [_arrow_column(rows[name], keep) for name in columns] + [pa.array(units)]
+            arrays = [_arrow_column(rows[name], at) for name in columns] + [pa.array(units)]
             return pa.Table.from_arrays(arrays, schema=schema)
         except (TypeError, ValueError, pa.ArrowException):
             pass
@@ -88,15 +91,15 @@ def _pandas_table(frame: pd.DataFrame) -> pa.Table:
     return pa.Table.from_pandas(frame, preserve_index=False, nthreads=1)
 
 
-def _arrow_column(values: pd.Series, keep: np.ndarray | None = None,
+def _arrow_column(values: pd.Series, at: np.ndarray | None = None,
                   ) -> pa.ChunkedArray | pa.Array:
     """A column as ``from_pandas`` converts it (NaN is null in a float column); with
-    ``keep``, its rows where the mask is True."""
+    ``at`` (ascending positions), those rows only."""
     if isinstance(values.array, pd.arrays.ArrowExtensionArray):
         data = values.array.__arrow_array__()
-        return data if keep is None else data.filter(pa.array(keep))
+        return data if at is None else data.take(at)
     data = values.to_numpy()
-    return pa.array(data if keep is None else data[keep], from_pandas=True)
+    return pa.array(data if at is None else data[at], from_pandas=True)
 
 
 def take_rows(frame: pd.DataFrame, order: np.ndarray) -> pd.DataFrame:

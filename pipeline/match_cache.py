@@ -31,6 +31,7 @@ import pandas as pd
 import pyarrow as pa
 
 from pipeline import columns as C
+from pipeline.entry_tables import take_rows
 from pipeline.tagged_store import TaggedEntry
 
 SUBDIR = "matches-v3"   # bump when the entry format changes
@@ -216,7 +217,7 @@ def _relabeled(entry: TaggedEntry, cached: pd.DataFrame, kept: dict[str, tuple[s
         same.update(old)
     if entry.replaced() == old and bool(chosen.sum() == (units < 0).sum()):
         # one file in output order whose stale rows are all kept: its order is the output's
-        new = cached[chosen].reset_index(drop=True)
+        new = take_rows(cached, np.flatnonzero(chosen))  # a few rows: taken column by column
         new[C.CACHE_UNIT] = _unit_ids(new, unit_of, entry)
         every = None
         if entry.compacts(len(new)):  # only a compaction stores the loaded rows
@@ -227,7 +228,7 @@ def _relabeled(entry: TaggedEntry, cached: pd.DataFrame, kept: dict[str, tuple[s
         return columns_of(cached, C.MATCH_COLUMNS)
     relabeled = units.copy()
     if chosen.any():
-        relabeled[chosen] = _unit_ids(cached[chosen], unit_of, entry)
+        relabeled[chosen] = _unit_ids(take_rows(cached, np.flatnonzero(chosen)), unit_of, entry)
     rows = sort(cached.assign(**{C.CACHE_UNIT: relabeled}), relabeled >= 0)
     ids = [entry.unit_id(unit) for unit in todo]
     new = rows[np.isin(rows[C.CACHE_UNIT].to_numpy(), ids)].reset_index(drop=True)
