@@ -42,8 +42,8 @@ def default_cache_dir(out_dir: str | Path) -> Path:
 
 
 # Modules and data whose code builds and runs the pipeline (``nlp.make_nlp``, ``nlp.parse``).
-FINGERPRINT_SOURCES = ("nlp.py", "nlp_lookups.py", "nlp_batch.py", "nlp_fast.py", "cache.py",
-                       "docbin_codec.py", "languages.py")
+FINGERPRINT_SOURCES = ("nlp.py", "nlp_lookups.py", "nlp_batch.py", "nlp_fast.py", "nlp_specials.py",
+                       "cache.py", "docbin_codec.py", "languages.py")
 
 
 @lru_cache(maxsize=None)

@@ -19,8 +19,9 @@ from spacy.attrs import LEMMA, NORM, ORTH, SPACY
 from pipeline import columns as C
 from pipeline.code.arrays import ATTRS
 from pipeline.nlp import make_nlp, parse
-from pipeline.nlp_fast import (_patterns, all_eligible, eligible, parse_arrays, piece_tokenizer,
+from pipeline.nlp_fast import (all_eligible, eligible, parse_arrays, piece_tokenizer,
                                printable)
+from pipeline.nlp_specials import _patterns
 
 ROOT = Path(__file__).resolve().parent.parent
 
