@@ -1,11 +1,11 @@
 """Cache files of the coming chunks, read ahead on a thread (runs in this process).
 
 A re-code from cache spends much of each chunk reading cache entries: file bytes,
-digests, Parquet decoding and ``.npy`` loading, all of which release the GIL. When a
-run's chunks run in this process (``--jobs 1``), the runner starts a ``Prefetcher``
-over the chunks in run order: a thread reads the files of the chunk-cache entry and
-of the match and codings entries of each chunk (and decodes them) while the chunks
-before it are coded, at most ``AHEAD`` chunks ahead, and the cache loaders take what
+digests, Parquet decoding, Arrow IPC decompression and ``.npy`` loading, all of which
+release the GIL. When a run's chunks run in this process (``--jobs 1``), the runner
+starts a ``Prefetcher`` over the chunks in run order: a thread reads the files of the
+chunk-cache entry and of the match and codings entries of each chunk (and decodes them)
+while the chunks before it are coded, at most ``AHEAD`` chunks ahead, and the cache loaders take what
 it read instead of reading the disk (``take``).
 
 The same run writes its new match and codings cache files behind the chunks too

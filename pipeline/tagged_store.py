@@ -2,8 +2,8 @@
 
 The match cache (units: rules, or codes with exclude rules) and the codings cache
 (units: codes) store, per chunk and language, rows that belong to units, each unit
-valid for one digest. An entry is a folder of immutable Arrow IPC files (zstd-compressed buffers); a file's
-schema metadata lists its units with their digests (also units without rows), and an int
+valid for one digest. An entry is a folder of immutable Arrow IPC files (zstd-compressed
+buffers); a file's schema metadata lists its units with their digests (also units without rows), and an int
 column (``columns.CACHE_UNIT``) tells the unit of each row. A load takes every unit
 whose current digest some file has from the newest such file, so a re-code after an
 edit writes only a small file with the recomputed units instead of rewriting the

@@ -1,6 +1,7 @@
 """match_probe: an edit that only adds items occurring nowhere keeps the cached rows."""
 import hashlib
 import json
+import os
 
 import pytest
 
@@ -100,6 +101,8 @@ def test_only_the_newest_definition_files_are_kept(tmp_path, monkeypatch):
     folder = tmp_path / "defs"
     for k in range(4):
         match_probe._save(folder, f"f{k}", {str(k): "x"})
+        if k < 3:  # distinct ages: writes within one clock tick share a modification time
+            os.utime(folder / f"f{k}.json", ns=(k * 10**9, k * 10**9))
     assert len(list(folder.glob("*.json"))) == 2
     assert (folder / "f3.json").exists()
 
