@@ -242,8 +242,12 @@ def read_parquet(data: bytes, columns: list[str] | None = None,
                                use_pandas_metadata=pandas_metadata)
 
 
-def chunk_job(cache_dir: str, key: str, columns: dict[str, list[str]] | None) -> Job:
-    """The job of one chunk: its chunk entry, then its match and codings entries."""
+def chunk_job(cache_dir: str, key: str, columns: dict[str, list[str]] | None,
+              tokens: bool = True) -> Job:
+    """The job of one chunk: its chunk entry, then its match and codings entries.
+
+    ``tokens``: False for a chunk that is not coded (``coded_files``): the entry
+    without its token files, and no match or codings entries."""
 
     def job() -> dict[Path, Any]:
         from pipeline.chunk_cache import ChunkCache
@@ -252,8 +256,8 @@ def chunk_job(cache_dir: str, key: str, columns: dict[str, list[str]] | None) ->
         from pipeline.tagged_store import read_ahead
 
         found: dict[Path, Any] = {}
-        entry = ChunkCache(cache_dir).read_ahead(key, columns, found)
-        if entry is None:
+        entry = ChunkCache(cache_dir).read_ahead(key, columns, found, tokens)
+        if entry is None or not tokens:
             return found
         langs = entry["fingerprints"]
         for lang, fingerprint in langs.items():

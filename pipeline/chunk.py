@@ -67,6 +67,8 @@ class ChunkTask:
     ``shared_keys``: the run's shared CSV ids when the runner found them after the
     workers got the context (None: ``RunContext.shared_keys``); only chunks with a
     CSV file use them.
+    ``reuse``: the runner has the finished coding files too (``coded_files``): the
+    chunk is not coded, its entry gives what the runner counts and reports.
     """
 
     index: int
@@ -74,6 +76,7 @@ class ChunkTask:
     key: str | None = None
     slim: bool = False
     shared_keys: frozenset[str] | None = None
+    reuse: bool = False
 
 
 @dataclass
@@ -109,6 +112,9 @@ class ChunkResult:
 SLIM_COLUMNS = {"documents": [C.DOC_ID, C.PATH, C.SHA256],
                 "segments": [C.SEGMENT_ID, C.DOC_ID, C.UNIT_INDEX, C.CODED, C.START, C.LANG,
                              C.TEXT]}
+# ... of a chunk that is not coded (``ChunkTask.reuse``): what the runner reads only
+REUSE_COLUMNS = {"documents": SLIM_COLUMNS["documents"],
+                 "segments": [C.SEGMENT_ID, C.DOC_ID, C.UNIT_INDEX, C.CODED]}
 
 _BOOKS: dict[tuple[str, str], Any] = {}
 
@@ -231,6 +237,10 @@ def process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
     key = None
     if chunks.folder:
         key = task.key if task.key is not None else task_key(task, ctx, book)
+    if task.reuse and key is not None:
+        entry = chunks.load(key, vocab_of, REUSE_COLUMNS, tokens=False)
+        if entry is not None:
+            return _uncoded(task, entry, key, stats, lap)
     entry = chunks.load(key, vocab_of, SLIM_COLUMNS if task.slim else None)
     segments_csv = None
     if entry is not None:
@@ -256,7 +266,9 @@ def process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
     lap("nlp_code")
     stats.update(documents=len(documents), segments=len(segments),
                  segments_coded=int(segments[C.CODED].sum()), tokens=coded.n_tokens,
-                 cache_hits=cache.hits + coded.n_stored, cache_misses=cache.misses)
+                 cache_hits=cache.hits + coded.n_stored, cache_misses=cache.misses,
+                 # the chunk entry holds every coded document's tokens (``coded_files``)
+                 complete=entry is None or len(coded.tokens) == coded.n_stored)
     if entry is None and key is not None:
         # each distinct language once (not a Python test per segment)
         langs = sorted({lang for lang in segments.loc[segments[C.CODED].astype(bool), C.LANG]
@@ -268,6 +280,24 @@ def process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
                        pd.DataFrame(errors, columns=[*C.ERROR_COLUMNS, ORDER]),
                        present, failed, stats, coded.codings_csv,
                        segments_csv.result() if segments_csv is not None else None)
+
+
+def _uncoded(task: ChunkTask, entry, key: str, stats: dict[str, Any],  # noqa: ANN001
+             lap) -> ChunkResult:  # noqa: ANN001
+    """A chunk the runner has the coding files of: its tables and counters, no coding."""
+    from pipeline.code import empty_codings
+    from pipeline.code.matching import _empty_matches
+
+    lap("ingest")
+    lap("segment")
+    lap("nlp_code")
+    segments = entry.segments
+    stats.update(key=key, documents=len(entry.documents), segments=len(segments),
+                 segments_coded=int(segments[C.CODED].sum()), tokens=0,
+                 cache_hits=len(entry.documents), cache_misses=0, complete=True)
+    return ChunkResult(task.index, entry.documents, segments, _empty_matches(),
+                       empty_codings(), pd.DataFrame(entry.errors, columns=[*C.ERROR_COLUMNS, ORDER]),
+                       entry.present, entry.failed, stats, b"", None)
 
 
 class _Lines:

@@ -182,7 +182,7 @@ class ChunkCache:
         return self.folder / key[:2] / key
 
     def load(self, key: str | None, vocab_of, columns: dict[str, list[str]] | None = None,  # noqa: ANN001
-             ) -> ChunkEntry | None:
+             tokens: bool = True) -> ChunkEntry | None:
         """Return the entry of ``key`` or None (absent, damaged, other pipeline).
 
         Args:
@@ -190,6 +190,8 @@ class ChunkCache:
             vocab_of: language -> (pipeline fingerprint, spaCy vocab); the entry's
                 strings are added to the vocab so its hashes resolve.
             columns: only these columns of ``documents`` / ``segments`` (None: all).
+            tokens: False: without the token arrays (``ChunkEntry.tokens`` empty), for a
+                chunk that is not coded (``coded_files``).
         """
         columns = columns or {}
         if self.folder is None or key is None:
@@ -203,6 +205,8 @@ class ChunkCache:
                     return None
             documents = _read_frame(path / "documents.parquet", columns.get("documents"))
             segments = _read_frame(path / "segments.parquet", columns.get("segments"))
+            if not tokens:
+                return _entry(meta, documents, segments, StoredTokens())
             # (table, hashes, decoded, derived) read ahead
             got = cache_io.take(path / "tokens.npy")
             table, ahead, decoded, done = (
@@ -240,16 +244,15 @@ class ChunkCache:
         if offset != len(table):
             discard_entry(path)
             return None
-        errors = [{**row, "_order": tuple(row["_order"])} for row in meta["errors"]]
-        return ChunkEntry(documents, segments, errors, meta["present"], meta["failed"],
-                          meta["stats"], tokens, meta["fingerprints"])
+        return _entry(meta, documents, segments, tokens)
 
     def read_ahead(self, key: str, columns: dict[str, list[str]] | None,
-                   found: dict[Path, Any]) -> dict[str, Any] | None:
+                   found: dict[Path, Any], tokens: bool = True) -> dict[str, Any] | None:
         """Read the files of entry ``key`` as ``load`` reads them, into ``found`` (path ->
         what ``load`` takes); return its ``meta.json`` (None: no entry, or unreadable).
 
-        Also makes ``arrays.derived`` of its tokens (``load`` hands them to the matcher)."""
+        Also makes ``arrays.derived`` of its tokens (``load`` hands them to the matcher);
+        ``tokens``: False as for ``load`` (no token files read)."""
         columns = columns or {}
         if self.folder is None:
             return None
@@ -266,6 +269,8 @@ class ChunkCache:
                                               pandas_metadata=True)[1]
                 # the pandas frame too: its conversion is off the coding thread then
                 found[file] = (columns.get(name), table, _to_pandas(table))
+            if not tokens:
+                return meta
             table = np.load(path / "tokens.npy", allow_pickle=False)
             strings = json.loads((path / "strings.json").read_text(encoding="utf-8"))
             found[path / "strings.json"] = cache_io.Parsed(strings)
@@ -326,6 +331,13 @@ class ChunkCache:
         # shallow copies: pandas copies on write, so the caller's changes stay its own
         cache_io.behind(_write_entry, path, table, list(vocabs), text,
                         entry.documents.copy(deep=False), entry.segments.copy(deep=False))
+
+
+def _entry(meta: dict[str, Any], documents: pd.DataFrame, segments: pd.DataFrame,
+           tokens: StoredTokens) -> ChunkEntry:
+    errors = [{**row, "_order": tuple(row["_order"])} for row in meta["errors"]]
+    return ChunkEntry(documents, segments, errors, meta["present"], meta["failed"],
+                      meta["stats"], tokens, meta["fingerprints"])
 
 
 def _write_entry(path: Path, table: np.ndarray, vocabs: list, meta: str,

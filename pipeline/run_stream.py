@@ -44,6 +44,7 @@ class StreamedRun:
         self.per_code: dict[str, int] = {}
         self.stage_s = {"ingest": 0.0, "segment": 0.0, "nlp_code": 0.0}
         self.wall_s = 0.0
+        self.complete = True  # every chunk entry held its coded documents' tokens
         self.errors = pd.DataFrame(columns=C.ERROR_COLUMNS)
         self.n_failed = 0
 
@@ -125,11 +126,12 @@ def _bar(n_files: int, progress: bool):  # noqa: ANN202 - a tqdm bar or _NoBar
 
 def stream_chunks(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, writer: PartWriter,
                   n_files: int, tables: table_cache.RunTables,
-                  prepare: Prepare | None = None) -> StreamedRun:
+                  prepare: Prepare | None = None, coded: bool = False) -> StreamedRun:
     """Run the chunks on the engine and spill every result to the part files in order.
 
     With the finished documents and segments files from the table cache, those tables
-    are not spilled (segments still are for a model pass, which reads them).
+    are not spilled (segments still are for a model pass, which reads them); with the
+    finished coding files (``coded``, ``coded_files``), codings and matches are not.
     ``prepare``: as for ``engine.run_chunks``.
     """
     from pipeline.errors import InputError
@@ -137,6 +139,8 @@ def stream_chunks(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, wri
     skip = set()
     if tables.files is not None:
         skip = {"documents", "segments"} if opts.method == "rules" else {"documents"}
+    if coded:
+        skip |= {"codings", "matches"}
     run = StreamedRun()
     taken = segment_stage.SegmentIds()  # segment ids unique across chunks too
     started = time.perf_counter()
@@ -175,6 +179,7 @@ def stream_chunks(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, wri
             run.errors_rows.append(res.errors)
             run.present.update(res.present)
             run.failed.update(res.failed)
+            run.complete = run.complete and bool(res.stats.get("complete", False))
             for key in ("documents", "segments", "segments_coded", "tokens", "cache_hits",
                         "cache_misses"):
                 run.counts[key] += int(res.stats[key])

@@ -19,9 +19,9 @@ from pipeline import __version__
 from pipeline import columns as C
 from pipeline import ingest as ingest_stage
 from pipeline import segment as segment_stage
-from pipeline import cache_io, table_cache
+from pipeline import cache_io, coded_files, table_cache
 from pipeline.cache import default_cache_dir
-from pipeline.chunk import SLIM_COLUMNS, ChunkTask, RunContext, remember_codebook
+from pipeline.chunk import REUSE_COLUMNS, SLIM_COLUMNS, ChunkTask, RunContext, remember_codebook
 from pipeline.codebook import Codebook, load_codebook
 from pipeline.codebook.patterns import PatternMemo
 from pipeline.csv_keys import SHARED_KEYS, SharedKeys, defer_keys, shared_keys  # noqa: F401
@@ -202,21 +202,30 @@ def code_corpus(inputs: Sequence[str | Path], *, codebook: str | Path, out_dir: 
         try:
             tables = table_cache.prepare(tasks, ctx, book, engine=opts.engine,
                                          dest=writer.dir)
+            coded = _coded(tables, tasks, ctx, book, opts, writer.dir)
             for task in tasks:  # a model pass reads the segment parts: whole tables then
                 task.slim = tables.files is not None and opts.method == "rules"
+                task.reuse = coded is not None
             outputs = [(name, base, csv) for name, base, csv in (
                 (TABLES[0], C.DOCUMENTS_FILE, False), (TABLES[1], C.SEGMENTS_FILE, True),
                 (TABLES[2], C.CODINGS_FILE, True), (TABLES[3], C.MATCHES_FILE, False))
-                if tables.files is None or name not in table_cache.TABLES]
+                if (tables.files is None or name not in table_cache.TABLES)
+                and (coded is None or name not in coded_files.TABLES)]
             for name, base, csv in outputs:  # final files written as the chunks come
                 writer.stream(name, base, csv=csv)
             with cache_io.prefetching(_read_ahead(tasks, ctx, opts)):
-                run = stream_chunks(tasks, ctx, opts, writer, len(files), tables, prepare)
+                run = stream_chunks(tasks, ctx, opts, writer, len(files), tables, prepare,
+                                    coded=coded is not None)
+            if coded is not None:  # the stored run's counts of what it coded
+                run.counts["codings"] = int(coded.counts["codings"])
+                run.counts["tokens"] = int(coded.counts["tokens"])
+                run.per_code = {str(k): int(v) for k, v in coded.counts["per_code"].items()}
             lap("ingest+nlp+code")
             if opts.method != "rules":
                 _model_pass(opts, book, writer, run)
                 lap("model")
             staged = dict(tables.files or {})
+            staged.update(coded.files if coded is not None else {})
             for name, base, csv in outputs:
                 staged.update(writer.finalize(name, base, csv=csv))
             if tables.files is None:
@@ -228,7 +237,12 @@ def code_corpus(inputs: Sequence[str | Path], *, codebook: str | Path, out_dir: 
             lap("write")
             timings["total"] = round(time.perf_counter() - started, 3)
             manifest = _manifest(opts, book, codebook, unit, run, timings, len(tasks))
-            manifest = commit_staged(out_dir, staged, manifest, tables.cache.digests)
+            # the coding files of an earlier run were taken: no chunk was coded
+            manifest["throughput"]["coded_files_taken"] = coded is not None
+            manifest = commit_staged(out_dir, staged, manifest,
+                                     {**tables.cache.digests, **(coded.digests if coded else {})})
+            if coded is None and opts.method == "rules":
+                _store_coded(ctx, book, run, Path(out_dir), manifest["outputs"])
         finally:
             writer.close()
     n_failed = run.n_failed
@@ -243,9 +257,33 @@ def _read_ahead(tasks: list[ChunkTask], ctx: RunContext,
     if opts.engine != "local" or opts.jobs != 1 or ctx.cache_dir is None \
             or any(task.key is None for task in tasks):
         return []
-    return [(task.key, cache_io.chunk_job(ctx.cache_dir, task.key,
-                                          SLIM_COLUMNS if task.slim else None))
+    return [(task.key, cache_io.chunk_job(ctx.cache_dir, task.key, REUSE_COLUMNS, tokens=False)
+             if task.reuse else
+             cache_io.chunk_job(ctx.cache_dir, task.key, SLIM_COLUMNS if task.slim else None))
             for task in tasks]
+
+
+def _coded(tables: table_cache.RunTables, tasks: list[ChunkTask], ctx: RunContext,
+           book: Codebook, opts: RunOptions, dest: Path) -> coded_files.Found | None:
+    """The stored coding files of this run, when its documents and segments files were
+    found too (then every chunk has its entry) and the rules code it."""
+    if tables.files is None or opts.method != "rules" or not tasks:
+        return None
+    keys = [task.key for task in tasks]
+    return coded_files.CodedFiles(ctx.cache_dir).find(table_cache.tables_key(keys), book,
+                                                      keys, dest)
+
+
+def _store_coded(ctx: RunContext, book: Codebook, run: StreamedRun, out_dir: Path,
+                 digests: dict[str, str]) -> None:
+    """Keep the committed coding files for a later run (``coded_files``)."""
+    if ctx.cache_dir is None:
+        return
+    counts = {"codings": run.counts["codings"], "tokens": run.counts["tokens"],
+              "per_code": dict(sorted(run.per_code.items()))}
+    coded_files.CodedFiles(ctx.cache_dir).store(
+        table_cache.tables_key(run.keys), book,
+        {name: out_dir / name for name in coded_files.FILES}, digests, counts, run.complete)
 
 
 def _manifest(opts: RunOptions, book: Codebook, codebook: str | Path, unit: str, run: StreamedRun,

@@ -13,6 +13,15 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
+def no_coded_files(monkeypatch):
+    """Runs code every chunk: stored coding files (``coded_files``) are never taken, so
+    a test of the per-chunk caches sees them at work on every re-code."""
+    from pipeline import coded_files
+
+    monkeypatch.setattr(coded_files.CodedFiles, "find", lambda self, *args, **kw: None)
+
+
+@pytest.fixture
 def repo_root() -> Path:
     """The repository root (where codebook.yaml and data/ live)."""
     return REPO

@@ -13,6 +13,9 @@ from pipeline.code.sparse import string_facts
 from test_match_cache import BOOK, _run, _same_as_cold
 from test_streaming import make_corpus
 
+# the per-chunk caches at work: stored coding files are not taken (coded_files)
+pytestmark = pytest.mark.usefixtures("no_coded_files")
+
 
 def test_prefetcher_runs_jobs_in_order_and_hands_each_file_once():
     started = []

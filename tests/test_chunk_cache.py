@@ -17,6 +17,9 @@ from pipeline.nlp import make_nlp, parse
 from pipeline.runner import RunOptions, code_corpus
 from test_streaming import CODEBOOK, OUTPUTS, make_corpus
 
+# the per-chunk caches at work: stored coding files are not taken (coded_files)
+pytestmark = pytest.mark.usefixtures("no_coded_files")
+
 TRICKY = ["We mochten het zelf invullen.", "Daar had ik geen uren voor. Echt niet!", "",
           "  ", "Dr. Jansen zei: 'nee'... En toen?! Ja.", "a.b.c", "\n\nX", "Hallo.  Wereld"]
 

@@ -9,6 +9,9 @@ from pipeline.coding_cache import SUBDIR, code_digests, csv_array, csv_bytes, cs
 from test_match_cache import BOOK, _run, _same_as_cold
 from test_streaming import make_corpus
 
+# the per-chunk caches at work: stored coding files are not taken (coded_files)
+pytestmark = pytest.mark.usefixtures("no_coded_files")
+
 
 @pytest.fixture
 def corpus(tmp_path):

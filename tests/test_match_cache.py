@@ -8,6 +8,9 @@ from pipeline.match_cache import SUBDIR, MatchCache, unit_digests
 from pipeline.runner import RunOptions, code_corpus
 from test_streaming import CODEBOOK, OUTPUTS, make_corpus
 
+# the per-chunk caches at work: stored coding files are not taken (coded_files)
+pytestmark = pytest.mark.usefixtures("no_coded_files")
+
 # Negation, proximity, an exclude rule with scope and max_matches: every per-code step.
 EXTRA = """\
   - id: time

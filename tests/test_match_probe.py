@@ -11,6 +11,9 @@ from pipeline.match_cache import SUBDIR, unit_texts
 from pipeline.match_probe import added_items, old_text, remember
 from test_match_cache import BOOK, _codes, _run, _same_as_cold, corpus, matched  # noqa: F401
 
+# the per-chunk caches at work: stored coding files are not taken (coded_files)
+pytestmark = pytest.mark.usefixtures("no_coded_files")
+
 OWN = "ownership"
 AGENCY1 = "agency\x1fagency.nl.1"
 

@@ -8,6 +8,9 @@ from pipeline.table_cache import FILES, SUBDIR, tables_key
 from test_match_cache import BOOK, _digest, _run, _same_as_cold
 from test_streaming import make_corpus
 
+# the per-chunk caches at work: stored coding files are not taken (coded_files)
+pytestmark = pytest.mark.usefixtures("no_coded_files")
+
 
 @pytest.fixture
 def corpus(tmp_path):

@@ -123,6 +123,9 @@ def _summary(result) -> str:
     if per_code:
         width = max(len(k) for k in per_code)
         lines += [f"  {k:<{width}}  {v:>5}" for k, v in per_code.items()]
+    if result.manifest.get("throughput", {}).get("coded_files_taken"):
+        lines.append("codings as in an earlier run of these files (the edit changes none): "
+                     "files taken from the cache")
     errors = result.data.errors
     if len(errors):
         bad = errors[errors[C.ERROR_SEVERITY] == "error"]

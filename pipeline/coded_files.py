@@ -1,0 +1,325 @@
+"""Finished coding files, reused when no coding of the corpus can have changed.
+
+``codings.parquet``, ``codings.csv`` and ``matches.parquet`` of a rules run follow from
+its chunks (``table_cache.tables_key``: files, settings, code), the codebook's coding
+state and the code that writes them. The coding state of a language is the digest of
+each code (``coding_cache.code_digests``: its match units' digests, which cover its
+rules, the matching settings and the matcher's code, plus the threshold and the
+aggregation code). A run stores its finished files under its chunks and state; a later
+run over the same chunks takes them instead of coding a single chunk when:
+
+- its codebook has the stored state (a re-run, or an edit undone), or
+- its codebook differs from a stored state only in items added to term, phrase, glob
+  or proximity lists (``match_probe.added_items``: same units, same settings), and no
+  token of the corpus can start one of the added items.
+
+The second test is ``match_probe``'s argument over the whole corpus instead of one
+chunk: an item enters the token trie at its first token (a literal compared with a
+token's lower-case form and lemma, or a glob), so an item whose first token equals
+no word of the corpus and whose first glob matches none has no hit, changes no other
+item's hits, and every later step sees the same hits. The words of the corpus are the
+strings of its chunk entries (every form, lemma and norm of the parsed tokens) and
+their lower-case forms; a run records whether its chunk entries held the tokens of
+every document it coded (``complete``: a chunk entry made before a language had rules
+lacks that language's documents), and only such entries are trusted with additions.
+
+Entries are folders ``<tables key>/<state key>`` holding hard links to (or copies of)
+the run's output files and a ``meta.json`` of their sizes and sha256, the state and
+the run's counts; a file that does not match is a miss. The newest ``KEEP`` states
+of a corpus are kept; the folder can be deleted any time.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pipeline import columns as C
+
+SUBDIR = "coded-v1"      # bump when the entry format changes
+KEEP = 8                 # states kept per corpus (newest first)
+FILES = (f"{C.CODINGS_FILE}.parquet", f"{C.CODINGS_FILE}.csv", f"{C.MATCHES_FILE}.parquet")
+TABLES = ("codings", "matches")      # the runner's names of the tables of FILES
+# Code that turns chunk results into these files besides table_cache.SOURCES (whose
+# digest is in the tables key) and what the code digests cover.
+SOURCES = ("coded_files.py", "csv_rows.py", "chunk.py", "chunk_code.py", "match_probe.py")
+STAGED = ".staged"
+
+
+@lru_cache(maxsize=1)
+def _source_digest() -> str:
+    from pipeline.chunk_cache import files_digest
+
+    root = Path(__file__).resolve().parent
+    return files_digest([root / name for name in SOURCES])
+
+
+def ruled_languages(book) -> list[str]:  # noqa: ANN001
+    """The languages the codebook has rules for (sorted)."""
+    return sorted({lang for code in book.codes.values() for lang, rules in code.rules.items()
+                   if rules})
+
+
+def state_of(book) -> dict[str, dict[str, dict[str, str]]]:  # noqa: ANN001
+    """The codebook's coding state: language -> ``units`` and ``codes`` digests."""
+    from pipeline.coding_cache import code_digests
+    from pipeline.match_cache import unit_digests
+
+    return {lang: {"units": dict(sorted(unit_digests(book, lang)[0].items())),
+                   "codes": dict(sorted(code_digests(book, lang).items()))}
+            for lang in ruled_languages(book)}
+
+
+def _state_key(state: dict) -> str:
+    text = json.dumps([SUBDIR, _source_digest(), state], sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class Found:
+    """A stored entry that holds this run's coding files.
+
+    Attributes:
+        files: file name -> checked staged copy.
+        digests: file name -> sha256 (checked).
+        counts: the stored run's ``codings``, ``tokens`` and ``per_code`` counts.
+        added: language -> items the codebook added to the entry's state (none: the
+            same state).
+    """
+
+    files: dict[str, Path]
+    digests: dict[str, str]
+    counts: dict[str, Any]
+    added: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+class CodedFiles:
+    """Entries in ``<folder>/coded-v1``; a None folder disables it."""
+
+    def __init__(self, folder: str | Path | None) -> None:
+        self.cache_dir = Path(folder) if folder is not None else None
+        self.folder = self.cache_dir / SUBDIR if self.cache_dir is not None else None
+
+    def _corpus(self, tables_key: str) -> Path:
+        assert self.folder is not None
+        return self.folder / tables_key[:2] / tables_key
+
+    def find(self, tables_key: str | None, book, chunk_keys: list[str],  # noqa: ANN001
+             dest: Path) -> Found | None:
+        """The newest stored entry of these chunks that holds ``book``'s coding files.
+
+        Args:
+            tables_key: ``table_cache.tables_key`` of the run's chunks.
+            book: the codebook.
+            chunk_keys: the chunk-cache keys (whose entries give the corpus's words).
+            dest: folder for the checked copies (the run's parts folder).
+
+        Returns:
+            The entry's checked copies and counts, or None (then nothing is left in
+            ``dest``).
+        """
+        if self.folder is None or tables_key is None:
+            return None
+        try:
+            entries = sorted(self._corpus(tables_key).iterdir(), key=_mtime, reverse=True)
+        except OSError:
+            return None
+        state = state_of(book)
+        words: set[str] | None = None
+        for path in entries:
+            meta = _meta(path)
+            if meta is None:
+                continue
+            added = _added(meta["state"], state, book, self.cache_dir)
+            if added is None:
+                continue
+            if any(added.values()):
+                if not meta.get("complete"):
+                    continue
+                if words is None:
+                    words = corpus_words(self.cache_dir, chunk_keys)
+                if words is None or may_occur(book, added, words):
+                    continue
+            got = _fetch(path, meta, dest)
+            if got is not None:
+                return Found(got[0], got[1], meta["counts"], added)
+        return None
+
+    def store(self, tables_key: str | None, book, files: dict[str, Path],  # noqa: ANN001
+              digests: dict[str, str], counts: dict[str, Any], complete: bool) -> None:
+        """Keep the run's finished files (hard links, else copies); failures are ignored.
+
+        Args:
+            tables_key: ``table_cache.tables_key`` of the run's chunks.
+            book: the run's codebook.
+            files: file name -> the committed output file.
+            digests: file name -> sha256 of those bytes (the manifest's).
+            counts: ``codings``, ``tokens``, ``per_code`` of the run.
+            complete: every coded document's tokens were in its chunk entry.
+        """
+        if self.folder is None or tables_key is None or set(files) != set(FILES):
+            return
+        from pipeline import match_probe
+        from pipeline.match_cache import SUBDIR as MATCHES, unit_texts
+
+        state = state_of(book)
+        for lang in state:  # the texts of this state: a later edit is compared with them
+            match_probe.remember(self.cache_dir / MATCHES, book, lang, unit_texts(book, lang))
+        corpus = self._corpus(tables_key)
+        path = corpus / _state_key(state)
+        tmp = None
+        try:
+            corpus.mkdir(parents=True, exist_ok=True)
+            old = _meta(path)
+            if old is not None and old.get("complete") == complete:
+                os.utime(path / "meta.json")  # the newest again: kept longest
+                return
+            tmp = Path(tempfile.mkdtemp(prefix=".new.", dir=corpus))
+            meta: dict[str, Any] = {"state": state, "counts": counts, "complete": complete,
+                                    "files": {}}
+            for name in FILES:
+                try:
+                    os.link(files[name], tmp / name)
+                except OSError:
+                    shutil.copyfile(files[name], tmp / name)
+                meta["files"][name] = [(tmp / name).stat().st_size, digests[name]]
+            (tmp / "meta.json").write_text(json.dumps(meta, sort_keys=True), encoding="utf-8")
+            if path.exists():  # another state of the completeness flag: replaced
+                shutil.rmtree(path, ignore_errors=True)
+            os.replace(tmp, path)
+            tmp = None
+            for stale in sorted(corpus.iterdir(), key=_mtime, reverse=True)[KEEP:]:
+                if not stale.name.startswith("."):
+                    shutil.rmtree(stale, ignore_errors=True)
+        except (OSError, KeyError, TypeError, ValueError):
+            return
+        finally:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return (path / "meta.json").stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+def _meta(path: Path) -> dict | None:
+    """An entry's meta (None: absent or not of this format)."""
+    try:
+        meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    ok = (isinstance(meta, dict) and isinstance(meta.get("state"), dict)
+          and isinstance(meta.get("counts"), dict) and isinstance(meta.get("files"), dict)
+          and set(meta["files"]) == set(FILES))
+    return meta if ok else None
+
+
+def _added(stored: dict, state: dict, book, cache_dir: Path  # noqa: ANN001
+           ) -> dict[str, tuple[str, ...]] | None:
+    """Per language, the items ``book`` adds to the ``stored`` state, if that is all it
+    changes (same languages, units and code digests once the stored unit digests are
+    put back); None otherwise."""
+    from pipeline import match_probe
+    from pipeline.coding_cache import code_digests
+    from pipeline.match_cache import SUBDIR as MATCHES, unit_texts
+
+    if set(stored) != set(state):
+        return None
+    out: dict[str, tuple[str, ...]] = {}
+    for lang, now in state.items():
+        then = stored[lang]
+        if not isinstance(then, dict) or not isinstance(then.get("units"), dict) \
+                or set(then["units"]) != set(now["units"]):
+            return None
+        items: set[str] = set()
+        texts = None
+        for unit, digest in now["units"].items():
+            old = then["units"][unit]
+            if old == digest:
+                continue
+            texts = texts if texts is not None else unit_texts(book, lang)
+            before = match_probe.old_text(cache_dir / MATCHES, old)
+            got = None if before is None else match_probe.added_items(before, texts[unit])
+            if not got:  # not found, or not (only) additions
+                return None
+            items.update(got)
+        # the codings of the stored units: the same threshold and aggregation code
+        codes = code_digests(book, lang, then["units"]) if items else now["codes"]
+        if codes != then.get("codes"):
+            return None
+        out[lang] = tuple(sorted(items))
+    return out
+
+
+def corpus_words(cache_dir: Path, chunk_keys: list[str]) -> set[str] | None:
+    """Every string of the chunks' entries and its lower-case form (None: an entry or
+    its strings are missing)."""
+    from pipeline.chunk_cache import SUBDIR as CHUNKS
+
+    words: set[str] = set()
+    for key in chunk_keys:
+        try:
+            strings = json.loads((cache_dir / CHUNKS / key[:2] / key / "strings.json")
+                                 .read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(strings, list):
+            return None
+        words.update(strings)
+    words.update([w.lower() for w in words])
+    return words
+
+
+def may_occur(book, added: dict[str, tuple[str, ...]], words: set[str]) -> bool:  # noqa: ANN001
+    """Whether some added item's first token (literal or glob) matches one of ``words``."""
+    from pipeline import match_probe
+
+    for lang, items in added.items():
+        if not items:
+            continue
+        trie = match_probe.probe_rules(book, lang, items).trie
+        if any(key in words for key in trie.root.lit):
+            return True
+        if trie.root.glob:
+            first = set(trie.root.glob)
+            match = trie.globs.match
+            if any(match(word) & first for word in words):
+                return True
+    return False
+
+
+def _fetch(path: Path, meta: dict, dest: Path) -> tuple[dict[str, Path], dict[str, str]] | None:
+    """Link (or copy) the entry's files into ``dest`` and check them (as
+    ``table_cache.TableCache.fetch``); None (nothing left behind) when one is damaged."""
+    from pipeline.store import file_digests
+
+    out: dict[str, Path] = {}
+    try:
+        for name in FILES:
+            size, _ = meta["files"][name]
+            out[name] = dest / f"{name}{STAGED}"
+            try:
+                os.link(path / name, out[name])
+            except OSError:
+                out[name].unlink(missing_ok=True)
+                shutil.copyfile(path / name, out[name])
+            if out[name].stat().st_size != size:
+                raise ValueError(f"damaged {name}")
+        found = dict(zip(FILES, file_digests([out[name] for name in FILES])))
+        if any(found[name] != meta["files"][name][1] for name in FILES):
+            raise ValueError("damaged")
+    except (OSError, ValueError, KeyError, TypeError):
+        for copy in out.values():
+            copy.unlink(missing_ok=True)
+        shutil.rmtree(path, ignore_errors=True)  # so that a run stores a good one
+        return None
+    return out, found

@@ -1,0 +1,237 @@
+"""coded_files: a re-code whose codings cannot have changed takes the stored files."""
+import json
+import os
+
+import pytest
+
+import pipeline.chunk_code as chunk_code
+from pipeline.coded_files import FILES, KEEP, SUBDIR, CodedFiles, corpus_words, may_occur
+from pipeline.codebook import load_codebook
+from test_match_cache import BOOK, _digest, _run, corpus  # noqa: F401
+
+EN_RULES = """\
+      en:
+        - {kind: terms, terms: [teacher]}
+"""
+
+
+@pytest.fixture
+def coded(monkeypatch):
+    """One item per chunk a run coded (``chunk_code.code_chunk`` calls)."""
+    calls: list[int] = []
+    original = chunk_code.code_chunk
+
+    def spy(*args, **kw):
+        calls.append(1)
+        return original(*args, **kw)
+
+    monkeypatch.setattr(chunk_code, "code_chunk", spy)
+    return calls
+
+
+def _entries(tmp, out="cached"):
+    return sorted((tmp / out / ".cache" / SUBDIR).glob("*/*/*"))
+
+
+def _same_as_fresh(tmp, book, out="cached"):
+    """The outputs and the manifest's counts are those of a run without cache."""
+    _run(tmp, "fresh", book, cache=False)
+    assert _digest(tmp / out) == _digest(tmp / "fresh")
+    for name in FILES:
+        assert (tmp / out / name).read_bytes() == (tmp / "fresh" / name).read_bytes()
+    got, want = (json.loads((tmp / d / "manifest.json").read_text()) for d in (out, "fresh"))
+    assert got["counts"] == want["counts"]
+    assert got["throughput"]["tokens"] == want["throughput"]["tokens"]
+    assert got["outputs"] == want["outputs"]
+
+
+def test_a_rerun_and_additions_found_nowhere_take_the_stored_files(corpus, coded):
+    _run(corpus, "cached", BOOK)
+    assert len(coded) > 3  # the cold run codes every chunk
+    assert len(_entries(corpus)) == 1
+    edits = [
+        BOOK,  # no edit
+        BOOK.replace("terms: [eigenaar]", "terms: [eigenaar, zzqx]"),
+        BOOK.replace('globs: ["eigenaar*"]', 'globs: ["eigenaar*", "zzq*"]'),
+        BOOK.replace("a: [gebouw]", 'a: [gebouw, "zzpand vandaag"]'),
+        # an addition to a code with exclude rules, and to two rules at once
+        BOOK.replace("terms: [uren, tijd]", "terms: [uren, tijd, zzuur]")
+            .replace("terms: [eigenaar]", "terms: [eigenaar, Zzqy]"),
+    ]
+    for book in edits:
+        coded.clear()
+        _run(corpus, "cached", book)
+        assert coded == []
+        _same_as_fresh(corpus, book)
+    assert len(_entries(corpus)) == 1  # taken, not stored again
+
+
+@pytest.mark.parametrize("old, new", [
+    ("terms: [eigenaar]", "terms: [eigenaar, project]"),       # occurs
+    ("terms: [eigenaar]", "terms: [eigenaar, Project]"),       # occurs, in lower case
+    ('globs: ["eigenaar*"]', 'globs: ["eigenaar*", "proj*"]'),  # a glob that matches
+    ("a: [gebouw]", 'a: [gebouw, "het pand"]'),   # first word occurs: not shown absent
+    ("terms: [uren, tijd]", "terms: [uren]"),     # a removal
+    ("terms: [uren, tijd]", "terms: [tijd, uren]"),  # reordered
+    ("settings: {default_lang: nl}", "settings: {default_lang: nl, threshold: 0.9}"),
+])
+def test_other_edits_code_again_and_equal_a_run_without_cache(corpus, coded, old, new):
+    _run(corpus, "cached", BOOK)
+    assert BOOK.count(old) == 1
+    edited = BOOK.replace(old, new)
+    coded.clear()
+    _run(corpus, "cached", edited)
+    assert coded
+    _same_as_fresh(corpus, edited)
+    assert len(_entries(corpus)) == 2  # the new state is stored next to the first
+    coded.clear()
+    _run(corpus, "cached", BOOK)  # the edit undone: the first state's files
+    assert coded == []
+    _same_as_fresh(corpus, BOOK)
+
+
+def test_an_output_changed_in_place_is_not_taken_again(corpus, coded):
+    _run(corpus, "cached", BOOK)
+    # an output file shares its bytes with the entry (a hard link): both change
+    with open(corpus / "cached" / "codings.csv", "ab") as fh:
+        fh.write(b"x,y\n")
+    coded.clear()
+    _run(corpus, "cached", BOOK)
+    assert coded  # the damaged entry is a miss: coded again, and a good entry stored
+    _same_as_fresh(corpus, BOOK)
+    [entry] = _entries(corpus)
+    assert (entry / "codings.csv").read_bytes() == (corpus / "fresh" / "codings.csv").read_bytes()
+    coded.clear()
+    _run(corpus, "cached", BOOK)
+    assert coded == []
+
+
+def test_chunk_entries_without_a_language_are_not_trusted_with_additions(corpus, coded):
+    raw = corpus / "raw"
+    (raw / "en01.txt").write_text("I: Question?\nR: The teacher sets the homework.\n")
+    meta = raw / "metadata.csv"
+    meta.write_text(meta.read_text() + "en01,UK,en\n")
+    _run(corpus, "cached", BOOK)  # no English rules: the English document is not parsed
+    english = BOOK.replace("        - {kind: terms, terms: [eigenaar]}\n",
+                           "        - {kind: terms, terms: [eigenaar]}\n" + EN_RULES)
+    assert english != BOOK
+    coded.clear()
+    _run(corpus, "cached", english)  # parsed now, but the chunk entries stay as they were
+    assert coded
+    _same_as_fresh(corpus, english)
+    [meta_en] = [json.loads((e / "meta.json").read_text()) for e in _entries(corpus)
+                 if "en" in json.loads((e / "meta.json").read_text())["state"]]
+    assert meta_en["complete"] is False
+    # "homework" occurs only in the document the chunk entries lack: coded again
+    more = english.replace("terms: [teacher]", "terms: [teacher, homework]")
+    coded.clear()
+    _run(corpus, "cached", more)
+    assert coded
+    _same_as_fresh(corpus, more)
+    coded.clear()
+    _run(corpus, "cached", english)  # the same state again: no words needed
+    assert coded == []
+    _same_as_fresh(corpus, english)
+
+
+def test_other_run_options_do_not_take_the_stored_files(corpus, coded):
+    _run(corpus, "cached", BOOK)
+    coded.clear()
+    _run(corpus, "cached", BOOK, unit="sentence")  # other segments: another tables key
+    assert coded
+    fresh = _run(corpus, "fresh", BOOK, cache=False, unit="sentence")
+    assert fresh.manifest["outputs"] == json.loads(
+        (corpus / "cached" / "manifest.json").read_text())["outputs"]
+    assert len(_entries(corpus)) == 2
+
+
+def test_corpus_words_and_what_may_occur(tmp_path, corpus):
+    _run(corpus, "cached", BOOK)
+    cache = corpus / "cached" / ".cache"
+    keys = [p.name for p in (cache / "chunks-v2").glob("*/*")]
+    words = corpus_words(cache, keys)
+    assert {"eigenaar", "project", "zelf", "mochten"} <= words
+    assert "mogen" in words  # a lemma
+    assert corpus_words(cache, [*keys, "ff" * 32]) is None  # an entry missing
+    (tmp_path / "b.yaml").write_text(BOOK)
+    book = load_codebook(tmp_path / "b.yaml")
+    assert may_occur(book, {"nl": ("project",)}, words)
+    assert may_occur(book, {"nl": ("PROJECT",)}, words)
+    assert may_occur(book, {"nl": ("proj*",)}, words)
+    assert may_occur(book, {"nl": ("zzz", "zelf doen")}, words)
+    assert not may_occur(book, {"nl": ("zzz", "zzq*", "doen zelf")}, {"zelf", "zzzz"})
+    assert not may_occur(book, {"nl": ()}, words)
+
+
+def test_only_the_newest_states_are_kept(corpus):
+    _run(corpus, "cached", BOOK)
+    [first] = _entries(corpus)
+    os.utime(first / "meta.json", ns=(1, 1))  # the oldest
+    for k in range(KEEP):
+        _run(corpus, "cached", BOOK.replace("terms: [uren, tijd]", f"terms: [uren, tijd{k}]"))
+    assert len(_entries(corpus)) == KEEP
+    assert first not in _entries(corpus)
+
+
+def test_a_run_without_cache_folder_stores_nothing(tmp_path):
+    store = CodedFiles(None)
+    assert store.find("k", None, [], tmp_path) is None
+    store.store("k", None, {}, {}, {}, True)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_random_edits_give_the_outputs_of_a_run_without_cache(corpus, coded):
+    import random
+
+    from test_streaming import TURNS
+
+    rng = random.Random(11)
+    words = sorted({w.strip(".,?").lower() for turn in TURNS for w in turn.split()})
+    lists = ["terms: [uren, tijd]", "a: [gebouw]", "b: [eigenaar]", "terms: [eigenaar]",
+             'phrases: ["zelf invullen"]', 'globs: ["eigenaar*"]']
+    versions = [(BOOK, lists)]  # (codebook, its edited lists)
+    _run(corpus, "cached", BOOK)
+    taken = set()
+    for step in range(8):
+        if step % 4 == 3:  # back to an earlier version
+            book, lists = rng.choice(versions[:-1])
+        else:
+            book, lists = versions[-1]
+            target = rng.choice(lists)
+            word = rng.choice(words) if rng.random() < 0.5 else f"zq{step}"
+            item = word[:4] + "*" if "globs" in target else word
+            edited = target[:-1] + f", {json.dumps(item)}]"
+            book = book.replace(target, edited)
+            lists = [edited if t == target else t for t in lists]
+        versions.append((book, lists))
+        coded.clear()
+        _run(corpus, "cached", book)
+        taken.add(not coded)
+        _same_as_fresh(corpus, book)
+    assert taken == {True, False}  # stored files taken in some runs, coded in others
+
+
+def test_pool_workers_take_the_stored_files_too(corpus):
+    _run(corpus, "cached", BOOK)
+    edited = BOOK.replace("terms: [eigenaar]", "terms: [eigenaar, zzqx]")
+    _run(corpus, "cached", edited, jobs=2)
+    _same_as_fresh(corpus, edited)
+    assert len(_entries(corpus)) == 1
+
+
+def test_a_run_that_takes_the_files_reads_no_tokens(corpus, monkeypatch):
+    import pipeline.cache_io as cache_io
+
+    _run(corpus, "cached", BOOK)
+    taken = []
+    original = cache_io.Prefetcher.take
+
+    def spy(self, path):
+        got = original(self, path)
+        taken.append((path.name, got is not None))
+        return got
+
+    monkeypatch.setattr(cache_io.Prefetcher, "take", spy)
+    _run(corpus, "cached", BOOK.replace("terms: [eigenaar]", "terms: [eigenaar, zzqx]"))
+    assert {"meta.json", "documents.parquet", "segments.parquet"} == {n for n, _ in taken}
+    assert all(hit for _, hit in taken)  # read ahead on the thread
