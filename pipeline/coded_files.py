@@ -10,14 +10,14 @@ run over the same chunks takes them instead of coding a single chunk when:
 
 - its codebook has the stored state (a re-run, or an edit undone), or
 - its codebook differs from a stored state only in items added to term, phrase, glob
-  or proximity lists (``match_probe.added_items``: same units, same settings), and no
-  token of the corpus can start one of the added items.
+  or proximity lists (``match_probe.added_items``: same units, same settings), each
+  with a token that no word of the corpus matches.
 
 The second test is ``match_probe``'s argument over the whole corpus instead of one
-chunk: an item enters the token trie at its first token (a literal compared with a
-token's lower-case form and lemma, or a glob), so an item whose first token equals
-no word of the corpus and whose first glob matches none has no hit, changes no other
-item's hits, and every later step sees the same hits. The words of the corpus are the
+chunk: an item is a path in the token trie whose every step takes one token (equal to
+the step's literal in lower-case form or lemma, or matched by its glob), so an item
+with a step that no word of the corpus can take has no hit, changes no other item's
+hits, and every later step sees the same hits. The words of the corpus are the
 strings of its chunk entries (every form, lemma and norm of the parsed tokens) and
 their lower-case forms; a run records whether its chunk entries held the tokens of
 every document it coded (``complete``: a chunk entry made before a language had rules
@@ -280,20 +280,31 @@ def corpus_words(cache_dir: Path, chunk_keys: list[str]) -> set[str] | None:
 
 
 def may_occur(book, added: dict[str, tuple[str, ...]], words: set[str]) -> bool:  # noqa: ANN001
-    """Whether some added item's first token (literal or glob) matches one of ``words``."""
+    """Whether some added item could have a hit: each of its tokens (a literal, or a
+    glob) matches one of ``words``.
+
+    The items are compiled as ``match_probe``'s probe (one token trie); a hit of an item
+    follows the trie from the root to one of its ends over one token per step, each
+    equal to the step's literal or matched by its glob, so an item with a step that no
+    word can take has none.
+    """
     from pipeline import match_probe
 
     for lang, items in added.items():
         if not items:
             continue
         trie = match_probe.probe_rules(book, lang, items).trie
-        if any(key in words for key in trie.root.lit):
-            return True
-        if trie.root.glob:
-            first = set(trie.root.glob)
-            match = trie.globs.match
-            if any(match(word) & first for word in words):
+        globs: set[str] | None = None
+        todo = [trie.root]
+        while todo:
+            node = todo.pop()
+            if node.ends:
                 return True
+            todo += [child for key, child in node.lit.items() if key in words]
+            if node.glob:
+                if globs is None:  # the globs some word matches
+                    globs = set().union(*map(trie.globs.match, words)) if words else set()
+                todo += [child for glob, child in node.glob.items() if glob in globs]
     return False
 
 

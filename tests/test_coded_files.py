@@ -54,6 +54,8 @@ def test_a_rerun_and_additions_found_nowhere_take_the_stored_files(corpus, coded
         BOOK.replace("terms: [eigenaar]", "terms: [eigenaar, zzqx]"),
         BOOK.replace('globs: ["eigenaar*"]', 'globs: ["eigenaar*", "zzq*"]'),
         BOOK.replace("a: [gebouw]", 'a: [gebouw, "zzpand vandaag"]'),
+        BOOK.replace("a: [gebouw]", 'a: [gebouw, "het zzpand"]'),  # its second word
+        BOOK.replace('phrases: ["zelf invullen"]', 'phrases: ["zelf invullen", "zelf zzq*"]'),
         # an addition to a code with exclude rules, and to two rules at once
         BOOK.replace("terms: [uren, tijd]", "terms: [uren, tijd, zzuur]")
             .replace("terms: [eigenaar]", "terms: [eigenaar, Zzqy]"),
@@ -70,7 +72,7 @@ def test_a_rerun_and_additions_found_nowhere_take_the_stored_files(corpus, coded
     ("terms: [eigenaar]", "terms: [eigenaar, project]"),       # occurs
     ("terms: [eigenaar]", "terms: [eigenaar, Project]"),       # occurs, in lower case
     ('globs: ["eigenaar*"]', 'globs: ["eigenaar*", "proj*"]'),  # a glob that matches
-    ("a: [gebouw]", 'a: [gebouw, "het pand"]'),   # first word occurs: not shown absent
+    ("a: [gebouw]", 'a: [gebouw, "het project"]'),  # each word occurs: not shown absent
     ("terms: [uren, tijd]", "terms: [uren]"),     # a removal
     ("terms: [uren, tijd]", "terms: [tijd, uren]"),  # reordered
     ("settings: {default_lang: nl}", "settings: {default_lang: nl, threshold: 0.9}"),
@@ -158,8 +160,10 @@ def test_corpus_words_and_what_may_occur(tmp_path, corpus):
     assert may_occur(book, {"nl": ("project",)}, words)
     assert may_occur(book, {"nl": ("PROJECT",)}, words)
     assert may_occur(book, {"nl": ("proj*",)}, words)
-    assert may_occur(book, {"nl": ("zzz", "zelf doen")}, words)
+    assert may_occur(book, {"nl": ("zzz", "zelf doen")}, {"zelf", "doen"})
+    assert may_occur(book, {"nl": ("doen zelf*",)}, {"zelfs", "doen"})
     assert not may_occur(book, {"nl": ("zzz", "zzq*", "doen zelf")}, {"zelf", "zzzz"})
+    assert not may_occur(book, {"nl": ("zelf doen", "doen zelf*")}, {"zelf", "zelfs"})
     assert not may_occur(book, {"nl": ()}, words)
 
 
