@@ -43,7 +43,7 @@ from typing import Any
 from pipeline import columns as C
 
 SUBDIR = "coded-v1"      # bump when the entry format changes
-KEEP = 8                 # states kept per corpus (newest first)
+KEEP = 4                 # states kept per corpus (newest first): each holds the three files
 FILES = (f"{C.CODINGS_FILE}.parquet", f"{C.CODINGS_FILE}.csv", f"{C.MATCHES_FILE}.parquet")
 TABLES = ("codings", "matches")      # the runner's names of the tables of FILES
 # Code that turns chunk results into these files besides table_cache.SOURCES (whose

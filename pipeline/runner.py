@@ -10,7 +10,7 @@ import platform
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
@@ -213,8 +213,11 @@ def code_corpus(inputs: Sequence[str | Path], *, codebook: str | Path, out_dir: 
                 and (coded is None or name not in coded_files.TABLES)]
             for name, base, csv in outputs:  # final files written as the chunks come
                 writer.stream(name, base, csv=csv)
-            with cache_io.prefetching(_read_ahead(tasks, ctx, opts)):
-                run = stream_chunks(tasks, ctx, opts, writer, len(files), tables, prepare,
+            # chunks that are not coded only read their entries' small files: in this
+            # process, whatever --jobs says (workers would cost more to start)
+            streamed = opts if coded is None or opts.engine != "local" else replace(opts, jobs=1)
+            with cache_io.prefetching(_read_ahead(tasks, ctx, streamed)):
+                run = stream_chunks(tasks, ctx, streamed, writer, len(files), tables, prepare,
                                     coded=coded is not None)
             if coded is not None:  # the stored run's counts of what it coded
                 run.counts["codings"] = int(coded.counts["codings"])

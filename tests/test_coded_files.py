@@ -215,7 +215,7 @@ def test_random_edits_give_the_outputs_of_a_run_without_cache(corpus, coded):
     assert taken == {True, False}  # stored files taken in some runs, coded in others
 
 
-def test_pool_workers_take_the_stored_files_too(corpus):
+def test_a_jobs_2_run_takes_the_stored_files_too(corpus):
     _run(corpus, "cached", BOOK)
     edited = BOOK.replace("terms: [eigenaar]", "terms: [eigenaar, zzqx]")
     _run(corpus, "cached", edited, jobs=2)
