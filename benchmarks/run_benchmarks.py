@@ -294,6 +294,12 @@ def write_results(res: dict, main_size: int) -> None:
     path.write_text(with_history(report(res, main_size), previous), encoding="utf-8")
 
 
+def _taken(run: dict) -> str:
+    """Whether a run took its coding files from the cache (``coded_files``)."""
+    got = run["manifest"].get("throughput", {}).get("coded_files_taken")
+    return "not recorded" if got is None else ("yes" if got else "no")
+
+
 def report(res: dict, main_size: int) -> str:
     m = res["machine"]
     lines = ["# Benchmark results", "",
@@ -345,10 +351,12 @@ def report(res: dict, main_size: int) -> str:
               f"- re-code from cache after adding a word that occurs nowhere to one rule: "
               f"{warm['wall_s']:.1f} s (**{cold['wall_s'] / warm['wall_s']:.1f}x** faster; stage "
               f"times cold {cold['manifest']['stage_times_s']}, re-code "
-              f"{warm['manifest']['stage_times_s']})",
+              f"{warm['manifest']['stage_times_s']}; coding files taken from the cache, no "
+              f"chunk coded: {_taken(warm)})",
               *([f"- re-code after adding the frequent word \"{MATCHING_EDIT}\" to one rule (its "
                  f"code's matches and codings change): {res['cache']['matched']['wall_s']:.1f} s "
-                 f"(**{cold['wall_s'] / res['cache']['matched']['wall_s']:.1f}x**)"]
+                 f"(**{cold['wall_s'] / res['cache']['matched']['wall_s']:.1f}x**; coding files "
+                 f"taken: {_taken(res['cache']['matched'])})"]
                 if "matched" in res["cache"] else []),
               f"- for comparison, a run without the cache (`--no-cache`, the corpus-size row "
               f"above): {j1['wall_s']:.1f} s, {j1['wall_s'] / warm['wall_s']:.1f}x the first "
@@ -380,10 +388,13 @@ def report(res: dict, main_size: int) -> str:
               "matcher works on token arrays and word types (NumPy); Python runs per hit only "
               "where rules need it (overlaps, proximity, vetoes) and in spaCy's Matcher for "
               "token patterns.",
-              "- The re-code reuses the chunk cache (documents, segments, token arrays): it "
-              "skips ingest, segmentation and parsing; it matches only the edited rule, and "
-              "not even that in a chunk where the added word does not occur "
-              "(`pipeline/match_probe.py`); it still writes every output file.", ""]
+              "- A re-code whose edit can change no coding (here: a word that no word of the "
+              "corpus matches) takes the coding files a run with the unedited codebook wrote "
+              "(`pipeline/coded_files.py`) and codes no chunk. One whose edit changes codings "
+              "reuses the chunk cache (documents, segments, token arrays): it skips ingest, "
+              "segmentation and parsing; it matches only the edited rule, and not even that in "
+              "a chunk where the added word does not occur (`pipeline/match_probe.py`); it "
+              "writes the coding files again.", ""]
     if "rare" in res:
         lines += ["## Cost of the number of patterns alone (same hits)", "",
                   "Codebooks of 50/500/5,000 patterns of which only ~50 patterns' words occur in "
