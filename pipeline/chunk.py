@@ -266,15 +266,16 @@ def process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
     lap("nlp_code")
     stats.update(documents=len(documents), segments=len(segments),
                  segments_coded=int(segments[C.CODED].sum()), tokens=coded.n_tokens,
-                 cache_hits=cache.hits + coded.n_stored, cache_misses=cache.misses,
-                 # the chunk entry holds every coded document's tokens (``coded_files``)
-                 complete=entry is None or len(coded.tokens) == coded.n_stored)
+                 cache_hits=cache.hits + coded.n_stored, cache_misses=cache.misses)
     if entry is None and key is not None:
         # each distinct language once (not a Python test per segment)
         langs = sorted({lang for lang in segments.loc[segments[C.CODED].astype(bool), C.LANG]
                         .unique().tolist() if has_rules(book, lang)} if len(segments) else set())
+        from pipeline.coded_files import ruled_languages
+
         chunks.save(key, ChunkEntry(documents, segments, errors, present, failed, {},
-                                    coded.tokens, {lang: vocab_of(lang)[0] for lang in langs}),
+                                    coded.tokens, {lang: vocab_of(lang)[0] for lang in langs},
+                                    ruled_languages(book)),
                     [vocab_of(lang)[1] for lang in langs])
     return ChunkResult(task.index, documents, segments, coded.matches, coded.codings,
                        pd.DataFrame(errors, columns=[*C.ERROR_COLUMNS, ORDER]),
@@ -294,7 +295,7 @@ def _uncoded(task: ChunkTask, entry, key: str, stats: dict[str, Any],  # noqa: A
     segments = entry.segments
     stats.update(key=key, documents=len(entry.documents), segments=len(segments),
                  segments_coded=int(segments[C.CODED].sum()), tokens=0,
-                 cache_hits=len(entry.documents), cache_misses=0, complete=True)
+                 cache_hits=len(entry.documents), cache_misses=0)
     return ChunkResult(task.index, entry.documents, segments, _empty_matches(),
                        empty_codings(), pd.DataFrame(entry.errors, columns=[*C.ERROR_COLUMNS, ORDER]),
                        entry.present, entry.failed, stats, b"", None)

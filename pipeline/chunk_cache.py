@@ -24,7 +24,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,9 @@ class ChunkEntry:
         tokens: todo position of a document's first coded segment -> per segment a
             ``(n, 5)`` uint64 array of ``arrays.ATTRS`` (parsed documents only).
         fingerprints: language -> ``cache.pipeline_fingerprint`` at parse time.
+        ruled: the languages the codebook had rules for when the entry was made:
+            ``tokens`` holds every coded document in them (``coded_files`` trusts
+            only those languages' words).
     """
 
     documents: pd.DataFrame
@@ -65,6 +68,7 @@ class ChunkEntry:
     stats: dict[str, Any]
     tokens: dict[int, list[np.ndarray]]
     fingerprints: dict[str, str]
+    ruled: list[str] = field(default_factory=list)
 
 
 class StoredTokens(dict):
@@ -324,7 +328,7 @@ class ChunkCache:
             errors = [{**row, "_order": list(row["_order"])} for row in entry.errors]
             meta = {"fingerprints": entry.fingerprints, "present": entry.present,
                     "failed": entry.failed, "stats": entry.stats, "errors": errors,
-                    "tokens": layout}
+                    "tokens": layout, "ruled": sorted(entry.ruled)}
             text = json.dumps(meta, default=_json_default)
         except (TypeError, ValueError, KeyError):
             return
@@ -337,7 +341,7 @@ def _entry(meta: dict[str, Any], documents: pd.DataFrame, segments: pd.DataFrame
            tokens: StoredTokens) -> ChunkEntry:
     errors = [{**row, "_order": tuple(row["_order"])} for row in meta["errors"]]
     return ChunkEntry(documents, segments, errors, meta["present"], meta["failed"],
-                      meta["stats"], tokens, meta["fingerprints"])
+                      meta["stats"], tokens, meta["fingerprints"], meta.get("ruled", []))
 
 
 def _write_entry(path: Path, table: np.ndarray, vocabs: list, meta: str,

@@ -19,9 +19,10 @@ the step's literal in lower-case form or lemma, or matched by its glob), so an i
 with a step that no word of the corpus can take has no hit, changes no other item's
 hits, and every later step sees the same hits. The words of the corpus are the
 strings of its chunk entries (every form, lemma and norm of the parsed tokens) and
-their lower-case forms; a run records whether its chunk entries held the tokens of
-every document it coded (``complete``: a chunk entry made before a language had rules
-lacks that language's documents), and only such entries are trusted with additions.
+their lower-case forms. A chunk entry holds the tokens of every coded document in the
+languages the codebook had rules for when it was made (``ChunkEntry.ruled``), so an
+addition in a language is checked only when every chunk entry lists that language
+(an entry made before the language had rules lacks its documents).
 
 Entries are folders ``<tables key>/<state key>`` holding hard links to (or copies of)
 the run's output files and a ``meta.json`` of their sizes and sha256, the state and
@@ -131,7 +132,7 @@ class CodedFiles:
         except OSError:
             return None
         state = state_of(book)
-        words: set[str] | None = None
+        words: tuple[list[str], set[str] | None] | None = None  # (languages, their words)
         for path in entries:
             meta = _meta(path)
             if meta is None:
@@ -139,12 +140,11 @@ class CodedFiles:
             added = _added(meta["state"], state, book, self.cache_dir)
             if added is None:
                 continue
-            if any(added.values()):
-                if not meta.get("complete"):
-                    continue
-                if words is None:
-                    words = corpus_words(self.cache_dir, chunk_keys)
-                if words is None or may_occur(book, added, words):
+            langs = sorted(lang for lang, items in added.items() if items)
+            if langs:
+                if words is None or words[0] != langs:
+                    words = (langs, corpus_words(self.cache_dir, chunk_keys, langs))
+                if words[1] is None or may_occur(book, added, words[1]):
                     continue
             got = _fetch(path, meta, dest)
             if got is not None:
@@ -152,7 +152,7 @@ class CodedFiles:
         return None
 
     def store(self, tables_key: str | None, book, files: dict[str, Path],  # noqa: ANN001
-              digests: dict[str, str], counts: dict[str, Any], complete: bool) -> None:
+              digests: dict[str, str], counts: dict[str, Any]) -> None:
         """Keep the run's finished files (hard links, else copies); failures are ignored.
 
         Args:
@@ -161,7 +161,6 @@ class CodedFiles:
             files: file name -> the committed output file.
             digests: file name -> sha256 of those bytes (the manifest's).
             counts: ``codings``, ``tokens``, ``per_code`` of the run.
-            complete: every coded document's tokens were in its chunk entry.
         """
         if self.folder is None or tables_key is None or set(files) != set(FILES):
             return
@@ -176,13 +175,11 @@ class CodedFiles:
         tmp = None
         try:
             corpus.mkdir(parents=True, exist_ok=True)
-            old = _meta(path)
-            if old is not None and old.get("complete") == complete:
+            if _meta(path) is not None:
                 os.utime(path / "meta.json")  # the newest again: kept longest
                 return
             tmp = Path(tempfile.mkdtemp(prefix=".new.", dir=corpus))
-            meta: dict[str, Any] = {"state": state, "counts": counts, "complete": complete,
-                                    "files": {}}
+            meta: dict[str, Any] = {"state": state, "counts": counts, "files": {}}
             for name in FILES:
                 try:
                     os.link(files[name], tmp / name)
@@ -190,7 +187,7 @@ class CodedFiles:
                     shutil.copyfile(files[name], tmp / name)
                 meta["files"][name] = [(tmp / name).stat().st_size, digests[name]]
             (tmp / "meta.json").write_text(json.dumps(meta, sort_keys=True), encoding="utf-8")
-            if path.exists():  # another state of the completeness flag: replaced
+            if path.exists():  # not a whole entry (a damaged one is removed on fetch)
                 shutil.rmtree(path, ignore_errors=True)
             os.replace(tmp, path)
             tmp = None
@@ -260,19 +257,24 @@ def _added(stored: dict, state: dict, book, cache_dir: Path  # noqa: ANN001
     return out
 
 
-def corpus_words(cache_dir: Path, chunk_keys: list[str]) -> set[str] | None:
-    """Every string of the chunks' entries and its lower-case form (None: an entry or
-    its strings are missing)."""
+def corpus_words(cache_dir: Path, chunk_keys: list[str], langs: list[str]) -> set[str] | None:
+    """Every string of the chunks' entries and its lower-case form.
+
+    None when an entry or its strings are missing, or an entry was made while one of
+    ``langs`` had no rules (``ChunkEntry.ruled``: its documents may lack tokens).
+    """
     from pipeline.chunk_cache import SUBDIR as CHUNKS
 
     words: set[str] = set()
     for key in chunk_keys:
+        folder = cache_dir / CHUNKS / key[:2] / key
         try:
-            strings = json.loads((cache_dir / CHUNKS / key[:2] / key / "strings.json")
-                                 .read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            ruled = json.loads((folder / "meta.json").read_text(encoding="utf-8")).get("ruled")
+            strings = json.loads((folder / "strings.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError, AttributeError):
             return None
-        if not isinstance(strings, list):
+        if not isinstance(strings, list) or not isinstance(ruled, list) \
+                or not set(langs) <= set(ruled):
             return None
         words.update(strings)
     words.update([w.lower() for w in words])

@@ -44,7 +44,6 @@ class StreamedRun:
         self.per_code: dict[str, int] = {}
         self.stage_s = {"ingest": 0.0, "segment": 0.0, "nlp_code": 0.0}
         self.wall_s = 0.0
-        self.complete = True  # every chunk entry held its coded documents' tokens
         self.errors = pd.DataFrame(columns=C.ERROR_COLUMNS)
         self.n_failed = 0
 
@@ -179,7 +178,6 @@ def stream_chunks(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, wri
             run.errors_rows.append(res.errors)
             run.present.update(res.present)
             run.failed.update(res.failed)
-            run.complete = run.complete and bool(res.stats.get("complete", False))
             for key in ("documents", "segments", "segments_coded", "tokens", "cache_hits",
                         "cache_misses"):
                 run.counts[key] += int(res.stats[key])

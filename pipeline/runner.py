@@ -286,7 +286,7 @@ def _store_coded(ctx: RunContext, book: Codebook, run: StreamedRun, out_dir: Pat
               "per_code": dict(sorted(run.per_code.items()))}
     coded_files.CodedFiles(ctx.cache_dir).store(
         table_cache.tables_key(run.keys), book,
-        {name: out_dir / name for name in coded_files.FILES}, digests, counts, run.complete)
+        {name: out_dir / name for name in coded_files.FILES}, digests, counts)
 
 
 def _manifest(opts: RunOptions, book: Codebook, codebook: str | Path, unit: str, run: StreamedRun,

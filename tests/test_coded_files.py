@@ -121,9 +121,9 @@ def test_chunk_entries_without_a_language_are_not_trusted_with_additions(corpus,
     _run(corpus, "cached", english)  # parsed now, but the chunk entries stay as they were
     assert coded
     _same_as_fresh(corpus, english)
-    [meta_en] = [json.loads((e / "meta.json").read_text()) for e in _entries(corpus)
-                 if "en" in json.loads((e / "meta.json").read_text())["state"]]
-    assert meta_en["complete"] is False
+    chunk_metas = list((corpus / "cached" / ".cache" / "chunks-v2").glob("*/*/meta.json"))
+    assert chunk_metas
+    assert all(json.loads(m.read_text())["ruled"] == ["nl"] for m in chunk_metas)
     # "homework" occurs only in the document the chunk entries lack: coded again
     more = english.replace("terms: [teacher]", "terms: [teacher, homework]")
     coded.clear()
@@ -151,10 +151,11 @@ def test_corpus_words_and_what_may_occur(tmp_path, corpus):
     _run(corpus, "cached", BOOK)
     cache = corpus / "cached" / ".cache"
     keys = [p.name for p in (cache / "chunks-v2").glob("*/*")]
-    words = corpus_words(cache, keys)
+    words = corpus_words(cache, keys, ["nl"])
     assert {"eigenaar", "project", "zelf", "mochten"} <= words
     assert "mogen" in words  # a lemma
-    assert corpus_words(cache, [*keys, "ff" * 32]) is None  # an entry missing
+    assert corpus_words(cache, [*keys, "ff" * 32], ["nl"]) is None  # an entry missing
+    assert corpus_words(cache, keys, ["nl", "en"]) is None  # made without English rules
     (tmp_path / "b.yaml").write_text(BOOK)
     book = load_codebook(tmp_path / "b.yaml")
     assert may_occur(book, {"nl": ("project",)}, words)
@@ -180,7 +181,7 @@ def test_only_the_newest_states_are_kept(corpus):
 def test_a_run_without_cache_folder_stores_nothing(tmp_path):
     store = CodedFiles(None)
     assert store.find("k", None, [], tmp_path) is None
-    store.store("k", None, {}, {}, {}, True)
+    store.store("k", None, {}, {}, {})
     assert list(tmp_path.iterdir()) == []
 
 
