@@ -33,8 +33,8 @@ import numpy as np
 import pandas as pd
 
 from pipeline import cache_io
-from pipeline.chunk_tokens import (TOKEN_COLUMNS, _decode, _encode,  # noqa: F401 - re-exported
-                                   encode_table, token_table)
+from pipeline.chunk_tokens import (TOKEN_COLUMNS, StoredTokens, _decode,  # noqa: F401 - re-exported
+                                   _encode, encode_table, token_table)
 
 SUBDIR = "chunks-v2"   # bump when the entry format or what an entry holds changes
 # Modules (besides ingest/ and data/) whose code shapes an entry; their bytes are in the key.
@@ -69,24 +69,6 @@ class ChunkEntry:
     tokens: dict[int, list[np.ndarray]]
     fingerprints: dict[str, str]
     ruled: list[str] = field(default_factory=list)
-
-
-class StoredTokens(dict):
-    """``ChunkEntry.tokens`` of a loaded entry, which also keeps the decoded table.
-
-    Its parts (``{first: [array per segment]}``, keys in order) are consecutive views
-    of ``table``, so a batch made of all of them in order is ``table`` itself and
-    needs no concatenation (``chunk_code``).
-    """
-
-    table: np.ndarray | None = None
-    codes: np.ndarray | None = None      # the stored table (string indexes)
-    hashes: np.ndarray | None = None     # the vocab's hash of each string index
-    derived: dict[str, np.ndarray] | None = None  # ``arrays.derived`` made ahead
-
-    def parts(self) -> list[np.ndarray]:
-        """Every part, in table order."""
-        return [part for first in sorted(self) for part in self[first]]
 
 
 def chunk_key(files: list[tuple[int, str, str]], settings: dict[str, Any]) -> str | None:
@@ -234,7 +216,7 @@ class ChunkCache:
             firsts = [int(first) for first, _ in meta["tokens"]]
             # ``derived`` follows the entry's layout, ``parts()`` the sorted firsts
             in_order = all(a < b for a, b in zip(firsts, firsts[1:]))
-            tokens.codes, tokens.hashes = table, hashes
+            tokens.codes, tokens.hashes, tokens.strings = table, hashes, strings
             tokens.derived = done if in_order else None
             for first, sizes in meta["tokens"]:
                 parts = []

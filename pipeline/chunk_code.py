@@ -279,7 +279,9 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
         if memo is not None and memo.folder is not None:
             frame = cached_match(memo, book, lang, vocab_of(lang)[0], match,
                                  lambda rows, keep: _sorted_matches(rows, seg_ids(), keep),
-                                 same.setdefault(lang, {}))
+                                 same.setdefault(lang, {}),
+                                 lambda parts=parts: (stored.words(parts)
+                                                     if hasattr(stored, "words") else None))
         else:
             frame = match(None)
         if len(frame):

@@ -4,7 +4,7 @@ A chunk entry (``chunk_cache``) stores its documents' token attribute arrays
 (``code.arrays.ATTRS``: ORTH, LEMMA, SENT_START, SPACY, NORM) as ``uint32`` indexes into
 one sorted list of the entry's strings, 20 bytes a token, and ``_decode`` turns them
 back into the ``uint64`` arrays ``Doc.to_array`` gives, column-major (each column is
-read by the matcher contiguously).
+read by the matcher contiguously). ``StoredTokens`` is a loaded entry's token arrays.
 """
 from __future__ import annotations
 
@@ -97,3 +97,34 @@ def _decode(ids: np.ndarray, hashes: np.ndarray) -> np.ndarray:
     out[2] -= 1  # SENT_START + 1 stored: 0 - 1 wraps to -1 as uint64, as spaCy's arrays hold it
     out[3] = ids[:, 3]
     return out.T
+
+
+class StoredTokens(dict):
+    """``ChunkEntry.tokens`` of a loaded entry, which also keeps the decoded table.
+
+    Its parts (``{first: [array per segment]}``, keys in order) are consecutive views
+    of ``table``, so a batch made of all of them in order is ``table`` itself and
+    needs no concatenation (``chunk_code``).
+    """
+
+    table: np.ndarray | None = None
+    codes: np.ndarray | None = None      # the stored table (string indexes)
+    hashes: np.ndarray | None = None     # the vocab's hash of each string index
+    derived: dict[str, np.ndarray] | None = None  # ``arrays.derived`` made ahead
+    strings: list[str] | None = None     # the entry's strings (forms, lemmas, norms)
+
+    def parts(self) -> list[np.ndarray]:
+        """Every part, in table order."""
+        return [part for first in sorted(self) for part in self[first]]
+
+    def words(self, parts: list) -> set[str] | None:
+        """The entry's strings and their lower-case forms, when ``parts`` are all its
+        parts in order (then every token matched is one of its tokens); else None."""
+        if self.strings is None or not parts:
+            return None
+        every = self.parts()
+        if len(every) != len(parts) or any(a is not b for a, b in zip(every, parts)):
+            return None
+        words = set(self.strings)
+        words.update([w.lower() for w in self.strings])
+        return words

@@ -283,31 +283,11 @@ def corpus_words(cache_dir: Path, chunk_keys: list[str], langs: list[str]) -> se
 
 def may_occur(book, added: dict[str, tuple[str, ...]], words: set[str]) -> bool:  # noqa: ANN001
     """Whether some added item could have a hit: each of its tokens (a literal, or a
-    glob) matches one of ``words``.
-
-    The items are compiled as ``match_probe``'s probe (one token trie); a hit of an item
-    follows the trie from the root to one of its ends over one token per step, each
-    equal to the step's literal or matched by its glob, so an item with a step that no
-    word can take has none.
-    """
+    glob) matches one of ``words`` (``trie_may_match`` of ``match_probe``'s probe)."""
     from pipeline import match_probe
 
-    for lang, items in added.items():
-        if not items:
-            continue
-        trie = match_probe.probe_rules(book, lang, items).trie
-        globs: set[str] | None = None
-        todo = [trie.root]
-        while todo:
-            node = todo.pop()
-            if node.ends:
-                return True
-            todo += [child for key, child in node.lit.items() if key in words]
-            if node.glob:
-                if globs is None:  # the globs some word matches
-                    globs = set().union(*map(trie.globs.match, words)) if words else set()
-                todo += [child for glob, child in node.glob.items() if glob in globs]
-    return False
+    return any(match_probe.trie_may_match(match_probe.probe_rules(book, lang, items).trie, words)
+               for lang, items in added.items() if items)
 
 
 def _fetch(path: Path, meta: dict, dest: Path) -> tuple[dict[str, Path], dict[str, str]] | None:

@@ -138,7 +138,8 @@ def rows_frame(rows: list[tuple]) -> pd.DataFrame:
 
 
 def cached_match(memo: MatchCache, book, lang: str, fingerprint: str, match,  # noqa: ANN001
-                 sort, same: dict[str, str] | None = None) -> pd.DataFrame:  # noqa: ANN001
+                 sort, same: dict[str, str] | None = None,  # noqa: ANN001
+                 words=None) -> pd.DataFrame:  # noqa: ANN001
     """Match rows of one language: cached units from ``memo``, the others by ``match``.
 
     Entries hold their rows in output order, so a re-code merges the cached rows
@@ -158,6 +159,7 @@ def cached_match(memo: MatchCache, book, lang: str, fingerprint: str, match,  # 
         same: filled with unit -> old digest of the re-matched units when their rows
             are the rows they had at those digests (see ``_unchanged``): codes built
             from them need no new aggregation (``coding_cache.cached_codings``).
+        words: () -> the chunk's words or None (``match_probe.unchanged``).
 
     Returns:
         The rows of every code, in output order.
@@ -178,7 +180,7 @@ def cached_match(memo: MatchCache, book, lang: str, fingerprint: str, match,  # 
 
     match_probe.remember(memo.folder, book, lang, unit_texts(book, lang))
     kept = (match_probe.unchanged(memo.folder, entry, todo, book, lang, unit_texts(book, lang),
-                                  match) if cached is not None else None)
+                                  match, words) if cached is not None else None)
     if kept is not None:  # an edit that only added items occurring nowhere in the chunk
         return _relabeled(entry, cached, kept, todo, digests, unit_of, sort, same)
     new = match(frozenset(pair for pair, unit in unit_of.items() if unit not in have)

@@ -18,7 +18,10 @@ vetoes) works on the hits, the tokens and those unchanged settings only. Whether
 added item occurs is found by matching a probe: one terms rule with all the added
 items, weight 1, no negation, no cap and no opening factor, for which every trie hit
 gives a row. Any doubt (a definition not found, a damaged file, anything but pure
-additions, a probe hit) means the unit is matched again as before.
+additions, a probe hit) means the unit is matched again as before. When the chunk's
+tokens are those of its cache entry, the entry's strings settle most probes without
+matching (``trie_may_match``): no item can have a hit when one of its tokens matches
+no string, and an item of one literal word that is a string may have one.
 
 A definitions file holds every unit text of one codebook version and language; a
 text is used only if its SHA-256 is the digest asked for, so a damaged or foreign
@@ -184,7 +187,8 @@ class _Book:
 
 
 def unchanged(folder: Path | None, entry: TaggedEntry, todo: set[str], book, lang: str,  # noqa: ANN001
-              texts: dict[str, str], match) -> dict[str, tuple[str, int]] | None:  # noqa: ANN001
+              texts: dict[str, str], match, words=None,  # noqa: ANN001
+              ) -> dict[str, tuple[str, int]] | None:
     """Units of ``todo`` whose loaded stale rows are their rows now, if that holds for all.
 
     Args:
@@ -194,6 +198,10 @@ def unchanged(folder: Path | None, entry: TaggedEntry, todo: set[str], book, lan
         book, lang: the codebook and language.
         texts: ``match_cache.unit_texts(book, lang)``.
         match: ``(only, rules)`` -> match rows of the chunk with those compiled rules.
+        words: () -> the chunk's words (every string of the tokens matched, and more)
+            or None; with them the probe is settled without matching when no item can
+            have a hit (``trie_may_match``), or when every item is one literal word
+            that is among them (then some item may occur: matched again).
 
     Returns:
         unit -> (old digest, its rows' ``CACHE_UNIT``) for every unit of ``todo``, or
@@ -212,6 +220,35 @@ def unchanged(folder: Path | None, entry: TaggedEntry, todo: set[str], book, lan
         if not got:  # nothing found, or not (only) additions
             return None
         added.update(got)
-    if len(match(None, probe_rules(book, lang, tuple(sorted(added))))):
+    probe = probe_rules(book, lang, tuple(sorted(added)))
+    known = words() if words is not None else None
+    if known is not None:
+        if not trie_may_match(probe.trie, known):
+            return chosen
+        root = probe.trie.root
+        if not root.glob and not any(child.lit or child.glob for child in root.lit.values()):
+            return None
+    if len(match(None, probe)):
         return None
     return chosen
+
+
+def trie_may_match(trie, words: set[str]) -> bool:  # noqa: ANN001
+    """Whether a ``TokenTrie`` could have a hit in a text whose words are among ``words``.
+
+    A hit follows the trie from the root to an end over one token per step, each equal
+    to the step's literal (lower-case form or lemma) or matched by its glob: an item
+    with a step that no word can take has none.
+    """
+    globs: set[str] | None = None
+    todo = [trie.root]
+    while todo:
+        node = todo.pop()
+        if node.ends:
+            return True
+        todo += [child for key, child in node.lit.items() if key in words]
+        if node.glob:
+            if globs is None:  # the globs some word matches
+                globs = set().union(*map(trie.globs.match, words)) if words else set()
+            todo += [child for glob, child in node.glob.items() if glob in globs]
+    return False

@@ -186,3 +186,28 @@ def test_random_additions_give_the_outputs_of_a_run_without_cache(corpus, probed
         kept.update(got is not None for got in probed)
         _same_as_cold(corpus, book)
     assert kept == {True, False}  # rows kept in some chunks, matched again in others
+
+
+def test_the_chunks_words_settle_the_probe_without_matching(corpus, monkeypatch):
+    import pipeline.code.matching as matching
+
+    probes = []
+    original = matching.match_frame
+
+    def spy(arrays, compiled, segments, opening=None, coded=None):
+        if {(r.code_id, r.id) for r in compiled.rules} == {("probe", "probe")}:
+            probes.append(1)
+        return original(arrays, compiled, segments, opening, coded)
+
+    monkeypatch.setattr(matching, "match_frame", spy)
+    _run(corpus, "cached", BOOK)
+    for old, new, matched_probe in [
+        ("terms: [eigenaar]", "terms: [eigenaar, zzqx]", False),   # no word: rows kept
+        ("terms: [uren, tijd]", "terms: [uren, tijd, project]", False),  # a word: re-matched
+        ("a: [gebouw]", 'a: [gebouw, "project van"]', True),  # both words: the probe decides
+    ]:
+        book = BOOK.replace(old, new)
+        probes.clear()
+        _run(corpus, "cached", book)
+        assert bool(probes) == matched_probe, new
+        _same_as_cold(corpus, book)
