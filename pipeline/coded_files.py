@@ -215,9 +215,17 @@ def _meta(path: Path) -> dict | None:
     except (OSError, ValueError):
         return None
     ok = (isinstance(meta, dict) and isinstance(meta.get("state"), dict)
-          and isinstance(meta.get("counts"), dict) and isinstance(meta.get("files"), dict)
-          and set(meta["files"]) == set(FILES))
+          and isinstance(meta.get("files"), dict) and set(meta["files"]) == set(FILES)
+          and _counts_ok(meta.get("counts")))
     return meta if ok else None
+
+
+def _counts_ok(counts: object) -> bool:
+    """Whether ``counts`` are a run's counts as ``store`` writes them."""
+    return (isinstance(counts, dict) and isinstance(counts.get("codings"), int)
+            and isinstance(counts.get("tokens"), int) and isinstance(counts.get("per_code"), dict)
+            and all(isinstance(k, str) and isinstance(v, int)
+                    for k, v in counts["per_code"].items()))
 
 
 def _added(stored: dict, state: dict, book, cache_dir: Path  # noqa: ANN001

@@ -240,3 +240,28 @@ def test_a_run_that_takes_the_files_reads_no_tokens(corpus, monkeypatch):
     _run(corpus, "cached", BOOK.replace("terms: [eigenaar]", "terms: [eigenaar, zzqx]"))
     assert {"meta.json", "documents.parquet", "segments.parquet"} == {n for n, _ in taken}
     assert all(hit for _, hit in taken)  # read ahead on the thread
+
+
+@pytest.mark.parametrize("damage", [
+    lambda meta: meta.pop("counts"),
+    lambda meta: meta["counts"].pop("codings"),
+    lambda meta: meta["counts"].update(per_code={"agency": "many"}),
+    lambda meta: meta["files"].pop("codings.csv"),
+    lambda meta: meta["files"].update({"codings.csv": ["big", "x"]}),
+    lambda meta: meta["state"].update(nl="?"),
+    lambda meta: meta.clear(),
+])
+def test_a_damaged_meta_is_a_miss(corpus, coded, damage):
+    _run(corpus, "cached", BOOK)
+    [entry] = _entries(corpus)
+    meta = json.loads((entry / "meta.json").read_text())
+    damage(meta)
+    (entry / "meta.json").write_text(json.dumps(meta))
+    coded.clear()
+    _run(corpus, "cached", BOOK)
+    assert coded
+    _same_as_fresh(corpus, BOOK)
+    (entry / "meta.json").write_text("{not json")
+    coded.clear()
+    _run(corpus, "cached", BOOK)
+    assert coded
