@@ -289,9 +289,8 @@ def _uncoded(task: ChunkTask, entry, key: str, stats: dict[str, Any],  # noqa: A
     from pipeline.code import empty_codings
     from pipeline.code.matching import _empty_matches
 
-    lap("ingest")
-    lap("segment")
-    lap("nlp_code")
+    for stage in ("ingest", "segment", "nlp_code"):
+        lap(stage)
     segments = entry.segments
     stats.update(key=key, documents=len(entry.documents), segments=len(segments),
                  segments_coded=int(segments[C.CODED].sum()), tokens=0,
