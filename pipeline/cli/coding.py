@@ -41,9 +41,10 @@ def _add_coding_options(p: argparse.ArgumentParser) -> None:
                    help="--engine dask: scheduler address (tcp://host:8786); default: start "
                         "a local cluster of --jobs workers")
     p.add_argument("--no-cache", action="store_true",
-                   help="do not reuse or store parsed documents")
+                   help="do not reuse or store cached work (parsed documents, matches, "
+                        "codings, output files)")
     p.add_argument("--cache-dir", metavar="DIR",
-                   help="parse cache folder (default: <out>/.cache; safe to delete)")
+                   help="cache folder (default: <out>/.cache; safe to delete)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
