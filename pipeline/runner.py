@@ -182,6 +182,7 @@ def code_corpus(inputs: Sequence[str | Path], *, codebook: str | Path, out_dir: 
     lap("codebook")
     with output_lock(out_dir):
         patterns.save()
+        _drop_obsolete(_cache_dir(opts, out_dir))
         paths = [Path(p) for p in inputs]
         ctx = _context(opts, book, codebook, unit, paths, out_dir)
         remember_codebook(ctx, book)  # in-process chunks need not load it again
@@ -252,6 +253,19 @@ def code_corpus(inputs: Sequence[str | Path], *, codebook: str | Path, out_dir: 
     data = LazyCodedData(out_dir, errors, manifest)
     return RunResult(data=data, manifest=manifest, exit_code=EXIT_PARTIAL if n_failed else EXIT_OK,
                      out_dir=Path(out_dir), codebook=book)
+
+
+# Cache subfolders of earlier entry formats: no version reads them any more.
+OBSOLETE_CACHES = ("chunks-v1", "matches-v1", "matches-v2", "codings-v1", "codings-v2")
+
+
+def _drop_obsolete(cache_dir: str | None) -> None:
+    """Delete the cache subfolders of earlier formats (once: then they are gone)."""
+    if cache_dir is None:
+        return
+    for name in OBSOLETE_CACHES:
+        if (Path(cache_dir) / name).is_dir():
+            shutil.rmtree(Path(cache_dir) / name, ignore_errors=True)
 
 
 def _read_ahead(tasks: list[ChunkTask], ctx: RunContext,

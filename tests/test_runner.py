@@ -43,3 +43,20 @@ def test_shared_keys_are_remembered_per_csv_bytes(tmp_path, monkeypatch):
     assert len(calls) == 4
     assert shared_keys(files, opts, None) == {"3"}
     assert len(calls) == 5
+
+
+def test_cache_folders_of_earlier_formats_are_deleted(tmp_path):
+    from test_streaming import CODEBOOK, make_corpus
+
+    make_corpus(tmp_path / "raw")
+    (tmp_path / "codebook.yaml").write_text(CODEBOOK)
+    cache = tmp_path / "cache"
+    for name in [*runner.OBSOLETE_CACHES, "keep-me"]:
+        (cache / name / "ab").mkdir(parents=True)
+        (cache / name / "ab" / "entry").write_bytes(b"old")
+    runner.code_corpus([tmp_path / "raw"], codebook=tmp_path / "codebook.yaml",
+                       out_dir=tmp_path / "out",
+                       options=RunOptions(progress=False, cache_dir=str(cache)))
+    left = sorted(p.name for p in cache.iterdir())
+    assert not set(runner.OBSOLETE_CACHES) & set(left)
+    assert "keep-me" in left and "chunks-v2" in left
