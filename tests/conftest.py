@@ -13,6 +13,23 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
+def prefetch_taken(monkeypatch):
+    """(file name, found) of every file a run asked the read-ahead thread for."""
+    import pipeline.cache_io as cache_io
+
+    taken: list[tuple[str, bool]] = []
+    original = cache_io.Prefetcher.take
+
+    def spy(self, path):
+        got = original(self, path)
+        taken.append((path.name, got is not None))
+        return got
+
+    monkeypatch.setattr(cache_io.Prefetcher, "take", spy)
+    return taken
+
+
+@pytest.fixture
 def no_coded_files(monkeypatch):
     """Runs code every chunk: stored coding files (``coded_files``) are never taken, so
     a test of the per-chunk caches sees them at work on every re-code."""

@@ -70,18 +70,11 @@ def test_a_failing_job_leaves_the_files_to_the_loaders():
         assert cache_io.take(Path("/anything")) is None
 
 
-def test_warm_run_takes_prefetched_files_and_equals_cold_run(tmp_path, monkeypatch):
+def test_warm_run_takes_prefetched_files_and_equals_cold_run(tmp_path, prefetch_taken):
     make_corpus(tmp_path / "raw")
     _run(tmp_path, "cached", BOOK)
-    taken = []
-    original = cache_io.Prefetcher.take
-
-    def spy(self, path):
-        got = original(self, path)
-        taken.append((path.name, got is not None))
-        return got
-
-    monkeypatch.setattr(cache_io.Prefetcher, "take", spy)
+    taken = prefetch_taken
+    taken.clear()
     edited = BOOK.replace('phrases: ["zelf invullen"]', 'phrases: ["zelf invullen", "zelf"]')
     _run(tmp_path, "cached", edited)
     names = {name for name, hit in taken if hit}

@@ -224,19 +224,10 @@ def test_a_jobs_2_run_takes_the_stored_files_too(corpus):
     assert len(_entries(corpus)) == 1
 
 
-def test_a_run_that_takes_the_files_reads_no_tokens(corpus, monkeypatch):
-    import pipeline.cache_io as cache_io
-
+def test_a_run_that_takes_the_files_reads_no_tokens(corpus, prefetch_taken):
     _run(corpus, "cached", BOOK)
-    taken = []
-    original = cache_io.Prefetcher.take
-
-    def spy(self, path):
-        got = original(self, path)
-        taken.append((path.name, got is not None))
-        return got
-
-    monkeypatch.setattr(cache_io.Prefetcher, "take", spy)
+    taken = prefetch_taken
+    taken.clear()
     _run(corpus, "cached", BOOK.replace("terms: [eigenaar]", "terms: [eigenaar, zzqx]"))
     assert {"meta.json", "documents.parquet", "segments.parquet"} == {n for n, _ in taken}
     assert all(hit for _, hit in taken)  # read ahead on the thread
