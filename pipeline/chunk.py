@@ -294,7 +294,7 @@ def _uncoded(task: ChunkTask, entry, key: str, stats: dict[str, Any],  # noqa: A
     segments = entry.segments
     stats.update(key=key, documents=len(entry.documents), segments=len(segments),
                  segments_coded=int(segments[C.CODED].sum()), tokens=0,
-                 cache_hits=len(entry.documents), cache_misses=0)
+                 cache_hits=len(entry.documents), cache_misses=0, uncoded=True)
     return ChunkResult(task.index, entry.documents, segments, _empty_matches(),
                        empty_codings(), pd.DataFrame(entry.errors, columns=[*C.ERROR_COLUMNS, ORDER]),
                        entry.present, entry.failed, stats, b"", None)

@@ -106,6 +106,11 @@ class CodedFiles:
     def __init__(self, folder: str | Path | None) -> None:
         self.cache_dir = Path(folder) if folder is not None else None
         self.folder = self.cache_dir / SUBDIR if self.cache_dir is not None else None
+        # what the last ``find`` saw: entries whose state only lacks added items that
+        # some chunk may hold (``coded_slices``), and the chunks' words it read
+        self.near: list[tuple[Path, dict, dict]] = []
+        self._words: dict[str, tuple[list[str], set[str]] | None] = {}
+        self._unions: dict[tuple, set[str] | None] = {}
 
     def _corpus(self, tables_key: str) -> Path:
         assert self.folder is not None
@@ -132,7 +137,7 @@ class CodedFiles:
         except OSError:
             return None
         state = state_of(book)
-        words: tuple[list[str], set[str] | None] | None = None  # (languages, their words)
+        self.near = []
         for path in entries:
             meta = _meta(path)
             if meta is None:
@@ -142,17 +147,49 @@ class CodedFiles:
                 continue
             langs = sorted(lang for lang, items in added.items() if items)
             if langs:
-                if words is None or words[0] != langs:
-                    words = (langs, corpus_words(self.cache_dir, chunk_keys, langs))
-                if words[1] is None or may_occur(book, added, words[1]):
+                words = self._corpus_words(chunk_keys, langs)
+                if words is None:
+                    continue
+                if may_occur(book, added, words):
+                    self.near.append((path, meta, added))
                     continue
             got = _fetch(path, meta, dest)
             if got is not None:
                 return Found(got[0], got[1], meta["counts"], added)
         return None
 
+    def slices(self, book, chunk_keys: list[str]):  # noqa: ANN001, ANN201
+        """After a ``find`` that found nothing: the chunks of an entry it saw whose rows
+        are this run's (``coded_slices.Slices``), or None."""
+        from pipeline import coded_slices
+
+        return coded_slices.find(
+            self.near, book, lambda k, langs: self._chunk_words(chunk_keys[k], langs))
+
+    def _chunk_words(self, key: str, langs: list[str]) -> set[str] | None:
+        """``chunk_words``, read once per chunk."""
+        if key not in self._words:
+            got = chunk_words(self.cache_dir, key)
+            self._words[key] = got
+        got = self._words[key]
+        return None if got is None or not set(langs) <= set(got[0]) else got[1]
+
+    def _corpus_words(self, chunk_keys: list[str], langs: list[str]) -> set[str] | None:
+        key = (tuple(chunk_keys), tuple(langs))
+        if key not in self._unions:
+            words: set[str] | None = set()
+            for chunk in chunk_keys:
+                got = self._chunk_words(chunk, langs)
+                if got is None:
+                    words = None
+                    break
+                words |= got
+            self._unions = {key: words}
+        return self._unions[key]
+
     def store(self, tables_key: str | None, book, files: dict[str, Path],  # noqa: ANN001
-              digests: dict[str, str], counts: dict[str, Any]) -> None:
+              digests: dict[str, str], counts: dict[str, Any],
+              chunks: list[dict] | None = None) -> None:
         """Keep the run's finished files (hard links, else copies); failures are ignored.
 
         Args:
@@ -161,6 +198,7 @@ class CodedFiles:
             files: file name -> the committed output file.
             digests: file name -> sha256 of those bytes (the manifest's).
             counts: ``codings``, ``tokens``, ``per_code`` of the run.
+            chunks: every chunk's place in the files (``coded_slices.layout``).
         """
         if self.folder is None or tables_key is None or set(files) != set(FILES):
             return
@@ -180,6 +218,8 @@ class CodedFiles:
                 return
             tmp = Path(tempfile.mkdtemp(prefix=".new.", dir=corpus))
             meta: dict[str, Any] = {"state": state, "counts": counts, "files": {}}
+            if chunks is not None:
+                meta["chunks"] = chunks
             for name in FILES:
                 try:
                     os.link(files[name], tmp / name)
@@ -265,27 +305,36 @@ def _added(stored: dict, state: dict, book, cache_dir: Path  # noqa: ANN001
     return out
 
 
+def chunk_words(cache_dir: Path, key: str) -> tuple[list[str], set[str]] | None:
+    """The languages a chunk entry was made with rules for (``ChunkEntry.ruled``) and
+    its words: every string of its tokens and its lower-case form (None: no entry)."""
+    from pipeline.chunk_cache import SUBDIR as CHUNKS
+
+    folder = cache_dir / CHUNKS / key[:2] / key
+    try:
+        ruled = json.loads((folder / "meta.json").read_text(encoding="utf-8")).get("ruled")
+        strings = json.loads((folder / "strings.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(strings, list) or not isinstance(ruled, list):
+        return None
+    words = set(strings)
+    words.update([w.lower() for w in words])
+    return ruled, words
+
+
 def corpus_words(cache_dir: Path, chunk_keys: list[str], langs: list[str]) -> set[str] | None:
     """Every string of the chunks' entries and its lower-case form.
 
     None when an entry or its strings are missing, or an entry was made while one of
     ``langs`` had no rules (``ChunkEntry.ruled``: its documents may lack tokens).
     """
-    from pipeline.chunk_cache import SUBDIR as CHUNKS
-
     words: set[str] = set()
     for key in chunk_keys:
-        folder = cache_dir / CHUNKS / key[:2] / key
-        try:
-            ruled = json.loads((folder / "meta.json").read_text(encoding="utf-8")).get("ruled")
-            strings = json.loads((folder / "strings.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError, AttributeError):
+        got = chunk_words(cache_dir, key)
+        if got is None or not set(langs) <= set(got[0]):
             return None
-        if not isinstance(strings, list) or not isinstance(ruled, list) \
-                or not set(langs) <= set(ruled):
-            return None
-        words.update(strings)
-    words.update([w.lower() for w in words])
+        words |= got[1]
     return words
 
 
@@ -296,6 +345,23 @@ def may_occur(book, added: dict[str, tuple[str, ...]], words: set[str]) -> bool:
 
     return any(match_probe.trie_may_match(match_probe.probe_rules(book, lang, items).trie, words)
                for lang, items in added.items() if items)
+
+
+def check_files(path: Path, meta: dict) -> bool:
+    """Whether an entry's files have the sizes and sha256 of its meta (a damaged entry
+    is removed)."""
+    from pipeline.store import file_digests
+
+    try:
+        files = [path / name for name in FILES]
+        if any(f.stat().st_size != meta["files"][f.name][0] for f in files):
+            raise ValueError("damaged")
+        if any(got != meta["files"][f.name][1] for f, got in zip(files, file_digests(files))):
+            raise ValueError("damaged")
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        shutil.rmtree(path, ignore_errors=True)
+        return False
+    return True
 
 
 def _fetch(path: Path, meta: dict, dest: Path) -> tuple[dict[str, Path], dict[str, str]] | None:

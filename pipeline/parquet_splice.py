@@ -50,6 +50,8 @@ _GROUP_COLUMNS, _GROUP_FILE_OFFSET, _GROUP_ORDINAL = 1, 5, 7
 _CHUNK_OFFSETS = (2, 4, 6)
 _CHUNK_META = 3
 _META_OFFSETS = (9, 10, 11, 14)
+_META_DATA_OFFSET, _META_DICTIONARY_OFFSET, _META_COMPRESSED_SIZE = 9, 11, 7
+_GROUP_NUM_ROWS = 3
 
 
 class SpliceError(ValueError):
@@ -109,6 +111,34 @@ def _shift(group: Struct, delta: int, ordinal: int) -> None:
                         g[2] += delta
 
 
+def _copied(value: object) -> object:
+    """A deep copy of a value read by ``thrift_compact`` (``_shift`` changes groups)."""
+    if isinstance(value, Struct):
+        return Struct([[f[0], f[1], _copied(f[2])] for f in value.fields])
+    if isinstance(value, (tuple, list)):
+        return type(value)(_copied(v) for v in value)
+    return value
+
+
+def _extent(group: Struct) -> tuple[int, int]:
+    """The bytes of a row group's column chunks: (first, end), from its column metadata
+    (each chunk starts at its dictionary page, else its first data page)."""
+    begin = end = None
+    for chunk in group.get(_GROUP_COLUMNS, (0, []))[1]:
+        meta = chunk.get(_CHUNK_META)
+        if meta is None:
+            raise SpliceError("a column chunk without its metadata")
+        at = meta.get(_META_DICTIONARY_OFFSET) or meta.get(_META_DATA_OFFSET)
+        size = meta.get(_META_COMPRESSED_SIZE)
+        if at is None or size is None:
+            raise SpliceError("a column chunk without page offsets")
+        begin = at if begin is None else min(begin, at)
+        end = at + size if end is None else max(end, at + size)
+    if begin is None:
+        raise SpliceError("a row group without columns")
+    return begin, end
+
+
 class Splicer:
     """Write one Parquet file from Parquet parts of the same schema, part after part.
 
@@ -158,6 +188,50 @@ class Splicer:
         self.rows += meta.get(_FILE_NUM_ROWS, 0)
         if self.meta is None:
             self.meta = meta
+
+    def append_groups(self, path: str | Path, first: int, count: int,
+                      footer: tuple[Struct, int] | None = None) -> int:
+        """Copy row groups ``first`` .. ``first + count - 1`` of a Parquet file to the end
+        of the sink, as ``append`` copies a whole file's (the same bytes per column chunk).
+
+        Args:
+            path: The file.
+            first, count: The row groups.
+            footer: ``read_footer`` of the file, when the caller has it (it is not
+                changed: the groups and the file's metadata are copied).
+
+        Returns:
+            The rows copied.
+
+        Raises:
+            SpliceError: The file is damaged, has another schema, or fewer row groups.
+        """
+        with open(path, "rb") as src:
+            meta, start = footer if footer is not None else read_footer(src, str(path))
+            if self.meta is not None and meta.get(_FILE_SCHEMA) != self.meta.get(_FILE_SCHEMA):
+                raise SpliceError(f"{path}: Parquet schema differs from the first part's")
+            groups = meta.get(_FILE_ROW_GROUPS, (0, []))[1]
+            if first < 0 or count < 0 or first + count > len(groups):
+                raise SpliceError(f"{path}: no row groups {first}..{first + count - 1}")
+            chosen = [_copied(group) for group in groups[first:first + count]]
+            if not chosen:
+                return 0
+            begin, end = _extent(chosen[0])[0], _extent(chosen[-1])[1]
+            if not len(MAGIC) <= begin < end <= start:
+                raise SpliceError(f"{path}: row group bytes {begin}..{end} outside the body")
+            delta = self.pos - begin
+            copy_bytes(src, self.sink, begin, end - begin)
+        self.pos += end - begin
+        rows = 0
+        for group in chosen:
+            _shift(group, delta, self.groups.count)
+            put_struct(self.groups.data, group)
+            self.groups.count += 1
+            rows += group.get(_GROUP_NUM_ROWS, 0)
+        self.rows += rows
+        if self.meta is None:  # its fields' values are replaced by ``close``, not changed
+            self.meta = Struct([list(f) for f in meta.fields])
+        return rows
 
     def close(self) -> None:
         """Write the footer (the sink stays open).

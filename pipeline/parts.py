@@ -38,6 +38,7 @@ from pipeline.parts_stream import (PARQUET_SUFFIX, Part, Stream, encode_part, he
 __all__ = ["PARTS_PREFIX", "ChunkSpill", "Part", "PartWriter", "part_path", "spill"]
 
 PARTS_PREFIX = ".qcode-parts-"
+UNCODED_TABLES = ("codings", "matches")  # not spilled for a chunk that was not coded
 
 
 def part_path(folder: str | Path, name: str, k: int) -> Path:
@@ -105,6 +106,8 @@ class ChunkSpill:
         """Write the parts of ``result`` and return them by table name."""
         parts: dict[str, Part] = {}
         for name in self.tables:
+            if name in UNCODED_TABLES and result.stats.get("uncoded"):
+                continue  # a chunk that was not coded: its rows come from elsewhere
             df = getattr(result, name)
             rows = getattr(result, f"{name}_csv", None) if name in self.csv else None
             if rows is None and name in self.csv:
@@ -133,8 +136,12 @@ class PartWriter:
         self.schemas: dict[Path, tuple[pa.Schema, int]] = {}  # part -> (schema, rows)
         self._plans: dict[str, tuple[str, bool]] = {}         # name -> (file_base, csv)
         self._streams: dict[str, Stream | None] = {}         # None: merged by finalize
+        self._splice: set[str] = set()
+        # name -> CSV bytes of every part, when its final files were streamed whole
+        self.csv_sizes: dict[str, list[int]] = {}
 
-    def stream(self, name: str, file_base: str, *, csv: bool = True) -> None:
+    def stream(self, name: str, file_base: str, *, csv: bool = True,
+               splice: bool = False) -> None:
         """Write the final files of ``name`` while its parts arrive, not all at the end.
 
         Each part is appended to the staged Parquet (and CSV) file as it is added, as
@@ -148,8 +155,12 @@ class PartWriter:
             name: Table name used in ``add``, before its first part.
             file_base: As for ``finalize``.
             csv: As for ``finalize`` (must be the same there).
+            splice: Splice the Parquet file whatever the first part (parts taken from
+                stored files come as Parquet, others are encoded alone and spliced).
         """
         self._plans[name] = (file_base, csv)
+        if splice:
+            self._splice.add(name)
 
     def add(self, name: str, df: pd.DataFrame, csv_rows: bytes | None = None) -> None:
         """Append a chunk of table ``name`` (chunks must arrive in output order).
@@ -187,7 +198,8 @@ class PartWriter:
                     self._streams[name] = Stream(
                         part.schema, self.dir / f"{base}.parquet.staged",
                         self.dir / f"{base}.csv.staged" if csv else None,
-                        splice=part.table is None and is_parquet(path))
+                        splice=name in self._splice or (part.table is None
+                                                         and is_parquet(path)))
             stream = self._streams[name]
         if stream is not None and stream.write(path, part):
             return
@@ -260,8 +272,10 @@ class PartWriter:
             done = (stream.parts == self.parts.get(name) and (csv, file_base) == (
                 stream.csv is not None, self._plans[name][0])
                 and schema.equals(stream.schema, check_metadata=True))
+            sizes = list(stream.csv_sizes)
             self._drop(name, keep=not done)
             if done:
+                self.csv_sizes[name] = sizes
                 return {f"{file_base}.parquet": pq_tmp,
                         **({f"{file_base}.csv": csv_tmp} if csv else {})}
         csv_fh = open(csv_tmp, "wb") if csv else None  # noqa: SIM115

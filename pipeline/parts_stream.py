@@ -129,6 +129,7 @@ class Stream:
         # parts taken from memory, not written: (part without its table, the offset
         # and length of its CSV lines in the staged CSV or None)
         self.memory: list[tuple[Part, int, int | None]] = []
+        self.csv_sizes: list[int] = []  # CSV bytes of every part written, in order
         self._csv_size = 0
         self.writer: pq.ParquetWriter | None = None
         self.splicer: Splicer | None = None
@@ -174,7 +175,8 @@ class Stream:
         elif self.csv is not None and not rows.exists():
             return False  # finalize would serialise the rows: leave it to finalize
         if self.csv is not None:
-            self._csv_size += len(rows) if in_memory else rows.stat().st_size
+            self.csv_sizes.append(len(rows) if in_memory else rows.stat().st_size)
+            self._csv_size += self.csv_sizes[-1]
         if self._thread is None:
             self._thread = threading.Thread(target=self._drain, daemon=True)
             self._thread.start()

@@ -44,6 +44,7 @@ class StreamedRun:
         self.per_code: dict[str, int] = {}
         self.stage_s = {"ingest": 0.0, "segment": 0.0, "nlp_code": 0.0}
         self.wall_s = 0.0
+        self.chunk_counts: list[tuple[int, dict[str, int]]] = []  # (tokens, per code)
         self.errors = pd.DataFrame(columns=C.ERROR_COLUMNS)
         self.n_failed = 0
 
@@ -125,13 +126,15 @@ def _bar(n_files: int, progress: bool):  # noqa: ANN202 - a tqdm bar or _NoBar
 
 def stream_chunks(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, writer: PartWriter,
                   n_files: int, tables: table_cache.RunTables,
-                  prepare: Prepare | None = None, coded: bool = False) -> StreamedRun:
+                  prepare: Prepare | None = None, coded: bool = False,
+                  slices=None) -> StreamedRun:  # noqa: ANN001 - coded_slices.Slices
     """Run the chunks on the engine and spill every result to the part files in order.
 
     With the finished documents and segments files from the table cache, those tables
     are not spilled (segments still are for a model pass, which reads them); with the
-    finished coding files (``coded``, ``coded_files``), codings and matches are not.
-    ``prepare``: as for ``engine.run_chunks``.
+    finished coding files (``coded``, ``coded_files``), codings and matches are not;
+    the chunks of ``slices`` (``coded_slices``) take their rows of them from a stored
+    entry's files. ``prepare``: as for ``engine.run_chunks``.
     """
     from pipeline.errors import InputError
 
@@ -164,7 +167,13 @@ def stream_chunks(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, wri
                 raise InputError(tasks[res.index].files[0][1],
                                  "an input file changed while the run was going on; run again")
             parts = res.stats.pop("parts", None) or {}
+            sliced = slices.chunks.get(res.index) if slices is not None else None
+            if sliced is not None:  # not coded: the stored entry's counts of the chunk
+                res.stats["tokens"] = sliced["tokens"]
             for name in names:
+                if sliced is not None and name in sliced:  # the stored entry's rows
+                    writer.adopt(name, slices.part(name, res.index, writer.dir))
+                    continue
                 part = parts.get(name)
                 if part is not None and not (renamed and name in RENAMED_TABLES) \
                         and len(writer.parts.get(name, [])) == res.index:
@@ -183,12 +192,15 @@ def stream_chunks(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, wri
                 run.counts[key] += int(res.stats[key])
             run.counts["codings"] += res.stats.get("n_codings", len(res.codings))
             per_code = res.stats.get("per_code")  # counted by a pool worker
-            if per_code is None:
-                per_code = res.codings[C.CODE_ID].value_counts().items()
-            else:
-                per_code = per_code.items()
-            for code, n in per_code:
+            if sliced is not None:
+                per_code = sliced["per_code"]
+                run.counts["codings"] += sum(per_code.values())
+            elif per_code is None:
+                per_code = dict(res.codings[C.CODE_ID].value_counts().items())
+            for code, n in per_code.items():
                 run.per_code[code] = run.per_code.get(code, 0) + int(n)
+            run.chunk_counts.append((int(res.stats["tokens"]),
+                                     {str(c): int(n) for c, n in per_code.items()}))
             for stage in run.stage_s:
                 run.stage_s[stage] += res.stats[f"{stage}_s"]
             elapsed = max(time.perf_counter() - started, 1e-9)

@@ -203,23 +203,25 @@ def code_corpus(inputs: Sequence[str | Path], *, codebook: str | Path, out_dir: 
         try:
             tables = table_cache.prepare(tasks, ctx, book, engine=opts.engine,
                                          dest=writer.dir)
-            coded = _coded(tables, tasks, ctx, book, opts, writer.dir)
+            coded, slices = _coded(tables, tasks, ctx, book, opts, writer.dir)
             for task in tasks:  # a model pass reads the segment parts: whole tables then
                 task.slim = tables.files is not None and opts.method == "rules"
-                task.reuse = coded is not None
+                task.reuse = coded is not None or (slices is not None
+                                                   and task.index in slices.chunks)
             outputs = [(name, base, csv) for name, base, csv in (
                 (TABLES[0], C.DOCUMENTS_FILE, False), (TABLES[1], C.SEGMENTS_FILE, True),
                 (TABLES[2], C.CODINGS_FILE, True), (TABLES[3], C.MATCHES_FILE, False))
                 if (tables.files is None or name not in table_cache.TABLES)
                 and (coded is None or name not in coded_files.TABLES)]
             for name, base, csv in outputs:  # final files written as the chunks come
-                writer.stream(name, base, csv=csv)
+                writer.stream(name, base, csv=csv,
+                              splice=slices is not None and name in coded_files.TABLES)
             # chunks that are not coded only read their entries' small files: in this
             # process, whatever --jobs says (workers would cost more to start)
             streamed = opts if coded is None or opts.engine != "local" else replace(opts, jobs=1)
             with cache_io.prefetching(_read_ahead(tasks, ctx, streamed)):
                 run = stream_chunks(tasks, ctx, streamed, writer, len(files), tables, prepare,
-                                    coded=coded is not None)
+                                    coded=coded is not None, slices=slices)
             if coded is not None:  # the stored run's counts of what it coded
                 run.counts["codings"] = int(coded.counts["codings"])
                 run.counts["tokens"] = int(coded.counts["tokens"])
@@ -243,10 +245,12 @@ def code_corpus(inputs: Sequence[str | Path], *, codebook: str | Path, out_dir: 
             manifest = _manifest(opts, book, codebook, unit, run, timings, len(tasks))
             # the coding files of an earlier run were taken: no chunk was coded
             manifest["throughput"]["coded_files_taken"] = coded is not None
+            # chunks not coded: their coding rows came from a stored entry's files
+            manifest["throughput"]["chunks_taken"] = sum(task.reuse for task in tasks)
             manifest = commit_staged(out_dir, staged, manifest,
                                      {**tables.cache.digests, **(coded.digests if coded else {})})
             if coded is None and opts.method == "rules":
-                _store_coded(ctx, book, run, Path(out_dir), manifest["outputs"])
+                _store_coded(ctx, book, run, writer, Path(out_dir), manifest["outputs"])
         finally:
             writer.close()
     n_failed = run.n_failed
@@ -281,26 +285,38 @@ def _read_ahead(tasks: list[ChunkTask], ctx: RunContext,
 
 
 def _coded(tables: table_cache.RunTables, tasks: list[ChunkTask], ctx: RunContext,
-           book: Codebook, opts: RunOptions, dest: Path) -> coded_files.Found | None:
-    """The stored coding files of this run, when its documents and segments files were
-    found too (then every chunk has its entry) and the rules code it."""
+           book: Codebook, opts: RunOptions, dest: Path):  # noqa: ANN202
+    """The stored coding files of this run (``coded_files.Found``), or else the chunks
+    whose rows a stored entry holds (``coded_slices.Slices``): (found, slices), when its
+    documents and segments files were found too (then every chunk has its entry) and
+    the rules code it."""
     if tables.files is None or opts.method != "rules" or not tasks:
-        return None
+        return None, None
     keys = [task.key for task in tasks]
-    return coded_files.CodedFiles(ctx.cache_dir).find(table_cache.tables_key(keys), book,
-                                                      keys, dest)
+    store = coded_files.CodedFiles(ctx.cache_dir)
+    found = store.find(table_cache.tables_key(keys), book, keys, dest)
+    return found, (store.slices(book, keys) if found is None else None)
 
 
-def _store_coded(ctx: RunContext, book: Codebook, run: StreamedRun, out_dir: Path,
-                 digests: dict[str, str]) -> None:
-    """Keep the committed coding files for a later run (``coded_files``)."""
+def _store_coded(ctx: RunContext, book: Codebook, run: StreamedRun, writer: PartWriter,
+                 out_dir: Path, digests: dict[str, str]) -> None:
+    """Keep the committed coding files for a later run (``coded_files``), with every
+    chunk's place in them when the parts were streamed (``coded_slices.layout``)."""
+    from pipeline.coded_slices import layout
+
     if ctx.cache_dir is None:
         return
     counts = {"codings": run.counts["codings"], "tokens": run.counts["tokens"],
               "per_code": dict(sorted(run.per_code.items()))}
+    files = {name: out_dir / name for name in coded_files.FILES}
+    chunks = None
+    if "codings" in writer.csv_sizes:
+        rows = {name: [writer.schemas[p][1] for p in writer.parts.get(name, [])]
+                for name in coded_files.TABLES}
+        chunks = layout(files, rows, writer.csv_sizes["codings"],
+                        [t for t, _ in run.chunk_counts], [p for _, p in run.chunk_counts])
     coded_files.CodedFiles(ctx.cache_dir).store(
-        table_cache.tables_key(run.keys), book,
-        {name: out_dir / name for name in coded_files.FILES}, digests, counts)
+        table_cache.tables_key(run.keys), book, files, digests, counts, chunks)
 
 
 def _manifest(opts: RunOptions, book: Codebook, codebook: str | Path, unit: str, run: StreamedRun,

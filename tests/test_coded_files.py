@@ -1,6 +1,7 @@
 """coded_files: a re-code whose codings cannot have changed takes the stored files."""
 import json
 import os
+import shutil
 
 import pytest
 
@@ -256,3 +257,40 @@ def test_a_damaged_meta_is_a_miss(corpus, coded, damage):
     coded.clear()
     _run(corpus, "cached", BOOK)
     assert coded
+
+
+def test_an_addition_found_in_a_few_chunks_codes_only_those(corpus, coded):
+    _run(corpus, "cached", BOOK)
+    every = len(coded)
+    # "graag" and "meer" occur only in the survey file's chunk
+    book = BOOK
+    for old, new in [("terms: [eigenaar]", "terms: [eigenaar, graag]"),
+                     ("a: [gebouw]", 'a: [gebouw, "meer tijd"]'),
+                     ('globs: ["eigenaar*"]', 'globs: ["eigenaar*", "gra*"]')]:
+        book = book.replace(old, new)
+        coded.clear()
+        _run(corpus, "cached", book)
+        assert 0 < len(coded) < every
+        _same_as_fresh(corpus, book)
+    for jobs, word in ((1, "meer"), (2, "graag")):  # the others coded in this process or not
+        edited = book.replace("terms: [uren, tijd]", f"terms: [uren, tijd, {word}]")
+        res = _run(corpus, "cached", edited, jobs=jobs)
+        assert 0 < res.manifest["throughput"]["chunks_taken"] < res.manifest["throughput"]["chunks"]
+        _same_as_fresh(corpus, edited)
+    res = _run(corpus, "cached", book)  # back: taken whole
+    assert res.manifest["throughput"]["chunks_taken"] == res.manifest["throughput"]["chunks"]
+
+
+def test_damaged_files_give_no_chunks_either(corpus, coded):
+    _run(corpus, "cached", BOOK)
+    every = len(coded)
+    [entry] = _entries(corpus)
+    os.unlink(corpus / "cached" / "matches.parquet")  # the entry's copy stays
+    with open(entry / "matches.parquet", "r+b") as fh:
+        fh.seek(100)
+        fh.write(b"\x00\x01\x02")
+    book = BOOK.replace("terms: [eigenaar]", "terms: [eigenaar, graag]")
+    coded.clear()
+    _run(corpus, "cached", book)
+    assert len(coded) == every
+    _same_as_fresh(corpus, book)

@@ -29,9 +29,14 @@ EPS = 1e-9
 
 def empty_codings() -> pd.DataFrame:
     """Return an empty codings table with the contract's columns and dtypes."""
-    types = {C.SCORE: "float64", C.N_MATCHES: "int64", C.START: "int64", C.END: "int64"}
-    return pd.DataFrame({col: pd.Series(dtype=types.get(col, "str"))
-                         for col in C.CODING_COLUMNS})
+    if not _EMPTY:  # made once: building the typed columns costs more than a copy
+        types = {C.SCORE: "float64", C.N_MATCHES: "int64", C.START: "int64", C.END: "int64"}
+        _EMPTY.append(pd.DataFrame({col: pd.Series(dtype=types.get(col, "str"))
+                                    for col in C.CODING_COLUMNS}))
+    return _EMPTY[0].copy()
+
+
+_EMPTY: list[pd.DataFrame] = []
 
 
 def aggregate_matches(matches: pd.DataFrame, *, threshold: float) -> pd.DataFrame:

@@ -1,0 +1,165 @@
+"""Chunks whose coding rows a stored entry already holds, taken from its files.
+
+``coded_files`` takes a stored entry's files whole when no coding of the corpus can
+have changed. An edit that adds a word found in a few documents fails that test,
+but only the chunks with such a document can change: in every other chunk no added
+item can have a hit (``coded_files.may_occur`` on that chunk's words), so its rows
+of ``codings`` and ``matches`` are the entry's rows of that chunk. Such chunks are
+not coded (``ChunkTask.reuse``); their rows come from the entry's files as Parquet
+row groups copied without decoding (``parquet_splice.Splicer.append_groups``) and
+as the byte range of their ``codings.csv`` lines, and the output files are spliced
+from those parts and the coded chunks' (the same bytes as a run that codes them all).
+
+The entry records, per chunk, its row groups in both files, its CSV byte range and
+its counts (``layout``): a chunk's part is written as at least one row group of its
+own, so the groups follow from the parts' row counts. An entry without it (written
+before, or by a run whose stream was merged at the end) gives no slices.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline import columns as C
+
+TABLE_FILES = {"codings": f"{C.CODINGS_FILE}.parquet", "matches": f"{C.MATCHES_FILE}.parquet"}
+CSV_FILE = f"{C.CODINGS_FILE}.csv"
+
+
+def layout(files: dict[str, Path], rows: dict[str, list[int]], csv_sizes: list[int],
+           tokens: list[int], per_code: list[dict[str, int]]) -> list[dict] | None:
+    """Every chunk's row groups, CSV byte range and counts in a run's coding files.
+
+    Args:
+        files: file name -> the run's output file (``TABLE_FILES`` and ``CSV_FILE``).
+        rows: table name -> rows of every chunk's part, in order.
+        csv_sizes: bytes of every chunk's ``codings.csv`` lines, in order.
+        tokens, per_code: every chunk's counts, in order.
+
+    Returns:
+        Per chunk ``{"matches": [first, count], "codings": [first, count], "csv":
+        [offset, size], "tokens": n, "per_code": {...}}``, or None when the files
+        are not laid out one part after the other.
+    """
+    import pyarrow.parquet as pq
+
+    n = len(tokens)
+    if any(len(got) != n for got in (*rows.values(), csv_sizes, per_code)) \
+            or set(rows) != set(TABLE_FILES):
+        return None
+    out: list[dict[str, Any]] = [{"tokens": int(t), "per_code": dict(p)}
+                                 for t, p in zip(tokens, per_code)]
+    try:
+        for name, file in TABLE_FILES.items():
+            meta = pq.ParquetFile(files[file]).metadata
+            groups = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
+            at = 0
+            for k, want in enumerate(rows[name]):
+                first, got = at, 0
+                while at < len(groups) and (at == first or got < want):
+                    got += groups[at]
+                    at += 1
+                if got != want or at == first:
+                    return None
+                out[k][name] = [first, at - first]
+            if at != len(groups):
+                return None
+        offset = files[CSV_FILE].stat().st_size - sum(csv_sizes)  # after the header
+    except (OSError, ValueError, KeyError):
+        return None
+    if offset < 0:
+        return None
+    for k, size in enumerate(csv_sizes):
+        out[k]["csv"] = [offset, int(size)]
+        offset += size
+    return out
+
+
+@dataclass
+class Slices:
+    """The chunks of a run whose coding rows are a stored entry's (``find``).
+
+    Attributes:
+        path: the entry's folder.
+        chunks: chunk index -> its ``layout`` in the entry.
+        schemas: table name -> the Arrow schema of the entry's file.
+    """
+
+    path: Path
+    chunks: dict[int, dict[str, Any]]
+    schemas: dict[str, Any]
+    footers: dict[str, Any] = field(default_factory=dict)  # name -> read_footer of its file
+
+    def part(self, name: str, k: int, folder: Path):  # noqa: ANN201 - a parts_stream.Part
+        """Chunk ``k``'s rows of table ``name`` as a Parquet part file in ``folder``
+        (with its CSV lines beside it for ``codings``), for ``PartWriter.adopt``."""
+        from pipeline.parquet_splice import Splicer, copy_bytes, read_footer
+        from pipeline.parts_stream import Part
+
+        first, count = self.chunks[k][name]
+        source = self.path / TABLE_FILES[name]
+        if name not in self.footers:  # parsed once, not once per chunk
+            with open(source, "rb") as fh:
+                self.footers[name] = read_footer(fh, str(source))
+        dest = Path(folder) / f"{name}-{k:07d}.slice.parquet"
+        with open(dest, "wb", buffering=0) as fh:
+            splicer = Splicer(fh)
+            rows = splicer.append_groups(source, first, count, self.footers[name])
+            splicer.close()
+        if name == "codings":
+            offset, size = self.chunks[k]["csv"]
+            with open(self.path / CSV_FILE, "rb") as src, open(dest.with_suffix(".csv"), "wb") as out:
+                copy_bytes(src, out, offset, size)
+        schema = self.schemas[name]
+        return Part(str(dest), schema, rows, list(schema.names))
+
+
+def find(entries: list[tuple[Path, dict, dict]], book, words_of) -> Slices | None:  # noqa: ANN001
+    """The newest entry of which some chunks' rows are this run's.
+
+    Args:
+        entries: (folder, meta, items the codebook adds to its state per language)
+            of the entries whose state differs from the codebook's by additions only,
+            newest first (``coded_files.CodedFiles.find`` found them).
+        book: the codebook.
+        words_of: (chunk index, languages) -> the chunk's words, or None when they
+            are not known for those languages.
+
+    Returns:
+        The entry and its chunks where no added item can have a hit (its files
+        checked), or None.
+    """
+    import pyarrow.parquet as pq
+
+    from pipeline.coded_files import check_files, may_occur
+
+    for path, meta, added in entries:
+        chunks = meta.get("chunks")
+        if not isinstance(chunks, list):
+            continue
+        langs = sorted(lang for lang, items in added.items() if items)
+        free = {}
+        for k, info in enumerate(chunks):
+            words = words_of(k, langs)
+            if words is not None and not may_occur(book, added, words):
+                free[k] = info
+        if not free or not check_files(path, meta):
+            continue
+        try:
+            schemas = {name: pq.read_schema(path / file) for name, file in TABLE_FILES.items()}
+            for info in free.values():
+                for name in TABLE_FILES:
+                    first, count = info[name]
+                    if not (isinstance(first, int) and isinstance(count, int) and count > 0):
+                        raise ValueError("a damaged layout")
+                offset, size = info["csv"]
+                if not (isinstance(offset, int) and isinstance(size, int)):
+                    raise ValueError("a damaged layout")
+                int(info["tokens"])
+                json.dumps(info["per_code"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        return Slices(path, free, schemas)
+    return None
