@@ -196,7 +196,7 @@ def main() -> None:
     res["machine"]["load_avg_at_end"] = os.getloadavg()
     cache = res["cache"]
     for run in [*res["sizes"].values(), *res["patterns"].values(), cache["cold"], cache["warm"],
-                cache["matched"], res["jobs2"]]:
+                cache["rare"], cache["matched"], res["jobs2"]]:
         run["manifest"] = {k: run["manifest"][k] for k in ("timings_s", "stage_times_s",
                                                             "throughput", "counts")}
     write_results(res, args.main)
@@ -206,6 +206,8 @@ def main() -> None:
 # The one-rule edits of a re-code: a word that occurs nowhere (the rule is matched again
 # and gives its old rows) and a frequent word (its code's matches and codings change).
 MATCHING_EDIT = "vernieuwing"
+# A word of a few documents: only the chunks that hold one of them change.
+RARE_EDIT = "wandelgangen"
 
 
 def edited_codebook(book: Path, word: str) -> Path:
@@ -224,11 +226,12 @@ RECODE_REPEATS = 3   # cold run + the two re-codes, each time from an empty outp
 
 
 def recode_series(corpus: Path, book: Path, repeats: int) -> dict:
-    """``repeats`` times: a cold run into an empty folder, the re-code after the "zzedit"
-    edit, then the re-code after the matching edit. Returns the median run of each
-    (by wall time) and every wall time (``walls``)."""
-    runs: dict[str, list[dict]] = {"cold": [], "warm": [], "matched": []}
+    """``repeats`` times: a cold run into an empty folder, the re-codes after the "zzedit"
+    edit, the rare word and the matching edit. Returns the median run of each (by wall
+    time), every wall time (``walls``) and how many files hold the rare word."""
+    runs: dict[str, list[dict]] = {"cold": [], "warm": [], "rare": [], "matched": []}
     edits = {"warm": edited_codebook(book, "zzedit"),
+             "rare": edited_codebook(book, RARE_EDIT),
              "matched": edited_codebook(book, MATCHING_EDIT)}
     out = WORK / "cache"
     for _ in range(repeats):
@@ -238,8 +241,10 @@ def recode_series(corpus: Path, book: Path, repeats: int) -> dict:
             runs[name].append(qcode(corpus, edited, out))
     median = {name: sorted(got, key=lambda r: r["wall_s"])[len(got) // 2]
               for name, got in runs.items()}
-    return {**median, "walls": {name: [round(r["wall_s"], 2) for r in got]
-                                for name, got in runs.items()}}
+    files = sorted(corpus.iterdir())
+    rare = sum(RARE_EDIT in f.read_text(encoding="utf-8", errors="replace").lower() for f in files)
+    return {**median, "rare_files": [rare, len(files)],
+            "walls": {name: [round(r["wall_s"], 2) for r in got] for name, got in runs.items()}}
 
 
 def rerun_key(size: int) -> dict:
@@ -294,6 +299,12 @@ def write_results(res: dict, main_size: int) -> None:
     path.write_text(with_history(report(res, main_size), previous), encoding="utf-8")
 
 
+def _chunks_taken(run: dict) -> str:
+    """How many of a run's chunks took their coding rows from the cache."""
+    tp = run["manifest"].get("throughput", {})
+    return f"{tp['chunks_taken']} of {tp['chunks']}" if "chunks_taken" in tp else "not recorded"
+
+
 def _taken(run: dict) -> str:
     """Whether a run took its coding files from the cache (``coded_files``)."""
     got = run["manifest"].get("throughput", {}).get("coded_files_taken")
@@ -344,8 +355,8 @@ def report(res: dict, main_size: int) -> str:
                   "(imports, spaCy pipeline) weighs less here than at 10,000 segments.", ""]
     lines += [
               f"## Re-code after a codebook edit ({main_size:,} segments)", "",
-              *([f"Each of the three runs {len(res['cache']['walls']['cold'])} times (a cold run "
-                 "into an empty folder, then the two re-codes); the medians, all wall times "
+              *([f"Each run {len(res['cache']['walls']['cold'])} times (a cold run "
+                 "into an empty folder, then the re-codes); the medians, all wall times "
                  f"(s): {res['cache']['walls']}.", ""] if "walls" in res["cache"] else []),
               f"- cold run (parses, fills the cache): {cold['wall_s']:.1f} s",
               f"- re-code from cache after adding a word that occurs nowhere to one rule: "
@@ -353,6 +364,12 @@ def report(res: dict, main_size: int) -> str:
               f"times cold {cold['manifest']['stage_times_s']}, re-code "
               f"{warm['manifest']['stage_times_s']}; coding files taken from the cache, no "
               f"chunk coded: {_taken(warm)})",
+              *([f"- re-code after adding the word \"{RARE_EDIT}\", found in "
+                 f"{res['cache']['rare_files'][0]:,} of {res['cache']['rare_files'][1]:,} files, "
+                 f"to one rule: {res['cache']['rare']['wall_s']:.1f} s "
+                 f"(**{cold['wall_s'] / res['cache']['rare']['wall_s']:.1f}x**; chunks not coded, "
+                 f"their coding rows taken from the cache: {_chunks_taken(res['cache']['rare'])})"]
+                if "rare" in res["cache"] else []),
               *([f"- re-code after adding the frequent word \"{MATCHING_EDIT}\" to one rule (its "
                  f"code's matches and codings change): {res['cache']['matched']['wall_s']:.1f} s "
                  f"(**{cold['wall_s'] / res['cache']['matched']['wall_s']:.1f}x**; coding files "
@@ -390,11 +407,12 @@ def report(res: dict, main_size: int) -> str:
               "token patterns.",
               "- A re-code whose edit can change no coding (here: a word that no word of the "
               "corpus matches) takes the coding files a run with the unedited codebook wrote "
-              "(`pipeline/coded_files.py`) and codes no chunk. One whose edit changes codings "
-              "reuses the chunk cache (documents, segments, token arrays): it skips ingest, "
-              "segmentation and parsing; it matches only the edited rule, and not even that in "
-              "a chunk where the added word does not occur (`pipeline/match_probe.py`); it "
-              "writes the coding files again.", ""]
+              "(`pipeline/coded_files.py`) and codes no chunk. After adding a word of a few "
+              "documents, the chunks without one take their coding rows from those files "
+              "(Parquet row groups and CSV lines copied, `pipeline/coded_slices.py`) and are "
+              "not coded either. A chunk whose codings may change reuses the chunk cache "
+              "(documents, segments, token arrays): it skips ingest, segmentation and parsing, "
+              "and matches only the edited rule (`pipeline/match_cache.py`).", ""]
     if "rare" in res:
         lines += ["## Cost of the number of patterns alone (same hits)", "",
                   "Codebooks of 50/500/5,000 patterns of which only ~50 patterns' words occur in "
