@@ -153,18 +153,19 @@ class CodedFiles:
                 if may_occur(book, added, words):
                     self.near.append((path, meta, added))
                     continue
-            got = _fetch(path, meta, dest)
+            got = fetch_files(path, meta, dest)
             if got is not None:
                 return Found(got[0], got[1], meta["counts"], added)
         return None
 
-    def slices(self, book, chunk_keys: list[str]):  # noqa: ANN001, ANN201
+    def slices(self, book, chunk_keys: list[str], dest: Path):  # noqa: ANN001, ANN201
         """After a ``find`` that found nothing: the chunks of an entry it saw whose rows
-        are this run's (``coded_slices.Slices``), or None."""
+        are this run's (``coded_slices.Slices``, its files linked into ``dest``), or None."""
         from pipeline import coded_slices
 
         return coded_slices.find(
-            self.near, book, lambda k, langs: self._chunk_words(chunk_keys[k], langs))
+            self.near, book, lambda k, langs: self._chunk_words(chunk_keys[k], langs),
+            len(chunk_keys), dest)
 
     def _chunk_words(self, key: str, langs: list[str]) -> set[str] | None:
         """``chunk_words``, read once per chunk."""
@@ -347,30 +348,15 @@ def may_occur(book, added: dict[str, tuple[str, ...]], words: set[str]) -> bool:
                for lang, items in added.items() if items)
 
 
-def check_files(path: Path, meta: dict) -> bool:
-    """Whether an entry's files have the sizes and sha256 of its meta (a damaged entry
-    is removed)."""
-    from pipeline.store import file_digests
-
-    try:
-        files = [path / name for name in FILES]
-        if any(f.stat().st_size != meta["files"][f.name][0] for f in files):
-            raise ValueError("damaged")
-        if any(got != meta["files"][f.name][1] for f, got in zip(files, file_digests(files))):
-            raise ValueError("damaged")
-    except (OSError, ValueError, KeyError, TypeError, IndexError):
-        shutil.rmtree(path, ignore_errors=True)
-        return False
-    return True
-
-
-def _fetch(path: Path, meta: dict, dest: Path) -> tuple[dict[str, Path], dict[str, str]] | None:
+def fetch_files(path: Path, meta: dict, dest: Path,
+                ) -> tuple[dict[str, Path], dict[str, str]] | None:
     """Link (or copy) the entry's files into ``dest`` and check them (as
     ``table_cache.TableCache.fetch``); None (nothing left behind) when one is damaged."""
     from pipeline.store import file_digests
 
     out: dict[str, Path] = {}
     try:
+        dest.mkdir(parents=True, exist_ok=True)
         for name in FILES:
             size, _ = meta["files"][name]
             out[name] = dest / f"{name}{STAGED}"

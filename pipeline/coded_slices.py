@@ -17,7 +17,6 @@ before, or by a run whose stream was merged at the end) gives no slices.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,12 +81,13 @@ class Slices:
     """The chunks of a run whose coding rows are a stored entry's (``find``).
 
     Attributes:
-        path: the entry's folder.
+        files: file name -> the run's checked link to (or copy of) the entry's file,
+            which a later run pruning the entry does not take away.
         chunks: chunk index -> its ``layout`` in the entry.
         schemas: table name -> the Arrow schema of the entry's file.
     """
 
-    path: Path
+    files: dict[str, Path]
     chunks: dict[int, dict[str, Any]]
     schemas: dict[str, Any]
     footers: dict[str, Any] = field(default_factory=dict)  # name -> read_footer of its file
@@ -99,7 +99,7 @@ class Slices:
         from pipeline.parts_stream import Part
 
         first, count = self.chunks[k][name]
-        source = self.path / TABLE_FILES[name]
+        source = self.files[TABLE_FILES[name]]
         if name not in self.footers:  # parsed once, not once per chunk
             with open(source, "rb") as fh:
                 self.footers[name] = read_footer(fh, str(source))
@@ -110,13 +110,14 @@ class Slices:
             splicer.close()
         if name == "codings":
             offset, size = self.chunks[k]["csv"]
-            with open(self.path / CSV_FILE, "rb") as src, open(dest.with_suffix(".csv"), "wb") as out:
+            with open(self.files[CSV_FILE], "rb") as src, open(dest.with_suffix(".csv"), "wb") as out:
                 copy_bytes(src, out, offset, size)
         schema = self.schemas[name]
         return Part(str(dest), schema, rows, list(schema.names))
 
 
-def find(entries: list[tuple[Path, dict, dict]], book, words_of) -> Slices | None:  # noqa: ANN001
+def find(entries: list[tuple[Path, dict, dict]], book, words_of, n_chunks: int,  # noqa: ANN001
+         dest: Path) -> Slices | None:
     """The newest entry of which some chunks' rows are this run's.
 
     Args:
@@ -126,18 +127,21 @@ def find(entries: list[tuple[Path, dict, dict]], book, words_of) -> Slices | Non
         book: the codebook.
         words_of: (chunk index, languages) -> the chunk's words, or None when they
             are not known for those languages.
+        n_chunks: the run's number of chunks.
+        dest: a folder of the run for the links to the entry's files.
 
     Returns:
-        The entry and its chunks where no added item can have a hit (its files
-        checked), or None.
+        The entry's files (linked and checked) and its chunks where no added item can
+        have a hit, or None.
     """
     import pyarrow.parquet as pq
 
-    from pipeline.coded_files import check_files, may_occur
+    from pipeline.coded_files import fetch_files, may_occur
 
     for path, meta, added in entries:
         chunks = meta.get("chunks")
-        if not isinstance(chunks, list):
+        if not isinstance(chunks, list) or len(chunks) != n_chunks \
+                or not all(_valid(info) for info in chunks):
             continue
         langs = sorted(lang for lang, items in added.items() if items)
         free = {}
@@ -145,21 +149,27 @@ def find(entries: list[tuple[Path, dict, dict]], book, words_of) -> Slices | Non
             words = words_of(k, langs)
             if words is not None and not may_occur(book, added, words):
                 free[k] = info
-        if not free or not check_files(path, meta):
+        if not free:
+            continue
+        got = fetch_files(path, meta, dest)  # checked links: pruning the entry cannot take them
+        if got is None:
             continue
         try:
-            schemas = {name: pq.read_schema(path / file) for name, file in TABLE_FILES.items()}
-            for info in free.values():
-                for name in TABLE_FILES:
-                    first, count = info[name]
-                    if not (isinstance(first, int) and isinstance(count, int) and count > 0):
-                        raise ValueError("a damaged layout")
-                offset, size = info["csv"]
-                if not (isinstance(offset, int) and isinstance(size, int)):
-                    raise ValueError("a damaged layout")
-                int(info["tokens"])
-                json.dumps(info["per_code"])
-        except (OSError, ValueError, KeyError, TypeError):
+            schemas = {name: pq.read_schema(got[0][file]) for name, file in TABLE_FILES.items()}
+        except (OSError, ValueError):
             continue
-        return Slices(path, free, schemas)
+        return Slices(got[0], free, schemas)
     return None
+
+
+def _valid(info: object) -> bool:
+    """Whether a chunk's ``layout`` has the fields and types ``layout`` writes."""
+    def pair(value: object) -> bool:
+        return (isinstance(value, list) and len(value) == 2
+                and all(isinstance(v, int) and v >= 0 for v in value))
+
+    return (isinstance(info, dict) and all(pair(info.get(name)) for name in (*TABLE_FILES, "csv"))
+            and all(info[name][1] > 0 for name in TABLE_FILES)
+            and isinstance(info.get("tokens"), int) and isinstance(info.get("per_code"), dict)
+            and all(isinstance(k, str) and isinstance(v, int)
+                    for k, v in info["per_code"].items()))

@@ -295,7 +295,7 @@ def _coded(tables: table_cache.RunTables, tasks: list[ChunkTask], ctx: RunContex
     keys = [task.key for task in tasks]
     store = coded_files.CodedFiles(ctx.cache_dir)
     found = store.find(table_cache.tables_key(keys), book, keys, dest)
-    return found, (store.slices(book, keys) if found is None else None)
+    return found, (store.slices(book, keys, dest / "slices") if found is None else None)
 
 
 def _store_coded(ctx: RunContext, book: Codebook, run: StreamedRun, writer: PartWriter,

@@ -294,3 +294,22 @@ def test_damaged_files_give_no_chunks_either(corpus, coded):
     _run(corpus, "cached", book)
     assert len(coded) == every
     _same_as_fresh(corpus, book)
+
+
+def test_an_entry_pruned_during_a_run_still_gives_its_chunks(corpus, coded, monkeypatch):
+    from pipeline.coded_files import CodedFiles
+
+    _run(corpus, "cached", BOOK)
+    original = CodedFiles.slices
+
+    def then_prune(self, *args):
+        got = original(self, *args)
+        for path, _, _ in self.near:  # as a run storing a fifth state would
+            shutil.rmtree(path)
+        return got
+
+    monkeypatch.setattr(CodedFiles, "slices", then_prune)
+    book = BOOK.replace("terms: [eigenaar]", "terms: [eigenaar, graag]")
+    res = _run(corpus, "cached", book)
+    assert 0 < res.manifest["throughput"]["chunks_taken"]
+    _same_as_fresh(corpus, book)
