@@ -280,8 +280,7 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
             frame = cached_match(memo, book, lang, vocab_of(lang)[0], match,
                                  lambda rows, keep: _sorted_matches(rows, seg_ids(), keep),
                                  same.setdefault(lang, {}),
-                                 lambda parts=parts: (stored.words(parts)
-                                                     if hasattr(stored, "words") else None))
+                                 lambda p=parts: getattr(stored, "words", lambda _: None)(p))
         else:
             frame = match(None)
         if len(frame):
@@ -302,7 +301,6 @@ def _stored_arrays(stored, parts: list, vocab, get_doc):  # noqa: ANN001, ANN202
     with the tokens as the entry's string indexes (``code.sparse.Coded``, None if the
     entry has none). None otherwise."""
     from pipeline.code.arrays import TokenArrays
-
     from pipeline.code.types import hint
 
     table = getattr(stored, "table", None)
