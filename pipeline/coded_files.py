@@ -330,13 +330,7 @@ def corpus_words(cache_dir: Path, chunk_keys: list[str], langs: list[str]) -> se
     None when an entry or its strings are missing, or an entry was made while one of
     ``langs`` had no rules (``ChunkEntry.ruled``: its documents may lack tokens).
     """
-    words: set[str] = set()
-    for key in chunk_keys:
-        got = chunk_words(cache_dir, key)
-        if got is None or not set(langs) <= set(got[0]):
-            return None
-        words |= got[1]
-    return words
+    return CodedFiles(cache_dir)._corpus_words(chunk_keys, langs)
 
 
 def may_occur(book, added: dict[str, tuple[str, ...]], words: set[str]) -> bool:  # noqa: ANN001

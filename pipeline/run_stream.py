@@ -190,13 +190,14 @@ def stream_chunks(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, wri
             for key in ("documents", "segments", "segments_coded", "tokens", "cache_hits",
                         "cache_misses"):
                 run.counts[key] += int(res.stats[key])
-            run.counts["codings"] += res.stats.get("n_codings", len(res.codings))
             per_code = res.stats.get("per_code")  # counted by a pool worker
-            if sliced is not None:
+            if sliced is not None:  # (also when its entry failed and it was coded after all)
                 per_code = sliced["per_code"]
                 run.counts["codings"] += sum(per_code.values())
-            elif per_code is None:
-                per_code = dict(res.codings[C.CODE_ID].value_counts().items())
+            else:
+                run.counts["codings"] += res.stats.get("n_codings", len(res.codings))
+                if per_code is None:
+                    per_code = dict(res.codings[C.CODE_ID].value_counts().items())
             for code, n in per_code.items():
                 run.per_code[code] = run.per_code.get(code, 0) + int(n)
             run.chunk_counts.append((int(res.stats["tokens"]),
