@@ -19,7 +19,7 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 
 from pipeline import columns as C
-from pipeline.errors import InputError, LockError
+from pipeline.errors import InputError, LockError, UsageError
 
 LOCK_NAME = ".qcode.lock"
 # Built from a previous run's codings; a new run makes them stale, so it removes them
@@ -283,13 +283,20 @@ def _read_table(folder: Path, base: str, required: bool = True) -> pd.DataFrame 
     return None
 
 
-def load_coded(coded_dir: str | Path, *, verify: bool = True) -> CodedData:
+_SKIPPABLE = {"documents", "matches"}
+
+
+def load_coded(coded_dir: str | Path, *, verify: bool = True,
+               skip: Collection[str] = ()) -> CodedData:
     """Load a coded folder written by ``write_coded`` (or by hand, as CSV).
 
     Args:
         coded_dir: The folder (``data/coded`` by default in the CLI).
         verify: Check the outputs against the hashes in the manifest, so a folder left
             inconsistent by an interrupted run is reported instead of analysed.
+        skip: Optional tables not to read (``"documents"``, ``"matches"``); they come back
+            empty, with their columns. The matches of a million segments take ~2 GB in
+            memory, which a caller that only aggregates codings does not need.
 
     Returns:
         The tables and the manifest.
@@ -313,10 +320,15 @@ def load_coded(coded_dir: str | Path, *, verify: bool = True) -> CodedData:
                 if not f.exists() or hashlib.sha256(f.read_bytes()).hexdigest() != digest:
                     raise InputError(f, "does not match manifest.json (interrupted or edited run?); "
                                         "re-run 'qcode code'")
+    unknown = sorted(set(skip) - _SKIPPABLE)
+    if unknown:
+        raise UsageError(f"load_coded cannot skip {', '.join(unknown)}; "
+                         f"allowed: {', '.join(sorted(_SKIPPABLE))}")
     segments = _read_table(folder, C.SEGMENTS_FILE)
     codings = _read_table(folder, C.CODINGS_FILE)
-    documents = _read_table(folder, C.DOCUMENTS_FILE, required=False)
-    matches = _read_table(folder, C.MATCHES_FILE, required=False)
+    documents = (None if "documents" in skip
+                 else _read_table(folder, C.DOCUMENTS_FILE, required=False))
+    matches = None if "matches" in skip else _read_table(folder, C.MATCHES_FILE, required=False)
     errors_path = folder / C.ERRORS_FILE
     errors = (pd.read_csv(errors_path, keep_default_na=False) if errors_path.exists()
               else pd.DataFrame(columns=C.ERROR_COLUMNS))

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from pipeline import columns as C
-from pipeline.errors import InputError, LockError
+from pipeline.errors import InputError, LockError, UsageError
 from pipeline.store import (CodedData, atomic_write_bytes, atomic_write_text, load_coded,
                             output_lock, write_coded, write_table)
 
@@ -27,6 +27,20 @@ def test_write_and_load_round_trip(tmp_path):
     assert list(back.codings[C.CODE_ID]) == ["agency"]
     assert back.manifest["counts"] == {"x": 1}
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_load_can_skip_the_tables_an_aggregate_does_not_need(tmp_path):
+    write_coded(tmp_path, _data())
+    back = load_coded(tmp_path, skip=("documents", "matches"))
+    assert back.documents.empty and list(back.documents.columns) == C.DOCUMENT_COLUMNS
+    assert back.matches.empty and list(back.matches.columns) == C.MATCH_COLUMNS
+    assert list(back.segments[C.TEXT]) == ["x", "ë"]
+    assert list(load_coded(tmp_path).documents[C.TEXT]) == ["x\n\në"]
+    (tmp_path / "matches.parquet").write_bytes(b"tampered")   # skipped, but still verified
+    with pytest.raises(InputError, match="matches.parquet: does not match manifest.json"):
+        load_coded(tmp_path, skip=("matches",))
+    with pytest.raises(UsageError, match="cannot skip codings; allowed: documents, matches"):
+        load_coded(tmp_path, verify=False, skip=("codings",))
 
 
 def test_reviews_file_is_left_alone(tmp_path):

@@ -67,32 +67,78 @@ def cooccurrence(segments: pd.DataFrame, codings: pd.DataFrame, *, window: int =
         ``segments_*`` columns for how often a code was applied.
         Pairs that never co-occur are kept with zeros so the table is complete.
     """
-    wins = code_windows(segments, codings, window=window, level=level)
-    own = wins if window == 0 else code_windows(segments, codings, window=0, level=level)
-    codes = code_order({c for w in wins for c in w}, codebook, level)
-    n_seg = {c: 0 for c in codes}
-    for w in own:
-        for c in w:
-            n_seg[c] += 1
-    pos = {c: i for i, c in enumerate(codes)}
-    n = np.zeros(len(codes), dtype=np.int64)
-    both = np.zeros((len(codes), len(codes)), dtype=np.int64)
-    for w in wins:
-        idx = sorted(pos[c] for c in w)
-        n[idx] += 1
-        for a, b in combinations(idx, 2):
-            both[a, b] += 1
-    rows = []
-    for a, b in combinations(range(len(codes)), 2):
-        n_a, n_b, n_ab = int(n[a]), int(n[b]), int(both[a, b])
-        union = n_a + n_b - n_ab
-        ratio = max(n_a, n_b) / min(n_a, n_b) if min(n_a, n_b) else float("inf")
-        rows.append((codes[a], codes[b], n_a, n_b, n_ab,
-                     n_ab / union if union else 0.0,
-                     n_ab / union if union else 0.0,
-                     bool(max(n_a, n_b) > 0 and ratio >= imbalance),
-                     n_seg[codes[a]], n_seg[codes[b]]))
-    return pd.DataFrame(rows, columns=PAIR_COLUMNS)
+    if window < 0:
+        raise UsageError(f"window must be >= 0 segments, got {window}")
+    own, codes = _incidence(segments, codings, level, codebook)
+    wins = own if window == 0 else _windowed(own, segments, window)
+    n = np.asarray(wins.sum(axis=0)).ravel().astype(np.int64)
+    n_seg = np.asarray(own.sum(axis=0)).ravel().astype(np.int64)
+    both = (wins.T @ wins).toarray().astype(np.int64)   # windows holding both codes
+    a, b = np.triu_indices(len(codes), 1)                 # itertools.combinations' order
+    n_a, n_b, n_ab = n[a], n[b], both[a, b]
+    union = n_a + n_b - n_ab
+    with np.errstate(divide="ignore", invalid="ignore"):
+        similarity = np.where(union > 0, n_ab / np.where(union > 0, union, 1), 0.0)
+    low, high = np.minimum(n_a, n_b), np.maximum(n_a, n_b)
+    # ratio >= imbalance; a code that never occurs next to one that does: ratio inf
+    imbalanced = (high > 0) & ((low == 0) | (high >= imbalance * np.where(low > 0, low, 1)))
+    if not len(a):
+        return pd.DataFrame([], columns=PAIR_COLUMNS)
+    names = np.asarray(codes, dtype=object)
+    return pd.DataFrame({"code_a": pd.Series(names[a]), "code_b": pd.Series(names[b]),
+                         "n_a": n_a, "n_b": n_b, "n_ab": n_ab, "jaccard": similarity,
+                         "c_coefficient": similarity.copy(), "imbalanced": imbalanced,
+                         "segments_a": n_seg[a], "segments_b": n_seg[b]},
+                        columns=PAIR_COLUMNS)
+
+
+def _incidence(segments: pd.DataFrame, codings: pd.DataFrame, level: str | int,
+               codebook: Any):  # noqa: ANN202 - (scipy CSR matrix, list of codes)
+    """The 0/1 segment x code matrix (segments in document order, codes in code order)
+    of the codings of ``segments``, and the codes: those applied plus the codebook's."""
+    from scipy import sparse
+
+    seg = segment_order(segments)
+    cod = apply_level(codings, level)
+    ids = seg[C.SEGMENT_ID]
+    if ids.is_unique:
+        rows = pd.Index(ids).get_indexer(cod[C.SEGMENT_ID])
+        take = np.flatnonzero(rows >= 0)
+        rows = rows[take]
+    else:  # every row of a repeated id carries the codes of that id
+        hit = pd.DataFrame({C.SEGMENT_ID: cod[C.SEGMENT_ID].to_numpy(), "_cod": np.arange(len(cod))}) \
+            .merge(pd.DataFrame({C.SEGMENT_ID: ids.to_numpy(), "_row": np.arange(len(seg))}),
+                   on=C.SEGMENT_ID)
+        take, rows = hit["_cod"].to_numpy(), hit["_row"].to_numpy()
+    kinds, names = pd.factorize(cod[C.CODE_ID].iloc[take], use_na_sentinel=False)
+    codes = code_order(list(names), codebook, level)
+    where = {c: k for k, c in enumerate(codes)}
+    column = np.array([where[str(c)] for c in names], dtype=np.int64)[kinds] \
+        if len(names) else np.zeros(0, dtype=np.int64)
+    own = sparse.csr_matrix((np.ones(len(column), dtype=np.int64), (rows, column)),
+                            shape=(len(seg), len(codes)))
+    own.data[:] = 1   # a segment coded twice with a code (two methods) carries it once
+    return own, codes
+
+
+def _windowed(own, segments: pd.DataFrame, window: int):  # noqa: ANN001, ANN202
+    """Each segment's window: the codes of it and the ``window`` segments before and
+    after it in its document (rows of ``own``, in ``segment_order``)."""
+    from scipy import sparse
+
+    doc = pd.factorize(segment_order(segments)[C.DOC_ID], use_na_sentinel=False)[0]
+    n = len(doc)
+    rows, cols = [np.arange(n)], [np.arange(n)]
+    for step in range(1, min(window, max(n - 1, 0)) + 1):
+        same = np.flatnonzero(doc[step:] == doc[:-step])   # k and k + step share a document
+        rows += [same, same + step]
+        cols += [same + step, same]
+    band = sparse.csr_matrix((np.ones(sum(map(len, rows)), dtype=np.int64),
+                              (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
+    wins = (band @ own).tocsr()
+    wins.data[:] = 1
+    wins.eliminate_zeros()
+    return wins
 
 
 def cooccurrence_matrix(pairs: pd.DataFrame, measure: str = "count") -> pd.DataFrame:
@@ -107,14 +153,16 @@ def cooccurrence_matrix(pairs: pd.DataFrame, measure: str = "count") -> pd.DataF
                          f"{', '.join(MEASURES)}")
     codes = list(dict.fromkeys([*pairs["code_a"], *pairs["code_b"]]))
     # Restore code order: code_a values come first in order, the last code only as code_b.
-    mat = pd.DataFrame(0.0, index=pd.Index(codes, name=C.CODE_ID), columns=codes)
-    for row in pairs.itertuples(index=False):
-        v = getattr(row, col)
-        mat.loc[row.code_a, row.code_b] = v
-        mat.loc[row.code_b, row.code_a] = v
+    where = {c: k for k, c in enumerate(codes)}
+    a = np.array([where[c] for c in pairs["code_a"]], dtype=np.int64)
+    b = np.array([where[c] for c in pairs["code_b"]], dtype=np.int64)
+    values = np.zeros((len(codes), len(codes)))
+    values[a, b] = pairs[col].to_numpy(dtype=float)
+    values[b, a] = values[a, b]
     freq = dict(zip(pairs["code_a"], pairs["n_a"])) | dict(zip(pairs["code_b"], pairs["n_b"]))
-    for c in codes:
-        mat.loc[c, c] = freq.get(c, 0) if measure == "count" else 1.0
+    values[np.arange(len(codes)), np.arange(len(codes))] = (
+        [freq.get(c, 0) for c in codes] if measure == "count" else 1.0)
+    mat = pd.DataFrame(values, index=pd.Index(codes, name=C.CODE_ID), columns=codes)
     if measure == "count":
         mat = mat.astype("int64")
     return mat

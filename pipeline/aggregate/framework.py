@@ -66,7 +66,9 @@ def exemplars(segments: pd.DataFrame, codings: pd.DataFrame, *, case: str = C.DO
     cod = apply_level(codings, level)
     keep = [C.SEGMENT_ID, C.CODE_ID] + [c for c in (C.SCORE, C.N_MATCHES, C.START, C.END)
                                           if c in cod.columns]
-    cols = list(dict.fromkeys([C.SEGMENT_ID, C.TEXT, C.START, "_order", case]))
+    # the texts join only the kept rows (below): merged into every coding, a million
+    # segments' texts would be copied once per coding
+    cols = list(dict.fromkeys([C.SEGMENT_ID, C.START, "_order", case]))
     df = cod[keep].merge(seg[cols].rename(columns={C.START: "_seg_start"}),
                          on=C.SEGMENT_ID, how="inner")
     if C.SCORE not in df.columns:
@@ -77,23 +79,25 @@ def exemplars(segments: pd.DataFrame, codings: pd.DataFrame, *, case: str = C.DO
                         kind="mergesort")
     df["rank"] = df.groupby([case, C.CODE_ID]).cumcount() + 1
     df = df[df["rank"] <= per_cell]
+    if C.TEXT not in df.columns:
+        df = df.assign(**{C.TEXT: seg[C.TEXT].to_numpy()[df["_order"].to_numpy()]})
 
-    def one(row: Any) -> str:
-        s, e = _rel(row, C.START), _rel(row, C.END)
-        return quote(row[C.TEXT], s, e, max_chars)
-
-    df["quote"] = pd.Series([one(r) for _, r in df.iterrows()], index=df.index, dtype=object)
+    none = [None] * len(df)
+    spans = [df[col].tolist() if col in df.columns else none for col in (C.START, C.END)]
+    quotes = [quote(text, _rel(st, s0), _rel(en, s0), max_chars) for text, st, en, s0
+              in zip(df[C.TEXT].tolist(), *spans, df["_seg_start"].tolist())]
+    df["quote"] = pd.Series(quotes, index=df.index, dtype=object)
     out = df[[case, C.CODE_ID, "rank", C.SEGMENT_ID, C.SCORE, "quote"]]
     out = out.rename(columns={case: "case"})
     out["case"] = out["case"].astype(str)
     return out.sort_values(["case", C.CODE_ID, "rank"], kind="mergesort").reset_index(drop=True)
 
 
-def _rel(row: Any, col: str) -> int | None:
-    value = row.get(col)
-    if value is None or pd.isna(value) or pd.isna(row["_seg_start"]):
+def _rel(value: Any, seg_start: Any) -> int | None:
+    """An offset relative to its segment's start (None when either is missing)."""
+    if value is None or pd.isna(value) or pd.isna(seg_start):
         return None
-    return int(value) - int(row["_seg_start"])
+    return int(value) - int(seg_start)
 
 
 def framework_matrix(segments: pd.DataFrame, codings: pd.DataFrame, *, case: str = C.DOC_ID,
@@ -144,7 +148,54 @@ def kwic(segments: pd.DataFrame, codings: pd.DataFrame | None = None, *,
         raise UsageError("kwic needs exactly one of code= or term=")
     if window < 0:
         raise UsageError(f"kwic window must be >= 0 tokens, got {window}")
-    seg = segment_order(segments).set_index(C.SEGMENT_ID, drop=False)
+    seg = segment_order(segments)
+    if not seg[C.SEGMENT_ID].is_unique:
+        return _kwic_rows(seg.set_index(C.SEGMENT_ID, drop=False), codings, code, term, window,
+                          level)
+    # per hit: its segment's position; columns read as arrays, not cell by cell
+    hits: list[tuple[int, int, int, str]] = []   # segment position, rel start, rel end, code
+    starts = seg[C.START].to_numpy()
+    if code is not None:
+        if codings is None:
+            raise UsageError("kwic by code needs the codings table")
+        cod = apply_level(codings, level)
+        cod = cod[cod[C.CODE_ID] == code]
+        at = pd.Index(seg[C.SEGMENT_ID]).get_indexer(cod[C.SEGMENT_ID])
+        spans = [cod[col].to_numpy() if col in cod.columns else [None] * len(cod)
+                 for col in (C.START, C.END)]
+        for k, st, en in zip(at.tolist(), *spans):
+            if k < 0:
+                continue
+            s0 = starts[k]
+            if st is None or pd.isna(st) or pd.isna(s0):
+                st, en = s0, s0  # no span: show the segment opening
+            hits.append((k, int(st) - int(s0), int(en) - int(s0), code))
+    else:
+        pattern = _term_regex(str(term))
+        for k, text in enumerate(seg[C.TEXT].tolist()):
+            for m in pattern.finditer(str(text)):
+                hits.append((k, m.start(), m.end(), ""))
+    ids, docs, speakers, texts = (seg[col].to_numpy() for col in
+                                  (C.SEGMENT_ID, C.DOC_ID, C.SPEAKER, C.TEXT))
+    rows = []
+    for k, rs, re_, cid in hits:
+        text = str(texts[k])
+        # the last / first ``window`` whitespace-separated tokens (``_TOKEN``)
+        left = text[:max(rs, 0)].rsplit(None, window)[-window:] if window else []
+        right = text[re_:].split(None, window)[:window] if window else []
+        s0 = starts[k]
+        rows.append((ids[k], docs[k], speakers[k], cid,
+                     " ".join(left), " ".join(text[rs:re_].split()), " ".join(right),
+                     int(s0) + rs if not pd.isna(s0) else rs,
+                     int(s0) + re_ if not pd.isna(s0) else re_, k))
+    out = pd.DataFrame(rows, columns=[*KWIC_COLUMNS, "_o"])
+    out = out.sort_values(["_o", C.START], kind="mergesort")
+    return out.drop(columns="_o").reset_index(drop=True)
+
+
+def _kwic_rows(seg: pd.DataFrame, codings: pd.DataFrame | None, code: str | None,
+               term: str | None, window: int, level: str | int) -> pd.DataFrame:
+    """``kwic`` of segments whose ids repeat, looked up by id (slow; never expected)."""
     hits: list[tuple[str, int, int, str]] = []   # segment id, rel start, rel end, code
     if code is not None:
         if codings is None:

@@ -67,10 +67,15 @@ def theme_matrix(segments: pd.DataFrame, codings: pd.DataFrame, *,
                 f"{', '.join(attribute_columns(segments)) or '(none)'}")
     check_columns(codings, [C.SEGMENT_ID, C.CODE_ID], "codings")
 
-    seg = segments[[C.SEGMENT_ID, C.DOC_ID, C.TEXT, *[c for c in cols if c != C.DOC_ID]]].copy()
+    # only the columns the value needs: a merge copies each of them once per coding
+    # (with a million segments, the texts alone would be gigabytes)
+    words = value == "words_per_1000"
+    seg = segments[[C.SEGMENT_ID, C.DOC_ID, *([C.TEXT] if words else []),
+                    *[c for c in cols if c != C.DOC_ID]]].copy()
     for col in cols:
         seg[col] = seg[col].astype(object).where(seg[col].notna(), MISSING).astype(str)
-    seg["_words"] = word_count(seg[C.TEXT])
+    if words:
+        seg["_words"] = word_count(seg.pop(C.TEXT))
     cod = apply_level(codings, level)[[C.SEGMENT_ID, C.CODE_ID]]
     cod = cod.merge(seg, on=C.SEGMENT_ID, how="inner")
 

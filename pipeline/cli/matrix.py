@@ -127,8 +127,9 @@ def build_matrices(segments: pd.DataFrame, codings: pd.DataFrame, args: argparse
     out["framework"] = A.framework_matrix(segments, codings, case=args.case, level=level,
                                           per_cell=args.per_cell, codebook=codebook)
     if args.kwic:
-        is_code = args.kwic in set(A.apply_level(codings, "all")[C.CODE_ID]) or (
-            codebook is not None and args.kwic in codebook.codes)
+        applied = {a for c in codings[C.CODE_ID].dropna().unique()
+                   for a in (str(c), *A.ancestors(str(c)))}
+        is_code = args.kwic in applied or (codebook is not None and args.kwic in codebook.codes)
         kw = A.kwic(segments, codings, code=args.kwic if is_code else None,
                     term=None if is_code else args.kwic, window=args.kwic_window,
                     level="all" if is_code else "code")
@@ -143,7 +144,8 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     if args.per_cell < 1:
         raise UsageError("--per-cell must be at least 1")
     where = _where(args.where)
-    data = load_coded(args.coded)
+    # matrices need segments and codings only; matches are ~2 GB at a million segments
+    data = load_coded(args.coded, skip=("documents", "matches"))
     codebook = _codebook(args.codebook)
     segments, codings = A.filter_coded(data.segments, data.codings, where=where,
                                        speakers=args.speaker or None, methods=args.method or None)
