@@ -12,6 +12,7 @@ from pipeline import aggregate as A
 from pipeline import columns as C
 from pipeline.aggregate import _common, framework
 from pipeline.aggregate.cooccurrence import PAIR_COLUMNS
+from pipeline.aggregate.portrait import PORTRAIT_COLUMNS
 
 CODES = ["agency", "ownership", "amo", "amo.ability", "amo.motivation", "amo.ability.skills",
          "alignment", "shared_leadership.teams"]
@@ -149,3 +150,32 @@ def test_filter_coded_keeps_only_codings_of_kept_segments():
     kept, kc = A.filter_coded(seg, cod, where={"country": "NL"})
     assert set(kc[C.SEGMENT_ID]) <= set(kept[C.SEGMENT_ID])
     assert len(kc) == int(cod[C.SEGMENT_ID].isin(kept[C.SEGMENT_ID]).sum()) > 0
+
+
+def _portrait_reference(seg, cod, level, codebook=None) -> pd.DataFrame:
+    """document_portrait as a loop over documents, segments and their sorted codes."""
+    seg = _common.segment_order(seg)
+    cod = A.apply_level(cod, level)
+    order = {c: i for i, c in
+             enumerate(_common.code_order(cod[C.CODE_ID].unique(), codebook, level))}
+    by_seg = cod.groupby(C.SEGMENT_ID)[C.CODE_ID].agg(
+        lambda s: sorted(set(s), key=lambda c: order.get(c, len(order)))).to_dict()
+    rows = []
+    for doc, ids in seg.groupby(C.DOC_ID, sort=True)[C.SEGMENT_ID]:
+        for pos, sid in enumerate(ids):
+            codes = by_seg.get(sid) or [""]
+            rows.extend((str(doc), pos, len(ids), sid, code, slot, len(codes))
+                        for slot, code in enumerate(codes))
+    return pd.DataFrame(rows, columns=PORTRAIT_COLUMNS)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("level", ["code", "top", "all"])
+def test_document_portrait_equals_the_loop_over_segments(seed, level):
+    seg, cod = _corpus(seed)
+    cod = pd.concat([cod, cod.iloc[:3]], ignore_index=True)   # a code twice on a segment
+    twice = pd.concat([seg, seg.iloc[[1]]], ignore_index=True)  # and a repeated segment id
+    for segments in (seg, twice):
+        pd.testing.assert_frame_equal(A.document_portrait(segments, cod, level=level),
+                                      _portrait_reference(segments, cod, level),
+                                      check_exact=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 
 import matplotlib.colors as mcolors
+import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.figure import Figure
@@ -83,6 +84,14 @@ def test_cooccurrence_heatmap_and_network(coded):
         F.plot_network(pairs, weight="lift")
 
 
+def _tiles(ax):
+    """The portrait's tiles: (x0, y0, x1, y1, facecolor) of each rectangle of its collection."""
+    (tiles,) = ax.collections
+    boxes = [path.vertices for path in tiles.get_paths()]
+    faces = [tuple(c) for c in tiles.get_facecolors()]
+    return [(*v.min(axis=0), *v.max(axis=0), f) for v, f in zip(boxes, faces)]
+
+
 def test_document_portrait_tiles_use_code_colors(coded):
     seg, cod = coded
     cb = FakeCodebook()
@@ -90,10 +99,10 @@ def test_document_portrait_tiles_use_code_colors(coded):
     p = A.document_portrait(seg, cod, codebook=cb)
     fig = F.plot_document_portrait(p, codebook=cb, lang="en")
     ax = fig.axes[0]
-    rects = [r for r in ax.patches]
-    assert len(rects) == len(p)
+    tiles = _tiles(ax)
+    assert len(tiles) == len(p)
     orange = mcolors.to_rgba("#E69F00")
-    assert sum(r.get_facecolor() == orange for r in rects) == int((p["code_id"] == "ownership").sum())
+    assert sum(t[4] == orange for t in tiles) == int((p["code_id"] == "ownership").sum())
     assert [t.get_text() for t in ax.get_yticklabels()] == ["a (3)", "b (3)"]   # segments per doc
     assert ax.get_legend().get_texts()[-1].get_text() == "not coded"
 
@@ -105,13 +114,57 @@ def test_document_portrait_normalises_position_per_document():
     p = pd.DataFrame(rows, columns=["doc_id", "position", "n_positions", "segment_id", "code_id",
                                     "slot", "n_slots"])
     ax = F.plot_document_portrait(p, lang="nl").axes[0]
-    short = [r for r in ax.patches if abs(r.get_y() + 0.4) < 1e-9]      # first row
-    assert max(r.get_x() + r.get_width() for r in short) > 0.9          # spans the whole axis
+    short = [t for t in _tiles(ax) if abs(t[1] + 0.4) < 1e-9]          # first row
+    assert len(short) == 4
+    assert max(t[2] for t in short) > 0.9                                # spans the whole axis
     assert ax.get_xlim() == (0.0, 1.0)
     assert "positie in het document" in ax.get_xlabel()
     raw = F.plot_document_portrait(p, lang="en", normalize=False).axes[0]
     assert raw.get_xlabel() == "segment (document order)"
     assert raw.get_xlim()[1] == pytest.approx(59.5)
+
+
+def test_document_portrait_of_many_documents_draws_the_first_by_name():
+    rows = [(f"d{k:03d}", p, 3, f"d{k}:{p}", "agency" if k % 2 else "", 0, 1)
+            for k in range(95, -1, -1) for p in range(3)]
+    p = pd.DataFrame(rows, columns=["doc_id", "position", "n_positions", "segment_id", "code_id",
+                                    "slot", "n_slots"])
+    ax = F.plot_document_portrait(p, lang="en", max_docs=10).axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == [f"d{k:03d} (3)" for k in range(10)]
+    assert len(_tiles(ax)) == 30
+    assert ax.get_xlabel().endswith("the first 10 of 96 documents (by name)")
+    default = F.plot_document_portrait(p, lang="nl").axes[0]
+    assert len(default.get_yticklabels()) == F.MAX_PORTRAIT_DOCS
+    assert "de eerste 40 van 96 documenten" in default.get_xlabel()
+    everything = F.plot_document_portrait(p, max_docs=None).axes[0]
+    assert len(everything.get_yticklabels()) == 96 and "first" not in everything.get_xlabel()
+    with pytest.raises(UsageError, match="max_docs must be at least 1, got 0"):
+        F.plot_document_portrait(p, max_docs=0)
+
+
+def test_heatmap_of_many_documents_is_compact_and_keeps_every_column():
+    rng = np.random.default_rng(0)
+    m = pd.DataFrame(rng.random((5, 900)), index=[f"c{i}" for i in range(5)],
+                     columns=pd.Index([f"doc{j:04d}" for j in range(900)], name="doc_id"))
+    fig = F.plot_heatmap(m, fmt="{:.0%}")
+    ax = fig.axes[0]
+    assert len(ax.texts) == 0                               # no numbers in 4,500 cells
+    assert ax.images[0].get_array().shape == (5, 900)       # but every document is drawn
+    w, h = fig.get_size_inches()
+    assert w <= F.MAX_SIZE[0] and h <= F.MAX_SIZE[1]
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels[:2] == ["doc0000", "doc0018"] and len(labels) == F.MAX_LABELS
+    assert ax.images[0].get_interpolation() == "nearest"
+    ones = pd.DataFrame(np.tile([[0.0], [1.0], [0.5]], 5000), index=["a", "b", "c"])
+    ones.iloc[2, 4999] = np.nan                         # a missing cell does not count
+    crowded = F.plot_heatmap(ones, lang="en").axes[0]
+    drawn = crowded.images[0].get_array()
+    assert drawn.shape == (3, 1250)                     # 5,000 columns, 4 per drawn column
+    assert drawn[0].max() == 0.0 and drawn[1].min() == 1.0 and drawn[2].min() == 0.5
+    assert crowded.get_xlim() == (-0.5, 4999.5)
+    assert crowded.get_xlabel().endswith("each column: the mean of 4 consecutive columns")
+    small = F.plot_heatmap(m.iloc[:, :F.MAX_ANNOTATED_COLUMNS], fmt="{:.0%}").axes[0]
+    assert len(small.texts) == 5 * F.MAX_ANNOTATED_COLUMNS
 
 
 def _pairs(rows):

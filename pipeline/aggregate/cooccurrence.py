@@ -99,7 +99,7 @@ def _incidence(segments: pd.DataFrame, codings: pd.DataFrame, level: str | int,
     from scipy import sparse
 
     seg = segment_order(segments)
-    cod = apply_level(codings, level)
+    cod = apply_level(codings[[C.SEGMENT_ID, C.CODE_ID]], level)   # order is irrelevant here
     ids = seg[C.SEGMENT_ID]
     if ids.is_unique:
         rows = pd.Index(ids).get_indexer(cod[C.SEGMENT_ID])

@@ -76,7 +76,9 @@ def theme_matrix(segments: pd.DataFrame, codings: pd.DataFrame, *,
         seg[col] = seg[col].astype(object).where(seg[col].notna(), MISSING).astype(str)
     if words:
         seg["_words"] = word_count(seg.pop(C.TEXT))
-    cod = apply_level(codings, level)[[C.SEGMENT_ID, C.CODE_ID]]
+    # counts need only which segment carries which code: the other columns are not
+    # copied (nor sorted by score) at every level
+    cod = apply_level(codings[[C.SEGMENT_ID, C.CODE_ID]], level)
     cod = cod.merge(seg, on=C.SEGMENT_ID, how="inner")
 
     def compute(groups: list[str]) -> pd.DataFrame:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from pipeline import columns as C
@@ -26,15 +27,29 @@ def document_portrait(segments: pd.DataFrame, codings: pd.DataFrame, *,
         ``segment_id``, ``code_id``, ``slot``, ``n_slots``.
     """
     seg = segment_order(segments)
-    cod = apply_level(codings, level)
+    seg = seg.loc[seg[C.DOC_ID].notna(), [C.SEGMENT_ID, C.DOC_ID]]
+    # documents by name, each in its own segment order: rows of a list, not a loop over them
+    seg = seg.sort_values(C.DOC_ID, kind="mergesort").reset_index(drop=True)
+    per_doc = seg.groupby(C.DOC_ID, sort=False)
+    seg["position"] = per_doc.cumcount()
+    seg["n_positions"] = per_doc[C.SEGMENT_ID].transform("size")
+    seg["_row"] = np.arange(len(seg))
+    cod = apply_level(codings[[C.SEGMENT_ID, C.CODE_ID]], level).drop_duplicates()
     order = {c: i for i, c in enumerate(code_order(cod[C.CODE_ID].unique(), codebook, level))}
-    by_seg = cod.groupby(C.SEGMENT_ID)[C.CODE_ID].agg(
-        lambda s: sorted(set(s), key=lambda c: order.get(c, len(order)))).to_dict()
-    rows = []
-    for doc, ids in seg.groupby(C.DOC_ID, sort=True)[C.SEGMENT_ID]:
-        n_pos = len(ids)
-        for pos, sid in enumerate(ids):
-            codes = by_seg.get(sid) or [""]
-            for slot, code in enumerate(codes):
-                rows.append((str(doc), pos, n_pos, sid, code, slot, len(codes)))
-    return pd.DataFrame(rows, columns=PORTRAIT_COLUMNS)
+    cod = cod.assign(_rank=cod[C.CODE_ID].map(order).fillna(len(order)))
+    cod = cod.sort_values("_rank", kind="mergesort")
+    per_seg = cod.groupby(C.SEGMENT_ID, sort=False)
+    cod["slot"] = per_seg.cumcount()
+    cod["n_slots"] = per_seg[C.CODE_ID].transform("size")
+    out = seg.merge(cod.drop(columns="_rank"), on=C.SEGMENT_ID, how="left")
+    if out.empty:
+        return pd.DataFrame([], columns=PORTRAIT_COLUMNS)
+    out = out.sort_values(["_row", "slot"], kind="mergesort", na_position="first")
+    uncoded = out["slot"].isna()
+    out[C.CODE_ID] = out[C.CODE_ID].where(~uncoded, "")
+    out["slot"] = out["slot"].fillna(0)
+    out["n_slots"] = out["n_slots"].fillna(1)
+    out[C.DOC_ID] = out[C.DOC_ID].astype(str)
+    out = out.astype({"position": "int64", "n_positions": "int64", "slot": "int64",
+                      "n_slots": "int64"})
+    return out[PORTRAIT_COLUMNS].reset_index(drop=True)

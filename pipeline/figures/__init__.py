@@ -7,9 +7,17 @@ They take the tables of :mod:`pipeline.aggregate` and never save anything; savin
 from __future__ import annotations
 
 from pipeline.figures._style import OKABE_ITO, code_colors, code_label, code_labels
-from pipeline.figures.matrices import plot_grouped_bars, plot_heatmap
+from pipeline.figures.matrices import (
+    MAX_ANNOTATED_COLUMNS,
+    MAX_ANNOTATED_ROWS,
+    MAX_LABELS,
+    MAX_SIZE,
+    plot_grouped_bars,
+    plot_heatmap,
+)
 from pipeline.figures.relations import (
     KRIPPENDORFF_LINES,
+    MAX_PORTRAIT_DOCS,
     plot_agreement,
     plot_cooccurrence,
     plot_document_portrait,
@@ -17,7 +25,8 @@ from pipeline.figures.relations import (
 )
 
 __all__ = [
-    "KRIPPENDORFF_LINES", "OKABE_ITO", "code_colors", "code_label", "code_labels",
+    "KRIPPENDORFF_LINES", "MAX_ANNOTATED_COLUMNS", "MAX_ANNOTATED_ROWS", "MAX_LABELS",
+    "MAX_PORTRAIT_DOCS", "MAX_SIZE", "OKABE_ITO", "code_colors", "code_label", "code_labels",
     "plot_agreement", "plot_cooccurrence", "plot_document_portrait", "plot_grouped_bars",
     "plot_heatmap", "plot_network",
 ]
