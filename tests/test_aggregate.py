@@ -1,6 +1,8 @@
 """Tests of pipeline.aggregate on a small hand-made corpus whose numbers are counted by hand."""
 from __future__ import annotations
 
+import io
+
 import pandas as pd
 import pytest
 
@@ -223,16 +225,44 @@ def test_document_portrait_positions_and_slots():
     assert p[p[C.DOC_ID] == "a"]["n_positions"].iloc[0] == 3
 
 
+def _saved(matrices, codebook=None):
+    """build_workbook's (write-only) workbook, saved and read back."""
+    from openpyxl import load_workbook
+
+    return load_workbook(io.BytesIO(A.workbook_bytes(A.build_workbook(matrices, codebook))))
+
+
 def test_workbook_has_a_sheet_per_matrix_and_frozen_headers():
     seg, cod = A.filter_coded(_segments(), _codings())
-    wb = A.build_workbook({"code_by_country_share": A.theme_matrix(seg, cod, by="country", value="share"),
-                           "framework": A.framework_matrix(seg, cod)}, FakeCodebook())
+    wb = _saved({"code_by_country_share": A.theme_matrix(seg, cod, by="country", value="share"),
+                 "framework": A.framework_matrix(seg, cod)}, FakeCodebook())
     assert wb.sheetnames == ["code_by_country_share", "framework", "codebook"]
     ws = wb["code_by_country_share"]
-    assert ws.freeze_panes == "B2" and ws["A1"].font.bold
-    assert ws["B2"].number_format == "0.0%"
+    assert ws.freeze_panes == "B2" and ws["A1"].font.bold and ws["B1"].fill.fgColor.rgb.endswith("DDDDDD")
+    assert [c.value for c in ws[1]] == ["code_id", "BE", "NL"]
+    assert ws["B2"].number_format == "0.0%" and ws["A2"].number_format == "General"
+    assert ws["B2"].value == pytest.approx(1 / 3) and ws.column_dimensions["A"].width >= 8
+    framework = wb["framework"]
+    assert framework["B2"].alignment.wrap_text and framework.column_dimensions["B"].width >= 10
     assert wb["codebook"]["D2"].value == "AGENCY-nl"
     assert A.sheet_name("a/b:c" * 10, set()) == ("a_b_c" * 10)[:31]
+
+
+def test_workbook_keeps_within_excels_rows_and_columns(monkeypatch):
+    from pipeline.aggregate import export
+
+    monkeypatch.setattr(export, "EXCEL_ROWS", 6)
+    monkeypatch.setattr(export, "EXCEL_COLUMNS", 4)
+    long = pd.DataFrame({"x": range(10)}, index=pd.Index([f"r{i}" for i in range(10)], name="id"))
+    wide = pd.DataFrame([[1, 2, 3, 4]], index=pd.Index(["agency"], name=C.CODE_ID),
+                        columns=pd.Index(["d1", "d2", "d3", "d4"], name=C.DOC_ID))
+    wb = _saved({"long": long, "wide": wide, "fits": wide.iloc[:, :3]})
+    rows = [[c.value for c in r] for r in wb["long"].iter_rows()]
+    assert len(rows) == 6 and rows[4] == ["r3", 3]
+    assert rows[5][0] == "... 6 more rows: beyond Excel's 6; the CSV file has every row"
+    assert [[c.value for c in r] for r in wb["wide"].iter_rows()] == [
+        [C.DOC_ID, "agency"], ["d1", 1], ["d2", 2], ["d3", 3], ["d4", 4]]   # transposed
+    assert [c.value for c in wb["fits"][1]] == [C.CODE_ID, "d1", "d2", "d3"]
 
 
 def write_coded_fixture(folder):
@@ -289,8 +319,8 @@ def test_every_aggregate_function_handles_empty_tables(case, codebook):
                                                                      C.SPEAKER]
     A.kwic(seg, term="zzz*")
     A.document_portrait(seg, cod, codebook=codebook)
-    A.build_workbook({"x": A.code_by_document(seg, cod, codebook=codebook),
-                      "fw": fw}, codebook)
+    wb = _saved({"x": A.code_by_document(seg, cod, codebook=codebook), "fw": fw}, codebook)
+    assert wb.sheetnames[:2] == ["x", "fw"] and wb["x"]["A1"].value == C.CODE_ID
 
 
 def test_cooccurrence_pairs_carry_segment_counts_independent_of_the_window():

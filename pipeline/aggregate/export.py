@@ -44,16 +44,25 @@ def codebook_table(codebook: Any) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# Excel's sheet size: rows and columns beyond these make a file Excel will not open.
+EXCEL_ROWS = 1_048_576
+EXCEL_COLUMNS = 16_384
+
+
 def build_workbook(matrices: Mapping[str, pd.DataFrame], codebook: Any = None) -> Workbook:
     """Put each matrix on its own sheet, plus a ``codebook`` sheet.
 
     Headers are bold and frozen, the index is the first column, long text wraps,
-    shares get a percentage format.
+    shares get a percentage format. The workbook is write-only (rows are streamed,
+    a million-row KWIC does not hold a million cell objects): save it once, with
+    ``workbook_bytes``. A matrix wider than Excel allows (a code x document matrix of
+    more than 16,383 documents) is written transposed; a table longer than Excel
+    allows keeps its first rows and says how many more the CSV has.
     """
     from openpyxl import Workbook
 
-    wb = Workbook()
-    wb.remove(wb.active)
+    wb = Workbook(write_only=True)
+    _add_styles(wb)
     taken: set[str] = set()
     sheets = dict(matrices)
     if codebook is not None:
@@ -61,16 +70,61 @@ def build_workbook(matrices: Mapping[str, pd.DataFrame], codebook: Any = None) -
     for name, df in sheets.items():
         title = sheet_name(name, taken)
         taken.add(title)
-        ws = wb.create_sheet(title)
-        flat = flatten_columns(df)
-        index_name = (" / ".join(n for n in flat.index.names if n) or "") \
-            if flat.index.name is None else str(flat.index.name)
-        header = [index_name, *[str(c) for c in flat.columns]]
-        ws.append(header)
-        for idx, row in zip(flat.index, flat.itertuples(index=False, name=None)):
-            ws.append([str(idx), *[_cell(v) for v in row]])
-        _format(ws, flat, percent="share" in name)
+        _write_sheet(wb.create_sheet(title), flatten_columns(df), percent="share" in name)
     return wb
+
+
+# Named styles: a cell takes one by name, which is cheap; setting a font or an
+# alignment object on each of a million cells is not (openpyxl hashes it every time).
+_HEADER, _TEXT, _PERCENT, _DECIMAL = "qcode header", "qcode text", "qcode percent", "qcode decimal"
+
+
+def _add_styles(wb: Workbook) -> None:
+    from openpyxl.styles import Alignment, Font, NamedStyle, PatternFill
+
+    wrap = Alignment(wrap_text=True, vertical="top")
+    wb.add_named_style(NamedStyle(_HEADER, font=Font(bold=True), alignment=wrap,
+                                  fill=PatternFill("solid", fgColor=_HEADER_COLOR)))
+    wb.add_named_style(NamedStyle(_TEXT, alignment=wrap))
+    wb.add_named_style(NamedStyle(_PERCENT, number_format="0.0%"))
+    wb.add_named_style(NamedStyle(_DECIMAL, number_format="0.00"))
+
+
+def _write_sheet(ws: Any, df: pd.DataFrame, *, percent: bool) -> None:
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.utils import get_column_letter
+
+    if df.shape[1] + 1 > EXCEL_COLUMNS:
+        df = df.T
+    index_name = (" / ".join(n for n in df.index.names if n) or "") \
+        if df.index.name is None else str(df.index.name)
+    columns = [df.iloc[:, j] for j in range(df.shape[1])]
+    text = [v.dtype == object or str(v.dtype).startswith(("str", "string")) for v in columns]
+    style = [_TEXT if t else (_PERCENT if percent else _DECIMAL)
+             if pd.api.types.is_float_dtype(v) else "" for v, t in zip(columns, text)]
+    index = [str(i) for i in df.index]
+    widths = [max([len(index_name)] + [len(i) for i in index] + [8])]
+    for v, t, col in zip(columns, text, df.columns):
+        widths.append(min(60, max(10, max([len(str(x)) for x in v] + [len(str(col))]))) if t
+                      else min(30, max(9, len(str(col)) + 2)))
+    # column widths and the frozen header must be set before the first row is written
+    for j, w in enumerate(widths, start=1):
+        ws.column_dimensions[get_column_letter(j)].width = w
+    ws.freeze_panes = "B2"
+
+    def cell(value: Any, name: str) -> Any:
+        c = WriteOnlyCell(ws, value=value)
+        c.style = name
+        return c
+
+    ws.append([cell(h, _HEADER) for h in [index_name, *[str(c) for c in df.columns]]])
+    room = EXCEL_ROWS - 1
+    shown = len(df) if len(df) <= room else room - 1
+    for idx, row in zip(index[:shown], df.iloc[:shown].itertuples(index=False, name=None)):
+        ws.append([idx, *[cell(_cell(v), st) if st else _cell(v) for v, st in zip(row, style)]])
+    if shown < len(df):
+        ws.append([f"... {len(df) - shown:,} more rows: beyond Excel's {EXCEL_ROWS:,}; "
+                   "the CSV file has every row"])
 
 
 def _cell(value: Any) -> Any:
@@ -79,34 +133,6 @@ def _cell(value: Any) -> Any:
     if hasattr(value, "item"):  # numpy scalar -> python
         return value.item()
     return value
-
-
-def _format(ws: Any, df: pd.DataFrame, *, percent: bool) -> None:
-    from openpyxl.styles import Alignment, Font, PatternFill
-    from openpyxl.utils import get_column_letter
-
-    fill = PatternFill("solid", fgColor=_HEADER_COLOR)
-    for cell in ws[1]:
-        cell.font = Font(bold=True)
-        cell.fill = fill
-        cell.alignment = Alignment(wrap_text=True, vertical="top")
-    ws.freeze_panes = "B2"
-    widths = [max([len(str(ws.cell(1, 1).value or ""))] + [len(str(i)) for i in df.index] + [8])]
-    for j, col in enumerate(df.columns):
-        values = df[col]
-        if values.dtype == object or str(values.dtype).startswith(("str", "string")):
-            longest = max([len(str(v)) for v in values] + [len(str(col))])
-            widths.append(min(60, max(10, longest)))
-            for r in range(2, len(df) + 2):
-                ws.cell(r, j + 2).alignment = Alignment(wrap_text=True, vertical="top")
-        else:
-            widths.append(min(30, max(9, len(str(col)) + 2)))
-            if pd.api.types.is_float_dtype(values):
-                fmt = "0.0%" if percent else "0.00"
-                for r in range(2, len(df) + 2):
-                    ws.cell(r, j + 2).number_format = fmt
-    for j, w in enumerate(widths, start=1):
-        ws.column_dimensions[get_column_letter(j)].width = w
 
 
 # Zip's earliest representable time: workbooks from identical inputs are identical
