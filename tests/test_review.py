@@ -238,6 +238,14 @@ def test_xlsx_roundtrip_rich_text_and_validation(tmp_path):
     formulas = sorted(dv.formula1 for dv in ws.data_validations.dataValidation)
     assert formulas == ['"accept,reject"', "codes!$A$2:$A$3"]
     assert wb[RIO.CODES_SHEET].sheet_state == "hidden"
+    assert [c.value for c in wb[RIO.CODES_SHEET][2]] == ["agency", "Agency"]
+    # the sheet's layout: frozen bold header, filter, wrapped text, widths, hidden check column
+    assert ws.freeze_panes == "A2" and ws.auto_filter.ref.startswith("A1:")
+    assert all(c.font.b for c in ws[1])
+    assert ws.cell(row=2, column=header.index(C.TEXT) + 1).alignment.wrap_text
+    assert ws.column_dimensions["A"].width == 16
+    from openpyxl.utils import get_column_letter
+    assert ws.column_dimensions[get_column_letter(header.index(RIO.TEXT_CHECK) + 1)].hidden
     raw, checks = RIO.read_review_file(path)
     assert list(raw["row"]) == [2, 3, 4] and all(checks.values())
     assert raw.loc[2, C.TEXT] == "=SUM(A1) with  bell"
