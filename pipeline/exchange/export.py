@@ -268,7 +268,7 @@ def export_qdpx(coded_dir: Path, out: Path, codebook: Any, *, name: str | None =
     """
     from pipeline.store import load_coded
 
-    data = load_coded(coded_dir)
+    data = load_coded(coded_dir, skip=("matches",))   # not exported; 1.8 GB at 1M segments
     if C.TEXT not in data.documents.columns or data.documents.empty:
         raise ExchangeError(f"{coded_dir}: no documents table with texts; re-run 'qcode code'")
     chosen = data.codings if codings is None else codings
