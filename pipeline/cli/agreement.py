@@ -45,7 +45,7 @@ def read_coder(path: str | Path, name: str, segments_file: str | None = None) ->
     p = Path(path)
     if p.is_dir():
         from pipeline.store import load_coded
-        data = load_coded(p)
+        data = load_coded(p, skip=("documents", "matches"))
         segs = data.segments
         if C.CODED in segs.columns:
             coded = segs[C.CODED].astype(str).str.lower().isin(["true", "1"])

@@ -48,7 +48,7 @@ def _segments_source(path: str | list[str] | None, lang: str) -> pd.DataFrame | 
     p = Path(path)
     if p.is_dir():
         from pipeline.store import load_coded
-        coded = load_coded(p)
+        coded = load_coded(p, skip=("matches",))
         segs = coded.segments.copy()
         segs[_OPENING] = _coded_openings(segs, coded.documents)
     else:
