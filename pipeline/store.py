@@ -320,6 +320,8 @@ def load_coded(coded_dir: str | Path, *, verify: bool = True,
                 if not f.exists() or hashlib.sha256(f.read_bytes()).hexdigest() != digest:
                     raise InputError(f, "does not match manifest.json (interrupted or edited run?); "
                                         "re-run 'qcode code'")
+    if isinstance(skip, str):   # skip="matches" means the table, not its letters
+        skip = (skip,)
     unknown = sorted(set(skip) - _SKIPPABLE)
     if unknown:
         raise UsageError(f"load_coded cannot skip {', '.join(unknown)}; "

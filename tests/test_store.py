@@ -43,6 +43,13 @@ def test_load_can_skip_the_tables_an_aggregate_does_not_need(tmp_path):
         load_coded(tmp_path, verify=False, skip=("codings",))
 
 
+def test_load_skip_takes_a_single_table_name(tmp_path):
+    write_coded(tmp_path, _data())
+    assert load_coded(tmp_path, skip="matches").matches.empty
+    with pytest.raises(UsageError, match="cannot skip segments; allowed"):
+        load_coded(tmp_path, skip="segments")
+
+
 def test_reviews_file_is_left_alone(tmp_path):
     reviews = tmp_path / C.REVIEWS_FILE
     reviews.write_bytes(b"coder,decision\nanja,accept\n")

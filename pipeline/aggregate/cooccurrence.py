@@ -9,7 +9,6 @@ c-coefficient stay in [0, 1] for every N.
 """
 from __future__ import annotations
 
-from itertools import combinations
 from typing import Any
 
 import numpy as np
