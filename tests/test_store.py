@@ -50,6 +50,27 @@ def test_load_skip_takes_a_single_table_name(tmp_path):
         load_coded(tmp_path, skip="segments")
 
 
+def test_load_reads_only_the_columns_asked_for(tmp_path):
+    write_coded(tmp_path, _data())
+    wanted = {"segments": [C.END, C.SEGMENT_ID, "not there"], "codings": [C.CODE_ID]}
+    back = load_coded(tmp_path, columns=wanted)
+    assert list(back.segments.columns) == [C.SEGMENT_ID]   # the file's order; END not in it
+    assert list(back.codings.columns) == [C.CODE_ID]
+    assert list(back.documents[C.TEXT]) == ["x\n\në"]         # tables not named: whole
+    for name in ("segments.parquet", "codings.parquet"):   # the CSV files when no Parquet
+        (tmp_path / name).unlink()
+    back = load_coded(tmp_path, verify=False, columns=wanted)
+    assert list(back.segments.columns) == [C.SEGMENT_ID]
+    assert list(back.codings[C.CODE_ID]) == ["agency"]
+
+
+def test_a_missing_output_is_reported_before_reading(tmp_path):
+    write_coded(tmp_path, _data())
+    (tmp_path / "segments.csv").unlink()
+    with pytest.raises(InputError, match="segments.csv: does not match manifest.json"):
+        load_coded(tmp_path)
+
+
 def test_reviews_file_is_left_alone(tmp_path):
     reviews = tmp_path / C.REVIEWS_FILE
     reviews.write_bytes(b"coder,decision\nanja,accept\n")

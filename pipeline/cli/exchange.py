@@ -87,12 +87,11 @@ def cmd_export(args: argparse.Namespace) -> int:
                 print(f"qcode: warning: {n_stale} coding(s) left out because their review "
                       f"decision is stale (segment text changed); see {coded}/review_stale.csv "
                       "and review them again", file=sys.stderr)
-        project = export_qdpx(coded, Path(args.qdpx), codebook, name=args.name,
-                              lang=args.lang, offsets=args.offsets, span=args.span,
-                              codings=codings)
-        n_sel = sum(len(s.selections) for s in project.sources)
-        users = ", ".join(sorted(project.users.values()))
-        print(f"project: {len(project.sources)} sources, {n_sel} coded selections "
+        done = export_qdpx(coded, Path(args.qdpx), codebook, name=args.name,
+                           lang=args.lang, offsets=args.offsets, span=args.span,
+                           codings=codings)
+        users = ", ".join(sorted(done.users))
+        print(f"project: {done.sources} sources, {done.selections} coded selections "
               f"(users: {users or 'none'}) -> {args.qdpx}")
     return 0
 

@@ -6,10 +6,11 @@ the XSD sequences demand. Reading XML back into this model is
 """
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 PROJECT_NS = "urn:QDA-XML:project:1.0"
@@ -50,9 +51,20 @@ def split_description(text: str) -> tuple[str, dict[str, str]]:
     return "\n".join(lines).strip(), tags
 
 
+_NAMESPACE_BYTES = GUID_NAMESPACE.bytes
+
+
 def make_guid(kind: str, key: str) -> str:
-    """Return the stable GUID of object ``kind`` with identity ``key``."""
-    return str(uuid.uuid5(GUID_NAMESPACE, f"{kind}:{key}"))
+    """Return the stable GUID of object ``kind`` with identity ``key``.
+
+    ``str(uuid.uuid5(GUID_NAMESPACE, f"{kind}:{key}"))``, computed without the UUID
+    object: an export of a million segments makes several million of them.
+    """
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + f"{kind}:{key}".encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50   # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80   # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def norm_guid(value: str | None) -> str:
@@ -165,6 +177,31 @@ def _code_element(parent: ET.Element, code: QCode) -> None:
 
 def project_to_xml(project: QProject) -> ET.Element:
     """Build the ``<Project>`` element tree (element order as the XSD requires)."""
+    return _project_tree(project, with_sources=bool(project.sources))[0]
+
+
+def _source_element(src: QSource) -> ET.Element:
+    el = ET.Element("TextSource", {k: v for k, v in (("guid", src.guid), ("name", src.name),
+                                                       ("plainTextPath", src.path)) if v is not None})
+    if src.description:
+        _sub(el, "Description", text=src.description)
+    if src.path is None and src.text is not None:
+        _sub(el, "PlainTextContent", text=src.text)
+    for sel in src.selections:
+        sel_el = _sub(el, "PlainTextSelection", {
+            "guid": sel.guid, "name": None, "startPosition": str(sel.start),
+            "endPosition": str(sel.end), "creatingUser": sel.user_guid})
+        if sel.description:
+            _sub(sel_el, "Description", text=sel.description)
+        for coding in sel.codings:
+            c_el = _sub(sel_el, "Coding", {"guid": coding.guid, "creatingUser": coding.user_guid})
+            _sub(c_el, "CodeRef", {"targetGUID": coding.code_guid})
+    return el
+
+
+def _project_tree(project: QProject, *, with_sources: bool,
+                  ) -> tuple[ET.Element, ET.Element | None]:
+    """The ``<Project>`` tree and its ``<Sources>`` element (None without sources)."""
     ns = PROJECT_NS
     root = ET.Element("Project", {"xmlns": ns, "name": project.name, "origin": project.origin})
     if project.users:
@@ -190,25 +227,9 @@ def project_to_xml(project: QProject) -> ET.Element:
                 _sub(vv, "TextValue", text=value)
             for src in case.source_guids:
                 _sub(el, "SourceRef", {"targetGUID": src})
-    if project.sources:
-        sources = _sub(root, "Sources")
-        for src in project.sources:
-            el = _sub(sources, "TextSource", {"guid": src.guid, "name": src.name,
-                                                  "plainTextPath": src.path})
-            if src.description:
-                _sub(el, "Description", text=src.description)
-            if src.path is None and src.text is not None:
-                _sub(el, "PlainTextContent", text=src.text)
-            for sel in src.selections:
-                sel_el = _sub(el, "PlainTextSelection", {
-                    "guid": sel.guid, "name": None, "startPosition": str(sel.start),
-                    "endPosition": str(sel.end), "creatingUser": sel.user_guid})
-                if sel.description:
-                    _sub(sel_el, "Description", text=sel.description)
-                for coding in sel.codings:
-                    c_el = _sub(sel_el, "Coding", {"guid": coding.guid,
-                                                        "creatingUser": coding.user_guid})
-                    _sub(c_el, "CodeRef", {"targetGUID": coding.code_guid})
+    holder = _sub(root, "Sources") if with_sources else None
+    for src in project.sources:
+        holder.append(_source_element(src))
     if project.sets:
         sets = _sub(root, "Sets")
         for qset in project.sets:
@@ -221,7 +242,7 @@ def project_to_xml(project: QProject) -> ET.Element:
                 _sub(el, "MemberSource", {"targetGUID": g})
     if project.description:
         _sub(root, "Description", text=project.description)
-    return root
+    return root, holder
 
 
 def codebook_to_xml(codes: list[QCode], sets: list[QSet], origin: str) -> ET.Element:
@@ -242,11 +263,58 @@ def codebook_to_xml(codes: list[QCode], sets: list[QSet], origin: str) -> ET.Ele
     return root
 
 
+XML_DECLARATION = '<?xml version="1.0" encoding="utf-8"?>\n'
+INDENT = "  "
+
+
 def serialize(root: ET.Element) -> bytes:
     """Serialise deterministically: UTF-8, declaration, indented."""
-    ET.indent(root, space="  ")
+    ET.indent(root, space=INDENT)
     body = ET.tostring(root, encoding="unicode")
-    return ('<?xml version="1.0" encoding="utf-8"?>\n' + body + "\n").encode("utf-8")
+    return (XML_DECLARATION + body + "\n").encode("utf-8")
+
+
+def write_project_xml(project: QProject, sources: Iterable[QSource],
+                      write: Callable[[str], object]) -> None:
+    """Write ``serialize(project_to_xml(...))`` of ``project`` with ``sources``, piece by piece.
+
+    The same text as the whole tree gives, but only one source's elements exist at a
+    time: a million coded segments made a tree of several GB. ``project.sources``
+    must be empty; the sources come from the iterable, in order.
+
+    Args:
+        project: the project without its sources.
+        sources: its sources, produced one at a time (a generator).
+        write: called with each piece of the XML text, in order.
+    """
+    if project.sources:
+        raise ValueError("write_project_xml takes the sources separately")
+    pending = iter(sources)
+    current = next(pending, None)
+    root, holder = _project_tree(project, with_sources=current is not None)
+    ET.indent(root, space=INDENT)
+    write(XML_DECLARATION)
+    if holder is None:
+        write(ET.tostring(root, encoding="unicode") + "\n")
+        return
+    # The root's start tag: ElementTree writes a childless element as "<tag attrs />".
+    empty = ET.tostring(ET.Element(root.tag, root.attrib), encoding="unicode")
+    write(empty[:-len(" />")] + ">" + root.text)
+    for child in root:
+        if child is not holder:
+            write(ET.tostring(child, encoding="unicode"))   # with its tail (the indent)
+            continue
+        # What ET.indent gives each <TextSource> in the whole tree (level 2 under <Sources>).
+        write("<Sources>\n" + INDENT * 2)
+        while current is not None:
+            following = next(pending, None)
+            element = _source_element(current)
+            ET.indent(element, space=INDENT, level=2)
+            element.tail = "\n" + INDENT * (2 if following is not None else 1)
+            write(ET.tostring(element, encoding="unicode"))
+            current = following
+        write("</Sources>" + holder.tail)
+    write("</Project>\n")
 
 
 # --------------------------------------------------------------------- import

@@ -9,8 +9,11 @@ Writing is deterministic (sorted members, fixed timestamps) and atomic.
 from __future__ import annotations
 
 import posixpath
+import shutil
+import tempfile
 import xml.etree.ElementTree as ET
 import zipfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +22,7 @@ import defusedxml.ElementTree as DET
 
 from pipeline.errors import ExchangeError
 
+PROJECT_MEMBER = "project.qde"
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)   # the earliest zip timestamp; makes output byte-stable
 
 
@@ -157,20 +161,61 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     write(path, data)
 
 
+def _member(name: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16
+    info.create_system = 3   # unix; fixed so the bytes do not depend on the OS
+    return info
+
+
 def zip_bytes(members: dict[str, bytes]) -> bytes:
     """Build a deterministic zip: members sorted (project file first), fixed timestamps."""
     import io
 
     buf = io.BytesIO()
-    order = sorted(members, key=lambda n: (n != "project.qde", n))
+    order = sorted(members, key=lambda n: (n != PROJECT_MEMBER, n))
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for name in order:
-            info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            info.create_system = 3   # unix; fixed so the bytes do not depend on the OS
-            zf.writestr(info, members[name])
+            zf.writestr(_member(name), members[name])
     return buf.getvalue()
+
+
+def write_archive(path: Path, write_project: Callable[[Callable[[str], object]], None],
+                  members: Iterable[tuple[str, bytes]]) -> None:
+    """Write a ``.qdpx`` atomically without holding it in memory.
+
+    The file has the bytes of :func:`zip_bytes` given the same project text and members.
+
+    Args:
+        path: the archive to write.
+        write_project: writes the project XML by calling the function it is given with
+            each piece of text, in order.
+        members: ``(name, bytes)`` of the other members, sorted by name; produced one
+            at a time, so a generator keeps one in memory.
+    """
+    from pipeline.store import atomic_write
+
+    def writer(tmp: Path) -> None:
+        # The project text is spooled to disk first: its zip header records its size,
+        # and whether it needs zip64, before its data.
+        with tempfile.TemporaryFile(dir=tmp.parent) as spool:
+            write_project(lambda text: spool.write(text.encode("utf-8")))
+            size = spool.tell()
+            spool.seek(0)
+            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+                info = _member(PROJECT_MEMBER)
+                info.file_size = size   # as writestr sets it
+                with zf.open(info, "w") as dest:
+                    shutil.copyfileobj(spool, dest, 1 << 20)
+                last = ""
+                for name, data in members:
+                    if name == PROJECT_MEMBER or not name > last:
+                        raise ValueError(f"archive members out of order: {name!r} after {last!r}")
+                    zf.writestr(_member(name), data)
+                    last = name
+
+    atomic_write(path, writer)
 
 
 def write_tree(out_dir: Path, files: dict[str, bytes]) -> list[Path]:
