@@ -54,6 +54,9 @@ class RunContext:
     # The codebook the runner loaded and validated (a few KB pickled): a worker need
     # not parse the YAML again (about 0.1 s of CPU per worker for 500 rules).
     book: Any = None
+    # The runner's working directory: relative input and cache paths are relative to
+    # it, also on a Dask worker started elsewhere (``engine``). None: the worker's own.
+    cwd: str | None = None
 
 
 @dataclass

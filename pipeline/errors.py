@@ -83,6 +83,10 @@ class ReviewError(PipelineError):
     """A review file cannot be imported."""
 
 
+class EngineError(PipelineError):
+    """A cluster could not run the work (unreachable, lost workers, other versions)."""
+
+
 class LockError(PipelineError):
     """Another run is writing the same output folder."""
 

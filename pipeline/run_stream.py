@@ -154,9 +154,10 @@ def stream_chunks(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, wri
         # In this process (one job, rules only: a model pass reads the parts back), parts
         # a stream takes are never written as files: their rows are in the staged files.
         memory = opts.engine == "local" and opts.jobs == 1 and opts.method == "rules"
-        # In pool workers (engine.run_chunks uses a pool for more than one chunk), the
-        # parts are encoded as Parquet there: the runner's streams splice their bytes.
-        pooled = opts.engine == "local" and opts.jobs > 1 and len(tasks) > 1
+        # In pool workers (engine.run_chunks uses a pool for more than one chunk) and
+        # on Dask workers, the parts are encoded as Parquet there: the runner's streams
+        # splice their bytes.
+        pooled = opts.engine == "dask" or (opts.jobs > 1 and len(tasks) > 1)
         spill = ChunkSpill(str(writer.dir), names, CSV_TABLES, memory=memory, parquet=pooled)
         for res in run_chunks(tasks, ctx, jobs=opts.jobs, engine=opts.engine,
                               scheduler=opts.scheduler, spill=spill, prepare=prepare):
@@ -178,7 +179,7 @@ def stream_chunks(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, wri
                 if part is not None and not (renamed and name in RENAMED_TABLES) \
                         and len(writer.parts.get(name, [])) == res.index:
                     writer.adopt(name, part)
-                else:  # not spilled (dask), or renamed ids: the rows as they are now
+                else:  # not spilled, or renamed ids: the rows as they are now
                     writer.add(name, _whole(res, name, part, renamed),
                                res.codings_csv if name == "codings" else None)
             docs = res.documents  # lists: iterating Arrow-backed columns is per element

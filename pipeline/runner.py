@@ -6,6 +6,7 @@ feeds them, times them, and hands the result to ``store``. The CLI and notebooks
 """
 from __future__ import annotations
 
+import os
 import platform
 import shutil
 import time
@@ -139,7 +140,8 @@ def _context(opts: RunOptions, book: Codebook, codebook: str | Path, unit: str,
     cache_dir = _cache_dir(opts, out_dir)
     return RunContext(str(Path(codebook).resolve()), book.hash, unit, labels, opts.code_speakers,
                       opts.text_column, opts.id_column, default, forced, meta, meta_name,
-                      cache_dir, batch_size=min(opts.batch_size, 1000), book=book)
+                      cache_dir, batch_size=min(opts.batch_size, 1000), book=book,
+                      cwd=os.getcwd())
 
 
 def code_corpus(inputs: Sequence[str | Path], *, codebook: str | Path, out_dir: str | Path,

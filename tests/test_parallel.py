@@ -42,6 +42,79 @@ def test_dask_local_cluster_is_byte_identical(corpus):
     assert res.manifest["options"]["engine"] == "dask"
 
 
+def test_dask_parts_are_made_on_the_workers(corpus, monkeypatch):
+    """Dask workers encode their chunk's part files and ship the bytes; the runner only
+    writes them into its parts folder (``engine._landed``), then splices them in."""
+    pytest.importorskip("distributed")
+    from pipeline import engine
+
+    landed = []
+    real = engine._landed
+    monkeypatch.setattr(engine, "_landed",
+                        lambda result, folder: landed.append(result.stats["parts"]) or
+                        real(result, folder))
+    local, _ = run(corpus, "local2")
+    with engine.local_cluster(2) as cluster:
+        dask, res = run(corpus, "dask2", engine="dask", scheduler=cluster.scheduler_address)
+    assert dask == local
+    assert len(landed) == res.manifest["throughput"]["chunks"] >= 4
+    assert all(part.path.endswith(".parquet") for parts in landed for part in parts.values())
+    assert {"segments", "codings", "matches", "documents"} <= set(landed[0])
+
+
+def test_dask_workers_started_elsewhere_find_relative_inputs(corpus, monkeypatch, tmp_path):
+    """Inputs named relative to the runner's directory are found by workers whose own
+    directory is another (a cluster started by hand), and shown as given."""
+    pytest.importorskip("distributed")
+    from pipeline.engine import local_cluster
+
+    def code(name, **kw):
+        res = code_corpus(["raw"], codebook="codebook.yaml", out_dir=tmp_path / name,
+                          options=RunOptions(progress=False, chunk_bytes=300, cache=False, **kw))
+        return {n: (tmp_path / name / n).read_bytes() for n in OUTPUTS}, res
+
+    monkeypatch.chdir(tmp_path)   # the workers' directory
+    with local_cluster(1) as cluster:
+        monkeypatch.chdir(corpus)
+        dask, res = code("rel_dask", engine="dask", scheduler=cluster.scheduler_address)
+    one, _ = code("rel_one")
+    assert dask == one
+    assert res.manifest["counts"]["documents"] >= 10
+    assert b"cannot read file" not in dask["errors.csv"]
+
+
+def test_local_cluster_workers_keep_glibcs_malloc_thresholds(monkeypatch):
+    pytest.importorskip("distributed")
+    import os
+
+    # a nanny copies its worker environment into this process's (distributed's design):
+    # a cluster started earlier in the test session left the setting here
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    from distributed import Client
+
+    from pipeline.engine import local_cluster
+
+    with local_cluster(1) as cluster, Client(cluster) as client:
+        [trim] = client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_").values()
+        [omp] = client.run(os.environ.get, "OMP_NUM_THREADS").values()
+    assert trim is None and omp == "1"   # dask's other settings stay
+
+
+def test_dask_run_is_quiet(corpus):
+    """distributed logs its start and shut-down at INFO; ``qcode`` shows none of it (in a
+    process of its own: the CLI's log handler is made once per process)."""
+    pytest.importorskip("distributed")
+    import subprocess
+    import sys
+
+    raw, book = str(corpus / "raw"), str(corpus / "codebook.yaml")
+    done = subprocess.run([sys.executable, "-m", "pipeline", "code", raw, "--out",
+                           str(corpus / "dq"), "--codebook", book, "--quiet", "--engine", "dask",
+                           "--jobs", "1", "--no-cache"], capture_output=True, text=True)
+    assert done.returncode == 2, done.stderr   # the corpus has a bad file
+    assert done.stderr == ""
+
+
 def test_cli_options(corpus, capsys):
     raw, book = str(corpus / "raw"), str(corpus / "codebook.yaml")
     assert main(["code", raw, "--out", str(corpus / "cli"), "--codebook", book, "--quiet",
