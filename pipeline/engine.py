@@ -181,6 +181,9 @@ def _run_pool(tasks: Sequence[ChunkTask], ctx: RunContext, jobs: int,
             yield result
 
 
+_DASK_BATCH = False   # this Dask worker process has the batch gc settings
+
+
 def _dask_task(task: ChunkTask, ctx: RunContext, spill: Any = None) -> ChunkResult:
     """A Dask task: the chunk, run from the runner's working directory.
 
@@ -194,6 +197,13 @@ def _dask_task(task: ChunkTask, ctx: RunContext, spill: Any = None) -> ChunkResu
     import tempfile
     from pathlib import Path
 
+    global _DASK_BATCH
+    if not _DASK_BATCH:   # once per worker, as a pool worker does (``_init_worker``)
+        import gc
+
+        gc.freeze()
+        gc.set_threshold(*BATCH_GC_THRESHOLD)
+        _DASK_BATCH = True
     with _runner_dir(ctx):
         result = process_chunk(task, ctx)
     if spill is None:

@@ -83,6 +83,25 @@ def test_dask_workers_started_elsewhere_find_relative_inputs(corpus, monkeypatch
     assert b"cannot read file" not in dask["errors.csv"]
 
 
+def test_cluster_failures_become_one_line_engine_errors():
+    from pipeline.engine import _outcome
+    from pipeline.errors import EngineError, InputError
+
+    class Failed:
+        def __init__(self, exc):
+            self.exc = exc
+
+        def result(self):
+            raise self.exc
+
+    with pytest.raises(EngineError, match=r"^the dask cluster at tcp://h:1 could not run a "
+                                          r"chunk: RuntimeError: Error during deserial.*same "
+                                          r"package versions"):
+        _outcome(Failed(RuntimeError("Error during deserialization\nof the graph")), "tcp://h:1")
+    with pytest.raises(InputError, match="bad.txt"):   # our own errors pass as they are
+        _outcome(Failed(InputError("bad.txt", "cannot read")), None)
+
+
 def test_local_cluster_workers_keep_glibcs_malloc_thresholds(monkeypatch):
     pytest.importorskip("distributed")
     import os
