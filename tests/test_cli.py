@@ -32,3 +32,21 @@ def test_no_or_unknown_command_registers_every_command():
     assert _commands(build_parser()) == list(COMMANDS)
     assert _commands(build_parser("--help")) == list(COMMANDS)
     assert _commands(build_parser("nonsense")) == list(COMMANDS)
+
+
+def test_arrow_allocates_with_the_system_malloc_unless_the_user_chose(tmp_path):
+    """Set before pyarrow allocates, so a fresh ``qcode`` process (and its workers) use it."""
+    import os
+    import subprocess
+    import sys
+
+    probe = ("import pipeline.cli as c, sys; c._arrow_allocator(); import pyarrow as pa; "
+             "sys.stdout.write(pa.default_memory_pool().backend_name)")
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    chosen = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
+                            text=True, check=True).stdout
+    assert chosen == "system"
+    kept = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True, env={**env, "ARROW_DEFAULT_MEMORY_POOL": "jemalloc"})
+    assert kept.stdout in ("jemalloc", "mimalloc")   # the user's (mimalloc if no jemalloc)
+    assert kept.stdout != "system"

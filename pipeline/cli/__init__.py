@@ -15,6 +15,7 @@ import argparse
 import gc
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -95,9 +96,22 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _arrow_allocator() -> None:
+    """Arrow allocates with the system's malloc in this process and in its workers.
+
+    pyarrow's default here, mimalloc, kept freed memory: loading the tables of a
+    million coded segments took 1.85 GB against 1.39 GB; ``qcode matrix`` on them
+    19.4 s and 3.2 GB against 16.8 s and 2.8 GB; coding ran as fast, with a 13-21%
+    lower peak. Set before pyarrow allocates (the variable is read then); a value the
+    user set is kept.
+    """
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code instead of exiting."""
     _fast_exit()
+    _arrow_allocator()
     if wants_pool(sys.argv[1:] if argv is None else argv):
         # the workers' fork server imports and builds while we import the commands
         start_pool_server()
