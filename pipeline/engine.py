@@ -277,8 +277,11 @@ def local_cluster(jobs: int):  # noqa: ANN201 - a distributed.LocalCluster
                             dashboard_address=None, scheduler_kwargs={"dashboard_address": ":0"})
 
 
-def _outcome(future: Any, scheduler: str | None) -> ChunkResult:
-    """A Dask future's result; what went wrong on the cluster as one ``EngineError``."""
+def outcome(future: Any, scheduler: str | None) -> ChunkResult:
+    """A Dask future's result; what went wrong on the cluster as one ``EngineError``.
+
+    Errors of the pipeline's own (``PipelineError``) pass as they are.
+    """
     from pipeline.errors import EngineError, PipelineError
 
     try:
@@ -293,8 +296,14 @@ def _outcome(future: Any, scheduler: str | None) -> ChunkResult:
                           "and the same package versions, started with --nthreads 1)") from exc
 
 
-def _run_dask(tasks: Sequence[ChunkTask], ctx: RunContext, jobs: int,
-              scheduler: str | None, spill: Spill | None = None) -> Iterator[ChunkResult]:
+@contextlib.contextmanager
+def dask_client(jobs: int, scheduler: str | None) -> Iterator[tuple[Any, int]]:
+    """A Dask client and its number of workers: of the cluster at ``scheduler``, else
+    of a local cluster of ``jobs`` workers (closed after).
+
+    Raises:
+        UsageError: dask is missing or the scheduler cannot be reached.
+    """
     import logging
 
     try:
@@ -317,34 +326,39 @@ def _run_dask(tasks: Sequence[ChunkTask], ctx: RunContext, jobs: int,
         else:
             cluster = local_cluster(jobs)
             client = Client(cluster)
-        from pipeline.parts import ChunkSpill
-
-        shipped = isinstance(spill, ChunkSpill)   # made on the workers, written here
         try:
-            n_workers = max(1, len(client.scheduler_info().get("workers", {})) or jobs)
-            remote_ctx = client.scatter(ctx, broadcast=True)
-
-            def submit(task: ChunkTask):  # noqa: ANN202 - a dask Future
-                return client.submit(_dask_task, task, remote_ctx, spill if shipped else None,
-                                     pure=False)
-
-            pending: collections.deque = collections.deque()
-            todo = iter(tasks)
-            for task in todo:
-                pending.append(submit(task))
-                if len(pending) >= 2 * n_workers:
-                    break
-            while pending:
-                future = pending.popleft()
-                result = _outcome(future, scheduler)
-                future.release()
-                nxt = next(todo, None)
-                if nxt is not None:
-                    pending.append(submit(nxt))
-                yield _landed(result, spill.folder) if shipped else result
+            yield client, max(1, len(client.scheduler_info().get("workers", {})) or jobs)
         finally:
             client.close()
             if cluster is not None:
                 cluster.close()
     finally:
         log.setLevel(saved_level)
+
+
+def _run_dask(tasks: Sequence[ChunkTask], ctx: RunContext, jobs: int,
+              scheduler: str | None, spill: Spill | None = None) -> Iterator[ChunkResult]:
+    from pipeline.parts import ChunkSpill
+
+    shipped = isinstance(spill, ChunkSpill)   # made on the workers, written here
+    with dask_client(jobs, scheduler) as (client, n_workers):
+        remote_ctx = client.scatter(ctx, broadcast=True)
+
+        def submit(task: ChunkTask):  # noqa: ANN202 - a dask Future
+            return client.submit(_dask_task, task, remote_ctx, spill if shipped else None,
+                                 pure=False)
+
+        pending: collections.deque = collections.deque()
+        todo = iter(tasks)
+        for task in todo:
+            pending.append(submit(task))
+            if len(pending) >= 2 * n_workers:
+                break
+        while pending:
+            future = pending.popleft()
+            result = outcome(future, scheduler)
+            future.release()
+            nxt = next(todo, None)
+            if nxt is not None:
+                pending.append(submit(nxt))
+            yield _landed(result, spill.folder) if shipped else result

@@ -354,33 +354,26 @@ def _manifest(opts: RunOptions, book: Codebook, codebook: str | Path, unit: str,
 
 
 def _model_pass(opts: RunOptions, book: Codebook, writer: PartWriter, run: StreamedRun) -> None:
-    """ml/hybrid: the model re-codes the spilled chunks one at a time.
+    """ml/hybrid: the model re-codes the spilled chunks, on the run's engine.
 
     The rule codings of a chunk are replaced by the model's (ml) or the combination's
-    (hybrid); only one chunk's segments and codings are in memory at a time, so a
-    model run is memory-bounded like a rule run. A segment's model score does not
-    depend on the other segments, so chunking does not change the codings.
+    (hybrid); a few chunks' segments and codings are in memory at a time, so a model
+    run is memory-bounded like a rule run (``pipeline.model_pass``).
     """
-    from pipeline.code import empty_codings
     from pipeline.errors import UsageError
+    from pipeline.model_pass import model_codings
 
     if not opts.model:
         raise UsageError(f"--method {opts.method} needs --model MODEL (train one with 'qcode train')")
     from pipeline import ml
 
     model = ml.load_model(opts.model, codebook=book)
-    seg_parts = list(writer.parts.get("segments", []))
-    rule_parts = list(writer.parts.get("codings", []))
+    chunks = list(zip(writer.parts.get("segments", []), writer.parts.get("codings", [])))
     writer.reset("codings")
     per_code: dict[str, int] = {}
     n_codings = 0
-    for seg_path, rule_path in zip(seg_parts, rule_parts):
-        segments = writer.read(seg_path)
-        coded = segments[segments[C.CODED].astype(str).str.lower().isin(["true", "1"])] \
-            if len(segments) else segments
-        codings = (ml.apply_model(model, coded.reset_index(drop=True), None,
-                                  writer.read(rule_path), opts.method)
-                   if len(coded) else empty_codings())
+    for codings in model_codings(chunks, model, opts.method, jobs=opts.jobs, engine=opts.engine,
+                                 scheduler=opts.scheduler):
         writer.add("codings", codings)
         n_codings += len(codings)
         for code, n in codings[C.CODE_ID].value_counts().items():

@@ -366,20 +366,30 @@ def test_train_on_an_empty_gold_is_a_clear_error(workspace, capsys):
     assert "at least two documents" in capsys.readouterr().err
 
 
-def test_code_with_model_and_two_jobs_equals_one_job(workspace):
-    """With --jobs 2 the model pass reads the segment parts the workers encoded as Parquet."""
+def test_code_with_model_and_two_jobs_equals_one_job(workspace, monkeypatch):
+    """With --jobs 2 (or Dask) the model pass runs on the workers too: it reads the
+    segment parts the rule pass's workers encoded as Parquet; the chunks' codings come
+    back in order, the same files as one job."""
     import hashlib
 
+    from pipeline import model_pass
     from pipeline.runner import RunOptions, code_corpus
     w = workspace
     raw = _model_and_transcripts(w)
+    used = []
+    for name in ("_pool", "_dask"):
+        real = getattr(model_pass, name)
+        monkeypatch.setattr(model_pass, name,
+                            lambda *a, _real=real, _name=name, **k: used.append(_name) or
+                            _real(*a, **k))
     found = {}
-    for jobs in (1, 2):
-        out = w / f"hybrid-jobs{jobs}"
+    for label, kw in (("one", {}), ("two", {"jobs": 2}), ("dask", {"jobs": 2, "engine": "dask"})):
+        out = w / f"hybrid-{label}"
         res = code_corpus([raw], codebook=w / "cb.yaml", out_dir=out,
                           options=RunOptions(progress=False, cache=False, method="hybrid",
-                                             model=str(w / "m.skops"), chunk_bytes=1, jobs=jobs))
+                                             model=str(w / "m.skops"), chunk_bytes=1, **kw))
         assert res.exit_code == 0 and res.manifest["throughput"]["chunks"] > 1
-        found[jobs] = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-                       for p in out.iterdir() if p.suffix in (".csv", ".parquet")}
-    assert found[1] == found[2] and "codings.parquet" in found[2]
+        found[label] = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+                        for p in out.iterdir() if p.suffix in (".csv", ".parquet")}
+    assert found["one"] == found["two"] == found["dask"] and "codings.parquet" in found["two"]
+    assert used == ["_pool", "_dask"]

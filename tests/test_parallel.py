@@ -84,7 +84,7 @@ def test_dask_workers_started_elsewhere_find_relative_inputs(corpus, monkeypatch
 
 
 def test_cluster_failures_become_one_line_engine_errors():
-    from pipeline.engine import _outcome
+    from pipeline.engine import outcome
     from pipeline.errors import EngineError, InputError
 
     class Failed:
@@ -97,9 +97,9 @@ def test_cluster_failures_become_one_line_engine_errors():
     with pytest.raises(EngineError, match=r"^the dask cluster at tcp://h:1 could not run a "
                                           r"chunk: RuntimeError: Error during deserial.*same "
                                           r"package versions"):
-        _outcome(Failed(RuntimeError("Error during deserialization\nof the graph")), "tcp://h:1")
+        outcome(Failed(RuntimeError("Error during deserialization\nof the graph")), "tcp://h:1")
     with pytest.raises(InputError, match="bad.txt"):   # our own errors pass as they are
-        _outcome(Failed(InputError("bad.txt", "cannot read")), None)
+        outcome(Failed(InputError("bad.txt", "cannot read")), None)
 
 
 def test_local_cluster_workers_keep_glibcs_malloc_thresholds(monkeypatch):
