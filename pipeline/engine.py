@@ -15,7 +15,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from pipeline.chunk import ChunkResult, ChunkTask, RunContext, process_chunk
@@ -167,18 +167,28 @@ def _run_pool(tasks: Sequence[ChunkTask], ctx: RunContext, jobs: int,
     mp.set_forkserver_preload(list(PRELOAD))
     with ProcessPoolExecutor(max_workers=jobs, mp_context=mp, initializer=_init_worker,
                              initargs=(ctx, spill)) as pool:
-        pending: collections.deque = collections.deque()
-        todo = iter(tasks)
-        for task in todo:
-            pending.append(pool.submit(_pool_task, task))
-            if len(pending) >= 2 * jobs:
-                break
-        while pending:
-            result = pending.popleft().result()
-            nxt = next(todo, None)
-            if nxt is not None:
-                pending.append(pool.submit(_pool_task, nxt))
-            yield result
+        yield from in_order(tasks, lambda task: pool.submit(_pool_task, task), jobs,
+                            lambda future: future.result())
+
+
+def in_order(items: Iterable, submit: Callable[[Any], Any], workers: int,
+             result: Callable[[Any], Any]) -> Iterator:
+    """``result(submit(item))`` of every item, in order, with at most ``2 x workers``
+    items submitted and not yet taken: a finished item waits for its predecessors,
+    never for the whole corpus, which bounds memory."""
+    pending: collections.deque = collections.deque()
+    todo = iter(items)
+    for item in todo:
+        pending.append(submit(item))
+        if len(pending) >= 2 * workers:
+            break
+    while pending:
+        future = pending.popleft()
+        out = result(future)
+        nxt = next(todo, None)
+        if nxt is not None:
+            pending.append(submit(nxt))
+        yield out
 
 
 _DASK_BATCH = False   # this Dask worker process has the batch gc settings
@@ -348,17 +358,9 @@ def _run_dask(tasks: Sequence[ChunkTask], ctx: RunContext, jobs: int,
             return client.submit(_dask_task, task, remote_ctx, spill if shipped else None,
                                  pure=False)
 
-        pending: collections.deque = collections.deque()
-        todo = iter(tasks)
-        for task in todo:
-            pending.append(submit(task))
-            if len(pending) >= 2 * n_workers:
-                break
-        while pending:
-            future = pending.popleft()
-            result = outcome(future, scheduler)
+        def result(future) -> ChunkResult:  # noqa: ANN001 - a dask Future
+            out = outcome(future, scheduler)
             future.release()
-            nxt = next(todo, None)
-            if nxt is not None:
-                pending.append(submit(nxt))
-            yield _landed(result, spill.folder) if shipped else result
+            return _landed(out, spill.folder) if shipped else out
+
+        yield from in_order(tasks, submit, n_workers, result)

@@ -8,7 +8,6 @@ a single-process pass: 51 s of a 56 s hybrid run at 100k segments, whatever ``--
 """
 from __future__ import annotations
 
-import collections
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from pipeline import columns as C
 Chunk = tuple[Path, Path]   # a chunk's segments part and rule codings part
 
 
-def code_chunk(segments: pd.DataFrame, rule_codings: pd.DataFrame, model: Any,
+def model_chunk(segments: pd.DataFrame, rule_codings: pd.DataFrame, model: Any,
                method: str) -> pd.DataFrame:
     """The model's (ml) or the combination's (hybrid) codings of one chunk."""
     from pipeline import ml
@@ -55,7 +54,7 @@ def model_codings(chunks: Sequence[Chunk], model: Any, method: str, *, jobs: int
         yield from _dask(chunks, model, method, jobs, scheduler)
     elif jobs == 1 or len(chunks) <= 1:
         for chunk in chunks:
-            yield code_chunk(*_read(chunk), model, method)
+            yield model_chunk(*_read(chunk), model, method)
     else:
         yield from _pool(chunks, model, method, jobs)
 
@@ -76,13 +75,14 @@ def _init_worker(model: Any, method: str) -> None:
 
 def _pool_task(chunk: Chunk) -> pd.DataFrame:
     assert _MODEL is not None
-    return code_chunk(*_read(chunk), *_MODEL)
+    return model_chunk(*_read(chunk), *_MODEL)
 
 
 def _pool(chunks: Sequence[Chunk], model: Any, method: str, jobs: int) -> Iterator[pd.DataFrame]:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    from pipeline.engine import in_order
     from pipeline.pool_server import PRELOAD
 
     mp = multiprocessing.get_context("forkserver")   # as the rule pass's pool
@@ -90,41 +90,24 @@ def _pool(chunks: Sequence[Chunk], model: Any, method: str, jobs: int) -> Iterat
     # the parts are files in this machine's output folder: a worker reads its own
     with ProcessPoolExecutor(max_workers=jobs, mp_context=mp, initializer=_init_worker,
                              initargs=(model, method)) as pool:
-        yield from _in_order(chunks, lambda chunk: pool.submit(_pool_task, chunk), jobs,
-                             lambda future: future.result())
-
-
-def _in_order(chunks: Sequence[Chunk], submit, workers: int, result) -> Iterator[pd.DataFrame]:  # noqa: ANN001
-    """Results in chunk order, with at most ``2 x workers`` chunks in flight."""
-    pending: collections.deque = collections.deque()
-    todo = iter(chunks)
-    for chunk in todo:
-        pending.append(submit(chunk))
-        if len(pending) >= 2 * workers:
-            break
-    while pending:
-        future = pending.popleft()
-        out = result(future)
-        nxt = next(todo, None)
-        if nxt is not None:
-            pending.append(submit(nxt))
-        yield out
+        yield from in_order(chunks, lambda chunk: pool.submit(_pool_task, chunk), jobs,
+                            lambda future: future.result())
 
 
 def _dask(chunks: Sequence[Chunk], model: Any, method: str, jobs: int,
           scheduler: str | None) -> Iterator[pd.DataFrame]:
-    from pipeline.engine import dask_client, outcome
+    from pipeline.engine import dask_client, in_order, outcome
 
     with dask_client(jobs, scheduler) as (client, workers):
         remote = client.scatter(model, broadcast=True)
 
         def submit(chunk: Chunk):  # noqa: ANN202 - a dask Future
             # the tables travel: a worker need not see this machine's parts folder
-            return client.submit(code_chunk, *_read(chunk), remote, method, pure=False)
+            return client.submit(model_chunk, *_read(chunk), remote, method, pure=False)
 
         def result(future) -> pd.DataFrame:  # noqa: ANN001
             out = outcome(future, scheduler)
             future.release()
             return out
 
-        yield from _in_order(chunks, submit, workers, result)
+        yield from in_order(chunks, submit, workers, result)
