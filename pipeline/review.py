@@ -21,7 +21,7 @@ reviews.csv (append-only, in the coded folder) has the columns in
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -135,6 +135,55 @@ def build_review_table(segments: pd.DataFrame, codings: pd.DataFrame,
             rows.append({**base, C.CODE_ID: "", CODE_LABEL: "", C.METHOD: "", C.SCORE: np.nan,
                          C.RULE: "", C.EVIDENCE: "", HIGHLIGHTS: []})
     return pd.DataFrame(rows, columns=EXPORT_COLUMNS + [HIGHLIGHTS])
+
+
+REVIEW_BATCH = 20_000   # coded segments per piece of a streamed review file
+
+
+def review_batches(segments: pd.DataFrame, codings: pd.DataFrame,
+                   matches: pd.DataFrame | None = None, *,
+                   labels: Mapping[str, str] | None = None, proposed_only: bool = False,
+                   batch: int = REVIEW_BATCH) -> Iterator[pd.DataFrame]:
+    """:func:`build_review_table` in pieces of ``batch`` coded segments, in order.
+
+    Concatenated, the pieces are the whole table; each is built from its segments'
+    codings and matches only, so a file can be written piece by piece (the rows of a
+    million segments as Python dicts took tens of GB).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    segs = segments[segments[C.CODED].astype(bool)] if C.CODED in segments.columns else segments
+    ids = segs[C.SEGMENT_ID].astype(str)
+    if len(segs) <= batch or not ids.is_unique:   # one piece (repeated ids: as a whole)
+        yield build_review_table(segs, codings, matches, labels=labels,
+                                 proposed_only=proposed_only)
+        return
+    value_set = pa.array(ids, type=pa.large_string())
+
+    def located(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's segment position, rows sorted by it (stable), and those positions."""
+        where = pc.index_in(pa.array(table[C.SEGMENT_ID].astype(str), type=pa.large_string()),
+                            value_set=value_set).fill_null(-1).to_numpy()
+        order = np.argsort(where, kind="stable")
+        return order, np.asarray(where)[order]
+
+    pieces = [(codings, *located(codings))]
+    if matches is not None and len(matches):
+        pieces.append((matches, *located(matches)))
+    empty = True
+    for lo in range(0, len(segs), batch):
+        hi = lo + batch
+        taken = [table.iloc[np.sort(order[np.searchsorted(at, lo):np.searchsorted(at, hi)])]
+                 for table, order, at in pieces]
+        piece = build_review_table(segs.iloc[lo:hi], taken[0], taken[1] if len(taken) > 1
+                                   else None, labels=labels, proposed_only=proposed_only)
+        if len(piece):   # an empty piece has untyped columns: concatenated, they widen
+            empty = False
+            yield piece
+    if empty:
+        yield build_review_table(segs.iloc[:0], codings.iloc[:0], None, labels=labels,
+                                 proposed_only=proposed_only)
 
 
 def mark_text(text: str, spans: Iterable[tuple[int, int]]) -> str:

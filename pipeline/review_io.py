@@ -159,12 +159,16 @@ def to_xlsx(table: pd.DataFrame, codes: Mapping[str, str]) -> bytes:
     return workbook_bytes(wb)
 
 
-def to_csv(table: pd.DataFrame) -> bytes:
-    """Return the review table as UTF-8 CSV (with BOM, so Excel reads it right)."""
+def to_csv(table: pd.DataFrame, header: bool = True) -> bytes:
+    """Return the review table as UTF-8 CSV (with BOM, so Excel reads it right).
+
+    ``header=False``: the lines of a later piece of the same file (no BOM, no header).
+    """
     df = table.copy()
     df[C.TEXT] = [R.mark_text(str(t), list(h or [])) for t, h in zip(df[C.TEXT], df[R.HIGHLIGHTS])]
     df[TEXT_CHECK] = [R.content_hash(t) for t in df[C.TEXT]]
-    return df[WRITE_COLUMNS].to_csv(index=False, lineterminator="\n").encode("utf-8-sig")
+    text = df[WRITE_COLUMNS].to_csv(index=False, header=header, lineterminator="\n")
+    return text.encode("utf-8-sig" if header else "utf-8")
 
 
 def _str(value: object) -> str:

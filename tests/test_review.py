@@ -82,6 +82,40 @@ def test_matches_highlight_every_match():
     assert R.strip_markers("[[We]] mochten") == "We mochten"
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_review_batches_equal_the_whole_table(seed):
+    """Pieces of a few segments, each from its own codings and matches, concatenated,
+    are the whole table; the CSV written piece by piece has the same bytes."""
+    rng = np.random.default_rng(seed)
+    text = "We mochten het zelf invullen en de directie besliste niets."
+    segs = pd.DataFrame([{C.SEGMENT_ID: f"d{k // 4}:{k}", C.DOC_ID: f"d{k // 4}", C.SPEAKER: "R",
+                          C.CONTENT_HASH: R.content_hash(text), C.TEXT: text, C.START: 100 * k,
+                          C.CODED: bool(rng.random() < 0.8)} for k in range(23)])
+    ids = [*segs[C.SEGMENT_ID], "elders:1"]   # codings of a segment the table lacks too
+    codings = pd.DataFrame([{C.SEGMENT_ID: (sid := str(rng.choice(ids))),
+                             C.CODE_ID: str(rng.choice(CODES)), C.METHOD: "rules",
+                             C.SCORE: float(rng.choice([1.0, 0.5, np.nan])), C.RULE: "rule:x",
+                             C.EVIDENCE: "zelf", C.START: (a := int(sid.split(":")[1]) * 100 +
+                                                         int(rng.integers(0, 40))),
+                             C.END: a + int(rng.integers(0, 15))} for _ in range(40)])
+    matches = codings[[C.SEGMENT_ID, C.CODE_ID, C.START, C.END]].sample(frac=1.5, replace=True,
+                                                                       random_state=seed)
+    for m in (None, matches):
+        for proposed_only in (False, True):
+            whole = R.build_review_table(segs[segs[C.CODED]], codings, m,
+                                         proposed_only=proposed_only)
+            pieces = list(R.review_batches(segs, codings, m, proposed_only=proposed_only,
+                                           batch=3))
+            n = -(-int(segs[C.CODED].sum()) // 3)   # empty pieces (proposed_only) are left out
+            assert len(pieces) == n if not proposed_only else 1 <= len(pieces) <= n
+            pd.testing.assert_frame_equal(pd.concat(pieces, ignore_index=True), whole)
+            streamed = b"".join(RIO.to_csv(t, header=k == 0) for k, t in enumerate(pieces))
+            assert streamed == RIO.to_csv(whole)
+    [nothing] = R.review_batches(segs, codings.iloc[:0], None, proposed_only=True, batch=3)
+    assert nothing.empty and list(nothing.columns) == R.EXPORT_COLUMNS + [R.HIGHLIGHTS]
+    assert RIO.to_csv(nothing).startswith(b"\xef\xbb\xbfsegment_id,")   # the header, once
+
+
 def _raw(rows):
     return pd.DataFrame(rows).fillna("")
 

@@ -115,19 +115,35 @@ def read_reviews(coded: Path) -> pd.DataFrame:
 
 def run_export(args: argparse.Namespace) -> int:
     from pipeline.review_io import to_csv, to_xlsx
-    from pipeline.store import atomic_write_bytes, load_coded
+    from pipeline.store import atomic_write, atomic_write_bytes, load_coded
     coded = Path(args.coded)
-    data = load_coded(coded)
-    codes = _codes(args, data.codings, lang=args.lang)
-    table = R.build_review_table(data.segments, data.codings, data.matches, labels=codes,
-                                 proposed_only=args.proposed_only)
     out = Path(args.out) if args.out else coded / "review.xlsx"
     if out.suffix.lower() not in (".xlsx", ".csv"):
         raise ReviewError(f"{out}: the review file must end in .xlsx or .csv")
-    payload = to_csv(table) if out.suffix.lower() == ".csv" else to_xlsx(table, codes)
-    atomic_write_bytes(out, payload)
-    n_seg = table[C.SEGMENT_ID].nunique()
-    print(f"{out}: {len(table)} rows to review ({n_seg} segments); fill in 'decision' "
+    # what the review table shows: not the documents, nor the matches' other columns
+    data = load_coded(coded, skip=("documents",), columns={
+        "segments": [C.SEGMENT_ID, C.DOC_ID, C.SPEAKER, C.CONTENT_HASH, C.TEXT, C.START, C.CODED],
+        "codings": [C.SEGMENT_ID, C.CODE_ID, C.METHOD, C.SCORE, C.RULE, C.EVIDENCE, C.START,
+                    C.END],
+        "matches": [C.SEGMENT_ID, C.CODE_ID, C.START, C.END]})
+    codes = _codes(args, data.codings, lang=args.lang)
+    batches = R.review_batches(data.segments, data.codings, data.matches, labels=codes,
+                               proposed_only=args.proposed_only)
+    n_rows = n_seg = 0
+    if out.suffix.lower() == ".csv":   # written piece by piece
+        def write(path: Path) -> None:
+            nonlocal n_rows, n_seg
+            with open(path, "wb") as fh:
+                for k, table in enumerate(batches):
+                    fh.write(to_csv(table, header=k == 0))
+                    n_rows, n_seg = n_rows + len(table), n_seg + table[C.SEGMENT_ID].nunique()
+
+        atomic_write(out, write)
+    else:
+        table = pd.concat(list(batches), ignore_index=True)
+        atomic_write_bytes(out, to_xlsx(table, codes))
+        n_rows, n_seg = len(table), table[C.SEGMENT_ID].nunique()
+    print(f"{out}: {n_rows} rows to review ({n_seg} segments); fill in 'decision' "
           f"(accept/reject), '{R.ADD_CODES}' and '{R.MEMO}', then "
           f"`qcode review import {out} --coder NAME`")
     return 0
