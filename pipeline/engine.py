@@ -7,8 +7,11 @@ finished chunk waits for its predecessors, never for the whole corpus.
 
 Dask: ``--engine dask`` without ``--scheduler`` starts a ``LocalCluster`` of ``--jobs``
 single-threaded worker processes; ``--scheduler tcp://host:8786`` connects to a running
-cluster. Workers need this package installed and the input files and codebook at the
-same paths (a shared file system); the output is written by the client only.
+cluster. Workers need this package installed and the input files at the same paths (a
+shared file system; a relative path is relative to the runner's directory, where each
+chunk runs); they encode their chunks' part files and send the bytes back, and the
+output is written by the client only. ``--method ml|hybrid`` runs its model pass on
+the same engine (``pipeline.model_pass``).
 """
 from __future__ import annotations
 

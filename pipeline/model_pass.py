@@ -20,7 +20,7 @@ Chunk = tuple[Path, Path]   # a chunk's segments part and rule codings part
 
 
 def model_chunk(segments: pd.DataFrame, rule_codings: pd.DataFrame, model: Any,
-               method: str) -> pd.DataFrame:
+                method: str) -> pd.DataFrame:
     """The model's (ml) or the combination's (hybrid) codings of one chunk."""
     from pipeline import ml
     from pipeline.code import empty_codings
