@@ -50,3 +50,18 @@ def test_arrow_allocates_with_the_system_malloc_unless_the_user_chose(tmp_path):
                           check=True, env={**env, "ARROW_DEFAULT_MEMORY_POOL": "jemalloc"})
     assert kept.stdout in ("jemalloc", "mimalloc")   # the user's (mimalloc if no jemalloc)
     assert kept.stdout != "system"
+
+
+def test_an_output_that_cannot_be_written_is_one_line(tmp_path, capsys):
+    from pipeline.cli import main
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")   # a file where the output folder should be
+    from pathlib import Path
+
+    book = Path(__file__).resolve().parents[1] / "codebook.yaml"
+    assert main(["export", str(tmp_path), "--qdc", str(blocker / "sub" / "codes.qdc"),
+                 "--codebook", str(book)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("qcode: error: ") and str(blocker) in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1

@@ -138,9 +138,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"qcode: error: {exc}", file=sys.stderr)
         return EXIT_FATAL
     except BrokenPipeError:  # output piped into `head` and closed: not an error
-        import os
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except OSError as exc:   # e.g. an output folder that cannot be made or written
+        where = exc.filename if exc.filename is not None else "qcode"
+        print(f"qcode: error: {where}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FATAL
     except KeyboardInterrupt:
         print("qcode: interrupted; outputs already written are intact", file=sys.stderr)
         return 130
