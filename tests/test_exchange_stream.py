@@ -205,6 +205,37 @@ def test_streamed_archive_equals_the_in_memory_zip(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["a.qdpx"]   # no spool or temp file left
 
 
+@pytest.mark.parametrize("limit", [400_000, 490_000])
+def test_streamed_archive_needing_zip64_equals_the_in_memory_zip(tmp_path, monkeypatch, limit):
+    """Past zipfile's zip64 limit (made small here) the project member is written again from
+    the spool with its size known: under the limit but within writestr's 5% margin, and over
+    it (where the streamed member fails), the bytes are those of the in-memory zip."""
+    project_text = "<Project>" + "tekst\n" * 80_000 + "</Project>\n"   # 480,021 bytes
+    monkeypatch.setattr(zipfile, "ZIP64_LIMIT", limit)
+    members = {"sources/a.txt": b"bron"}
+    out = tmp_path / "a.qdpx"
+    write_archive(out, lambda write: write(project_text), iter(members.items()))
+    assert out.read_bytes() == zip_bytes({"project.qde": project_text.encode(), **members})
+
+
+def test_streamed_archive_stops_when_its_writer_fails(tmp_path, monkeypatch):
+    from pipeline.exchange import qdpx_io
+
+    made = []
+
+    def produce(write):
+        for k in range(50):
+            made.append(k)
+            write("x" * 400_000)
+
+    def full(data):
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        qdpx_io._piped(produce, (full,), block=1_000_000)
+    assert len(made) < 50   # stopped early, not after making everything
+
+
 def test_streamed_archive_refuses_unsorted_members_and_leaves_nothing(tmp_path):
     out = tmp_path / "a.qdpx"
     with pytest.raises(ValueError, match="out of order"):

@@ -197,25 +197,92 @@ def write_archive(path: Path, write_project: Callable[[Callable[[str], object]],
     from pipeline.store import atomic_write
 
     def writer(tmp: Path) -> None:
-        # The project text is spooled to disk first: its zip header records its size,
-        # and whether it needs zip64, before its data.
         with tempfile.TemporaryFile(dir=tmp.parent) as spool:
-            write_project(lambda text: spool.write(text.encode("utf-8")))
-            size = spool.tell()
-            spool.seek(0)
             with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-                info = _member(PROJECT_MEMBER)
-                info.file_size = size   # as writestr sets it
-                with zf.open(info, "w") as dest:
-                    shutil.copyfileobj(spool, dest, 1 << 20)
-                last = ""
-                for name, data in members:
-                    if name == PROJECT_MEMBER or not name > last:
-                        raise ValueError(f"archive members out of order: {name!r} after {last!r}")
-                    zf.writestr(_member(name), data)
-                    last = name
+                # Deflated on a thread while the XML is made (zlib lets go of the GIL),
+                # and spooled: the zip header records, before the data, whether the
+                # member needs zip64, which writestr decides from the size.
+                size = 0
+                try:
+                    with zf.open(_member(PROJECT_MEMBER), "w") as dest:
+                        size = _piped(write_project, (spool.write, dest.write))
+                except RuntimeError:   # "File size too large": past 2 GiB without zip64
+                    if size * 1.05 <= zipfile.ZIP64_LIMIT:
+                        raise
+                fits = size * 1.05 <= zipfile.ZIP64_LIMIT
+                if fits:
+                    _add_members(zf, members)
+            if not fits:   # over ~2 GB of XML: again, from the spool, with the size known
+                spool.seek(0)
+                with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+                    info = _member(PROJECT_MEMBER)
+                    info.file_size = size   # as writestr sets it
+                    with zf.open(info, "w") as dest:
+                        shutil.copyfileobj(spool, dest, 1 << 20)
+                    _add_members(zf, members)
 
     atomic_write(path, writer)
+
+
+def _add_members(zf: zipfile.ZipFile, members: Iterable[tuple[str, bytes]]) -> None:
+    last = ""
+    for name, data in members:
+        if name == PROJECT_MEMBER or not name > last:
+            raise ValueError(f"archive members out of order: {name!r} after {last!r}")
+        zf.writestr(_member(name), data)
+        last = name
+
+
+def _piped(produce: Callable[[Callable[[str], object]], None],
+           sinks: tuple[Callable[[bytes], object], ...], block: int = 1 << 20) -> int:
+    """Run ``produce(write)``; its text goes, UTF-8 in blocks, to every sink on a thread.
+
+    Returns the number of bytes. An error of the thread is raised here.
+    """
+    import queue
+    import threading
+
+    blocks: queue.Queue = queue.Queue(maxsize=8)
+    failed: list[BaseException] = []
+
+    def drain() -> None:
+        while (data := blocks.get()) is not None:
+            if failed:
+                continue   # keep taking blocks, so the producer is never stuck
+            try:
+                for sink in sinks:
+                    sink(data)
+            except BaseException as exc:  # noqa: BLE001 - raised again in the caller
+                failed.append(exc)
+
+    thread = threading.Thread(target=drain, name="qcode-deflate", daemon=True)
+    thread.start()
+    pending: list[bytes] = []
+    held = total = 0
+
+    def write(text: str) -> None:
+        nonlocal held, total
+        if failed:   # the disk is full, say: stop making the rest
+            raise failed[0]
+        data = text.encode("utf-8")
+        pending.append(data)
+        held += len(data)
+        total += len(data)
+        if held >= block:
+            blocks.put(b"".join(pending))
+            pending.clear()
+            held = 0
+
+    try:
+        produce(write)
+        if pending:
+            blocks.put(b"".join(pending))
+    finally:
+        blocks.put(None)
+        thread.join()
+    if failed:
+        raise failed[0]
+    return total
 
 
 def write_tree(out_dir: Path, files: dict[str, bytes]) -> list[Path]:
