@@ -5,11 +5,12 @@ Layout: ``model`` (project dataclasses <-> XML element trees, pure; a project's 
 also written one source at a time), ``text`` (decoding and offset conversion, pure),
 ``selections`` (codings -> sources and selections as columns, pure), ``qdpx_io``
 (zip/XML reading with limits and zip-slip checks, deterministic atomic writing, also
-streamed), ``export`` and ``import_`` (tables <-> project). ``schemas/`` holds the REFI-QDA XSDs (MIT, REFI).
+streamed), ``export`` and ``import_`` (tables <-> project). ``schemas/`` holds the
+REFI-QDA XSDs (MIT, REFI).
 
-Public API: ``export_qdpx`` (returns an ``Exported`` summary), ``export_qdc``, ``build_project``, ``import_refi``,
-``read_refi``, ``convert``, ``gold_wide``, ``Limits``, ``ImportResult``,
-``SCHEMA_DIR``, ``PROJECT_XSD``, ``CODEBOOK_XSD``.
+Public API: ``export_qdpx`` (returns an ``Exported`` summary), ``export_qdc``,
+``build_project``, ``import_refi``, ``read_refi``, ``convert``, ``gold_wide``, ``Limits``,
+``ImportResult``, ``SCHEMA_DIR``, ``PROJECT_XSD``, ``CODEBOOK_XSD``.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ PROJECT_XSD = SCHEMA_DIR / "Project-mrt2019.xsd"
 CODEBOOK_XSD = SCHEMA_DIR / "Codebook.xsd"
 
 __all__ = [
-    "CODEBOOK_XSD", "Exported", "ImportResult", "Limits", "PROJECT_XSD", "SCHEMA_DIR", "build_project",
-    "codebook_bytes", "convert", "export_qdc", "export_qdpx", "gold_wide", "import_refi",
-    "project_bytes", "read_refi",
+    "CODEBOOK_XSD", "Exported", "ImportResult", "Limits", "PROJECT_XSD", "SCHEMA_DIR",
+    "build_project", "codebook_bytes", "convert", "export_qdc", "export_qdpx", "gold_wide",
+    "import_refi", "project_bytes", "read_refi",
 ]
