@@ -57,6 +57,8 @@ class RunContext:
     # The runner's working directory: relative input and cache paths are relative to
     # it, also on a Dask worker started elsewhere (``engine``). None: the worker's own.
     cwd: str | None = None
+    # Per-document DocBin entries (``cache.DocCache``) written and read: ``RunOptions.docbin``.
+    docbin: bool = False
 
 
 @dataclass
@@ -259,7 +261,7 @@ def process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
         # while this thread codes the chunk
         segments_csv = _Lines(segments)
     stats["key"] = key  # the key these tables belong to (None: not cacheable)
-    cache = DocCache(ctx.cache_dir)
+    cache = DocCache(ctx.cache_dir if ctx.docbin else None)
     # Survey tables by their path (cached slim documents keep only id, path and hash).
     tables = frozenset(d for d, p in zip(documents[C.DOC_ID].tolist(), documents[C.PATH].tolist())
                        if str(p).lower().endswith(".csv"))

@@ -110,16 +110,21 @@ def csv_array(frame: pd.DataFrame) -> pa.LargeBinaryArray:
     A newline ends a row unless it is inside a quoted field; quotes inside a quoted
     field are doubled and an unquoted field has none, so a newline is inside quotes
     exactly when an odd number of quote characters come before it (in UTF-8 neither
-    byte occurs inside a multi-byte character). The array's data buffer is the CSV
-    text itself (only the line ends are computed): no bytes object per row.
+    byte occurs inside a multi-byte character). The quotes before each newline are
+    counted by a binary search in the quotes' positions (a running count over every
+    byte cost ~1.8 s per 40 MB). The array's data buffer is the CSV text itself (only
+    the line ends are computed): no bytes object per row.
 
     Raises:
         ValueError: the text does not cut into one line per row (never expected).
     """
     data = csv_bytes(frame)
     raw = np.frombuffer(data, dtype=np.uint8)
-    outside = np.cumsum(raw == _QUOTE) % 2 == 0
-    ends = np.flatnonzero((raw == _NEWLINE) & outside) + 1
+    newlines = np.flatnonzero(raw == _NEWLINE)
+    quotes = np.flatnonzero(raw == _QUOTE)
+    if len(quotes):
+        newlines = newlines[np.searchsorted(quotes, newlines) % 2 == 0]
+    ends = newlines + 1
     if len(ends) != len(frame):
         raise ValueError(f"{len(ends)} CSV lines for {len(frame)} rows")
     offsets = np.zeros(len(ends) + 1, dtype=np.int64)

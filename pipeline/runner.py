@@ -54,7 +54,10 @@ class RunOptions:
     jobs: int = 1                      # local worker processes (dask: LocalCluster size)
     engine: str = "local"              # local | dask
     scheduler: str | None = None       # dask scheduler address; None: a LocalCluster
-    cache: bool = True                 # reuse parsed documents (DocBin cache)
+    cache: bool = True                 # reuse cached work (chunks, matches, codings, outputs)
+    # also keep each document's parse as a spaCy DocBin file (cache/docbin-v1) and read
+    # those back; off: parsing again is faster than reading one (benchmarks/RESULTS.md)
+    docbin: bool = False
     cache_dir: str | None = None       # None: <out>/.cache
     chunk_bytes: int = 1_000_000       # raw input bytes per chunk (memory vs overhead)
 
@@ -141,7 +144,7 @@ def _context(opts: RunOptions, book: Codebook, codebook: str | Path, unit: str,
     return RunContext(str(Path(codebook).resolve()), book.hash, unit, labels, opts.code_speakers,
                       opts.text_column, opts.id_column, default, forced, meta, meta_name,
                       cache_dir, batch_size=min(opts.batch_size, 1000), book=book,
-                      cwd=os.getcwd())
+                      cwd=os.getcwd(), docbin=opts.docbin)
 
 
 def code_corpus(inputs: Sequence[str | Path], *, codebook: str | Path, out_dir: str | Path,

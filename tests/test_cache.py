@@ -65,7 +65,7 @@ def test_recode_from_cache_after_codebook_edit(tmp_path):
 
     def run(out, **kw):
         return code_corpus([tmp_path / "raw"], codebook=book, out_dir=tmp_path / out,
-                           options=RunOptions(progress=False, chunk_bytes=400, **kw))
+                           options=RunOptions(progress=False, chunk_bytes=400, docbin=True, **kw))
 
     cold = run("cached")
     cache_dir = tmp_path / "cached" / ".cache"
@@ -86,6 +86,42 @@ def test_recode_from_cache_after_codebook_edit(tmp_path):
     run("cached", cache_dir=str(tmp_path / "elsewhere"))
     assert _digest(tmp_path / "cached") == _digest(tmp_path / "fresh")
     assert _entries(tmp_path / "elsewhere")
+
+
+def test_docbin_entries_only_with_the_option(tmp_path):
+    """Off by default: no DocBin entry is written, and none is read (a run whose chunk
+    entries are gone parses its documents again); the outputs are the same either way."""
+    make_corpus(tmp_path / "raw")
+    book = tmp_path / "codebook.yaml"
+    book.write_text(CODEBOOK)
+
+    def run(out, **kw):
+        return code_corpus([tmp_path / "raw"], codebook=book, out_dir=tmp_path / out,
+                           options=RunOptions(progress=False, chunk_bytes=400, **kw))
+
+    plain = run("plain")
+    cache = tmp_path / "plain" / ".cache"
+    assert cache.is_dir() and not _entries(cache)
+    run("with", docbin=True)
+    assert _entries(tmp_path / "with" / ".cache")
+    assert _digest(tmp_path / "with") == _digest(tmp_path / "plain")
+    # the DocBin entries of the other run, but no chunk entries: read only with the option
+    import shutil
+
+    from pipeline import chunk_cache, coded_files, coding_cache, match_cache, table_cache
+    others = [m.SUBDIR for m in (chunk_cache, coded_files, coding_cache, match_cache, table_cache)]
+    shutil.copytree(tmp_path / "with" / ".cache" / SUBDIR, cache / SUBDIR)
+    for name in others:
+        shutil.rmtree(cache / name, ignore_errors=True)
+    again = run("plain")
+    n_docs = plain.manifest["counts"]["documents"]
+    assert again.manifest["throughput"]["cache_hits"] == 0
+    assert again.manifest["throughput"]["cache_misses"] == n_docs
+    for name in others:
+        shutil.rmtree(cache / name, ignore_errors=True)
+    read = run("plain", docbin=True)
+    assert read.manifest["throughput"]["cache_hits"] == n_docs
+    assert _digest(tmp_path / "plain") == _digest(tmp_path / "with")
 
 
 MIXED = [*TEXTS, "Zie www.school.nl, d.w.z. 's ochtends :)", "Twee  spaties\nen een regel", " x "]

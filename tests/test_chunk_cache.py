@@ -300,9 +300,9 @@ def test_entries_written_behind_are_those_written_in_workers(corpus, monkeypatch
         real(fn, args)
 
     monkeypatch.setattr(cache_io.Prefetcher, "_run_write", staticmethod(spy))
-    _run(corpus, "one")  # chunks in this process: entries written on the writing thread
+    _run(corpus, "one", docbin=True)  # chunks in this process: written on the writing thread
     assert {"_write_entry", "_store_payloads"} <= set(written)
-    _run(corpus, "two", jobs=2)  # pool workers: no writing thread, written there and then
+    _run(corpus, "two", jobs=2, docbin=True)  # pool workers: no writing thread, written there and then
     one, two = _files(corpus / "one" / ".cache"), _files(corpus / "two" / ".cache")
     assert one and one == two  # every entry complete when the run ended, the same bytes
 
@@ -317,7 +317,7 @@ def test_a_run_whose_cache_writes_fail_succeeds(corpus, monkeypatch, broken):
         raise KeyError("a hash no vocab has")
 
     monkeypatch.setattr(importlib.import_module(f"pipeline.{module}"), name, fail)
-    _run(corpus, "cached")
+    _run(corpus, "cached", docbin=True)
     _run(corpus, "fresh", cache=False)
     assert _digest(corpus / "cached") == _digest(corpus / "fresh")
     cache = corpus / "cached" / ".cache"

@@ -118,6 +118,21 @@ def test_rerun_is_identical(project):
         assert (project / "a" / name).read_bytes() == (project / "b" / name).read_bytes()
 
 
+def test_docbin_cache_option(project):
+    raw, cb = project / "raw", str(project / "codebook.yaml")
+    main(["code", str(raw), "--out", str(project / "a"), "--codebook", cb, "--quiet"])
+    main(["code", str(raw), "--out", str(project / "b"), "--codebook", cb, "--quiet",
+          "--docbin-cache"])
+    assert not list((project / "a" / ".cache").rglob("*.spacy"))
+    from spacy.tokens import DocBin
+
+    entries = list((project / "b" / ".cache").rglob("*.spacy"))
+    assert entries  # one per parsed document, readable by spaCy
+    assert all(len(DocBin().from_bytes(e.read_bytes())) > 0 for e in entries)
+    for name in ["segments.csv", "codings.csv", "matches.parquet", "codings.parquet"]:
+        assert (project / "a" / name).read_bytes() == (project / "b" / name).read_bytes()
+
+
 def test_bad_codebook_writes_nothing(project, capsys):
     (project / "codebook.yaml").write_text("version: 1\ncodes:\n  - id: Agency!\n    bogus: 1\n")
     out = project / "coded"

@@ -45,6 +45,10 @@ def _add_coding_options(p: argparse.ArgumentParser) -> None:
                         "codings, output files)")
     p.add_argument("--cache-dir", metavar="DIR",
                    help="cache folder (default: <out>/.cache; safe to delete)")
+    p.add_argument("--docbin-cache", action="store_true",
+                   help="also keep each document's parse as a spaCy DocBin file in the cache "
+                        "(<cache>/docbin-v1) and reuse them; off by default, as parsing again "
+                        "is faster than reading them back")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -111,7 +115,8 @@ def _options(args: argparse.Namespace):
                       metadata=args.metadata, method=args.method, model=args.model,
                       progress=not args.quiet and sys.stderr.isatty(),
                       jobs=args.jobs, engine=args.engine, scheduler=args.scheduler,
-                      cache=not args.no_cache, cache_dir=args.cache_dir)
+                      cache=not args.no_cache, cache_dir=args.cache_dir,
+                      docbin=args.docbin_cache)
 
 
 def _summary(result) -> str:
