@@ -203,6 +203,14 @@ def cached_match(memo: MatchCache, book, lang: str, fingerprint: str, match,  # 
         pd.concat([cached, new], ignore_index=True),
         np.concatenate([_live(cached), np.ones(len(new), dtype=bool)]))
     entry.save(new, todo, digests, rows, ordered=True)
+    if rows is new:  # every row just matched: the matcher's integer keys still hold
+        from pipeline.code.combine import frame_keys, remember_keys
+
+        keys = frame_keys(new)
+        out = new[C.MATCH_COLUMNS]
+        if keys is not None:
+            remember_keys(out, keys)
+        return out
     return rows[C.MATCH_COLUMNS]
 
 

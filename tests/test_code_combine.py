@@ -10,7 +10,7 @@ import pytest
 
 from pipeline import columns as C
 from pipeline.code import combine
-from pipeline.code.aggregate import aggregate_matches, aggregate_rows
+from pipeline.code.aggregate import aggregate_matches, aggregate_rows, coding_order
 from pipeline.code.arrays import TokenArrays
 from pipeline.code.combine import frame_keys, stable_order
 from pipeline.code.compiled import compile_rules
@@ -65,8 +65,14 @@ def test_aggregation_with_keys_equals_it_without(matched):  # noqa: ANN001
         assert got.equals(expected)
         assert got.to_csv(index=False) == expected.to_csv(index=False)
         assert [type(got[c].array) for c in got] == [type(expected[c].array) for c in expected]
-    assert aggregate_rows(frame, threshold=threshold).equals(
-        aggregate_rows(plain, threshold=threshold))
+    for t in (threshold, 0.0, 0.99):
+        combine.remember_keys(frame, keys)
+        got, rows = aggregate_rows(frame, threshold=t), aggregate_rows(plain, threshold=t)
+        assert frame_keys(frame) is None
+        # the same rows; with the keys already in output order (a first run's codings)
+        order = coding_order(got)
+        assert (order == np.arange(len(got))).all()
+        assert got.equals(rows.take(coding_order(rows)).reset_index(drop=True))
     combine.remember_keys(frame, keys)  # for the other tests
 
 

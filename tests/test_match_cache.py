@@ -183,3 +183,21 @@ def test_columns_of_is_the_column_selection():
     for columns in (["a", "b"], ["b", "a"], ["a", "_unit"], ["b"]):
         got = columns_of(frame, columns)
         assert got.equals(frame[columns]) and list(got.columns) == columns
+
+
+def test_a_first_run_aggregates_on_the_matchers_keys(corpus, monkeypatch):
+    """The rows a first run matched keep ``match_frame``'s integer keys through the cache,
+    so aggregating them factorises no id column (and gives the codings in output order)."""
+    import pipeline.code.aggregate as aggregate
+
+    seen: list[bool] = []
+    original = aggregate._Groups.__init__
+
+    def spy(self, matches, keys=None):
+        seen.append(keys is not None)
+        original(self, matches, keys)
+
+    monkeypatch.setattr(aggregate._Groups, "__init__", spy)
+    _run(corpus, "cached", BOOK)
+    assert seen and all(seen)
+    _same_as_cold(corpus, BOOK)

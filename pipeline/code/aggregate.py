@@ -60,19 +60,28 @@ def aggregate_matches(matches: pd.DataFrame, *, threshold: float) -> pd.DataFram
     # ``order_codings(aggregate_rows(...))``, with the kept codings put in order on the
     # integer keys before any string column is taken: each is taken once, not three times
     kept = np.flatnonzero(groups.scores >= threshold - EPS)
+    ordered = _in_output_order(groups, keys, kept)
+    if ordered is None:  # a missing id: as pandas
+        return order_codings(groups.frame(kept))
+    return _finish(groups.frame(ordered), C.CODING_COLUMNS)
+
+
+def _in_output_order(groups: _Groups, keys: MatchKeys | None,
+                     kept: np.ndarray) -> np.ndarray | None:
+    """The groups ``kept`` in output order (doc id, segment order, segment, code), on
+    integer keys; None when an id is missing (then pandas' order applies)."""
     best = groups.best[kept]
     # only the best rows' doc ids: ranked among themselves they order as among all rows
     doc = (keys.doc[best] if keys is not None
-           else pd.factorize(matches[C.DOC_ID].take(best), sort=True)[0])
+           else pd.factorize(groups.matches[C.DOC_ID].take(best), sort=True)[0])
     seg, code = groups.seg[best], groups.code[best]
-    if (doc < 0).any() or (seg < 0).any() or (code < 0).any():  # a missing id: as pandas
-        return order_codings(groups.frame(kept))
+    if (doc < 0).any() or (seg < 0).any() or (code < 0).any():
+        return None
     first = groups.first[kept]
     seg_first = np.full(int(seg.max()) + 1 if len(seg) else 0, np.iinfo(np.int64).max,
                         dtype=np.int64)
     np.minimum.at(seg_first, seg, first)
-    order = stable_order([doc, seg_first[seg], seg, code])
-    return _finish(groups.frame(kept[order]), C.CODING_COLUMNS)
+    return kept[stable_order([doc, seg_first[seg], seg, code])]
 
 
 def aggregate_rows(matches: pd.DataFrame, *, threshold: float) -> pd.DataFrame:
@@ -88,8 +97,13 @@ def aggregate_rows(matches: pd.DataFrame, *, threshold: float) -> pd.DataFrame:
     """
     if matches.empty:
         return empty_codings().assign(**{C.FIRST_MATCH: pd.Series(dtype="int64")})
-    groups = _Groups(matches)
-    out = groups.frame(np.flatnonzero(groups.scores >= threshold - EPS), first=True)
+    # match_frame's integer ids, when these are the rows it made (a first run): then
+    # the rows come in output order too (``order_codings`` finds nothing to move)
+    keys = frame_keys(matches, forget=True)
+    groups = _Groups(matches, keys)
+    kept = np.flatnonzero(groups.scores >= threshold - EPS)
+    ordered = _in_output_order(groups, keys, kept) if keys is not None else None
+    out = groups.frame(kept if ordered is None else ordered, first=True)
     return _finish(out, [*C.CODING_COLUMNS, C.FIRST_MATCH])
 
 
