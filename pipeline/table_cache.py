@@ -116,11 +116,15 @@ class TableCache:
         return out
 
     def store(self, key: str | None, staged: dict[str, Path]) -> None:
-        """Store copies of the staged files of ``FILES``; failures are ignored.
+        """Store the staged files of ``FILES`` (hard links, else copies); failures are ignored.
 
-        The digests of the bytes read are kept in ``digests``, as ``fetch`` keeps
-        those it checks: the manifest records them without hashing the files again.
+        A link shares the bytes with the output the staged file becomes, as ``fetch``'s
+        links do (no run changes a file in place). The digests of the stored files are
+        kept in ``digests``, as ``fetch`` keeps those it checks: the manifest records
+        them without hashing the files again.
         """
+        from pipeline.store import file_digests
+
         if self.folder is None or key is None:
             return
         path = self._path(key)
@@ -130,12 +134,15 @@ class TableCache:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=path.parent))
             try:
-                meta = {}
                 for name in FILES:
-                    data = staged[name].read_bytes()
-                    (tmp / name).write_bytes(data)
-                    meta[name] = [len(data), hashlib.sha256(data).hexdigest()]
-                    self.digests[name] = meta[name][1]
+                    try:
+                        os.link(staged[name], tmp / name)
+                    except OSError:  # another file system (--cache-dir): a copy
+                        shutil.copyfile(staged[name], tmp / name)
+                found = file_digests([tmp / name for name in FILES])  # on two threads
+                meta = {name: [(tmp / name).stat().st_size, digest]
+                        for name, digest in zip(FILES, found)}
+                self.digests.update(zip(FILES, found))
                 (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
                 os.replace(tmp, path)  # atomic: readers see a whole entry or none
             finally:

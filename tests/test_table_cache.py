@@ -162,8 +162,33 @@ def test_a_cold_run_records_the_digests_of_the_files_it_stored(corpus, monkeypat
     monkeypatch.setattr(store, "file_digests", spy)
     _run(corpus, "cached", BOOK)
     assert _entries(corpus / "cached")  # stored: the tables' files were hashed then
-    assert not [n for n in hashed if any(n.startswith(f) for f in FILES)]  # not again
+    # once each (the stored links), not again for the manifest
+    assert sorted(n for n in hashed if any(n.startswith(f) for f in FILES)) == sorted(FILES)
     out = corpus / "cached"
     outputs = json.loads((out / "manifest.json").read_text())["outputs"]
     for name in FILES:
         assert outputs[name] == hashlib.sha256((out / name).read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("linked", [True, False])
+def test_stored_files_are_links_to_the_outputs_or_copies(corpus, monkeypatch, linked):
+    import hashlib
+    import os
+
+    import pipeline.table_cache as table_cache
+
+    if not linked:  # another file system: os.link fails, the files are copied
+        def no_link(*args):
+            raise OSError("cross-device link")
+
+        monkeypatch.setattr(table_cache.os, "link", no_link)
+    _run(corpus, "cached", BOOK)
+    (entry,) = _entries(corpus / "cached")
+    for name in FILES:
+        stored, output = entry / name, corpus / "cached" / name
+        assert stored.read_bytes() == output.read_bytes()
+        assert os.path.samefile(stored, output) is linked
+    monkeypatch.undo()
+    again = _run(corpus, "cached", BOOK)  # the entry is found and checked
+    assert again.manifest["outputs"]["segments.csv"] == hashlib.sha256(
+        (corpus / "cached" / "segments.csv").read_bytes()).hexdigest()
