@@ -41,6 +41,21 @@ def _excel_safe(text: str) -> str:
     return ILLEGAL_CHARACTERS_RE.sub("", text)
 
 
+def _has_illegal(values: list) -> bool:
+    """Whether any string of ``values`` has a character ``_excel_safe`` drops (one search
+    over them all: a regex call per cell was a twentieth of a large export)."""
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+    return ILLEGAL_CHARACTERS_RE.search("\n".join(v for v in values if isinstance(v, str))) \
+        is not None
+
+
+def _safe_column(values: list) -> list:
+    """``values`` with ``_excel_safe`` applied to its strings."""
+    if not _has_illegal(values):
+        return values
+    return [_excel_safe(v) if isinstance(v, str) else v for v in values]
+
+
 def _rich(text: str, spans: list[tuple[int, int]]):
     """Return an openpyxl rich-text value with the spans bold and coloured."""
     from openpyxl.cell.rich_text import CellRichText, TextBlock
@@ -127,8 +142,18 @@ def to_xlsx(table: pd.DataFrame, codes: Mapping[str, str]) -> bytes:
         return cell
 
     ws.append([header(name) for name in WRITE_COLUMNS])
-    for rec in table.to_dict("records"):
-        text, spans = _safe_spans(str(rec[C.TEXT]), list(rec.get(R.HIGHLIGHTS) or []))
+    # the columns as lists (what to_dict("records") gives per row, without a dict per
+    # row), each sanitised only when some value of it has a character to drop
+    n_rows = len(table)
+    columns = {name: _safe_column(table[name].tolist() if name in table.columns
+                                  else [None] * n_rows)
+               for name in WRITE_COLUMNS if name not in (C.TEXT, TEXT_CHECK)}
+    texts = [str(t) for t in table[C.TEXT].tolist()]
+    dirty = _has_illegal(texts)
+    marks = table[R.HIGHLIGHTS].tolist() if R.HIGHLIGHTS in table.columns else [None] * n_rows
+    for k in range(n_rows):
+        spans = list(marks[k] or [])
+        text, spans = _safe_spans(texts[k], spans) if dirty else (texts[k], spans)
         row: list = []
         for name in WRITE_COLUMNS:
             if name == C.TEXT:
@@ -136,11 +161,9 @@ def to_xlsx(table: pd.DataFrame, codes: Mapping[str, str]) -> bytes:
             elif name == TEXT_CHECK:
                 value = R.content_hash(text)
             else:
-                value = rec.get(name)
+                value = columns[name][k]
                 if isinstance(value, float) and math.isnan(value):
                     value = None
-                elif isinstance(value, str):
-                    value = _excel_safe(value)
             if name == C.TEXT or (isinstance(value, str) and value.startswith("=")):
                 cell = WriteOnlyCell(ws, value=value)
                 if name == C.TEXT:

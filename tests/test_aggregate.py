@@ -409,3 +409,43 @@ def test_aggregate_matches_orders_the_rows_of_aggregate_rows():
             assert list(got.dtypes) == list(expected.dtypes), trial
             assert got.equals(expected), trial
             assert got.index.equals(pd.RangeIndex(len(got))), trial
+
+
+def _rewritten_save(wb) -> bytes:
+    """What ``workbook_bytes`` made before it wrote openpyxl's archive stored: ``wb.save``
+    (deflated), then every member deflated again with the fixed time."""
+    import re
+    import zipfile
+    from datetime import datetime, timezone
+
+    when = datetime.fromtimestamp(315532800, tz=timezone.utc)
+    stamp = when.strftime("%Y-%m-%dT%H:%M:%SZ").encode()
+    raw, out = io.BytesIO(), io.BytesIO()
+    wb.save(raw)
+    with zipfile.ZipFile(raw) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename == "docProps/core.xml":
+                data = re.sub(rb"(<dcterms:(created|modified)[^>]*>)[^<]*(</dcterms:\2>)",
+                              rb"\g<1>" + stamp + rb"\g<3>", data)
+            fixed = zipfile.ZipInfo(info.filename, date_time=when.timetuple()[:6])
+            fixed.compress_type = zipfile.ZIP_DEFLATED
+            fixed.external_attr = info.external_attr
+            dst.writestr(fixed, data)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("write_only", [False, True])
+def test_workbook_bytes_are_the_rewritten_save(write_only, monkeypatch):
+    from openpyxl import Workbook
+
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+
+    def book():
+        wb = Workbook(write_only=write_only)
+        ws = wb.create_sheet("data") if write_only else wb.active
+        for k in range(2000):
+            ws.append([k, f"segment {k} " * 3, k / 7])
+        return wb
+
+    assert A.workbook_bytes(book()) == _rewritten_save(book())

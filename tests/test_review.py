@@ -258,6 +258,8 @@ def test_xlsx_roundtrip_rich_text_and_validation(tmp_path):
     segs = make_segments()
     segs.loc[2, C.TEXT] = "=SUM(A1) with \x07 bell"   # formula-like and an illegal char
     segs.loc[2, C.CONTENT_HASH] = R.content_hash(segs.loc[2, C.TEXT])
+    segs[C.SPEAKER] = segs[C.SPEAKER].astype(object)
+    segs.loc[1, C.SPEAKER] = "An\x01ja"   # an illegal char in another column
     table = R.build_review_table(segs, make_codings())
     data = RIO.to_xlsx(table, {"agency": "Agency", "ownership": "Eigenaarschap"})
     path = tmp_path / "r.xlsx"
@@ -283,6 +285,7 @@ def test_xlsx_roundtrip_rich_text_and_validation(tmp_path):
     raw, checks = RIO.read_review_file(path)
     assert list(raw["row"]) == [2, 3, 4] and all(checks.values())
     assert raw.loc[2, C.TEXT] == "=SUM(A1) with  bell"
+    assert "Anja" in set(raw[C.SPEAKER])
 
 
 def test_csv_roundtrip_semicolon_and_cp1252(tmp_path):

@@ -4,6 +4,8 @@ from __future__ import annotations
 import io
 import os
 import re
+import shutil
+import tempfile
 import zipfile
 from datetime import datetime, timezone
 from collections.abc import Mapping
@@ -148,20 +150,33 @@ def workbook_bytes(wb: Workbook) -> bytes:
     entry, so two saves of the same workbook differ; here both get one fixed time
     (``SOURCE_DATE_EPOCH`` when set, else 1980-01-01 UTC).
     """
+    from openpyxl.writer.excel import ExcelWriter
+
     epoch = int(os.environ.get("SOURCE_DATE_EPOCH", _EPOCH_DEFAULT))
     when = datetime.fromtimestamp(max(epoch, _EPOCH_DEFAULT), tz=timezone.utc)
-    raw = io.BytesIO()
-    wb.save(raw)
     stamp = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if wb.write_only and not wb.worksheets:
+        wb.create_sheet()  # as ``Workbook.save``
+    wb.properties.modified = datetime.now(tz=timezone.utc).replace(tzinfo=None)
     out = io.BytesIO()
-    with zipfile.ZipFile(raw) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
-        for info in src.infolist():
-            data = src.read(info.filename)
-            if info.filename == _CORE:
-                data = re.sub(rb"(<dcterms:(created|modified)[^>]*>)[^<]*(</dcterms:\2>)",
-                              rb"\g<1>" + stamp.encode() + rb"\g<3>", data)
-            fixed = zipfile.ZipInfo(info.filename, date_time=when.timetuple()[:6])
-            fixed.compress_type = zipfile.ZIP_DEFLATED
-            fixed.external_attr = info.external_attr
-            dst.writestr(fixed, data)
+    # ``wb.save``'s archive (``openpyxl.writer.excel.save_workbook``), but stored, in a
+    # temp file: its members are deflated once, here, not also by openpyxl (a review
+    # sheet of 100k segments is ~200 MB of XML); copied member by member, not read whole
+    with tempfile.TemporaryFile() as raw:
+        ExcelWriter(wb, zipfile.ZipFile(raw, "w", zipfile.ZIP_STORED, allowZip64=True)).save()
+        raw.seek(0)
+        with zipfile.ZipFile(raw) as src, \
+                zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as dst:
+            for info in src.infolist():
+                fixed = zipfile.ZipInfo(info.filename, date_time=when.timetuple()[:6])
+                fixed.compress_type = zipfile.ZIP_DEFLATED
+                fixed.external_attr = info.external_attr
+                if info.filename == _CORE:
+                    data = re.sub(rb"(<dcterms:(created|modified)[^>]*>)[^<]*(</dcterms:\2>)",
+                                  rb"\g<1>" + stamp.encode() + rb"\g<3>", src.read(info))
+                    dst.writestr(fixed, data)
+                    continue
+                fixed.file_size = info.file_size  # (stored: exact) zip64 only past its limit
+                with src.open(info) as data, dst.open(fixed, "w") as target:
+                    shutil.copyfileobj(data, target, 1 << 20)
     return out.getvalue()
