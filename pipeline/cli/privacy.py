@@ -157,7 +157,10 @@ def run(args: argparse.Namespace) -> int:
     for n in names:
         person(n)
 
-    docs, problems = {}, []
+    # per file only its id and text between the passes (not the ingested tables: at a
+    # million segments those held most of the command's memory)
+    docs: dict[Path, tuple[str, str]] = {}
+    problems: list[str] = []
     keep = [s for s in args.keep_labels.split(",") if s.strip()]
     for f in files:
         try:
@@ -165,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
         except PipelineError as exc:
             problems.append(str(exc))
             continue
-        docs[f] = ing
+        docs[f] = (str(ing.documents[C.DOC_ID].iloc[0]), str(ing.documents[C.TEXT].iloc[0]))
         for label in dict.fromkeys(ing.turns[C.SPEAKER].astype(str)):
             if P.is_role_label(label, keep):
                 continue
@@ -174,27 +177,24 @@ def run(args: argparse.Namespace) -> int:
                 person(name)
                 for variant in variants:  # "Pieters, Anna" is Anna Pieters
                     key.persons.setdefault(variant, key.persons.get(name, name))
-    for ing in docs.values():
-        text = str(ing.documents[C.TEXT].iloc[0])
+    for _, text in docs.values():
         for name in P.cue_names(text):
             person(name)
         if not args.no_name_list:
             for name in P.text_names(text):
                 person(name)
     if not args.no_name_list:
-        for ing in docs.values():
-            for name in P.coordinated_names(str(ing.documents[C.TEXT].iloc[0]), found):
+        for _, text in docs.values():
+            for name in P.coordinated_names(text, found):
                 key.add_person(name)
     # An ambiguous given name ("An", "Will") known only from weak evidence (coordination,
     # an earlier run's key) is not replaced where it starts a sentence.
     guarded = {n for n in key.persons if n in P.AMBIGUOUS_NAMES and n not in found}
     detector = P.Detector(names=list(key.persons), schools=schools, guarded=guarded)
-    coded = _check_coded(args, {str(i.documents[C.DOC_ID].iloc[0]): str(i.documents[C.TEXT].iloc[0])
-                                for i in docs.values()}) if args.coded else None
+    coded = _check_coded(args, dict(docs.values())) if args.coded else None
 
     maps, texts, mismatched, report = {}, {}, [], []
-    for f, ing in docs.items():
-        doc_id, text = str(ing.documents[C.DOC_ID].iloc[0]), str(ing.documents[C.TEXT].iloc[0])
+    for f, (doc_id, text) in docs.items():
         new_text, omap = P.pseudonymise_text(text, detector, key)
         source = text if f.suffix.lower() == ".docx" else decode_bytes(f.read_bytes(), f)[0]
         spans = detector.spans(source)
@@ -205,7 +205,8 @@ def run(args: argparse.Namespace) -> int:
         back = read_file(target, text_column=args.text_column, id_column=args.id_column)
         if str(back.documents[C.TEXT].iloc[0]) != new_text:
             mismatched.append(doc_id)
-        maps[doc_id], texts[doc_id] = omap, new_text
+        if coded is not None:  # kept for moving the coded folder's offsets
+            maps[doc_id], texts[doc_id] = omap, new_text
     if meta is not None:
         meta_out = meta.copy()
         meta_counts = dict.fromkeys(P.KINDS, 0)
