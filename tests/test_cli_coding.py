@@ -133,6 +133,14 @@ def test_docbin_cache_option(project):
         assert (project / "a" / name).read_bytes() == (project / "b" / name).read_bytes()
 
 
+def test_docbin_cache_needs_the_cache(project, capsys):
+    code = main(["code", str(project / "raw"), "--out", str(project / "c"), "--codebook",
+                 str(project / "codebook.yaml"), "--quiet", "--docbin-cache", "--no-cache"])
+    assert code == 1
+    assert "--docbin-cache" in capsys.readouterr().err
+    assert not (project / "c").exists()
+
+
 def test_bad_codebook_writes_nothing(project, capsys):
     (project / "codebook.yaml").write_text("version: 1\ncodes:\n  - id: Agency!\n    bogus: 1\n")
     out = project / "coded"

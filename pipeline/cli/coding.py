@@ -108,6 +108,8 @@ def _options(args: argparse.Namespace):
         raise UsageError(f"--jobs must be at least 1, not {args.jobs}")
     if args.scheduler and args.engine != "dask":
         raise UsageError("--scheduler needs --engine dask")
+    if args.docbin_cache and args.no_cache:
+        raise UsageError("--docbin-cache keeps parses in the cache: it cannot go with --no-cache")
     if args.method != "rules" and not args.model:
         raise UsageError(f"--method {args.method} needs --model MODEL (train one with 'qcode train')")
     return RunOptions(unit=args.unit, lang=args.lang, text_column=args.text_column,
