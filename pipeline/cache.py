@@ -8,6 +8,11 @@ without building it). A changed text, unit or pipeline gives a new key; nothing 
 ever invalidated in place. One file per document keeps the file count low (a
 million segments in ten thousand documents is ten thousand files).
 
+A run writes and reads these entries only with ``--docbin-cache`` (``RunOptions.docbin``):
+each chunk's parsed segments are kept by the chunk cache (``chunk_cache``) anyway, and
+reading a document back from its DocBin took longer than parsing it again
+(benchmarks/RESULTS.md, session 14).
+
 The folder only holds derived data and can be deleted at any time. Entries are
 written atomically (temp file + rename), and an unreadable, truncated or mismatched
 entry is treated as a miss: parsed again and overwritten, never an error.
