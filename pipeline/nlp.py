@@ -123,8 +123,8 @@ def base_vocab(lang: str):  # noqa: ANN201 - spacy.vocab.Vocab
     """Return the (cached) vocab of ``make_nlp(lang)``, built as ``spacy.blank`` builds it.
 
     Cached token arrays only need a vocab (strings and lexeme attributes); building
-    the tokenizer (about half a second: thousands of special cases) waits until a
-    rule is compiled or a text parsed.
+    the pipeline (about 0.1 s for ``spacy.blank`` and the affix regexes, 0.15 s for the
+    lemma tables) waits until a rule is compiled or a text parsed.
 
     Raises:
         UsageError: the language is not supported.
@@ -144,12 +144,20 @@ _BLANKS: dict[str, Language] = {}
 
 
 def _blank(lang: str) -> Language:
-    """The (cached) ``spacy.blank(lang)`` on ``base_vocab(lang)`` that ``make_nlp`` completes."""
+    """The (cached) ``spacy.blank(lang)`` on ``base_vocab(lang)`` that ``make_nlp`` completes.
+
+    Its tokenizer is spaCy's with the language's defaults, as a ``LazyTokenizer``: the
+    same tokens, without adding thousands of special cases a corpus does not use.
+    """
     nlp = _BLANKS.get(lang)
     if nlp is None:
         import spacy
 
-        nlp = _BLANKS[lang] = spacy.blank(_check_lang(lang), vocab=base_vocab(lang))
+        from pipeline.nlp_specials import LAZY_TOKENIZER
+
+        nlp = _BLANKS[lang] = spacy.blank(
+            _check_lang(lang), vocab=base_vocab(lang),
+            config={"nlp": {"tokenizer": {"@tokenizers": LAZY_TOKENIZER}}})
     return nlp
 
 

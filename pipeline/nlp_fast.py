@@ -56,10 +56,13 @@ _O, _L, _S, _P, _N = (ATTRS.index(a) for a in (ORTH, LEMMA, SENT_START, SPACY, N
 
 
 def supported(nlp: Language) -> bool:
-    """Whether ``nlp``'s tokenizer is spaCy's own ``Tokenizer`` (what the above is about)."""
+    """Whether ``nlp``'s tokenizer is spaCy's own ``Tokenizer`` (what the above is about)
+    or a ``LazyTokenizer`` (the same tokens)."""
     from spacy.tokenizer import Tokenizer
 
-    return type(nlp.tokenizer) is Tokenizer
+    from pipeline.nlp_specials import LazyTokenizer
+
+    return type(nlp.tokenizer) in (Tokenizer, LazyTokenizer)
 
 
 def eligible(text: str, max_length: int) -> bool:

@@ -33,9 +33,9 @@ class RuleNLP:
 class RuleTokenizer:
     """The tokens of ``make_nlp(lang)``'s tokenizer, building it only when they could differ.
 
-    Building that tokenizer costs about 0.3 s (the Dutch defaults have 4,670 special
-    cases, each made into lexemes), and a re-code after a one-rule edit compiles a few
-    terms. Special cases change a text's tokens only where one of them occurs in it:
+    Building that tokenizer costs about 0.1 s (``spacy.blank`` and the affix regexes;
+    its special cases are added as texts need them, ``nlp_specials.LazyTokenizer``),
+    and a re-code after a one-rule edit compiles a few terms. Special cases change a text's tokens only where one of them occurs in it:
     spaCy looks them up for substrings of the text (``_specials`` while affixes are
     split) and matches the token sequences of the others (``_special_matcher``), and
     without whitespace such a sequence is a substring too. They set no lexeme
