@@ -52,8 +52,10 @@ def _patterns(tokenizer):  # noqa: ANN001, ANN202
 
 
 # Substrings of texts a ``LazyTokenizer`` looks up before it adds every special case
-# instead (looking costs about 0.2 us a substring; adding all of them, about 0.3 s).
-SCAN_BUDGET = 1_000_000
+# instead (about 0.3 us a substring: at most some 0.15 s, half of adding them all).
+# The distinct words of a 100,000-segment corpus take 23,000 (``PieceTokenizer``
+# tokenizes each once); a whole text of n characters, up to 24 n (Dutch).
+SCAN_BUDGET = 500_000
 _FEW = 16   # keys of letters and digits looked for one by one up to this many
 
 
@@ -81,8 +83,8 @@ class LazyTokenizer(Tokenizer):
     flushed on every addition anyway). Special cases set ORTH and NORM only
     (``_validate_special_case``, run on all of them here as spaCy does); the strings
     and lexemes of one not added yet are made when it is. Once ``SCAN_BUDGET``
-    characters have been looked through, or for a text longer than a tenth of it,
-    every special case is added, as ``to_bytes`` does.
+    substrings have been looked up, or for a text that could have more than a quarter
+    of that, every special case is added, as ``to_bytes`` does.
 
     ``rules`` is every special case, added or not (what ``__reduce__``, ``explain``
     and ``nlp_specials._patterns`` read).
