@@ -10,7 +10,8 @@ Everything reported is measured in this run, on this machine:
   the coded segments (text-search autocoding as in QDA tools), at 50/500/5,000 patterns;
 * ``qcode code`` at 50/500/5,000 patterns;
 * a re-code from the parse cache after a codebook edit vs the cold run;
-* ``--jobs 2`` vs ``--jobs 1``.
+* ``--jobs 2`` vs ``--jobs 1``;
+* one transcript of 300,000 characters and a CSV of 6,400 survey answers.
 
 Usage:
     python benchmarks/run_benchmarks.py [--sizes 10000 100000 1000000] [--main 100000]
@@ -148,16 +149,21 @@ def main() -> None:
     parser.add_argument("--rare-only", action="store_true",
                         help="only the 50 -> 5,000 patterns series with a fixed number of hits; "
                              "added to an existing results.json")
+    parser.add_argument("--pain-only", action="store_true",
+                        help="only one long transcript and a 6,400-answer survey; added to an "
+                             "existing results.json")
     parser.add_argument("--rerun-key", action="store_true",
                         help="re-measure --jobs 1/2 and cold/warm cache on the --main corpus, "
                              "added to an existing results.json")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     prepare_bytecode()
-    if args.rare_only or args.rerun_key:
+    if args.rare_only or args.rerun_key or args.pain_only:
         res = json.loads((HERE / "results.json").read_text())
         if args.rare_only:
             res["rare"] = rare_series(args.naive_size)
+        if args.pain_only:
+            res["pain"] = pain_points(args.main)
         if args.rerun_key:
             res["rerun"] = rerun_key(args.main)
         write_results(res, args.main)
@@ -189,6 +195,7 @@ def main() -> None:
     shutil.rmtree(out, ignore_errors=True)
     res["jobs2"] = qcode(corpus, books[500], out, "--no-cache", "--jobs", "2")
     print("jobs2", round(res["jobs2"]["wall_s"], 1), flush=True)
+    res["pain"] = pain_points(args.main)
     if args.naive_main:
         texts = coded_texts(WORK / f"size{args.main}")
         res["naive_main"] = {"size": args.main, **naive(texts, books[500])}
@@ -273,6 +280,51 @@ def rare_series(size: int) -> dict:
         run["manifest"] = {k: run["manifest"][k] for k in ("stage_times_s", "counts")}
         out[n] = run
         print("rare", n, round(run["wall_s"], 1), flush=True)
+    return out
+
+
+# The two complaints about QDA tools that issue #7 opens with: one long transcript
+# (QualCoder users call files of 300k characters slow) and a survey of 6,400 answers.
+LONG_CHARS = 300_000
+SURVEY_ANSWERS = 6_400
+
+
+def pain_points(size: int) -> dict:
+    """``qcode code --no-cache`` (500 patterns) on one transcript of at least
+    ``LONG_CHARS`` characters (the first files of the ``size`` corpus, in name order, as
+    one file) and on a CSV of ``SURVEY_ANSWERS`` answers (coded segments of that corpus
+    longer than 40 characters, in order; ``--text-column answer``)."""
+    import csv
+
+    corpus, book = make_corpus(size), make_codebook(500)
+    folder = WORK / "long_input"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    parts: list[str] = []
+    for path in sorted(corpus.iterdir()):
+        parts.append(path.read_text(encoding="utf-8").strip() + "\n")
+        if sum(map(len, parts)) >= LONG_CHARS:
+            break
+    text = "".join(parts)
+    (folder / "one_interview.txt").write_text(text, encoding="utf-8")
+    out: dict = {"long": {"chars": len(text), "files_joined": len(parts)}}
+    run = qcode(folder, book, WORK / "long", "--no-cache")
+    out["long"].update({k: run[k] for k in ("wall_s", "peak_rss_mb", "segments")})
+    survey = WORK / "survey_input"
+    shutil.rmtree(survey, ignore_errors=True)
+    survey.mkdir(parents=True)
+    sized = WORK / f"size{size}"
+    if not (sized / "segments.parquet").exists():
+        qcode(corpus, book, sized, "--no-cache")
+    answers = [t for t in coded_texts(sized) if len(t) > 40][:SURVEY_ANSWERS]
+    with open(survey / "answers.csv", "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["respondent", "answer"])
+        writer.writerows((f"r{k:05d}", t) for k, t in enumerate(answers))
+    run = qcode(survey, book, WORK / "survey", "--no-cache", "--text-column", "answer")
+    out["survey"] = {"answers": len(answers),
+                     **{k: run[k] for k in ("wall_s", "peak_rss_mb", "segments")}}
+    print("pain points", out, flush=True)
     return out
 
 
@@ -392,6 +444,17 @@ def report(res: dict, main_size: int) -> str:
                   f"(**{r['cold'] / r['warm']:.1f}x**)"
                   + (f", after an edit that changes matches {r['matched']:.1f} s "
                      f"(**{r['cold'] / r['matched']:.1f}x**)" if "matched" in r else ""), ""]
+    if "pain" in res:
+        lg, sv = res["pain"]["long"], res["pain"]["survey"]
+        lines += ["## One long transcript, one survey (`--no-cache`, 500 patterns)", "",
+                  f"- one transcript of {lg['chars']:,} characters ({lg['segments']:,} segments; "
+                  f"{lg['files_joined']} files of the corpus as one): {lg['wall_s']:.1f} s, "
+                  f"peak RSS {lg['peak_rss_mb']:,.0f} MB",
+                  f"- a CSV of {sv['answers']:,} survey answers (`--text-column answer`): "
+                  f"{sv['wall_s']:.1f} s, peak RSS {sv['peak_rss_mb']:,.0f} MB", "",
+                  "The issue opens with these: QualCoder users find files of 300k characters "
+                  "slow and 6,400 survey answers unusable. Both times include qcode's start-up.",
+                  ""]
     lines += ["## Reading the numbers", "",
               "- Peak RSS is that of the `qcode` process (`wait4` rusage); it stays flat because "
               "only a chunk (~1 MB of input) is in memory at a time (and at most a few waiting "

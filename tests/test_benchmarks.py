@@ -41,3 +41,20 @@ def test_edited_codebooks_add_one_word_to_the_first_terms_rule(tmp_path, monkeyp
     assert edited.count(f"- {rb.MATCHING_EDIT}\n") == 1
     assert edited.index(rb.MATCHING_EDIT) < edited.index("- x")
     assert rb.edited_codebook(book, "zzedit").name == "codebook_500_edited.yaml"
+
+
+def test_the_report_shows_the_long_transcript_and_the_survey():
+    import json
+
+    rb = _module()
+    res = json.loads((ROOT / "benchmarks" / "results.json").read_text())
+    res.pop("pain", None)
+    assert "One long transcript" not in rb.report(res, 100_000)
+    res["pain"] = {"long": {"chars": 308_326, "files_joined": 13, "wall_s": 1.52,
+                            "peak_rss_mb": 249.1, "segments": 1_201},
+                   "survey": {"answers": 6_400, "wall_s": 2.04, "peak_rss_mb": 404.5,
+                              "segments": 6_400}}
+    text = rb.report(res, 100_000)
+    assert "- one transcript of 308,326 characters (1,201 segments; 13 files of the corpus " \
+           "as one): 1.5 s, peak RSS 249 MB" in text
+    assert "- a CSV of 6,400 survey answers (`--text-column answer`): 2.0 s, peak RSS 404 MB" in text
