@@ -29,9 +29,14 @@ def _patterns(tokenizer):  # noqa: ANN001, ANN202
 
     As ``Tokenizer.add_special_case`` adds them: a special case with a prefix, suffix,
     infix or space (every one without ``faster_heuristics``), as the tokenizer splits
-    it without special cases - here a tokenizer with the same affixes and no rules.
+    it without special cases - here a tokenizer with the same affixes and no rules, on
+    a vocab of its own: ORTH values are string hashes, the same in every vocab, and one
+    without the language's lexeme attributes makes the keys' lexemes at less cost (the
+    tokenizer reads none of them) and leaves the pipeline's vocab as it was.
     """
-    bare = Tokenizer(tokenizer.vocab, rules=None, prefix_search=tokenizer.prefix_search,
+    from spacy.vocab import Vocab
+
+    bare = Tokenizer(Vocab(), rules=None, prefix_search=tokenizer.prefix_search,
                      suffix_search=tokenizer.suffix_search,
                      infix_finditer=tokenizer.infix_finditer,
                      token_match=tokenizer.token_match, url_match=tokenizer.url_match)
