@@ -118,12 +118,13 @@ class StoredTokens(dict):
         return [part for first in sorted(self) for part in self[first]]
 
     def words(self, parts: list) -> set[str] | None:
-        """The entry's strings and their lower-case forms, when ``parts`` are all its
-        parts in order (then every token matched is one of its tokens); else None."""
+        """The entry's strings and their lower-case forms, when each of ``parts`` is one
+        of its parts (then every token matched is one of its tokens: a batch leaves out
+        the segments of another language and those not coded); else None."""
         if self.strings is None or not parts:
             return None
-        every = self.parts()
-        if len(every) != len(parts) or any(a is not b for a, b in zip(every, parts)):
+        mine = {id(part) for first in self for part in self[first]}
+        if not all(id(part) in mine for part in parts):
             return None
         words = set(self.strings)
         words.update([w.lower() for w in self.strings])

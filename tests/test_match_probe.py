@@ -211,3 +211,33 @@ def test_the_chunks_words_settle_the_probe_without_matching(corpus, monkeypatch)
         _run(corpus, "cached", book)
         assert bool(probes) == matched_probe, new
         _same_as_cold(corpus, book)
+
+
+def test_a_batch_without_some_segments_still_settles_the_probe(corpus, monkeypatch):
+    """The chunk's words settle the probe even when the batch leaves out segments of
+    another language than their document's (``StoredTokens.words``)."""
+    import pipeline.code.matching as matching
+
+    (corpus / "raw" / "mixed.csv").write_text(
+        "id,text\nM1,Wij werken met uren en tijd aan dit project op school.\n"
+        "M2,The teachers in this school really take ownership of the new curriculum and "
+        "they decide together what happens next year.\n"
+        "M3,\"Het gebouw is van de gemeente, de eigenaar is de gemeente.\"\n",
+        encoding="utf-8")
+    probes = []
+    original = matching.match_frame
+
+    def spy(arrays, compiled, segments, opening=None, coded=None):
+        if {(r.code_id, r.id) for r in compiled.rules} == {("probe", "probe")}:
+            probes.append(1)
+        return original(arrays, compiled, segments, opening, coded)
+
+    monkeypatch.setattr(matching, "match_frame", spy)
+    _run(corpus, "cached", BOOK)
+    segments = __import__("pandas").read_parquet(corpus / "cached" / "segments.parquet")
+    mixed = segments[segments["doc_id"] == "mixed"]
+    assert set(mixed["lang"]) == {"nl", "en"}  # a segment the Dutch batch leaves out
+    book = BOOK.replace("terms: [uren, tijd]", "terms: [uren, tijd, project]")
+    _run(corpus, "cached", book)
+    assert not probes  # "project" is among the chunk's words: matched again, no probe
+    _same_as_cold(corpus, book)
