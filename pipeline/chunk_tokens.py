@@ -117,7 +117,7 @@ class StoredTokens(dict):
         """Every part, in table order."""
         return [part for first in sorted(self) for part in self[first]]
 
-    def words(self, parts: list) -> set[str] | None:
+    def words(self, parts: list) -> EntryWords | None:
         """The entry's strings and their lower-case forms, when each of ``parts`` is one
         of its parts (then every token matched is one of its tokens: a batch leaves out
         the segments of another language and those not coded); else None."""
@@ -126,6 +126,42 @@ class StoredTokens(dict):
         mine = {id(part) for first in self for part in self[first]}
         if not all(id(part) in mine for part in parts):
             return None
-        words = set(self.strings)
-        words.update([w.lower() for w in self.strings])
-        return words
+        return EntryWords(self.strings)
+
+
+class EntryWords:
+    """A chunk entry's strings and their lower-case forms, as a set, made as far as asked.
+
+    The probe (``match_probe.trie_may_match``) asks whether a few words are among them:
+    a word that is one of the strings needs no lower-casing of the others (the tokens'
+    NORM and LEMMA strings are mostly lower-case already). ``in`` and iteration answer
+    as ``set(strings) | {s.lower() for s in strings}`` would.
+    """
+
+    def __init__(self, strings: list[str]) -> None:
+        self._strings = strings
+        self._exact: set[str] | None = None
+        self._every: set[str] | None = None
+
+    def _all(self) -> set[str]:
+        if self._every is None:
+            self._every = set(self._strings)
+            self._every.update([w.lower() for w in self._strings])
+        return self._every
+
+    def __contains__(self, word: object) -> bool:
+        if self._every is None:
+            if self._exact is None:
+                self._exact = set(self._strings)
+            if word in self._exact:
+                return True
+        return word in self._all()
+
+    def __iter__(self):  # noqa: ANN204
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def __bool__(self) -> bool:
+        return bool(self._strings)
