@@ -38,6 +38,23 @@ def probed(monkeypatch):
     return log
 
 
+@pytest.fixture
+def probe_matches(monkeypatch):
+    """One entry per ``match_frame`` call of a run that matched the probe's rule."""
+    import pipeline.code.matching as matching
+
+    calls: list[int] = []
+    original = matching.match_frame
+
+    def spy(arrays, compiled, segments, opening=None, coded=None):
+        if {(r.code_id, r.id) for r in compiled.rules} == {("probe", "probe")}:
+            calls.append(1)
+        return original(arrays, compiled, segments, opening, coded)
+
+    monkeypatch.setattr(matching, "match_frame", spy)
+    return calls
+
+
 def test_added_items_are_pure_additions_to_item_lists(tmp_path):
     base = _texts(tmp_path, BOOK, "a.yaml")
     cases = {  # edit -> (unit, what added_items says)
@@ -188,18 +205,8 @@ def test_random_additions_give_the_outputs_of_a_run_without_cache(corpus, probed
     assert kept == {True, False}  # rows kept in some chunks, matched again in others
 
 
-def test_the_chunks_words_settle_the_probe_without_matching(corpus, monkeypatch):
-    import pipeline.code.matching as matching
-
-    probes = []
-    original = matching.match_frame
-
-    def spy(arrays, compiled, segments, opening=None, coded=None):
-        if {(r.code_id, r.id) for r in compiled.rules} == {("probe", "probe")}:
-            probes.append(1)
-        return original(arrays, compiled, segments, opening, coded)
-
-    monkeypatch.setattr(matching, "match_frame", spy)
+def test_the_chunks_words_settle_the_probe_without_matching(corpus, probe_matches):
+    probes = probe_matches
     _run(corpus, "cached", BOOK)
     for old, new, matched_probe in [
         ("terms: [eigenaar]", "terms: [eigenaar, zzqx]", False),   # no word: rows kept
@@ -213,26 +220,16 @@ def test_the_chunks_words_settle_the_probe_without_matching(corpus, monkeypatch)
         _same_as_cold(corpus, book)
 
 
-def test_a_batch_without_some_segments_still_settles_the_probe(corpus, monkeypatch):
+def test_a_batch_without_some_segments_still_settles_the_probe(corpus, probe_matches):
     """The chunk's words settle the probe even when the batch leaves out segments of
     another language than their document's (``StoredTokens.words``)."""
-    import pipeline.code.matching as matching
-
     (corpus / "raw" / "mixed.csv").write_text(
         "id,text\nM1,Wij werken met uren en tijd aan dit project op school.\n"
         "M2,The teachers in this school really take ownership of the new curriculum and "
         "they decide together what happens next year.\n"
         "M3,\"Het gebouw is van de gemeente, de eigenaar is de gemeente.\"\n",
         encoding="utf-8")
-    probes = []
-    original = matching.match_frame
-
-    def spy(arrays, compiled, segments, opening=None, coded=None):
-        if {(r.code_id, r.id) for r in compiled.rules} == {("probe", "probe")}:
-            probes.append(1)
-        return original(arrays, compiled, segments, opening, coded)
-
-    monkeypatch.setattr(matching, "match_frame", spy)
+    probes = probe_matches
     _run(corpus, "cached", BOOK)
     segments = __import__("pandas").read_parquet(corpus / "cached" / "segments.parquet")
     mixed = segments[segments["doc_id"] == "mixed"]
