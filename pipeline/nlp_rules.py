@@ -34,16 +34,16 @@ class RuleTokenizer:
     """The tokens of ``make_nlp(lang)``'s tokenizer, building it only when they could differ.
 
     Building that tokenizer costs about 0.1 s (``spacy.blank`` and the affix regexes;
-    its special cases are added as texts need them, ``nlp_specials.LazyTokenizer``),
-    and a re-code after a one-rule edit compiles a few terms. Special cases change a text's tokens only where one of them occurs in it:
-    spaCy looks them up for substrings of the text (``_specials`` while affixes are
-    split) and matches the token sequences of the others (``_special_matcher``), and
-    without whitespace such a sequence is a substring too. They set no lexeme
-    attribute but ORTH and NORM (NORM only on the token; the lexemes are made from
-    their strings either way). So a text without whitespace and without a special
-    case among its substrings is tokenized by the same tokenizer without special
-    cases; any other text, by the full one (built then). Once the full tokenizer is
-    built (a run that parses), it is used for everything.
+    its special cases are added as texts need them, ``nlp_specials.LazyTokenizer``), and
+    a re-code after a one-rule edit compiles a few terms. Special cases change a text's
+    tokens only where one of them occurs in it: spaCy looks them up for substrings of
+    the text (``_specials`` while affixes are split) and matches the token sequences of
+    the others (``_special_matcher``), and without whitespace such a sequence is a
+    substring too. They set no lexeme attribute but ORTH and NORM (NORM only on the
+    token; the lexemes are made from their strings either way). So a text without
+    whitespace and without a special case among its substrings is tokenized by the same
+    tokenizer without special cases; any other text, by the full one (built then). Once
+    the full tokenizer is built (a run that parses), it is used for everything.
     """
 
     def __init__(self, lang: str) -> None:

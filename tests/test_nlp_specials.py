@@ -20,7 +20,8 @@ def _pair(lang: str):  # noqa: ANN202 - (spaCy's Tokenizer, a fresh LazyTokenize
     import spacy
 
     plain = spacy.blank(lang).tokenizer
-    lazy = spacy.blank(lang, config={"nlp": {"tokenizer": {"@tokenizers": LAZY_TOKENIZER}}}).tokenizer
+    config = {"nlp": {"tokenizer": {"@tokenizers": LAZY_TOKENIZER}}}
+    lazy = spacy.blank(lang, config=config).tokenizer
     assert type(lazy) is LazyTokenizer and type(plain) is not LazyTokenizer
     return plain, lazy
 
