@@ -337,20 +337,22 @@ class _Lines:
 def _read_and_segment(task: ChunkTask, ctx: RunContext, book, lap):  # noqa: ANN001, ANN202
     """Ingest and segment the chunk's files: (documents, segments, errors, present, failed)."""
     from pipeline import segment as segment_stage
+    from pipeline.langid import remembering
 
     errors: list[dict] = []
-    documents, turns, present, failed = read_chunk(task, ctx, errors)
-    lap("ingest")
     seg_errors: list[dict] = []
-    segments = segment_stage.segment(documents, turns, unit=ctx.unit,
-                                     interviewer_labels=ctx.interviewer_labels,
-                                     code_speakers=ctx.code_speakers,
-                                     # --lang forces one language: no detection then
-                                     detect_lang=("never" if ctx.forced_lang
-                                                  else book.settings.detect_lang),
-                                     languages=book.settings.languages, errors=seg_errors,
-                                     shared_keys=(ctx.shared_keys if task.shared_keys is None
-                                                  else task.shared_keys))
+    # a survey's language is detected from its answers' words, then each answer's from
+    # the same counts
+    with remembering():
+        documents, turns, present, failed = read_chunk(task, ctx, errors)
+        lap("ingest")
+        segments = segment_stage.segment(
+            documents, turns, unit=ctx.unit, interviewer_labels=ctx.interviewer_labels,
+            code_speakers=ctx.code_speakers,
+            # --lang forces one language: no detection then
+            detect_lang="never" if ctx.forced_lang else book.settings.detect_lang,
+            languages=book.settings.languages, errors=seg_errors,
+            shared_keys=ctx.shared_keys if task.shared_keys is None else task.shared_keys)
     positions = {shown: pos for pos, _, shown in task.files}
     errors += [{**e, ORDER: (PHASE_FILE, positions.get(e[C.ERROR_FILE], -1))} for e in seg_errors]
     lap("segment")

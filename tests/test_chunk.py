@@ -57,3 +57,28 @@ def test_chunk_metadata_rows_are_the_filtered_rows():
     other = meta.iloc[::-1]  # another table: indexed again
     assert _chunk_meta(other, ["a"]).equals(other[other[C.DOC_ID].isin({"a"})])
     assert _chunk_meta(None, ["a"]) is None
+
+
+def test_a_survey_s_answers_are_counted_once_for_their_languages(repo_root, tmp_path,
+                                                                 monkeypatch):
+    from pipeline import columns as C
+    from pipeline import langid
+
+    answers = ["We kregen er echt geen tijd voor, dat is het probleem.",
+               "The team decided it together and we could shape it ourselves.",
+               "Ik wil het zelf doen, maar de school geeft ons niet veel ruimte.",
+               "Ok"]
+    survey = tmp_path / "survey.csv"
+    survey.write_text("id,text\n" + "".join(f'r{k},"{a}"\n' for k, a in enumerate(answers)),
+                      encoding="utf-8")
+    book = load_codebook(repo_root / "codebook.yaml")
+    ctx = _context(RunOptions(cache=False), book, repo_root / "codebook.yaml",
+                   book.settings.unit, [survey], tmp_path)
+    counted: list[str] = []
+    count = langid._count
+    monkeypatch.setattr(langid, "_count", lambda text: counted.append(text) or count(text))
+    result = process_chunk(ChunkTask(0, [(0, str(survey), survey.name)]), ctx)
+    assert sorted(counted) == sorted(answers)  # the document's, then each answer's, once
+    assert result.documents[C.LANG].tolist() == ["nl"]
+    assert result.segments[C.LANG].tolist() == ["nl", "en", "nl", "nl"]
+    assert [langid.detect_language(a, default="nl") for a in answers] == ["nl", "en", "nl", "nl"]

@@ -78,3 +78,71 @@ def test_detection_matches_word_by_word_lowering():
         for default in ("nl", "en"):
             assert detect_language(text, default=default) == _detect_word_by_word(
                 text, default=default), text
+
+
+def test_latin1_words_are_the_words():
+    """``_LATIN1_WORD`` finds what ``_WORD`` finds in Latin-1 text, which lowers to Latin-1."""
+    import random
+
+    from pipeline.langid import _LATIN1_WORD, _WORD
+
+    for code in range(256):
+        char = chr(code)
+        assert len(char.lower()) == 1 and ord(char.lower()) < 256, code
+        text = f"Ab{char}cd {char}x{char} y'{char} {char}'{char}{char}"
+        assert _LATIN1_WORD.findall(text) == _WORD.findall(text), code
+    rng = random.Random(11)
+    alphabet = [chr(c) for c in range(256)]
+    for _ in range(2000):
+        text = "".join(rng.choices(alphabet, k=rng.randint(0, 40)))
+        assert _LATIN1_WORD.findall(text) == _WORD.findall(text), text
+
+
+def _random_texts(seed: int, n: int):  # noqa: ANN202
+    import random
+
+    rng = random.Random(seed)
+    alphabet = list("aAbdeEhiInNtTrRoO ',.\u2019-_09\n") + ["\n\n", "é", "Ë", "ß", "İ", "Σ", "µ"]
+    words = ["de", "het", "The", "AND", "niet", "NOT", "we're", "DON\u2019T", "zelf", "Ook",
+             "\n\n", "'\n\n", "\n\n'", "can'\n\nt"]
+    for _ in range(n):
+        yield "".join(rng.choice(words) if rng.random() < 0.6
+                      else "".join(rng.choices(alphabet, k=rng.randint(1, 8)))
+                      for _ in range(rng.randint(0, 30)))
+
+
+def test_pieces_count_the_words_of_the_whole_text():
+    from pipeline.langid import PIECE_BREAK, stopword_hits
+
+    for text in _random_texts(7, 3000):
+        pieces = [stopword_hits(p) for p in text.split(PIECE_BREAK)]
+        assert tuple(map(sum, zip(*pieces))) == stopword_hits(text), repr(text)
+        for default in ("nl", "en"):
+            assert detect_language(text, default=default, pieces=True) == \
+                detect_language(text, default=default), repr(text)
+    assert detect_language("de\n\nhet", pieces=True, default="en") == "nl"
+    assert detect_language(None, pieces=True, default="en") == "en"  # type: ignore[arg-type]
+
+
+def test_remembering_counts_each_text_once(monkeypatch):
+    import threading
+
+    from pipeline import langid
+
+    seen: list[str] = []
+    count = langid._count
+    monkeypatch.setattr(langid, "_count", lambda text: seen.append(text) or count(text))
+    survey = "Het was de tijd.\n\nThe time was right and the team too.\n\nOk"
+    with langid.remembering():
+        assert detect_language(survey, pieces=True) == "en"
+        with langid.remembering():  # nested: the same counts
+            assert detect_language("The time was right and the team too.") == "en"
+        assert detect_language("Het was de tijd.", default="en") == "nl"
+        other: list[str] = []
+        worker = threading.Thread(target=lambda: other.append(detect_language("Ok")))
+        worker.start()
+        worker.join()  # another thread has no counts of this block
+    assert seen == ["Het was de tijd.", "The time was right and the team too.", "Ok", "Ok"]
+    assert other == ["nl"]
+    detect_language("Het was de tijd.")  # outside the block: counted again
+    assert seen[-1] == "Het was de tijd." and len(seen) == 5

@@ -359,11 +359,14 @@ def document_languages(documents: pd.DataFrame, meta: pd.DataFrame | None, force
     wanted = (dict(zip(meta[C.DOC_ID].tolist(), meta[column].tolist()))
               if column is not None else {})
     result = []
-    for doc_id, shown, text in zip(documents[C.DOC_ID].tolist(), documents[C.PATH].tolist(),
-                                   documents[C.TEXT].tolist()):
+    formats = (documents[C.FORMAT].tolist() if C.FORMAT in documents.columns
+               else [""] * len(documents))
+    for doc_id, shown, text, fmt in zip(documents[C.DOC_ID].tolist(),
+                                        documents[C.PATH].tolist(),
+                                        documents[C.TEXT].tolist(), formats):
         value = str(wanted.get(doc_id, "") or "").strip()
         if not value:
-            code = _detect(text, languages, default) if detect else default
+            code = _detect(text, languages, default, fmt == "csv") if detect else default
             if code != default:
                 report(shown, "warning", f"language of {doc_id} detected as {code} (no metadata)")
             result.append(code)
@@ -377,10 +380,13 @@ def document_languages(documents: pd.DataFrame, meta: pd.DataFrame | None, force
     return result
 
 
-def _detect(text: object, languages: Sequence[str], default: str) -> str:
+def _detect(text: object, languages: Sequence[str], default: str, survey: bool) -> str:
     from pipeline.langid import detect_language
 
     candidates = [lang for lang in dict.fromkeys(languages) if normalise_lang(lang)]
     if default not in candidates:
         candidates.append(default)
-    return detect_language(text if isinstance(text, str) else "", candidates, default)
+    # a survey's answers (joined by blank lines) are counted one by one: segmenting
+    # detects each answer's language again, from the same counts (``langid.remembering``)
+    return detect_language(text if isinstance(text, str) else "", candidates, default,
+                           pieces=survey)
