@@ -58,3 +58,8 @@ def test_the_report_shows_the_long_transcript_and_the_survey():
     assert "- one transcript of 308,326 characters (1,201 segments; 13 files of the corpus " \
            "as one): 1.5 s, peak RSS 249 MB" in text
     assert "- a CSV of 6,400 survey answers (`--text-column answer`): 2.0 s, peak RSS 404 MB" in text
+    assert "64,000 answers" not in text
+    res["pain"]["big_survey"] = {"answers": 64_000, "bytes": 28_800_123, "wall_s": 7.64,
+                                 "peak_rss_mb": 1_406.5, "segments": 64_000}
+    assert "- a CSV of 64,000 answers (28.8 MB): 7.6 s, peak RSS 1,406 MB" \
+        in rb.report(res, 100_000)
