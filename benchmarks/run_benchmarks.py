@@ -471,7 +471,7 @@ def report(res: dict, main_size: int) -> str:
                   f"{sv['wall_s']:.1f} s, peak RSS {sv['peak_rss_mb']:,.0f} MB"]
         big = res["pain"].get("big_survey")
         if big is not None:
-            lines += [f"- a CSV of {big['answers']:,} answers ({big["bytes"] / 1e6:.1f} MB): "
+            lines += [f"- a CSV of {big['answers']:,} answers ({big['bytes'] / 1e6:.1f} MB): "
                       f"{big['wall_s']:.1f} s, peak RSS {big['peak_rss_mb']:,.0f} MB"]
         lines += ["", "The issue opens with these: QualCoder users find files of 300k "
                   "characters slow and 6,400 survey answers unusable. Every time includes "
