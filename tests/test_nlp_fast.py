@@ -284,3 +284,38 @@ def test_arrow_lookup_only_while_the_memo_is_small(monkeypatch) -> None:
     assert got.tolist() == [pieces.index[w] for w in words[::-1]]
     monkeypatch.setattr(nlp_fast, "_ARROW_MIN", 0)
     assert pieces._arrow_ids("a \ud800 b", 3) is None  # not UTF-8: looked up in Python
+
+
+def test_a_large_batch_is_parsed_in_runs_with_the_same_arrays(monkeypatch) -> None:
+    from pipeline import nlp_fast
+
+    texts = _texts(ROOT / "data/raw")["nl"]
+    whole = parse_arrays(texts, "nl")
+    calls: list[int] = []
+    monkeypatch.setattr(nlp_fast, "PARSE_CHARS", 500)
+    real = nlp_fast.PieceTokenizer.token_rows
+    monkeypatch.setattr(nlp_fast.PieceTokenizer, "token_rows",
+                        lambda self, batch: calls.append(len(batch)) or real(self, batch))
+    runs = parse_arrays(texts, "nl")
+    assert sum(calls) == len(texts) and len(calls) > 10
+    assert sum(map(len, texts)) > 500 * len(calls) // 2
+    assert len(runs) == len(whole)
+    for a, b, text in zip(runs, whole, texts, strict=True):
+        assert a.shape == b.shape and (a == b).all(), text
+
+
+def test_runs_end_with_the_text_that_reaches_the_limit() -> None:
+    from pipeline.nlp_fast import _batches
+
+    rng = random.Random(3)
+    for _ in range(2000):
+        texts = ["x" * rng.randint(0, 30) for _ in range(rng.randint(0, 20))]
+        limit = rng.randint(1, 60)
+        runs = _batches(texts, limit)
+        assert [t for run in runs for t in run] == texts
+        if sum(map(len, texts)) <= limit:
+            assert runs == [texts]
+            continue
+        assert all(runs)
+        for run in runs[:-1]:
+            assert sum(map(len, run)) >= limit > sum(map(len, run[:-1]))
