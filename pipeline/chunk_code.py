@@ -7,7 +7,6 @@ process; spaCy's pipeline is built only to parse or compile (not for a re-code).
 """
 from __future__ import annotations
 
-import operator
 import threading
 from dataclasses import dataclass
 
@@ -16,6 +15,11 @@ import pandas as pd
 
 from pipeline import cache_io
 from pipeline import columns as C
+
+# Tokens matched in one go: a larger document (a survey of 64,000 answers is one
+# document) is matched in runs of segments, whose arrays stay small (chunks of the
+# usual size are one run).
+MATCH_RUN_TOKENS = 250_000
 
 _COMPILED: dict[tuple[str, int, str, frozenset | None], object] = {}
 _HAS_RULES: dict[tuple[str, int, str], bool] = {}
@@ -175,9 +179,11 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
             unit for ``settings.opening_weight``.
     """
     from pipeline.code import empty_codings
-    from pipeline.code.arrays import TokenArrays, rebuild_doc
+    from pipeline.code.arrays import TokenArrays, rebuild_doc, runs
+    from pipeline.code.combine import concat_keyed
     from pipeline.code.matching import _empty_matches, match_frame
     from pipeline.code.sparse import SegmentRows
+    from pipeline.chunk_tokens import stored_arrays
     from pipeline.coding_cache import load_entry
     from pipeline.match_cache import cached_match
 
@@ -269,12 +275,24 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
             # match_frame sorts by batch position, start, end, code id, rule id: the
             # order of _sorted_matches, as a batch keeps the chunk's row order
             cache_io.note_matching()  # the next chunks' arrays are made ahead
-            arrays, coded = (_stored_arrays(stored, parts, vocab, get_doc)
-                             or (TokenArrays.from_parts(vocab, parts, get_doc), None))
-            rows = (seg_rows if len(positions) == len(seg_rows)  # positions ascend
-                    else seg_rows.take(positions))
             compiled = compiled_rules(book, lang, only) if rules is None else rules
-            return match_frame(arrays, compiled, rows, opening, coded)
+            got = stored_arrays(stored, parts, vocab, get_doc)
+            if got is not None:
+                arrays, coded = got
+                rows = (seg_rows if len(positions) == len(seg_rows)  # positions ascend
+                        else seg_rows.take(positions))
+                return match_frame(arrays, compiled, rows, opening, coded)
+            # a large document (a survey) in runs of segments: the same rows, in order
+            frames = []
+            for a, b in runs(parts, MATCH_RUN_TOKENS):
+                arrays = TokenArrays.from_parts(vocab, parts[a:b],
+                                                lambda k, a=a: get_doc(a + k))
+                rows = (seg_rows if b - a == len(seg_rows)  # positions ascend
+                        else seg_rows.take(positions[a:b]))
+                frame = match_frame(arrays, compiled, rows, opening, None)
+                if len(frame) or not frames:
+                    frames.append(frame)
+            return concat_keyed([f for f in frames if len(f)] or frames[:1])
 
         if memo is not None and memo.folder is not None:
             frame = cached_match(memo, book, lang, vocab_of(lang)[0], match,
@@ -293,46 +311,6 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
                if len(frames) > 1 else _typed(frames[0][1]))
     codings, csv = _codings(book, coding_memo, matches, frames, loaded, same)
     return ChunkCoding(matches, codings, csv, n_tokens, tokens, n_stored)
-
-
-def _stored_arrays(stored, parts: list, vocab, get_doc):  # noqa: ANN001, ANN202
-    """``TokenArrays.from_parts(vocab, parts, get_doc)`` without copying, when ``parts`` are
-    all the parts of a loaded chunk entry in order (then their concatenation is its table),
-    with the tokens as the entry's string indexes (``code.sparse.Coded``, None if the
-    entry has none). None otherwise."""
-    from pipeline.code.arrays import TokenArrays
-    from pipeline.code.types import hint
-
-    table = getattr(stored, "table", None)
-    if table is None or not parts:
-        return None
-    every = stored.parts()
-    if len(every) != len(parts) or not all(map(operator.is_, every, parts)):
-        return None
-    # the read-ahead thread's arrays of this table (``arrays.derived``), if it made them
-    done = stored.derived
-    if done is not None and len(done["bounds"]) == len(parts) + 1 \
-            and done["bounds"][-1] == len(table):
-        bounds = done["bounds"]  # the entry's sizes, which are those of its parts
-    else:
-        done = None
-        bounds = np.zeros(len(parts) + 1, dtype=np.int64)
-        np.cumsum(list(map(len, parts)), out=bounds[1:])
-    if bounds[-1] != len(table):
-        return None
-    sent, space = ((done["sent"], done["space"]) if done is not None
-                   else (table[:, 2].astype(np.int64), table[:, 3].astype(bool)))
-    arrays = TokenArrays(vocab, table[:, 0], table[:, 1], sent, space, bounds,
-                         get_doc).with_derived(done)
-    coded = None
-    if stored.codes is not None:  # the tokens as string indexes: word types without hashing
-        from pipeline.code.sparse import Coded
-
-        hint(arrays.orth, stored.codes[:, 0], stored.codes[:, 1], stored.hashes)
-        coded = Coded(stored.codes[:, 0], stored.codes[:, 1], stored.hashes,
-                      done.get("facts") if done is not None else None,
-                      done["offsets"] if done is not None else None)
-    return arrays, coded
 
 
 def _codings(book, coding_memo, matches: pd.DataFrame,  # noqa: ANN001

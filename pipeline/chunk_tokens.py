@@ -8,6 +8,8 @@ read by the matcher contiguously). ``StoredTokens`` is a loaded entry's token ar
 """
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 import pandas as pd
 
@@ -165,3 +167,43 @@ class EntryWords:
 
     def __bool__(self) -> bool:
         return bool(self._strings)
+
+
+def stored_arrays(stored, parts: list, vocab, get_doc):  # noqa: ANN001, ANN202
+    """``TokenArrays.from_parts(vocab, parts, get_doc)`` without copying, when ``parts`` are
+    all the parts of a loaded chunk entry in order (then their concatenation is its table),
+    with the tokens as the entry's string indexes (``code.sparse.Coded``, None if the
+    entry has none). None otherwise."""
+    from pipeline.code.arrays import TokenArrays
+    from pipeline.code.types import hint
+
+    table = getattr(stored, "table", None)
+    if table is None or not parts:
+        return None
+    every = stored.parts()
+    if len(every) != len(parts) or not all(map(operator.is_, every, parts)):
+        return None
+    # the read-ahead thread's arrays of this table (``arrays.derived``), if it made them
+    done = stored.derived
+    if done is not None and len(done["bounds"]) == len(parts) + 1 \
+            and done["bounds"][-1] == len(table):
+        bounds = done["bounds"]  # the entry's sizes, which are those of its parts
+    else:
+        done = None
+        bounds = np.zeros(len(parts) + 1, dtype=np.int64)
+        np.cumsum(list(map(len, parts)), out=bounds[1:])
+    if bounds[-1] != len(table):
+        return None
+    sent, space = ((done["sent"], done["space"]) if done is not None
+                   else (table[:, 2].astype(np.int64), table[:, 3].astype(bool)))
+    arrays = TokenArrays(vocab, table[:, 0], table[:, 1], sent, space, bounds,
+                         get_doc).with_derived(done)
+    coded = None
+    if stored.codes is not None:  # the tokens as string indexes: word types without hashing
+        from pipeline.code.sparse import Coded
+
+        hint(arrays.orth, stored.codes[:, 0], stored.codes[:, 1], stored.hashes)
+        coded = Coded(stored.codes[:, 0], stored.codes[:, 1], stored.hashes,
+                      done.get("facts") if done is not None else None,
+                      done["offsets"] if done is not None else None)
+    return arrays, coded

@@ -41,7 +41,7 @@ import pyarrow.compute as pc
 from spacy.attrs import LEMMA, NORM, ORTH, SENT_START, SPACY
 from spacy.language import Language
 
-from pipeline.code.arrays import ATTRS
+from pipeline.code.arrays import ATTRS, runs
 from pipeline.nlp_specials import _patterns, _state
 
 _UNSAFE, _ENDS, _STARTS = 1, 2, 4   # piece flags: tokenize its texts with spaCy; may end /
@@ -374,7 +374,8 @@ def parse_arrays(texts: Iterable[str], lang: str, *, batch_size: int = 256) -> l
     pieces = piece_tokenizer(nlp, lambda orth: lemmas.values(orth, sentencizer),
                              (lemmas, sentencizer))
     out: list[np.ndarray] = []
-    for batch in _batches(clean, PARSE_CHARS):
+    for begin, end in runs(clean, PARSE_CHARS):
+        batch = clean if end - begin == len(clean) else clean[begin:end]
         # the token rows are the ATTRS columns already; the SENT_START column holds the
         # sentencizer flags until it is given the sentence starts they make
         table, bounds = pieces.token_rows(batch)
@@ -384,16 +385,3 @@ def parse_arrays(texts: Iterable[str], lang: str, *, batch_size: int = 256) -> l
         out.extend(table[a:b] for a, b in zip(ends, ends[1:]))
     return out
 
-
-def _batches(texts: list[str], limit: int) -> list[list[str]]:
-    """``texts`` cut into runs of about ``limit`` characters (a run ends with the text
-    that reaches it); all of them as one run when they are no longer."""
-    ends = np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)))
-    if not len(texts) or ends[-1] <= limit:
-        return [texts]
-    runs, start, reached = [], 0, limit
-    while start < len(texts):
-        stop = min(int(np.searchsorted(ends, reached, side="left")) + 1, len(texts))
-        runs.append(texts[start:stop])
-        start, reached = stop, int(ends[stop - 1]) + limit
-    return runs

@@ -7,6 +7,7 @@ import pytest
 
 import pipeline.cache_io as cache_io
 import pipeline.chunk_code as chunk_code
+import pipeline.chunk_tokens as chunk_tokens
 from pipeline.chunk_cache import SUBDIR, ChunkCache, StoredTokens
 from pipeline.code.arrays import TokenArrays
 from pipeline.code.sparse import string_facts
@@ -99,7 +100,7 @@ def test_a_loaded_entry_gives_its_table_to_the_matcher_without_a_copy(tmp_path):
     assert isinstance(stored, StoredTokens) and stored.table is not None
     parts = stored.parts()
     vocab = chunk_code.vocab_of("nl")[1]
-    fast, coded = chunk_code._stored_arrays(stored, parts, vocab, None)
+    fast, coded = chunk_tokens.stored_arrays(stored, parts, vocab, None)
     slow = TokenArrays.from_parts(vocab, parts, None)
     assert np.array_equal(coded.hashes[coded.forms.astype(np.int64)], slow.orth)
     assert np.array_equal(coded.hashes[coded.lemmas.astype(np.int64)], slow.lemma)
@@ -108,10 +109,10 @@ def test_a_loaded_entry_gives_its_table_to_the_matcher_without_a_copy(tmp_path):
         assert getattr(fast, name).dtype == getattr(slow, name).dtype, name
     assert np.shares_memory(fast.orth, stored.table)
     # a batch that is not every part in order is concatenated as before
-    assert chunk_code._stored_arrays(stored, parts[1:], vocab, None) is None
+    assert chunk_tokens.stored_arrays(stored, parts[1:], vocab, None) is None
     if len(parts) > 1:
-        assert chunk_code._stored_arrays(stored, parts[::-1], vocab, None) is None
-    assert chunk_code._stored_arrays({}, parts, vocab, None) is None
+        assert chunk_tokens.stored_arrays(stored, parts[::-1], vocab, None) is None
+    assert chunk_tokens.stored_arrays({}, parts, vocab, None) is None
 
 
 def _load_ahead(folder, key, matching=False):
@@ -189,7 +190,7 @@ def test_arrays_made_ahead_equal_the_matchers_own(tmp_path):
     assert stored.derived is not None and stored.codes is not None
     vocab = chunk_code.vocab_of("nl")[1]
     parts = stored.parts()
-    fast, stored_coded = chunk_code._stored_arrays(stored, parts, vocab, None)
+    fast, stored_coded = chunk_tokens.stored_arrays(stored, parts, vocab, None)
     plain = TokenArrays.from_parts(vocab, parts, None)
     # the per-string facts of the sparse re-match, made ahead, are those of the tokens
     facts = stored_coded.facts

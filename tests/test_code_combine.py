@@ -15,6 +15,7 @@ from pipeline.code.arrays import TokenArrays
 from pipeline.code.combine import frame_keys, stable_order
 from pipeline.code.compiled import compile_rules
 from pipeline.code.matching import match_frame
+from pipeline.code.opening import first_coded_units
 from pipeline.codebook import load_codebook
 from pipeline.nlp import make_nlp, parse_arrays
 
@@ -22,22 +23,75 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def matched():  # noqa: ANN201
-    """A match table of the project codebook on the sample interviews, as a chunk makes it."""
+def batch():  # noqa: ANN201
+    """The Dutch coded segments of the sample interviews: (token arrays per segment,
+    segment rows, the project codebook and its compiled Dutch rules)."""
     from pipeline import ingest, segment
 
     got = ingest.ingest(sorted((REPO / "data" / "raw").glob("*.txt")))
     seg = segment.segment(got.documents, got.turns)
     seg = seg[seg[C.CODED] & (seg[C.LANG] == "nl")].reset_index(drop=True)
     book = load_codebook(REPO / "codebook.yaml")
-    compiled = compile_rules(book, "nl")
     parts = parse_arrays(seg[C.TEXT].tolist(), "nl")
-    arrays = TokenArrays.from_parts(make_nlp("nl").vocab, parts, None)
     rows = list(zip(seg[C.SEGMENT_ID].tolist(), seg[C.DOC_ID].tolist(),
                     seg[C.START].tolist(), seg[C.TEXT].tolist()))
+    return parts, rows, book, compile_rules(book, "nl"), first_coded_units(seg)
+
+
+@pytest.fixture(scope="module")
+def matched(batch):  # noqa: ANN001, ANN201
+    """A match table of the project codebook on the sample interviews, as a chunk makes it."""
+    parts, rows, book, compiled, _ = batch
+    arrays = TokenArrays.from_parts(make_nlp("nl").vocab, parts, None)
     frame = match_frame(arrays, compiled, rows)
     assert len(frame) > 100 and frame[C.CODE_ID].nunique() > 3
     return frame, book.settings.threshold
+
+
+def test_tables_of_runs_joined_are_the_table_of_the_batch(batch, matched):  # noqa: ANN001
+    from pipeline.code.arrays import runs
+
+    parts, rows, book, compiled, opening = batch
+    whole, threshold = matched
+    assert book.settings.opening_weight != 1.0  # a run's first unit need not open a document
+    vocab = make_nlp("nl").vocab
+    cuts = runs(parts, 300)
+    assert len(cuts) > 5
+    frames = [match_frame(TokenArrays.from_parts(vocab, parts[a:b], None), compiled, rows[a:b],
+                          opening) for a, b in cuts]
+    joined = combine.concat_keyed(frames)
+    assert joined.equals(whole)
+    assert [str(t) for t in joined.dtypes] == [str(t) for t in whole.dtypes]
+    assert all(joined[c].array.__arrow_array__().num_chunks == 1
+               for c in (C.SEGMENT_ID, C.EVIDENCE))
+    keys, own = frame_keys(joined), frame_keys(whole)
+    assert keys is not None and own is not None
+    for name in ("seg", "doc", "code", "rule"):
+        assert (getattr(keys, name) == getattr(own, name)).all(), name
+    assert aggregate_matches(joined, threshold=threshold).equals(
+        aggregate_matches(whole.copy(), threshold=threshold))
+    assert combine.concat_keyed(frames[:1]) is frames[0]
+    frames[1] = frames[1].copy()  # a table without keys: the joined one has none
+    assert frame_keys(combine.concat_keyed(frames)) is None
+
+
+def test_runs_end_with_the_item_that_reaches_the_limit() -> None:
+    import random
+
+    from pipeline.code.arrays import runs
+
+    rng = random.Random(3)
+    for _ in range(2000):
+        items = ["x" * rng.randint(0, 30) for _ in range(rng.randint(0, 20))]
+        limit = rng.randint(1, 60)
+        cuts = runs(items, limit)
+        assert [k for a, b in cuts for k in range(a, b)] == list(range(len(items)))
+        if sum(map(len, items)) <= limit:
+            assert cuts == [(0, len(items))]
+            continue
+        assert all(b > a for a, b in cuts)
+        for a, b in cuts[:-1]:
+            assert sum(map(len, items[a:b])) >= limit > sum(map(len, items[a:b - 1]))
 
 
 def test_match_frame_keys_order_as_the_ids(matched):  # noqa: ANN001

@@ -302,20 +302,3 @@ def test_a_large_batch_is_parsed_in_runs_with_the_same_arrays(monkeypatch) -> No
     assert len(runs) == len(whole)
     for a, b, text in zip(runs, whole, texts, strict=True):
         assert a.shape == b.shape and (a == b).all(), text
-
-
-def test_runs_end_with_the_text_that_reaches_the_limit() -> None:
-    from pipeline.nlp_fast import _batches
-
-    rng = random.Random(3)
-    for _ in range(2000):
-        texts = ["x" * rng.randint(0, 30) for _ in range(rng.randint(0, 20))]
-        limit = rng.randint(1, 60)
-        runs = _batches(texts, limit)
-        assert [t for run in runs for t in run] == texts
-        if sum(map(len, texts)) <= limit:
-            assert runs == [texts]
-            continue
-        assert all(runs)
-        for run in runs[:-1]:
-            assert sum(map(len, run)) >= limit > sum(map(len, run[:-1]))

@@ -167,3 +167,32 @@ def test_stale_parts_of_a_killed_run_are_removed(corpus):
     run(corpus, "out", chunk_bytes=500)
     assert not list(out.glob(".qcode-parts-*"))
     load_coded(out)
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_documents_parsed_and_matched_in_runs_give_the_same_files(repo_root, tmp_path,
+                                                                 monkeypatch, cache):
+    """Runs of a few segments (what a large survey gets) on the sample data and the
+    project codebook (opening weight, negation, proximity, vetoes): the same files."""
+    from pipeline import chunk_code, nlp_fast
+
+    def coded(name):  # noqa: ANN001, ANN202
+        out = tmp_path / name
+        result = code_corpus([repo_root / "data" / "raw"], codebook=repo_root / "codebook.yaml",
+                             out_dir=out, options=RunOptions(progress=False, cache=cache))
+        assert result.manifest["counts"]["codings"] > 100
+        return digests(out)
+
+    whole = coded("whole")
+    from pipeline.code import matching
+
+    calls: list[int] = []  # segments per match_frame call
+
+    match_frame = matching.match_frame
+    monkeypatch.setattr(matching, "match_frame",
+                        lambda arrays, *a, **k: calls.append(len(arrays)) or match_frame(
+                            arrays, *a, **k))
+    monkeypatch.setattr(chunk_code, "MATCH_RUN_TOKENS", 40)
+    monkeypatch.setattr(nlp_fast, "PARSE_CHARS", 200)
+    assert coded("runs") == whole
+    assert len(calls) > 50 and max(calls) <= 5  # matched in runs of a few segments

@@ -189,6 +189,21 @@ def _joined(parts: Sequence[np.ndarray]) -> np.ndarray | None:
     return table if table.ndim == 2 and table.shape[1] == len(ATTRS) else None
 
 
+def runs(items: Sequence, limit: int) -> list[tuple[int, int]]:
+    """``items`` (texts, token arrays) cut into consecutive ``(begin, end)`` runs of about
+    ``limit`` in ``len``: a run ends with the item that reaches it; one run when
+    they hold no more."""
+    ends = np.cumsum(np.fromiter(map(len, items), dtype=np.int64, count=len(items)))
+    if not len(items) or ends[-1] <= limit:
+        return [(0, len(items))]
+    out, start, reached = [], 0, limit
+    while start < len(items):
+        stop = min(int(np.searchsorted(ends, reached, side="left")) + 1, len(items))
+        out.append((start, stop))
+        start, reached = stop, int(ends[stop - 1]) + limit
+    return out
+
+
 def ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """``concatenate([arange(s, s + c) for s, c in zip(starts, counts)])``, vectorised."""
     total = int(counts.sum())

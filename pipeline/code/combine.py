@@ -114,6 +114,22 @@ class MatchKeys:
     def rule(self) -> np.ndarray:
         return self._rule_rank[self._rules]
 
+    @classmethod
+    def joined(cls, parts: list[MatchKeys]) -> MatchKeys | None:
+        """The keys of the tables of ``parts`` concatenated in order, each made from a
+        batch of its own (consecutive batches of one batch, matched with the same rules).
+        None: the rules' ranks differ."""
+        first = parts[0]
+        ranks = (first._code_rank, first._rule_rank, first.rule_names)
+        if any(not all(np.array_equal(a, b) for a, b in zip(
+                ranks, (k._code_rank, k._rule_rank, k.rule_names))) for k in parts[1:]):
+            return None
+        offsets = np.cumsum([0] + [len(k._segments[0]) for k in parts[:-1]])
+        rows = np.concatenate([k._rows + offset for k, offset in zip(parts, offsets.tolist())])
+        segments = ([s for k in parts for s in k._segments[0]],
+                    [d for k in parts for d in k._segments[1]])
+        return cls(rows, np.concatenate([k._rules for k in parts]), segments, ranks)
+
 
 def _rank(ids: list) -> np.ndarray:
     """Codes of ``ids`` (strings) ordered as the strings are (``pd.factorize(sort=True)``)."""
@@ -137,6 +153,30 @@ def remember_keys(frame: pd.DataFrame, keys: MatchKeys) -> None:
 
     arrays = {col: (frame[col].array, frame[col].array.__arrow_array__()) for col in _KEYED}
     _KEYS[key] = (weakref.ref(frame, forget), arrays, keys)
+
+
+def concat_keyed(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """``pd.concat(frames, ignore_index=True)`` of match tables, each column one Arrow
+    chunk, keeping the frames' integer keys (``MatchKeys.joined``) when all have them."""
+    import pyarrow as pa
+
+    if len(frames) == 1:
+        return frames[0]
+    keys = [frame_keys(frame) for frame in frames]
+    data = {}
+    for k, name in enumerate(frames[0].columns):
+        values = frames[0].iloc[:, k].array
+        if isinstance(values, pd.arrays.ArrowStringArray):
+            chunks = [c for f in frames for c in f.iloc[:, k].array.__arrow_array__().chunks]
+            data[name] = pd.arrays.ArrowStringArray(pa.concat_arrays(chunks), dtype=values.dtype)
+        else:
+            data[name] = pd.concat([f.iloc[:, k] for f in frames], ignore_index=True)
+    out = pd.DataFrame(data, copy=False)
+    if all(key is not None for key in keys):
+        joined = MatchKeys.joined(keys)
+        if joined is not None:
+            remember_keys(out, joined)
+    return out
 
 
 def frame_keys(frame: pd.DataFrame, forget: bool = False) -> MatchKeys | None:
