@@ -42,11 +42,18 @@ _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
 _LATIN1_LETTERS = "[" + re.escape("".join(
     c for c in map(chr, range(256)) if re.fullmatch(r"[^\W\d_]", c))) + "]"
 _LATIN1_WORD = re.compile(f"{_LATIN1_LETTERS}+(?:'{_LATIN1_LETTERS}+)?")
+# Latin-1 text as bytes: letters and apostrophes kept, every other byte a space. A word
+# never spans a space, so the words of a space-free run are the run itself when it has
+# no apostrophe (almost all runs), else ``_BYTES_WORD``'s words of the run.
+_KEPT = frozenset(ord(c) for c in map(chr, range(256)) if _LATIN1_WORD.fullmatch(c)) | {39}
+_SPACED = bytes(b if b in _KEPT else 32 for b in range(256))
+_BYTES_WORD = re.compile(_LATIN1_WORD.pattern.encode("latin-1"))
 MIN_HITS = 2          # fewer listed words than this: no evidence, the default wins
 # Where ``detect_language(..., pieces=True)`` cuts a text: no word spans a line break, so
 # the pieces' words are the text's words (a survey CSV's answers are joined by it).
 PIECE_BREAK = "\n\n"
 _LANGS = tuple(STOPWORDS)
+_STOP_BYTES = tuple(frozenset(w.encode("latin-1") for w in STOPWORDS[lang]) for lang in _LANGS)
 _MEMO = threading.local()   # .hits: text -> hits per language of _LANGS, in ``remembering``
 
 
@@ -125,13 +132,27 @@ def _count(text: str) -> tuple[int, ...]:
     text = text.replace("\u2019", "'")
     if _lower_commutes(text):
         # one lower() of the text, not one per word; it stays Latin-1 (every Latin-1
-        # character lowers to one Latin-1 character: tests/test_langid.py)
-        words = _LATIN1_WORD.findall(text.lower())
-    else:
-        words = [w.lower() for w in _WORD.findall(text)]
-    if not words:
-        return (0,) * len(_LANGS)
+        # character lowers to one Latin-1 character: tests/test_langid.py), and its
+        # bytes split at spaces are its words (``_SPACED``), without a regex
+        return _count_spaced(text.lower().encode("latin-1").translate(_SPACED))
+    words = [w.lower() for w in _WORD.findall(text)]
     return tuple(sum(map(STOPWORDS[lang].__contains__, words)) for lang in _LANGS)
+
+
+def _count_spaced(data: bytes) -> tuple[int, ...]:
+    """Stopword hits of the words of ``data`` (lower-cased Latin-1, ``_SPACED``)."""
+    runs = data.split()
+    counts = [sum(map(stop.__contains__, runs)) for stop in _STOP_BYTES]
+    at = data.find(b"'")
+    while at >= 0:  # a run with an apostrophe: its own words instead of itself
+        begin, end = data.rfind(b" ", 0, at) + 1, data.find(b" ", at)
+        end = len(data) if end < 0 else end
+        run = data[begin:end]
+        words = _BYTES_WORD.findall(run)
+        for k, stop in enumerate(_STOP_BYTES):
+            counts[k] += sum(map(stop.__contains__, words)) - (run in stop)
+        at = data.find(b"'", end)
+    return tuple(counts)
 
 
 def _lower_commutes(text: str) -> bool:

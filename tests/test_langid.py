@@ -146,3 +146,32 @@ def test_remembering_counts_each_text_once(monkeypatch):
     assert other == ["nl"]
     detect_language("Het was de tijd.")  # outside the block: counted again
     assert seen[-1] == "Het was de tijd." and len(seen) == 5
+
+
+def _hits_by_regex(text: str) -> tuple[int, ...]:
+    """Stopword hits as the first detect_language counted them: ``_WORD``, each word
+    lower-cased alone."""
+    from pipeline.langid import _WORD, STOPWORDS
+
+    words = [w.lower() for w in _WORD.findall(text.replace("\u2019", "'"))]
+    return tuple(sum(w in STOPWORDS[lang] for w in words) for lang in STOPWORDS)
+
+
+def test_the_words_of_the_spaced_bytes_are_the_regex_words():
+    import random
+
+    from pipeline.langid import stopword_hits
+
+    rng = random.Random(17)
+    latin1 = [chr(c) for c in range(256)]
+    words = ["de", "het", "The", "can't", "CAN'T", "don\u2019t", "we're", "i'm", "it's", "'s",
+             "rock'n'roll", "de'", "'de", "''", "'", "a'b'c", "x'de", "o'l'de", "niet", "_de_"]
+    cases = ["", "'", "''", "de'de", "'de de'", "de''de", "de'", "'de", "can't'", "'can't",
+             "a'b'de'the", "de\nhet\u2019s", "d\xe9 h\xc9t"]
+    for _ in range(4000):
+        cases.append("".join(rng.choice(words) if rng.random() < 0.5
+                             else "".join(rng.choices(latin1 + ["'", " "] * 20,
+                                                      k=rng.randint(1, 6)))
+                             for _ in range(rng.randint(0, 14))))
+    for text in cases:
+        assert stopword_hits(text) == _hits_by_regex(text), repr(text)
