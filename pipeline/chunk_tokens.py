@@ -34,6 +34,9 @@ def token_table(tokens: dict[int, list[np.ndarray]]) -> tuple[np.ndarray, list]:
     return table, layout
 
 
+ENCODE_ROWS = 1 << 19   # tokens encoded at a time (bounds the temporary arrays)
+
+
 def encode_table(table: np.ndarray, vocabs: list) -> tuple[np.ndarray, list[str], np.ndarray]:
     """``_encode`` of the concatenated token arrays: (indexes, strings, hashes).
 
@@ -42,30 +45,34 @@ def encode_table(table: np.ndarray, vocabs: list) -> tuple[np.ndarray, list[str]
         vocabs: vocabs whose StringStores have the hashes (the first that has one wins).
 
     Returns:
-        The ``uint32`` table of string indexes (index 0: hash 0), the strings in hash
-        order, and their hashes (sorted).
+        The ``uint32`` table of string indexes (index 0: hash 0), column-major (as it
+        is stored), the strings in hash order, and their hashes (sorted).
 
     Raises:
         KeyError: a hash none of the vocabs has.
     """
     text_cols = [0, 1, 4]  # ORTH, LEMMA, NORM are string hashes; SENT_START, SPACY are not
-    # one hash table pass gives every token its distinct value; only those are sorted
-    codes, found = pd.factorize(table[:, text_cols].reshape(-1))
-    order = np.argsort(found, kind="stable")
-    hashes = np.asarray(found, dtype=np.uint64)[order]
-    zero = bool(len(hashes)) and hashes[0] == 0
-    # the index of each distinct value: its place among the sorted non-zero hashes + 1
-    index = np.empty(len(found), dtype=np.uint32)
-    index[order] = np.arange(len(found), dtype=np.uint32) + (0 if zero else 1)
-    if zero:
-        hashes = hashes[1:]
+    blocks = range(0, len(table), ENCODE_ROWS)
+    # the distinct hashes, a block of rows at a time: a large document's temporary
+    # arrays stay small; the sorted hashes then give each value its index by a search
+    distinct = [pd.unique(table[a:a + ENCODE_ROWS, text_cols].reshape(-1)) for a in blocks]
+    found = np.unique(np.concatenate(distinct)) if distinct else np.zeros(0, dtype=np.uint64)
+    found = found.astype(np.uint64, copy=False)
+    zero = bool(len(found)) and found[0] == 0
+    # the index of a value: its place among the sorted non-zero hashes + 1 (0: hash 0)
+    shift = np.uint32(0 if zero else 1)
+    hashes = found[1:] if zero else found
     stores = [v.strings for v in vocabs]
     strings = [_string(stores, h) for h in hashes.tolist()]
     # 20 bytes a token on disk: string indexes, SENT_START (1 / 0 / -1) + 1, SPACY
-    ids = np.empty(table.shape, dtype=np.uint32)
-    ids[:, text_cols] = index[codes].reshape(-1, len(text_cols))
-    ids[:, 2] = table[:, 2].view(np.int64) + 1
-    ids[:, 3] = table[:, 3]
+    ids = np.empty(table.shape, dtype=np.uint32, order="F")
+    for a in blocks:
+        rows = table[a:a + ENCODE_ROWS]
+        for col in text_cols:
+            ids[a:a + len(rows), col] = np.searchsorted(found, rows[:, col]).astype(np.uint32) \
+                + shift
+        ids[a:a + len(rows), 2] = rows[:, 2].view(np.int64) + 1
+        ids[a:a + len(rows), 3] = rows[:, 3]
     return ids, strings, hashes
 
 

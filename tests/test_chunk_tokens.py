@@ -31,3 +31,40 @@ def test_words_are_given_for_any_batch_of_the_entrys_own_parts():
     assert tokens.words([]) is None
     tokens.strings = None
     assert tokens.words(every) is None
+
+
+def test_tokens_encoded_a_block_at_a_time_as_all_at_once(monkeypatch):
+    from pipeline import chunk_tokens
+
+    class Strings(dict):
+        def __contains__(self, h):  # noqa: ANN001, ANN204
+            return True
+
+        def __getitem__(self, h):  # noqa: ANN001, ANN204
+            return f"s{h}"
+
+    class Vocab:
+        strings = Strings()
+
+    rng = np.random.default_rng(4)
+    for trial in range(60):
+        n = int(rng.integers(0, 2_000))
+        pool = rng.integers(1, 2**64 - 1, size=int(rng.integers(1, 300)), dtype=np.uint64)
+        if trial % 2:
+            pool[0] = 0  # hash 0 (no string) has index 0
+        table = np.zeros((n, 5), dtype=np.uint64)
+        for col in (0, 1, 4):
+            table[:, col] = rng.choice(pool, size=n)
+        table[:, 2] = rng.choice(np.array([1, 0, 2**64 - 1], dtype=np.uint64), size=n)
+        table[:, 3] = rng.integers(0, 2, size=n)
+        monkeypatch.setattr(chunk_tokens, "ENCODE_ROWS", 1 << 30)
+        ids, strings, hashes = chunk_tokens.encode_table(table, [Vocab])
+        monkeypatch.setattr(chunk_tokens, "ENCODE_ROWS", int(rng.integers(1, 300)))
+        got = chunk_tokens.encode_table(table, [Vocab])
+        assert (got[0] == ids).all() and got[1] == strings and (got[2] == hashes).all()
+        assert got[0].flags.f_contiguous and got[0].dtype == np.uint32
+        # the indexes point at the strings of the hashes (0: no string)
+        text = ids[:, [0, 1, 4]].reshape(-1)
+        assert ((text == 0) == (table[:, [0, 1, 4]].reshape(-1) == 0)).all()
+        assert (hashes[text[text > 0] - 1] == table[:, [0, 1, 4]].reshape(-1)[text > 0]).all()
+        assert (ids[:, 2].astype(np.int64) - 1 == table[:, 2].view(np.int64)).all()
