@@ -34,7 +34,8 @@ import pandas as pd
 
 from pipeline import cache_io
 from pipeline.chunk_tokens import (TOKEN_COLUMNS, StoredTokens, _decode,  # noqa: F401 - re-exported
-                                   _encode, encode_table, token_table)
+                                   _encode, encode_table, token_parts,
+                                   token_table)
 
 SUBDIR = "chunks-v2"   # bump when the entry format or what an entry holds changes
 # Modules (besides ingest/ and data/) whose code shapes an entry; their bytes are in the key.
@@ -306,7 +307,9 @@ class ChunkCache:
         if path.exists():
             return
         try:
-            table, layout = token_table(entry.tokens)  # a copy: the caller's may change
+            # the arrays themselves, not a copy: a chunk's token arrays are never
+            # written to once parsed (the writing thread encodes them a block at a time)
+            table, layout = token_parts(entry.tokens)
             errors = [{**row, "_order": list(row["_order"])} for row in entry.errors]
             meta = {"fingerprints": entry.fingerprints, "present": entry.present,
                     "failed": entry.failed, "stats": entry.stats, "errors": errors,
@@ -326,7 +329,7 @@ def _entry(meta: dict[str, Any], documents: pd.DataFrame, segments: pd.DataFrame
                       meta["stats"], tokens, meta["fingerprints"], meta.get("ruled", []))
 
 
-def _write_entry(path: Path, table: np.ndarray, vocabs: list, meta: str,
+def _write_entry(path: Path, table: list[np.ndarray], vocabs: list, meta: str,
                  documents: pd.DataFrame, segments: pd.DataFrame) -> None:
     """Write a chunk entry's files into a new folder, renamed to ``path`` when whole.
 

@@ -28,20 +28,28 @@ def _encode(tokens: dict[int, list[np.ndarray]],
 def token_table(tokens: dict[int, list[np.ndarray]]) -> tuple[np.ndarray, list]:
     """The arrays of ``tokens`` (first segment row -> its documents' arrays) in one new
     table, in row order, and the entry's layout: ``[first, [tokens per segment]]``."""
-    parts = [p.reshape(-1, TOKEN_COLUMNS) for first in sorted(tokens) for p in tokens[first]]
-    layout = [[first, [len(p) for p in tokens[first]]] for first in sorted(tokens)]
+    parts, layout = token_parts(tokens)
     table = np.concatenate([*parts, np.zeros((0, TOKEN_COLUMNS), dtype=np.uint64)])
     return table, layout
+
+
+def token_parts(tokens: dict[int, list[np.ndarray]]) -> tuple[list[np.ndarray], list]:
+    """``token_table`` without the table: the arrays in row order (not copied)."""
+    parts = [p.reshape(-1, TOKEN_COLUMNS) for first in sorted(tokens) for p in tokens[first]]
+    layout = [[first, [len(p) for p in tokens[first]]] for first in sorted(tokens)]
+    return parts, layout
 
 
 ENCODE_ROWS = 1 << 19   # tokens encoded at a time (bounds the temporary arrays)
 
 
-def encode_table(table: np.ndarray, vocabs: list) -> tuple[np.ndarray, list[str], np.ndarray]:
+def encode_table(table: np.ndarray | list[np.ndarray],
+                 vocabs: list) -> tuple[np.ndarray, list[str], np.ndarray]:
     """``_encode`` of the concatenated token arrays: (indexes, strings, hashes).
 
     Args:
-        table: ``(n_tokens, 5)`` uint64 ATTRS arrays.
+        table: ``(n_tokens, 5)`` uint64 ATTRS arrays, or a list of them that is their
+            concatenation in order (``token_parts``: not concatenated here at once).
         vocabs: vocabs whose StringStores have the hashes (the first that has one wins).
 
     Returns:
@@ -52,10 +60,10 @@ def encode_table(table: np.ndarray, vocabs: list) -> tuple[np.ndarray, list[str]
         KeyError: a hash none of the vocabs has.
     """
     text_cols = [0, 1, 4]  # ORTH, LEMMA, NORM are string hashes; SENT_START, SPACY are not
-    blocks = range(0, len(table), ENCODE_ROWS)
+    parts = [table] if isinstance(table, np.ndarray) else table
     # the distinct hashes, a block of rows at a time: a large document's temporary
     # arrays stay small; the sorted hashes then give each value its index by a search
-    distinct = [pd.unique(table[a:a + ENCODE_ROWS, text_cols].reshape(-1)) for a in blocks]
+    distinct = [pd.unique(rows[:, text_cols].reshape(-1)) for _, rows in _blocks(parts)]
     found = np.unique(np.concatenate(distinct)) if distinct else np.zeros(0, dtype=np.uint64)
     found = found.astype(np.uint64, copy=False)
     zero = bool(len(found)) and found[0] == 0
@@ -65,15 +73,36 @@ def encode_table(table: np.ndarray, vocabs: list) -> tuple[np.ndarray, list[str]
     stores = [v.strings for v in vocabs]
     strings = [_string(stores, h) for h in hashes.tolist()]
     # 20 bytes a token on disk: string indexes, SENT_START (1 / 0 / -1) + 1, SPACY
-    ids = np.empty(table.shape, dtype=np.uint32, order="F")
-    for a in blocks:
-        rows = table[a:a + ENCODE_ROWS]
+    ids = np.empty((sum(map(len, parts)), TOKEN_COLUMNS), dtype=np.uint32, order="F")
+    for at, rows in _blocks(parts):
+        block = ids[at:at + len(rows)]
         for col in text_cols:
-            ids[a:a + len(rows), col] = np.searchsorted(found, rows[:, col]).astype(np.uint32) \
-                + shift
-        ids[a:a + len(rows), 2] = rows[:, 2].view(np.int64) + 1
-        ids[a:a + len(rows), 3] = rows[:, 3]
+            block[:, col] = np.searchsorted(found, rows[:, col]).astype(np.uint32) + shift
+        block[:, 2] = rows[:, 2].view(np.int64) + 1
+        block[:, 3] = rows[:, 3]
     return ids, strings, hashes
+
+
+def _blocks(parts: list[np.ndarray]):  # noqa: ANN202 - an iterator of (row, array)
+    """The rows of ``parts`` (in order) as ``(first row, array)`` blocks of about
+    ``ENCODE_ROWS`` rows: slices of a large part, small parts concatenated."""
+    at, group, size = 0, [], 0
+    for part in parts:
+        if len(part) >= ENCODE_ROWS:
+            if group:
+                yield at, np.concatenate(group)
+                at, group, size = at + size, [], 0
+            for a in range(0, len(part), ENCODE_ROWS):
+                yield at + a, part[a:a + ENCODE_ROWS]
+            at += len(part)
+            continue
+        group.append(part)
+        size += len(part)
+        if size >= ENCODE_ROWS:
+            yield at, np.concatenate(group)
+            at, group, size = at + size, [], 0
+    if group:
+        yield at, np.concatenate(group)
 
 
 def _string(stores: list, h: int) -> str:

@@ -63,6 +63,11 @@ def test_tokens_encoded_a_block_at_a_time_as_all_at_once(monkeypatch):
         got = chunk_tokens.encode_table(table, [Vocab])
         assert (got[0] == ids).all() and got[1] == strings and (got[2] == hashes).all()
         assert got[0].flags.f_contiguous and got[0].dtype == np.uint32
+        # the table as parts of any sizes (a chunk's arrays, not concatenated first)
+        cuts = sorted(rng.integers(0, n + 1, size=int(rng.integers(0, 40))).tolist())
+        parts = [table[a:b] for a, b in zip([0, *cuts], [*cuts, n])]
+        got = chunk_tokens.encode_table(parts, [Vocab])
+        assert (got[0] == ids).all() and got[1] == strings and (got[2] == hashes).all()
         # the indexes point at the strings of the hashes (0: no string)
         text = ids[:, [0, 1, 4]].reshape(-1)
         assert ((text == 0) == (table[:, [0, 1, 4]].reshape(-1) == 0)).all()
