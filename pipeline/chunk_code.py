@@ -289,9 +289,7 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
                                                 lambda k, a=a: get_doc(a + k))
                 rows = (seg_rows if b - a == len(seg_rows)  # positions ascend
                         else seg_rows.take(positions[a:b]))
-                frame = match_frame(arrays, compiled, rows, opening, None)
-                if len(frame) or not frames:
-                    frames.append(frame)
+                frames.append(match_frame(arrays, compiled, rows, opening, None))
             return concat_keyed([f for f in frames if len(f)] or frames[:1])
 
         if memo is not None and memo.folder is not None:

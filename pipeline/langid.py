@@ -36,9 +36,8 @@ STOPWORDS: dict[str, frozenset[str]] = {
     """.split()),
 }
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
-# ``_WORD`` for Latin-1 text: the letters below 256 spelled out, which the regex engine
-# tests by a table look-up instead of a Unicode category per character (a third faster
-# on a survey's answers). Made from ``_WORD``'s own class, so it finds the same words.
+# ``_WORD`` for Latin-1 text: the letters below 256 spelled out (made from ``_WORD``'s own
+# class, so it finds the same words), usable on bytes.
 _LATIN1_LETTERS = "[" + re.escape("".join(
     c for c in map(chr, range(256)) if re.fullmatch(r"[^\W\d_]", c))) + "]"
 _LATIN1_WORD = re.compile(f"{_LATIN1_LETTERS}+(?:'{_LATIN1_LETTERS}+)?")
