@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -213,7 +212,9 @@ def process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
 
     With a cache folder, a chunk whose files and settings are unchanged comes from the
     chunk cache (``pipeline.chunk_cache``): only matching (of the rules that
-    changed, ``pipeline.match_cache``) and aggregation run.
+    changed, ``pipeline.match_cache``) and aggregation run. A chunk that runs out of
+    memory (a file too large for this machine: a document is coded in one piece) is
+    not coded: its files are error rows and the run goes on (``chunk_memory``).
 
     Args:
         task: The chunk's files.
@@ -221,7 +222,20 @@ def process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
 
     Returns:
         The chunk's rows of every output table, and counters/timings in ``stats``.
+
+    Raises:
+        InputError: out of memory in a chunk whose tables the runner takes from its
+            cache (they would hold the documents the chunk could not code).
     """
+    try:
+        return _process_chunk(task, ctx)
+    except MemoryError:
+        from pipeline.chunk_memory import not_coded
+
+        return not_coded(task, ctx)
+
+
+def _process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
     from pipeline.cache import DocCache
     from pipeline.chunk_cache import ChunkCache, ChunkEntry
     from pipeline.chunk_code import code_chunk, has_rules, vocab_of
@@ -259,7 +273,9 @@ def process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
             key = None  # a file changed since it was hashed: nothing of it is cached
         # the segments' CSV lines (Arrow kernels, which release the GIL) on another core
         # while this thread codes the chunk
-        segments_csv = _Lines(segments)
+        from pipeline.csv_rows import LinesOnThread
+
+        segments_csv = LinesOnThread(segments)
     stats["key"] = key  # the key these tables belong to (None: not cacheable)
     cache = DocCache(ctx.cache_dir if ctx.docbin else None)
     # Survey tables by their path (cached slim documents keep only id, path and hash).
@@ -303,35 +319,6 @@ def _uncoded(task: ChunkTask, entry, key: str, stats: dict[str, Any],  # noqa: A
     return ChunkResult(task.index, entry.documents, segments, _empty_matches(),
                        empty_codings(), pd.DataFrame(entry.errors, columns=[*C.ERROR_COLUMNS, ORDER]),
                        entry.present, entry.failed, stats, b"", None)
-
-
-class _Lines:
-    """``csv_rows(frame)`` computed on its own thread; ``result()`` waits for it.
-
-    The thread reads a shallow copy of ``frame`` (its own column index, the same
-    arrays): nothing writes the table meanwhile, and the caller's frame stays its own.
-    An error in the thread makes ``result()`` None: the lines are then made by the
-    spill, which reports what is wrong.
-    """
-
-    def __init__(self, frame: pd.DataFrame) -> None:
-        self._frame, self._lines = frame.copy(deep=False), None
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        from pipeline.csv_rows import csv_rows
-
-        try:
-            self._lines = csv_rows(self._frame)
-        except Exception:  # noqa: BLE001 - the spill formats the table again and raises
-            self._lines = None
-        self._frame = None
-
-    def result(self) -> bytes | None:
-        """The lines (None: the thread failed)."""
-        self._thread.join()
-        return self._lines
 
 
 def _read_and_segment(task: ChunkTask, ctx: RunContext, book, lap):  # noqa: ANN001, ANN202

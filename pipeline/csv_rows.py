@@ -14,6 +14,8 @@ when it holds a comma, a quote or ``\\n``.
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -151,3 +153,30 @@ def _has_non_str(column: pd.Series) -> bool:
             continue
         return True
     return False
+
+
+class LinesOnThread:
+    """``csv_rows(frame)`` computed on its own thread; ``result()`` waits for it.
+
+    The thread reads a shallow copy of ``frame`` (its own column index, the same
+    arrays): nothing writes the table meanwhile, and the caller's frame stays its own.
+    An error in the thread makes ``result()`` None: the lines are then made by the
+    spill, which reports what is wrong.
+    """
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self._frame, self._lines = frame.copy(deep=False), None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._lines = csv_rows(self._frame)
+        except Exception:  # noqa: BLE001 - the spill formats the table again and raises
+            self._lines = None
+        self._frame = None
+
+    def result(self) -> bytes | None:
+        """The lines (None: the thread failed)."""
+        self._thread.join()
+        return self._lines

@@ -164,8 +164,11 @@ def stream_chunks(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, wri
             renamed = _unique_ids(res, taken, tasks[res.index])
             run.keys.append(res.stats.get("key"))
             if tables.files is not None and run.keys[-1] != tasks[res.index].key:
-                # the cached files hold the inputs as hashed at the start
+                # the cached files hold the inputs as hashed at the start (and the
+                # documents of a chunk that ran out of memory: they cannot be left out)
                 raise InputError(tasks[res.index].files[0][1],
+                                 "out of memory while coding; the run stopped"
+                                 if res.stats.get("out_of_memory") else
                                  "an input file changed while the run was going on; run again")
             parts = res.stats.pop("parts", None) or {}
             sliced = slices.chunks.get(res.index) if slices is not None else None

@@ -65,3 +65,18 @@ def test_an_output_that_cannot_be_written_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("qcode: error: ") and str(blocker) in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_out_of_memory_is_one_line(tmp_path, capsys, monkeypatch):
+    from pathlib import Path
+
+    from pipeline.cli import coding, main
+
+    def short_of_memory(args):  # noqa: ANN001, ANN202
+        raise MemoryError
+
+    monkeypatch.setattr(coding, "cmd_validate", short_of_memory)
+    book = Path(__file__).resolve().parents[1] / "codebook.yaml"
+    assert main(["validate", str(book)]) == 1
+    err = capsys.readouterr().err
+    assert err == "qcode: error: out of memory; outputs already written are intact\n"

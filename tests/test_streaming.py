@@ -196,3 +196,52 @@ def test_documents_parsed_and_matched_in_runs_give_the_same_files(repo_root, tmp
     monkeypatch.setattr(nlp_fast, "PARSE_CHARS", 200)
     assert coded("runs") == whole
     assert len(calls) > 50 and max(calls) <= 5  # matched in runs of a few segments
+
+
+def test_a_chunk_out_of_memory_is_reported_and_the_run_goes_on(corpus, monkeypatch):
+    from pipeline import chunk_code
+
+    code_chunk = chunk_code.code_chunk
+
+    def short_of_memory(segments, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        if (segments[C.DOC_ID] == "survey").any():
+            raise MemoryError  # what numpy raises when an array cannot be allocated
+        return code_chunk(segments, *args, **kwargs)
+
+    monkeypatch.setattr(chunk_code, "code_chunk", short_of_memory)
+    short, result = run(corpus, "short", chunk_bytes=1, cache=False)
+    assert result.exit_code == 2
+    monkeypatch.undo()
+    full, _ = run(corpus, "full", chunk_bytes=1, cache=False)
+    errors = pd.read_csv(short / "errors.csv")
+    oom = errors[errors["file"] == "survey.csv"]
+    assert oom[["stage", "severity"]].values.tolist() == [["code", "error"]]
+    assert oom["message"].iloc[0].startswith("not coded: out of memory (a file of 0.1 kB")
+    # the other files are coded as in a full run (less the survey's row attribute column)
+    for name in ("documents", "segments", "codings", "matches"):
+        got, every = (pd.read_parquet(f / f"{name}.parquet") for f in (short, full))
+        assert "survey" in set(every[C.DOC_ID]) and "survey" not in set(got[C.DOC_ID])
+        assert set(every.columns) - set(got.columns) <= {"sector"}
+        pd.testing.assert_frame_equal(
+            got, every.loc[every[C.DOC_ID] != "survey", list(got.columns)]
+            .reset_index(drop=True), check_dtype=False)
+    # the other rows (the broken file, metadata) as in a full run; the survey's own
+    # warning (no metadata row) went with its chunk
+    every = pd.read_csv(full / "errors.csv")
+    assert errors[errors["file"] != "survey.csv"].reset_index(drop=True).equals(
+        every[every["file"] != "survey.csv"].reset_index(drop=True))
+
+
+def test_out_of_memory_where_the_tables_come_from_the_cache_stops_the_run(corpus, monkeypatch):
+    from pipeline import chunk_code
+    from pipeline.errors import InputError
+
+    run(corpus, "cached", chunk_bytes=1)  # fills the cache, tables included
+
+    def short_of_memory(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise MemoryError
+
+    monkeypatch.setattr(chunk_code, "code_chunk", short_of_memory)
+    (corpus / "codebook.yaml").write_text(CODEBOOK.replace("zelf invullen", "zelf doen"))
+    with pytest.raises(InputError, match=r"out of memory while coding .*the run stopped"):
+        run(corpus, "cached", chunk_bytes=1)

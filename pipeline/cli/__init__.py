@@ -147,6 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("qcode: interrupted; outputs already written are intact", file=sys.stderr)
         return 130
+    except MemoryError:  # (a coding run reports a chunk's files instead: ``chunk_memory``)
+        print("qcode: error: out of memory; outputs already written are intact", file=sys.stderr)
+        return EXIT_FATAL
     finally:
         gc.set_threshold(*restore)
         if not caller_froze:
