@@ -230,9 +230,10 @@ def process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
     try:
         return _process_chunk(task, ctx)
     except MemoryError:
-        from pipeline.chunk_memory import not_coded
+        pass  # handled below, once the exception (and the arrays its frames hold) is gone
+    from pipeline.chunk_memory import not_coded
 
-        return not_coded(task, ctx)
+    return not_coded(task, ctx)
 
 
 def _process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:

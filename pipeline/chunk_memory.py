@@ -30,7 +30,7 @@ def not_coded(task, ctx):  # noqa: ANN001, ANN201 - chunk.ChunkTask, RunContext 
     from pipeline.chunk import ORDER, PHASE_FILE, ChunkTask, process_chunk
     from pipeline.ingest import assign_doc_ids
 
-    gc.collect()  # what the failed chunk held is garbage now: free it before going on
+    gc.collect()  # what the failed chunk held (its frames are gone) is freed before going on
     sizes = {shown: _size(path) for _, path, shown in task.files}
     if task.slim or task.reuse:
         largest = max(task.files, key=lambda f: sizes[f[2]])

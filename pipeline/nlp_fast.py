@@ -384,4 +384,3 @@ def parse_arrays(texts: Iterable[str], lang: str, *, batch_size: int = 256) -> l
         ends = bounds.tolist()
         out.extend(table[a:b] for a, b in zip(ends, ends[1:]))
     return out
-
