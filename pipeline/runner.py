@@ -20,7 +20,7 @@ from pipeline import __version__
 from pipeline import columns as C
 from pipeline import ingest as ingest_stage
 from pipeline import segment as segment_stage
-from pipeline import cache_io, coded_files, table_cache
+from pipeline import cache_io, coded_files, memory_need, table_cache
 from pipeline.cache import default_cache_dir
 from pipeline.chunk import REUSE_COLUMNS, SLIM_COLUMNS, ChunkTask, RunContext, remember_codebook
 from pipeline.codebook import Codebook, load_codebook
@@ -195,6 +195,8 @@ def code_corpus(inputs: Sequence[str | Path], *, codebook: str | Path, out_dir: 
         roots = {p.resolve(): p for p in paths if p.is_dir()}
         shown = [display(f, root) for f, root in zip(files, file_roots(files, roots))]
         tasks = plan_chunks(files, shown, chunk_bytes=opts.chunk_bytes)
+        if not (opts.engine == "dask" and opts.scheduler):  # a cluster's memory is not ours
+            memory_need.warn(files, shown, jobs=opts.jobs, cache=ctx.cache_dir is not None)
         prepare = None
         if len(tasks) > 1 and defer_keys(opts, ctx):
             prepare = SharedKeys(files, opts)
