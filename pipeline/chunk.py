@@ -239,7 +239,7 @@ def process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
 def _process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
     from pipeline.cache import DocCache
     from pipeline.chunk_cache import ChunkCache, ChunkEntry
-    from pipeline.chunk_code import code_chunk, has_rules, vocab_of
+    from pipeline.chunk_code import code_chunk, vocab_of
     from pipeline.coding_cache import CodingCache
     from pipeline.match_cache import MatchCache
 
@@ -282,27 +282,41 @@ def _process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
     # Survey tables by their path (cached slim documents keep only id, path and hash).
     tables = frozenset(d for d, p in zip(documents[C.DOC_ID].tolist(), documents[C.PATH].tolist())
                        if str(p).lower().endswith(".csv"))
+    parsed = None
+    if entry is None and key is not None:
+        def parsed(tokens: dict[int, list]) -> None:
+            # the entry is encoded and written on the cache thread while this one codes
+            # the chunk (saved after the coding, a large file's entry was written alone)
+            _save_entry(chunks, key, book, ChunkEntry(documents, segments, errors, present,
+                                                      failed, {}, tokens, {}, []))
+
     coded = code_chunk(segments, book, cache, ctx.batch_size,
                        entry.tokens if entry is not None else None,
-                       MatchCache(ctx.cache_dir, key), CodingCache(ctx.cache_dir, key), tables)
+                       MatchCache(ctx.cache_dir, key), CodingCache(ctx.cache_dir, key), tables,
+                       parsed)
     lap("nlp_code")
     stats.update(documents=len(documents), segments=len(segments),
                  segments_coded=int(segments[C.CODED].sum()), tokens=coded.n_tokens,
                  cache_hits=cache.hits + coded.n_stored, cache_misses=cache.misses)
-    if entry is None and key is not None:
-        # each distinct language once (not a Python test per segment)
-        langs = sorted({lang for lang in segments.loc[segments[C.CODED].astype(bool), C.LANG]
-                        .unique().tolist() if has_rules(book, lang)} if len(segments) else set())
-        from pipeline.coded_files import ruled_languages
-
-        chunks.save(key, ChunkEntry(documents, segments, errors, present, failed, {},
-                                    coded.tokens, {lang: vocab_of(lang)[0] for lang in langs},
-                                    ruled_languages(book)),
-                    [vocab_of(lang)[1] for lang in langs])
     return ChunkResult(task.index, documents, segments, coded.matches, coded.codings,
                        pd.DataFrame(errors, columns=[*C.ERROR_COLUMNS, ORDER]),
                        present, failed, stats, coded.codings_csv,
                        segments_csv.result() if segments_csv is not None else None)
+
+
+def _save_entry(chunks, key: str, book, entry) -> None:  # noqa: ANN001
+    """Store a chunk entry (``chunk_cache.ChunkCache.save``) with the fingerprints and
+    vocabs of its coded languages that have rules, and the codebook's ruled languages."""
+    from pipeline.chunk_code import has_rules, vocab_of
+    from pipeline.coded_files import ruled_languages
+
+    segments = entry.segments
+    # each distinct language once (not a Python test per segment)
+    langs = sorted({lang for lang in segments.loc[segments[C.CODED].astype(bool), C.LANG]
+                    .unique().tolist() if has_rules(book, lang)} if len(segments) else set())
+    entry.fingerprints = {lang: vocab_of(lang)[0] for lang in langs}
+    entry.ruled = ruled_languages(book)
+    chunks.save(key, entry, [vocab_of(lang)[1] for lang in langs])
 
 
 def _uncoded(task: ChunkTask, entry, key: str, stats: dict[str, Any],  # noqa: ANN001
@@ -366,30 +380,3 @@ def _key_settings(ctx: RunContext, book) -> dict[str, Any]:  # noqa: ANN001
             "meta_name": ctx.meta_name, "meta": ctx.meta_digest,
             "shared_keys": hashlib.sha256("\n".join(sorted(ctx.shared_keys)).encode()).hexdigest(),
             "languages": list(book.settings.languages), "detect_lang": book.settings.detect_lang}
-
-
-def meta_rows(ctx: RunContext, known: set[str], phase: int) -> list[dict]:
-    """Metadata warnings of the whole corpus (column renames, or rows without a document)."""
-    from pipeline.ingest import join_metadata
-
-    rows: list[dict] = []
-    if ctx.meta is None:
-        return rows
-
-    def report(file: str, severity: str, message: str) -> None:
-        rows.append({C.ERROR_FILE: file, C.ERROR_STAGE: "ingest", C.ERROR_SEVERITY: severity,
-                     C.ERROR_MESSAGE: message, ORDER: (phase, len(rows))})
-
-    empty = pd.DataFrame(columns=C.DOCUMENT_COLUMNS)
-    renames = []
-    join_metadata(empty, ctx.meta, ctx.meta_name, set(ctx.meta[C.DOC_ID]),
-                   lambda f, s, m: renames.append((f, s, m)))
-    if phase == PHASE_META_COLUMNS:
-        for f, sev, m in renames:
-            report(f, sev, m)
-        return rows
-    every = []
-    join_metadata(empty, ctx.meta, ctx.meta_name, known, lambda f, s, m: every.append((f, s, m)))
-    for f, sev, m in every[len(renames):]:  # the renames come first; reported once already
-        report(f, sev, m)
-    return rows

@@ -159,7 +159,8 @@ def vocab_of(lang: str):  # noqa: ANN201
 
 def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: ANN001
                stored: dict[int, list] | None = None, memo=None,  # noqa: ANN001
-               coding_memo=None, tables: frozenset[str] = frozenset()) -> ChunkCoding:  # noqa: ANN001
+               coding_memo=None, tables: frozenset[str] = frozenset(),  # noqa: ANN001
+               parsed=None) -> ChunkCoding:  # noqa: ANN001
     """Parse (through the caches, a cache entry per document) and rule-code the coded segments.
 
     Same rows as ``code.code_segments`` (per language, then segment/text order) with
@@ -177,6 +178,9 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
         coding_memo: the chunk's ``coding_cache.CodingCache`` (None: aggregate all).
         tables: ids of the chunk's survey-table (CSV) documents, which have no opening
             unit for ``settings.opening_weight``.
+        parsed: called with the token arrays (first row of a document -> its
+            segments' arrays, in document order) once every document has them,
+            before matching: the chunk entry is then written while the chunk is coded.
     """
     from pipeline.code import empty_codings
     from pipeline.code.arrays import TokenArrays, rebuild_doc, runs
@@ -239,6 +243,8 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
         groups = [["" if not isinstance(t, str) else t for t in texts[b:ends[b]]] for b in begins]
         tokens.update(zip(begins, cache.parse_arrays_each(groups, lang, batch_size=batch_size)))
     tokens = {begin: tokens[begin] for begin, _ in ranges}  # in document order
+    if parsed is not None:
+        parsed(tokens)
     batches: dict[str, tuple[list, list, list]] = {}  # lang -> (arrays, Docs or None, rows)
     for begin, end in ranges:
         lang = langs[begin]  # one language per document

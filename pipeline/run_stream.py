@@ -18,7 +18,7 @@ from pipeline import columns as C
 from pipeline import segment as segment_stage
 from pipeline import table_cache
 from pipeline.chunk import (ORDER, PHASE_FILE, PHASE_META_COLUMNS, PHASE_ORPHAN_META, ChunkResult,
-                            ChunkTask, RunContext, meta_rows)
+                            ChunkTask, RunContext)
 from pipeline.engine import Prepare, run_chunks
 from pipeline.parts import ChunkSpill, PartWriter
 
@@ -229,3 +229,30 @@ def stream_chunks(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, wri
     run.errors = errors[C.ERROR_COLUMNS].reset_index(drop=True)
     run.n_failed = int((run.errors[C.ERROR_SEVERITY] == "error").sum())
     return run
+
+
+def meta_rows(ctx: RunContext, known: set[str], phase: int) -> list[dict]:
+    """Metadata warnings of the whole corpus (column renames, or rows without a document)."""
+    from pipeline.ingest import join_metadata
+
+    rows: list[dict] = []
+    if ctx.meta is None:
+        return rows
+
+    def report(file: str, severity: str, message: str) -> None:
+        rows.append({C.ERROR_FILE: file, C.ERROR_STAGE: "ingest", C.ERROR_SEVERITY: severity,
+                     C.ERROR_MESSAGE: message, ORDER: (phase, len(rows))})
+
+    empty = pd.DataFrame(columns=C.DOCUMENT_COLUMNS)
+    renames = []
+    join_metadata(empty, ctx.meta, ctx.meta_name, set(ctx.meta[C.DOC_ID]),
+                   lambda f, s, m: renames.append((f, s, m)))
+    if phase == PHASE_META_COLUMNS:
+        for f, sev, m in renames:
+            report(f, sev, m)
+        return rows
+    every = []
+    join_metadata(empty, ctx.meta, ctx.meta_name, known, lambda f, s, m: every.append((f, s, m)))
+    for f, sev, m in every[len(renames):]:  # the renames come first; reported once already
+        report(f, sev, m)
+    return rows

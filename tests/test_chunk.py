@@ -40,6 +40,30 @@ def test_a_cached_chunk_makes_no_segments_csv_lines(repo_root, tmp_path):
     assert again.segments_csv is None  # from the chunk cache: no thread, the spill formats
 
 
+def test_a_chunk_entry_is_stored_before_the_chunk_is_matched(repo_root, tmp_path, monkeypatch):
+    """The entry (documents, segments, tokens) is written once parsing is done, so the
+    cache thread writes it while the chunk is matched and aggregated."""
+    import pytest
+
+    from pipeline.code import matching
+
+    def stop(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise RuntimeError("stopped in matching")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(matching, "match_frame", stop)
+        with pytest.raises(RuntimeError, match="stopped in matching"):
+            _chunk(repo_root, tmp_path, cache=True)
+    entries = list((tmp_path / ".cache").glob("chunks-v*/*/*/meta.json"))
+    assert len(entries) == 1
+    again = _chunk(repo_root, tmp_path, cache=True)
+    assert again.stats["cache_hits"] > 0 and again.stats["cache_misses"] == 0
+    assert again.segments_csv is None  # documents and segments came from that entry
+    fresh = _chunk(repo_root, tmp_path / "fresh", cache=False)
+    assert again.codings.equals(fresh.codings) and again.matches.equals(fresh.matches)
+    assert len(fresh.codings) > 0
+
+
 def test_chunk_metadata_rows_are_the_filtered_rows():
     import numpy as np
     import pandas as pd
