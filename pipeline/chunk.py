@@ -73,6 +73,9 @@ class ChunkTask:
     CSV file use them.
     ``reuse``: the runner has the finished coding files too (``coded_files``): the
     chunk is not coded, its entry gives what the runner counts and reports.
+    ``part``: ``(k, n)``: the chunk is the k-th of n parts of its one file (a large
+    survey CSV): it codes the k-th n-th of the file's segments, in order; only the first
+    part has the document's row and the file's error rows (``parts_of``).
     """
 
     index: int
@@ -81,6 +84,7 @@ class ChunkTask:
     slim: bool = False
     shared_keys: frozenset[str] | None = None
     reuse: bool = False
+    part: tuple[int, int] | None = None
 
 
 @dataclass
@@ -263,13 +267,22 @@ def _process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
             return _uncoded(task, entry, key, stats, lap)
     entry = chunks.load(key, vocab_of, SLIM_COLUMNS if task.slim else None)
     segments_csv = None
+    doc_langs = None  # a part's documents' languages (``chunk_parts.first_languages``)
     if entry is not None:
         documents, segments, errors = entry.documents, entry.segments, entry.errors
         present, failed = entry.present, entry.failed
+        doc_langs = entry.stats.get("doc_langs") if task.part is not None else None
         lap("ingest")
         lap("segment")
     else:
-        documents, segments, errors, present, failed = _read_and_segment(task, ctx, book, lap)
+        if task.part is None:
+            documents, segments, errors, present, failed = _read_and_segment(task, ctx, book, lap)
+        else:
+            from pipeline.chunk_parts import part_of
+
+            (documents, segments, errors, present, failed), doc_langs = part_of(
+                task, lambda: _read_and_segment(task, ctx, book, lap), _key_settings(ctx, book),
+                lap)
         if key is not None and task_key(task, ctx, book) != key:
             key = None  # a file changed since it was hashed: nothing of it is cached
         # the segments' CSV lines (Arrow kernels, which release the GIL) on another core
@@ -279,21 +292,25 @@ def _process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
         segments_csv = LinesOnThread(segments)
     stats["key"] = key  # the key these tables belong to (None: not cacheable)
     cache = DocCache(ctx.cache_dir if ctx.docbin else None)
-    # Survey tables by their path (cached slim documents keep only id, path and hash).
-    tables = frozenset(d for d, p in zip(documents[C.DOC_ID].tolist(), documents[C.PATH].tolist())
-                       if str(p).lower().endswith(".csv"))
+    # Survey tables by their path (cached slim documents keep only id, path and hash);
+    # a part's segments are all of one survey (whose row only the first part has)
+    tables = (frozenset(d for d, p in zip(documents[C.DOC_ID].tolist(),
+                                          documents[C.PATH].tolist())
+                        if str(p).lower().endswith(".csv"))
+              if task.part is None else frozenset(segments[C.DOC_ID].unique().tolist()))
     parsed = None
     if entry is None and key is not None:
         def parsed(tokens: dict[int, list]) -> None:
             # the entry is encoded and written on the cache thread while this one codes
             # the chunk (saved after the coding, a large file's entry was written alone)
-            _save_entry(chunks, key, book, ChunkEntry(documents, segments, errors, present,
-                                                      failed, {}, tokens, {}, []))
+            _save_entry(chunks, key, book, ChunkEntry(
+                documents, segments, errors, present, failed,
+                {} if doc_langs is None else {"doc_langs": doc_langs}, tokens, {}, []))
 
     coded = code_chunk(segments, book, cache, ctx.batch_size,
                        entry.tokens if entry is not None else None,
                        MatchCache(ctx.cache_dir, key), CodingCache(ctx.cache_dir, key), tables,
-                       parsed)
+                       parsed, doc_langs)
     lap("nlp_code")
     stats.update(documents=len(documents), segments=len(segments),
                  segments_coded=int(segments[C.CODED].sum()), tokens=coded.n_tokens,
@@ -312,8 +329,10 @@ def _save_entry(chunks, key: str, book, entry) -> None:  # noqa: ANN001
 
     segments = entry.segments
     # each distinct language once (not a Python test per segment)
-    langs = sorted({lang for lang in segments.loc[segments[C.CODED].astype(bool), C.LANG]
-                    .unique().tolist() if has_rules(book, lang)} if len(segments) else set())
+    langs = sorted({lang for lang in [
+        *(segments.loc[segments[C.CODED].astype(bool), C.LANG].unique().tolist()
+          if len(segments) else []),
+        *entry.stats.get("doc_langs", {}).values()] if has_rules(book, lang)})
     entry.fingerprints = {lang: vocab_of(lang)[0] for lang in langs}
     entry.ruled = ruled_languages(book)
     chunks.save(key, entry, [vocab_of(lang)[1] for lang in langs])
@@ -365,7 +384,10 @@ def task_key(task: ChunkTask, ctx: RunContext, book) -> str | None:  # noqa: ANN
     """The chunk-cache key of a chunk (``chunk_cache.chunk_key``; None: a file is unreadable)."""
     from pipeline.chunk_cache import chunk_key
 
-    return chunk_key(task.files, _key_settings(ctx, book))
+    settings = _key_settings(ctx, book)
+    if task.part is not None:
+        settings["part"] = list(task.part)
+    return chunk_key(task.files, settings)
 
 
 def _key_settings(ctx: RunContext, book) -> dict[str, Any]:  # noqa: ANN001

@@ -86,13 +86,38 @@ def chunk_key(files: list[tuple[int, str, str]], settings: dict[str, Any]) -> st
     versions = [*_versions(), _source_digest()]
     h.update(json.dumps([versions, settings], sort_keys=True, default=str).encode("utf-8"))
     for pos, path, shown in files:
-        try:
-            data = Path(path).read_bytes()
-        except OSError:
+        got = _file_digest(path)
+        if got is None:
             return None
-        h.update(json.dumps([pos, path, shown, len(data)]).encode("utf-8"))
-        h.update(hashlib.sha256(data).digest())
+        h.update(json.dumps([pos, path, shown, got[0]]).encode("utf-8"))
+        h.update(got[1])
     return h.hexdigest()
+
+
+_DIGESTS: dict[tuple, tuple[int, bytes]] = {}  # (path, stat) -> (size, sha256) in this process
+
+
+def _file_digest(path: str) -> tuple[int, bytes] | None:
+    """(size, sha256 digest) of a file's bytes; None when it cannot be read.
+
+    Kept per path, size, change times and inode, so that the parts of a large
+    file (``chunk_parts``: each has a key, computed by the runner and again by the
+    worker) hash it once per process; a file written since has another time.
+    """
+    try:
+        st = os.stat(path)
+        memo = (path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+        got = _DIGESTS.get(memo)
+        if got is None:
+            data = Path(path).read_bytes()
+            got = (len(data), hashlib.sha256(data).digest())
+            if len(_DIGESTS) > 4096:
+                _DIGESTS.clear()
+            if len(data) == st.st_size:  # not written while it was read
+                _DIGESTS[memo] = got
+        return got
+    except OSError:
+        return None
 
 
 @lru_cache(maxsize=1)

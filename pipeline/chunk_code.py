@@ -160,7 +160,7 @@ def vocab_of(lang: str):  # noqa: ANN201
 def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: ANN001
                stored: dict[int, list] | None = None, memo=None,  # noqa: ANN001
                coding_memo=None, tables: frozenset[str] = frozenset(),  # noqa: ANN001
-               parsed=None) -> ChunkCoding:  # noqa: ANN001
+               parsed=None, doc_langs: dict[str, str] | None = None) -> ChunkCoding:  # noqa: ANN001
     """Parse (through the caches, a cache entry per document) and rule-code the coded segments.
 
     Same rows as ``code.code_segments`` (per language, then segment/text order) with
@@ -181,6 +181,8 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
         parsed: called with the token arrays (first row of a document -> its
             segments' arrays, in document order) once every document has them,
             before matching: the chunk entry is then written while the chunk is coded.
+        doc_langs: document id -> the language of its first coded segment, for a chunk
+            that holds part of a document (``chunk_parts``); else the chunk's own first.
     """
     from pipeline.code import empty_codings
     from pipeline.code.arrays import TokenArrays, rebuild_doc, runs
@@ -212,6 +214,9 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
     if not doc_ids:
         bounds = []
     langs = values(C.LANG)
+    # a document is parsed and matched in the language of its first coded segment
+    first = (langs if not doc_langs else
+             [doc_langs.get(doc, lang) for doc, lang in zip(doc_ids, langs)])
     # the texts (the largest column) are read by the parser and for the evidence of
     # matches of several tokens: a re-code of one-word rules need not convert them
     texts = _LazyList(_Later(values, C.TEXT))
@@ -227,7 +232,7 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
     opening = (frozenset(seg_rows[b][0] for b in bounds[:-1] if doc_ids[b] not in tables)
                if book.settings.opening_weight != 1.0 else None)
     tokens: dict[int, list] = {}
-    ranges = [(b, e) for b, e in zip(bounds, bounds[1:]) if has_rules(book, langs[b])]
+    ranges = [(b, e) for b, e in zip(bounds, bounds[1:]) if has_rules(book, first[b])]
     to_parse: dict[str, list[int]] = {}  # lang -> documents (first rows) neither stored
     for begin, end in ranges:
         parts = stored.get(begin)
@@ -235,7 +240,7 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
             n_stored += 1
             tokens[begin] = parts
         else:
-            to_parse.setdefault(langs[begin], []).append(begin)
+            to_parse.setdefault(first[begin], []).append(begin)
     ends = dict(ranges)
     for lang, begins in to_parse.items():
         # the ATTRS arrays, no Doc per text (get_doc rebuilds one when asked); a
@@ -247,7 +252,7 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
         parsed(tokens)
     batches: dict[str, tuple[list, list, list]] = {}  # lang -> (arrays, Docs or None, rows)
     for begin, end in ranges:
-        lang = langs[begin]  # one language per document
+        lang = first[begin]  # one language per document
         parts = tokens[begin]
         n_tokens += sum(map(len, parts))
         got = batches.setdefault(lang, ([], [], []))

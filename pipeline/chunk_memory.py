@@ -40,16 +40,26 @@ def not_coded(task, ctx):  # noqa: ANN001, ANN201 - chunk.ChunkTask, RunContext 
     empty = process_chunk(ChunkTask(task.index, []), dataclasses.replace(ctx, cache_dir=None))
     together = (f", coded together with {len(task.files) - 1} more" if len(task.files) > 1
                 else "")
+    part = getattr(task, "part", None)
+
+    def message(shown: str) -> str:
+        if part is not None:  # (``chunk_parts``) the file's other parts are coded as usual
+            return (f"not coded: out of memory (part {part[0] + 1} of {part[1]} of the segments "
+                    f"of a file of {_mb(sizes[shown])}, read whole by each part): split the "
+                    "file, or code it on a machine with more memory")
+        return (f"not coded: out of memory (a file of {_mb(sizes[shown])}{together}; a file is "
+                "coded in one piece): split a very large file, or code it on a machine with "
+                "more memory")
+
     errors = pd.DataFrame(
         [{C.ERROR_FILE: shown, C.ERROR_STAGE: "code", C.ERROR_SEVERITY: "error",
-          C.ERROR_MESSAGE: f"not coded: out of memory (a file of {_mb(sizes[shown])}{together}; "
-                           "a file is coded in one piece): split a very large file, or code "
-                           "it on a machine with more memory",
-          ORDER: (PHASE_FILE, pos)} for pos, _, shown in task.files],
+          C.ERROR_MESSAGE: message(shown), ORDER: (PHASE_FILE, pos)}
+         for pos, _, shown in task.files],
         columns=[*C.ERROR_COLUMNS, ORDER])
     doc_ids, _ = assign_doc_ids([p for _, p, _ in task.files], [s for _, _, s in task.files])
     empty.stats.update(key=None, out_of_memory=True)
-    return dataclasses.replace(empty, errors=errors, present=[], failed=list(doc_ids))
+    return dataclasses.replace(empty, errors=errors, present=[],
+                               failed=list(doc_ids) if part is None else [])
 
 
 def _size(path: str) -> int:

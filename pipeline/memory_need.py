@@ -2,10 +2,12 @@
 
 A chunk holds whole documents and a document is coded in one piece, so a run's memory
 grows with its largest file: about 50 to 60 times the file's size on top of the ~0.3 GB
-every run needs (measured in ``benchmarks/RESULTS.md``, "Memory of one large file").
-When that is more than the memory available, Linux usually kills the process without
-a word (or native code crashes) long before Python can raise a ``MemoryError``, and the
-whole run is lost. The runner warns before it starts, naming the files.
+every run needs (measured in ``benchmarks/RESULTS.md``, "Memory of one large file"). A
+large survey CSV is coded in parts (``chunk_parts``) but read whole: 12 to 20 times its
+size. When that is more than the memory available, Linux usually kills the process
+without a word (or native code crashes) long before Python can raise a
+``MemoryError``, and the whole run is lost. The runner warns before it starts, naming
+the files.
 """
 from __future__ import annotations
 
@@ -21,6 +23,10 @@ from pathlib import Path
 BASE_BYTES = 300_000_000
 FACTOR_CACHE = 60      # a run that fills the cache (the default) keeps token arrays to save
 FACTOR_NO_CACHE = 50   # --no-cache
+# A survey coded in parts (``chunk_parts``) is read and segmented whole (this much per
+# byte), then coded a part (``RunOptions.part_bytes``) at a time.
+READ_FACTOR_CACHE = 20
+READ_FACTOR_NO_CACHE = 12
 _CGROUP = Path("/sys/fs/cgroup")
 log = logging.getLogger(__name__)
 
@@ -37,8 +43,8 @@ class MemoryNeed:
         """One line for the user: which files, how much memory, what to do."""
         named = ", ".join(f"{shown} ({_size(size)})" for shown, size in self.files)
         several = len(self.files) > 1  # one per worker: --jobs codes them at the same time
-        return (f"{named}: coding may need about {_size(self.need)} of memory (a file is "
-                f"coded in one piece) and {_size(self.available)} is available; if the run "
+        return (f"{named}: coding may need about {_size(self.need)} of memory and "
+                f"{_size(self.available)} is available; if the run "
                 f"is killed, split the file{'s' if several else ''} (a CSV into files of "
                 f"fewer rows), {'use fewer --jobs, ' if several else ''}or code "
                 f"{'them' if several else 'it'} on a machine with more memory")
@@ -61,15 +67,29 @@ def text_bytes(path: str | Path) -> int:
         return 0
 
 
-def estimate(sizes: Sequence[int], *, jobs: int = 1, cache: bool = True) -> int:
+def estimate(sizes: Sequence[int], *, jobs: int = 1, cache: bool = True,
+             parts: Sequence[bool] = (), part_bytes: int = 0) -> int:
     """Peak memory (bytes) of a run whose files have ``sizes`` (text bytes).
 
-    With ``jobs`` workers (each a process with its own start-up), the ``jobs`` largest
-    files may be coded at the same time.
+    With ``jobs`` workers (each a process with its own start-up), the ``jobs`` files
+    that need most may be coded at the same time. ``parts[i]``: file ``i`` is coded in
+    parts of ``part_bytes`` (``chunk_parts``).
     """
-    factor = FACTOR_CACHE if cache else FACTOR_NO_CACHE
     jobs = max(1, jobs)
-    return BASE_BYTES * jobs + factor * sum(sorted(sizes, reverse=True)[:jobs])
+    needs = sorted((file_need(size, cache=cache, part_bytes=part_bytes if split else 0)
+                    for size, split in zip(sizes, [*parts, *[False] * len(sizes)])),
+                   reverse=True)
+    return BASE_BYTES * jobs + sum(needs[:jobs])
+
+
+def file_need(size: int, *, cache: bool = True, part_bytes: int = 0) -> int:
+    """Bytes one file of ``size`` adds to a run's start-up memory; ``part_bytes``: it is
+    coded in parts of that size (0: whole)."""
+    factor = FACTOR_CACHE if cache else FACTOR_NO_CACHE
+    if not part_bytes:
+        return factor * size
+    read = READ_FACTOR_CACHE if cache else READ_FACTOR_NO_CACHE
+    return read * size + factor * min(size, part_bytes)
 
 
 def available_memory() -> int | None:
@@ -119,7 +139,8 @@ def _meminfo_available() -> int | None:
 
 
 def check(paths: Sequence[str | Path], shown: Sequence[str], *, jobs: int = 1,
-          cache: bool = True, available: int | None = None) -> MemoryNeed | None:
+          cache: bool = True, available: int | None = None,
+          parts: Sequence[str] = (), part_bytes: int = 0) -> MemoryNeed | None:
     """The estimate of a run over ``paths`` when it is more than the memory available.
 
     Args:
@@ -128,17 +149,22 @@ def check(paths: Sequence[str | Path], shown: Sequence[str], *, jobs: int = 1,
         jobs: Files coded at the same time (local workers).
         cache: Whether the run fills the cache.
         available: Bytes available (None: ``available_memory()``).
+        parts: The files (as in ``paths``) coded in parts of ``part_bytes``.
 
     Returns:
         None when the run should fit (or the memory cannot be read).
     """
     sizes = [text_bytes(p) for p in paths]
-    need = estimate(sizes, jobs=jobs, cache=cache)
+    split = {str(p) for p in parts}
+    in_parts = [str(p) in split for p in paths]
+    need = estimate(sizes, jobs=jobs, cache=cache, parts=in_parts, part_bytes=part_bytes)
     if available is None:
         available = available_memory()
     if available is None or need <= available:
         return None
-    order = sorted(range(len(sizes)), key=lambda i: (-sizes[i], shown[i]))[:max(1, jobs)]
+    each = [file_need(size, cache=cache, part_bytes=part_bytes if split else 0)
+            for size, split in zip(sizes, in_parts)]
+    order = sorted(range(len(sizes)), key=lambda i: (-each[i], shown[i]))[:max(1, jobs)]
     return MemoryNeed(need, available, tuple((shown[i], sizes[i]) for i in order))
 
 
@@ -151,9 +177,10 @@ def _size(n: int) -> str:
 
 
 def warn(paths: Sequence[str | Path], shown: Sequence[str], *, jobs: int = 1,
-         cache: bool = True) -> MemoryNeed | None:
+         cache: bool = True, parts: Sequence[str] = (),
+         part_bytes: int = 0) -> MemoryNeed | None:
     """``check``, logging its message as a warning (the CLI prints it on stderr)."""
-    need = check(paths, shown, jobs=jobs, cache=cache)
+    need = check(paths, shown, jobs=jobs, cache=cache, parts=parts, part_bytes=part_bytes)
     if need is not None:
         log.warning(need.message())
     return need

@@ -19,6 +19,7 @@ from pipeline import segment as segment_stage
 from pipeline import table_cache
 from pipeline.chunk import (ORDER, PHASE_FILE, PHASE_META_COLUMNS, PHASE_ORPHAN_META, ChunkResult,
                             ChunkTask, RunContext)
+from pipeline.chunk_parts import last_part
 from pipeline.engine import Prepare, run_chunks
 from pipeline.parts import ChunkSpill, PartWriter
 
@@ -209,7 +210,8 @@ def stream_chunks(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, wri
             for stage in run.stage_s:
                 run.stage_s[stage] += res.stats[f"{stage}_s"]
             elapsed = max(time.perf_counter() - started, 1e-9)
-            bar.update(len(tasks[res.index].files))
+            if last_part(tasks[res.index]):  # a file coded in parts counts once, at its end
+                bar.update(len(tasks[res.index].files))
             bar.set_postfix_str(f"{run.counts['segments'] / elapsed:,.0f} seg/s, "
                                 f"{run.counts['documents'] / elapsed:,.1f} doc/s")
     run.wall_s = time.perf_counter() - started

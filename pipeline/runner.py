@@ -60,6 +60,9 @@ class RunOptions:
     docbin: bool = False
     cache_dir: str | None = None       # None: <out>/.cache
     chunk_bytes: int = 1_000_000       # raw input bytes per chunk (memory vs overhead)
+    # a survey CSV larger than this is coded in parts of about this many bytes of its
+    # answers (``ChunkTask.part``): memory and ``--jobs`` then do not depend on one file
+    part_bytes: int = 2_000_000
 
 
 @dataclass
@@ -89,24 +92,40 @@ def versions(packages: tuple[str, ...] = _VERSIONED) -> dict[str, str]:
 
 
 def plan_chunks(files: Sequence[Path], shown: Sequence[str], *, chunk_bytes: int,
-                max_files: int = 2000) -> list[ChunkTask]:
+                max_files: int = 2000, part_bytes: int | None = None) -> list[ChunkTask]:
     """Cut the input files into chunks of about ``chunk_bytes`` of raw input.
 
     Files are taken in ``doc_id`` order (stem, then path), which is the order of the
     output tables; files sharing a stem stay together so duplicate ids are resolved
     exactly as in a whole-corpus run. Boundaries depend on the inputs only, never on
     the engine or the number of jobs, so output files are byte-identical across them.
+
+    A CSV file of more than ``part_bytes`` (None: never) that shares its stem with no
+    other file is split instead: ``ceil(size / part_bytes)`` chunks of its own, each
+    coding an equal share of its segments in order (``ChunkTask.part``).
     """
     order = sorted(range(len(files)), key=lambda k: (files[k].stem, files[k].as_posix()))
     tasks: list[ChunkTask] = []
     current: list[tuple[int, str, str]] = []
     size = 0
     for n, k in enumerate(order):
-        current.append((k, str(files[k]), shown[k]))
         try:
-            size += files[k].stat().st_size
+            file_size = files[k].stat().st_size
         except OSError:
-            pass  # unreadable: read_file reports it
+            file_size = 0  # unreadable: read_file reports it
+        alone = ((n == 0 or files[order[n - 1]].stem != files[k].stem)
+                 and (n + 1 == len(order) or files[order[n + 1]].stem != files[k].stem))
+        if (part_bytes is not None and file_size > part_bytes and alone
+                and files[k].suffix.lower() == ".csv"):
+            if current:
+                tasks.append(ChunkTask(len(tasks), current))
+                current, size = [], 0
+            parts = -(-file_size // part_bytes)
+            tasks += [ChunkTask(len(tasks) + i, [(k, str(files[k]), shown[k])], part=(i, parts))
+                      for i in range(parts)]
+            continue
+        current.append((k, str(files[k]), shown[k]))
+        size += file_size
         last_of_stem = n + 1 == len(order) or files[order[n + 1]].stem != files[k].stem
         if last_of_stem and (size >= chunk_bytes or len(current) >= max_files):
             tasks.append(ChunkTask(len(tasks), current))
@@ -194,9 +213,12 @@ def code_corpus(inputs: Sequence[str | Path], *, codebook: str | Path, out_dir: 
         files = ingest_stage.discover(paths)
         roots = {p.resolve(): p for p in paths if p.is_dir()}
         shown = [display(f, root) for f, root in zip(files, file_roots(files, roots))]
-        tasks = plan_chunks(files, shown, chunk_bytes=opts.chunk_bytes)
+        tasks = plan_chunks(files, shown, chunk_bytes=opts.chunk_bytes,
+                            part_bytes=opts.part_bytes)
         if not (opts.engine == "dask" and opts.scheduler):  # a cluster's memory is not ours
-            memory_need.warn(files, shown, jobs=opts.jobs, cache=ctx.cache_dir is not None)
+            memory_need.warn(files, shown, jobs=opts.jobs, cache=ctx.cache_dir is not None,
+                             parts=[t.files[0][1] for t in tasks if t.part is not None],
+                             part_bytes=opts.part_bytes or 0)
         prepare = None
         if len(tasks) > 1 and defer_keys(opts, ctx):
             prepare = SharedKeys(files, opts)

@@ -6,7 +6,7 @@ import pytest
 
 from pipeline import memory_need
 from pipeline.cli import main
-from pipeline.memory_need import BASE_BYTES, FACTOR_CACHE, FACTOR_NO_CACHE
+from pipeline.memory_need import BASE_BYTES, FACTOR_CACHE, FACTOR_NO_CACHE, READ_FACTOR_CACHE
 
 
 def test_estimate_grows_with_the_largest_files_only():
@@ -16,6 +16,11 @@ def test_estimate_grows_with_the_largest_files_only():
     # two workers: the two largest files at once, each worker with its own start-up
     assert memory_need.estimate(sizes, jobs=2) == 2 * BASE_BYTES + FACTOR_CACHE * 25_000_000
     assert memory_need.estimate([]) == BASE_BYTES
+    # a survey coded in parts of 2 MB: read whole, coded a part at a time
+    parted = memory_need.estimate(sizes, parts=[False, True, False, False], part_bytes=2_000_000)
+    assert parted == BASE_BYTES + max(READ_FACTOR_CACHE * 20_000_000 + FACTOR_CACHE * 2_000_000,
+                                      FACTOR_CACHE * 5_000_000)
+    assert parted < memory_need.estimate(sizes)
 
 
 def test_text_bytes_of_a_docx_is_its_document_xml(tmp_path):
@@ -73,11 +78,17 @@ def test_check_names_the_largest_files_when_short(tmp_path):
     short = memory_need.check(paths, shown, available=need - 1)
     assert short is not None and short.need == need and short.files == (("a.csv", 30_000),)
     message = short.message()
-    assert message.startswith("a.csv (30.0 kB): coding may need about 301.8 MB of memory")
+    assert message.startswith("a.csv (30.0 kB): coding may need about 301.8 MB of memory and "
+                              "301.8 MB is available")
     assert "split the file" in message and "--jobs" not in message
     two = memory_need.check(paths, shown, jobs=2, cache=False, available=1)
     assert two.files == (("a.csv", 30_000), ("c.txt", 20_000))
     assert "split the files" in two.message() and "fewer --jobs" in two.message()
+    # a.csv in parts of 1 kB (12 x 30 kB + 50 x 1 kB) needs less than b.txt and c.txt whole
+    parted = memory_need.check(paths, shown, jobs=2, cache=False, available=1,
+                               parts=[paths[0]], part_bytes=1_000)
+    assert parted.files == (("c.txt", 20_000), ("b.txt", 10_000))
+    assert parted.need == 2 * BASE_BYTES + FACTOR_NO_CACHE * 30_000
 
 
 @pytest.fixture
