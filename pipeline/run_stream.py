@@ -69,6 +69,9 @@ def _unique_ids(res: ChunkResult, taken: segment_stage.SegmentIds,
         res.segments = PartWriter.read(Path(part.path))[[C.SEGMENT_ID, C.DOC_ID, C.UNIT_INDEX]]
     warnings: list[dict] = []
     paths = dict(zip(res.documents[C.DOC_ID], res.documents[C.PATH]))
+    if task.part is not None and task.files:  # a later part has no document row: its file
+        paths.update((doc, task.files[0][2]) for doc in res.segments[C.DOC_ID].unique().tolist()
+                     if doc not in paths)
     res.segments, renames = segment_stage.unique_across(res.segments, taken, warnings, paths)
     if not renames:
         return renames
