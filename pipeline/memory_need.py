@@ -27,6 +27,9 @@ FACTOR_NO_CACHE = 50   # --no-cache
 # byte), then coded a part (``RunOptions.part_bytes``) at a time.
 READ_FACTOR_CACHE = 20
 READ_FACTOR_NO_CACHE = 12
+# Address space a run holds beyond its resident memory (libraries, thread stacks, malloc
+# arenas): VmPeak - VmHWM measured 0.64-0.91 GB; what ``ulimit -v`` limits.
+ADDRESS_OVERHEAD = 900_000_000
 _CGROUP = Path("/sys/fs/cgroup")
 log = logging.getLogger(__name__)
 
@@ -94,8 +97,8 @@ def file_need(size: int, *, cache: bool = True, part_bytes: int = 0) -> int:
 
 def available_memory() -> int | None:
     """Bytes this process may still use: the least of the system's available memory,
-    a container's (cgroup v2) limit left and the address-space limit (``ulimit -v``).
-    None when none of them can be read.
+    a container's (cgroup v2) limit left and the address-space limit (``ulimit -v``,
+    less ``ADDRESS_OVERHEAD``). None when none of them can be read.
     """
     found: list[int] = []
     system = _meminfo_available()
@@ -120,7 +123,7 @@ def available_memory() -> int | None:
 
         soft, _ = resource.getrlimit(resource.RLIMIT_AS)
         if soft != resource.RLIM_INFINITY:
-            found.append(int(soft))
+            found.append(max(0, int(soft) - ADDRESS_OVERHEAD))
     except (ImportError, OSError, ValueError):
         pass
     return min(found) if found else None

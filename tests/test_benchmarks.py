@@ -63,3 +63,9 @@ def test_the_report_shows_the_long_transcript_and_the_survey():
                                  "peak_rss_mb": 1_406.5, "segments": 64_000}
     assert "- a CSV of 64,000 answers (28.8 MB): 7.6 s, peak RSS 1,406 MB" \
         in rb.report(res, 100_000)
+    res["pain"]["big_survey"].update(chunks=15, cached={"wall_s": 5.44, "peak_rss_mb": 901.2},
+                                     jobs2_wall_s=4.31)
+    text = rb.report(res, 100_000)
+    assert "- a CSV of 64,000 answers (28.8 MB): 7.6 s, peak RSS 1,406 MB (15 chunks)" in text
+    assert "  - the same, a first run with the cache: 5.4 s, peak RSS 901 MB; `--jobs 2` (no " \
+           "cache): 4.3 s" in text

@@ -6,7 +6,8 @@ import pytest
 
 from pipeline import memory_need
 from pipeline.cli import main
-from pipeline.memory_need import BASE_BYTES, FACTOR_CACHE, FACTOR_NO_CACHE, READ_FACTOR_CACHE
+from pipeline.memory_need import (ADDRESS_OVERHEAD, BASE_BYTES, FACTOR_CACHE, FACTOR_NO_CACHE,
+                                  READ_FACTOR_CACHE)
 
 
 def test_estimate_grows_with_the_largest_files_only():
@@ -58,8 +59,9 @@ def test_available_memory_takes_the_least_limit(tmp_path, monkeypatch):
     (tmp_path / "memory.current").write_text("1000000\n")
     assert memory_need.available_memory() == 4_000_000  # what the container has left
     (tmp_path / "memory.max").write_text("max\n")
-    monkeypatch.setattr(resource, "getrlimit", lambda which: (3_000_000, resource.RLIM_INFINITY))
-    assert memory_need.available_memory() == 3_000_000  # ulimit -v
+    monkeypatch.setattr(resource, "getrlimit",
+                        lambda which: (3_000_000 + ADDRESS_OVERHEAD, resource.RLIM_INFINITY))
+    assert memory_need.available_memory() == 3_000_000  # ulimit -v, less what is not resident
     # without /proc/meminfo (not Linux): psutil's figure
     monkeypatch.setattr(memory_need, "_meminfo_available", lambda: None)
     monkeypatch.setattr(psutil, "virtual_memory", lambda: type("M", (), {"available": 2_000_000}))
