@@ -75,7 +75,7 @@ class ChunkTask:
     chunk is not coded, its entry gives what the runner counts and reports.
     ``part``: ``(k, n)``: the chunk is the k-th of n parts of its one file (a large
     survey CSV): it codes the k-th n-th of the file's segments, in order; only the first
-    part has the document's row and the file's error rows (``parts_of``).
+    part has the document's row and the file's error rows (``chunk_parts``).
     """
 
     index: int

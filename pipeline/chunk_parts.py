@@ -104,6 +104,11 @@ def _memo_key(task, settings: dict[str, Any]) -> str:  # noqa: ANN001
     return json.dumps([files, settings, shared], sort_keys=True, default=str)
 
 
+def forget() -> None:
+    """Drop the tables kept for a file's next part (a run that ended early)."""
+    _WHOLE.clear()
+
+
 def is_part(task) -> bool:  # noqa: ANN001
     """Whether ``task`` codes part of a file (``ChunkTask.part``)."""
     return getattr(task, "part", None) is not None

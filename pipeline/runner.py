@@ -20,7 +20,7 @@ from pipeline import __version__
 from pipeline import columns as C
 from pipeline import ingest as ingest_stage
 from pipeline import segment as segment_stage
-from pipeline import cache_io, coded_files, memory_need, table_cache
+from pipeline import cache_io, chunk_parts, coded_files, memory_need, table_cache
 from pipeline.cache import default_cache_dir
 from pipeline.chunk import REUSE_COLUMNS, SLIM_COLUMNS, ChunkTask, RunContext, remember_codebook
 from pipeline.codebook import Codebook, load_codebook
@@ -282,6 +282,7 @@ def code_corpus(inputs: Sequence[str | Path], *, codebook: str | Path, out_dir: 
                 _store_coded(ctx, book, run, writer, Path(out_dir), manifest["outputs"])
         finally:
             writer.close()
+            chunk_parts.forget()  # a run that stopped between a file's parts
     n_failed = run.n_failed
     data = LazyCodedData(out_dir, errors, manifest)
     return RunResult(data=data, manifest=manifest, exit_code=EXIT_PARTIAL if n_failed else EXIT_OK,
