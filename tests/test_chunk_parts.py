@@ -208,3 +208,35 @@ def test_a_part_out_of_memory_leaves_the_others_coded(corpus, tmp_path, monkeypa
     assert "r0050" in survey and "r0051" not in survey and "r0067" not in survey
     assert "r0068" in survey and len(survey) == 120 - 17
     assert "answers" in set(pd.read_parquet(out / "documents.parquet")[C.DOC_ID])
+
+
+def test_parts_on_a_dask_cluster(corpus, tmp_path):
+    from distributed import LocalCluster
+
+    raw, book = corpus
+    local = tmp_path / "local"
+    _run(raw, book, local, cache=False, part_bytes=1_500)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster:
+        dask = tmp_path / "dask"
+        _run(raw, book, dask, cache=False, part_bytes=1_500, engine="dask",
+             scheduler=cluster.scheduler_address)
+    _same_files(local, dask)
+
+
+def test_a_run_that_stops_between_parts_keeps_no_tables(corpus, tmp_path, monkeypatch):
+    from pipeline import chunk_code
+
+    raw, book = corpus
+    code_chunk = chunk_code.code_chunk
+
+    def stop(segments, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        if (segments[C.SEGMENT_ID] == "r0060").any():
+            raise RuntimeError("stopped")
+        return code_chunk(segments, *args, **kwargs)
+
+    monkeypatch.setattr(chunk_code, "code_chunk", stop)
+    with pytest.raises(RuntimeError, match="stopped"):
+        code_corpus([raw], codebook=book, out_dir=tmp_path / "out",
+                    options=RunOptions(progress=False, cache=False, part_bytes=1_500))
+    assert chunk_parts._WHOLE == []  # the survey's tables, kept for its next part, let go
