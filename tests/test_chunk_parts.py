@@ -164,16 +164,35 @@ def test_parts_with_the_cache_jobs_and_after_an_edit(corpus, tmp_path):
     _same_files(plain, two)
 
 
+def _partial(raw, book, out):  # noqa: ANN001, ANN202
+    """A run in parts that skips something: its result and errors.csv."""
+    result = code_corpus([raw], codebook=book, out_dir=out,
+                         options=RunOptions(progress=False, cache=False, part_bytes=1_500))
+    assert result.exit_code == 2
+    return result, pd.read_csv(out / "errors.csv")
+
+
+def _failing_at(monkeypatch, segment_id: str, error: BaseException) -> None:  # noqa: ANN001
+    """Coding a chunk that holds ``segment_id`` raises ``error``."""
+    from pipeline import chunk_code
+
+    code_chunk = chunk_code.code_chunk
+
+    def failing(segments, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        if (segments[C.SEGMENT_ID] == segment_id).any():
+            raise error
+        return code_chunk(segments, *args, **kwargs)
+
+    monkeypatch.setattr(chunk_code, "code_chunk", failing)
+
+
 def test_a_large_csv_that_cannot_be_read_is_reported_once(corpus, tmp_path):
     raw, book = corpus
     text = (raw / "answers.csv").read_text(encoding="utf-8").split("\n")
     text[50] += ",one,too many"
     (raw / "answers.csv").write_text("\n".join(text), encoding="utf-8")
     out = tmp_path / "out"
-    result = code_corpus([raw], codebook=book, out_dir=out,
-                         options=RunOptions(progress=False, cache=False, part_bytes=1_500))
-    assert result.exit_code == 2
-    errors = pd.read_csv(out / "errors.csv")
+    result, errors = _partial(raw, book, out)
     bad = errors[errors[C.ERROR_FILE] == "answers.csv"]
     assert list(bad[C.ERROR_SEVERITY]) == ["error"]
     assert "line 51" in bad[C.ERROR_MESSAGE].iloc[0]
@@ -182,22 +201,10 @@ def test_a_large_csv_that_cannot_be_read_is_reported_once(corpus, tmp_path):
 
 
 def test_a_part_out_of_memory_leaves_the_others_coded(corpus, tmp_path, monkeypatch):
-    from pipeline import chunk_code
-
     raw, book = corpus
-    code_chunk = chunk_code.code_chunk
-
-    def short_of_memory(segments, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
-        if (segments[C.SEGMENT_ID] == "r0060").any():
-            raise MemoryError
-        return code_chunk(segments, *args, **kwargs)
-
-    monkeypatch.setattr(chunk_code, "code_chunk", short_of_memory)
+    _failing_at(monkeypatch, "r0060", MemoryError())
     out = tmp_path / "out"
-    result = code_corpus([raw], codebook=book, out_dir=out,
-                         options=RunOptions(progress=False, cache=False, part_bytes=1_500))
-    assert result.exit_code == 2
-    errors = pd.read_csv(out / "errors.csv")
+    _, errors = _partial(raw, book, out)
     oom = errors[errors[C.ERROR_STAGE] == "code"]
     assert oom[C.ERROR_FILE].tolist() == ["answers.csv"]
     assert oom[C.ERROR_MESSAGE].iloc[0].startswith(
@@ -225,17 +232,8 @@ def test_parts_on_a_dask_cluster(corpus, tmp_path):
 
 
 def test_a_run_that_stops_between_parts_keeps_no_tables(corpus, tmp_path, monkeypatch):
-    from pipeline import chunk_code
-
     raw, book = corpus
-    code_chunk = chunk_code.code_chunk
-
-    def stop(segments, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
-        if (segments[C.SEGMENT_ID] == "r0060").any():
-            raise RuntimeError("stopped")
-        return code_chunk(segments, *args, **kwargs)
-
-    monkeypatch.setattr(chunk_code, "code_chunk", stop)
+    _failing_at(monkeypatch, "r0060", RuntimeError("stopped"))
     with pytest.raises(RuntimeError, match="stopped"):
         code_corpus([raw], codebook=book, out_dir=tmp_path / "out",
                     options=RunOptions(progress=False, cache=False, part_bytes=1_500))
