@@ -216,9 +216,11 @@ def process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
 
     With a cache folder, a chunk whose files and settings are unchanged comes from the
     chunk cache (``pipeline.chunk_cache``): only matching (of the rules that
-    changed, ``pipeline.match_cache``) and aggregation run. A chunk that runs out of
-    memory (a file too large for this machine: a document is coded in one piece) is
-    not coded: its files are error rows and the run goes on (``chunk_memory``).
+    changed, ``pipeline.match_cache``) and aggregation run. A chunk that is part of a
+    large survey (``task.part``) codes its share of the survey's segments
+    (``chunk_parts``). A chunk that runs out of memory (a file too large for this
+    machine: other documents are coded in one piece) is not coded: its files are error
+    rows and the run goes on (``chunk_memory``).
 
     Args:
         task: The chunk's files.
