@@ -108,13 +108,3 @@ def forget() -> None:
     """Drop the tables kept for a file's next part (a run that ended early)."""
     _WHOLE.clear()
 
-
-def is_part(task) -> bool:  # noqa: ANN001
-    """Whether ``task`` codes part of a file (``ChunkTask.part``)."""
-    return getattr(task, "part", None) is not None
-
-
-def last_part(task) -> bool:  # noqa: ANN001
-    """Whether ``task`` finishes its files: a whole chunk, or a file's last part."""
-    return not is_part(task) or task.part[0] == task.part[1] - 1
-

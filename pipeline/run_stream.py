@@ -19,7 +19,6 @@ from pipeline import segment as segment_stage
 from pipeline import table_cache
 from pipeline.chunk import (ORDER, PHASE_FILE, PHASE_META_COLUMNS, PHASE_ORPHAN_META, ChunkResult,
                             ChunkTask, RunContext)
-from pipeline.chunk_parts import last_part
 from pipeline.engine import Prepare, run_chunks
 from pipeline.parts import ChunkSpill, PartWriter
 
@@ -120,12 +119,35 @@ class _NoBar:
         """Nothing to show."""
 
 
-def _bar(n_files: int, progress: bool):  # noqa: ANN202 - a tqdm bar or _NoBar
+def _bar(n_files: int, progress: bool, file=None):  # noqa: ANN001, ANN202 - tqdm bar or _NoBar
+    """The run's progress bar on ``file`` (None: stderr), or none (``_NoBar``)."""
     if not progress:
         return _NoBar()
     from tqdm.auto import tqdm
 
-    return tqdm(total=n_files, desc="coding", unit="doc", leave=False)
+    class Bar(tqdm):
+        """Files done, a file coded in parts (``chunk_parts``) counted a part at a time:
+        shown with one decimal while it is part-way ("3.4/12")."""
+
+        @property
+        def format_dict(self):  # noqa: ANN202
+            shown = super().format_dict
+            n = round(shown["n"], 6)  # float sums of the shares: 5.999999999 is 6
+            shown["done"] = f"{n:,.0f}" if float(n).is_integer() else f"{n:,.1f}"
+            return shown
+
+    return Bar(total=n_files, desc="coding", unit="doc", leave=False, file=file,
+               bar_format="{l_bar}{bar}| {done}/{total_fmt} [{elapsed}<{remaining}, "
+                          "{rate_fmt}{postfix}]")
+
+
+def files_done(task: ChunkTask) -> float:
+    """How much of the run's files ``task`` finishes: its files, or for a part of a file
+    its share, the last part the rest (the shares of a file add up to exactly 1)."""
+    if task.part is None:
+        return len(task.files)
+    k, n = task.part
+    return (k + 1) / n - k / n if k < n - 1 else 1 - k / n
 
 
 def stream_chunks(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, writer: PartWriter,
@@ -213,8 +235,7 @@ def stream_chunks(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, wri
             for stage in run.stage_s:
                 run.stage_s[stage] += res.stats[f"{stage}_s"]
             elapsed = max(time.perf_counter() - started, 1e-9)
-            if last_part(tasks[res.index]):  # a file coded in parts counts once, at its end
-                bar.update(len(tasks[res.index].files))
+            bar.update(files_done(tasks[res.index]))
             bar.set_postfix_str(f"{run.counts['segments'] / elapsed:,.0f} seg/s, "
                                 f"{run.counts['documents'] / elapsed:,.1f} doc/s")
     run.wall_s = time.perf_counter() - started

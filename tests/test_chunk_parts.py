@@ -238,3 +238,42 @@ def test_a_run_that_stops_between_parts_keeps_no_tables(corpus, tmp_path, monkey
         code_corpus([raw], codebook=book, out_dir=tmp_path / "out",
                     options=RunOptions(progress=False, cache=False, part_bytes=1_500))
     assert chunk_parts._WHOLE == []  # the survey's tables, kept for its next part, let go
+
+
+def test_the_progress_bar_counts_a_file_in_parts_a_share_at_a_time(corpus, tmp_path,
+                                                                    monkeypatch):
+    from pipeline import run_stream
+
+    raw, book = corpus
+    seen: list[float] = []
+
+    class Recorder(run_stream._NoBar):
+        def update(self, n=1):  # noqa: ANN001, ANN202
+            seen.append(n)
+
+    monkeypatch.setattr(run_stream, "_bar", lambda n_files, progress: Recorder())
+    _run(raw, book, tmp_path / "out", cache=False, part_bytes=1_500)
+    assert len(seen) == 8 and seen[7] == 2  # 7 parts of answers.csv, then int01 and small
+    assert all(0 < n < 1 for n in seen[:7]) and sum(seen[:7]) == 1.0  # the last: the rest
+
+
+def test_the_progress_bar_shows_a_share_with_one_decimal():
+    import io
+
+    from pipeline import run_stream
+
+    out = io.StringIO()
+    bar = run_stream._bar(12, True, out)
+
+    def shown() -> str:
+        bar.refresh()
+        return out.getvalue().rsplit("\r", 1)[-1]
+
+    bar.update(3)
+    assert "| 3/12 [" in shown()
+    for _ in range(7):
+        bar.update(1 / 7)
+    assert "| 4/12 [" in shown()  # the float sum of the shares, shown whole
+    bar.update(0.4)
+    assert "| 4.4/12 [" in shown() and shown().startswith("coding:  37%|")
+    bar.close()
