@@ -2,9 +2,9 @@
 
 A chunk holds whole documents and codes each in one piece (a large survey: a share of
 its answers, but read whole, ``chunk_parts``), so one file too large for the machine's
-memory stops its chunk with a ``MemoryError``. Instead of the run ending in a traceback, the chunk's files
-become error rows (each named, with its size) and the other chunks are coded as usual,
-as for a file that cannot be read.
+memory stops its chunk with a ``MemoryError``. Instead of the run ending in a
+traceback, the chunk's files become error rows (each named, with its size) and the
+other chunks are coded as usual, as for a file that cannot be read.
 """
 from __future__ import annotations
 

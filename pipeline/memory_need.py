@@ -78,11 +78,21 @@ def estimate(sizes: Sequence[int], *, jobs: int = 1, cache: bool = True,
     that need most may be coded at the same time. ``parts[i]``: file ``i`` is coded in
     parts of ``part_bytes`` (``chunk_parts``).
     """
+    return _total(_needs(sizes, cache, parts, part_bytes), jobs)
+
+
+def _needs(sizes: Sequence[int], cache: bool, parts: Sequence[bool],
+           part_bytes: int) -> list[int]:
+    """``file_need`` of every file (``parts[i]``: file ``i`` in parts; missing: not)."""
+    return [file_need(size, cache=cache,
+                      part_bytes=part_bytes if i < len(parts) and parts[i] else 0)
+            for i, size in enumerate(sizes)]
+
+
+def _total(needs: Sequence[int], jobs: int) -> int:
+    """A run's peak: each worker's start-up and the ``jobs`` largest needs at once."""
     jobs = max(1, jobs)
-    needs = sorted((file_need(size, cache=cache, part_bytes=part_bytes if split else 0)
-                    for size, split in zip(sizes, [*parts, *[False] * len(sizes)])),
-                   reverse=True)
-    return BASE_BYTES * jobs + sum(needs[:jobs])
+    return BASE_BYTES * jobs + sum(sorted(needs, reverse=True)[:jobs])
 
 
 def file_need(size: int, *, cache: bool = True, part_bytes: int = 0) -> int:
@@ -158,15 +168,13 @@ def check(paths: Sequence[str | Path], shown: Sequence[str], *, jobs: int = 1,
         None when the run should fit (or the memory cannot be read).
     """
     sizes = [text_bytes(p) for p in paths]
-    split = {str(p) for p in parts}
-    in_parts = [str(p) in split for p in paths]
-    need = estimate(sizes, jobs=jobs, cache=cache, parts=in_parts, part_bytes=part_bytes)
+    in_parts = {str(p) for p in parts}
+    each = _needs(sizes, cache, [str(p) in in_parts for p in paths], part_bytes)
+    need = _total(each, jobs)
     if available is None:
         available = available_memory()
     if available is None or need <= available:
         return None
-    each = [file_need(size, cache=cache, part_bytes=part_bytes if split else 0)
-            for size, split in zip(sizes, in_parts)]
     order = sorted(range(len(sizes)), key=lambda i: (-each[i], shown[i]))[:max(1, jobs)]
     return MemoryNeed(need, available, tuple((shown[i], sizes[i]) for i in order))
 

@@ -61,8 +61,9 @@ class RunOptions:
     cache_dir: str | None = None       # None: <out>/.cache
     chunk_bytes: int = 1_000_000       # raw input bytes per chunk (memory vs overhead)
     # a survey CSV larger than this is coded in parts of about this many bytes of its
-    # answers (``ChunkTask.part``): memory and ``--jobs`` then do not depend on one file
-    part_bytes: int = 2_000_000
+    # answers (``chunk_parts``; None: never): each part is read whole but coded alone,
+    # and ``--jobs`` shares the parts out
+    part_bytes: int | None = 2_000_000
 
 
 @dataclass

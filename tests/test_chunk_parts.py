@@ -73,7 +73,8 @@ def _run(raw, book, out, keep=False, **options):  # noqa: ANN001, ANN202
 
 def _same_rows(a, b) -> None:  # noqa: ANN001
     for table in TABLES:
-        left, right = pd.read_parquet(a / f"{table}.parquet"), pd.read_parquet(b / f"{table}.parquet")
+        left = pd.read_parquet(a / f"{table}.parquet")
+        right = pd.read_parquet(b / f"{table}.parquet")
         pd.testing.assert_frame_equal(left, right, check_exact=True)
     for name in CSVS:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
