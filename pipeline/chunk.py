@@ -244,7 +244,7 @@ def process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
 
 def _process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
     from pipeline.cache import DocCache
-    from pipeline.chunk_cache import ChunkCache, ChunkEntry
+    from pipeline.chunk_cache import ChunkCache, ChunkEntry, relocated
     from pipeline.chunk_code import code_chunk, vocab_of
     from pipeline.coding_cache import CodingCache
     from pipeline.match_cache import MatchCache
@@ -263,11 +263,19 @@ def _process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
     key = None
     if chunks.folder:
         key = task.key if task.key is not None else task_key(task, ctx, book)
+    given = [*(path for _, path, _ in task.files), ctx.meta_name]
+    entry = None
     if task.reuse and key is not None:
         entry = chunks.load(key, vocab_of, REUSE_COLUMNS, tokens=False)
-        if entry is not None:
+        if entry is not None and relocated(entry, given) is not None:
             return _uncoded(task, entry, key, stats, lap)
-    entry = chunks.load(key, vocab_of, SLIM_COLUMNS if task.slim else None)
+    if entry is None:
+        entry = chunks.load(key, vocab_of, SLIM_COLUMNS if task.slim else None)
+    if entry is not None and relocated(entry, given) is None:
+        # made from other paths, which its messages name where they cannot be moved:
+        # coded again, and stored for these paths
+        chunks.discard(key)
+        entry = None
     segments_csv = None
     doc_langs = None  # a part's documents' languages (``chunk_parts.first_languages``)
     if entry is not None:
@@ -307,7 +315,7 @@ def _process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
             # the chunk (saved after the coding, a large file's entry was written alone)
             _save_entry(chunks, key, book, ChunkEntry(
                 documents, segments, errors, present, failed,
-                {} if doc_langs is None else {"doc_langs": doc_langs}, tokens, {}, []))
+                {} if doc_langs is None else {"doc_langs": doc_langs}, tokens, {}, [], given))
 
     coded = code_chunk(segments, book, cache, ctx.batch_size,
                        entry.tokens if entry is not None else None,
@@ -401,6 +409,7 @@ def _key_settings(ctx: RunContext, book) -> dict[str, Any]:  # noqa: ANN001
     return {"unit": ctx.unit, "labels": ctx.interviewer_labels, "speakers": ctx.code_speakers,
             "text_column": ctx.text_column, "id_column": ctx.id_column,
             "default_lang": ctx.default_lang, "forced_lang": ctx.forced_lang,
-            "meta_name": ctx.meta_name, "meta": ctx.meta_digest,
+            # the metadata's contents; its name is in error rows only (``relocated``)
+            "meta": ctx.meta_digest,
             "shared_keys": hashlib.sha256("\n".join(sorted(ctx.shared_keys)).encode()).hexdigest(),
             "languages": list(book.settings.languages), "detect_lang": book.settings.detect_lang}

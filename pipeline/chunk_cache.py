@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import cache_io
+from pipeline import columns as C
 from pipeline.chunk_tokens import (TOKEN_COLUMNS, StoredTokens, _decode,  # noqa: F401 - re-exported
                                    _encode, encode_table, token_parts,
                                    token_table)
@@ -59,6 +60,8 @@ class ChunkEntry:
         ruled: the languages the codebook had rules for when the entry was made:
             ``tokens`` holds every coded document in them (``coded_files`` trusts
             only those languages' words).
+        given: the chunk's files' paths as given to the run that made it, then its
+            metadata's name (error messages name them; ``relocated``).
     """
 
     documents: pd.DataFrame
@@ -70,10 +73,18 @@ class ChunkEntry:
     tokens: dict[int, list[np.ndarray]]
     fingerprints: dict[str, str]
     ruled: list[str] = field(default_factory=list)
+    given: list[str] = field(default_factory=list)
 
 
 def chunk_key(files: list[tuple[int, str, str]], settings: dict[str, Any]) -> str | None:
-    """Key of a chunk: its files' positions, paths and bytes + the run's settings.
+    """Key of a chunk: its files' positions, paths as shown and bytes + the run's settings.
+
+    A file found in an input folder is keyed by its path below that folder, not by
+    the path it was given as: ``data/raw`` and ``/home/me/project/data/raw`` (or the
+    project folder moved, or a notebook's ``../data/raw``) share entries, as the
+    outputs they give are the same but for the paths error messages start with
+    (``relocated`` rewrites those). A file named by itself is shown as given, so that
+    path is in the key.
 
     Args:
         files: (position in path order, path, path as shown) of the chunk's files.
@@ -89,9 +100,63 @@ def chunk_key(files: list[tuple[int, str, str]], settings: dict[str, Any]) -> st
         got = _file_digest(path)
         if got is None:
             return None
-        h.update(json.dumps([pos, path, shown, got[0]]).encode("utf-8"))
+        # ``rooted`` as ``ingest.assign_doc_ids`` tells (ids of files sharing a stem)
+        rooted = shown != Path(path).as_posix()
+        h.update(json.dumps([pos, shown, rooted, got[0]]).encode("utf-8"))
         h.update(got[1])
     return h.hexdigest()
+
+
+def relocated(entry: ChunkEntry, given: list[str]) -> ChunkEntry | None:
+    """``entry`` for a run given its files and metadata by other paths, or None.
+
+    ``given``: the chunk's files' paths as given, then the run's metadata name
+    (``RunContext.meta_name``). Error rows name those in known places only: an ingest
+    message starts with its file's path (``path:`` or ``path, line``); a metadata
+    warning has the metadata's name as its file, at its start, or after " in " at its
+    end. Those are rewritten; an old path anywhere else makes the entry a miss.
+    """
+    if entry.given == given:
+        return entry
+    if len(entry.given) != len(given) or not given:
+        return None
+    *old_files, old_meta = entry.given
+    *new_files, new_meta = given
+    moved = {old: new for old, new in zip(old_files, new_files) if old != new}
+    olds = [*moved, old_meta] if old_meta != new_meta else list(moved)
+    errors = []
+    for row in entry.errors:
+        file, message = row.get(C.ERROR_FILE), str(row.get(C.ERROR_MESSAGE, ""))
+        head = tail = ""
+        for old, new in [*moved.items(), (old_meta, new_meta)]:
+            if old and old != new and message.startswith(old) \
+                    and message[len(old):len(old) + 1] in (":", ","):
+                head, message = new, message[len(old):]
+                break
+        if old_meta and old_meta != new_meta:
+            file = new_meta if file == old_meta else file
+            if message.endswith(f" in {old_meta}"):
+                tail, message = f" in {new_meta}", message[:-len(old_meta) - 4]
+        if any(old and old in message for old in olds):
+            return None
+        errors.append({**row, C.ERROR_FILE: file, C.ERROR_MESSAGE: head + message + tail})
+    entry.errors, entry.given = errors, list(given)
+    return entry
+    if len(entry.given) != len(given):
+        return None
+    moved = {old: new for old, new in zip(entry.given, given) if old != new}
+    errors = []
+    for row in entry.errors:
+        head, message = "", str(row.get(C.ERROR_MESSAGE, ""))
+        for old, new in moved.items():
+            if message.startswith(old) and message[len(old):len(old) + 1] in (":", ","):
+                head, message = new, message[len(old):]
+                break
+        if any(old in message for old in moved):
+            return None
+        errors.append({**row, C.ERROR_MESSAGE: head + message})
+    entry.errors, entry.given = errors, list(given)
+    return entry
 
 
 _DIGESTS: dict[tuple, tuple[int, bytes]] = {}  # (path, stat) -> (size, sha256) in this process
@@ -192,6 +257,11 @@ class ChunkCache:
     def _path(self, key: str) -> Path:
         assert self.folder is not None
         return self.folder / key[:2] / key
+
+    def discard(self, key: str) -> None:
+        """Remove the entry of ``key`` (``discard_entry``)."""
+        if self.folder is not None:
+            discard_entry(self._path(key))
 
     def load(self, key: str | None, vocab_of, columns: dict[str, list[str]] | None = None,  # noqa: ANN001
              tokens: bool = True) -> ChunkEntry | None:
@@ -338,7 +408,7 @@ class ChunkCache:
             errors = [{**row, "_order": list(row["_order"])} for row in entry.errors]
             meta = {"fingerprints": entry.fingerprints, "present": entry.present,
                     "failed": entry.failed, "stats": entry.stats, "errors": errors,
-                    "tokens": layout, "ruled": sorted(entry.ruled)}
+                    "tokens": layout, "ruled": sorted(entry.ruled), "given": entry.given}
             text = json.dumps(meta, default=_json_default)
         except (TypeError, ValueError, KeyError):
             return
@@ -351,7 +421,8 @@ def _entry(meta: dict[str, Any], documents: pd.DataFrame, segments: pd.DataFrame
            tokens: StoredTokens) -> ChunkEntry:
     errors = [{**row, "_order": tuple(row["_order"])} for row in meta["errors"]]
     return ChunkEntry(documents, segments, errors, meta["present"], meta["failed"],
-                      meta["stats"], tokens, meta["fingerprints"], meta.get("ruled", []))
+                      meta["stats"], tokens, meta["fingerprints"], meta.get("ruled", []),
+                      meta.get("given", []))
 
 
 def _write_entry(path: Path, table: list[np.ndarray], vocabs: list, meta: str,

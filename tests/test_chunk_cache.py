@@ -102,6 +102,24 @@ def test_changed_setting_or_damaged_entry_is_a_miss(corpus):
     assert _digest(corpus / "cached") == _digest(corpus / "fresh")
 
 
+def test_an_entry_whose_messages_cannot_be_moved_is_made_again(corpus, monkeypatch):
+    from pipeline import chunk_cache
+
+    _run(corpus, "cached")
+    cache = corpus / "cached" / ".cache"
+    entries = _entries(cache)
+    # as for an entry made from other paths that a message names mid-text
+    with monkeypatch.context() as patched:
+        patched.setattr(chunk_cache, "relocated", lambda entry, given: None)
+        again = _run(corpus, "cached")
+    assert again.manifest["stage_times_s"]["segment"] > 0  # read and segmented again
+    assert _entries(cache) == entries  # each replaced under its key, none left behind
+    assert not list((cache / SUBDIR).glob("*/.*"))
+    _run(corpus, "fresh", cache=False)
+    assert _digest(corpus / "cached") == _digest(corpus / "fresh")
+    assert _run(corpus, "cached").manifest["stage_times_s"]["segment"] == 0.0
+
+
 def test_disabled_cache_writes_no_chunk_entries(tmp_path):
     assert ChunkCache(None).load("k", lambda lang: None) is None
     make_corpus(tmp_path / "raw")

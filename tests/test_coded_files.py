@@ -2,6 +2,7 @@
 import json
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -313,3 +314,67 @@ def test_an_entry_pruned_during_a_run_still_gives_its_chunks(corpus, coded, monk
     res = _run(corpus, "cached", book)
     assert 0 < res.manifest["throughput"]["chunks_taken"]
     _same_as_fresh(corpus, book)
+
+
+def test_inputs_given_by_another_path_take_the_stored_work(corpus, coded, monkeypatch):
+    """``raw`` from the project folder, then the same folder by its absolute path (a
+    notebook's ``../raw``, a moved project): every entry is taken, and the error
+    messages name the files as this run was given them."""
+    from pipeline.runner import RunOptions, code_corpus
+
+    def run(inputs, out, book, **kw):
+        (corpus / "codebook.yaml").write_text(book)
+        return code_corpus(inputs, codebook=corpus / "codebook.yaml", out_dir=corpus / out,
+                           options=RunOptions(progress=False, chunk_bytes=400, **kw))
+
+    monkeypatch.chdir(corpus)
+    run([Path("raw")], "cached", BOOK)
+    assert "raw/broken.docx: not a valid" in (corpus / "cached" / "errors.csv").read_text()
+    coded.clear()
+    res = run([corpus / "raw"], "cached", BOOK)
+    assert res.manifest["throughput"]["coded_files_taken"] and not coded
+    errors = (corpus / "cached" / "errors.csv").read_text()
+    assert f"{corpus / 'raw' / 'broken.docx'}: not a valid" in errors
+    _same_as_fresh(corpus, BOOK)  # (a run of the absolute path)
+    # an addition found in a few chunks: the others taken, the rest matched from entries
+    # (then, by any path, the files that run stored are taken whole)
+    edited = BOOK.replace("terms: [eigenaar]", "terms: [eigenaar, graag]")
+    for k, inputs in enumerate([[Path("raw")], [corpus / "raw"], [Path("..") / corpus.name / "raw"]]):
+        coded.clear()
+        res = run(inputs, "cached", edited)
+        taken = res.manifest["throughput"]["chunks_taken"]
+        assert 0 < taken < res.manifest["throughput"]["chunks"] if k == 0 else not coded
+        assert res.manifest["stage_times_s"]["segment"] == 0.0  # nothing read again
+        run(inputs, "fresh", edited, cache=False)
+        assert _digest(corpus / "cached") == _digest(corpus / "fresh")
+    assert len(list((corpus / "cached" / ".cache" / "chunks-v2").glob("*/*"))) == \
+        res.manifest["throughput"]["chunks"]  # one entry per chunk, whatever the paths
+
+
+def test_relocated_moves_the_paths_messages_start_with():
+    from pipeline.chunk_cache import ChunkEntry, relocated
+
+    def entry(*rows):
+        rows = [{"file": f, "message": m, "_order": (0, 0)} for f, m in rows]
+        return ChunkEntry(None, None, rows, [], [], {}, {}, {}, [],
+                          ["raw/a.csv", "raw/b.txt", "raw/metadata.csv"])
+
+    given = ["/p/raw/a.csv", "/p/raw/b.txt", "/p/raw/metadata.csv"]
+    moved = relocated(entry(("a.csv", "raw/a.csv, line 3: malformed CSV"),
+                            ("b.txt", "raw/b.txt: empty file"),
+                            ("b.txt", "language of b detected as en (no metadata)"),
+                            ("b.txt", "no metadata for doc_id 'b' in raw/metadata.csv"),
+                            ("raw/metadata.csv", "raw/metadata.csv: column 'text' is reserved")),
+                      given)
+    assert [(row["file"], row["message"]) for row in moved.errors] == [
+        ("a.csv", "/p/raw/a.csv, line 3: malformed CSV"), ("b.txt", "/p/raw/b.txt: empty file"),
+        ("b.txt", "language of b detected as en (no metadata)"),
+        ("b.txt", "no metadata for doc_id 'b' in /p/raw/metadata.csv"),
+        ("/p/raw/metadata.csv", "/p/raw/metadata.csv: column 'text' is reserved")]
+    assert moved.given == given
+    same = entry(("a.csv", "raw/a.csv: empty file"))
+    assert relocated(same, ["raw/a.csv", "raw/b.txt", "raw/metadata.csv"]) is same
+    # an old path elsewhere in a message cannot be moved safely: a miss
+    assert relocated(entry(("b.txt", "x: see raw/b.txt")), given) is None
+    assert relocated(entry(("b.txt", "raw/metadata.csv lists b")), given) is None
+    assert relocated(entry(), given[1:]) is None
