@@ -20,7 +20,7 @@ from pipeline import __version__
 from pipeline import columns as C
 from pipeline import ingest as ingest_stage
 from pipeline import segment as segment_stage
-from pipeline import cache_io, chunk_parts, coded_files, memory_need, table_cache
+from pipeline import cache_io, cache_prune, chunk_parts, coded_files, memory_need, table_cache
 from pipeline.cache import default_cache_dir
 from pipeline.chunk import REUSE_COLUMNS, SLIM_COLUMNS, ChunkTask, RunContext, remember_codebook
 from pipeline.codebook import Codebook, load_codebook
@@ -207,7 +207,7 @@ def code_corpus(inputs: Sequence[str | Path], *, codebook: str | Path, out_dir: 
     lap("codebook")
     with output_lock(out_dir):
         patterns.save()
-        _drop_obsolete(_cache_dir(opts, out_dir))
+        cache_prune.drop_obsolete(_cache_dir(opts, out_dir))
         paths = [Path(p) for p in inputs]
         ctx = _context(opts, book, codebook, unit, paths, out_dir)
         remember_codebook(ctx, book)  # in-process chunks need not load it again
@@ -271,12 +271,16 @@ def code_corpus(inputs: Sequence[str | Path], *, codebook: str | Path, out_dir: 
             err_path.write_bytes(errors.to_csv(index=False, lineterminator="\n").encode("utf-8"))
             staged[C.ERRORS_FILE] = err_path
             lap("write")
+            pruned = cache_prune.after_run(ctx.cache_dir, run.keys, table_cache.tables_key(run.keys))
             timings["total"] = round(time.perf_counter() - started, 3)
             manifest = _manifest(opts, book, codebook, unit, run, timings, len(tasks))
             # the coding files of an earlier run were taken: no chunk was coded
             manifest["throughput"]["coded_files_taken"] = coded is not None
             # chunks not coded: their coding rows came from a stored entry's files
             manifest["throughput"]["chunks_taken"] = sum(task.reuse for task in tasks)
+            # entries of chunks no recent run used, deleted (``cache_prune``)
+            manifest["throughput"]["cache_entries_pruned"] = pruned["entries"]
+            manifest["throughput"]["cache_bytes_pruned"] = pruned["bytes"]
             manifest = commit_staged(out_dir, staged, manifest,
                                      {**tables.cache.digests, **(coded.digests if coded else {})})
             if coded is None and opts.method == "rules":
@@ -288,19 +292,6 @@ def code_corpus(inputs: Sequence[str | Path], *, codebook: str | Path, out_dir: 
     data = LazyCodedData(out_dir, errors, manifest)
     return RunResult(data=data, manifest=manifest, exit_code=EXIT_PARTIAL if n_failed else EXIT_OK,
                      out_dir=Path(out_dir), codebook=book)
-
-
-# Cache subfolders of earlier entry formats: no version reads them any more.
-OBSOLETE_CACHES = ("chunks-v1", "matches-v1", "matches-v2", "codings-v1", "codings-v2")
-
-
-def _drop_obsolete(cache_dir: str | None) -> None:
-    """Delete the cache subfolders of earlier formats (once: then they are gone)."""
-    if cache_dir is None:
-        return
-    for name in OBSOLETE_CACHES:
-        if (Path(cache_dir) / name).is_dir():
-            shutil.rmtree(Path(cache_dir) / name, ignore_errors=True)
 
 
 def _read_ahead(tasks: list[ChunkTask], ctx: RunContext,

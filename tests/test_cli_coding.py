@@ -179,3 +179,22 @@ def test_module_entry_point_help():
     proc = subprocess.run([sys.executable, "-m", "pipeline", "code", "--help"],
                           capture_output=True, text=True, check=True)
     assert "--code-speakers" in proc.stdout
+
+
+def test_code_says_what_it_pruned_from_the_cache(project, capsys, monkeypatch):
+    import pipeline.cache_prune as cache_prune
+
+    monkeypatch.setattr(cache_prune, "KEEP_RUNS", 2)
+    monkeypatch.setattr(cache_prune, "GRACE_S", -1.0)
+    monkeypatch.chdir(project)
+    argv = ["code", "raw", "--out", "coded", "--codebook", "codebook.yaml"]
+    path = project / "raw" / "int01.txt"
+    for k, edit in enumerate(("", "Hoe begon dat?", "Hoe begon het!")):
+        if edit:  # the interview changes: a new chunk key, the old ones unused
+            text = path.read_text(encoding="utf-8").splitlines(keepends=True)
+            path.write_text("".join([f"I: {edit}\n", *text[1:]]), encoding="utf-8")
+        assert main(argv) == 2
+        out = capsys.readouterr().out
+        assert ("cache: deleted" in out) == (k == 2), out
+    assert "that none of the last 2 runs used" in out
+    assert (project / "coded" / ".cache" / cache_prune.JOURNAL).is_file()

@@ -1,4 +1,5 @@
 """The runner's memo of the CSV ids shared by several files (``runner.shared_keys``)."""
+import pipeline.cache_prune as cache_prune
 import pipeline.runner as runner
 from pipeline.runner import RunOptions, shared_keys
 
@@ -51,12 +52,12 @@ def test_cache_folders_of_earlier_formats_are_deleted(tmp_path):
     make_corpus(tmp_path / "raw")
     (tmp_path / "codebook.yaml").write_text(CODEBOOK)
     cache = tmp_path / "cache"
-    for name in [*runner.OBSOLETE_CACHES, "keep-me"]:
+    for name in [*cache_prune.OBSOLETE_CACHES, "keep-me"]:
         (cache / name / "ab").mkdir(parents=True)
         (cache / name / "ab" / "entry").write_bytes(b"old")
     runner.code_corpus([tmp_path / "raw"], codebook=tmp_path / "codebook.yaml",
                        out_dir=tmp_path / "out",
                        options=RunOptions(progress=False, cache_dir=str(cache)))
     left = sorted(p.name for p in cache.iterdir())
-    assert not set(runner.OBSOLETE_CACHES) & set(left)
+    assert not set(cache_prune.OBSOLETE_CACHES) & set(left)
     assert "keep-me" in left and "chunks-v2" in left

@@ -134,6 +134,13 @@ def _summary(result) -> str:
     if result.manifest.get("throughput", {}).get("coded_files_taken"):
         lines.append("codings as in an earlier run of these files (the edit changes none): "
                      "files taken from the cache")
+    pruned = result.manifest.get("throughput", {}).get("cache_entries_pruned", 0)
+    if pruned:
+        from pipeline.cache_prune import KEEP_RUNS
+
+        size = result.manifest["throughput"].get("cache_bytes_pruned", 0) / 1e6
+        lines.append(f"cache: deleted {pruned} entries ({size:,.1f} MB) that none of the last "
+                     f"{KEEP_RUNS} runs used")
     errors = result.data.errors
     if len(errors):
         bad = errors[errors[C.ERROR_SEVERITY] == "error"]
