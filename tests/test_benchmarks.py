@@ -69,3 +69,41 @@ def test_the_report_shows_the_long_transcript_and_the_survey():
     assert "- a CSV of 64,000 answers (28.8 MB): 7.6 s, peak RSS 1,406 MB (15 chunks)" in text
     assert "  - the same, a first run with the cache: 5.4 s, peak RSS 901 MB; `--jobs 2` (no " \
            "cache): 4.3 s" in text
+
+
+def test_the_parallel_section_shows_cores_busy_and_the_largest_corpus():
+    import json
+
+    rb = _module()
+    res = json.loads((ROOT / "benchmarks" / "results.json").read_text())
+    res.pop("jobs2_large", None)
+    for run in [*res["sizes"].values(), res["jobs2"]]:
+        run.pop("busy_cpu_s", None)
+    text = rb.report(res, 100_000)
+    assert "cores busy" not in text and "segments: `--jobs 1` (the corpus-size row)" not in text
+    res["sizes"]["100000"].update(wall_s=4.0, busy_cpu_s=4.8)
+    res["sizes"]["1000000"].update(wall_s=35.0, busy_cpu_s=42.0)
+    res["jobs2"].update(wall_s=3.2, busy_cpu_s=5.6)
+    res["jobs2_large"] = {"size": 1_000_000, "wall_s": 21.0, "busy_cpu_s": 40.95,
+                          "manifest": res["jobs2"]["manifest"]}
+    text = rb.report(res, 100_000)
+    assert "- `--jobs 1`: 4.0 s (1.20 cores busy); `--jobs 2`: 3.2 s (1.75 cores busy) " \
+           "(**1.25x**)" in text
+    assert "- at 1,000,000 segments: `--jobs 1` (the corpus-size row) 35.0 s (1.20 cores busy); " \
+           "`--jobs 2` 21.0 s (1.95 cores busy) (**1.67x**)" in text
+    assert "at most 2 / (its cores) faster" in text
+
+
+def test_the_launcher_reports_wall_rss_exit_code_and_busy_cpu(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    rb = _module()
+    got = subprocess.run([sys.executable, "-c", rb._LAUNCH, sys.executable, "-c",
+                          "sum(range(3_000_000)); raise SystemExit(2)"],
+                         capture_output=True, text=True, check=True).stdout
+    wall, rss, code, busy = json.loads(got.strip().splitlines()[-1])
+    assert wall > 0 and rss > 1000 and code == 2
+    if Path("/proc/stat").exists():
+        assert busy is not None and busy >= 0
