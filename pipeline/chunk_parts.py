@@ -9,9 +9,9 @@ matches and aggregates only the k-th n-th of its segments, in order. The first p
 also has the document's row and the file's error rows. Concatenated in chunk order,
 the parts' tables are the rows the file gives as one chunk: segments are cut from the
 whole file, and a segment's matches and codings depend on that segment alone (a survey
-row is never a document's opening unit). One difference remains: survey ids that are
-also segment ids of an earlier chunk (ids written like "int01:3") are prefixed by each
-part that has some, with a warning row per part instead of one for the file.
+row is never a document's opening unit). Survey ids that are also segment ids of an
+earlier chunk (ids written like "int01:3") are prefixed by each part that has some; the
+runner merges their warnings into the file's one (``run_stream._unique_ids``).
 """
 from __future__ import annotations
 

@@ -21,6 +21,7 @@ from pipeline.chunk import (ORDER, PHASE_FILE, PHASE_META_COLUMNS, PHASE_ORPHAN_
                             ChunkTask, RunContext)
 from pipeline.engine import Prepare, run_chunks
 from pipeline.parts import ChunkSpill, PartWriter
+from pipeline.segment_ids import CLASHED, clash_message
 
 if TYPE_CHECKING:
     from pipeline.runner import RunOptions
@@ -50,11 +51,14 @@ class StreamedRun:
 
 
 def _unique_ids(res: ChunkResult, taken: segment_stage.SegmentIds,
-                task: ChunkTask) -> dict[str, str]:
+                task: ChunkTask, clashed: dict | None = None) -> dict[str, str]:
     """Rename a chunk's segment ids already used by an earlier chunk (with warnings).
 
     A pool worker may send a summary of its ids instead of them (``segment_ids.summary``):
     they are read back from the chunk's segments part only if one may be taken.
+    ``clashed``: doc id -> (the errors table holding its warning, the row, the ids
+    shown): a later part of a document adds its ids to the warning of an earlier
+    part, so a file coded in parts has the one warning it has coded whole.
 
     Returns:
         Old -> new id of the renamed ids (then the chunk's spilled tables are stale).
@@ -78,9 +82,23 @@ def _unique_ids(res: ChunkResult, taken: segment_stage.SegmentIds,
         setattr(res, name, _renamed(getattr(res, name), name, renames))
     res.codings_csv = None  # its lines hold the old ids: the writer serialises the rows
     positions = {shown: pos for pos, _, shown in task.files}
-    rows = [{**w, ORDER: (PHASE_FILE, positions.get(w[C.ERROR_FILE], -1))} for w in warnings]
+    rows, docs = [], []
+    for w in warnings:
+        doc, values = w.pop(CLASHED, (None, []))
+        earlier = clashed.get(doc) if clashed is not None and task.part is not None else None
+        if earlier is not None:  # an earlier part of the file warned: one warning for all
+            frame, row, shown = earlier
+            shown[:] = [*shown, *values][:6]
+            frame.loc[row, C.ERROR_MESSAGE] = clash_message(doc, shown)
+            continue
+        rows.append({**w, ORDER: (PHASE_FILE, positions.get(w[C.ERROR_FILE], -1))})
+        docs.append((doc, list(values)))
     res.errors = pd.concat([res.errors, pd.DataFrame(rows, columns=res.errors.columns)],
                            ignore_index=True)
+    if clashed is not None and task.part is not None:
+        first = len(res.errors) - len(rows)
+        for k, (doc, values) in enumerate(docs):
+            clashed[doc] = (res.errors, first + k, values)
     return renames
 
 
@@ -171,6 +189,7 @@ def stream_chunks(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, wri
         skip |= {"codings", "matches"}
     run = StreamedRun()
     taken = segment_stage.SegmentIds()  # segment ids unique across chunks too
+    clashed: dict = {}  # the warnings of renamed ids of files in parts (``_unique_ids``)
     started = time.perf_counter()
     bar = _bar(n_files, opts.progress)
     with bar:
@@ -187,7 +206,7 @@ def stream_chunks(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, wri
         spill = ChunkSpill(str(writer.dir), names, CSV_TABLES, memory=memory, parquet=pooled)
         for res in run_chunks(tasks, ctx, jobs=opts.jobs, engine=opts.engine,
                               scheduler=opts.scheduler, spill=spill, prepare=prepare):
-            renamed = _unique_ids(res, taken, tasks[res.index])
+            renamed = _unique_ids(res, taken, tasks[res.index], clashed)
             run.keys.append(res.stats.get("key"))
             if tables.files is not None and run.keys[-1] != tasks[res.index].key:
                 # the cached files hold the inputs as hashed at the start (and the

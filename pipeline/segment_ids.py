@@ -216,6 +216,16 @@ def summary(segments: pd.DataFrame) -> IdSummary | None:
     return None if columns is None else columns.summary()
 
 
+CLASHED = "_clashed"  # key of a warning row of ``unique_across``: (doc id, first ids renamed)
+
+
+def clash_message(doc_id: str, values: list[str]) -> str:
+    """The warning of ``unique_across`` for the renamed ids ``values`` of ``doc_id``."""
+    shown = ", ".join(repr(v) for v in values[:5]) + (", ..." if len(values) > 5 else "")
+    return (f"ids {shown} of {C.DOC_ID} {doc_id!r} are also segment ids of a document read "
+            f"earlier in the run; prefixed with {doc_id + ':'!r}")
+
+
 def unique_across(segments: pd.DataFrame, taken: SegmentIds, errors: list[dict] | None = None,
                   paths: dict[str, str] | None = None) -> tuple[pd.DataFrame, dict[str, str]]:
     """Make a later batch's segment ids unique against ids already used in the run.
@@ -225,7 +235,9 @@ def unique_across(segments: pd.DataFrame, taken: SegmentIds, errors: list[dict] 
     ``taken`` is prefixed ``"<doc_id>:"`` (a warning row per document in ``errors``,
     its file from ``paths``, doc id -> path). ``taken`` then gets the batch's ids.
     The earlier chunk's rows keep their id (they are written already), so unlike
-    inside one table only the later document's ids change.
+    inside one table only the later document's ids change. A warning row also has
+    ``CLASHED``: (doc id, its first six renamed ids), so that the warnings of a
+    document coded in parts can be merged into one (``run_stream``).
 
     Returns:
         ``(segments, renames)``; ``renames`` maps old -> new id, to apply to the
@@ -261,12 +273,10 @@ def unique_across(segments: pd.DataFrame, taken: SegmentIds, errors: list[dict] 
         segments = segments.copy()
         segments[C.SEGMENT_ID] = [renames.get(i, i) for i in ids]
         for doc_id, values in per_doc.items():
-            shown = ", ".join(repr(v) for v in values[:5]) + (", ..." if len(values) > 5 else "")
             if errors is not None:
                 errors.append({C.ERROR_FILE: (paths or {}).get(doc_id, doc_id),
                                C.ERROR_STAGE: "segment", C.ERROR_SEVERITY: "warning",
-                               C.ERROR_MESSAGE: f"ids {shown} of {C.DOC_ID} {doc_id!r} are also "
-                                                f"segment ids of a document read earlier in the "
-                                                f"run; prefixed with {doc_id + ':'!r}"})
+                               C.ERROR_MESSAGE: clash_message(doc_id, values),
+                               CLASHED: (doc_id, values[:6])})
     taken.add(segments)
     return segments, renames

@@ -278,3 +278,30 @@ def test_the_progress_bar_shows_a_share_with_one_decimal():
     bar.update(0.4)
     assert "| 4.4/12 [" in shown() and shown().startswith("coding:  37%|")
     bar.close()
+
+
+def test_ids_taken_by_an_earlier_file_give_one_warning_in_parts_too(tmp_path):
+    """Survey ids written like another document's segment ids ("int01:3"): renamed in
+    every part, with the one warning the file gives coded whole."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    turns = [f"R: We hebben geen tijd voor punt {k}." for k in range(40)]
+    (raw / "int01.txt").write_text("\n".join(turns) + "\n", encoding="utf-8")
+    rows = ["id,text"] + [f'int01:{k},"{NL[k % 3]} ({k})"' for k in range(0, 120, 3)]
+    (raw / "zz.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    book = tmp_path / "codebook.yaml"
+    book.write_text(CODEBOOK, encoding="utf-8")
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    _run(raw, book, whole, cache=False, part_bytes=None, chunk_bytes=1)
+    result = _run(raw, book, parts, cache=False, part_bytes=600, chunk_bytes=1)
+    assert result.manifest["throughput"]["chunks"] >= 4  # the survey in 3 parts or more
+    _same_rows(whole, parts)
+    errors = pd.read_csv(parts / "errors.csv")
+    clash = errors[errors[C.ERROR_MESSAGE].str.contains("read earlier in the run")]
+    assert len(clash) == 1 and clash[C.ERROR_FILE].tolist() == ["zz.csv"]
+    assert clash[C.ERROR_MESSAGE].iloc[0].startswith(
+        "ids 'int01:0', 'int01:3', 'int01:6', 'int01:9', 'int01:12', ... of doc_id 'zz'")
+    ids = pd.read_parquet(parts / "segments.parquet")
+    assert ids.loc[ids[C.DOC_ID] == "zz", C.SEGMENT_ID].iloc[-1] == "zz:int01:117"
+    _run(raw, book, parts, cache=False, part_bytes=600, chunk_bytes=1, jobs=2)
+    _same_rows(whole, parts)
