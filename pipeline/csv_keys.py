@@ -31,9 +31,10 @@ def shared_keys(files: Sequence[Path], opts: RunOptions,
     """``ingest.shared_csv_keys`` of ``files``, remembered in the cache folder.
 
     Finding them parses every CSV file of the run; the result depends only on the CSV
-    files' paths and bytes, the id and text columns, and the code and libraries that
-    read them (``chunk_cache.chunk_key``'s versions), so a re-code reads it from a
-    small JSON file named after all of that. A file that cannot be read, or an
+    files' bytes, the id and text columns, and the code and libraries that read them
+    (``chunk_cache.chunk_key``'s versions), so a re-code reads it from a small JSON
+    file named after all of that (not after the paths: the input folder given by
+    another path, or moved, finds it too). A file that cannot be read, or an
     unreadable memo, means the files are parsed as before.
     """
     from pipeline.chunk_cache import _source_digest, _versions
@@ -51,7 +52,6 @@ def shared_keys(files: Sequence[Path], opts: RunOptions,
                                    opts.text_column, opts.id_column]).encode("utf-8"))
     try:
         for path in csvs:
-            h.update(json.dumps(str(path)).encode("utf-8"))
             h.update(hashlib.sha256(path.read_bytes()).digest())
     except OSError:
         return compute()

@@ -31,6 +31,11 @@ def test_shared_keys_are_remembered_per_csv_bytes(tmp_path, monkeypatch):
     assert len(calls) == 1  # the second run read the memo
     memos = list((cache / runner.SHARED_KEYS).glob("*.json"))
     assert len(memos) == 1
+    moved = tmp_path / "moved"  # the same files by other paths: the same memo
+    raw.rename(moved)
+    assert shared_keys(sorted(moved.iterdir()), opts, str(cache)) == {"1", "7"}
+    assert len(calls) == 1
+    moved.rename(raw)
     # another id column, or other bytes in a CSV file: computed again
     assert shared_keys(files, RunOptions(id_column="text"), str(cache)) == {"Een.", "Zeven."}
     _write(a, "id,text\n3,Drie.\n")
