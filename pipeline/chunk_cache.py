@@ -447,7 +447,8 @@ def _write_entry(path: Path, table: list[np.ndarray], vocabs: list, meta: str,
         (tmp / "strings.json").write_text(json.dumps(strings), encoding="utf-8")
         for name, frame in (("documents", documents), ("segments", segments)):
             buf = io.BytesIO()
-            frame.to_parquet(buf, index=False)
+            frame.to_parquet(buf, index=False,
+                             write_statistics=C.parquet_statistics(list(frame.columns)))
             (tmp / f"{name}.parquet").write_bytes(buf.getvalue())
         (tmp / "meta.json").write_text(meta, encoding="utf-8")
         os.replace(tmp, path)  # atomic: readers see a whole entry or none

@@ -95,3 +95,15 @@ DOCUMENTS_FILE = "documents"  # .parquet
 MANIFEST_FILE = "manifest.json"
 ERRORS_FILE = "errors.csv"
 REVIEWS_FILE = "reviews.csv"
+
+# --- Parquet ----------------------------------------------------------------------
+# Columns written without min/max statistics: no reader filters on free text, and
+# encoding a survey's document row copied its whole text twice for them (the largest
+# share of a large survey's peak memory: benchmarks/RESULTS.md, session 18).
+NO_STATISTICS = frozenset({TEXT})
+
+
+def parquet_statistics(names: list[str]) -> list[str]:
+    """The columns of ``names`` that Parquet files keep statistics for
+    (``ParquetWriter(..., write_statistics=...)``): all but ``NO_STATISTICS``."""
+    return [name for name in names if name not in NO_STATISTICS]

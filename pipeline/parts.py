@@ -31,6 +31,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline import columns as C
 from pipeline.csv_rows import csv_rows as format_rows
 from pipeline.parts_stream import (PARQUET_SUFFIX, Part, Stream, encode_part, header,
                                    is_parquet, read_part, single_chunk, write_part)
@@ -280,7 +281,8 @@ class PartWriter:
                         **({f"{file_base}.csv": csv_tmp} if csv else {})}
         csv_fh = open(csv_tmp, "wb") if csv else None  # noqa: SIM115
         try:
-            with pq.ParquetWriter(pq_tmp, schema) as writer:
+            with pq.ParquetWriter(pq_tmp, schema,
+                                  write_statistics=C.parquet_statistics(schema.names)) as writer:
                 for k, path in enumerate(self.parts.get(name, [])):
                     table = read_part(path, self.schemas[path][0])
                     final = table.schema.remove_metadata().equals(schema.remove_metadata())

@@ -24,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline import columns as C
 from pipeline.parquet_splice import Splicer, copy_bytes
 
 QUEUED_PARTS = 4   # parts waiting for the writing thread, at most
@@ -69,7 +70,8 @@ def encode_part(path: Path, table: pa.Table, csv_rows: bytes | None) -> None:
     Takes tables whose columns are one chunk each (``single_chunk``): read back and
     combined, such a part is the table that was written, chunks included.
     """
-    with pq.ParquetWriter(str(path), table.schema) as out:
+    with pq.ParquetWriter(str(path), table.schema,
+                          write_statistics=C.parquet_statistics(table.schema.names)) as out:
         out.write_table(table)
     _sidecar(path, csv_rows)
 
@@ -136,7 +138,8 @@ class Stream:
         if splice:  # unbuffered: the part bytes are copied by the kernel
             self.splicer = Splicer(open(parquet, "wb", buffering=0))  # noqa: SIM115
         else:
-            self.writer = pq.ParquetWriter(parquet, schema)
+            self.writer = pq.ParquetWriter(
+                parquet, schema, write_statistics=C.parquet_statistics(schema.names))
         self.csv = open(csv, "wb") if csv is not None else None  # noqa: SIM115
         if self.csv is not None:
             self._csv_size = self.csv.write(header(list(schema.names)))
@@ -271,7 +274,8 @@ class Stream:
             return 0
         assert self.splicer is not None
         sink = pa.BufferOutputStream()
-        with pq.ParquetWriter(sink, self.schema) as out:
+        with pq.ParquetWriter(sink, self.schema,
+                              write_statistics=C.parquet_statistics(self.schema.names)) as out:
             out.write_table(table)
         before = self.splicer.pos
         self.splicer.append(sink.getvalue())

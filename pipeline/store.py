@@ -108,7 +108,7 @@ def _csv_bytes(df: pd.DataFrame) -> bytes:
 
 def _parquet_bytes(df: pd.DataFrame) -> bytes:
     buf = io.BytesIO()
-    df.to_parquet(buf, index=False)
+    df.to_parquet(buf, index=False, write_statistics=C.parquet_statistics(list(df.columns)))
     return buf.getvalue()
 
 

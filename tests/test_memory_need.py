@@ -86,7 +86,7 @@ def test_check_names_the_largest_files_when_short(tmp_path):
     two = memory_need.check(paths, shown, jobs=2, cache=False, available=1)
     assert two.files == (("a.csv", 30_000), ("c.txt", 20_000))
     assert "split the files" in two.message() and "fewer --jobs" in two.message()
-    # a.csv in parts of 1 kB (12 x 30 kB + 50 x 1 kB) needs less than b.txt and c.txt whole
+    # a.csv in parts of 1 kB (6 x 30 kB + 50 x 1 kB) needs less than b.txt and c.txt whole
     parted = memory_need.check(paths, shown, jobs=2, cache=False, available=1,
                                parts=[paths[0]], part_bytes=1_000)
     assert parted.files == (("c.txt", 20_000), ("b.txt", 10_000))

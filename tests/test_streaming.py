@@ -245,3 +245,22 @@ def test_out_of_memory_where_the_tables_come_from_the_cache_stops_the_run(corpus
     (corpus / "codebook.yaml").write_text(CODEBOOK.replace("zelf invullen", "zelf doen"))
     with pytest.raises(InputError, match=r"out of memory while coding .*the run stopped"):
         run(corpus, "cached", chunk_bytes=1)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_text_columns_have_no_parquet_statistics(corpus, jobs):
+    """Free text keeps no min/max statistics (for a survey's document row they were two
+    copies of its whole text); every other column keeps them."""
+    from pipeline.chunk_cache import SUBDIR
+
+    out = corpus / f"stats{jobs}"
+    code_corpus([corpus / "raw"], codebook=corpus / "codebook.yaml", out_dir=out,
+                options=RunOptions(progress=False, chunk_bytes=400, jobs=jobs))
+    entry = next((out / ".cache" / SUBDIR).glob("*/*/documents.parquet"))
+    for path in [out / "documents.parquet", out / "segments.parquet", entry,
+                 out / "codings.parquet"]:
+        meta = pq.ParquetFile(path).metadata
+        for g in range(meta.num_row_groups):
+            for i, name in enumerate(meta.schema.names):
+                column = meta.row_group(g).column(i)
+                assert column.is_stats_set == (name != C.TEXT), (path.name, name)
