@@ -5,6 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from pipeline import cache_prune
 from pipeline import columns as C
 from pipeline.errors import UsageError
 from pipeline.cli.defaults import (DEFAULT_CODEBOOK, DEFAULT_CODED, DEFAULT_FIGURES, DEFAULT_GOLD,
@@ -44,7 +45,8 @@ def _add_coding_options(p: argparse.ArgumentParser) -> None:
                    help="do not reuse or store cached work (parsed documents, matches, "
                         "codings, output files)")
     p.add_argument("--cache-dir", metavar="DIR",
-                   help="cache folder (default: <out>/.cache; safe to delete)")
+                   help="cache folder (default: <out>/.cache; safe to delete; entries that "
+                        f"none of the last {cache_prune.KEEP_RUNS} runs used are deleted)")
     p.add_argument("--docbin-cache", action="store_true",
                    help="also keep each document's parse as a spaCy DocBin file in the cache "
                         "(<cache>/docbin-v1) and reuse them; off by default, as parsing again "
@@ -136,11 +138,9 @@ def _summary(result) -> str:
                      "files taken from the cache")
     pruned = result.manifest.get("throughput", {}).get("cache_entries_pruned", 0)
     if pruned:
-        from pipeline.cache_prune import KEEP_RUNS
-
         size = result.manifest["throughput"].get("cache_bytes_pruned", 0) / 1e6
         lines.append(f"cache: deleted {pruned} entries ({size:,.1f} MB) that none of the last "
-                     f"{KEEP_RUNS} runs used")
+                     f"{cache_prune.KEEP_RUNS} runs used")
     errors = result.data.errors
     if len(errors):
         bad = errors[errors[C.ERROR_SEVERITY] == "error"]
