@@ -534,7 +534,7 @@ def report(res: dict, main_size: int) -> str:
                   "is read and segmented whole, then parsed, matched and aggregated in chunks "
                   "of about 2 MB of its answers (`pipeline/chunk_parts.py`), which `--jobs` "
                   "shares out. The memory of a run still grows with its largest file, about "
-                  "12-20 times a survey's size and 50-60 times another file's (unlike the "
+                  "6-10 times a survey's size and 50-60 times another file's (unlike the "
                   "corpus rows above, where it stays flat).", ""]
     lines += ["## Reading the numbers", "",
               "- Peak RSS is that of the `qcode` process (`wait4` rusage); it stays flat because "
