@@ -2,11 +2,11 @@
 
 Re-coding after a codebook edit changes no document, segment or token, so a chunk's
 documents, segments, error rows and the token arrays of its coded segments are stored
-under a key made of everything that shapes them: the bytes, paths and positions of the
-chunk's files, the run's ingest/segment options, the metadata table, the codebook
-settings that ingest and segmentation read (languages, language detection; never the
-rules), the package versions, and, checked on load, the NLP pipeline fingerprint of
-every language in the entry. A warm re-code then skips ingest, segmentation, parsing and
+under a key made of everything that shapes them (``chunk_keys.chunk_key``): the bytes,
+paths as shown and positions of the chunk's files, the run's ingest/segment options, the
+metadata table, the codebook settings that ingest and segmentation read (languages,
+language detection; never the rules), the package versions, and, checked on load, the
+NLP pipeline fingerprint of every language in the entry. A warm re-code then skips ingest, segmentation, parsing and
 ``Doc`` building, and only matches and aggregates. A changed file, option or pipeline
 gives another key or a rejected entry; nothing is invalidated in place.
 
@@ -17,15 +17,12 @@ reading a cache folder never runs code from it. The folder can be deleted any ti
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +31,8 @@ import pandas as pd
 
 from pipeline import cache_io
 from pipeline import columns as C
+from pipeline.chunk_keys import (_DIGESTS, _file_digest, _source_digest,  # noqa: F401 - re-exported
+                                 _versions, chunk_key, files_digest, frame_digest, relocated)
 from pipeline.chunk_tokens import (TOKEN_COLUMNS, StoredTokens, _decode,  # noqa: F401 - re-exported
                                    _encode, encode_table, token_parts,
                                    token_table)
@@ -41,6 +40,7 @@ from pipeline.chunk_tokens import (TOKEN_COLUMNS, StoredTokens, _decode,  # noqa
 SUBDIR = "chunks-v2"   # bump when the entry format or what an entry holds changes
 # Modules (besides ingest/ and data/) whose code shapes an entry; their bytes are in the key.
 SOURCES = ("segment.py", "segment_roles.py", "segment_units.py", "langid.py", "chunk.py",
+           "chunk_keys.py",
            "chunk_code.py", "chunk_cache.py", "cache_io.py", "nlp.py", "nlp_lookups.py",
            "nlp_batch.py", "cache.py", "columns.py", "code/arrays.py", "chunk_tokens.py")
 
@@ -74,165 +74,6 @@ class ChunkEntry:
     fingerprints: dict[str, str]
     ruled: list[str] = field(default_factory=list)
     given: list[str] = field(default_factory=list)
-
-
-def chunk_key(files: list[tuple[int, str, str]], settings: dict[str, Any]) -> str | None:
-    """Key of a chunk: its files' positions, paths as shown and bytes + the run's settings.
-
-    A file found in an input folder is keyed by its path below that folder, not by
-    the path it was given as: ``data/raw`` and ``/home/me/project/data/raw`` (or the
-    project folder moved, or a notebook's ``../data/raw``) share entries, as the
-    outputs they give are the same but for the paths error messages start with
-    (``relocated`` rewrites those). A file named by itself is shown as given, so that
-    path is in the key.
-
-    Args:
-        files: (position in path order, path, path as shown) of the chunk's files.
-        settings: JSON-able values of everything else that shapes ingest/segment.
-
-    Returns:
-        A hex digest; None when a file cannot be read (the normal path reports it).
-    """
-    h = hashlib.sha256()
-    versions = [*_versions(), _source_digest()]
-    h.update(json.dumps([versions, settings], sort_keys=True, default=str).encode("utf-8"))
-    for pos, path, shown in files:
-        got = _file_digest(path)
-        if got is None:
-            return None
-        # ``rooted`` as ``ingest.assign_doc_ids`` tells (ids of files sharing a stem)
-        rooted = shown != Path(path).as_posix()
-        h.update(json.dumps([pos, shown, rooted, got[0]]).encode("utf-8"))
-        h.update(got[1])
-    return h.hexdigest()
-
-
-def relocated(entry: ChunkEntry, given: list[str]) -> ChunkEntry | None:
-    """``entry`` for a run given its files and metadata by other paths, or None.
-
-    ``given``: the chunk's files' paths as given, then the run's metadata name
-    (``RunContext.meta_name``). Error rows name those in known places only: an ingest
-    message starts with its file's path (``path:`` or ``path, line``); a metadata
-    warning has the metadata's name as its file, at its start, or after " in " at its
-    end. Those are rewritten; an old path anywhere else makes the entry a miss.
-    """
-    if entry.given == given:
-        return entry
-    if len(entry.given) != len(given) or not given:
-        return None
-    *old_files, old_meta = entry.given
-    *new_files, new_meta = given
-    moved = {old: new for old, new in zip(old_files, new_files) if old != new}
-    olds = [*moved, old_meta] if old_meta != new_meta else list(moved)
-    errors = []
-    for row in entry.errors:
-        file, message = row.get(C.ERROR_FILE), str(row.get(C.ERROR_MESSAGE, ""))
-        head = tail = ""
-        for old, new in [*moved.items(), (old_meta, new_meta)]:
-            if old and old != new and message.startswith(old) \
-                    and message[len(old):len(old) + 1] in (":", ","):
-                head, message = new, message[len(old):]
-                break
-        if old_meta and old_meta != new_meta:
-            file = new_meta if file == old_meta else file
-            if message.endswith(f" in {old_meta}"):
-                tail, message = f" in {new_meta}", message[:-len(old_meta) - 4]
-        if any(old and old in message for old in olds):
-            return None
-        errors.append({**row, C.ERROR_FILE: file, C.ERROR_MESSAGE: head + message + tail})
-    entry.errors, entry.given = errors, list(given)
-    return entry
-    if len(entry.given) != len(given):
-        return None
-    moved = {old: new for old, new in zip(entry.given, given) if old != new}
-    errors = []
-    for row in entry.errors:
-        head, message = "", str(row.get(C.ERROR_MESSAGE, ""))
-        for old, new in moved.items():
-            if message.startswith(old) and message[len(old):len(old) + 1] in (":", ","):
-                head, message = new, message[len(old):]
-                break
-        if any(old in message for old in moved):
-            return None
-        errors.append({**row, C.ERROR_MESSAGE: head + message})
-    entry.errors, entry.given = errors, list(given)
-    return entry
-
-
-_DIGESTS: dict[tuple, tuple[int, bytes]] = {}  # (path, stat) -> (size, sha256) in this process
-
-
-def _file_digest(path: str) -> tuple[int, bytes] | None:
-    """(size, sha256 digest) of a file's bytes; None when it cannot be read.
-
-    Kept per path, size, change times and inode, so that the parts of a large
-    file (``chunk_parts``: each has a key, computed by the runner and again by the
-    worker) hash it once per process; a file written since has another time.
-    """
-    try:
-        st = os.stat(path)
-        memo = (path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-        got = _DIGESTS.get(memo)
-        if got is None:
-            data = Path(path).read_bytes()
-            got = (len(data), hashlib.sha256(data).digest())
-            if len(_DIGESTS) > 4096:
-                _DIGESTS.clear()
-            if len(data) == st.st_size:  # not written while it was read
-                _DIGESTS[memo] = got
-        return got
-    except OSError:
-        return None
-
-
-@lru_cache(maxsize=1)
-def _versions() -> tuple[str, ...]:
-    """The entry format, this package's and the libraries' versions (once per process:
-    each look-up scans the installed distributions)."""
-    from importlib import metadata
-
-    from pipeline import __version__
-
-    found = [SUBDIR, __version__]
-    for name in ("pandas", "pyarrow", "spacy", "spacy-lookups-data", "numpy"):
-        try:
-            found.append(metadata.version(name))
-        except metadata.PackageNotFoundError:
-            found.append("none")
-    return tuple(found)
-
-
-@lru_cache(maxsize=1)
-def _source_digest() -> str:
-    """Digest of the code that builds an entry (ingest, segmentation, parsing).
-
-    The package version does not change with every edit of a working copy; hashing the
-    source files makes a changed ingest or segmenter give new keys, never stale tables.
-    """
-    root = Path(__file__).resolve().parent
-    return files_digest([*root.joinpath("ingest").glob("*.py"), *root.joinpath("data").glob("*"),
-                         *(root / name for name in SOURCES)])
-
-
-def files_digest(files: Iterable[Path]) -> str:
-    """sha256 over the names and bytes of ``files`` (sorted; an unreadable file counts as "?")."""
-    h = hashlib.sha256()
-    for path in sorted(files):
-        h.update(path.name.encode("utf-8"))
-        try:
-            h.update(path.read_bytes())
-        except OSError:
-            h.update(b"?")
-    return h.hexdigest()
-
-
-def frame_digest(frame: pd.DataFrame | None) -> str:
-    """Digest of a table's columns, dtypes and values (the metadata table of a run)."""
-    if frame is None:
-        return "none"
-    h = hashlib.sha256(repr([list(frame.columns), [str(t) for t in frame.dtypes]]).encode())
-    h.update(frame.to_csv(index=True, lineterminator="\n").encode("utf-8"))
-    return h.hexdigest()
 
 
 def discard_entry(path: Path) -> None:

@@ -271,7 +271,8 @@ def code_corpus(inputs: Sequence[str | Path], *, codebook: str | Path, out_dir: 
             err_path.write_bytes(errors.to_csv(index=False, lineterminator="\n").encode("utf-8"))
             staged[C.ERRORS_FILE] = err_path
             lap("write")
-            pruned = cache_prune.after_run(ctx.cache_dir, run.keys, table_cache.tables_key(run.keys))
+            pruned = cache_prune.after_run(ctx.cache_dir, run.keys,
+                                           table_cache.tables_key(run.keys))
             timings["total"] = round(time.perf_counter() - started, 3)
             manifest = _manifest(opts, book, codebook, unit, run, timings, len(tasks))
             # the coding files of an earlier run were taken: no chunk was coded

@@ -203,24 +203,6 @@ def test_batched_parse_equals_the_pipeline_and_rebuilt_docs_equal_parsed():
         assert rebuilt.text == b.text
 
 
-def test_chunk_key_follows_files_settings_and_code(tmp_path, monkeypatch):
-    from pipeline import chunk_cache
-
-    path = tmp_path / "a.txt"
-    path.write_text("R: zelf", encoding="utf-8")
-    files = [(0, str(path), "a.txt")]
-    key = chunk_cache.chunk_key(files, {"unit": "turn"})
-    assert key == chunk_cache.chunk_key(list(files), {"unit": "turn"})
-    assert key != chunk_cache.chunk_key(files, {"unit": "sentence"})
-    assert key != chunk_cache.chunk_key([(1, str(path), "a.txt")], {"unit": "turn"})
-    path.write_text("R: zelF", encoding="utf-8")
-    assert key != chunk_cache.chunk_key(files, {"unit": "turn"})
-    path.write_text("R: zelf", encoding="utf-8")
-    monkeypatch.setattr(chunk_cache, "_source_digest", lambda: "edited code")
-    assert key != chunk_cache.chunk_key(files, {"unit": "turn"})
-    assert chunk_cache.chunk_key([(0, str(tmp_path / "gone.txt"), "gone.txt")], {}) is None
-
-
 def test_pattern_max_len_is_an_upper_bound():
     from pipeline.code.compiled import pattern_max_len
 

@@ -349,32 +349,3 @@ def test_inputs_given_by_another_path_take_the_stored_work(corpus, coded, monkey
         assert _digest(corpus / "cached") == _digest(corpus / "fresh")
     assert len(list((corpus / "cached" / ".cache" / "chunks-v2").glob("*/*"))) == \
         res.manifest["throughput"]["chunks"]  # one entry per chunk, whatever the paths
-
-
-def test_relocated_moves_the_paths_messages_start_with():
-    from pipeline.chunk_cache import ChunkEntry, relocated
-
-    def entry(*rows):
-        rows = [{"file": f, "message": m, "_order": (0, 0)} for f, m in rows]
-        return ChunkEntry(None, None, rows, [], [], {}, {}, {}, [],
-                          ["raw/a.csv", "raw/b.txt", "raw/metadata.csv"])
-
-    given = ["/p/raw/a.csv", "/p/raw/b.txt", "/p/raw/metadata.csv"]
-    moved = relocated(entry(("a.csv", "raw/a.csv, line 3: malformed CSV"),
-                            ("b.txt", "raw/b.txt: empty file"),
-                            ("b.txt", "language of b detected as en (no metadata)"),
-                            ("b.txt", "no metadata for doc_id 'b' in raw/metadata.csv"),
-                            ("raw/metadata.csv", "raw/metadata.csv: column 'text' is reserved")),
-                      given)
-    assert [(row["file"], row["message"]) for row in moved.errors] == [
-        ("a.csv", "/p/raw/a.csv, line 3: malformed CSV"), ("b.txt", "/p/raw/b.txt: empty file"),
-        ("b.txt", "language of b detected as en (no metadata)"),
-        ("b.txt", "no metadata for doc_id 'b' in /p/raw/metadata.csv"),
-        ("/p/raw/metadata.csv", "/p/raw/metadata.csv: column 'text' is reserved")]
-    assert moved.given == given
-    same = entry(("a.csv", "raw/a.csv: empty file"))
-    assert relocated(same, ["raw/a.csv", "raw/b.txt", "raw/metadata.csv"]) is same
-    # an old path elsewhere in a message cannot be moved safely: a miss
-    assert relocated(entry(("b.txt", "x: see raw/b.txt")), given) is None
-    assert relocated(entry(("b.txt", "raw/metadata.csv lists b")), given) is None
-    assert relocated(entry(), given[1:]) is None
