@@ -98,8 +98,8 @@ REVIEWS_FILE = "reviews.csv"
 
 # --- Parquet ----------------------------------------------------------------------
 # Columns written without min/max statistics: no reader filters on free text, and
-# encoding a survey's document row copied its whole text twice for them (the largest
-# share of a large survey's peak memory: benchmarks/RESULTS.md, session 18).
+# encoding a survey's document row copied its whole text twice for them (up to a third
+# of a large survey's peak memory: benchmarks/RESULTS.md, session 18).
 NO_STATISTICS = frozenset({TEXT})
 
 
