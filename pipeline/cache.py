@@ -98,6 +98,12 @@ def _n_chars(doc: Doc) -> int:
     return last.idx + len(last.text_with_ws)
 
 
+def _used(path: Path) -> None:
+    """Mark an entry as read now (its time): ``cache_prune`` deletes those no recent run used."""
+    with contextlib.suppress(OSError):
+        os.utime(path)
+
+
 class DocCache:
     """Parsed segments on disk, keyed by ``cache_key``.
 
@@ -135,6 +141,7 @@ class DocCache:
         # mangled file without paying for Doc.text (which re-joins every token).
         if len(docs) != len(texts) or any(_n_chars(d) != len(t) for d, t in zip(docs, texts)):
             return None
+        _used(path)
         return docs
 
     def load_arrays(self, key: str, texts: Sequence[str], lang: str) -> list | None:
@@ -174,6 +181,7 @@ class DocCache:
         ends = np.cumsum(sizes)
         if (total[ends] - total[ends - sizes]).tolist() != [len(t) for t in texts]:
             return None
+        _used(self._path(key))
         return parts
 
     def save(self, key: str, docs: Sequence[Doc]) -> None:

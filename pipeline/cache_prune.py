@@ -8,7 +8,8 @@ the cache by a whole corpus's worth per change. So each run with the cache appen
 its keys to ``runs-v1.json`` in the cache folder, and once that journal holds
 ``KEEP_RUNS`` runs, the entries of keys none of them used are deleted: least recently
 used first, like ccache. A codebook edit keeps every chunk key, so iterating on the
-codebook never loses the parsed corpus.
+codebook never loses the parsed corpus. DocBin files (``--docbin-cache``), keyed by
+their texts, are deleted when no journalled run read or wrote them (their file times).
 
 Safe by construction: only folders with a sha256 name in the known subfolders are
 deleted; an entry changed in the last ``GRACE_S`` seconds is kept (a run going on in
@@ -35,6 +36,7 @@ GRACE_S = 3600.0     # entries changed this recently are kept, whatever the jour
 SUBFOLDERS = {"chunks-v2": "chunk", "matches-v3": "chunk|lang", "codings-v3": "chunk|lang",
               "tables-v1": "tables", "coded-v1": "tables"}
 _NAME = re.compile(r"[0-9a-f]{64}")
+DOCBINS = "docbin-v1"   # ``cache.SUBDIR``: DocBin files, pruned by when runs last used them
 
 
 # Cache subfolders of earlier entry formats: no version reads them any more.
@@ -51,20 +53,22 @@ def drop_obsolete(cache_dir: str | Path | None) -> None:
 
 
 def after_run(cache_dir: str | Path | None, chunk_keys: Sequence[str | None],
-              tables_key: str | None) -> dict[str, int]:
-    """``record_and_prune`` for a finished run; nothing without a cache folder, and a
-    failure (a read-only cache) costs the pruning only, never the run."""
+              tables_key: str | None, started: float | None = None) -> dict[str, int]:
+    """``record_and_prune`` for a finished run (``started``: its start, ``time.time()``);
+    nothing without a cache folder, and a failure (a read-only cache) costs the pruning
+    only, never the run."""
     if cache_dir is None:
         return {"entries": 0, "bytes": 0}
     try:
-        return record_and_prune(cache_dir, chunk_keys, tables_key)
+        return record_and_prune(cache_dir, chunk_keys, tables_key, started=started)
     except OSError:
         return {"entries": 0, "bytes": 0}
 
 
 def record_and_prune(cache_dir: str | Path, chunk_keys: Sequence[str | None],
                      tables_key: str | None, *, keep: int | None = None,
-                     grace_s: float | None = None, now: float | None = None) -> dict[str, int]:
+                     grace_s: float | None = None, now: float | None = None,
+                     started: float | None = None) -> dict[str, int]:
     """Add this run to the journal; delete the entries no journalled run used.
 
     Args:
@@ -74,6 +78,8 @@ def record_and_prune(cache_dir: str | Path, chunk_keys: Sequence[str | None],
         keep: runs whose entries are kept (default ``KEEP_RUNS``).
         grace_s: entries changed within this many seconds are kept (default ``GRACE_S``).
         now: the time (tests).
+        started: when the run started (default ``now``): a DocBin file read or written
+            since the oldest journalled run started is kept (``cache.DocCache``).
 
     Returns:
         ``{"entries": n, "bytes": b}`` deleted (zeros when nothing was pruned).
@@ -84,15 +90,39 @@ def record_and_prune(cache_dir: str | Path, chunk_keys: Sequence[str | None],
     grace_s = GRACE_S if grace_s is None else grace_s
     runs = _read_journal(folder / JOURNAL)
     complete = runs is not None and len(runs) + 1 >= keep
-    runs = [*(runs or []), {"time": now, "chunks": [k for k in chunk_keys if k],
-                            "tables": tables_key}][-keep:]
+    runs = [*(runs or []), {"time": now, "started": now if started is None else started,
+                            "chunks": [k for k in chunk_keys if k], "tables": tables_key}][-keep:]
     from pipeline.store import atomic_write_text
 
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(folder / JOURNAL, json.dumps({"runs": runs}))
     if not complete:
         return {"entries": 0, "bytes": 0}
-    return _prune(folder, live_names(folder, runs), now - grace_s)
+    removed = _prune(folder, live_names(folder, runs), now - grace_s)
+    # DocBin files are keyed by text, not by chunk: kept while runs read or write them
+    oldest = min(float(r.get("started", r.get("time", now))) for r in runs)
+    docbins = _prune_unused(folder / DOCBINS, min(oldest, now - grace_s))
+    return {k: removed[k] + docbins[k] for k in removed}
+
+
+def _prune_unused(root: Path, before: float) -> dict[str, int]:
+    """Delete the files of ``root``'s shards last changed before ``before``."""
+    removed = {"entries": 0, "bytes": 0}
+    if not root.is_dir():
+        return removed
+    for shard in root.iterdir():
+        if len(shard.name) != 2 or not shard.is_dir():
+            continue
+        for entry in shard.iterdir():
+            if entry.name.startswith(".") or not entry.is_file():
+                continue
+            with contextlib.suppress(OSError):
+                st = entry.stat()
+                if st.st_mtime < before:
+                    entry.unlink()
+                    removed["entries"] += 1
+                    removed["bytes"] += st.st_size
+    return removed
 
 
 def _read_journal(path: Path) -> list[dict] | None:

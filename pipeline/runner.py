@@ -272,7 +272,8 @@ def code_corpus(inputs: Sequence[str | Path], *, codebook: str | Path, out_dir: 
             staged[C.ERRORS_FILE] = err_path
             lap("write")
             pruned = cache_prune.after_run(ctx.cache_dir, run.keys,
-                                           table_cache.tables_key(run.keys))
+                                           table_cache.tables_key(run.keys),
+                                           time.time() - (time.perf_counter() - started))
             timings["total"] = round(time.perf_counter() - started, 3)
             manifest = _manifest(opts, book, codebook, unit, run, timings, len(tasks))
             # the coding files of an earlier run were taken: no chunk was coded

@@ -97,3 +97,34 @@ def test_a_run_without_cache_or_with_a_read_only_journal_still_succeeds(corpus, 
     assert res.manifest["throughput"]["cache_entries_pruned"] == 0
     res = _run(corpus, "plain", cache=False)
     assert not (corpus / "plain" / ".cache").exists()
+
+
+def test_docbin_files_no_journalled_run_read_or_wrote_are_deleted(tmp_path):
+    import os
+
+    shard = tmp_path / cache_prune.DOCBINS / "ab"
+    shard.mkdir(parents=True)
+    old, new = shard / "old.spacy", shard / "new.spacy"
+    old.write_bytes(b"x" * 10)
+    new.write_bytes(b"y" * 20)
+    os.utime(old, (1_000, 1_000))
+    got = cache_prune.record_and_prune(tmp_path, [], None, keep=1, grace_s=0.0,
+                                       now=5_000.0, started=2_000.0)
+    assert got == {"entries": 1, "bytes": 10}
+    assert not old.exists() and new.exists()  # changed after the oldest run started
+
+
+def test_a_docbin_file_read_counts_as_used(tmp_path):
+    import os
+
+    from pipeline.cache import SUBDIR, DocCache, cache_key
+
+    texts = ["We mochten het zelf invullen.", "Daar had ik geen uren voor."]
+    DocCache(tmp_path).parse(texts, "nl")
+    (entry,) = (tmp_path / SUBDIR).rglob("*.spacy")
+    os.utime(entry, (1_000, 1_000))
+    assert DocCache(tmp_path).load(cache_key(texts, "nl"), texts, "nl") is not None
+    assert entry.stat().st_mtime > 1_000
+    os.utime(entry, (1_000, 1_000))
+    assert DocCache(tmp_path).load_arrays(cache_key(texts, "nl"), texts, "nl") is not None
+    assert entry.stat().st_mtime > 1_000
