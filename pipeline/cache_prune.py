@@ -129,7 +129,10 @@ def _read_journal(path: Path) -> list[dict] | None:
     """The journalled runs; [] when there is no journal, None when it is unreadable."""
     try:
         runs = json.loads(path.read_text(encoding="utf-8"))["runs"]
-        if not all(isinstance(r, dict) and isinstance(r.get("chunks"), list) for r in runs):
+        number = (int, float)
+        if not all(isinstance(r, dict) and isinstance(r.get("chunks"), list)
+                   and isinstance(r.get("time"), number)
+                   and isinstance(r.get("started", 0), number) for r in runs):
             return None
         return runs
     except FileNotFoundError:

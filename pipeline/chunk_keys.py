@@ -90,21 +90,6 @@ def relocated(entry: ChunkEntry, given: list[str]) -> ChunkEntry | None:
         errors.append({**row, C.ERROR_FILE: file, C.ERROR_MESSAGE: head + message + tail})
     entry.errors, entry.given = errors, list(given)
     return entry
-    if len(entry.given) != len(given):
-        return None
-    moved = {old: new for old, new in zip(entry.given, given) if old != new}
-    errors = []
-    for row in entry.errors:
-        head, message = "", str(row.get(C.ERROR_MESSAGE, ""))
-        for old, new in moved.items():
-            if message.startswith(old) and message[len(old):len(old) + 1] in (":", ","):
-                head, message = new, message[len(old):]
-                break
-        if any(old in message for old in moved):
-            return None
-        errors.append({**row, C.ERROR_MESSAGE: head + message})
-    entry.errors, entry.given = errors, list(given)
-    return entry
 
 
 _DIGESTS: dict[tuple, tuple[int, bytes]] = {}  # (path, stat) -> (size, sha256) in this process

@@ -128,3 +128,14 @@ def test_a_docbin_file_read_counts_as_used(tmp_path):
     os.utime(entry, (1_000, 1_000))
     assert DocCache(tmp_path).load_arrays(cache_key(texts, "nl"), texts, "nl") is not None
     assert entry.stat().st_mtime > 1_000
+
+
+@pytest.mark.parametrize("journal", ['{"runs": 5}', '{"runs": [{"chunks": [], "time": "x"}]}',
+                                     '{"runs": [{"chunks": [], "time": 1, "started": null}]}',
+                                     '[1, 2]'])
+def test_a_journal_of_another_shape_is_started_again(tmp_path, journal):
+    (tmp_path / cache_prune.JOURNAL).write_text(journal, encoding="utf-8")
+    got = cache_prune.record_and_prune(tmp_path, ["0" * 64], None, keep=1, grace_s=0.0)
+    assert got == {"entries": 0, "bytes": 0}  # nothing deleted on a journal started again
+    runs = json.loads((tmp_path / cache_prune.JOURNAL).read_text())["runs"]
+    assert [r["chunks"] for r in runs] == [["0" * 64]]
