@@ -229,7 +229,10 @@ def cached_codings(memo: CodingCache, book,  # noqa: ANN001
                 and (cached[C.CACHE_UNIT].to_numpy() >= 0).all():
             rows = cached.reset_index(drop=True)  # the rows of one ordered file: no sort
         else:
-            rows = _in_order([f for f in (cached, new) if f is not None and len(f)])
+            present = [f for f in (cached, new) if f is not None and len(f)]
+            # no rows at all (matches, none of them a coding): ``new``'s empty table is
+            # what the entry stores (its columns and types, the unit ids included)
+            rows = _in_order(present) if present or new is None else new
         if new is not None:
             whole = cached is None or not len(cached)  # then ``rows`` is all of it, in order
             entry.save(rows if whole else new, todo, digests, rows, ordered=whole)

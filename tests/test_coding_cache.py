@@ -1,6 +1,7 @@
 """The codings cache: a re-code aggregates only edited codes, outputs as a cold run."""
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 import pipeline.code.aggregate as aggregate
@@ -164,6 +165,26 @@ def test_threshold_change_reaggregates_every_code(corpus, aggregated):
     _run(corpus, "cached", higher)
     assert aggregated and set().union(*aggregated) >= {"agency", "time"}
     _same_as_cold(corpus, higher)
+
+
+def test_a_chunk_whose_matches_give_no_coding_is_stored_and_recoded(corpus):
+    # every chunk has matches and, above this threshold, no coding: its entry is an
+    # empty table (this used to fail the run with a KeyError while writing it)
+    above = (BOOK.replace("settings: {default_lang: nl}",
+                          "settings: {default_lang: nl, threshold: 0.9}")
+             .replace("{kind: phrase", "{weight: 0.4, kind: phrase")
+             .replace("{kind: glob", "{weight: 0.4, kind: glob")
+             .replace("{kind: terms", "{weight: 0.4, kind: terms")
+             .replace("{kind: proximity", "{weight: 0.4, kind: proximity")
+             .replace("- kind: pattern", "- weight: 0.4\n          kind: pattern"))
+    result = _run(corpus, "cached", above)
+    assert pq.read_metadata(corpus / "cached" / f"{C.MATCHES_FILE}.parquet").num_rows > 0
+    assert result.manifest["counts"]["codings"] == 0
+    _same_as_cold(corpus, above)
+    _run(corpus, "cached", BOOK)
+    _same_as_cold(corpus, BOOK)
+    _run(corpus, "cached", above)
+    _same_as_cold(corpus, above)
 
 
 @pytest.mark.parametrize("damage", [b"", b"garbage", None])
