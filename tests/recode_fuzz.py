@@ -1,0 +1,378 @@
+"""Differential fuzzing of the caches: random edits, each run with the cache against a run without.
+
+Every step edits the codebook (words added or removed, weights, windows, thresholds, token
+patterns, vocab lists, negation cues, rule and code ids, deleted rules, an earlier state
+restored), the corpus (a word changed, a turn appended, files deleted, restored, copied,
+renamed, touched, re-encoded as cp1252, small or unreadable files added, a survey answer
+or a metadata language changed) or the run's options (chunk and part sizes, unit, forced
+language, speakers, ``--jobs 2``, ``--engine dask``, the DocBin cache, the inputs as a file
+list). Then it codes the corpus twice:
+
+- with the cache, one cache folder for every step and output folders taking turns:
+  mostly in this process (so the process's memos live across the edits, as in a
+  notebook), sometimes through the command line;
+- without the cache, in a new process, on one job (the reference).
+
+Every output file but the manifest must be byte-identical, the manifests' counts equal,
+and a codebook one run rejects the other must reject too. A failing step's corpus,
+codebook and both outputs are kept in ``<work>/fail_<step>``.
+
+Run by hand for as long as you like (the test suite runs a few steps):
+
+    .venv/bin/python tests/recode_fuzz.py --seed 7 --steps 300 --work /tmp/recode-fuzz
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import random
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+LISTS = ("terms", "globs", "phrases", "a", "b")
+ABSENT = ["zzqx", "plofkip", "qwertyuiop", "nergenswoord"]
+REFERENCE = """
+import json, sys
+from pipeline.runner import RunOptions, code_corpus
+code_corpus(json.loads(sys.argv[2]), codebook=sys.argv[3], out_dir=sys.argv[4],
+            options=RunOptions(progress=False, cache=False, **json.loads(sys.argv[1])))
+"""
+SMALL_CHUNKS = {"chunk_bytes": 40_000}   # several chunks of the sample corpus, not one
+OPTIONS: list[dict[str, Any]] = [
+    {}, {"chunk_bytes": 80_000, "part_bytes": 5_000},
+    {"unit": "paragraph"}, {"unit": "sentence"}, {"jobs": 2}, {"docbin": True},
+    {"lang": "en"}, {"code_speakers": "all"}, {"chunk_bytes": 30_000, "jobs": 2},
+    {"engine": "dask", "jobs": 2}]
+# how the output is made, not what it is: the reference runs without them
+HOW = ("jobs", "engine", "docbin")
+CLI_OPTIONS = {"unit": "--unit", "jobs": "--jobs", "lang": "--lang",
+               "code_speakers": "--code-speakers", "engine": "--engine"}
+
+
+def _codes(codes: list[dict]):  # noqa: ANN202
+    for code in codes:
+        yield code
+        yield from _codes(code.get("children") or [])
+
+
+class RecodeFuzz:
+    """A corpus, a codebook and a cache folder in ``work``, edited and coded step by step."""
+
+    def __init__(self, seed: int, work: Path) -> None:
+        self.rng = random.Random(seed)
+        self.work = Path(work)
+        shutil.rmtree(self.work, ignore_errors=True)
+        self.corpus, self.trash = self.work / "corpus", self.work / "trash"
+        shutil.copytree(REPO / "data" / "raw", self.corpus)
+        (self.corpus / "README.md").unlink(missing_ok=True)
+        self.trash.mkdir()
+        self.book_path, self.cache = self.work / "codebook.yaml", self.work / "cache"
+        self.book = yaml.safe_load((REPO / "codebook.yaml").read_text(encoding="utf-8"))
+        self.books: list[dict] = []
+        self.options: dict[str, Any] = dict(SMALL_CHUNKS)
+        counts: dict[str, int] = {}
+        for path in self.corpus.iterdir():
+            if path.suffix in (".txt", ".md", ".csv", ".vtt"):
+                for word in re.findall(r"[a-zà-ÿ']+", path.read_text(encoding="utf-8").lower()):
+                    counts[word] = counts.get(word, 0) + 1
+        self.frequent = sorted(w for w, n in counts.items() if n >= 20)
+        self.rare = sorted(w for w, n in counts.items() if n <= 2 and len(w) > 3)
+        self.used_cache = 0   # steps whose cached run took something from the cache
+
+    # -- edits ---------------------------------------------------------------------------
+
+    def word(self) -> str:
+        """A frequent or rare word of the corpus, one found nowhere, or two words."""
+        r = self.rng.random()
+        if r < 0.35:
+            return self.rng.choice(self.frequent)
+        if r < 0.75:
+            return self.rng.choice(self.rare)
+        if r < 0.85:
+            return self.rng.choice(ABSENT)
+        return f"{self.rng.choice(self.frequent)} {self.rng.choice(self.rare)}"
+
+    def rules(self) -> list[tuple[dict, str, dict]]:
+        return [(code, lang, rule) for code in _codes(self.book["codes"])
+                for lang, rules in (code.get("rules") or {}).items() for rule in rules]
+
+    def edit_book(self) -> str:  # noqa: C901, PLR0911, PLR0912 - one branch per kind of edit
+        rng, book, rules = self.rng, self.book, self.rules()
+        kind = rng.choice(["add", "add", "add", "remove", "weight", "threshold", "window",
+                           "pattern", "vocab", "opening", "count", "delete", "rename_rule",
+                           "rename_code", "cue", "scope", "same"])
+        if kind in ("add", "remove"):
+            code, lang, rule, field = rng.choice([(c, la, r, f) for c, la, r in rules
+                                                  for f in LISTS if isinstance(r.get(f), list)])
+            if kind == "remove":
+                if len(rule[field]) < 2:
+                    return "nothing"
+                return f"removed {rule[field].pop(rng.randrange(len(rule[field])))!r} " \
+                       f"from {rule['id']}.{field}"
+            word = self.word()
+            if field in ("globs", "terms"):
+                word = word.split()[0]
+            if field == "globs":
+                word = rng.choice([word, word[:max(3, len(word) - 2)] + "*", "*" + word[2:]])
+            rule[field].append(word)
+            return f"added {word!r} to {rule['id']}.{field}"
+        if kind == "weight":
+            rule = rng.choice([r for _, _, r in rules if "weight" in r])
+            rule["weight"] = rng.choice([0.2, 0.35, 0.5, 0.6, 0.9])
+            return f"weight of {rule['id']}: {rule['weight']}"
+        if kind == "threshold":
+            book["settings"]["threshold"] = rng.choice([0.3, 0.5, 0.55, 0.6, 0.9])
+            return f"threshold {book['settings']['threshold']}"
+        if kind == "window":
+            rule = rng.choice([r for _, _, r in rules if "window" in r])
+            rule["window"] = rng.choice([2, 4, 6, 10])
+            return f"window of {rule['id']}: {rule['window']}"
+        if kind == "pattern":
+            rule = rng.choice([r for _, _, r in rules if r.get("kind") == "pattern"])
+            rule["patterns"].append([{"LOWER": t} for t in self.word().split()])
+            return f"pattern added to {rule['id']}: {rule['patterns'][-1]}"
+        if kind == "vocab":
+            name = rng.choice(sorted(book["vocab"]))
+            lang = rng.choice(sorted(book["vocab"][name]))
+            book["vocab"][name][lang].append(self.word())
+            return f"vocab {name}.{lang} += {book['vocab'][name][lang][-1]!r}"
+        if kind == "opening":
+            book["settings"]["opening_weight"] = rng.choice([0, 0.5, 1])
+            return f"opening_weight {book['settings']['opening_weight']}"
+        if kind == "count":
+            book["settings"]["count_per_rule"] = rng.choice([1, 2, 3])
+            return f"count_per_rule {book['settings']['count_per_rule']}"
+        if kind == "delete":
+            code, lang, rule = rng.choice([x for x in rules if len(x[0]["rules"][x[1]]) > 1])
+            code["rules"][lang].remove(rule)
+            return f"deleted rule {rule['id']}"
+        if kind == "rename_rule":
+            rule = rng.choice(rules)[2]
+            new = f"{rule['id']}_{rng.randrange(10)}"
+            if any(r["id"] == new for _, _, r in rules):
+                return "nothing"
+            rule["id"] = new
+            return f"rule renamed {new}"
+        if kind == "rename_code":
+            code = rng.choice([c for c in _codes(book["codes"]) if not c.get("children")])
+            code["id"] += "_x"
+            return f"code renamed {code['id']}"
+        if kind == "cue":
+            cues = book["settings"]["negation_cues"][rng.choice(["nl", "en"])]
+            if rng.random() < 0.5 and len(cues) > 2:
+                return f"negation cue removed: {cues.pop(rng.randrange(len(cues)))!r}"
+            cues.append(self.word().split()[0])
+            return f"negation cue added: {cues[-1]!r}"
+        if kind == "scope":
+            rule = rng.choice([r for _, _, r in rules if r.get("kind") == "exclude"])
+            rule["scope"] = rng.choice(["sentence", "unit"])
+            return f"scope of {rule['id']}: {rule['scope']}"
+        return "the YAML written again"
+
+    def edit_corpus(self) -> str:  # noqa: C901, PLR0911, PLR0912 - one branch per kind of edit
+        rng, corpus = self.rng, self.corpus
+        files = sorted(p for p in corpus.iterdir() if p.name != "metadata.csv")
+        texts = [p for p in files if p.suffix in (".txt", ".md") and _utf8(p)]
+        kind = rng.choice(["edit", "edit", "append", "delete", "restore", "copy", "survey",
+                           "metadata", "rename", "touch", "cp1252", "small", "unreadable"])
+        if kind == "edit" and texts:
+            path = rng.choice(texts)
+            text = path.read_text(encoding="utf-8")
+            words = list(re.finditer(r"[a-zA-Z]{4,}", text))
+            if words:
+                m, new = rng.choice(words), self.word()
+                path.write_text(text[:m.start()] + new + text[m.end():], encoding="utf-8")
+                return f"{path.name}: {m.group()!r} -> {new!r}"
+        if kind == "append" and texts:
+            path = rng.choice(texts)
+            with open(path, "a", encoding="utf-8") as fh:
+                fh.write("R: " + " ".join(self.word() for _ in range(rng.randint(3, 12))) + ".\n")
+            return f"a turn appended to {path.name}"
+        if kind == "delete" and len(files) > 3:
+            path = rng.choice(files)
+            shutil.move(path, self.trash / path.name)
+            return f"{path.name} deleted"
+        if kind == "restore" and any(self.trash.iterdir()):
+            path = rng.choice(sorted(self.trash.iterdir()))
+            shutil.move(path, corpus / path.name)
+            return f"{path.name} restored"
+        if kind == "copy" and texts:
+            path = rng.choice(texts)
+            name = f"x{rng.randrange(1000)}_{path.name}"
+            shutil.copy(path, corpus / name)
+            return f"{path.name} copied to {name}"
+        if kind == "survey" and (corpus / "survey_open_answers.csv").exists():
+            path = corpus / "survey_open_answers.csv"
+            lines = path.read_text(encoding="utf-8").split("\n")
+            k = rng.randrange(1, len(lines) - 1)
+            if lines[k].count('"') >= 2:
+                at = lines[k].index('"') + 1
+                lines[k] = f"{lines[k][:at]}{self.word()} {lines[k][at:]}"
+                path.write_text("\n".join(lines), encoding="utf-8")
+                return f"survey answer {k} changed"
+        if kind == "metadata":
+            path = corpus / "metadata.csv"
+            lines = path.read_text(encoding="utf-8").split("\n")
+            k = rng.randrange(1, len([x for x in lines if x]))
+            cells = lines[k].split(",")
+            cells[5] = {"nl": "en"}.get(cells[5], "nl")
+            lines[k] = ",".join(cells)
+            path.write_text("\n".join(lines), encoding="utf-8")
+            return f"metadata: {cells[0]} is {cells[5]}"
+        if kind == "rename" and files:
+            path = rng.choice([p for p in files if p.suffix != ".csv"] or files)
+            name = f"r{rng.randrange(100)}_{path.name}"
+            path.rename(corpus / name)
+            return f"{path.name} renamed {name}"
+        if kind == "touch" and files:
+            path = rng.choice(files)
+            path.touch()
+            return f"{path.name} touched"
+        if kind == "cp1252" and texts:
+            path = rng.choice(texts)
+            try:
+                path.write_bytes(path.read_text(encoding="utf-8").encode("cp1252"))
+            except UnicodeError:
+                return "nothing"
+            return f"{path.name} saved as cp1252"
+        if kind == "small":
+            name = f"e{rng.randrange(100)}.txt"
+            (corpus / name).write_text(rng.choice(["", "I: Vraag?\n", "R: Ja.\n"]), encoding="utf-8")
+            return f"small file {name}"
+        if kind == "unreadable":
+            name = f"b{rng.randrange(100)}.txt"
+            (corpus / name).write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
+            return f"unreadable file {name}"
+        return "nothing"
+
+    def edit(self) -> list[str]:
+        """One to three edits; the codebook is then written (its states are kept)."""
+        done = []
+        for _ in range(self.rng.choice([1, 1, 2, 3])):
+            r = self.rng.random()
+            if r < 0.55:
+                done.append(self.edit_book())
+            elif r < 0.85:
+                done.append(self.edit_corpus())
+            elif r < 0.93 and self.books:
+                self.book = copy.deepcopy(self.rng.choice(self.books))
+                done.append("the codebook of an earlier step")
+            else:
+                self.options = dict(self.rng.choice(OPTIONS))
+                if "chunk_bytes" not in self.options and self.rng.random() < 0.7:
+                    self.options.update(SMALL_CHUNKS)
+                done.append(f"options {self.options}")
+        self.books.append(copy.deepcopy(self.book))
+        self.book_path.write_text(yaml.safe_dump(self.book, allow_unicode=True, sort_keys=False),
+                                  encoding="utf-8")
+        return done
+
+    # -- runs ----------------------------------------------------------------------------
+
+    def step(self) -> tuple[list[str], list[str]]:
+        """Edit, code with and without the cache; return (edits, problems found)."""
+        from pipeline.errors import PipelineError
+        from pipeline.runner import RunOptions, code_corpus
+
+        edits = self.edit()
+        out, ref = self.work / self.rng.choice(["out", "out", "out2"]), self.work / "reference"
+        inputs = [str(self.corpus)]
+        if self.rng.random() < 0.2:  # files named one by one (no metadata then)
+            inputs = sorted(str(p) for p in self.corpus.iterdir() if p.name != "metadata.csv")
+        failed = None
+        if self.rng.random() < 0.75 or set(self.options) - set(CLI_OPTIONS):
+            try:
+                code_corpus(inputs, codebook=str(self.book_path), out_dir=str(out),
+                            options=RunOptions(progress=False, cache_dir=str(self.cache),
+                                               **self.options))
+                edits.append("in this process")
+            except PipelineError as exc:
+                failed = str(exc)
+        else:
+            argv = [sys.executable, "-m", "pipeline", "code", *inputs, "--codebook",
+                    str(self.book_path), "--out", str(out), "--cache-dir", str(self.cache), "-q"]
+            for name, value in self.options.items():
+                argv += [CLI_OPTIONS[name], str(value)]
+            done = subprocess.run(argv, cwd=self.work, capture_output=True, text=True, check=False)
+            edits.append("by the command line")
+            if done.returncode not in (0, 2):
+                failed = done.stderr.strip()
+        if failed is None:
+            got = json.loads((out / "manifest.json").read_text(encoding="utf-8"))["throughput"]
+            self.used_cache += bool(got.get("cache_hits") or got.get("chunks_taken")
+                                    or got.get("coded_files_taken"))
+        shutil.rmtree(ref, ignore_errors=True)
+        plain = {k: v for k, v in self.options.items() if k not in HOW}
+        done = subprocess.run([sys.executable, "-c", REFERENCE, json.dumps(plain),
+                               json.dumps(inputs), str(self.book_path), str(ref)],
+                              cwd=self.work, capture_output=True, text=True, check=False)
+        if failed is not None or done.returncode:
+            if failed is not None and done.returncode:  # both reject the codebook: undo it
+                self.books.pop()
+                self.book = copy.deepcopy(self.books[-1]) if self.books else self.book
+                return edits, []
+            return edits, [f"only one run failed: {failed or done.stderr.strip()[-500:]}"]
+        problems = differences(out, ref)
+        if problems:
+            keep = self.work / f"fail_{len(self.books)}"
+            shutil.copytree(self.corpus, keep / "corpus")
+            shutil.copy(self.book_path, keep / "codebook.yaml")
+            shutil.copytree(out, keep / "cached")
+            shutil.copytree(ref, keep / "reference")
+        return edits, problems
+
+
+def _utf8(path: Path) -> bool:
+    try:
+        path.read_text(encoding="utf-8")
+    except UnicodeError:
+        return False
+    return True
+
+
+def differences(out: Path, ref: Path) -> list[str]:
+    """What differs between two output folders: files (the manifest's counts only)."""
+    def files(folder: Path) -> list[str]:
+        return sorted(p.name for p in folder.iterdir()
+                      if p.is_file() and not p.name.startswith(".") and p.name != "manifest.json")
+
+    problems = []
+    if files(out) != files(ref):
+        problems.append(f"other files: {files(out)} / {files(ref)}")
+    for name in files(ref):
+        if (out / name).is_file() and (out / name).read_bytes() != (ref / name).read_bytes():
+            problems.append(f"{name} differs")
+    counts = [json.loads((folder / "manifest.json").read_text(encoding="utf-8")).get("counts")
+              for folder in (out, ref)]
+    if counts[0] != counts[1]:
+        problems.append(f"counts {counts[0]} / {counts[1]}")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--work", default="/tmp/recode-fuzz")
+    args = parser.parse_args(argv)
+    fuzz = RecodeFuzz(args.seed, Path(args.work))
+    failures = 0
+    for k in range(args.steps):
+        edits, problems = fuzz.step()
+        failures += bool(problems)
+        print(f"step {k}: {'; '.join(edits)}: {'FAILED ' + str(problems) if problems else 'same'}",
+              flush=True)
+    print(f"{failures} of {args.steps} steps differed; {fuzz.used_cache} took from the cache")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
