@@ -4,9 +4,10 @@ Every step edits the codebook (words added or removed, weights, windows, thresho
 patterns, vocab lists, negation cues, rule and code ids, deleted rules, an earlier state
 restored), the corpus (a word changed, a turn appended, files deleted, restored, copied,
 renamed, touched, re-encoded as cp1252, small or unreadable files added, a survey answer
-or a metadata language changed) or the run's options (chunk and part sizes, unit, forced
-language, speakers, ``--jobs 2``, ``--engine dask``, the DocBin cache, the inputs as a file
-list). Then it codes the corpus twice:
+or a metadata language changed), the cache (a file truncated, overwritten or deleted) or
+the run's options (chunk and part sizes, unit, forced language, speakers, ``--jobs 2``,
+``--engine dask``, the DocBin cache, the inputs as a file list). Then it codes the corpus
+twice:
 
 - with the cache, one cache folder for every step and output folders taking turns:
   mostly in this process (so the process's memos live across the edits, as in a
@@ -253,6 +254,22 @@ class RecodeFuzz:
             return f"unreadable file {name}"
         return "nothing"
 
+    def damage_cache(self) -> str:
+        """A cache file truncated, overwritten with garbage or deleted (a run must rebuild
+        what it cannot read, and give the same files)."""
+        files = sorted(p for p in self.cache.rglob("*") if p.is_file())
+        if not files:
+            return "nothing"
+        path = self.rng.choice(files)
+        how = self.rng.choice(["truncated", "garbage", "deleted"])
+        if how == "deleted":
+            path.unlink()
+        elif how == "truncated":
+            path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
+        else:
+            path.write_bytes(b"garbage" * self.rng.randint(0, 20))
+        return f"cache file {path.relative_to(self.cache)} {how}"
+
     def edit(self) -> list[str]:
         """One to three edits; the codebook is then written (its states are kept)."""
         done = []
@@ -262,7 +279,9 @@ class RecodeFuzz:
                 done.append(self.edit_book())
             elif r < 0.85:
                 done.append(self.edit_corpus())
-            elif r < 0.93 and self.books:
+            elif r < 0.89 and self.cache.is_dir():
+                done.append(self.damage_cache())
+            elif r < 0.95 and self.books:
                 self.book = copy.deepcopy(self.rng.choice(self.books))
                 done.append("the codebook of an earlier step")
             else:
