@@ -14,6 +14,9 @@ twice:
   notebook), sometimes through the command line;
 - without the cache, in a new process, on one job (the reference).
 
+One step in ten also starts another run at the same time, on the same cache folder, of an
+earlier state of the codebook, and checks it the same way.
+
 Every output file but the manifest must be byte-identical, the manifests' counts equal,
 and a codebook one run rejects the other must reject too. A failing step's corpus,
 codebook and both outputs are kept in ``<work>/fail_<step>``.
@@ -40,12 +43,16 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 LISTS = ("terms", "globs", "phrases", "a", "b")
 ABSENT = ["zzqx", "plofkip", "qwertyuiop", "nergenswoord"]
+# a run in a new process: without the cache, or with the cache folder given as argv[5]
 REFERENCE = """
 import json, sys
 from pipeline.runner import RunOptions, code_corpus
+cache = sys.argv[5] if len(sys.argv) > 5 else None
 code_corpus(json.loads(sys.argv[2]), codebook=sys.argv[3], out_dir=sys.argv[4],
-            options=RunOptions(progress=False, cache=False, **json.loads(sys.argv[1])))
+            options=RunOptions(progress=False, cache=cache is not None, cache_dir=cache,
+                               **json.loads(sys.argv[1])))
 """
+PEER_SHARE = 0.1   # steps with a second run at the same time, on the same cache
 SMALL_CHUNKS = {"chunk_bytes": 40_000}   # several chunks of the sample corpus, not one
 OPTIONS: list[dict[str, Any]] = [
     {}, {"chunk_bytes": 80_000, "part_bytes": 5_000},
@@ -307,6 +314,19 @@ class RecodeFuzz:
         if self.rng.random() < 0.2:  # files named one by one (no metadata then)
             inputs = sorted(str(p) for p in self.corpus.iterdir() if p.name != "metadata.csv")
         failed = None
+        peer = None
+        if len(self.books) > 1 and self.rng.random() < PEER_SHARE:
+            # another run at the same time, on the same cache, of an earlier codebook
+            peer_book = self.work / "peer.yaml"
+            peer_book.write_text(yaml.safe_dump(self.rng.choice(self.books[:-1]),
+                                                allow_unicode=True, sort_keys=False),
+                                 encoding="utf-8")
+            shutil.rmtree(self.work / "peer", ignore_errors=True)
+            peer = subprocess.Popen(
+                [sys.executable, "-c", REFERENCE, json.dumps(self.options), json.dumps(inputs),
+                 str(peer_book), str(self.work / "peer"), str(self.cache)],
+                cwd=self.work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            edits.append("another run at the same time")
         if self.rng.random() < 0.75 or set(self.options) - set(CLI_OPTIONS):
             try:
                 code_corpus(inputs, codebook=str(self.book_path), out_dir=str(out),
@@ -340,6 +360,8 @@ class RecodeFuzz:
                 return edits, []
             return edits, [f"only one run failed: {failed or done.stderr.strip()[-500:]}"]
         problems = differences(out, ref)
+        if peer is not None:
+            problems += self._peer_problems(peer, inputs)
         if problems:
             keep = self.work / f"fail_{len(self.books)}"
             shutil.copytree(self.corpus, keep / "corpus")
@@ -347,6 +369,22 @@ class RecodeFuzz:
             shutil.copytree(out, keep / "cached")
             shutil.copytree(ref, keep / "reference")
         return edits, problems
+
+
+    def _peer_problems(self, peer: subprocess.Popen, inputs: list[str]) -> list[str]:
+        """What differs between the concurrent run and a run of its codebook without the cache."""
+        _, err = peer.communicate()
+        plain = {k: v for k, v in self.options.items() if k not in HOW}
+        ref = self.work / "peer-reference"
+        shutil.rmtree(ref, ignore_errors=True)
+        done = subprocess.run([sys.executable, "-c", REFERENCE, json.dumps(plain),
+                               json.dumps(inputs), str(self.work / "peer.yaml"), str(ref)],
+                              cwd=self.work, capture_output=True, text=True, check=False)
+        if peer.returncode or done.returncode:
+            if peer.returncode and done.returncode:
+                return []
+            return [f"concurrent run: only one failed: {err.strip()[-300:]} / {done.stderr[-300:]}"]
+        return [f"concurrent run: {p}" for p in differences(self.work / "peer", ref)]
 
 
 def _utf8(path: Path) -> bool:
