@@ -116,7 +116,7 @@ class RecodeFuzz:
         rng, book, rules = self.rng, self.book, self.rules()
         kind = rng.choice(["add", "add", "add", "remove", "weight", "threshold", "window",
                            "pattern", "vocab", "opening", "count", "delete", "rename_rule",
-                           "rename_code", "cue", "scope", "same"])
+                           "rename_code", "cue", "scope", "negation_scope", "same"])
         if kind in ("add", "remove"):
             code, lang, rule, field = rng.choice([(c, la, r, f) for c, la, r in rules
                                                   for f in LISTS if isinstance(r.get(f), list)])
@@ -173,6 +173,11 @@ class RecodeFuzz:
             code = rng.choice([c for c in _codes(book["codes"]) if not c.get("children")])
             code["id"] += "_x"
             return f"code renamed {code['id']}"
+        if kind == "negation_scope":
+            settings = book["settings"]
+            settings["negation_scope"] = rng.choice(["window", "clause"])
+            settings["negation_window"] = rng.choice([3, 5, 8])
+            return f"negation {settings['negation_scope']}, window {settings['negation_window']}"
         if kind == "cue":
             cues = book["settings"]["negation_cues"][rng.choice(["nl", "en"])]
             if rng.random() < 0.5 and len(cues) > 2:
@@ -181,7 +186,7 @@ class RecodeFuzz:
             return f"negation cue added: {cues[-1]!r}"
         if kind == "scope":
             rule = rng.choice([r for _, _, r in rules if r.get("kind") == "exclude"])
-            rule["scope"] = rng.choice(["sentence", "unit"])
+            rule["scope"] = rng.choice(["match", "sentence", "segment"])
             return f"scope of {rule['id']}: {rule['scope']}"
         return "the YAML written again"
 
@@ -355,6 +360,7 @@ class RecodeFuzz:
                               cwd=self.work, capture_output=True, text=True, check=False)
         if failed is not None or done.returncode:
             if failed is not None and done.returncode:  # both reject the codebook: undo it
+                edits.append("both runs rejected it")
                 self.books.pop()
                 self.book = copy.deepcopy(self.books[-1]) if self.books else self.book
                 return edits, []
