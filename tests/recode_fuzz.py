@@ -74,12 +74,12 @@ def _codes(codes: list[dict]):  # noqa: ANN202
 class RecodeFuzz:
     """A corpus, a codebook and a cache folder in ``work``, edited and coded step by step."""
 
-    def __init__(self, seed: int, work: Path) -> None:
+    def __init__(self, seed: int, work: Path, corpus: Path | None = None) -> None:
         self.rng = random.Random(seed)
         self.work = Path(work)
         shutil.rmtree(self.work, ignore_errors=True)
         self.corpus, self.trash = self.work / "corpus", self.work / "trash"
-        shutil.copytree(REPO / "data" / "raw", self.corpus)
+        shutil.copytree(corpus or REPO / "data" / "raw", self.corpus)
         (self.corpus / "README.md").unlink(missing_ok=True)
         self.trash.mkdir()
         self.book_path, self.cache = self.work / "codebook.yaml", self.work / "cache"
@@ -231,15 +231,18 @@ class RecodeFuzz:
                 lines[k] = f"{lines[k][:at]}{self.word()} {lines[k][at:]}"
                 path.write_text("\n".join(lines), encoding="utf-8")
                 return f"survey answer {k} changed"
-        if kind == "metadata":
+        if kind == "metadata" and (corpus / "metadata.csv").exists():
             path = corpus / "metadata.csv"
             lines = path.read_text(encoding="utf-8").split("\n")
+            column = lines[0].split(",").index("language") if "language" in lines[0] else -1
+            if column < 0 or len([x for x in lines if x]) < 2:
+                return "nothing"
             k = rng.randrange(1, len([x for x in lines if x]))
             cells = lines[k].split(",")
-            cells[5] = {"nl": "en"}.get(cells[5], "nl")
+            cells[column] = {"nl": "en"}.get(cells[column], "nl")
             lines[k] = ",".join(cells)
             path.write_text("\n".join(lines), encoding="utf-8")
-            return f"metadata: {cells[0]} is {cells[5]}"
+            return f"metadata: {cells[0]} is {cells[column]}"
         if kind == "rename" and files:
             path = rng.choice([p for p in files if p.suffix != ".csv"] or files)
             name = f"r{rng.randrange(100)}_{path.name}"
@@ -425,8 +428,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--work", default="/tmp/recode-fuzz")
+    parser.add_argument("--corpus", type=Path, default=None,
+                        help="folder of transcripts to start from (default: data/raw)")
     args = parser.parse_args(argv)
-    fuzz = RecodeFuzz(args.seed, Path(args.work))
+    fuzz = RecodeFuzz(args.seed, Path(args.work), args.corpus)
     failures = 0
     for k in range(args.steps):
         edits, problems = fuzz.step()
