@@ -222,15 +222,16 @@ class RecodeFuzz:
             name = f"x{rng.randrange(1000)}_{path.name}"
             shutil.copy(path, corpus / name)
             return f"{path.name} copied to {name}"
-        if kind == "survey" and (corpus / "survey_open_answers.csv").exists():
-            path = corpus / "survey_open_answers.csv"
+        surveys = [p for p in files if p.suffix == ".csv" and _utf8(p)]
+        if kind == "survey" and surveys:
+            path = rng.choice(surveys)
             lines = path.read_text(encoding="utf-8").split("\n")
-            k = rng.randrange(1, len(lines) - 1)
-            if lines[k].count('"') >= 2:
+            k = rng.randrange(1, len(lines) - 1) if len(lines) > 2 else 0
+            if k and lines[k].count('"') >= 2:
                 at = lines[k].index('"') + 1
                 lines[k] = f"{lines[k][:at]}{self.word()} {lines[k][at:]}"
                 path.write_text("\n".join(lines), encoding="utf-8")
-                return f"survey answer {k} changed"
+                return f"{path.name}: answer {k} changed"
         if kind == "metadata" and (corpus / "metadata.csv").exists():
             path = corpus / "metadata.csv"
             lines = path.read_text(encoding="utf-8").split("\n")
