@@ -357,6 +357,8 @@ class RecodeFuzz:
             got = json.loads((out / "manifest.json").read_text(encoding="utf-8"))["throughput"]
             self.used_cache += bool(got.get("cache_hits") or got.get("chunks_taken")
                                     or got.get("coded_files_taken"))
+            if got.get("cache_entries_pruned"):
+                edits.append(f"{got['cache_entries_pruned']} cache entries pruned")
         shutil.rmtree(ref, ignore_errors=True)
         plain = {k: v for k, v in self.options.items() if k not in HOW}
         done = subprocess.run([sys.executable, "-c", REFERENCE, json.dumps(plain),
@@ -431,7 +433,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", default="/tmp/recode-fuzz")
     parser.add_argument("--corpus", type=Path, default=None,
                         help="folder of transcripts to start from (default: data/raw)")
+    parser.add_argument("--prune-now", action="store_true",
+                        help="runs in this process prune the cache without its grace period "
+                             "(entries of keys the last runs did not use go at once); no "
+                             "concurrent runs then, as the grace period is what keeps theirs")
     args = parser.parse_args(argv)
+    if args.prune_now:
+        from pipeline import cache_prune
+
+        cache_prune.GRACE_S = 0.0
+        global PEER_SHARE  # noqa: PLW0603
+        PEER_SHARE = 0.0
     fuzz = RecodeFuzz(args.seed, Path(args.work), args.corpus)
     failures = 0
     for k in range(args.steps):
