@@ -145,7 +145,10 @@ class RecodeFuzz:
             return f"window of {rule['id']}: {rule['window']}"
         if kind == "pattern":
             rule = rng.choice([r for _, _, r in rules if r.get("kind") == "pattern"])
-            rule["patterns"].append([{"LOWER": t} for t in self.word().split()])
+            tokens = [{"LOWER": t} for t in self.word().split()]
+            if rng.random() < 0.2:  # one spaCy's Matcher rejects: both runs must reject it
+                tokens[0] = rng.choice([{"LOWERR": "x"}, {"LOWER": {"IN": "x"}}, {"OP": "!!"}])
+            rule["patterns"].append(tokens)
             return f"pattern added to {rule['id']}: {rule['patterns'][-1]}"
         if kind == "vocab":
             name = rng.choice(sorted(book["vocab"]))
