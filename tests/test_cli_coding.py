@@ -110,6 +110,21 @@ def test_code_end_to_end(project):
     assert "ghost" in warnings and "survey" in warnings  # metadata warnings both ways
 
 
+def test_a_pilot_whose_one_match_gives_no_coding(tmp_path, repo_root):
+    # one weak match (weight 0.35, under the threshold): a first run with the cache
+    # used to end in a traceback (KeyError '_unit') while storing the empty codings
+    raw, out = tmp_path / "raw", tmp_path / "coded"
+    raw.mkdir()
+    (raw / "pilot.txt").write_text("I: Who are you?\nR: I teach maths at a secondary school.\n"
+                                   "I: How did it go?\nR: Honestly, we were quite passive "
+                                   "about it.\n", encoding="utf-8")
+    for _ in range(2):  # the first run stores the empty entry, the second reads it
+        assert main(["code", str(raw), "--out", str(out), "--codebook",
+                     str(repo_root / "codebook.yaml"), "--lang", "en", "--quiet"]) == 0
+        assert len(pd.read_parquet(out / "matches.parquet")) == 1
+        assert len(pd.read_parquet(out / "codings.parquet")) == 0
+
+
 def test_rerun_is_identical(project):
     raw, cb = project / "raw", str(project / "codebook.yaml")
     main(["code", str(raw), "--out", str(project / "a"), "--codebook", cb, "--quiet"])
