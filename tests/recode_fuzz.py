@@ -94,6 +94,7 @@ class RecodeFuzz:
         self.frequent = sorted(w for w, n in counts.items() if n >= 20)
         self.rare = sorted(w for w, n in counts.items() if n <= 2 and len(w) > 3)
         self.used_cache = 0   # steps whose cached run took something from the cache
+        self.steps = 0        # steps done
 
     # -- edits ---------------------------------------------------------------------------
 
@@ -367,24 +368,25 @@ class RecodeFuzz:
         done = subprocess.run([sys.executable, "-c", REFERENCE, json.dumps(plain),
                                json.dumps(inputs), str(self.book_path), str(ref)],
                               cwd=self.work, capture_output=True, text=True, check=False)
+        # the concurrent run is checked (and waited for) whatever the two runs did
+        peer_problems = self._peer_problems(peer, inputs) if peer is not None else []
+        self.steps += 1
         if failed is not None or done.returncode:
             if failed is not None and done.returncode:  # both reject the codebook: undo it
                 edits.append("both runs rejected it")
                 self.books.pop()
                 self.book = copy.deepcopy(self.books[-1]) if self.books else self.book
-                return edits, []
-            return edits, [f"only one run failed: {failed or done.stderr.strip()[-500:]}"]
-        problems = differences(out, ref)
-        if peer is not None:
-            problems += self._peer_problems(peer, inputs)
+                return edits, peer_problems
+            return edits, [f"only one run failed: {failed or done.stderr.strip()[-500:]}",
+                           *peer_problems]
+        problems = differences(out, ref) + peer_problems
         if problems:
-            keep = self.work / f"fail_{len(self.books)}"
+            keep = self.work / f"fail_{self.steps - 1}"
             shutil.copytree(self.corpus, keep / "corpus")
             shutil.copy(self.book_path, keep / "codebook.yaml")
             shutil.copytree(out, keep / "cached")
             shutil.copytree(ref, keep / "reference")
         return edits, problems
-
 
     def _peer_problems(self, peer: subprocess.Popen, inputs: list[str]) -> list[str]:
         """What differs between the concurrent run and a run of its codebook without the cache."""

@@ -168,8 +168,8 @@ def test_threshold_change_reaggregates_every_code(corpus, aggregated):
 
 
 def test_a_chunk_whose_matches_give_no_coding_is_stored_and_recoded(corpus):
-    # every chunk has matches and, above this threshold, no coding: its entry is an
-    # empty table (this used to fail the run with a KeyError while writing it)
+    # every rule weighs less than this threshold: the chunks' matches give no coding and
+    # their entries are empty tables (this used to fail the run with a KeyError)
     above = (BOOK.replace("settings: {default_lang: nl}",
                           "settings: {default_lang: nl, threshold: 0.9}")
              .replace("{kind: phrase", "{weight: 0.4, kind: phrase")
