@@ -390,14 +390,15 @@ def _read_and_segment(task: ChunkTask, ctx: RunContext, book, lap):  # noqa: ANN
     return documents, segments, errors, present, failed
 
 
-def task_key(task: ChunkTask, ctx: RunContext, book) -> str | None:  # noqa: ANN001
-    """The chunk-cache key of a chunk (``chunk_cache.chunk_key``; None: a file is unreadable)."""
+def task_key(task: ChunkTask, ctx: RunContext, book, memo=None) -> str | None:  # noqa: ANN001
+    """The chunk-cache key of a chunk (``chunk_cache.chunk_key``; None: a file is unreadable;
+    ``memo``: a ``digest_memo.DigestMemo`` of the files' digests)."""
     from pipeline.chunk_cache import chunk_key
 
     settings = _key_settings(ctx, book)
     if task.part is not None:
         settings["part"] = list(task.part)
-    return chunk_key(task.files, settings)
+    return chunk_key(task.files, settings, memo)
 
 
 def _key_settings(ctx: RunContext, book) -> dict[str, Any]:  # noqa: ANN001

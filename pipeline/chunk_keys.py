@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
@@ -24,7 +25,8 @@ if TYPE_CHECKING:
     from pipeline.chunk_cache import ChunkEntry
 
 
-def chunk_key(files: list[tuple[int, str, str]], settings: dict[str, Any]) -> str | None:
+def chunk_key(files: list[tuple[int, str, str]], settings: dict[str, Any],
+              memo=None) -> str | None:  # noqa: ANN001
     """Key of a chunk: its files' positions, paths as shown and bytes + the run's settings.
 
     A file found in an input folder is keyed by its path below that folder, not by
@@ -37,6 +39,7 @@ def chunk_key(files: list[tuple[int, str, str]], settings: dict[str, Any]) -> st
     Args:
         files: (position in path order, path, path as shown) of the chunk's files.
         settings: JSON-able values of everything else that shapes ingest/segment.
+        memo: a ``digest_memo.DigestMemo``: the files' digests it knows are not hashed.
 
     Returns:
         A hex digest; None when a file cannot be read (the normal path reports it).
@@ -45,7 +48,7 @@ def chunk_key(files: list[tuple[int, str, str]], settings: dict[str, Any]) -> st
     versions = [*_versions(), _source_digest()]
     h.update(json.dumps([versions, settings], sort_keys=True, default=str).encode("utf-8"))
     for pos, path, shown in files:
-        got = _file_digest(path)
+        got = _file_digest(path, memo)
         if got is None:
             return None
         # ``rooted`` as ``ingest.assign_doc_ids`` tells (ids of files sharing a stem)
@@ -95,24 +98,34 @@ def relocated(entry: ChunkEntry, given: list[str]) -> ChunkEntry | None:
 _DIGESTS: dict[tuple, tuple[int, bytes]] = {}  # (path, stat) -> (size, sha256) in this process
 
 
-def _file_digest(path: str) -> tuple[int, bytes] | None:
+def _file_digest(path: str, memo=None) -> tuple[int, bytes] | None:  # noqa: ANN001
     """(size, sha256 digest) of a file's bytes; None when it cannot be read.
 
     Kept per path, size, change times and inode, so that the parts of a large
     file (``chunk_parts``: each has a key, computed by the runner and again by the
-    worker) hash it once per process; a file written since has another time.
+    worker) hash it once per process; a file written since has another time. Across
+    runs, ``memo`` (a ``digest_memo.DigestMemo``) keeps them.
     """
+    from pipeline.digest_memo import hash_file
+
     try:
         st = os.stat(path)
-        memo = (path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-        got = _DIGESTS.get(memo)
+        memo_key = (path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+        got = _DIGESTS.get(memo_key)
         if got is None:
-            data = Path(path).read_bytes()
-            got = (len(data), hashlib.sha256(data).digest())
+            known = memo.lookup(path) if memo is not None else None
+            if known is not None:
+                got = (st.st_size, bytes.fromhex(known))
+            else:
+                started = time.time_ns()
+                hexdigest, size = hash_file(path)
+                got = (size, bytes.fromhex(hexdigest))
+                if memo is not None:
+                    memo.remember(path, started)
             if len(_DIGESTS) > 4096:
                 _DIGESTS.clear()
-            if len(data) == st.st_size:  # not written while it was read
-                _DIGESTS[memo] = got
+            if got[0] == st.st_size:  # not written while it was read
+                _DIGESTS[memo_key] = got
         return got
     except OSError:
         return None

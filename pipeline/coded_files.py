@@ -103,8 +103,9 @@ class Found:
 class CodedFiles:
     """Entries in ``<folder>/coded-v1``; a None folder disables it."""
 
-    def __init__(self, folder: str | Path | None) -> None:
+    def __init__(self, folder: str | Path | None, memo=None) -> None:  # noqa: ANN001
         self.cache_dir = Path(folder) if folder is not None else None
+        self.memo = memo   # a ``digest_memo.DigestMemo`` of the entries' files (None: none)
         self.folder = self.cache_dir / SUBDIR if self.cache_dir is not None else None
         # what the last ``find`` saw: entries whose state only lacks added items that
         # some chunk may hold (``coded_slices``), and the chunks' words it read
@@ -153,7 +154,7 @@ class CodedFiles:
                 if may_occur(book, added, words):
                     self.near.append((path, meta, added))
                     continue
-            got = fetch_files(path, meta, dest)
+            got = fetch_files(path, meta, dest, self.memo)
             if got is not None:
                 return Found(got[0], got[1], meta["counts"], added)
         return None
@@ -165,7 +166,7 @@ class CodedFiles:
 
         return coded_slices.find(
             self.near, book, lambda k, langs: self._chunk_words(chunk_keys[k], langs),
-            len(chunk_keys), dest)
+            len(chunk_keys), dest, self.memo)
 
     def _chunk_words(self, key: str, langs: list[str]) -> set[str] | None:
         """``chunk_words``, read once per chunk."""
@@ -342,10 +343,11 @@ def may_occur(book, added: dict[str, tuple[str, ...]], words: set[str]) -> bool:
                for lang, items in added.items() if items)
 
 
-def fetch_files(path: Path, meta: dict, dest: Path,
+def fetch_files(path: Path, meta: dict, dest: Path, memo=None,  # noqa: ANN001
                 ) -> tuple[dict[str, Path], dict[str, str]] | None:
     """Link (or copy) the entry's files into ``dest`` and check them (as
-    ``table_cache.TableCache.fetch``); None (nothing left behind) when one is damaged."""
+    ``table_cache.TableCache.fetch``, ``memo`` too); None (nothing left behind) when one
+    is damaged."""
     from pipeline.store import file_digests
 
     out: dict[str, Path] = {}
@@ -361,7 +363,8 @@ def fetch_files(path: Path, meta: dict, dest: Path,
                 shutil.copyfile(path / name, out[name])
             if out[name].stat().st_size != size:
                 raise ValueError(f"damaged {name}")
-        found = dict(zip(FILES, file_digests([out[name] for name in FILES])))
+        found = dict(zip(FILES, file_digests([out[name] for name in FILES], memo=memo,
+                                             ctime=False)))
         if any(found[name] != meta["files"][name][1] for name in FILES):
             raise ValueError("damaged")
     except (OSError, ValueError, KeyError, TypeError):

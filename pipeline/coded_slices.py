@@ -117,7 +117,7 @@ class Slices:
 
 
 def find(entries: list[tuple[Path, dict, dict]], book, words_of, n_chunks: int,  # noqa: ANN001
-         dest: Path) -> Slices | None:
+         dest: Path, memo=None) -> Slices | None:
     """The newest entry of which some chunks' rows are this run's.
 
     Args:
@@ -129,6 +129,7 @@ def find(entries: list[tuple[Path, dict, dict]], book, words_of, n_chunks: int, 
             are not known for those languages.
         n_chunks: the run's number of chunks.
         dest: a folder of the run for the links to the entry's files.
+        memo: the run's ``digest_memo.DigestMemo`` (``coded_files.fetch_files``).
 
     Returns:
         The entry's files (linked and checked) and its chunks where no added item can
@@ -151,7 +152,7 @@ def find(entries: list[tuple[Path, dict, dict]], book, words_of, n_chunks: int, 
                 free[k] = info
         if not free:
             continue
-        got = fetch_files(path, meta, dest)  # checked links: pruning the entry cannot take them
+        got = fetch_files(path, meta, dest, memo)  # checked links: pruning the entry cannot take them
         if got is None:
             continue
         try:

@@ -287,6 +287,7 @@ def code_corpus(inputs: Sequence[str | Path], *, codebook: str | Path, out_dir: 
                                      {**tables.cache.digests, **(coded.digests if coded else {})})
             if coded is None and opts.method == "rules":
                 _store_coded(ctx, book, run, writer, Path(out_dir), manifest["outputs"])
+            tables.cache.memo.save()
         finally:
             writer.close()
             chunk_parts.forget()  # a run that stopped between a file's parts
@@ -317,7 +318,7 @@ def _coded(tables: table_cache.RunTables, tasks: list[ChunkTask], ctx: RunContex
     if tables.files is None or opts.method != "rules" or not tasks:
         return None, None
     keys = [task.key for task in tasks]
-    store = coded_files.CodedFiles(ctx.cache_dir)
+    store = coded_files.CodedFiles(ctx.cache_dir, tables.cache.memo)
     found = store.find(table_cache.tables_key(keys), book, keys, dest)
     return found, (store.slices(book, keys, dest / "slices") if found is None else None)
 

@@ -61,8 +61,12 @@ class TableCache:
     """Entries in ``<folder>/tables-v1``; a None folder disables it."""
 
     def __init__(self, folder: str | Path | None) -> None:
+        from pipeline.digest_memo import DigestMemo
+
         self.folder = Path(folder) / SUBDIR if folder is not None else None
         self.digests: dict[str, str] = {}   # file name -> sha256 of the last fetch's files
+        # the run's memo of file digests (inputs and entries; the runner saves it)
+        self.memo = DigestMemo(folder)
 
     def _path(self, key: str) -> Path:
         assert self.folder is not None
@@ -100,8 +104,9 @@ class TableCache:
                     out[name].write_bytes((path / name).read_bytes())
                 if out[name].stat().st_size != size:
                     raise ValueError(f"damaged {name}")
-            # the files handed on are the files checked (hashed on two threads)
-            found = file_digests([out[name] for name in FILES])
+            # the files handed on are the files checked (hashed on two threads, unless
+            # the memo knows them: the entry's files, unchanged since)
+            found = file_digests([out[name] for name in FILES], memo=self.memo, ctime=False)
             for name, digest in zip(FILES, found):
                 if digest != meta[name][1]:
                     raise ValueError(f"damaged {name}")
@@ -178,13 +183,14 @@ def prepare(tasks: list, ctx, book, *, engine: str, dest: Path) -> RunTables:  #
     tables = RunTables(TableCache(ctx.cache_dir))
     if ctx.cache_dir is None or engine != "local" or not tasks:
         return tables
-    tasks[0].key = task_key(tasks[0], ctx, book)  # sets the run-wide parts of the key once
+    memo = tables.cache.memo  # the digests of input files unchanged since an earlier run
+    tasks[0].key = task_key(tasks[0], ctx, book, memo)  # sets the run-wide parts once
     if len(tasks) > 1:
         # two threads: most of a key is sha256 of the files' bytes, which releases the GIL
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
-            for task, key in zip(tasks[1:], pool.map(lambda t: task_key(t, ctx, book),
+            for task, key in zip(tasks[1:], pool.map(lambda t: task_key(t, ctx, book, memo),
                                                      tasks[1:])):
                 task.key = key
     tables.files = tables.cache.fetch(tables_key([task.key for task in tasks]), dest)

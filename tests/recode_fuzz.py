@@ -4,7 +4,8 @@ Every step edits the codebook (words added or removed, weights, windows, thresho
 patterns, vocab lists, negation cues, rule and code ids, deleted rules, an earlier state
 restored), the corpus (a word changed, a turn appended, files deleted, restored, copied,
 renamed, touched, re-encoded as cp1252, small or unreadable files added, a survey answer
-or a metadata language changed), the cache (a file truncated, overwritten or deleted) or
+or a metadata language changed; a word changed for one as long with the file's times set back),
+the cache (a file truncated, overwritten, deleted or one byte changed in place) or
 the run's options (chunk and part sizes, unit, forced language, speakers, ``--jobs 2``,
 ``--engine dask``, the DocBin cache, the inputs as a file list). Then it codes the corpus
 twice:
@@ -14,6 +15,8 @@ twice:
   notebook), sometimes through the command line;
 - without the cache, in a new process, on one job (the reference).
 
+Every other step first dates all files of the corpus and the cache 10 s back, so that the
+runs remember the digests of what they read (``digest_memo``) and later steps take them.
 One step in ten also starts another run at the same time, on the same cache folder, of an
 earlier state of the codebook, and checks it the same way.
 
@@ -30,6 +33,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import random
 import re
 import shutil
@@ -53,6 +57,8 @@ code_corpus(json.loads(sys.argv[2]), codebook=sys.argv[3], out_dir=sys.argv[4],
                                **json.loads(sys.argv[1])))
 """
 PEER_SHARE = 0.1   # steps with a second run at the same time, on the same cache
+AGE_SHARE = 0.5    # steps that date every file back first (``RecodeFuzz.age``)
+AGE_S = 10
 SMALL_CHUNKS = {"chunk_bytes": 40_000}   # several chunks of the sample corpus, not one
 OPTIONS: list[dict[str, Any]] = [
     {}, {"chunk_bytes": 80_000, "part_bytes": 5_000},
@@ -199,14 +205,24 @@ class RecodeFuzz:
         files = sorted(p for p in corpus.iterdir() if p.name != "metadata.csv")
         texts = [p for p in files if p.suffix in (".txt", ".md") and _utf8(p)]
         kind = rng.choice(["edit", "edit", "append", "delete", "restore", "copy", "survey",
-                           "metadata", "rename", "touch", "cp1252", "small", "unreadable"])
-        if kind == "edit" and texts:
+                           "metadata", "rename", "touch", "cp1252", "small", "unreadable",
+                           "same size"])
+        if kind in ("edit", "same size") and texts:
             path = rng.choice(texts)
             text = path.read_text(encoding="utf-8")
             words = list(re.finditer(r"[a-zA-Z]{4,}", text))
             if words:
                 m, new = rng.choice(words), self.word()
+                if kind == "same size":  # as long, and the file's times set back after
+                    new = "".join(c for c in new if c.isascii() and c.isalpha()) or "q"
+                    new = (new * len(m.group()))[:len(m.group())].swapcase()
+                    if new == m.group():
+                        return "nothing"
+                before = path.stat()
                 path.write_text(text[:m.start()] + new + text[m.end():], encoding="utf-8")
+                if kind == "same size":  # only the change time tells (``digest_memo``)
+                    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+                    return f"{path.name}: {m.group()!r} -> {new!r}, its time kept"
                 return f"{path.name}: {m.group()!r} -> {new!r}"
         if kind == "append" and texts:
             path = rng.choice(texts)
@@ -274,6 +290,21 @@ class RecodeFuzz:
             return f"unreadable file {name}"
         return "nothing"
 
+    def age(self) -> None:
+        """Every file of the corpus and the cache dated ``AGE_S`` back (their order kept):
+        as if the step came a while after the last one, so that the runs remember the
+        digests of the files they read (``digest_memo`` skips files written in the last
+        2 s) and later steps take them; the edits after it give their files new times."""
+        for folder in (self.corpus, self.cache):
+            for path in folder.rglob("*"):
+                try:
+                    st = path.stat()
+                    if path.is_file():
+                        os.utime(path, ns=(st.st_atime_ns - AGE_S * 10**9,
+                                           st.st_mtime_ns - AGE_S * 10**9))
+                except OSError:  # deleted meanwhile (a peer run's temp file)
+                    continue
+
     def damage_cache(self) -> str:
         """A cache file truncated, overwritten with garbage or deleted (a run must rebuild
         what it cannot read, and give the same files)."""
@@ -281,11 +312,20 @@ class RecodeFuzz:
         if not files:
             return "nothing"
         path = self.rng.choice(files)
-        how = self.rng.choice(["truncated", "garbage", "deleted"])
+        how = self.rng.choice(["truncated", "garbage", "deleted", "flipped"])
         if how == "deleted":
             path.unlink()
         elif how == "truncated":
             path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
+        elif how == "flipped":  # one byte, in place: same size, same inode, a new time
+            size = path.stat().st_size
+            if not size:
+                return "nothing"
+            with open(path, "r+b") as fh:
+                fh.seek(self.rng.randrange(size))
+                byte = fh.read(1)
+                fh.seek(-1, 1)
+                fh.write(bytes([byte[0] ^ 0x20]))
         else:
             path.write_bytes(b"garbage" * self.rng.randint(0, 20))
         return f"cache file {path.relative_to(self.cache)} {how}"
@@ -321,7 +361,10 @@ class RecodeFuzz:
         from pipeline.errors import PipelineError
         from pipeline.runner import RunOptions, code_corpus
 
-        edits = self.edit()
+        aged = self.rng.random() < AGE_SHARE
+        if aged:  # time passes: the digest memo remembers the files the runs read
+            self.age()
+        edits = (["files dated back"] if aged else []) + self.edit()
         out, ref = self.work / self.rng.choice(["out", "out", "out2"]), self.work / "reference"
         inputs = [str(self.corpus)]
         if self.rng.random() < 0.2:  # files named one by one (no metadata then)

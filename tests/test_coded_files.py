@@ -349,3 +349,50 @@ def test_inputs_given_by_another_path_take_the_stored_work(corpus, coded, monkey
         assert _digest(corpus / "cached") == _digest(corpus / "fresh")
     assert len(list((corpus / "cached" / ".cache" / "chunks-v2").glob("*/*"))) == \
         res.manifest["throughput"]["chunks"]  # one entry per chunk, whatever the paths
+
+
+def _date_back(paths):
+    then = __import__("time").time_ns() - 3600 * 10**9
+    for path in paths:
+        os.utime(path, ns=(then, then))
+
+
+def test_unchanged_inputs_and_entries_are_not_read_again(corpus, monkeypatch):
+    """The digest memo (``digest_memo``): inputs and entries hashed once they are old
+    enough, then not read for the keys and checks; a changed entry is still a miss."""
+    from pipeline import digest_memo
+
+    inputs = sorted((corpus / "raw").iterdir())
+    _date_back(inputs)  # written long before the run
+    inputs = [p for p in inputs if p.name != "metadata.csv"]  # read as a table, not hashed
+    read: list[str] = []
+    original = digest_memo.hash_file
+    monkeypatch.setattr(digest_memo, "hash_file",
+                        lambda path: read.append(Path(path).name) or original(path))
+    _run(corpus, "cached", BOOK)
+    assert {p.name for p in inputs} <= set(read)
+    cache = corpus / "cached" / ".cache"
+    stored = [p for sub in ("tables-v1", SUBDIR) for p in (cache / sub).rglob("*")
+              if p.is_file() and p.name != "meta.json"]
+    assert len(stored) == 6
+    _date_back(stored)  # as if the next run came a while later
+    read.clear()
+    _run(corpus, "cached", BOOK)  # the entries are checked by reading them, once
+    assert not {p.name for p in inputs} & set(read)
+    assert sum(name.endswith(".staged") and not name.startswith("errors") for name in read) == 6
+    read.clear()
+    res = _run(corpus, "cached", BOOK)
+    assert read == ["errors.csv.staged"]  # the one output the run wrote
+    assert res.manifest["throughput"]["coded_files_taken"]
+    _same_as_fresh(corpus, BOOK)
+    # an entry changed in place (same size, a new time) is a miss: coded again
+    entry = next(p for p in stored if p.name == "codings.csv")
+    data = bytearray(entry.read_bytes())
+    data[-2] ^= 1
+    os.unlink(corpus / "cached" / "codings.csv")  # the output, a link to it
+    entry.write_bytes(bytes(data))
+    read.clear()
+    res = _run(corpus, "cached", BOOK)
+    assert "codings.csv.staged" in read
+    assert not res.manifest["throughput"]["coded_files_taken"]
+    _same_as_fresh(corpus, BOOK)
