@@ -268,6 +268,7 @@ def _process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
     if task.reuse and key is not None:
         entry = chunks.load(key, vocab_of, REUSE_COLUMNS, tokens=False)
         if entry is not None and relocated(entry, given) is not None:
+            _stored_ids(entry, stats)
             return _uncoded(task, entry, key, stats, lap)
     if entry is None:
         entry = chunks.load(key, vocab_of, SLIM_COLUMNS if task.slim else None)
@@ -282,6 +283,7 @@ def _process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
         documents, segments, errors = entry.documents, entry.segments, entry.errors
         present, failed = entry.present, entry.failed
         doc_langs = entry.stats.get("doc_langs") if task.part is not None else None
+        _stored_ids(entry, stats)
         lap("ingest")
         lap("segment")
     else:
@@ -310,12 +312,22 @@ def _process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
               if task.part is None else frozenset(segments[C.DOC_ID].unique().tolist()))
     parsed = None
     if entry is None and key is not None:
+        from pipeline.segment_ids import summary
+
+        # what the runner's check of segment ids across chunks needs, kept in the entry
+        # (``_stored_ids``): a later run need not look at the ids of a stored chunk
+        ids = summary(segments)
+        if ids is not None:
+            stats["ids"] = ids
+
         def parsed(tokens: dict[int, list]) -> None:
             # the entry is encoded and written on the cache thread while this one codes
             # the chunk (saved after the coding, a large file's entry was written alone)
+            kept = {} if doc_langs is None else {"doc_langs": doc_langs}
+            if ids is not None:
+                kept["ids"] = ids
             _save_entry(chunks, key, book, ChunkEntry(
-                documents, segments, errors, present, failed,
-                {} if doc_langs is None else {"doc_langs": doc_langs}, tokens, {}, [], given))
+                documents, segments, errors, present, failed, kept, tokens, {}, [], given))
 
     coded = code_chunk(segments, book, cache, ctx.batch_size,
                        entry.tokens if entry is not None else None,
@@ -329,6 +341,15 @@ def _process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
                        pd.DataFrame(errors, columns=[*C.ERROR_COLUMNS, ORDER]),
                        present, failed, stats, coded.codings_csv,
                        segments_csv.result() if segments_csv is not None else None)
+
+
+def _stored_ids(entry, stats: dict[str, Any]) -> None:  # noqa: ANN001
+    """The summary of a stored chunk's segment ids (``segment_ids.summary``), if its
+    entry has one, into ``stats["ids"]`` (``run_stream`` checks it across chunks)."""
+    ids = entry.stats.get("ids")
+    if isinstance(ids, list) and len(ids) == 2 and all(
+            isinstance(part, list) and all(isinstance(v, str) for v in part) for part in ids):
+        stats["ids"] = (ids[0], ids[1])
 
 
 def _save_entry(chunks, key: str, book, entry) -> None:  # noqa: ANN001

@@ -93,9 +93,10 @@ class Slices:
     footers: dict[str, Any] = field(default_factory=dict)  # name -> read_footer of its file
 
     def part(self, name: str, k: int, folder: Path):  # noqa: ANN201 - a parts_stream.Part
-        """Chunk ``k``'s rows of table ``name`` as a Parquet part file in ``folder``
-        (with its CSV lines beside it for ``codings``), for ``PartWriter.adopt``."""
-        from pipeline.parquet_splice import Splicer, copy_bytes, read_footer
+        """Chunk ``k``'s rows of table ``name``, for ``PartWriter.adopt``: a part whose
+        file (``folder``) is written only if no stream splices the rows straight from the
+        entry's files (``GroupSlice``)."""
+        from pipeline.parquet_splice import group_rows, read_footer
         from pipeline.parts_stream import Part
 
         first, count = self.chunks[k][name]
@@ -103,17 +104,54 @@ class Slices:
         if name not in self.footers:  # parsed once, not once per chunk
             with open(source, "rb") as fh:
                 self.footers[name] = read_footer(fh, str(source))
-        dest = Path(folder) / f"{name}-{k:07d}.slice.parquet"
-        with open(dest, "wb", buffering=0) as fh:
-            splicer = Splicer(fh)
-            rows = splicer.append_groups(source, first, count, self.footers[name])
-            splicer.close()
+        rows = group_rows(self.footers[name][0], first, count, str(source))
+        csv = None
         if name == "codings":
             offset, size = self.chunks[k]["csv"]
-            with open(self.files[CSV_FILE], "rb") as src, open(dest.with_suffix(".csv"), "wb") as out:
-                copy_bytes(src, out, offset, size)
+            csv = (self.files[CSV_FILE], offset, size)
         schema = self.schemas[name]
-        return Part(str(dest), schema, rows, list(schema.names))
+        dest = Path(folder) / f"{name}-{k:07d}.slice.parquet"
+        return Part(str(dest), schema, rows, list(schema.names),
+                    slice=GroupSlice(source, first, count, self.footers[name], csv))
+
+
+@dataclass
+class GroupSlice:
+    """Row groups ``first`` .. ``first + count - 1`` of a Parquet file (its footer read),
+    and the byte range of their CSV lines (``csv``: file, offset, size; None: no CSV)."""
+
+    source: Path
+    first: int
+    count: int
+    footer: Any
+    csv: tuple[Path, int, int] | None = None
+
+    def splice(self, splicer) -> None:  # noqa: ANN001 - a parquet_splice.Splicer
+        """Copy the row groups to the end of ``splicer``'s file."""
+        splicer.append_groups(self.source, self.first, self.count, self.footer)
+
+    def copy_csv(self, out) -> int:  # noqa: ANN001 - a binary file
+        """Copy the CSV lines to ``out``; their size."""
+        from pipeline.parquet_splice import copy_bytes
+
+        if self.csv is None:
+            return 0
+        path, offset, size = self.csv
+        with open(path, "rb") as src:
+            copy_bytes(src, out, offset, size)
+        return size
+
+    def write(self, dest: Path) -> None:
+        """The part's own Parquet file ``dest`` (with its CSV lines beside it, if any)."""
+        from pipeline.parquet_splice import Splicer
+
+        with open(dest, "wb", buffering=0) as fh:
+            splicer = Splicer(fh)
+            self.splice(splicer)
+            splicer.close()
+        if self.csv is not None:
+            with open(dest.with_suffix(".csv"), "wb") as out:
+                self.copy_csv(out)
 
 
 def find(entries: list[tuple[Path, dict, dict]], book, words_of, n_chunks: int,  # noqa: ANN001

@@ -139,7 +139,7 @@ def slim_result(result: ChunkResult) -> ChunkResult:
     if "segments" in parts:
         # what the runner's check of the ids across chunks needs (a few document ids
         # and CSV ids), instead of every id (~0.2-0.4 MB a chunk, pickled and read)
-        ids = summary(result.segments)
+        ids = result.stats.get("ids") or summary(result.segments)
         if ids is not None:
             result.stats["ids"] = ids
             result.segments = result.segments.iloc[:0]

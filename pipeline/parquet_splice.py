@@ -40,7 +40,7 @@ from typing import BinaryIO
 from pipeline.thrift_compact import (I64, LIST, STRUCT, Encoded, Struct, ThriftError, put_struct,
                                      read_struct, write_struct)
 
-__all__ = ["MAGIC", "SpliceError", "Splicer", "copy_bytes", "read_footer"]
+__all__ = ["MAGIC", "SpliceError", "Splicer", "copy_bytes", "group_rows", "read_footer"]
 
 MAGIC = b"PAR1"
 
@@ -89,6 +89,18 @@ def read_footer(fh: BinaryIO, name: str = "part") -> tuple[Struct, int]:
     if end != length or not isinstance(meta.get(_FILE_ROW_GROUPS), tuple):
         raise SpliceError(f"{name}: damaged Parquet footer (no row groups, or trailing bytes)")
     return meta, start
+
+
+def group_rows(meta: Struct, first: int, count: int, name: str = "part") -> int:
+    """The rows of row groups ``first`` .. ``first + count - 1`` of a file's ``FileMetaData``.
+
+    Raises:
+        SpliceError: The file has fewer row groups.
+    """
+    groups = meta.get(_FILE_ROW_GROUPS, (0, []))[1]
+    if first < 0 or count < 0 or first + count > len(groups):
+        raise SpliceError(f"{name}: no row groups {first}..{first + count - 1}")
+    return sum(group.get(_GROUP_NUM_ROWS, 0) for group in groups[first:first + count])
 
 
 def _shift(group: Struct, delta: int, ordinal: int) -> None:

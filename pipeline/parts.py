@@ -206,6 +206,8 @@ class PartWriter:
             return
         if part.table is not None:  # not streamed: finalize merges it from its file
             write_part(path, part.table, part.csv)
+        elif part.slice is not None:
+            part.slice.write(path)
         if stream is not None:
             self._drop(name, keep=True)
 

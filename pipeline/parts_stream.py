@@ -19,6 +19,7 @@ import queue
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -38,7 +39,9 @@ class Part:
 
     A part made in the runner's own process may still be in memory (``table`` set,
     with its CSV lines in ``csv``): ``PartWriter.adopt`` writes its file only if a
-    stream does not take it (see ``ChunkSpill.memory``).
+    stream does not take it (see ``ChunkSpill.memory``). So may a part whose rows are
+    row groups of a stored file (``slice``: a ``coded_slices.GroupSlice``), which a
+    splicing stream copies from that file.
     """
 
     path: str
@@ -47,6 +50,7 @@ class Part:
     columns: list[str]
     table: pa.Table | None = None
     csv: bytes | None = None
+    slice: Any = None
 
 
 def is_parquet(path: str | Path) -> bool:
@@ -131,6 +135,7 @@ class Stream:
         # parts taken from memory, not written: (part without its table, the offset
         # and length of its CSV lines in the staged CSV or None)
         self.memory: list[tuple[Part, int, int | None]] = []
+        self.sliced: list[Part] = []  # parts spliced from stored files, not written
         self.csv_sizes: list[int] = []  # CSV bytes of every part written, in order
         self._csv_size = 0
         self.writer: pq.ParquetWriter | None = None
@@ -158,6 +163,8 @@ class Stream:
             part: The part; one still in memory (``Part.table``) is taken from there.
         """
         assert self.writer is not None or self.splicer is not None
+        if part is not None and part.slice is not None:
+            return self._write_slice(path, part)
         in_memory = part is not None and part.table is not None
         if in_memory:
             table = part.table
@@ -189,12 +196,33 @@ class Stream:
         self.parts.append(path)
         return True
 
+    def _write_slice(self, path: Path, part: Part) -> bool:
+        """``write`` of a part of a stored file's row groups (``Part.slice``)."""
+        if self.splicer is None \
+                or not part.schema.remove_metadata().equals(self.schema.remove_metadata()) \
+                or (self.csv is not None and part.slice.csv is None):
+            return False
+        if self.csv is not None:
+            self.csv_sizes.append(part.slice.csv[2])
+            self._csv_size += self.csv_sizes[-1]
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._drain, daemon=True)
+            self._thread.start()
+        self._queue.put((part.slice, None))
+        self.parts.append(path)
+        self.sliced.append(part)
+        return True
+
     def write_memory_parts(self) -> None:
         """Write the files of the parts taken from memory, from the closed staged files.
 
         Each part went into the Parquet file as its own row groups (in order) and its
-        CSV lines at a known offset; the part file gets the part's own schema.
+        CSV lines at a known offset; the part file gets the part's own schema. A part
+        of a stored file's row groups is written from that file.
         """
+        for part in self.sliced:
+            part.slice.write(Path(part.path))
+        self.sliced = []
         if not self.memory:
             return
         source = pq.ParquetFile(self.parquet)
@@ -230,6 +258,13 @@ class Stream:
             try:
                 if isinstance(data, pa.Table):
                     self._unsynced += self._encode(data)
+                elif hasattr(data, "splice"):  # a GroupSlice: copied from its file
+                    assert self.splicer is not None
+                    before = self.splicer.pos
+                    data.splice(self.splicer)
+                    self._unsynced += self.splicer.pos - before
+                    if self.csv is not None:
+                        self._unsynced += data.copy_csv(self.csv)
                 else:
                     assert self.splicer is not None
                     before = self.splicer.pos
@@ -237,7 +272,7 @@ class Stream:
                     self._unsynced += self.splicer.pos - before
                 if self.csv is not None and isinstance(rows, bytes):
                     self._unsynced += self.csv.write(rows)
-                elif self.csv is not None:  # a worker's lines: copied file to file
+                elif self.csv is not None and rows is not None:  # a worker's lines: copied
                     with open(rows, "rb") as src:
                         size = src.seek(0, 2)
                         copy_bytes(src, self.csv, 0, size)

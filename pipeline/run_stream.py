@@ -54,8 +54,10 @@ def _unique_ids(res: ChunkResult, taken: segment_stage.SegmentIds,
                 task: ChunkTask, clashed: dict | None = None) -> dict[str, str]:
     """Rename a chunk's segment ids already used by an earlier chunk (with warnings).
 
-    A pool worker may send a summary of its ids instead of them (``segment_ids.summary``):
-    they are read back from the chunk's segments part only if one may be taken.
+    A chunk may come with a summary of its ids (``segment_ids.summary``: made with its
+    segments, or kept in its cache entry): its ids are looked at only if one may be
+    taken, read back from the chunk's segments part if a pool worker sent the summary
+    instead of them.
     ``clashed``: doc id -> (the errors table holding its warning, the row, the ids
     shown): a later part of a document adds its ids to the warning of an earlier
     part, so a file coded in parts has the one warning it has coded whole.
@@ -68,8 +70,10 @@ def _unique_ids(res: ChunkResult, taken: segment_stage.SegmentIds,
         if not taken.may_hold(ids):  # the usual case: all new, nothing to rename
             taken.add_summary(ids)
             return {}
-        part = res.stats["parts"]["segments"]
-        res.segments = PartWriter.read(Path(part.path))[[C.SEGMENT_ID, C.DOC_ID, C.UNIT_INDEX]]
+        if "segments" in (res.stats.get("slim") or ()):  # the ids are in the part only
+            part = res.stats["parts"]["segments"]
+            res.segments = PartWriter.read(Path(part.path))[[C.SEGMENT_ID, C.DOC_ID,
+                                                              C.UNIT_INDEX]]
     warnings: list[dict] = []
     paths = dict(zip(res.documents[C.DOC_ID], res.documents[C.PATH]))
     if task.part is not None and task.files:  # a later part has no document row: its file

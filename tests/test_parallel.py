@@ -3,6 +3,7 @@ import hashlib
 
 import pytest
 
+from pipeline import segment_ids
 from pipeline.cli import main
 from pipeline.runner import RunOptions, code_corpus
 from test_streaming import CODEBOOK, OUTPUTS, make_corpus
@@ -146,7 +147,7 @@ def test_cli_options(corpus, capsys):
     assert "--engine dask" in capsys.readouterr().err
 
 
-def test_jobs_two_renames_ids_across_chunks_like_one_job(tmp_path):
+def test_jobs_two_renames_ids_across_chunks_like_one_job(tmp_path, monkeypatch):
     """A pool worker hands the runner slim results; a chunk whose segment ids an earlier
     chunk used is read back from its parts and renamed exactly as in-process."""
     raw = tmp_path / "raw"
@@ -159,15 +160,27 @@ def test_jobs_two_renames_ids_across_chunks_like_one_job(tmp_path):
                                "I: En toen?\nR: Wij zijn eigenaar van dit project.\n")
     (tmp_path / "codebook.yaml").write_text(CODEBOOK)
     found, counts = {}, {}
-    for jobs in (1, 2):
-        out = tmp_path / f"j{jobs}"
+    looked: list[int] = []  # the lengths of the tables whose ids were looked at one by one
+    original = segment_ids._Columns.of
+    monkeypatch.setattr(segment_ids._Columns, "of",
+                        staticmethod(lambda df: looked.append(len(df)) or original(df)))
+    # and with the cache: a stored chunk's entry keeps the summary of its ids, which a
+    # later run checks instead of the ids (then reads them, here, to rename them)
+    for jobs, cache, name in ((1, False, 1), (2, False, 2), (2, True, "c2"), (2, True, "c2+"),
+                              (1, True, "c1"), (1, True, "c1+")):
+        out = tmp_path / f"j{str(name).rstrip('+')}"
+        looked.clear()
         res = code_corpus([raw], codebook=tmp_path / "codebook.yaml", out_dir=out,
-                          options=RunOptions(progress=False, chunk_bytes=1, cache=False,
+                          options=RunOptions(progress=False, chunk_bytes=1, cache=cache,
                                              jobs=jobs))
-        found[jobs] = {n: (out / n).read_bytes() for n in OUTPUTS}
+        found[name] = {n: (out / n).read_bytes() for n in OUTPUTS}
         assert res.manifest["throughput"]["chunks"] >= 4
-        counts[jobs] = res.manifest["counts"]
-    assert found[1] == found[2] and counts[1] == counts[2]
+        counts[name] = res.manifest["counts"]
+        assert not str(name).endswith("+") or res.manifest["throughput"]["cache_hits"]
+        if name == "c1+":  # only t.txt (4 segments), whose id "t:1" c.csv used
+            assert looked and set(looked) == {4}
+    for name in found:
+        assert found[name] == found[1] and counts[name] == counts[1], name
     assert counts[2]["codings_per_code"]["agency"] == 3
     codings = found[2]["codings.csv"].decode()
     assert "t:t:1" in codings and "\nt:1," in codings  # renamed in t.txt, kept in c.csv

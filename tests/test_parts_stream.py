@@ -226,3 +226,85 @@ def test_staged_files_are_written_back_as_they_grow(tmp_path: Path, monkeypatch,
     assert names == (["t.csv.staged"] if parts == "memory" else ["t.csv.staged",
                                                                    "t.parquet.staged"])
     assert len(started) == len(chunks) * len(names)
+
+
+def _stored_slices(tmp: Path, chunks: list[pd.DataFrame]) -> list:
+    """The files of ``chunks`` merged (one row group per chunk), and per chunk a
+    ``GroupSlice`` of its row groups and CSV lines (as ``coded_slices`` makes them)."""
+    from pipeline.coded_slices import GroupSlice
+    from pipeline.parquet_splice import read_footer
+
+    files = {name: tmp / "stored" / name
+             for name in ("t.parquet", "t.csv")}
+    (tmp / "stored").mkdir(parents=True)
+    for name, data in _files(tmp / "merged", chunks, stream=False, via_spill=False).items():
+        files[name].write_bytes(data)
+    with open(files["t.parquet"], "rb") as fh:
+        footer = read_footer(fh)
+    offset = len(files["t.csv"].read_bytes()) - sum(len(csv_rows(df)) for df in chunks)
+    slices = []
+    for k, df in enumerate(chunks):
+        size = len(csv_rows(df))
+        slices.append(GroupSlice(files["t.parquet"], k, 1, footer, (files["t.csv"], offset, size)))
+        offset += size
+    return slices
+
+
+def _slice_part(writer: PartWriter, k: int, piece, schema):  # noqa: ANN001
+    from pipeline.parquet_splice import group_rows
+    from pipeline.parts_stream import Part
+
+    rows = group_rows(piece.footer[0], piece.first, piece.count)
+    return Part(str(Path(writer.dir) / f"t-{k:07d}.slice.parquet"), schema, rows,
+                list(schema.names), slice=piece)
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_parts_of_a_stored_files_row_groups_are_spliced_or_written(tmp_path: Path,
+                                                                   stream: bool) -> None:
+    """``coded_slices``: a splicing stream copies the row groups and CSV lines straight
+    from the stored files (no part file); without a stream, the part files are written."""
+    import pyarrow.parquet as pq
+
+    a, b = _chunks("same")
+    c = b.assign(id=["c1"])
+    slices = _stored_slices(tmp_path, [a, b, c])
+    schema = pq.read_schema(slices[0].source)
+    writer = PartWriter(tmp_path / "out")
+    if stream:
+        writer.stream("t", "t", csv=True, splice=True)
+    for k, piece in enumerate(slices):
+        writer.adopt("t", _slice_part(writer, k, piece, schema))
+    written = sorted(p.name for p in Path(writer.dir).glob("t-*"))
+    assert written == ([] if stream else [f"t-{k:07d}.slice.{ext}" for k in range(3)
+                                          for ext in ("csv", "parquet")])
+    if not stream:
+        pd.testing.assert_frame_equal(PartWriter.read(Path(writer.dir) / "t-0000001.slice.parquet"),
+                                      b.reset_index(drop=True))
+    staged = writer.finalize("t", "t", csv=True)
+    assert {name: path.read_bytes() for name, path in staged.items()} == \
+        {name: (tmp_path / "stored" / name).read_bytes() for name in ("t.parquet", "t.csv")}
+    assert writer.csv_sizes.get("t", [len(csv_rows(df)) for df in (a, b, c)]) == \
+        [len(csv_rows(df)) for df in (a, b, c)]
+    writer.close()
+
+
+def test_stored_row_groups_are_written_when_the_stream_is_dropped(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    a, b = _chunks("same")
+    c = b.assign(country="BE")  # a new column: the stream is dropped at the third part
+    slices = _stored_slices(tmp_path, [a, b])
+    schema = pq.read_schema(slices[0].source)
+    writer = PartWriter(tmp_path / "out")
+    writer.stream("t", "t", csv=True, splice=True)
+    for k, piece in enumerate(slices):
+        writer.adopt("t", _slice_part(writer, k, piece, schema))
+    assert not list(Path(writer.dir).glob("t-*"))  # taken by the stream only
+    writer.add("t", c, csv_rows(c))
+    assert {f"t-{k:07d}.slice.parquet" for k in range(2)} <= \
+        {p.name for p in Path(writer.dir).glob("t-*")}
+    staged = writer.finalize("t", "t", csv=True)
+    out = {name: path.read_bytes() for name, path in staged.items()}
+    writer.close()
+    assert out == _files(tmp_path / "merged2", [a, b, c], stream=False, via_spill=False)
