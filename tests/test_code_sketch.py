@@ -182,3 +182,58 @@ def test_recode_of_terms_never_imports_spacy(tmp_path: Path) -> None:
     assert _outputs(tmp_path / "cached") == _outputs(tmp_path / "fresh")
     codings = pd.read_csv(tmp_path / "cached" / "codings.csv")
     assert {"agency", "time"} <= set(codings["code_id"])
+
+
+@pytest.mark.parametrize("lang", ["nl", "en"])
+def test_what_the_affix_regexes_need_proves_single_pieces_without_compiling(lang: str) -> None:
+    """``regex_chars``: a piece whose characters do not meet what a regex's matches need
+    has no match; the sketch then gives spaCy's answer without compiling that regex."""
+    from pipeline.code.regex_chars import requirement
+
+    tokenizer = make_nlp(lang).tokenizer
+    made = TokenizerSketch.of_tokenizer(tokenizer)
+    read = TokenizerSketch(json.loads(json.dumps(made.data)))
+    proven = 0
+    for k, name in enumerate(("prefix", "suffix", "infix")):
+        pattern, flags = made.data[name]
+        need = requirement(pattern, flags)
+        assert need is not None  # spaCy's regexes are in what the analysis follows
+        compiled = re.compile(pattern, flags)
+        for piece in _pieces():
+            if not need.met_by(piece):
+                proven += 1
+                assert compiled.search(piece) is None, (name, piece)
+    for piece in _pieces():
+        assert read.single(piece) == made.single(piece), piece
+    assert proven > 2000
+    # the Dutch sample words of a re-code need no regex compiled at all
+    fresh = TokenizerSketch(json.loads(json.dumps(made.data)))
+    assert fresh.single("wandelgangen") and fresh.single("leerkracht")
+    assert fresh._res == {} and len(fresh._needs) == 3
+
+
+@pytest.mark.parametrize(("pattern", "flags", "proofs"), [
+    (r"ab|cd", 0, {"xyz": True, "xay": True, "xaby": False, "cxd": False}),  # False: maybe
+    (r"(?<=[0-9])km", 0, {"km": True, "1km": False, "10m": True}),
+    (r"(?<![0-9])km", 0, {"km": False}),              # a negative lookbehind needs nothing
+    (r"x*", 0, {"abc": False}),                         # matches "": no proof
+    (r"a?b", 0, {"aaa": True, "b": False}),
+    (r"[^a]", 0, {"aaa": False}),                       # a negated set: no analysis
+    (r"(a)\1", 0, {"bbb": False}),                      # a back reference: no analysis
+    (r"(?i)km", 0, {"KM": False}),                      # case-insensitive: no analysis
+    (r"km", re.IGNORECASE, {"KM": False}),
+    (r"\d+[.,]\d+", 0, {"abc": True, "1,5": False, "١,٢": False, "١٫٢": True}),
+    (r"\w+-\w+", 0, {"e-mail": False, "...": True}),
+    (r"a{0}b", 0, {"xa": True, "b": False}),
+    (r"(?=\.)x|y", 0, {"x": True, ".x": False, "y": False}),
+])
+def test_requirement_proofs(pattern: str, flags: int, proofs: dict[str, bool]) -> None:
+    from pipeline.code.regex_chars import requirement
+
+    need = requirement(pattern, flags)
+    compiled = re.compile(pattern, flags)
+    for text, proven in proofs.items():
+        got = need is not None and not need.met_by(text)
+        assert got == proven, (pattern, text)
+        if got:
+            assert compiled.search(text) is None

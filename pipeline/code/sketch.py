@@ -71,8 +71,10 @@ class TokenizerSketch:
             raise ValueError("not a tokenizer sketch")
         self.data = data
         self._patterns = [(str(p), int(f)) for p, f in (data["prefix"], data["suffix"], data["infix"])]
-        self._res: list[re.Pattern] = []   # compiled on first use (~50 ms: most re-codes
-        # find their pieces in ``splits``)
+        # compiled on first use (~50 ms), when what a match of the regex needs
+        # (``regex_chars``, ~10 ms to find) does not prove that a piece has none
+        self._res: dict[int, re.Pattern] = {}
+        self._needs: dict[int, Any] = {}   # k -> regex_chars.Need or None (no proof)
         self._specials: frozenset[str] | None = None      # made on first use too
         # as written by ``save`` (JSON of these types; ``_checked`` rejects anything else)
         self.splits: dict[str, list[str]] = _checked(data["splits"], dict)
@@ -99,7 +101,7 @@ class TokenizerSketch:
                     "infix": [found[2].pattern, found[2].flags],
                     "specials": sorted(tokenizer.rules), "splits": {},
                     "symbols": dict(IDS), "names": list(NAMES)})
-        made._res = found  # the tokenizer's own compiled regexes
+        made._res = dict(enumerate(found))  # the tokenizer's own compiled regexes
         return made
 
     def single(self, piece: str) -> bool:
@@ -110,8 +112,15 @@ class TokenizerSketch:
         if not piece or piece in self._specials or any(ch.isspace() for ch in piece):
             return False
         for k, (pattern, flags) in enumerate(self._patterns):
-            if k == len(self._res):
-                self._res.append(re.compile(pattern, flags))
+            if k not in self._res:
+                if k not in self._needs:
+                    from pipeline.code.regex_chars import requirement
+
+                    self._needs[k] = requirement(pattern, flags)
+                need = self._needs[k]
+                if need is not None and not need.met_by(piece):
+                    continue  # no match can lie in the piece
+                self._res[k] = re.compile(pattern, flags)
             if self._res[k].search(piece) is not None:
                 return False
         return True
