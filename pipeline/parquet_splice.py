@@ -265,11 +265,14 @@ class Splicer:
 
 def copy_bytes(src: BinaryIO, dst: BinaryIO, offset: int, n: int) -> None:
     """Copy ``n`` bytes of ``src`` from ``offset`` to ``dst``'s position; file to file
-    in the kernel (``copy_file_range``): the bytes need not pass through Python."""
+    in the kernel (``copy_file_range``): the bytes need not pass through Python, unless
+    ``dst`` hashes what is written to it (``parts_stream.HashedSink``)."""
     dst.flush()
     try:
         fds = (src.fileno(), dst.fileno())
     except (AttributeError, OSError):  # in memory (io.UnsupportedOperation is an OSError)
+        fds = None
+    if getattr(dst, "hashed", False):  # the bytes must pass its ``write`` (a HashedSink)
         fds = None
     while n > 0 and fds is not None and hasattr(os, "copy_file_range"):
         try:

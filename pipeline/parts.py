@@ -140,6 +140,9 @@ class PartWriter:
         self._splice: set[str] = set()
         # name -> CSV bytes of every part, when its final files were streamed whole
         self.csv_sizes: dict[str, list[int]] = {}
+        # final file name -> sha256 of a staged file a stream wrote whole (hashed as it
+        # was written: ``store.commit_staged`` need not read it again)
+        self.digests: dict[str, str] = {}
 
     def stream(self, name: str, file_base: str, *, csv: bool = True,
                splice: bool = False) -> None:
@@ -268,6 +271,8 @@ class PartWriter:
         schema = self._schema(name, columns)
         pq_tmp = self.dir / f"{file_base}.parquet.staged"
         csv_tmp = self.dir / f"{file_base}.csv.staged"
+        for final in (f"{file_base}.parquet", f"{file_base}.csv"):
+            self.digests.pop(final, None)  # of an earlier finalize of these files
         stream = self._streams.get(name)
         if stream is not None:
             # the streamed bytes are the merge's when every part went in and the first
@@ -279,6 +284,11 @@ class PartWriter:
             self._drop(name, keep=not done)
             if done:
                 self.csv_sizes[name] = sizes
+                hashed = stream.digests()
+                for final, staged in ((f"{file_base}.parquet", pq_tmp),
+                                      (f"{file_base}.csv", csv_tmp)):
+                    if staged in hashed:
+                        self.digests[final] = hashed[staged]
                 return {f"{file_base}.parquet": pq_tmp,
                         **({f"{file_base}.csv": csv_tmp} if csv else {})}
         csv_fh = open(csv_tmp, "wb") if csv else None  # noqa: SIM115

@@ -140,12 +140,13 @@ class Stream:
         self._csv_size = 0
         self.writer: pq.ParquetWriter | None = None
         self.splicer: Splicer | None = None
-        if splice:  # unbuffered: the part bytes are copied by the kernel
-            self.splicer = Splicer(open(parquet, "wb", buffering=0))  # noqa: SIM115
+        self._spliced: HashedSink | None = None   # the splicer's file, once closed
+        if splice:  # hashed as written: the run's commit need not read it again
+            self.splicer = Splicer(HashedSink(open(parquet, "wb", buffering=0)))  # noqa: SIM115
         else:
             self.writer = pq.ParquetWriter(
                 parquet, schema, write_statistics=C.parquet_statistics(schema.names))
-        self.csv = open(csv, "wb") if csv is not None else None  # noqa: SIM115
+        self.csv = HashedSink(open(csv, "wb")) if csv is not None else None  # noqa: SIM115
         if self.csv is not None:
             self._csv_size = self.csv.write(header(list(schema.names)))
         # bounded: when the encoding falls behind (many workers, one writer), the
@@ -316,6 +317,17 @@ class Stream:
         self.splicer.append(sink.getvalue())
         return self.splicer.pos - before
 
+    def digests(self) -> dict[Path, str]:
+        """sha256 of the staged files whose every byte this stream wrote (after ``close``):
+        the CSV file, and the Parquet file of a splicing stream (Arrow's writer writes the
+        other itself)."""
+        found = {}
+        if self.csv is not None:
+            found[self.csv_path] = self.csv.hasher.hexdigest()
+        if self._spliced is not None:
+            found[self.parquet] = self._spliced.hasher.hexdigest()
+        return found
+
     def close(self) -> None:
         """Write what is queued, close the files (finalize, if it merges, opens them
         again from scratch); raise the error of a failed write."""
@@ -328,6 +340,7 @@ class Stream:
             self.writer = None
         if self.splicer is not None:
             splicer, self.splicer = self.splicer, None
+            self._spliced = splicer.sink
             try:
                 if splicer.meta is not None and self._error is None:
                     splicer.close()
@@ -338,6 +351,41 @@ class Stream:
         error, self._error = self._error, None
         if error is not None:
             raise error
+
+
+class HashedSink:
+    """A binary file being written from its start, and the sha256 of what was written.
+
+    ``copy_bytes`` copies into it by ``write`` (not ``copy_file_range``, whose bytes
+    would bypass the hash).
+    """
+
+    hashed = True
+
+    def __init__(self, fh) -> None:  # noqa: ANN001 - a binary file object
+        import hashlib
+
+        self.fh = fh
+        self.hasher = hashlib.sha256()
+
+    def write(self, data) -> int:  # noqa: ANN001 - bytes-like
+        """Write all of ``data`` (an unbuffered file may take part of it per call)."""
+        view = memoryview(data).cast("B")
+        total = len(view)
+        while view:
+            n = self.fh.write(view)
+            self.hasher.update(view[:n])
+            view = view[n:]
+        return total
+
+    def flush(self) -> None:
+        self.fh.flush()
+
+    def fileno(self) -> int:
+        return self.fh.fileno()
+
+    def close(self) -> None:
+        self.fh.close()
 
 
 def _sync_file_range():  # noqa: ANN202 - a ctypes function or None

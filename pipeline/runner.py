@@ -284,7 +284,8 @@ def code_corpus(inputs: Sequence[str | Path], *, codebook: str | Path, out_dir: 
             manifest["throughput"]["cache_entries_pruned"] = pruned["entries"]
             manifest["throughput"]["cache_bytes_pruned"] = pruned["bytes"]
             manifest = commit_staged(out_dir, staged, manifest,
-                                     {**tables.cache.digests, **(coded.digests if coded else {})})
+                                     {**writer.digests, **tables.cache.digests,
+                                      **(coded.digests if coded else {})})
             if coded is None and opts.method == "rules":
                 _store_coded(ctx, book, run, writer, Path(out_dir), manifest["outputs"])
             tables.cache.memo.save()

@@ -308,3 +308,60 @@ def test_stored_row_groups_are_written_when_the_stream_is_dropped(tmp_path: Path
     out = {name: path.read_bytes() for name, path in staged.items()}
     writer.close()
     assert out == _files(tmp_path / "merged2", [a, b, c], stream=False, via_spill=False)
+
+
+@pytest.mark.parametrize("kind", ["same", "new_column"])
+@pytest.mark.parametrize("parts", ["memory", "parquet"])
+def test_a_stream_hashes_the_files_it_writes_whole(tmp_path: Path, kind: str, parts: str) -> None:
+    """``PartWriter.digests``: the sha256 of the staged files a stream wrote whole (its
+    CSV file; its Parquet file when it spliced it), none when finalize merged."""
+    import hashlib
+
+    chunks = _chunks(kind)
+    writer = PartWriter(tmp_path)
+    writer.stream("t", "t", csv=True)
+    spill = ChunkSpill(str(writer.dir), ("t",), ("t",), **{parts: True})
+    for k, df in enumerate(chunks):
+        writer.adopt("t", spill(type("R", (), {"index": k, "t": df})())["t"])
+    staged = writer.finalize("t", "t", csv=True)
+    real = {name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in staged.items()}
+    if kind == "new_column":  # the stream was dropped: merged, not hashed
+        assert writer.digests == {}
+    else:
+        want = {"t.csv"} | ({"t.parquet"} if parts == "parquet" else set())
+        assert set(writer.digests) == want
+        assert all(writer.digests[name] == real[name] for name in want)
+    writer.close()
+
+
+def test_a_hashed_sink_writes_and_hashes_all_of_a_partial_writer(tmp_path: Path) -> None:
+    import hashlib
+
+    from pipeline.parquet_splice import copy_bytes
+    from pipeline.parts_stream import HashedSink
+
+    class Slow:
+        """A raw file that takes at most 3 bytes per write."""
+
+        def __init__(self) -> None:
+            self.data = bytearray()
+
+        def write(self, data) -> int:
+            self.data += bytes(data[:3])
+            return min(3, len(data))
+
+        def flush(self) -> None:
+            pass
+
+        def fileno(self) -> int:
+            raise OSError("no file")
+
+    raw = Slow()
+    sink = HashedSink(raw)
+    assert sink.write(b"header\n") == 7
+    source = tmp_path / "src.bin"
+    source.write_bytes(b"0123456789" * 50)
+    with open(source, "rb") as src:
+        copy_bytes(src, sink, 5, 300)
+    assert bytes(raw.data) == b"header\n" + (b"0123456789" * 50)[5:305]
+    assert sink.hasher.hexdigest() == hashlib.sha256(bytes(raw.data)).hexdigest()
