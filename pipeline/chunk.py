@@ -266,7 +266,7 @@ def _process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
     given = [*(path for _, path, _ in task.files), ctx.meta_name]
     entry = None
     if task.reuse and key is not None:
-        entry = chunks.load(key, vocab_of, REUSE_COLUMNS, tokens=False)
+        entry = chunks.load(key, vocab_of, REUSE_COLUMNS, tokens=False, light=True)
         if entry is not None and relocated(entry, given) is not None:
             _stored_ids(entry, stats)
             return _uncoded(task, entry, key, stats, lap)
@@ -325,7 +325,7 @@ def _process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
             # the chunk (saved after the coding, a large file's entry was written alone)
             kept = {} if doc_langs is None else {"doc_langs": doc_langs}
             if ids is not None:
-                kept["ids"] = ids
+                kept.update(ids=ids, **_light(documents, segments))
             _save_entry(chunks, key, book, ChunkEntry(
                 documents, segments, errors, present, failed, kept, tokens, {}, [], given))
 
@@ -343,13 +343,29 @@ def _process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
                        segments_csv.result() if segments_csv is not None else None)
 
 
+def _light(documents: pd.DataFrame, segments: pd.DataFrame) -> dict[str, Any]:
+    """What the runner reads of a chunk that is not coded besides its ids' summary,
+    kept in its entry's meta (``chunk_cache.ChunkCache.load(..., light=True)``): its
+    documents' ``LIGHT_DOCUMENTS`` and its segments' counts (empty: not JSON-able)."""
+    from pipeline.chunk_cache import LIGHT_DOCUMENTS
+
+    rows = [list(row) for row in zip(*(documents[c].tolist() for c in LIGHT_DOCUMENTS))] \
+        if len(documents) else []
+    if not all(type(v) is str for row in rows for v in row):
+        return {}
+    return {"documents_rows": rows,
+            "counts": {"segments": len(segments),
+                       "segments_coded": int(segments[C.CODED].sum()) if len(segments) else 0}}
+
+
 def _stored_ids(entry, stats: dict[str, Any]) -> None:  # noqa: ANN001
     """The summary of a stored chunk's segment ids (``segment_ids.summary``), if its
     entry has one, into ``stats["ids"]`` (``run_stream`` checks it across chunks)."""
-    ids = entry.stats.get("ids")
-    if isinstance(ids, list) and len(ids) == 2 and all(
-            isinstance(part, list) and all(isinstance(v, str) for v in part) for part in ids):
-        stats["ids"] = (ids[0], ids[1])
+    from pipeline.chunk_cache import stored_ids
+
+    ids = stored_ids(entry.stats)
+    if ids is not None:
+        stats["ids"] = ids
 
 
 def _save_entry(chunks, key: str, book, entry) -> None:  # noqa: ANN001
@@ -378,8 +394,15 @@ def _uncoded(task: ChunkTask, entry, key: str, stats: dict[str, Any],  # noqa: A
     for stage in ("ingest", "segment", "nlp_code"):
         lap(stage)
     segments = entry.segments
-    stats.update(key=key, documents=len(entry.documents), segments=len(segments),
-                 segments_coded=int(segments[C.CODED].sum()), tokens=0,
+    if segments is None:  # its meta has the counts (and the ids' summary): not read
+        counts = entry.stats["counts"]
+        segments = pd.DataFrame({c: pd.Series(dtype=object if c != C.CODED else bool)
+                                 for c in REUSE_COLUMNS["segments"]})
+        stats.update(segments=counts["segments"], segments_coded=counts["segments_coded"],
+                     light=True)
+    else:
+        stats.update(segments=len(segments), segments_coded=int(segments[C.CODED].sum()))
+    stats.update(key=key, documents=len(entry.documents), tokens=0,
                  cache_hits=len(entry.documents), cache_misses=0, uncoded=True)
     return ChunkResult(task.index, entry.documents, segments, _empty_matches(),
                        empty_codings(), pd.DataFrame(entry.errors, columns=[*C.ERROR_COLUMNS, ORDER]),

@@ -50,7 +50,9 @@ class ChunkEntry:
     """What a cold run of a chunk computed before matching.
 
     Attributes:
-        documents, segments: the chunk's tables (as ``process_chunk`` returns them).
+        documents, segments: the chunk's tables (as ``process_chunk`` returns them);
+            segments None for a chunk that is not coded whose meta keeps what the
+            runner needs of them (``ChunkCache.load(..., light=True)``).
         errors: error rows (dicts with the ``ORDER`` key as a tuple).
         present, failed: doc ids read, stems of files that could not be read.
         stats: counters of the cold run (documents, segments, ...).
@@ -65,7 +67,7 @@ class ChunkEntry:
     """
 
     documents: pd.DataFrame
-    segments: pd.DataFrame
+    segments: pd.DataFrame | None
     errors: list[dict]
     present: list[str]
     failed: list[str]
@@ -105,7 +107,7 @@ class ChunkCache:
             discard_entry(self._path(key))
 
     def load(self, key: str | None, vocab_of, columns: dict[str, list[str]] | None = None,  # noqa: ANN001
-             tokens: bool = True) -> ChunkEntry | None:
+             tokens: bool = True, light: bool = False) -> ChunkEntry | None:
         """Return the entry of ``key`` or None (absent, damaged, other pipeline).
 
         Args:
@@ -115,8 +117,10 @@ class ChunkCache:
             columns: only these columns of ``documents`` / ``segments`` (None: all).
             tokens: False: without the token arrays (``ChunkEntry.tokens`` empty), for a
                 chunk that is not coded (``coded_files``).
+            light: with ``tokens`` False: no tables either when the meta keeps what
+                the runner reads of them (``light``: documents, no segments).
         """
-        columns = columns or {}
+        columns, want_light = columns or {}, light
         if self.folder is None or key is None:
             return None
         path = self._path(key)
@@ -126,6 +130,8 @@ class ChunkCache:
             for lang, fingerprint in meta["fingerprints"].items():
                 if vocab_of(lang)[0] != fingerprint:
                     return None
+            if not tokens and want_light and (found := _light(meta)) is not None:
+                return _entry(meta, *found, StoredTokens())
             documents = _read_frame(path / "documents.parquet", columns.get("documents"))
             segments = _read_frame(path / "segments.parquet", columns.get("segments"))
             if not tokens:
@@ -185,6 +191,8 @@ class ChunkCache:
         except (OSError, ValueError):
             return None  # load reads (and reports) it again
         found[path / "meta.json"] = cache_io.Parsed(meta)
+        if not tokens and _light(meta) is not None:
+            return meta  # what the runner reads of a chunk that is not coded is in its meta
         with contextlib.suppress(Exception):  # load reads (and reports) it again
             for name in ("documents", "segments"):
                 file = path / f"{name}.parquet"
@@ -258,7 +266,37 @@ class ChunkCache:
                         entry.documents.copy(deep=False), entry.segments.copy(deep=False))
 
 
-def _entry(meta: dict[str, Any], documents: pd.DataFrame, segments: pd.DataFrame,
+LIGHT_DOCUMENTS = [C.DOC_ID, C.PATH, C.SHA256]   # the document columns kept in the meta
+
+
+def stored_ids(stats: dict[str, Any]) -> tuple[list[str], list[str]] | None:
+    """The summary of an entry's segment ids kept in its stats (``segment_ids.summary``),
+    or None (none, or not of that form)."""
+    ids = stats.get("ids")
+    if isinstance(ids, list) and len(ids) == 2 and all(
+            isinstance(part, list) and all(isinstance(v, str) for v in part) for part in ids):
+        return ids[0], ids[1]
+    return None
+
+
+def _light(meta: dict[str, Any]) -> tuple[pd.DataFrame, None] | None:
+    """The documents of an entry (``LIGHT_DOCUMENTS``) from its meta, and no segments,
+    when its stats keep what the runner reads of a chunk that is not coded: those
+    documents, its segments' counts and the summary of their ids (``chunk._light``);
+    else None (read its tables)."""
+    stats = meta.get("stats")
+    if not isinstance(stats, dict):
+        return None
+    rows, counts = stats.get("documents_rows"), stats.get("counts")
+    if not (isinstance(rows, list) and isinstance(counts, dict) and stored_ids(stats) is not None
+            and all(isinstance(row, list) and len(row) == len(LIGHT_DOCUMENTS)
+                    and all(isinstance(v, str) for v in row) for row in rows)
+            and all(isinstance(counts.get(k), int) for k in ("segments", "segments_coded"))):
+        return None
+    return pd.DataFrame(rows, columns=LIGHT_DOCUMENTS), None
+
+
+def _entry(meta: dict[str, Any], documents: pd.DataFrame, segments: pd.DataFrame | None,
            tokens: StoredTokens) -> ChunkEntry:
     errors = [{**row, "_order": tuple(row["_order"])} for row in meta["errors"]]
     return ChunkEntry(documents, segments, errors, meta["present"], meta["failed"],

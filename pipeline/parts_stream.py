@@ -151,7 +151,11 @@ class Stream:
             self._csv_size = self.csv.write(header(list(schema.names)))
         # bounded: when the encoding falls behind (many workers, one writer), the
         # runner waits instead of holding ever more tables in memory
-        self._queue: queue.Queue = queue.Queue(maxsize=QUEUED_PARTS)
+        self._queue: queue.Queue = queue.Queue()
+        # parts of stored files' row groups (``GroupSlice``s) are a few numbers each:
+        # they do not count against the bound, so the runner never waits to hand them
+        # over while the thread copies the bytes of earlier ones
+        self._room = threading.Semaphore(QUEUED_PARTS)
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
         self._unsynced = 0  # bytes staged since the last writeback start
@@ -193,6 +197,7 @@ class Stream:
             self._thread.start()
         if table is not None:
             table = table.replace_schema_metadata(self.schema.metadata)
+        self._room.acquire()
         self._queue.put((path if table is None else table, rows))
         self.parts.append(path)
         return True
@@ -253,9 +258,11 @@ class Stream:
     def _drain(self) -> None:
         """The writing thread: parts in order until ``None``; after an error, none."""
         while (item := self._queue.get()) is not None:
+            data, rows = item
+            if not hasattr(data, "splice"):
+                self._room.release()
             if self._error is not None:
                 continue
-            data, rows = item
             try:
                 if isinstance(data, pa.Table):
                     self._unsynced += self._encode(data)

@@ -51,13 +51,14 @@ class StreamedRun:
 
 
 def _unique_ids(res: ChunkResult, taken: segment_stage.SegmentIds,
-                task: ChunkTask, clashed: dict | None = None) -> dict[str, str]:
+                task: ChunkTask, clashed: dict | None = None,
+                cache_dir: str | None = None) -> dict[str, str]:
     """Rename a chunk's segment ids already used by an earlier chunk (with warnings).
 
     A chunk may come with a summary of its ids (``segment_ids.summary``: made with its
     segments, or kept in its cache entry): its ids are looked at only if one may be
     taken, read back from the chunk's segments part if a pool worker sent the summary
-    instead of them.
+    instead of them, or from its cache entry if the entry's tables were not read.
     ``clashed``: doc id -> (the errors table holding its warning, the row, the ids
     shown): a later part of a document adds its ids to the warning of an earlier
     part, so a file coded in parts has the one warning it has coded whole.
@@ -74,6 +75,8 @@ def _unique_ids(res: ChunkResult, taken: segment_stage.SegmentIds,
             part = res.stats["parts"]["segments"]
             res.segments = PartWriter.read(Path(part.path))[[C.SEGMENT_ID, C.DOC_ID,
                                                               C.UNIT_INDEX]]
+        elif res.stats.get("light"):  # a stored chunk's segments were not read: now
+            res.segments = _stored_segments(cache_dir, res.stats.get("key"), task)
     warnings: list[dict] = []
     paths = dict(zip(res.documents[C.DOC_ID], res.documents[C.PATH]))
     if task.part is not None and task.files:  # a later part has no document row: its file
@@ -210,7 +213,7 @@ def stream_chunks(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, wri
         spill = ChunkSpill(str(writer.dir), names, CSV_TABLES, memory=memory, parquet=pooled)
         for res in run_chunks(tasks, ctx, jobs=opts.jobs, engine=opts.engine,
                               scheduler=opts.scheduler, spill=spill, prepare=prepare):
-            renamed = _unique_ids(res, taken, tasks[res.index], clashed)
+            renamed = _unique_ids(res, taken, tasks[res.index], clashed, ctx.cache_dir)
             run.keys.append(res.stats.get("key"))
             if tables.files is not None and run.keys[-1] != tasks[res.index].key:
                 # the cached files hold the inputs as hashed at the start (and the
@@ -278,6 +281,20 @@ def stream_chunks(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, wri
     run.errors = errors[C.ERROR_COLUMNS].reset_index(drop=True)
     run.n_failed = int((run.errors[C.ERROR_SEVERITY] == "error").sum())
     return run
+
+
+def _stored_segments(cache_dir: str | None, key: str | None, task: ChunkTask) -> pd.DataFrame:
+    """The segments of a chunk's cache entry (its ids: ``chunk.REUSE_COLUMNS``)."""
+    from pipeline.chunk import REUSE_COLUMNS
+    from pipeline.chunk_cache import ChunkCache
+    from pipeline.chunk_code import vocab_of
+    from pipeline.errors import InputError
+
+    entry = ChunkCache(cache_dir).load(key, vocab_of, REUSE_COLUMNS, tokens=False)
+    if entry is None or entry.segments is None:
+        raise InputError(task.files[0][1], "a cache entry of this file went away while the "
+                         "run was going on; run again")
+    return entry.segments
 
 
 def meta_rows(ctx: RunContext, known: set[str], phase: int) -> list[dict]:

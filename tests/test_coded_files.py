@@ -230,9 +230,21 @@ def test_a_run_that_takes_the_files_reads_no_tokens(corpus, prefetch_taken):
     _run(corpus, "cached", BOOK)
     taken = prefetch_taken
     taken.clear()
-    _run(corpus, "cached", BOOK.replace("terms: [eigenaar]", "terms: [eigenaar, zzqx]"))
-    assert {"meta.json", "documents.parquet", "segments.parquet"} == {n for n, _ in taken}
+    edited = BOOK.replace("terms: [eigenaar]", "terms: [eigenaar, zzqx]")
+    _run(corpus, "cached", edited)
+    # the meta keeps what the run needs of a chunk's documents and segments
+    assert {"meta.json"} == {n for n, _ in taken}
     assert all(hit for _, hit in taken)  # read ahead on the thread
+    _same_as_fresh(corpus, edited)
+    # an entry whose meta does not keep them (made by an earlier version): its tables
+    for meta_path in (corpus / "cached" / ".cache" / "chunks-v2").glob("*/*/meta.json"):
+        meta = json.loads(meta_path.read_text())
+        del meta["stats"]["documents_rows"]
+        meta_path.write_text(json.dumps(meta))
+    taken.clear()
+    _run(corpus, "cached", BOOK.replace("terms: [eigenaar]", "terms: [eigenaar, zzqy]"))
+    assert {"meta.json", "documents.parquet", "segments.parquet"} == {n for n, _ in taken}
+    _same_as_fresh(corpus, BOOK.replace("terms: [eigenaar]", "terms: [eigenaar, zzqy]"))
 
 
 @pytest.mark.parametrize("damage", [
@@ -396,3 +408,14 @@ def test_unchanged_inputs_and_entries_are_not_read_again(corpus, monkeypatch):
     assert "codings.csv.staged" in read
     assert not res.manifest["throughput"]["coded_files_taken"]
     _same_as_fresh(corpus, BOOK)
+
+
+def test_a_light_entry_gone_when_its_ids_are_needed_is_a_clear_error(corpus):
+    from pipeline.chunk import ChunkTask
+    from pipeline.errors import InputError
+    from pipeline.run_stream import _stored_segments
+
+    _run(corpus, "cached", BOOK)
+    task = ChunkTask(0, [(0, str(corpus / "raw" / "int01.txt"), "int01.txt")])
+    with pytest.raises(InputError, match=r"int01\.txt.*cache entry of this file went away"):
+        _stored_segments(str(corpus / "cached" / ".cache"), "0" * 64, task)

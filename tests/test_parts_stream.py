@@ -365,3 +365,35 @@ def test_a_hashed_sink_writes_and_hashes_all_of_a_partial_writer(tmp_path: Path)
         copy_bytes(src, sink, 5, 300)
     assert bytes(raw.data) == b"header\n" + (b"0123456789" * 50)[5:305]
     assert sink.hasher.hexdigest() == hashlib.sha256(bytes(raw.data)).hexdigest()
+
+
+def test_parts_of_stored_row_groups_do_not_wait_for_the_writer(tmp_path: Path, monkeypatch) -> None:
+    """A ``GroupSlice`` holds no rows: handing one over never waits for the writing
+    thread (only tables count against ``QUEUED_PARTS``)."""
+    import threading
+
+    import pyarrow.parquet as pq
+
+    from pipeline.coded_slices import GroupSlice
+    from pipeline.parts_stream import QUEUED_PARTS
+
+    chunks = [df.assign(id=[f"{k}-{i}" for i in range(len(df))])
+              for k, df in enumerate(_chunks("same") * (QUEUED_PARTS + 3))]
+    slices = _stored_slices(tmp_path, chunks)
+    schema = pq.read_schema(slices[0].source)
+    release = threading.Event()
+    original = GroupSlice.splice
+    monkeypatch.setattr(GroupSlice, "splice",
+                        lambda self, splicer: release.wait(30) and original(self, splicer))
+    writer = PartWriter(tmp_path / "out")
+    writer.stream("t", "t", csv=True, splice=True)
+    adder = threading.Thread(target=lambda: [writer.adopt("t", _slice_part(writer, k, piece, schema))
+                                             for k, piece in enumerate(slices)])
+    adder.start()
+    adder.join(10)
+    assert not adder.is_alive()  # all handed over while the first is still held
+    release.set()
+    staged = writer.finalize("t", "t", csv=True)
+    assert {name: path.read_bytes() for name, path in staged.items()} == \
+        {name: (tmp_path / "stored" / name).read_bytes() for name in ("t.parquet", "t.csv")}
+    writer.close()
