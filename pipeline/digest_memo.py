@@ -2,8 +2,8 @@
 
 A re-code hashes the corpus's files (the chunk-cache keys, ``chunk_keys``) and the
 files of the cache entries it takes (each is checked against its ``meta.json``):
-about 0.1 s of a 100,000-segment re-code that codes almost nothing, and ten times
-that at a million segments. ``DigestMemo`` keeps, in ``<cache>/digests-v1.json``, a
+about 0.1 s of a 100,000-segment re-code that codes almost nothing, growing with the
+corpus. ``DigestMemo`` keeps, in ``<cache>/digests-v1.json``, a
 file's sha256 under its device and inode with the size, modification time and
 change time it had when it was hashed. A later run that finds the same inode with
 the same size and times takes the digest instead of reading the file; any other
@@ -17,6 +17,8 @@ it into an output folder; entries are held to their size and modification time
 (nothing but a run writes into the cache, and an output linked to an entry that is
 changed by hand gets a new modification time).
 
+The memo trusts the file system the way make and git do: bytes that change with no
+write at all (a failing disk) are not noticed once a file's digest is remembered.
 A write may leave the modification time as it was when it falls in the same tick
 of the file system's clock as the write before (2 s on FAT). So, like git for its
 index, the memo keeps the digest only of a file last written at least ``RACY_NS``
