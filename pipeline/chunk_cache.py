@@ -118,9 +118,9 @@ class ChunkCache:
             tokens: False: without the token arrays (``ChunkEntry.tokens`` empty), for a
                 chunk that is not coded (``coded_files``).
             light: with ``tokens`` False: no tables either when the meta keeps what
-                the runner reads of them (``light``: documents, no segments).
+                the runner reads of them (``_light``: documents, no segments).
         """
-        columns, want_light = columns or {}, light
+        columns = columns or {}
         if self.folder is None or key is None:
             return None
         path = self._path(key)
@@ -130,7 +130,7 @@ class ChunkCache:
             for lang, fingerprint in meta["fingerprints"].items():
                 if vocab_of(lang)[0] != fingerprint:
                     return None
-            if not tokens and want_light and (found := _light(meta)) is not None:
+            if not tokens and light and (found := _light(meta)) is not None:
                 return _entry(meta, *found, StoredTokens())
             documents = _read_frame(path / "documents.parquet", columns.get("documents"))
             segments = _read_frame(path / "segments.parquet", columns.get("segments"))
