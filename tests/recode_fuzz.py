@@ -15,8 +15,9 @@ twice:
   notebook), sometimes through the command line;
 - without the cache, in a new process, on one job (the reference).
 
-Every other step first dates all files of the corpus and the cache 10 s back, so that the
-runs remember the digests of what they read (``digest_memo``) and later steps take them.
+About half the steps (at random) first date all files of the corpus and the cache 10 s back,
+so that the runs remember the digests of what they read (``digest_memo``) and later steps
+take them.
 One step in ten also starts another run at the same time, on the same cache folder, of an
 earlier state of the codebook, and checks it the same way.
 
