@@ -55,12 +55,18 @@ def test_a_digest_is_remembered_across_runs_and_the_file_not_read_again(tmp_path
     assert read == ["a.txt", "b.txt"]
 
 
-def test_a_file_written_since_is_hashed_again(tmp_path, monkeypatch):
+def _remembered(tmp_path):
+    """An old file whose digest a run remembered (and saved)."""
     path = tmp_path / "a.txt"
     _old(path, b"de leraar kiest zelf\n")
     memo = DigestMemo(tmp_path / "cache")
     file_digests([path], memo=memo)
     memo.save()
+    return path
+
+
+def test_a_file_written_since_is_hashed_again(tmp_path, monkeypatch):
+    path = _remembered(tmp_path)
     path.write_bytes(b"de leraar kiest niet\n")  # same size, a new modification time
     read = _counting(monkeypatch)
     assert file_digests([path], memo=DigestMemo(tmp_path / "cache")) == [_sha(path.read_bytes())]
@@ -68,11 +74,7 @@ def test_a_file_written_since_is_hashed_again(tmp_path, monkeypatch):
 
 
 def test_an_input_whose_time_was_set_back_is_hashed_again_an_entry_is_not(tmp_path, monkeypatch):
-    path = tmp_path / "a.txt"
-    _old(path, b"de leraar kiest zelf\n")
-    memo = DigestMemo(tmp_path / "cache")
-    file_digests([path], memo=memo)
-    memo.save()
+    path = _remembered(tmp_path)
     old = os.stat(path)
     time.sleep(0.01)
     path.write_bytes(b"de leraar kiest niet\n")
