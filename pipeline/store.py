@@ -32,6 +32,7 @@ from pipeline.errors import InputError, LockError, UsageError
 LOCK_NAME = ".qcode.lock"
 # Built from a previous run's codings; a new run makes them stale, so it removes them
 # (the human decisions they came from stay in reviews.csv and are re-applied).
+COMMIT_JOURNAL = ".qcode-commit.json"   # a commit's renames and manifest, while it runs
 DERIVED_FILES = ("final_codings.parquet", "final_codings.csv", "review_stale.csv",
                  "reviewed_auto.csv", "reviewed_human.csv", "agreement.csv")
 
@@ -268,14 +269,63 @@ def commit_staged(out_dir: str | Path, staged: dict[str, Path],
     for tmp in staged.values():
         os.chmod(tmp, mode)
     manifest["outputs"] = {name: known.get(name) or hashed[name] for name in names}
-    for name, tmp in staged.items():
-        os.replace(tmp, out / name)
+    text = json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n"
+    # the renames and the manifest as one step: a run killed among them leaves the journal,
+    # and the next run (or load) on the folder carries out the rest (``finish_commit``)
+    journal = {"renames": [[_relative(tmp, out), name] for name, tmp in staged.items()],
+               "manifest": text}
+    atomic_write_text(out / COMMIT_JOURNAL, json.dumps(journal))
+    _carry_out(out, journal)
+    return manifest
+
+
+def _relative(path: Path, folder: Path) -> str:
+    try:
+        return Path(path).relative_to(folder).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _carry_out(out: Path, journal: dict[str, Any]) -> None:
+    """Rename a commit's staged files that are still staged, delete the derived files,
+    write the manifest and drop the journal (again from the start after a kill: each
+    step can be done twice)."""
+    for tmp, name in journal["renames"]:
+        source = out / tmp
+        if source.exists():
+            os.replace(source, out / name)
     for name in DERIVED_FILES:
         (out / name).unlink(missing_ok=True)
     _fsync_dir(out)
-    text = json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n"
-    atomic_write_text(out / C.MANIFEST_FILE, text)
-    return manifest
+    atomic_write_text(out / C.MANIFEST_FILE, journal["manifest"])
+    (out / COMMIT_JOURNAL).unlink(missing_ok=True)
+    _fsync_dir(out)
+
+
+def finish_commit(out_dir: str | Path) -> bool:
+    """Finish the commit of a run killed while it renamed its files into ``out_dir``
+    (call it holding the folder's lock); True if there was one.
+
+    Raises:
+        InputError: The journal is damaged (it is written whole, so only by hand).
+    """
+    out = Path(out_dir)
+    path = out / COMMIT_JOURNAL
+    try:
+        journal = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError) as exc:
+        raise InputError(path, f"cannot be read ({type(exc).__name__}); delete it and run "
+                         "'qcode code' again") from exc
+    renames = journal.get("renames") if isinstance(journal, dict) else None
+    if not (isinstance(renames, list) and isinstance(journal.get("manifest"), str)
+            and all(isinstance(r, list) and len(r) == 2 and all(isinstance(v, str) for v in r)
+                    and Path(r[1]).name == r[1] and r[1] not in ("", ".", "..")
+                    for r in renames)):
+        raise InputError(path, "not a commit journal; delete it and run 'qcode code' again")
+    _carry_out(out, journal)
+    return True
 
 
 def _read_table(folder: Path, base: str, required: bool = True,
@@ -324,6 +374,9 @@ def load_coded(coded_dir: str | Path, *, verify: bool = True, skip: Collection[s
     folder = Path(coded_dir)
     if not folder.is_dir():
         raise InputError(folder, "coded folder not found; run 'qcode code' first")
+    if (folder / COMMIT_JOURNAL).exists():  # a run was killed while committing
+        with output_lock(folder):  # which finishes it
+            pass
     manifest: dict[str, Any] = {}
     mpath = folder / C.MANIFEST_FILE
     if mpath.exists():
@@ -371,10 +424,12 @@ def output_lock(out_dir: str | Path) -> Iterator[Path]:
     """Hold an exclusive lock on an output folder for the duration of a run.
 
     An OS-level ``flock`` is used so the lock disappears with the process, even when
-    it is killed; a stale lock file never blocks the next run.
+    it is killed; a stale lock file never blocks the next run. A commit that such a
+    process left half done is finished first (``finish_commit``).
 
     Raises:
         LockError: Another process holds the lock.
+        InputError: A commit journal in the folder is damaged.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -392,6 +447,7 @@ def output_lock(out_dir: str | Path) -> Iterator[Path]:
         fh.truncate()
         fh.write(f"pid {os.getpid()}")
         fh.flush()
+        finish_commit(out)  # of a run killed while it renamed its outputs
         yield out
     finally:
         fh.close()

@@ -188,3 +188,96 @@ def test_manifest_digests_are_the_files_and_known_ones_are_not_hashed_again(tmp_
     assert sorted(hashed) == [".a.csv.tmp", ".c.csv.tmp"]
     assert json.loads((out / "manifest.json").read_text())["outputs"] == real
     assert (out / "b.parquet").read_bytes() == b"content 1\n" * 2
+
+
+class _Killed(BaseException):
+    """A kill between two renames (nothing after it runs, ``finally`` aside)."""
+
+
+def _interrupted_commit(tmp_path, monkeypatch):
+    """An out folder with an old commit, and a new commit killed after its first rename."""
+    import pipeline.store as store
+
+    out = tmp_path / "out"
+    out.mkdir()
+
+    def stage(version: str) -> dict:
+        staged = {}
+        for name in ("a.csv", "b.csv", "c.csv"):
+            staged[name] = out / f".{name}.{version}.staged"
+            staged[name].write_text(f"{name} {version}\n")
+        return staged
+
+    store.commit_staged(out, stage("old"), {"run": "old"})
+    real_replace, calls = os.replace, []
+
+    def replace(src, dst):
+        if str(dst).endswith(".csv"):
+            if calls:  # the second output's rename
+                raise _Killed
+            calls.append(dst)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(store.os, "replace", replace)
+    with pytest.raises(_Killed):
+        store.commit_staged(out, stage("new"), {"run": "new"})
+    monkeypatch.setattr(store.os, "replace", real_replace)
+    return out
+
+
+def test_a_commit_killed_among_its_renames_is_finished_by_the_next_load(tmp_path, monkeypatch):
+    from pipeline.store import COMMIT_JOURNAL
+
+    out = _interrupted_commit(tmp_path, monkeypatch)
+    assert (out / COMMIT_JOURNAL).exists()
+    # a mix: one file new, two old, the old manifest
+    assert [(out / n).read_text() for n in ("a.csv", "b.csv", "c.csv")] == \
+        ["a.csv new\n", "b.csv old\n", "c.csv old\n"]
+    assert json.loads((out / "manifest.json").read_text())["run"] == "old"
+    assert store_outputs_match(out) is False
+    from pipeline.store import finish_commit, output_lock
+
+    with output_lock(out):  # the next run on the folder (or ``load_coded``) finishes it
+        pass
+    assert not (out / COMMIT_JOURNAL).exists()
+    assert [(out / n).read_text() for n in ("a.csv", "b.csv", "c.csv")] == \
+        ["a.csv new\n", "b.csv new\n", "c.csv new\n"]
+    assert json.loads((out / "manifest.json").read_text())["run"] == "new"
+    assert store_outputs_match(out)
+    assert finish_commit(out) is False  # nothing left to finish
+    assert not list(out.glob("*.staged"))
+
+
+def store_outputs_match(out) -> bool:
+    import hashlib
+
+    outputs = json.loads((out / "manifest.json").read_text())["outputs"]
+    return all(hashlib.sha256((out / n).read_bytes()).hexdigest() == d for n, d in outputs.items())
+
+
+@pytest.mark.parametrize(("journal", "message"), [
+    ("{not json", "cannot be read"),
+    ('{"renames": [[".x.staged", "../escape.csv"]], "manifest": "{}"}', "not a commit journal"),
+    ('{"renames": [], "manifest": 3}', "not a commit journal"),
+])
+def test_a_damaged_commit_journal_is_a_clear_error(tmp_path, journal, message):
+    from pipeline.errors import InputError
+    from pipeline.store import COMMIT_JOURNAL, output_lock
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / COMMIT_JOURNAL).write_text(journal)
+    with pytest.raises(InputError, match=rf"\.qcode-commit\.json.*{message}"):
+        with output_lock(out):
+            pass
+
+
+def test_load_coded_finishes_a_killed_commit_before_reading(tmp_path, monkeypatch):
+    from pipeline.store import COMMIT_JOURNAL
+
+    out = _interrupted_commit(tmp_path, monkeypatch)
+    with pytest.raises(InputError, match="run 'qcode code' first"):  # no tables here
+        load_coded(out)
+    assert not (out / COMMIT_JOURNAL).exists()
+    assert json.loads((out / "manifest.json").read_text())["run"] == "new"
+    assert store_outputs_match(out)
