@@ -21,7 +21,7 @@ import tempfile
 import time
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pandas as pd
@@ -280,10 +280,20 @@ def commit_staged(out_dir: str | Path, staged: dict[str, Path],
 
 
 def _relative(path: Path, folder: Path) -> str:
+    """``path`` relative to ``folder``; staged files are always inside it (renames stay
+    on one file system), so anything else is a bug, not bad input."""
     try:
         return Path(path).relative_to(folder).as_posix()
-    except ValueError:
-        return str(path)
+    except ValueError:  # the same place, named another way (relative, a link)
+        return Path(os.path.realpath(path)).relative_to(os.path.realpath(folder)).as_posix()
+
+
+def _within(staged: str) -> bool:
+    """True if a journal's staged path names a file inside the output folder (a run
+    stages its files there, and a journal edited by hand must not move others in)."""
+    parts = PurePosixPath(staged).parts
+    return bool(parts) and not PurePosixPath(staged).is_absolute() and ".." not in parts \
+        and "\\" not in staged and ":" not in staged
 
 
 def _carry_out(out: Path, journal: dict[str, Any]) -> None:
@@ -322,7 +332,7 @@ def finish_commit(out_dir: str | Path) -> bool:
     if not (isinstance(renames, list) and isinstance(journal.get("manifest"), str)
             and all(isinstance(r, list) and len(r) == 2 and all(isinstance(v, str) for v in r)
                     and Path(r[1]).name == r[1] and r[1] not in ("", ".", "..")
-                    for r in renames)):
+                    and _within(r[0]) for r in renames)):
         raise InputError(path, "not a commit journal; delete it and run 'qcode code' again")
     _carry_out(out, journal)
     return True

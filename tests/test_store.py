@@ -171,9 +171,11 @@ def test_manifest_digests_are_the_files_and_known_ones_are_not_hashed_again(tmp_
 
     import pipeline.store as store
 
+    out = tmp_path / "out"
+    out.mkdir()
     staged = {}
     for k, name in enumerate(["a.csv", "b.parquet", "c.csv"]):
-        staged[name] = tmp_path / f".{name}.tmp"
+        staged[name] = out / f".{name}.tmp"  # a run stages its files in the output folder
         staged[name].write_bytes(f"content {k}\n".encode() * (k + 1))
     real = {name: hashlib.sha256(p.read_bytes()).hexdigest() for name, p in staged.items()}
     names = sorted(staged)
@@ -181,8 +183,6 @@ def test_manifest_digests_are_the_files_and_known_ones_are_not_hashed_again(tmp_
     hashed = []
     original = store._file_sha256
     monkeypatch.setattr(store, "_file_sha256", lambda p: hashed.append(p.name) or original(p))
-    out = tmp_path / "out"
-    out.mkdir()
     manifest = store.commit_staged(out, staged, {"x": 1}, {"b.parquet": real["b.parquet"]})
     assert manifest["outputs"] == real
     assert sorted(hashed) == [".a.csv.tmp", ".c.csv.tmp"]
@@ -259,6 +259,9 @@ def store_outputs_match(out) -> bool:
     ("{not json", "cannot be read"),
     ('{"renames": [[".x.staged", "../escape.csv"]], "manifest": "{}"}', "not a commit journal"),
     ('{"renames": [], "manifest": 3}', "not a commit journal"),
+    # staged files lie in the output folder: a journal must not move other files in
+    ('{"renames": [["../elsewhere.csv", "codings.csv"]], "manifest": "{}"}', "not a commit journal"),
+    ('{"renames": [["/etc/passwd", "codings.csv"]], "manifest": "{}"}', "not a commit journal"),
 ])
 def test_a_damaged_commit_journal_is_a_clear_error(tmp_path, journal, message):
     from pipeline.errors import InputError
