@@ -74,7 +74,7 @@ class ChunkTask:
     ``reuse``: the runner has the finished coding files too (``coded_files``): the
     chunk is not coded, its entry gives what the runner counts and reports.
     ``part``: ``(k, n)``: the chunk is the k-th of n parts of its one file (a large
-    survey CSV): it codes the k-th n-th of the file's segments, in order; only the first
+    survey or transcript): it codes the k-th n-th of the file's segments, in order; only the first
     part has the document's row and the file's error rows (``chunk_parts``).
     """
 
@@ -217,7 +217,7 @@ def process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
     With a cache folder, a chunk whose files and settings are unchanged comes from the
     chunk cache (``pipeline.chunk_cache``): only matching (of the rules that
     changed, ``pipeline.match_cache``) and aggregation run. A chunk that is part of a
-    large survey (``task.part``) codes its share of the survey's segments
+    large file (``task.part``) codes its share of the file's segments
     (``chunk_parts``). A chunk that runs out of memory (a file too large for this
     machine: other documents are coded in one piece) is not coded: its files are error
     rows and the run goes on (``chunk_memory``).
@@ -278,11 +278,14 @@ def _process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
         chunks.discard(key)
         entry = None
     segments_csv = None
-    doc_langs = None  # a part's documents' languages (``chunk_parts.first_languages``)
+    # a part's documents' languages and opening units (``chunk_parts.first_languages``,
+    # ``first_units``)
+    doc_langs = doc_first = None
     if entry is not None:
         documents, segments, errors = entry.documents, entry.segments, entry.errors
         present, failed = entry.present, entry.failed
-        doc_langs = entry.stats.get("doc_langs") if task.part is not None else None
+        if task.part is not None:
+            doc_langs, doc_first = entry.stats.get("doc_langs"), entry.stats.get("doc_first")
         _stored_ids(entry, stats)
         lap("ingest")
         lap("segment")
@@ -292,7 +295,7 @@ def _process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
         else:
             from pipeline.chunk_parts import part_of
 
-            (documents, segments, errors, present, failed), doc_langs = part_of(
+            (documents, segments, errors, present, failed), doc_langs, doc_first = part_of(
                 task, lambda: _read_and_segment(task, ctx, book, lap), _key_settings(ctx, book),
                 lap)
         if key is not None and task_key(task, ctx, book) != key:
@@ -305,11 +308,12 @@ def _process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
     stats["key"] = key  # the key these tables belong to (None: not cacheable)
     cache = DocCache(ctx.cache_dir if ctx.docbin else None)
     # Survey tables by their path (cached slim documents keep only id, path and hash);
-    # a part's segments are all of one survey (whose row only the first part has)
+    # a part's segments are all of one file (whose row only the first part has)
     tables = (frozenset(d for d, p in zip(documents[C.DOC_ID].tolist(),
                                           documents[C.PATH].tolist())
                         if str(p).lower().endswith(".csv"))
-              if task.part is None else frozenset(segments[C.DOC_ID].unique().tolist()))
+              if task.part is None else frozenset(segments[C.DOC_ID].unique().tolist())
+              if task.files[0][1].lower().endswith(".csv") else frozenset())
     parsed = None
     if entry is None and key is not None:
         from pipeline.segment_ids import summary
@@ -323,7 +327,7 @@ def _process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
         def parsed(tokens: dict[int, list]) -> None:
             # the entry is encoded and written on the cache thread while this one codes
             # the chunk (saved after the coding, a large file's entry was written alone)
-            kept = {} if doc_langs is None else {"doc_langs": doc_langs}
+            kept = {} if doc_langs is None else {"doc_langs": doc_langs, "doc_first": doc_first}
             if ids is not None:
                 kept.update(ids=ids, **_light(documents, segments))
             _save_entry(chunks, key, book, ChunkEntry(
@@ -332,7 +336,7 @@ def _process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
     coded = code_chunk(segments, book, cache, ctx.batch_size,
                        entry.tokens if entry is not None else None,
                        MatchCache(ctx.cache_dir, key), CodingCache(ctx.cache_dir, key), tables,
-                       parsed, doc_langs)
+                       parsed, doc_langs, doc_first)
     lap("nlp_code")
     stats.update(documents=len(documents), segments=len(segments),
                  segments_coded=int(segments[C.CODED].sum()), tokens=coded.n_tokens,

@@ -160,7 +160,8 @@ def vocab_of(lang: str):  # noqa: ANN201
 def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: ANN001
                stored: dict[int, list] | None = None, memo=None,  # noqa: ANN001
                coding_memo=None, tables: frozenset[str] = frozenset(),  # noqa: ANN001
-               parsed=None, doc_langs: dict[str, str] | None = None) -> ChunkCoding:  # noqa: ANN001
+               parsed=None, doc_langs: dict[str, str] | None = None,  # noqa: ANN001
+               doc_first: dict[str, str] | None = None) -> ChunkCoding:
     """Parse (through the caches, a cache entry per document) and rule-code the coded segments.
 
     Same rows as ``code.code_segments`` (per language, then segment/text order) with
@@ -183,6 +184,8 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
             before matching: the chunk entry is then written while the chunk is coded.
         doc_langs: document id -> the language of its first coded segment, for a chunk
             that holds part of a document (``chunk_parts``); else the chunk's own first.
+        doc_first: document id -> the id of its first coded segment (its opening unit),
+            for such a chunk; else the chunk's own first.
     """
     from pipeline.code import empty_codings
     from pipeline.code.arrays import TokenArrays, rebuild_doc, runs
@@ -229,7 +232,8 @@ def code_chunk(segments: pd.DataFrame, book, cache, batch_size: int,  # noqa: AN
             ids.append(column(C.SEGMENT_ID))
         return ids[0]
     # settings.opening_weight: each document's first coded unit, but no survey-table row
-    opening = (frozenset(seg_rows[b][0] for b in bounds[:-1] if doc_ids[b] not in tables)
+    opening = (frozenset((doc_first or {}).get(doc_ids[b], seg_rows[b][0])
+                         for b in bounds[:-1] if doc_ids[b] not in tables)
                if book.settings.opening_weight != 1.0 else None)
     tokens: dict[int, list] = {}
     ranges = [(b, e) for b, e in zip(bounds, bounds[1:]) if has_rules(book, first[b])]

@@ -1,15 +1,18 @@
-"""A large survey coded in parts: one file's segments shared out over several chunks.
+"""A large file coded in parts: one file's segments shared out over several chunks.
 
-A chunk holds whole files, and a survey CSV is one document: a file of 64,000 answers
-was one chunk, so a run's memory grew with its largest file and ``--jobs`` could not
-share it out. The planner (``runner.plan_chunks``) now gives such a file n chunks of its
-own, ``ChunkTask.part = (k, n)``. Each reads and segments the whole file (in a process
-that runs several parts of it, once: kept here until its last part), then parses,
-matches and aggregates only the k-th n-th of its segments, in order. The first part
-also has the document's row and the file's error rows. Concatenated in chunk order,
-the parts' tables are the rows the file gives as one chunk: segments are cut from the
-whole file, and a segment's matches and codings depend on that segment alone (a survey
-row is never a document's opening unit). Survey ids that are also segment ids of an
+A chunk holds whole files, and a file is one document: a survey of 64,000 answers or a
+transcript of 600 interviews was one chunk, so a run's memory grew with its largest
+file and ``--jobs`` could not share it out. The planner (``runner.plan_chunks``) now
+gives such a file n chunks of its own, ``ChunkTask.part = (k, n)``. Each reads and
+segments the whole file (in a process that runs several parts of it, once: kept here
+until its last part), then parses, matches and aggregates only the k-th n-th of its
+segments, in order. The first part also has the document's row and the file's error
+rows. Concatenated in chunk order, the parts' tables are the rows the file gives as one
+chunk: segments are cut from the whole file, and a segment's matches and codings depend
+on that segment alone, save the document's opening unit (``settings.opening_weight``:
+its first coded segment, never a survey row), which every part is told
+(``first_units``). A later part's own segment ids ("{doc_id}:{n}") go on from the
+earlier parts' (``SegmentIds.continued``). Survey ids that are also segment ids of an
 earlier chunk (ids written like "int01:3") are prefixed by each part that has some; the
 runner merges their warnings into the file's one (``run_stream._unique_ids``).
 """
@@ -31,7 +34,7 @@ _WHOLE: list[tuple[str, tuple]] = []
 
 
 def part_of(task, load: Callable[[], tuple], settings: dict[str, Any],  # noqa: ANN001
-            lap: Callable[[str], None]) -> tuple[tuple, dict[str, str]]:
+            lap: Callable[[str], None]) -> tuple[tuple, dict[str, str], dict[str, str]]:
     """The tables of one part of a file: ``slice_part`` of what ``load()`` gives.
 
     Args:
@@ -42,24 +45,25 @@ def part_of(task, load: Callable[[], tuple], settings: dict[str, Any],  # noqa: 
         lap: the chunk's stage timer (called when the tables were kept here).
 
     Returns:
-        ``(documents, segments, errors, present, failed)`` of the part, and the
-        language of each document's first coded segment (``first_languages``).
+        ``(documents, segments, errors, present, failed)`` of the part, the language
+        of each document's first coded segment (``first_languages``) and that
+        segment's id (``first_units``).
     """
     k, n = task.part
     key = _memo_key(task, settings)
     if _WHOLE and _WHOLE[0][0] == key:
-        whole, langs = _WHOLE[0][1]
+        whole, langs, units = _WHOLE[0][1]
         lap("ingest")
         lap("segment")
     else:
         _WHOLE.clear()  # another file's tables go before this one's are read
         whole = load()
-        langs = first_languages(whole[1])
-        _WHOLE.append((key, (whole, langs)))
+        langs, units = first_languages(whole[1]), first_units(whole[1])
+        _WHOLE.append((key, (whole, langs, units)))
     if k == n - 1:
         # a process is handed a file's parts in order: none of them comes after this one
         _WHOLE.clear()
-    return slice_part(whole, k, n), langs
+    return slice_part(whole, k, n), langs, units
 
 
 def first_languages(segments: pd.DataFrame) -> dict[str, str]:
@@ -75,6 +79,18 @@ def first_languages(segments: pd.DataFrame) -> dict[str, str]:
     out: dict[str, str] = {}
     for doc, lang in zip(docs, langs):
         out.setdefault(doc, lang)
+    return out
+
+
+def first_units(segments: pd.DataFrame) -> dict[str, str]:
+    """Document id -> the id of its first coded segment: its opening unit
+    (``settings.opening_weight``), which a later part cannot tell from its own rows."""
+    coded = segments[C.CODED].to_numpy(dtype=bool)
+    docs = segments[C.DOC_ID].to_numpy()[coded].tolist()
+    ids = segments[C.SEGMENT_ID].to_numpy()[coded].tolist()
+    out: dict[str, str] = {}
+    for doc, seg_id in zip(docs, ids):
+        out.setdefault(doc, seg_id)
     return out
 
 

@@ -3,8 +3,8 @@
 A chunk holds whole documents and a document is coded in one piece, so a run's memory
 grows with its largest file: about 50 to 60 times the file's size on top of the ~0.3 GB
 every run needs (measured in ``benchmarks/RESULTS.md``, "Memory of one large file"). A
-large survey CSV is coded in parts (``chunk_parts``) but read whole: 6 to 10 times its
-size. When that is more than the memory available, Linux usually kills the process
+file of more than ``RunOptions.part_bytes`` is coded in parts (``chunk_parts``) but read
+whole: 6 to 10 times its size, plus a part. When that is more than the memory available, Linux usually kills the process
 without a word (or native code crashes) long before Python can raise a
 ``MemoryError``, and the whole run is lost. The runner warns before it starts, naming
 the files.
@@ -23,9 +23,10 @@ from pathlib import Path
 BASE_BYTES = 300_000_000
 FACTOR_CACHE = 60      # a run that fills the cache (the default) keeps token arrays to save
 FACTOR_NO_CACHE = 50   # --no-cache
-# A survey coded in parts (``chunk_parts``) is read and segmented whole (this much per
+# A file coded in parts (``chunk_parts``) is read and segmented whole (this much per
 # byte, its document row written included), then coded a part (``RunOptions.part_bytes``)
-# at a time. Surveys of 14.7, 29.5 and 88.7 MB: 5-15% below this (RESULTS.md, session 18).
+# at a time. Surveys of 14.7, 29.5 and 88.7 MB: 5-15% below this (RESULTS.md, session 18);
+# a transcript of 15.4 MB: 2-3% below (session 21).
 READ_FACTOR_CACHE = 10
 READ_FACTOR_NO_CACHE = 6
 # Address space a run holds beyond its resident memory (libraries, thread stacks, malloc

@@ -67,6 +67,16 @@ def _unique_ids(res: ChunkResult, taken: segment_stage.SegmentIds,
         Old -> new id of the renamed ids (then the chunk's spilled tables are stale).
     """
     ids = res.stats.pop("ids", None)
+    if task.part is not None and task.part[0] > 0:  # the file's own ids go on from part 0
+        docs = ids[0] if ids is not None else res.segments[C.DOC_ID].unique().tolist()
+        with taken.continued(docs):
+            return _unique_in(res, ids, taken, task, clashed, cache_dir)
+    return _unique_in(res, ids, taken, task, clashed, cache_dir)
+
+
+def _unique_in(res: ChunkResult, ids, taken: segment_stage.SegmentIds,  # noqa: ANN001
+               task: ChunkTask, clashed: dict | None, cache_dir: str | None) -> dict[str, str]:
+    """``_unique_ids`` of a chunk whose ids' summary (or None) is ``ids``."""
     if ids is not None:
         if not taken.may_hold(ids):  # the usual case: all new, nothing to rename
             taken.add_summary(ids)

@@ -60,9 +60,9 @@ class RunOptions:
     docbin: bool = False
     cache_dir: str | None = None       # None: <out>/.cache
     chunk_bytes: int = 1_000_000       # raw input bytes per chunk (memory vs overhead)
-    # a survey CSV larger than this is coded in parts of about this many bytes of its
-    # answers (``chunk_parts``; None: never): each part is read whole but coded alone,
-    # and ``--jobs`` shares the parts out
+    # a file larger than this (a survey, a long transcript) is coded in parts of about
+    # this many bytes of it (``chunk_parts``; None: never): each part is read whole but
+    # coded alone, and ``--jobs`` shares the parts out
     part_bytes: int | None = 2_000_000
 
 
@@ -101,8 +101,8 @@ def plan_chunks(files: Sequence[Path], shown: Sequence[str], *, chunk_bytes: int
     exactly as in a whole-corpus run. Boundaries depend on the inputs only, never on
     the engine or the number of jobs, so output files are byte-identical across them.
 
-    A CSV file of more than ``part_bytes`` (None: never) that shares its stem with no
-    other file is split instead: ``ceil(size / part_bytes)`` chunks of its own, each
+    A file of more than ``part_bytes`` (None: never) that shares its stem with no other
+    file is split instead: ``ceil(size / part_bytes)`` chunks of its own, each
     coding an equal share of its segments in order (``ChunkTask.part``).
     """
     order = sorted(range(len(files)), key=lambda k: (files[k].stem, files[k].as_posix()))
@@ -116,8 +116,7 @@ def plan_chunks(files: Sequence[Path], shown: Sequence[str], *, chunk_bytes: int
             file_size = 0  # unreadable: read_file reports it
         alone = ((n == 0 or files[order[n - 1]].stem != files[k].stem)
                  and (n + 1 == len(order) or files[order[n + 1]].stem != files[k].stem))
-        if (part_bytes is not None and file_size > part_bytes and alone
-                and files[k].suffix.lower() == ".csv"):
+        if part_bytes is not None and file_size > part_bytes and alone:
             if current:
                 tasks.append(ChunkTask(len(tasks), current))
                 current, size = [], 0

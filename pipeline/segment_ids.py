@@ -10,6 +10,9 @@ the pandas path; both remember and find the same ids (a test holds them equal).
 """
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterable, Iterator
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -63,6 +66,21 @@ class SegmentIds:
                 if n.isdigit() and doc_id in self.docs:
                     return True
         return False
+
+    @contextlib.contextmanager
+    def continued(self, docs: Iterable[str]) -> Iterator[None]:
+        """Within: the own ids of ``docs`` count as new again.
+
+        For a later part of a file coded in parts (``chunk_parts``): its document's own
+        ids were remembered with the first part, but the unit indexes of a later part
+        are not an earlier part's. Their other ids are still looked up one by one.
+        """
+        back = self.docs.intersection(docs)
+        self.docs -= back
+        try:
+            yield
+        finally:
+            self.docs |= back
 
     def add_summary(self, summary: IdSummary) -> None:
         """``add`` of the table ``summary`` describes (its ids are all new: ``may_hold``)."""

@@ -84,9 +84,9 @@ def _same_files(a, b) -> None:  # noqa: ANN001
     assert [f for f in FILES if not filecmp.cmp(a / f, b / f, shallow=False)] == []
 
 
-def test_plan_splits_a_large_csv_alone_into_parts(tmp_path):
+def test_plan_splits_a_large_file_alone_into_parts(tmp_path):
     names = {"a.txt": 300, "big.csv": 2_500, "c.txt": 300, "d.csv": 900, "e.csv": 2_500,
-             "e.txt": 10}
+             "e.txt": 10, "long.txt": 1_500}
     paths = []
     for name, size in names.items():
         (tmp_path / name).write_bytes(b"x" * size)
@@ -96,10 +96,11 @@ def test_plan_splits_a_large_csv_alone_into_parts(tmp_path):
     assert shape == [(["a.txt"], None),
                      (["big.csv"], (0, 3)), (["big.csv"], (1, 3)), (["big.csv"], (2, 3)),
                      (["c.txt", "d.csv"], None),
-                     (["e.csv", "e.txt"], None)]  # a shared stem keeps its files together
+                     (["e.csv", "e.txt"], None),  # a shared stem keeps its files together
+                     (["long.txt"], (0, 2)), (["long.txt"], (1, 2))]  # a transcript too
     assert [t.index for t in tasks] == list(range(len(tasks)))
     unsplit = plan_chunks(paths, [p.name for p in paths], chunk_bytes=1_000)
-    assert all(t.part is None for t in unsplit) and len(unsplit) == 3
+    assert all(t.part is None for t in unsplit) and len(unsplit) == 4
 
 
 def test_slice_part_shares_out_the_segments_in_order():
@@ -114,6 +115,8 @@ def test_slice_part_shares_out_the_segments_in_order():
     assert parts[0][2:] == ([{"e": 1}], ["s"], []) and parts[1][2:] == ([], [], [])
     assert list(parts[2][0].columns) == [C.DOC_ID, C.PATH]
     assert chunk_parts.first_languages(segments) == {"s": "en"}  # row 1: the first coded
+    segments[C.SEGMENT_ID] = [f"s:{k}" for k in range(10)]
+    assert chunk_parts.first_units(segments) == {"s": "s:1"}
 
 
 def test_parts_give_the_rows_of_one_chunk(corpus, tmp_path):
@@ -222,6 +225,7 @@ def test_parts_on_a_dask_cluster(corpus, tmp_path):
     from distributed import LocalCluster
 
     raw, book = corpus
+    _transcript(raw / "long.txt")  # a transcript in parts too
     local = tmp_path / "local"
     _run(raw, book, local, cache=False, part_bytes=1_500)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
@@ -305,3 +309,55 @@ def test_ids_taken_by_an_earlier_file_give_one_warning_in_parts_too(tmp_path):
     assert ids.loc[ids[C.DOC_ID] == "zz", C.SEGMENT_ID].iloc[-1] == "zz:int01:117"
     _run(raw, book, parts, cache=False, part_bytes=600, chunk_bytes=1, jobs=2)
     _same_rows(whole, parts)
+
+
+def _transcript(path) -> None:  # noqa: ANN001
+    """An interview whose first third is the interviewer's (not coded): its opening unit,
+    the first respondent turn, lies in a later part."""
+    lines = [f"I: Welkom bij dit gesprek, ik stel mij eerst even voor ({k})." for k in range(24)]
+    for k in range(28):
+        lines.append(f"I: Vraag {k}: hoe gaat het met het project?")
+        lines.append(f"R: We hebben geen tijd en geen uren, en ik ben geen eigenaar ({k}).")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def test_a_transcript_in_parts_gives_the_rows_of_one_chunk(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    _transcript(raw / "long.txt")
+    (raw / "int01.txt").write_text("I: Hoe gaat het?\nR: We hebben geen tijd.\n", encoding="utf-8")
+    book = tmp_path / "codebook.yaml"
+    book.write_text(CODEBOOK.replace("detect_lang: csv}", "opening_weight: 0}"), encoding="utf-8")
+    whole = tmp_path / "whole"
+    _run(raw, book, whole, cache=False, part_bytes=None)
+    parts = tmp_path / "parts"
+    result = _run(raw, book, parts, cache=False, part_bytes=1_000)
+    assert result.manifest["throughput"]["chunks"] >= 4  # long.txt in parts
+    _same_rows(whole, parts)
+    segments = pd.read_parquet(parts / "segments.parquet")
+    mine = segments[segments[C.DOC_ID] == "long"]
+    assert mine[C.SEGMENT_ID].tolist() == [f"long:{k}" for k in range(len(mine))]  # none prefixed
+    assert pd.read_csv(parts / "errors.csv").empty
+    # the opening unit (the first respondent turn, in the second part) counts for nothing
+    opening = mine.loc[mine[C.CODED].astype(bool), C.SEGMENT_ID].iloc[0]
+    n = -(-(raw / "long.txt").stat().st_size // 1_000)
+    assert opening not in set(chunk_parts.slice_part(
+        (None, mine.reset_index(drop=True), [], [], []), 0, n)[1][C.SEGMENT_ID])
+    codings = pd.read_parquet(parts / "codings.parquet")
+    coded = set(codings.loc[codings[C.DOC_ID] == "long", C.SEGMENT_ID])
+    assert opening not in coded and len(coded) == 27
+    # with the cache, again, after an edit, and on two processes: the same files
+    cached = tmp_path / "cached"
+    _run(raw, book, cached, part_bytes=1_000)
+    _same_files(parts, cached)
+    edited = tmp_path / "edited.yaml"
+    edited.write_text(book.read_text(encoding="utf-8").replace("[tijd, uren]", "[tijd, uren, project]"),
+                      encoding="utf-8")
+    recoded = _run(raw, edited, cached, keep=True, part_bytes=1_000)
+    assert recoded.manifest["throughput"]["cache_hits"] > 0
+    fresh = tmp_path / "fresh"
+    _run(raw, edited, fresh, cache=False, part_bytes=1_000)
+    _same_files(fresh, cached)
+    two = tmp_path / "two"
+    _run(raw, book, two, cache=False, part_bytes=1_000, jobs=2)
+    _same_files(parts, two)

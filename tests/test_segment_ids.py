@@ -40,3 +40,20 @@ def test_a_summary_says_maybe_whenever_an_id_is_taken_and_remembers_as_add(rando
     assert summary(frame) == (["a"], [])
     assert summary(frame.astype({C.UNIT_INDEX: float})) is None
     assert summary(frame.iloc[:0]) == ([], [])
+
+
+def test_a_later_part_of_a_document_goes_on_with_its_own_ids():
+    taken = SegmentIds()
+    first = pd.DataFrame({C.SEGMENT_ID: ["t:0", "t:1", "S1"], C.DOC_ID: ["t", "t", "s"],
+                          C.UNIT_INDEX: [0, 1, 0]})
+    unique_across(first, taken)
+    later = pd.DataFrame({C.SEGMENT_ID: ["t:2", "t:3", "S1"], C.DOC_ID: ["t"] * 3,
+                          C.UNIT_INDEX: [2, 3, 4]})
+    assert taken.may_hold(summary(later))
+    with taken.continued(["t"]):
+        assert "t:2" not in taken
+        out, renames = unique_across(later, taken)
+    # the part's own ids go on; another document's id it repeats is still renamed
+    assert renames == {"S1": "t:S1"}
+    assert out[C.SEGMENT_ID].tolist() == ["t:2", "t:3", "t:S1"]
+    assert "t:7" in taken and "t" in taken.docs  # remembered again after the part
