@@ -62,7 +62,7 @@ AGE_SHARE = 0.5    # steps that date every file back first (``RecodeFuzz.age``)
 AGE_S = 10
 SMALL_CHUNKS = {"chunk_bytes": 40_000}   # several chunks of the sample corpus, not one
 OPTIONS: list[dict[str, Any]] = [
-    {}, {"chunk_bytes": 80_000, "part_bytes": 5_000},
+    {}, {"chunk_bytes": 80_000, "part_bytes": 5_000}, {"part_bytes": 3_000, "jobs": 2},
     {"unit": "paragraph"}, {"unit": "sentence"}, {"jobs": 2}, {"docbin": True},
     {"lang": "en"}, {"code_speakers": "all"}, {"chunk_bytes": 30_000, "jobs": 2},
     {"engine": "dask", "jobs": 2}]
@@ -482,6 +482,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", default="/tmp/recode-fuzz")
     parser.add_argument("--corpus", type=Path, default=None,
                         help="folder of transcripts to start from (default: data/raw)")
+    parser.add_argument("--options", type=json.loads, default=None,
+                        help='the run options to start with, as JSON (default: small chunks); '
+                             'e.g. \'{"part_bytes": 3000}\' cuts every file of more than 3 kB into parts')
     parser.add_argument("--prune-now", action="store_true",
                         help="runs in this process prune the cache without its grace period "
                              "(entries of keys the last runs did not use go at once); no "
@@ -494,6 +497,8 @@ def main(argv: list[str] | None = None) -> int:
         global PEER_SHARE  # noqa: PLW0603
         PEER_SHARE = 0.0
     fuzz = RecodeFuzz(args.seed, Path(args.work), args.corpus)
+    if args.options is not None:
+        fuzz.options = dict(args.options)
     failures = 0
     for k in range(args.steps):
         edits, problems = fuzz.step()
