@@ -327,6 +327,9 @@ SURVEY_ANSWERS = 6_400
 # Ten times the answers in one file: a file is one document (one chunk), so this shows
 # how a survey's time and memory grow with its size.
 BIG_SURVEY_ANSWERS = 64_000
+# A transcript fifty times as long (~15 MB: 600 interviews of the corpus in one file),
+# coded in parts like the large survey.
+BIG_LONG_FILES = 600
 
 
 def pain_points(size: int) -> dict:
@@ -352,6 +355,20 @@ def pain_points(size: int) -> dict:
     out: dict = {"long": {"chars": len(text), "files_joined": len(parts)}}
     run = qcode(folder, book, WORK / "long", "--no-cache")
     out["long"].update({k: run[k] for k in ("wall_s", "peak_rss_mb", "segments")})
+    files = sorted(corpus.iterdir())[:BIG_LONG_FILES]
+    if len(files) == BIG_LONG_FILES:
+        big = WORK / "big_long_input"
+        shutil.rmtree(big, ignore_errors=True)
+        big.mkdir(parents=True)
+        (big / "interviews.txt").write_text(
+            "".join(f.read_text(encoding="utf-8").strip() + "\n" for f in files), encoding="utf-8")
+        run = qcode(big, book, WORK / "big_long", "--no-cache")
+        out["big_long"] = {"files_joined": len(files), "bytes": (big / "interviews.txt").stat().st_size,
+                           "chunks": run["manifest"]["throughput"]["chunks"],
+                           **{k: run[k] for k in ("wall_s", "peak_rss_mb", "segments")}}
+        shutil.rmtree(WORK / "big_long_cached", ignore_errors=True)
+        run = qcode(big, book, WORK / "big_long_cached")
+        out["big_long"]["cached"] = {k: run[k] for k in ("wall_s", "peak_rss_mb")}
     sized = WORK / f"size{size}"
     if not (sized / "segments.parquet").exists():
         qcode(corpus, book, sized, "--no-cache")
@@ -527,15 +544,24 @@ def report(res: dict, main_size: int) -> str:
                 lines += [f"  - the same, a first run with the cache: {big['cached']['wall_s']:.1f} s, "
                           f"peak RSS {big['cached']['peak_rss_mb']:,.0f} MB; `--jobs 2` (no "
                           f"cache): {big['jobs2_wall_s']:.1f} s"]
+        long = res["pain"].get("big_long")
+        if long is not None:
+            lines += [f"- a transcript of {long['bytes'] / 1e6:.1f} MB ({long['files_joined']} "
+                      f"files of the corpus as one, {long['segments']:,} segments): "
+                      f"{long['wall_s']:.1f} s, peak RSS {long['peak_rss_mb']:,.0f} MB "
+                      f"({long['chunks']} chunks); a first run with the cache: "
+                      f"{long['cached']['wall_s']:.1f} s, peak RSS "
+                      f"{long['cached']['peak_rss_mb']:,.0f} MB"]
         lines += ["", "The issue opens with these: QualCoder users find files of 300k "
                   "characters slow and 6,400 survey answers unusable. Every time includes "
                   "qcode's start-up. A file is one document, and a document is coded in one "
-                  "piece, except a survey CSV of more than 2 MB (`RunOptions.part_bytes`): it "
-                  "is read and segmented whole, then parsed, matched and aggregated in chunks "
-                  "of about 2 MB of its answers (`pipeline/chunk_parts.py`), which `--jobs` "
-                  "shares out. The memory of a run still grows with its largest file, about "
-                  "6-10 times a survey's size and 50-60 times another file's (unlike the "
-                  "corpus rows above, where it stays flat).", ""]
+                  "piece, except a file of more than 2 MB (`RunOptions.part_bytes`), a survey "
+                  "or a transcript: it is read and segmented whole, then parsed, matched and "
+                  "aggregated in chunks of about 2 MB of its segments (`pipeline/chunk_parts.py`), "
+                  "which `--jobs` shares out. The memory of a run still grows with its largest "
+                  "file, less steeply: about 6-10 times the size of a file in parts and 50-60 "
+                  "times that of a smaller file (unlike the corpus rows above, where it stays "
+                  "flat).", ""]
     lines += ["## Reading the numbers", "",
               "- Peak RSS is that of the `qcode` process (`wait4` rusage); it stays flat because "
               "only a chunk (~1 MB of input) is in memory at a time (and at most a few waiting "

@@ -69,6 +69,13 @@ def test_the_report_shows_the_long_transcript_and_the_survey():
     assert "- a CSV of 64,000 answers (28.8 MB): 7.6 s, peak RSS 1,406 MB (15 chunks)" in text
     assert "  - the same, a first run with the cache: 5.4 s, peak RSS 901 MB; `--jobs 2` (no " \
            "cache): 4.3 s" in text
+    assert "a transcript of" not in text
+    res["pain"]["big_long"] = {"files_joined": 600, "bytes": 15_386_040, "chunks": 8,
+                               "wall_s": 3.91, "peak_rss_mb": 482.1, "segments": 60_000,
+                               "cached": {"wall_s": 3.93, "peak_rss_mb": 558.8}}
+    assert "- a transcript of 15.4 MB (600 files of the corpus as one, 60,000 segments): 3.9 s, " \
+           "peak RSS 482 MB (8 chunks); a first run with the cache: 3.9 s, peak RSS 559 MB" \
+        in rb.report(res, 100_000)
 
 
 def test_the_parallel_section_shows_cores_busy_and_the_largest_corpus():
