@@ -264,15 +264,16 @@ def _process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
     if chunks.folder:
         key = task.key if task.key is not None else task_key(task, ctx, book)
     given = [*(path for _, path, _ in task.files), ctx.meta_name]
+    places = [pos for pos, _, _ in task.files]  # the files' positions in this run
     entry = None
     if task.reuse and key is not None:
         entry = chunks.load(key, vocab_of, REUSE_COLUMNS, tokens=False, light=True)
-        if entry is not None and relocated(entry, given) is not None:
+        if entry is not None and relocated(entry, given, places) is not None:
             _stored_ids(entry, stats)
             return _uncoded(task, entry, key, stats, lap)
     if entry is None:
         entry = chunks.load(key, vocab_of, SLIM_COLUMNS if task.slim else None)
-    if entry is not None and relocated(entry, given) is None:
+    if entry is not None and relocated(entry, given, places) is None:
         # made from other paths, which its messages name where they cannot be moved:
         # coded again, and stored for these paths
         chunks.discard(key)
@@ -331,7 +332,7 @@ def _process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
             if ids is not None:
                 kept.update(ids=ids, **_light(documents, segments))
             _save_entry(chunks, key, book, ChunkEntry(
-                documents, segments, errors, present, failed, kept, tokens, {}, [], given))
+                documents, segments, errors, present, failed, kept, tokens, {}, [], given, places))
 
     coded = code_chunk(segments, book, cache, ctx.batch_size,
                        entry.tokens if entry is not None else None,

@@ -64,6 +64,8 @@ class ChunkEntry:
             only those languages' words).
         given: the chunk's files' paths as given to the run that made it, then its
             metadata's name (error messages name them; ``relocated``).
+        positions: the files' positions in that run (its error rows are ordered by
+            them; ``relocated`` moves them to another run's).
     """
 
     documents: pd.DataFrame
@@ -76,6 +78,7 @@ class ChunkEntry:
     fingerprints: dict[str, str]
     ruled: list[str] = field(default_factory=list)
     given: list[str] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)
 
 
 def discard_entry(path: Path) -> None:
@@ -257,7 +260,8 @@ class ChunkCache:
             errors = [{**row, "_order": list(row["_order"])} for row in entry.errors]
             meta = {"fingerprints": entry.fingerprints, "present": entry.present,
                     "failed": entry.failed, "stats": entry.stats, "errors": errors,
-                    "tokens": layout, "ruled": sorted(entry.ruled), "given": entry.given}
+                    "tokens": layout, "ruled": sorted(entry.ruled), "given": entry.given,
+                    "positions": entry.positions}
             text = json.dumps(meta, default=_json_default)
         except (TypeError, ValueError, KeyError):
             return
@@ -301,7 +305,7 @@ def _entry(meta: dict[str, Any], documents: pd.DataFrame, segments: pd.DataFrame
     errors = [{**row, "_order": tuple(row["_order"])} for row in meta["errors"]]
     return ChunkEntry(documents, segments, errors, meta["present"], meta["failed"],
                       meta["stats"], tokens, meta["fingerprints"], meta.get("ruled", []),
-                      meta.get("given", []))
+                      meta.get("given", []), meta.get("positions", []))
 
 
 def _write_entry(path: Path, table: list[np.ndarray], vocabs: list, meta: str,

@@ -1,7 +1,7 @@
 """The key of a chunk-cache entry, and an entry moved to the paths of another run.
 
 ``chunk_key`` names what shapes a chunk's documents, segments and error rows: its files'
-bytes and positions, their paths as shown, the run's ingest and segmentation settings,
+bytes and order, their paths as shown, the run's ingest and segmentation settings,
 the package versions and the source of the code that builds an entry (``_versions``,
 ``_source_digest``, also used by the other caches' keys). ``relocated`` rewrites an
 entry's error messages for a run that gives the same files by other paths.
@@ -27,7 +27,11 @@ if TYPE_CHECKING:
 
 def chunk_key(files: list[tuple[int, str, str]], settings: dict[str, Any],
               memo=None) -> str | None:  # noqa: ANN001
-    """Key of a chunk: its files' positions, paths as shown and bytes + the run's settings.
+    """Key of a chunk: its files' order, paths as shown and bytes + the run's settings.
+
+    Not the files' positions in the run: a file added or removed before the chunk moves
+    those, not what the chunk holds (an entry keeps its error rows' positions relative
+    to the chunk: ``chunk.relative_errors``).
 
     A file found in an input folder is keyed by its path below that folder, not by
     the path it was given as: ``data/raw`` and ``/home/me/project/data/raw`` (or the
@@ -37,7 +41,8 @@ def chunk_key(files: list[tuple[int, str, str]], settings: dict[str, Any],
     path is in the key.
 
     Args:
-        files: (position in path order, path, path as shown) of the chunk's files.
+        files: (position in path order, path, path as shown) of the chunk's files (the
+            positions are not used).
         settings: JSON-able values of everything else that shapes ingest/segment.
         memo: a ``digest_memo.DigestMemo``: the files' digests it knows are not hashed.
 
@@ -47,26 +52,39 @@ def chunk_key(files: list[tuple[int, str, str]], settings: dict[str, Any],
     h = hashlib.sha256()
     versions = [*_versions(), _source_digest()]
     h.update(json.dumps([versions, settings], sort_keys=True, default=str).encode("utf-8"))
-    for pos, path, shown in files:
+    for i, (_, path, shown) in enumerate(files):
         got = _file_digest(path, memo)
         if got is None:
             return None
         # ``rooted`` as ``ingest.assign_doc_ids`` tells (ids of files sharing a stem)
         rooted = shown != Path(path).as_posix()
-        h.update(json.dumps([pos, shown, rooted, got[0]]).encode("utf-8"))
+        h.update(json.dumps([i, shown, rooted, got[0]]).encode("utf-8"))
         h.update(got[1])
     return h.hexdigest()
 
 
-def relocated(entry: ChunkEntry, given: list[str]) -> ChunkEntry | None:
-    """``entry`` for a run given its files and metadata by other paths, or None.
+def relocated(entry: ChunkEntry, given: list[str],
+              positions: list[int] | None = None) -> ChunkEntry | None:
+    """``entry`` for a run given its files and metadata by other paths, or at other
+    positions (files added or removed before them), or None.
 
     ``given``: the chunk's files' paths as given, then the run's metadata name
     (``RunContext.meta_name``). Error rows name those in known places only: an ingest
     message starts with its file's path (``path:`` or ``path, line``); a metadata
     warning has the metadata's name as its file, at its start, or after " in " at its
     end. Those are rewritten; an old path anywhere else makes the entry a miss.
+    ``positions``: the files' positions in this run, which order the error rows: the
+    rows' positions are moved to them (an entry that does not know its own is a miss).
     """
+    if positions is not None and entry.positions != list(positions):
+        from pipeline.chunk import ORDER
+
+        if len(entry.positions) != len(positions):
+            return None
+        moved = dict(zip(entry.positions, positions))
+        entry.errors = [{**row, ORDER: (row[ORDER][0], moved.get(row[ORDER][1], row[ORDER][1]))}
+                        for row in entry.errors]
+        entry.positions = list(positions)
     if entry.given == given:
         return entry
     if len(entry.given) != len(given) or not given:

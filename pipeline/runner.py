@@ -23,6 +23,7 @@ from pipeline import segment as segment_stage
 from pipeline import cache_io, cache_prune, chunk_parts, coded_files, memory_need, table_cache
 from pipeline.cache import default_cache_dir
 from pipeline.chunk import REUSE_COLUMNS, SLIM_COLUMNS, ChunkTask, RunContext, remember_codebook
+from pipeline.chunk_plan import plan_chunks  # noqa: F401 - re-exported
 from pipeline.codebook import Codebook, load_codebook
 from pipeline.codebook.patterns import PatternMemo
 from pipeline.csv_keys import SHARED_KEYS, SharedKeys, defer_keys, shared_keys  # noqa: F401
@@ -90,49 +91,6 @@ def versions(packages: tuple[str, ...] = _VERSIONED) -> dict[str, str]:
         except importlib_metadata.PackageNotFoundError:
             found[name] = "not installed"
     return found
-
-
-def plan_chunks(files: Sequence[Path], shown: Sequence[str], *, chunk_bytes: int,
-                max_files: int = 2000, part_bytes: int | None = None) -> list[ChunkTask]:
-    """Cut the input files into chunks of about ``chunk_bytes`` of raw input.
-
-    Files are taken in ``doc_id`` order (stem, then path), which is the order of the
-    output tables; files sharing a stem stay together so duplicate ids are resolved
-    exactly as in a whole-corpus run. Boundaries depend on the inputs only, never on
-    the engine or the number of jobs, so output files are byte-identical across them.
-
-    A file of more than ``part_bytes`` (None: never) that shares its stem with no other
-    file is split instead: ``ceil(size / part_bytes)`` chunks of its own, each
-    coding an equal share of its segments in order (``ChunkTask.part``).
-    """
-    order = sorted(range(len(files)), key=lambda k: (files[k].stem, files[k].as_posix()))
-    tasks: list[ChunkTask] = []
-    current: list[tuple[int, str, str]] = []
-    size = 0
-    for n, k in enumerate(order):
-        try:
-            file_size = files[k].stat().st_size
-        except OSError:
-            file_size = 0  # unreadable: read_file reports it
-        alone = ((n == 0 or files[order[n - 1]].stem != files[k].stem)
-                 and (n + 1 == len(order) or files[order[n + 1]].stem != files[k].stem))
-        if part_bytes is not None and file_size > part_bytes and alone:
-            if current:
-                tasks.append(ChunkTask(len(tasks), current))
-                current, size = [], 0
-            parts = -(-file_size // part_bytes)
-            tasks += [ChunkTask(len(tasks) + i, [(k, str(files[k]), shown[k])], part=(i, parts))
-                      for i in range(parts)]
-            continue
-        current.append((k, str(files[k]), shown[k]))
-        size += file_size
-        last_of_stem = n + 1 == len(order) or files[order[n + 1]].stem != files[k].stem
-        if last_of_stem and (size >= chunk_bytes or len(current) >= max_files):
-            tasks.append(ChunkTask(len(tasks), current))
-            current, size = [], 0
-    if current:
-        tasks.append(ChunkTask(len(tasks), current))
-    return tasks
 
 
 def _cache_dir(opts: RunOptions, out_dir: str | Path) -> str | None:

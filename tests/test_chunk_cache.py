@@ -110,7 +110,7 @@ def test_an_entry_whose_messages_cannot_be_moved_is_made_again(corpus, monkeypat
     entries = _entries(cache)
     # as for an entry made from other paths that a message names mid-text
     with monkeypatch.context() as patched:
-        patched.setattr(chunk_cache, "relocated", lambda entry, given: None)
+        patched.setattr(chunk_cache, "relocated", lambda entry, given, places=None: None)
         again = _run(corpus, "cached")
     assert again.manifest["stage_times_s"]["segment"] > 0  # read and segmented again
     assert _entries(cache) == entries  # each replaced under its key, none left behind

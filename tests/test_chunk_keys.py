@@ -11,7 +11,7 @@ def test_chunk_key_follows_files_settings_and_code(tmp_path, monkeypatch):
     key = chunk_key(files, {"unit": "turn"})
     assert key == chunk_key(list(files), {"unit": "turn"})
     assert key != chunk_key(files, {"unit": "sentence"})
-    assert key != chunk_key([(1, str(path), "a.txt")], {"unit": "turn"})
+    assert key == chunk_key([(1, str(path), "a.txt")], {"unit": "turn"})  # not its position
     path.write_text("R: zelF", encoding="utf-8")
     assert key != chunk_key(files, {"unit": "turn"})
     path.write_text("R: zelf", encoding="utf-8")
@@ -58,3 +58,22 @@ def test_relocated_moves_the_paths_messages_start_with():
     assert relocated(entry(("b.txt", "x: see raw/b.txt")), given) is None
     assert relocated(entry(("b.txt", "raw/metadata.csv lists b")), given) is None
     assert relocated(entry(), given[1:]) is None
+
+
+def test_a_chunk_key_leaves_out_the_files_positions_and_relocated_moves_them(tmp_path):
+    (tmp_path / "a.txt").write_text("R: zelf", encoding="utf-8")
+    (tmp_path / "b.txt").write_text("R: samen", encoding="utf-8")
+    files = [(3, str(tmp_path / "a.txt"), "a.txt"), (4, str(tmp_path / "b.txt"), "b.txt")]
+    later = [(7, path, shown) for _, path, shown in files[:1]] + [(9, *files[1][1:])]
+    assert chunk_key(files, {}) == chunk_key(later, {})  # files added before the chunk
+    assert chunk_key(files, {}) != chunk_key(files[::-1], {})  # but their order counts
+    given = [path for _, path, _ in files] + ["metadata.csv"]
+    rows = [{"file": "a.txt", "message": "m", "_order": (0, 3)},
+            {"file": "b.txt", "message": "n", "_order": (4, 4)},
+            {"file": "x", "message": "o", "_order": (2, -1)}]
+    entry = ChunkEntry(None, None, rows, [], [], {}, {}, {}, [], given, [3, 4])
+    moved = relocated(entry, given, [7, 9])
+    assert [row["_order"] for row in moved.errors] == [(0, 7), (4, 9), (2, -1)]
+    assert moved.positions == [7, 9]
+    assert relocated(ChunkEntry(None, None, rows, [], [], {}, {}, {}, [], given, [3]),
+                     given, [7, 9]) is None  # positions it does not know: a miss

@@ -91,16 +91,17 @@ def test_plan_splits_a_large_file_alone_into_parts(tmp_path):
     for name, size in names.items():
         (tmp_path / name).write_bytes(b"x" * size)
         paths.append(tmp_path / name)
-    tasks = plan_chunks(paths, [p.name for p in paths], chunk_bytes=1_000, part_bytes=1_000)
+    tasks = plan_chunks(paths, [p.name for p in paths], chunk_bytes=10_000, part_bytes=1_000)
     shape = [([shown for _, _, shown in t.files], t.part) for t in tasks]
     assert shape == [(["a.txt"], None),
                      (["big.csv"], (0, 3)), (["big.csv"], (1, 3)), (["big.csv"], (2, 3)),
-                     (["c.txt", "d.csv"], None),
-                     (["e.csv", "e.txt"], None),  # a shared stem keeps its files together
+                     (["c.txt", "d.csv", "e.csv", "e.txt"], None),  # a shared stem: together
                      (["long.txt"], (0, 2)), (["long.txt"], (1, 2))]  # a transcript too
     assert [t.index for t in tasks] == list(range(len(tasks)))
-    unsplit = plan_chunks(paths, [p.name for p in paths], chunk_bytes=1_000)
-    assert all(t.part is None for t in unsplit) and len(unsplit) == 4
+    unsplit = plan_chunks(paths, [p.name for p in paths], chunk_bytes=10_000)
+    assert all(t.part is None for t in unsplit)
+    assert [[shown for _, _, shown in t.files] for t in unsplit] == [
+        ["a.txt", "big.csv"], ["c.txt", "d.csv", "e.csv", "e.txt"], ["long.txt"]]
 
 
 def test_slice_part_shares_out_the_segments_in_order():
