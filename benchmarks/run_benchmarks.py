@@ -564,7 +564,7 @@ def report(res: dict, main_size: int) -> str:
                   "flat).", ""]
     lines += ["## Reading the numbers", "",
               "- Peak RSS is that of the `qcode` process (`wait4` rusage); it stays flat because "
-              "only a chunk (~1 MB of input) is in memory at a time (and at most a few waiting "
+              "only a chunk (about 1 MB of input, at most 1.5 MB) is in memory at a time (and at most a few waiting "
               "for the thread that appends them to the outputs as Parquet row groups).",
               "- Throughput per segment varies with the load other users put on the 2 cores: "
               "compare `stage_times_s` in `results.json`; a slower large run that is slower in "

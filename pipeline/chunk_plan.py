@@ -7,10 +7,11 @@ it, so one interview added (or removed, or grown past a boundary) early in a pro
 shifted all later chunks and the next run parsed nearly the whole corpus again.
 
 Boundaries are now content-defined, as in rsync or restic: after the last file of a
-stem, a chunk ends when it holds at least ``chunk_bytes / 4`` and a hash of that stem
-falls under the stem's share of ``chunk_bytes`` (its size / (3/4 of ``chunk_bytes``)),
-or when it reaches ``2 x chunk_bytes`` (or ``max_files``). The hazard is the same per
-byte whatever the files, so chunks hold about ``chunk_bytes`` on average. A file
+stem, a chunk ends when it holds at least half of ``chunk_bytes`` and a hash of that
+stem falls under the stem's share of the other half (its size / (``chunk_bytes`` / 2)),
+or when it reaches 1.5 x ``chunk_bytes`` (or ``max_files``). The hazard is the same per
+byte whatever the files, so chunks hold about ``chunk_bytes`` on average (0.93 x), and
+never much more than before (a run's memory follows its largest chunk). A file
 added, removed or edited changes the decision at that file only: the chunks after it
 end where they ended as soon as both plans have cut at the same file, usually the
 next boundary. Boundaries still depend on the inputs only (names and sizes), never on
@@ -24,8 +25,8 @@ from pathlib import Path
 
 from pipeline.chunk import ChunkTask
 
-MIN_SHARE = 4    # a chunk ends only once it holds chunk_bytes / MIN_SHARE
-MAX_TIMES = 2    # and always once it holds MAX_TIMES x chunk_bytes
+LOW = 0.5    # a chunk ends only once it holds LOW x chunk_bytes
+HIGH = 1.5   # and always once it holds HIGH x chunk_bytes (its memory is bounded)
 
 
 def stem_draw(stem: str) -> float:
@@ -37,7 +38,7 @@ def stem_draw(stem: str) -> float:
 def ends_chunk(stem: str, stem_bytes: int, held: int, chunk_bytes: int) -> bool:
     """Whether a chunk that holds ``held`` bytes ends after the files of ``stem``
     (``stem_bytes`` of them, counted in ``held``)."""
-    low, high = chunk_bytes // MIN_SHARE, MAX_TIMES * chunk_bytes
+    low, high = int(LOW * chunk_bytes), int(HIGH * chunk_bytes)
     if held >= high:
         return True
     if held < low:
