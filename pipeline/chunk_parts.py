@@ -73,24 +73,23 @@ def first_languages(segments: pd.DataFrame) -> dict[str, str]:
     segments of another language are not coded), which a part that starts later in
     the document cannot see for itself.
     """
-    coded = segments[C.CODED].to_numpy(dtype=bool)
-    docs = segments[C.DOC_ID].to_numpy()[coded].tolist()
-    langs = segments[C.LANG].to_numpy()[coded].tolist()
-    out: dict[str, str] = {}
-    for doc, lang in zip(docs, langs):
-        out.setdefault(doc, lang)
-    return out
+    return _first_coded(segments, C.LANG)
 
 
 def first_units(segments: pd.DataFrame) -> dict[str, str]:
     """Document id -> the id of its first coded segment: its opening unit
     (``settings.opening_weight``), which a later part cannot tell from its own rows."""
+    return _first_coded(segments, C.SEGMENT_ID)
+
+
+def _first_coded(segments: pd.DataFrame, column: str) -> dict[str, str]:
+    """Document id -> ``column`` of its first coded segment."""
     coded = segments[C.CODED].to_numpy(dtype=bool)
     docs = segments[C.DOC_ID].to_numpy()[coded].tolist()
-    ids = segments[C.SEGMENT_ID].to_numpy()[coded].tolist()
+    values = segments[column].to_numpy()[coded].tolist()
     out: dict[str, str] = {}
-    for doc, seg_id in zip(docs, ids):
-        out.setdefault(doc, seg_id)
+    for doc, value in zip(docs, values):
+        out.setdefault(doc, value)
     return out
 
 
