@@ -8,10 +8,10 @@ shifted all later chunks and the next run parsed nearly the whole corpus again.
 
 Boundaries are now content-defined, as in rsync or restic: after the last file of a
 stem, a chunk ends when it holds at least half of ``chunk_bytes`` and a hash of that
-stem falls under the stem's share of the other half (its size / (``chunk_bytes`` / 2)),
-or when it reaches 1.5 x ``chunk_bytes`` (or ``max_files``). The hazard is the same per
-byte whatever the files, so chunks hold about ``chunk_bytes`` on average (0.93 x), and
-never much more than before (a run's memory follows its largest chunk). A file
+stem falls under the stem's size / (5/8 of ``chunk_bytes``), or when it reaches 1.5 x
+``chunk_bytes`` (or ``max_files``). The hazard is the same per byte whatever the files,
+so chunks hold ``chunk_bytes`` on average, and never much more than before (a run's
+memory follows its largest chunk). A file
 added, removed or edited changes the decision at that file only: the chunks after it
 end where they ended as soon as both plans have cut at the same file, usually the
 next boundary. Boundaries still depend on the inputs only (names and sizes), never on
@@ -25,8 +25,11 @@ from pathlib import Path
 
 from pipeline.chunk import ChunkTask
 
-LOW = 0.5    # a chunk ends only once it holds LOW x chunk_bytes
-HIGH = 1.5   # and always once it holds HIGH x chunk_bytes (its memory is bounded)
+LOW = 0.5      # a chunk ends only once it holds LOW x chunk_bytes,
+HIGH = 1.5     # always once it holds HIGH x chunk_bytes (its memory is bounded),
+SPREAD = 0.625  # in between after a stem of n bytes with odds n / (SPREAD x chunk_bytes):
+# then a chunk holds LOW + SPREAD x (1 - e^(-(HIGH - LOW) / SPREAD)) = 1.0 x chunk_bytes
+# on average
 
 
 def stem_draw(stem: str) -> float:
@@ -43,7 +46,7 @@ def ends_chunk(stem: str, stem_bytes: int, held: int, chunk_bytes: int) -> bool:
         return True
     if held < low:
         return False
-    return stem_draw(stem) < stem_bytes / max(chunk_bytes - low, 1)
+    return stem_draw(stem) < stem_bytes / max(SPREAD * chunk_bytes, 1)
 
 
 def plan_chunks(files: Sequence[Path], shown: Sequence[str], *, chunk_bytes: int,
