@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline.chunk import ChunkTask
+from pipeline.memory_need import text_bytes
 
 LOW = 0.5      # a chunk ends only once it holds LOW x chunk_bytes,
 HIGH = 1.5     # always once it holds HIGH x chunk_bytes (its memory is bounded),
@@ -49,6 +50,14 @@ def ends_chunk(stem: str, stem_bytes: int, held: int, chunk_bytes: int) -> bool:
     return stem_draw(stem) < stem_bytes / max(SPREAD * chunk_bytes, 1)
 
 
+def _text_bytes(path: Path, size: int) -> int:
+    """The bytes of text ``path`` gives: its size, but a .docx is compressed (its
+    document's XML, as ``memory_need`` counts it, which then counts it in parts too)."""
+    if path.suffix.lower() != ".docx":
+        return size
+    return text_bytes(path) or size
+
+
 def plan_chunks(files: Sequence[Path], shown: Sequence[str], *, chunk_bytes: int,
                 max_files: int = 2000, part_bytes: int | None = None) -> list[ChunkTask]:
     """Cut the input files into chunks of about ``chunk_bytes`` of raw input.
@@ -58,9 +67,10 @@ def plan_chunks(files: Sequence[Path], shown: Sequence[str], *, chunk_bytes: int
     exactly as in a whole-corpus run. A chunk ends where ``ends_chunk`` says (see the
     module docstring), or at ``max_files`` files.
 
-    A file of more than ``part_bytes`` (None: never) that shares its stem with no other
-    file is split instead: ``ceil(size / part_bytes)`` chunks of its own, each coding
-    an equal share of its segments in order (``ChunkTask.part``).
+    A file of more than ``part_bytes`` of text (None: never; a .docx: its document's XML)
+    that shares its stem with no other file is split instead: ``ceil(size / part_bytes)``
+    chunks of its own, each coding an equal share of its segments in order
+    (``ChunkTask.part``).
     """
     order = sorted(range(len(files)), key=lambda k: (files[k].stem, files[k].as_posix()))
     tasks: list[ChunkTask] = []
@@ -73,11 +83,12 @@ def plan_chunks(files: Sequence[Path], shown: Sequence[str], *, chunk_bytes: int
             file_size = 0  # unreadable: read_file reports it
         first_of_stem = n == 0 or files[order[n - 1]].stem != files[k].stem
         last_of_stem = n + 1 == len(order) or files[order[n + 1]].stem != files[k].stem
-        if part_bytes is not None and file_size > part_bytes and first_of_stem and last_of_stem:
+        text_size = _text_bytes(files[k], file_size)
+        if part_bytes is not None and text_size > part_bytes and first_of_stem and last_of_stem:
             if current:
                 tasks.append(ChunkTask(len(tasks), current))
                 current, size = [], 0
-            parts = -(-file_size // part_bytes)
+            parts = -(-text_size // part_bytes)
             tasks += [ChunkTask(len(tasks) + i, [(k, str(files[k]), shown[k])], part=(i, parts))
                       for i in range(parts)]
             continue

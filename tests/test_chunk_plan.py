@@ -117,3 +117,20 @@ def test_a_file_added_early_leaves_the_later_chunks_cached(tmp_path):
                 fh.write("R: Nog iets.\n")
             again = run(cached)
             assert again.manifest["throughput"]["cache_hits"] >= 10
+
+
+def test_a_docx_is_split_by_its_text_not_its_compressed_size(tmp_path):
+    import docx
+
+    from pipeline.memory_need import text_bytes
+
+    document = docx.Document()
+    for k in range(1_000):
+        document.add_paragraph(f"R: We hebben geen tijd en geen uren voor dit werk ({k}).")
+    path = tmp_path / "long.docx"
+    document.save(path)
+    size, text = path.stat().st_size, text_bytes(path)
+    assert size < 60_000 < text  # compressed on disk
+    tasks = plan_chunks([path], [path.name], chunk_bytes=CHUNK, part_bytes=60_000)
+    n = -(-text // 60_000)
+    assert n > 1 and [t.part for t in tasks] == [(k, n) for k in range(n)]
