@@ -2,9 +2,9 @@
 
 Every entry of the chunk, match, coding, table and coding-file caches belongs to chunk
 keys (``chunk_cache.chunk_key``) or to a run's ``table_cache.tables_key``. A corpus
-whose files change (a transcript added or corrected shifts the chunks after it) gets
-new keys, and the entries of the old ones are never read again; kept, they would grow
-the cache by a whole corpus's worth per change. So each run with the cache appends
+whose files change gets new keys (a transcript added or corrected: its chunk's, and
+at most the next few, ``chunk_plan``), and the entries of the old ones are never read
+again; kept, they would grow the cache with every change. So each run with the cache appends
 its keys to ``runs-v1.json`` in the cache folder, and once that journal holds
 ``KEEP_RUNS`` runs, the entries of keys none of them used are deleted: least recently
 used first, like ccache. A codebook edit keeps every chunk key, so iterating on the

@@ -74,8 +74,8 @@ class ChunkTask:
     ``reuse``: the runner has the finished coding files too (``coded_files``): the
     chunk is not coded, its entry gives what the runner counts and reports.
     ``part``: ``(k, n)``: the chunk is the k-th of n parts of its one file (a large
-    survey or transcript): it codes the k-th n-th of the file's segments, in order; only the first
-    part has the document's row and the file's error rows (``chunk_parts``).
+    survey or transcript): it codes the k-th n-th of the file's segments, in order; only
+    the first part has the document's row and the file's error rows (``chunk_parts``).
     """
 
     index: int

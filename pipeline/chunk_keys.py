@@ -4,7 +4,8 @@
 bytes and order, their paths as shown, the run's ingest and segmentation settings,
 the package versions and the source of the code that builds an entry (``_versions``,
 ``_source_digest``, also used by the other caches' keys). ``relocated`` rewrites an
-entry's error messages for a run that gives the same files by other paths.
+entry's error messages for a run that gives the same files by other paths, and moves
+its error rows to the files' positions in the run.
 """
 from __future__ import annotations
 
@@ -30,8 +31,8 @@ def chunk_key(files: list[tuple[int, str, str]], settings: dict[str, Any],
     """Key of a chunk: its files' order, paths as shown and bytes + the run's settings.
 
     Not the files' positions in the run: a file added or removed before the chunk moves
-    those, not what the chunk holds (an entry keeps its error rows' positions relative
-    to the chunk: ``chunk.relative_errors``).
+    those, not what the chunk holds (an entry keeps the positions it was made with, and
+    ``relocated`` moves its error rows to the run's).
 
     A file found in an input folder is keyed by its path below that folder, not by
     the path it was given as: ``data/raw`` and ``/home/me/project/data/raw`` (or the

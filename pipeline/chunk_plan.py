@@ -11,11 +11,11 @@ stem, a chunk ends when it holds at least half of ``chunk_bytes`` and a hash of 
 stem falls under the stem's size / (5/8 of ``chunk_bytes``), or when it reaches 1.5 x
 ``chunk_bytes`` (or ``max_files``). The hazard is the same per byte whatever the files,
 so chunks hold ``chunk_bytes`` on average, and never much more than before (a run's
-memory follows its largest chunk). A file
-added, removed or edited changes the decision at that file only: the chunks after it
-end where they ended as soon as both plans have cut at the same file, usually the
-next boundary. Boundaries still depend on the inputs only (names and sizes), never on
-the engine or the number of jobs, so output files are byte-identical across them.
+memory follows its largest chunk). A file added, removed or edited changes the
+decision at that file only: the chunks after it end where they ended as soon as both
+plans have cut at the same file, usually the next boundary. Boundaries still depend on
+the inputs only (names and sizes), never on the engine or the number of jobs, so
+output files are byte-identical across them.
 """
 from __future__ import annotations
 

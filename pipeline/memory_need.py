@@ -4,10 +4,10 @@ A chunk holds whole documents and a document is coded in one piece, so a run's m
 grows with its largest file: about 50 to 60 times the file's size on top of the ~0.3 GB
 every run needs (measured in ``benchmarks/RESULTS.md``, "Memory of one large file"). A
 file of more than ``RunOptions.part_bytes`` is coded in parts (``chunk_parts``) but read
-whole: 6 to 10 times its size, plus a part. When that is more than the memory available, Linux usually kills the process
-without a word (or native code crashes) long before Python can raise a
-``MemoryError``, and the whole run is lost. The runner warns before it starts, naming
-the files.
+whole: 6 to 10 times its size, plus a part. When that is more than the memory
+available, Linux usually kills the process without a word (or native code crashes)
+long before Python can raise a ``MemoryError``, and the whole run is lost. The runner
+warns before it starts, naming the files.
 """
 from __future__ import annotations
 
