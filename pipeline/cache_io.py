@@ -243,11 +243,12 @@ def read_parquet(data: bytes, columns: list[str] | None = None,
 
 
 def chunk_job(cache_dir: str, key: str, columns: dict[str, list[str]] | None,
-              tokens: bool = True) -> Job:
+              tokens: bool = True, light: bool = True) -> Job:
     """The job of one chunk: its chunk entry, then its match and codings entries.
 
     ``tokens``: False for a chunk that is not coded (``coded_files``): the entry
-    without its token files, and no match or codings entries."""
+    without its token files, and no match or codings entries; ``light``: as for
+    ``ChunkCache.load``."""
 
     def job() -> dict[Path, Any]:
         from pipeline.chunk_cache import ChunkCache
@@ -256,7 +257,7 @@ def chunk_job(cache_dir: str, key: str, columns: dict[str, list[str]] | None,
         from pipeline.tagged_store import read_ahead
 
         found: dict[Path, Any] = {}
-        entry = ChunkCache(cache_dir).read_ahead(key, columns, found, tokens)
+        entry = ChunkCache(cache_dir).read_ahead(key, columns, found, tokens, light)
         if entry is None or not tokens:
             return found
         langs = entry["fingerprints"]

@@ -47,7 +47,6 @@ class RunContext:
     meta_name: str
     cache_dir: str | None
     batch_size: int = 256
-    meta_digest: str | None = None       # chunk-cache key of ``meta`` (computed once)
     # CSV id values used by more than one CSV file of the run (prefixed in every chunk)
     shared_keys: frozenset[str] = frozenset()
     # The codebook the runner loaded and validated (a few KB pickled): a worker need
@@ -71,8 +70,9 @@ class ChunkTask:
     ``shared_keys``: the run's shared CSV ids when the runner found them after the
     workers got the context (None: ``RunContext.shared_keys``); only chunks with a
     CSV file use them.
-    ``reuse``: the runner has the finished coding files too (``coded_files``): the
-    chunk is not coded, its entry gives what the runner counts and reports.
+    ``reuse``: the runner has the chunk's rows of the coding files (``coded_files``,
+    ``coded_slices``): the chunk is not coded, its entry gives what the runner counts
+    and reports (and its documents and segments when not ``slim``).
     ``part``: ``(k, n)``: the chunk is the k-th of n parts of its one file (a large
     survey or transcript): it codes the k-th n-th of the file's segments, in order; only
     the first part has the document's row and the file's error rows (``chunk_parts``).
@@ -267,7 +267,10 @@ def _process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
     places = [pos for pos, _, _ in task.files]  # the files' positions in this run
     entry = None
     if task.reuse and key is not None:
-        entry = chunks.load(key, vocab_of, REUSE_COLUMNS, tokens=False, light=True)
+        # slim: the runner has the documents and segments files; else (a chunk of
+        # another corpus's coding files, ``coded_slices.moved``) they are written from these
+        entry = chunks.load(key, vocab_of, REUSE_COLUMNS if task.slim else None, tokens=False,
+                            light=task.slim)
         if entry is not None and relocated(entry, given, places) is not None:
             _stored_ids(entry, stats)
             return _uncoded(task, entry, key, stats, lap)
@@ -297,7 +300,7 @@ def _process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
             from pipeline.chunk_parts import part_of
 
             (documents, segments, errors, present, failed), doc_langs, doc_first = part_of(
-                task, lambda: _read_and_segment(task, ctx, book, lap), _key_settings(ctx, book),
+                task, lambda: _read_and_segment(task, ctx, book, lap), _key_settings(ctx, book, task),
                 lap)
         if key is not None and task_key(task, ctx, book) != key:
             key = None  # a file changed since it was hashed: nothing of it is cached
@@ -444,22 +447,40 @@ def task_key(task: ChunkTask, ctx: RunContext, book, memo=None) -> str | None:  
     ``memo``: a ``digest_memo.DigestMemo`` of the files' digests)."""
     from pipeline.chunk_cache import chunk_key
 
-    settings = _key_settings(ctx, book)
+    settings = _key_settings(ctx, book, task)
     if task.part is not None:
         settings["part"] = list(task.part)
     return chunk_key(task.files, settings, memo)
 
 
-def _key_settings(ctx: RunContext, book) -> dict[str, Any]:  # noqa: ANN001
-    """Everything besides the files that shapes a chunk's documents, segments and errors."""
-    from pipeline.chunk_cache import frame_digest
+def _key_settings(ctx: RunContext, book, task: ChunkTask) -> dict[str, Any]:  # noqa: ANN001
+    """Everything besides the files that shapes a chunk's documents, segments and errors.
 
-    if ctx.meta_digest is None:
-        ctx.meta_digest = frame_digest(ctx.meta)
+    Of the metadata, the rows of the chunk's documents and the table's columns and
+    types (``_meta_digest``); of the CSV ids several files of the run use, all of
+    them, for a chunk with a CSV file: an interview and its metadata row added to a
+    project leave the keys of the other chunks as they were.
+    """
+    csv = any(str(path).lower().endswith(".csv") for _, path, _ in task.files)
     return {"unit": ctx.unit, "labels": ctx.interviewer_labels, "speakers": ctx.code_speakers,
             "text_column": ctx.text_column, "id_column": ctx.id_column,
             "default_lang": ctx.default_lang, "forced_lang": ctx.forced_lang,
-            # the metadata's contents; its name is in error rows only (``relocated``)
-            "meta": ctx.meta_digest,
-            "shared_keys": hashlib.sha256("\n".join(sorted(ctx.shared_keys)).encode()).hexdigest(),
+            # its name is in error rows only (``relocated``)
+            "meta": _meta_digest(ctx, task),
+            "shared_keys": (hashlib.sha256("\n".join(sorted(ctx.shared_keys)).encode()).hexdigest()
+                            if csv else None),
             "languages": list(book.settings.languages), "detect_lang": book.settings.detect_lang}
+
+
+def _meta_digest(ctx: RunContext, task: ChunkTask) -> str:
+    """Digest of what ``read_chunk`` takes of the run's metadata: the rows of the chunk's
+    document ids (``_chunk_meta``), with the table's columns and their types; rows moved
+    in the file change nothing."""
+    from pipeline.chunk_keys import frame_digest
+    from pipeline.ingest import assign_doc_ids
+
+    if ctx.meta is None:
+        return frame_digest(None)
+    doc_ids, _ = assign_doc_ids([p for _, p, _ in task.files], [s for _, _, s in task.files])
+    rows = _chunk_meta(ctx.meta, doc_ids)  # one row per id (``read_metadata``): in id order
+    return frame_digest(rows.sort_values(C.DOC_ID, kind="stable").reset_index(drop=True))

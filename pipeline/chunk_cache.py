@@ -179,12 +179,13 @@ class ChunkCache:
         return _entry(meta, documents, segments, tokens)
 
     def read_ahead(self, key: str, columns: dict[str, list[str]] | None,
-                   found: dict[Path, Any], tokens: bool = True) -> dict[str, Any] | None:
+                   found: dict[Path, Any], tokens: bool = True,
+                   light: bool = True) -> dict[str, Any] | None:
         """Read the files of entry ``key`` as ``load`` reads them, into ``found`` (path ->
         what ``load`` takes); return its ``meta.json`` (None: no entry, or unreadable).
 
         Also makes ``arrays.derived`` of its tokens (``load`` hands them to the matcher);
-        ``tokens``: False as for ``load`` (no token files read)."""
+        ``tokens``, ``light``: as for ``load`` (no token files read)."""
         columns = columns or {}
         if self.folder is None:
             return None
@@ -194,7 +195,7 @@ class ChunkCache:
         except (OSError, ValueError):
             return None  # load reads (and reports) it again
         found[path / "meta.json"] = cache_io.Parsed(meta)
-        if not tokens and _light(meta) is not None:
+        if not tokens and light and _light(meta) is not None:
             return meta  # what the runner reads of a chunk that is not coded is in its meta
         with contextlib.suppress(Exception):  # load reads (and reports) it again
             for name in ("documents", "segments"):

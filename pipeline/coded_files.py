@@ -45,6 +45,7 @@ from pipeline import columns as C
 
 SUBDIR = "coded-v1"      # bump when the entry format changes
 KEEP = 4                 # states kept per corpus (newest first): each holds the three files
+MOVED_TRIES = 2          # entries of other corpora looked at for chunks moved (``moved``)
 FILES = (f"{C.CODINGS_FILE}.parquet", f"{C.CODINGS_FILE}.csv", f"{C.MATCHES_FILE}.parquet")
 TABLES = ("codings", "matches")      # the runner's names of the tables of FILES
 # Code that turns chunk results into these files besides table_cache.SOURCES (whose
@@ -167,6 +168,25 @@ class CodedFiles:
         return coded_slices.find(
             self.near, book, lambda k, langs: self._chunk_words(chunk_keys[k], langs),
             len(chunk_keys), dest, self.memo)
+
+    def moved(self, book, chunk_keys: list[str | None], dest: Path):  # noqa: ANN001, ANN201
+        """The chunks of this run that an entry of another corpus with ``book``'s state
+        holds, found by their keys (``coded_slices.moved``), or None.
+
+        Only the newest ``MOVED_TRIES`` such entries are looked at (a corpus that
+        changed keeps most chunks of the run just before)."""
+        from pipeline import coded_slices
+
+        if self.folder is None:
+            return None
+        name = _state_key(state_of(book))
+        try:
+            paths = sorted(self.folder.glob(f"*/*/{name}"), key=_mtime, reverse=True)
+        except OSError:
+            return None
+        entries = [(path, meta) for path in paths[:MOVED_TRIES]
+                   if (meta := _meta(path)) is not None]
+        return coded_slices.moved(entries, chunk_keys, dest, self.memo)
 
     def _chunk_words(self, key: str, langs: list[str]) -> set[str] | None:
         """``chunk_words``, read once per chunk."""

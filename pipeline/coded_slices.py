@@ -10,9 +10,15 @@ row groups copied without decoding (``parquet_splice.Splicer.append_groups``) an
 as the byte range of their ``codings.csv`` lines, and the output files are spliced
 from those parts and the coded chunks' (the same bytes as a run that codes them all).
 
-The entry records, per chunk, its row groups in both files, its CSV byte range and
-its counts (``layout``): a chunk's part is written as at least one row group of its
-own, so the groups follow from the parts' row counts. An entry without it (written
+After a transcript is added, removed or edited, the corpus is another one (another
+``tables_key``), but most chunks keep their keys (``chunk_plan``): ``moved`` finds
+them by key in the newest entry of the same coding state, whatever its corpus. Those
+chunks still give their documents and segments (from their chunk entries), but are
+not matched or aggregated, and their coding rows are copied as above.
+
+The entry records, per chunk, its row groups in both files, its CSV byte range, its
+counts and its chunk key (``layout``): a chunk's part is written as at least one row
+group of its own, so the groups follow from the parts' row counts. An entry without it (written
 before, or by a run whose stream was merged at the end) gives no slices.
 """
 from __future__ import annotations
@@ -28,7 +34,9 @@ CSV_FILE = f"{C.CODINGS_FILE}.csv"
 
 
 def layout(files: dict[str, Path], rows: dict[str, list[int]], csv_sizes: list[int],
-           tokens: list[int], per_code: list[dict[str, int]]) -> list[dict] | None:
+           tokens: list[int], per_code: list[dict[str, int]],
+           keys: list[str | None] | None = None,
+           renamed: list[bool] | None = None) -> list[dict] | None:
     """Every chunk's row groups, CSV byte range and counts in a run's coding files.
 
     Args:
@@ -36,20 +44,28 @@ def layout(files: dict[str, Path], rows: dict[str, list[int]], csv_sizes: list[i
         rows: table name -> rows of every chunk's part, in order.
         csv_sizes: bytes of every chunk's ``codings.csv`` lines, in order.
         tokens, per_code: every chunk's counts, in order.
+        keys: every chunk's chunk-cache key (None: not cacheable), in order.
+        renamed: whether the run renamed some of each chunk's segment ids (an id an
+            earlier chunk had), in order.
 
     Returns:
         Per chunk ``{"matches": [first, count], "codings": [first, count], "csv":
-        [offset, size], "tokens": n, "per_code": {...}}``, or None when the files
-        are not laid out one part after the other.
+        [offset, size], "tokens": n, "per_code": {...}}`` (and ``"key"``,
+        ``"renamed"`` when given), or None when the files are not laid out one part
+        after the other.
     """
     import pyarrow.parquet as pq
 
     n = len(tokens)
     if any(len(got) != n for got in (*rows.values(), csv_sizes, per_code)) \
-            or set(rows) != set(TABLE_FILES):
+            or set(rows) != set(TABLE_FILES) \
+            or any(got is not None and len(got) != n for got in (keys, renamed)):
         return None
     out: list[dict[str, Any]] = [{"tokens": int(t), "per_code": dict(p)}
                                  for t, p in zip(tokens, per_code)]
+    if keys is not None and renamed is not None:
+        for info, key, moved in zip(out, keys, renamed):
+            info.update(key=key, renamed=bool(moved))
     try:
         for name, file in TABLE_FILES.items():
             meta = pq.ParquetFile(files[file]).metadata
@@ -173,9 +189,7 @@ def find(entries: list[tuple[Path, dict, dict]], book, words_of, n_chunks: int, 
         The entry's files (linked and checked) and its chunks where no added item can
         have a hit, or None.
     """
-    import pyarrow.parquet as pq
-
-    from pipeline.coded_files import fetch_files, may_occur
+    from pipeline.coded_files import may_occur
 
     for path, meta, added in entries:
         chunks = meta.get("chunks")
@@ -188,17 +202,61 @@ def find(entries: list[tuple[Path, dict, dict]], book, words_of, n_chunks: int, 
             words = words_of(k, langs)
             if words is not None and not may_occur(book, added, words):
                 free[k] = info
-        if not free:
-            continue
-        got = fetch_files(path, meta, dest, memo)  # checked links: pruning the entry cannot take them
-        if got is None:
-            continue
-        try:
-            schemas = {name: pq.read_schema(got[0][file]) for name, file in TABLE_FILES.items()}
-        except (OSError, ValueError):
-            continue
-        return Slices(got[0], free, schemas)
+        found = _fetched(path, meta, free, dest, memo) if free else None
+        if found is not None:
+            return found
     return None
+
+
+def moved(entries: list[tuple[Path, dict]], keys: list[str | None], dest: Path,
+          memo=None) -> Slices | None:  # noqa: ANN001
+    """The newest entry of another corpus (same coding state) holding some of this run's
+    chunks, found by their chunk keys: a transcript was added, removed or edited since.
+
+    A chunk's coding rows follow from its key (its files, settings and code) and the
+    coding state, except its segment ids where a run renamed one (an id of an earlier
+    chunk, ``run_stream._unique_ids``): chunks the entry's run renamed are left out, and
+    this run codes a sliced chunk after all if it renames one (``run_stream``).
+
+    Args:
+        entries: (folder, meta) of the entries with the codebook's state, newest first.
+        keys: the chunk-cache key of every chunk of the run, in order (None: none).
+        dest: a folder of the run for the links to the entry's files.
+        memo: the run's ``digest_memo.DigestMemo``.
+
+    Returns:
+        The entry's files and this run's chunks (by index) it holds, or None.
+    """
+    for path, meta in entries:
+        chunks = meta.get("chunks")
+        if not isinstance(chunks, list):
+            continue
+        stored = {info["key"]: info for info in chunks
+                  if _valid(info) and isinstance(info.get("key"), str)
+                  and info.get("renamed") is False}
+        held = {k: stored[key] for k, key in enumerate(keys) if key in stored}
+        found = _fetched(path, meta, held, dest, memo) if held else None
+        if found is not None:
+            return found
+    return None
+
+
+def _fetched(path: Path, meta: dict, chunks: dict[int, dict], dest: Path,
+             memo=None) -> Slices | None:  # noqa: ANN001
+    """``Slices`` of ``chunks`` in the entry at ``path``, its files linked and checked
+    (pruning the entry cannot take them then); None when they are damaged."""
+    import pyarrow.parquet as pq
+
+    from pipeline.coded_files import fetch_files
+
+    got = fetch_files(path, meta, dest, memo)
+    if got is None:
+        return None
+    try:
+        schemas = {name: pq.read_schema(got[0][file]) for name, file in TABLE_FILES.items()}
+    except (OSError, ValueError):
+        return None
+    return Slices(got[0], chunks, schemas)
 
 
 def _valid(info: object) -> bool:

@@ -9,6 +9,7 @@ counts, stage times, error rows) is kept as counters, not tables. The runner
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,7 @@ from pipeline import segment as segment_stage
 from pipeline import table_cache
 from pipeline.chunk import (ORDER, PHASE_FILE, PHASE_META_COLUMNS, PHASE_ORPHAN_META, ChunkResult,
                             ChunkTask, RunContext)
+from pipeline.csv_rows import csv_rows
 from pipeline.engine import Prepare, run_chunks
 from pipeline.parts import ChunkSpill, PartWriter
 from pipeline.segment_ids import CLASHED, clash_message
@@ -46,6 +48,7 @@ class StreamedRun:
         self.stage_s = {"ingest": 0.0, "segment": 0.0, "nlp_code": 0.0}
         self.wall_s = 0.0
         self.chunk_counts: list[tuple[int, dict[str, int]]] = []  # (tokens, per code)
+        self.renamed: list[bool] = []  # whether some of a chunk's segment ids were renamed
         self.errors = pd.DataFrame(columns=C.ERROR_COLUMNS)
         self.n_failed = 0
 
@@ -117,6 +120,23 @@ def _unique_in(res: ChunkResult, ids, taken: segment_stage.SegmentIds,  # noqa: 
         for k, (doc, values) in enumerate(docs):
             clashed[doc] = (res.errors, first + k, values)
     return renames
+
+
+def _coded_after_all(res: ChunkResult, task: ChunkTask, ctx: RunContext,
+                     renames: dict[str, str]) -> None:
+    """Code here a chunk whose coding rows were to come from a stored entry of another
+    corpus (``coded_slices.moved``), now that this run renamed some of its segment ids:
+    ``res`` gets its match and coding rows, renamed as ``_unique_ids`` renames them."""
+    from pipeline.chunk import process_chunk
+
+    task.reuse = False  # (the manifest counts the chunks taken)
+    fresh = process_chunk(replace(task, reuse=False), ctx)
+    for name in ("matches", "codings"):
+        setattr(res, name, _renamed(getattr(fresh, name), name, renames))
+    res.codings_csv = None  # the writer serialises the renamed rows
+    res.stats["tokens"] = fresh.stats["tokens"]
+    for key in ("uncoded", "per_code", "n_codings"):  # counted from the rows now
+        res.stats.pop(key, None)
 
 
 def _renamed(table: pd.DataFrame, name: str, renames: dict[str, str]) -> pd.DataFrame:
@@ -225,6 +245,7 @@ def stream_chunks(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, wri
                               scheduler=opts.scheduler, spill=spill, prepare=prepare):
             renamed = _unique_ids(res, taken, tasks[res.index], clashed, ctx.cache_dir)
             run.keys.append(res.stats.get("key"))
+            run.renamed.append(bool(renamed))
             if tables.files is not None and run.keys[-1] != tasks[res.index].key:
                 # the cached files hold the inputs as hashed at the start (and the
                 # documents of a chunk that ran out of memory: they cannot be left out)
@@ -234,6 +255,9 @@ def stream_chunks(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, wri
                                  "an input file changed while the run was going on; run again")
             parts = res.stats.pop("parts", None) or {}
             sliced = slices.chunks.get(res.index) if slices is not None else None
+            if sliced is not None and renamed:  # the stored rows hold the ids it had
+                _coded_after_all(res, tasks[res.index], ctx, renamed)
+                sliced = None
             if sliced is not None:  # not coded: the stored entry's counts of the chunk
                 res.stats["tokens"] = sliced["tokens"]
             for name in names:
@@ -245,8 +269,13 @@ def stream_chunks(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, wri
                         and len(writer.parts.get(name, [])) == res.index:
                     writer.adopt(name, part)
                 else:  # not spilled, or renamed ids: the rows as they are now
-                    writer.add(name, _whole(res, name, part, renamed),
-                               res.codings_csv if name == "codings" else None)
+                    table = _whole(res, name, part, renamed)
+                    lines = res.codings_csv if name == "codings" else None
+                    if lines is None and name in CSV_TABLES:
+                        # its CSV lines: the output file's stream goes on (and a stored
+                        # run records where each chunk's rows are, ``coded_slices``)
+                        lines = csv_rows(table)
+                    writer.add(name, table, lines)
             docs = res.documents  # lists: iterating Arrow-backed columns is per element
             run.inputs += [{"doc_id": d, "path": p, "sha256": h} for d, p, h in zip(
                 docs[C.DOC_ID].tolist(), docs[C.PATH].tolist(), docs[C.SHA256].tolist())]

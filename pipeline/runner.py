@@ -261,7 +261,9 @@ def _read_ahead(tasks: list[ChunkTask], ctx: RunContext,
     if opts.engine != "local" or opts.jobs != 1 or ctx.cache_dir is None \
             or any(task.key is None for task in tasks):
         return []
-    return [(task.key, cache_io.chunk_job(ctx.cache_dir, task.key, REUSE_COLUMNS, tokens=False)
+    return [(task.key, cache_io.chunk_job(ctx.cache_dir, task.key,
+                                          REUSE_COLUMNS if task.slim else None, tokens=False,
+                                          light=task.slim)
              if task.reuse else
              cache_io.chunk_job(ctx.cache_dir, task.key, SLIM_COLUMNS if task.slim else None))
             for task in tasks]
@@ -270,13 +272,15 @@ def _read_ahead(tasks: list[ChunkTask], ctx: RunContext,
 def _coded(tables: table_cache.RunTables, tasks: list[ChunkTask], ctx: RunContext,
            book: Codebook, opts: RunOptions, dest: Path):  # noqa: ANN202
     """The stored coding files of this run (``coded_files.Found``), or else the chunks
-    whose rows a stored entry holds (``coded_slices.Slices``): (found, slices), when its
-    documents and segments files were found too (then every chunk has its entry) and
-    the rules code it."""
-    if tables.files is None or opts.method != "rules" or not tasks:
+    whose rows a stored entry holds (``coded_slices.Slices``): (found, slices), when
+    the rules code it. Without the run's documents and segments files (another
+    corpus), only chunks a stored entry of another corpus holds (``CodedFiles.moved``)."""
+    if opts.method != "rules" or not tasks or ctx.cache_dir is None:
         return None, None
     keys = [task.key for task in tasks]
     store = coded_files.CodedFiles(ctx.cache_dir, tables.cache.memo)
+    if tables.files is None:  # another corpus: the chunks a recent run had
+        return None, store.moved(book, keys, dest / "slices")
     found = store.find(table_cache.tables_key(keys), book, keys, dest)
     return found, (store.slices(book, keys, dest / "slices") if found is None else None)
 
@@ -297,7 +301,8 @@ def _store_coded(ctx: RunContext, book: Codebook, run: StreamedRun, writer: Part
         rows = {name: [writer.schemas[p][1] for p in writer.parts.get(name, [])]
                 for name in coded_files.TABLES}
         chunks = layout(files, rows, writer.csv_sizes["codings"],
-                        [t for t, _ in run.chunk_counts], [p for _, p in run.chunk_counts])
+                        [t for t, _ in run.chunk_counts], [p for _, p in run.chunk_counts],
+                        run.keys, run.renamed)
     coded_files.CodedFiles(ctx.cache_dir).store(
         table_cache.tables_key(run.keys), book, files, digests, counts, chunks)
 

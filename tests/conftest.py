@@ -36,6 +36,7 @@ def no_coded_files(monkeypatch):
     from pipeline import coded_files
 
     monkeypatch.setattr(coded_files.CodedFiles, "find", lambda self, *args, **kw: None)
+    monkeypatch.setattr(coded_files.CodedFiles, "moved", lambda self, *args, **kw: None)
 
 
 @pytest.fixture
