@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,6 +74,9 @@ class ChunkTask:
     ``reuse``: the runner has the chunk's rows of the coding files (``coded_files``,
     ``coded_slices``): the chunk is not coded, its entry gives what the runner counts
     and reports (and its documents and segments when not ``slim``).
+    ``segments_taken``: the runner has the chunk's rows of the segments files too (a
+    reused chunk, ``TableCache.moved``): its entry gives its documents and the ids of
+    its segments only.
     ``part``: ``(k, n)``: the chunk is the k-th of n parts of its one file (a large
     survey or transcript): it codes the k-th n-th of the file's segments, in order; only
     the first part has the document's row and the file's error rows (``chunk_parts``).
@@ -85,6 +89,7 @@ class ChunkTask:
     shared_keys: frozenset[str] | None = None
     reuse: bool = False
     part: tuple[int, int] | None = None
+    segments_taken: bool = False
 
 
 @dataclass
@@ -125,6 +130,15 @@ REUSE_COLUMNS = {"documents": SLIM_COLUMNS["documents"],
                  "segments": [C.SEGMENT_ID, C.DOC_ID, C.UNIT_INDEX, C.CODED]}
 
 _BOOKS: dict[tuple[str, str], Any] = {}
+
+
+def reuse_columns(task: ChunkTask) -> dict[str, list[str]] | None:
+    """The columns a chunk that is not coded (``ChunkTask.reuse``) reads of its entry."""
+    if task.slim:
+        return REUSE_COLUMNS
+    if task.segments_taken:  # its documents are written from the entry
+        return {"segments": REUSE_COLUMNS["segments"]}
+    return None
 
 
 def _codebook(ctx: RunContext):  # noqa: ANN202
@@ -269,8 +283,7 @@ def _process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
     if task.reuse and key is not None:
         # slim: the runner has the documents and segments files; else (a chunk of
         # another corpus's coding files, ``coded_slices.moved``) they are written from these
-        entry = chunks.load(key, vocab_of, REUSE_COLUMNS if task.slim else None, tokens=False,
-                            light=task.slim)
+        entry = chunks.load(key, vocab_of, reuse_columns(task), tokens=False, light=task.slim)
         if entry is not None and relocated(entry, given, places) is not None:
             _stored_ids(entry, stats)
             return _uncoded(task, entry, key, stats, lap)
@@ -411,7 +424,8 @@ def _uncoded(task: ChunkTask, entry, key: str, stats: dict[str, Any],  # noqa: A
     else:
         stats.update(segments=len(segments), segments_coded=int(segments[C.CODED].sum()))
     stats.update(key=key, documents=len(entry.documents), tokens=0,
-                 cache_hits=len(entry.documents), cache_misses=0, uncoded=True)
+                 cache_hits=len(entry.documents), cache_misses=0, uncoded=True,
+                 segments_taken=task.segments_taken)
     return ChunkResult(task.index, entry.documents, segments, _empty_matches(),
                        empty_codings(), pd.DataFrame(entry.errors, columns=[*C.ERROR_COLUMNS, ORDER]),
                        entry.present, entry.failed, stats, b"", None)
@@ -482,5 +496,29 @@ def _meta_digest(ctx: RunContext, task: ChunkTask) -> str:
     if ctx.meta is None:
         return frame_digest(None)
     doc_ids, _ = assign_doc_ids([p for _, p, _ in task.files], [s for _, _, s in task.files])
-    rows = _chunk_meta(ctx.meta, doc_ids)  # one row per id (``read_metadata``): in id order
-    return frame_digest(rows.sort_values(C.DOC_ID, kind="stable").reset_index(drop=True))
+    schema, rows = _meta_row_digests(ctx.meta)
+    h = hashlib.sha256(schema.encode())
+    for doc_id in sorted(set(map(str, doc_ids))):
+        for digest in rows.get(doc_id, ()):
+            h.update(digest)
+    return h.hexdigest()
+
+
+_META_DIGESTS: list = []  # [(metadata table, (schema digest, doc id -> its rows' digests))]
+_META_LOCK = threading.Lock()
+
+
+def _meta_row_digests(meta: pd.DataFrame) -> tuple[str, dict[str, list[bytes]]]:
+    """The digest of a metadata table's columns and types, and of each row by doc id:
+    made once per table, as chunk keys are made on two threads for every chunk."""
+    with _META_LOCK:
+        if _META_DIGESTS and _META_DIGESTS[0][0] is meta:
+            return _META_DIGESTS[0][1]
+        schema = repr([list(map(str, meta.columns)), [str(t) for t in meta.dtypes]])
+        rows: dict[str, list[bytes]] = {}
+        at = list(meta.columns).index(C.DOC_ID)
+        for values in zip(*(meta[c].tolist() for c in meta.columns)):
+            rows.setdefault(str(values[at]), []).append(
+                hashlib.sha256(repr(values).encode("utf-8")).digest())
+        _META_DIGESTS[:] = [(meta, (hashlib.sha256(schema.encode()).hexdigest(), rows))]
+        return _META_DIGESTS[0][1]

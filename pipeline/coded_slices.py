@@ -31,6 +31,7 @@ from pipeline import columns as C
 
 TABLE_FILES = {"codings": f"{C.CODINGS_FILE}.parquet", "matches": f"{C.MATCHES_FILE}.parquet"}
 CSV_FILE = f"{C.CODINGS_FILE}.csv"
+SEGMENTS_FILE, SEGMENTS_CSV = f"{C.SEGMENTS_FILE}.parquet", f"{C.SEGMENTS_FILE}.csv"
 
 
 def layout(files: dict[str, Path], rows: dict[str, list[int]], csv_sizes: list[int],
@@ -54,21 +55,45 @@ def layout(files: dict[str, Path], rows: dict[str, list[int]], csv_sizes: list[i
         ``"renamed"`` when given), or None when the files are not laid out one part
         after the other.
     """
-    import pyarrow.parquet as pq
-
     n = len(tokens)
-    if any(len(got) != n for got in (*rows.values(), csv_sizes, per_code)) \
-            or set(rows) != set(TABLE_FILES) \
-            or any(got is not None and len(got) != n for got in (keys, renamed)):
+    if len(per_code) != n or set(rows) != set(TABLE_FILES):
         return None
     out: list[dict[str, Any]] = [{"tokens": int(t), "per_code": dict(p)}
                                  for t, p in zip(tokens, per_code)]
+    tables = {name: files.get(file) for name, file in TABLE_FILES.items()}
+    return out if _placed(out, tables, rows, files.get(CSV_FILE), csv_sizes, keys,
+                          renamed) else None
+
+
+def tables_layout(files: dict[str, Path], rows: list[int], csv_sizes: list[int],
+                  keys: list[str | None], renamed: list[bool]) -> list[dict] | None:
+    """``layout`` of a run's segments files (``segments.parquet``, ``segments.csv``):
+    per chunk ``{"segments": [first, count], "csv": [offset, size], "key": ...,
+    "renamed": ...}``, or None (``table_cache`` keeps it with the files)."""
+    out: list[dict[str, Any]] = [{} for _ in rows]
+    tables = {"segments": files.get(SEGMENTS_FILE)}
+    return out if _placed(out, tables, {"segments": rows}, files.get(SEGMENTS_CSV), csv_sizes,
+                          keys, renamed) else None
+
+
+def _placed(out: list[dict[str, Any]], tables: dict[str, Path | None],
+            rows: dict[str, list[int]], csv: Path | None, csv_sizes: list[int],
+            keys: list[str | None] | None, renamed: list[bool] | None) -> bool:
+    """Put every chunk's row groups of ``tables``, its byte range of ``csv`` (after the
+    header) and its key and renames into ``out``; False when the files are not laid
+    out one part after the other (then ``out`` is of no use)."""
+    import pyarrow.parquet as pq
+
+    n = len(out)
+    if any(len(got) != n for got in (*rows.values(), csv_sizes)) \
+            or any(got is not None and len(got) != n for got in (keys, renamed)):
+        return False
     if keys is not None and renamed is not None:
         for info, key, moved in zip(out, keys, renamed):
             info.update(key=key, renamed=bool(moved))
     try:
-        for name, file in TABLE_FILES.items():
-            meta = pq.ParquetFile(files[file]).metadata
+        for name, file in tables.items():
+            meta = pq.ParquetFile(file).metadata
             groups = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
             at = 0
             for k, want in enumerate(rows[name]):
@@ -77,19 +102,19 @@ def layout(files: dict[str, Path], rows: dict[str, list[int]], csv_sizes: list[i
                     got += groups[at]
                     at += 1
                 if got != want or at == first:
-                    return None
+                    return False
                 out[k][name] = [first, at - first]
             if at != len(groups):
-                return None
-        offset = files[CSV_FILE].stat().st_size - sum(csv_sizes)  # after the header
-    except (OSError, ValueError, KeyError):
-        return None
+                return False
+        offset = Path(csv).stat().st_size - sum(csv_sizes)  # after the header
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
     if offset < 0:
-        return None
+        return False
     for k, size in enumerate(csv_sizes):
         out[k]["csv"] = [offset, int(size)]
         offset += size
-    return out
+    return True
 
 
 @dataclass
@@ -101,12 +126,17 @@ class Slices:
             which a later run pruning the entry does not take away.
         chunks: chunk index -> its ``layout`` in the entry.
         schemas: table name -> the Arrow schema of the entry's file.
+        tables, csv: table name -> its file, its CSV file (the coding files, unless
+            ``table_cache`` gives the segments files).
     """
 
     files: dict[str, Path]
     chunks: dict[int, dict[str, Any]]
     schemas: dict[str, Any]
     footers: dict[str, Any] = field(default_factory=dict)  # name -> read_footer of its file
+    # table name -> its file, and -> its CSV file (whose range is a chunk's "csv")
+    tables: dict[str, str] = field(default_factory=lambda: dict(TABLE_FILES))
+    csv: dict[str, str] = field(default_factory=lambda: {"codings": CSV_FILE})
 
     def part(self, name: str, k: int, folder: Path):  # noqa: ANN201 - a parts_stream.Part
         """Chunk ``k``'s rows of table ``name``, for ``PartWriter.adopt``: a part whose
@@ -116,15 +146,15 @@ class Slices:
         from pipeline.parts_stream import Part
 
         first, count = self.chunks[k][name]
-        source = self.files[TABLE_FILES[name]]
+        source = self.files[self.tables[name]]
         if name not in self.footers:  # parsed once, not once per chunk
             with open(source, "rb") as fh:
                 self.footers[name] = read_footer(fh, str(source))
         rows = group_rows(self.footers[name][0], first, count, str(source))
         csv = None
-        if name == "codings":
+        if name in self.csv:
             offset, size = self.chunks[k]["csv"]
-            csv = (self.files[CSV_FILE], offset, size)
+            csv = (self.files[self.csv[name]], offset, size)
         schema = self.schemas[name]
         dest = Path(folder) / f"{name}-{k:07d}.slice.parquet"
         return Part(str(dest), schema, rows, list(schema.names),

@@ -107,7 +107,8 @@ class ChunkSpill:
         """Write the parts of ``result`` and return them by table name."""
         parts: dict[str, Part] = {}
         for name in self.tables:
-            if name in UNCODED_TABLES and result.stats.get("uncoded"):
+            if name in UNCODED_TABLES and result.stats.get("uncoded") \
+                    or name == "segments" and result.stats.get("segments_taken"):
                 continue  # a chunk that was not coded: its rows come from elsewhere
             df = getattr(result, name)
             rows = getattr(result, f"{name}_csv", None) if name in self.csv else None

@@ -123,15 +123,16 @@ def _unique_in(res: ChunkResult, ids, taken: segment_stage.SegmentIds,  # noqa: 
 
 
 def _coded_after_all(res: ChunkResult, task: ChunkTask, ctx: RunContext,
-                     renames: dict[str, str]) -> None:
+                     renames: dict[str, str], segments: bool = False) -> None:
     """Code here a chunk whose coding rows were to come from a stored entry of another
     corpus (``coded_slices.moved``), now that this run renamed some of its segment ids:
-    ``res`` gets its match and coding rows, renamed as ``_unique_ids`` renames them."""
+    ``res`` gets its match and coding rows (and its segments, when they were to come
+    from one too), renamed as ``_unique_ids`` renames them."""
     from pipeline.chunk import process_chunk
 
-    task.reuse = False  # (the manifest counts the chunks taken)
-    fresh = process_chunk(replace(task, reuse=False), ctx)
-    for name in ("matches", "codings"):
+    task.reuse = task.segments_taken = False  # (the manifest counts the chunks taken)
+    fresh = process_chunk(replace(task, reuse=False, segments_taken=False), ctx)
+    for name in ("matches", "codings", *(("segments",) if segments else ())):
         setattr(res, name, _renamed(getattr(fresh, name), name, renames))
     res.codings_csv = None  # the writer serialises the renamed rows
     res.stats["tokens"] = fresh.stats["tokens"]
@@ -208,14 +209,16 @@ def files_done(task: ChunkTask) -> float:
 def stream_chunks(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, writer: PartWriter,
                   n_files: int, tables: table_cache.RunTables,
                   prepare: Prepare | None = None, coded: bool = False,
-                  slices=None) -> StreamedRun:  # noqa: ANN001 - coded_slices.Slices
+                  slices=None, segments=None) -> StreamedRun:  # noqa: ANN001 - coded_slices.Slices
     """Run the chunks on the engine and spill every result to the part files in order.
 
     With the finished documents and segments files from the table cache, those tables
     are not spilled (segments still are for a model pass, which reads them); with the
     finished coding files (``coded``, ``coded_files``), codings and matches are not;
     the chunks of ``slices`` (``coded_slices``) take their rows of them from a stored
-    entry's files. ``prepare``: as for ``engine.run_chunks``.
+    entry's files, and those of ``segments`` (``TableCache.moved``) their segments rows.
+    A chunk whose segment ids this run renames is coded after all (the stored rows hold
+    the ids it had). ``prepare``: as for ``engine.run_chunks``.
     """
     from pipeline.errors import InputError
 
@@ -255,14 +258,18 @@ def stream_chunks(tasks: list[ChunkTask], ctx: RunContext, opts: RunOptions, wri
                                  "an input file changed while the run was going on; run again")
             parts = res.stats.pop("parts", None) or {}
             sliced = slices.chunks.get(res.index) if slices is not None else None
-            if sliced is not None and renamed:  # the stored rows hold the ids it had
-                _coded_after_all(res, tasks[res.index], ctx, renamed)
-                sliced = None
+            rows = segments if segments is not None and res.index in segments.chunks else None
+            if (sliced is not None or rows is not None) and renamed:
+                _coded_after_all(res, tasks[res.index], ctx, renamed, rows is not None)
+                sliced = rows = None
             if sliced is not None:  # not coded: the stored entry's counts of the chunk
                 res.stats["tokens"] = sliced["tokens"]
             for name in names:
                 if sliced is not None and name in sliced:  # the stored entry's rows
                     writer.adopt(name, slices.part(name, res.index, writer.dir))
+                    continue
+                if rows is not None and name == "segments":
+                    writer.adopt(name, rows.part(name, res.index, writer.dir))
                     continue
                 part = parts.get(name)
                 if part is not None and not (renamed and name in RENAMED_TABLES) \

@@ -22,7 +22,8 @@ from pipeline import ingest as ingest_stage
 from pipeline import segment as segment_stage
 from pipeline import cache_io, cache_prune, chunk_parts, coded_files, memory_need, table_cache
 from pipeline.cache import default_cache_dir
-from pipeline.chunk import REUSE_COLUMNS, SLIM_COLUMNS, ChunkTask, RunContext, remember_codebook
+from pipeline.chunk import (SLIM_COLUMNS, ChunkTask, RunContext, remember_codebook,
+                            reuse_columns)
 from pipeline.chunk_plan import plan_chunks  # noqa: F401 - re-exported
 from pipeline.codebook import Codebook, load_codebook
 from pipeline.codebook.patterns import PatternMemo
@@ -191,10 +192,16 @@ def code_corpus(inputs: Sequence[str | Path], *, codebook: str | Path, out_dir: 
             tables = table_cache.prepare(tasks, ctx, book, engine=opts.engine,
                                          dest=writer.dir)
             coded, slices = _coded(tables, tasks, ctx, book, opts, writer.dir)
+            # another corpus: the segments rows of chunks whose coding rows are taken too
+            segments = (tables.cache.moved([t.key for t in tasks], writer.dir / "table-slices")
+                        if tables.files is None and slices is not None else None)
+            if segments is not None:
+                segments.chunks = {k: v for k, v in segments.chunks.items() if k in slices.chunks}
             for task in tasks:  # a model pass reads the segment parts: whole tables then
                 task.slim = tables.files is not None and opts.method == "rules"
                 task.reuse = coded is not None or (slices is not None
                                                    and task.index in slices.chunks)
+                task.segments_taken = segments is not None and task.index in segments.chunks
             outputs = [(name, base, csv) for name, base, csv in (
                 (TABLES[0], C.DOCUMENTS_FILE, False), (TABLES[1], C.SEGMENTS_FILE, True),
                 (TABLES[2], C.CODINGS_FILE, True), (TABLES[3], C.MATCHES_FILE, False))
@@ -202,13 +209,15 @@ def code_corpus(inputs: Sequence[str | Path], *, codebook: str | Path, out_dir: 
                 and (coded is None or name not in coded_files.TABLES)]
             for name, base, csv in outputs:  # final files written as the chunks come
                 writer.stream(name, base, csv=csv,
-                              splice=slices is not None and name in coded_files.TABLES)
+                              splice=slices is not None and name in coded_files.TABLES
+                              or bool(segments and segments.chunks) and name == "segments")
             # chunks that are not coded only read their entries' small files: in this
             # process, whatever --jobs says (workers would cost more to start)
             streamed = opts if coded is None or opts.engine != "local" else replace(opts, jobs=1)
             with cache_io.prefetching(_read_ahead(tasks, ctx, streamed)):
                 run = stream_chunks(tasks, ctx, streamed, writer, len(files), tables, prepare,
-                                    coded=coded is not None, slices=slices)
+                                    coded=coded is not None, slices=slices,
+                                    segments=segments)
             if coded is not None:  # the stored run's counts of what it coded
                 run.counts["codings"] = int(coded.counts["codings"])
                 run.counts["tokens"] = int(coded.counts["tokens"])
@@ -222,7 +231,8 @@ def code_corpus(inputs: Sequence[str | Path], *, codebook: str | Path, out_dir: 
             for name, base, csv in outputs:
                 staged.update(writer.finalize(name, base, csv=csv))
             if tables.files is None:
-                tables.cache.store(table_cache.tables_key(run.keys), staged)
+                tables.cache.store(table_cache.tables_key(run.keys), staged,
+                                   _tables_layout(staged, writer, run))
             errors = run.errors
             err_path = writer.dir / "errors.csv.staged"
             err_path.write_bytes(errors.to_csv(index=False, lineterminator="\n").encode("utf-8"))
@@ -261,9 +271,8 @@ def _read_ahead(tasks: list[ChunkTask], ctx: RunContext,
     if opts.engine != "local" or opts.jobs != 1 or ctx.cache_dir is None \
             or any(task.key is None for task in tasks):
         return []
-    return [(task.key, cache_io.chunk_job(ctx.cache_dir, task.key,
-                                          REUSE_COLUMNS if task.slim else None, tokens=False,
-                                          light=task.slim)
+    return [(task.key, cache_io.chunk_job(ctx.cache_dir, task.key, reuse_columns(task),
+                                          tokens=False, light=task.slim)
              if task.reuse else
              cache_io.chunk_job(ctx.cache_dir, task.key, SLIM_COLUMNS if task.slim else None))
             for task in tasks]
@@ -283,6 +292,20 @@ def _coded(tables: table_cache.RunTables, tasks: list[ChunkTask], ctx: RunContex
         return None, store.moved(book, keys, dest / "slices")
     found = store.find(table_cache.tables_key(keys), book, keys, dest)
     return found, (store.slices(book, keys, dest / "slices") if found is None else None)
+
+
+def _tables_layout(staged: dict[str, Path], writer: PartWriter,
+                   run: StreamedRun) -> list[dict] | None:
+    """Every chunk's place in the run's segments files (``coded_slices.tables_layout``)
+    when they were streamed, else None."""
+    from pipeline.coded_slices import SEGMENTS_CSV, SEGMENTS_FILE, tables_layout
+
+    if "segments" not in writer.csv_sizes or SEGMENTS_FILE not in staged:
+        return None
+    rows = [writer.schemas[p][1] for p in writer.parts.get("segments", [])]
+    return tables_layout({SEGMENTS_FILE: staged[SEGMENTS_FILE],
+                          SEGMENTS_CSV: staged.get(SEGMENTS_CSV)},
+                         rows, writer.csv_sizes["segments"], run.keys, run.renamed)
 
 
 def _store_coded(ctx: RunContext, book: Codebook, run: StreamedRun, writer: PartWriter,

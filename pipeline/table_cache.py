@@ -120,13 +120,15 @@ class TableCache:
         self.digests = dict(zip(FILES, found))
         return out
 
-    def store(self, key: str | None, staged: dict[str, Path]) -> None:
+    def store(self, key: str | None, staged: dict[str, Path],
+              chunks: list[dict] | None = None) -> None:
         """Store the staged files of ``FILES`` (hard links, else copies); failures are ignored.
 
         A link shares the bytes with the output the staged file becomes, as ``fetch``'s
         links do (no run changes a file in place). The digests of the stored files are
         kept in ``digests``, as ``fetch`` keeps those it checks: the manifest records
-        them without hashing the files again.
+        them without hashing the files again. ``chunks``: every chunk's place in the
+        segments files (``coded_slices.tables_layout``), for ``moved``.
         """
         from pipeline.store import file_digests
 
@@ -145,8 +147,10 @@ class TableCache:
                     except OSError:  # another file system (--cache-dir): a copy
                         shutil.copyfile(staged[name], tmp / name)
                 found = file_digests([tmp / name for name in FILES])  # on two threads
-                meta = {name: [(tmp / name).stat().st_size, digest]
-                        for name, digest in zip(FILES, found)}
+                meta: dict = {name: [(tmp / name).stat().st_size, digest]
+                              for name, digest in zip(FILES, found)}
+                if chunks is not None:
+                    meta["chunks"] = chunks
                 self.digests.update(zip(FILES, found))
                 (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
                 os.replace(tmp, path)  # atomic: readers see a whole entry or none
@@ -154,6 +158,86 @@ class TableCache:
                 shutil.rmtree(tmp, ignore_errors=True)  # left only if not renamed
         except (OSError, KeyError):
             return
+
+
+    def moved(self, chunk_keys: list[str | None], dest: Path):  # noqa: ANN201
+        """The chunks of this run whose segments rows the newest entry of another corpus
+        holds, found by their keys (as ``coded_slices.moved`` finds coding rows): a
+        ``coded_slices.Slices`` of its segments files, linked into ``dest`` and
+        checked, or None. Leaves ``digests`` (the run's own files') as they are."""
+        from pipeline.coded_files import MOVED_TRIES, _mtime
+        from pipeline.coded_slices import SEGMENTS_CSV, SEGMENTS_FILE, Slices
+
+        if self.folder is None:
+            return None
+        try:
+            paths = sorted((p for p in self.folder.glob("*/*") if not p.name.startswith(".")),
+                           key=_mtime, reverse=True)
+        except OSError:
+            return None
+        for path in paths[:MOVED_TRIES]:
+            try:
+                meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+                chunks = meta.get("chunks") if isinstance(meta, dict) else None
+            except (OSError, ValueError):
+                continue
+            stored = {info["key"]: info for info in chunks or () if _valid(info)}
+            held = {k: stored[key] for k, key in enumerate(chunk_keys) if key in stored}
+            links = self._linked(path, meta, dest) if held else None
+            if links is None:
+                continue
+            try:
+                import pyarrow.parquet as pq
+
+                schema = pq.read_schema(links[SEGMENTS_FILE])
+            except (OSError, ValueError):
+                continue
+            return Slices({SEGMENTS_FILE: links[SEGMENTS_FILE], SEGMENTS_CSV: links[SEGMENTS_CSV]},
+                          held, {"segments": schema}, tables={"segments": SEGMENTS_FILE},
+                          csv={"segments": SEGMENTS_CSV})
+        return None
+
+    def _linked(self, path: Path, meta: dict, dest: Path) -> dict[str, Path] | None:
+        """The entry's segments files linked (or copied) into ``dest`` and checked; None
+        (the entry removed) when one is damaged."""
+        from pipeline.coded_slices import SEGMENTS_CSV, SEGMENTS_FILE
+        from pipeline.store import file_digests
+
+        names = (SEGMENTS_FILE, SEGMENTS_CSV)
+        out: dict[str, Path] = {}
+        try:
+            dest.mkdir(parents=True, exist_ok=True)
+            for name in names:
+                out[name] = dest / f"{name}{STAGED}"
+                try:
+                    os.link(path / name, out[name])
+                except OSError:
+                    out[name].unlink(missing_ok=True)
+                    shutil.copyfile(path / name, out[name])
+                if out[name].stat().st_size != meta[name][0]:
+                    raise ValueError(f"damaged {name}")
+            found = file_digests([out[name] for name in names], memo=self.memo, ctime=False)
+            if any(digest != meta[name][1] for name, digest in zip(names, found)):
+                raise ValueError("damaged")
+        except (OSError, ValueError, KeyError, TypeError, IndexError):
+            for copy in out.values():
+                copy.unlink(missing_ok=True)
+            from pipeline.chunk_cache import discard_entry
+
+            discard_entry(path)
+            return None
+        return out
+
+
+def _valid(info: object) -> bool:
+    """Whether a chunk's ``tables_layout`` can be taken: written so, ids not renamed."""
+    def pair(value: object) -> bool:
+        return (isinstance(value, list) and len(value) == 2
+                and all(isinstance(v, int) and v >= 0 for v in value))
+
+    return (isinstance(info, dict) and isinstance(info.get("key"), str)
+            and info.get("renamed") is False and pair(info.get("csv"))
+            and pair(info.get("segments")) and info["segments"][1] > 0)
 
 
 @dataclass

@@ -101,6 +101,7 @@ class RecodeFuzz:
         self.frequent = sorted(w for w, n in counts.items() if n >= 20)
         self.rare = sorted(w for w, n in counts.items() if n <= 2 and len(w) > 3)
         self.used_cache = 0   # steps whose cached run took something from the cache
+        self.took_chunks = 0  # ... the coding rows of some chunks, from a stored run's files
         self.steps = 0        # steps done
 
     # -- edits ---------------------------------------------------------------------------
@@ -405,6 +406,7 @@ class RecodeFuzz:
             got = json.loads((out / "manifest.json").read_text(encoding="utf-8"))["throughput"]
             self.used_cache += bool(got.get("cache_hits") or got.get("chunks_taken")
                                     or got.get("coded_files_taken"))
+            self.took_chunks += bool(got.get("chunks_taken") and not got.get("coded_files_taken"))
             if got.get("cache_entries_pruned"):
                 edits.append(f"{got['cache_entries_pruned']} cache entries pruned")
         shutil.rmtree(ref, ignore_errors=True)
@@ -505,7 +507,8 @@ def main(argv: list[str] | None = None) -> int:
         failures += bool(problems)
         print(f"step {k}: {'; '.join(edits)}: {'FAILED ' + str(problems) if problems else 'same'}",
               flush=True)
-    print(f"{failures} of {args.steps} steps differed; {fuzz.used_cache} took from the cache")
+    print(f"{failures} of {args.steps} steps differed; {fuzz.used_cache} took from the cache, "
+          f"{fuzz.took_chunks} some chunks' coding rows from a stored run's files")
     return 1 if failures else 0
 
 

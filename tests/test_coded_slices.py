@@ -37,6 +37,20 @@ def coded(monkeypatch):
     return calls
 
 
+@pytest.fixture
+def sliced(monkeypatch):
+    """(table, chunk) of every chunk's rows a run took from a stored run's files."""
+    calls: list[tuple[str, int]] = []
+    original = coded_slices.Slices.part
+
+    def spy(self, name, k, folder):
+        calls.append((name, k))
+        return original(self, name, k, folder)
+
+    monkeypatch.setattr(coded_slices.Slices, "part", spy)
+    return calls
+
+
 def _run(tmp, out="cached", **kw):
     from pipeline.runner import RunOptions, code_corpus
 
@@ -64,15 +78,22 @@ def _add_interview(raw, name="int00b", source="int00"):
     meta.write_text(meta.read_text() + f"{name},NL,nl\n")
 
 
-def test_a_transcript_added_or_removed_codes_only_its_chunk(corpus, coded):
+def test_a_transcript_added_or_removed_codes_only_its_chunk(corpus, coded, sliced):
+    # without the survey's "sector" column (only its segments would have it, so the
+    # segments files would be merged at the end, without a layout to take rows from)
+    (corpus / "raw" / "survey.csv").write_text(
+        'id,text\nS1,"Meer tijd, geen uren"\nS2,Zelf invullen graag\n', encoding="utf-8")
     _run(corpus)
     every = len(coded)
-    assert every >= 12
+    assert every >= 12 and not sliced
     coded.clear()
     _add_interview(corpus / "raw")   # and its row in metadata.csv
     res = _run(corpus)
     taken, chunks = _taken(res)
     assert 0 < len(coded) <= 3 and taken == chunks - len(coded)
+    # the chunks taken: their segments, codings and matches rows
+    for name in ("segments", "codings", "matches"):
+        assert len([k for table, k in sliced if table == name]) == taken
     _same_as_fresh(corpus, res)
 
     (corpus / "raw" / "int06.txt").unlink()  # a chunk of its own: every other one is taken
@@ -87,7 +108,11 @@ def test_a_transcript_added_or_removed_codes_only_its_chunk(corpus, coded):
     assert res.manifest["throughput"]["coded_files_taken"] and not coded
 
 
-def test_ids_renamed_by_this_run_or_the_stored_one_are_coded_again(corpus, coded):
+@pytest.mark.parametrize("sector", [True, False])
+def test_ids_renamed_by_this_run_or_the_stored_one_are_coded_again(corpus, coded, sliced,
+                                                                    sector):
+    if not sector:  # the segments files streamed: segments rows taken too
+        (corpus / "raw" / "survey.csv").write_text("id,text\nS1,Meer tijd\nS2,Graag\n")
     # a survey read before int05 has ids that int05's segments have: int05's are renamed
     survey = corpus / "raw" / "a_survey.csv"
     _run(corpus)
@@ -99,6 +124,9 @@ def test_ids_renamed_by_this_run_or_the_stored_one_are_coded_again(corpus, coded
     taken, chunks = _taken(res)
     # the survey's chunk, and int05's: its rows in the stored files hold the old ids
     assert len(coded) == 2 and taken == chunks - 2
+    tables = {table for table, _ in sliced}
+    # with the "sector" column, the segments files had no layout: their rows are written
+    assert tables == ({"codings", "matches"} if sector else {"codings", "matches", "segments"})
     _same_as_fresh(corpus, res)
 
     coded.clear()
@@ -153,3 +181,20 @@ def test_a_chunk_key_holds_its_own_metadata_rows(corpus):
     # a chunk with a CSV file also holds the run's shared CSV ids
     survey = [corpus / "raw" / "survey.csv"]
     assert _key(corpus, head, survey) == _key(corpus, head + "int01,A,30\n", survey)
+
+
+def test_damaged_segments_files_of_the_stored_run_are_not_taken(corpus, coded, sliced):
+    (corpus / "raw" / "survey.csv").write_text("id,text\nS1,Meer tijd\nS2,Graag\n")
+    _run(corpus)
+    [entry] = sorted((corpus / "cached" / ".cache" / "tables-v1").glob("*/*"))
+    assert json.loads((entry / "meta.json").read_text())["chunks"]
+    with open(entry / "segments.csv", "r+b") as fh:  # one byte changed in place
+        fh.seek(40)
+        byte = fh.read(1)
+        fh.seek(40)
+        fh.write(b"x" if byte != b"x" else b"y")
+    _add_interview(corpus / "raw")
+    res = _run(corpus)
+    assert {table for table, _ in sliced} == {"codings", "matches"}
+    assert not entry.exists()  # removed, so that a run stores a good one
+    _same_as_fresh(corpus, res)
