@@ -180,14 +180,20 @@ def main() -> None:
     parser.add_argument("--pain-only", action="store_true",
                         help="only one long transcript and surveys of 6,400 and 64,000 answers; "
                              "added to an existing results.json")
+    parser.add_argument("--added-only", action="store_true",
+                        help="only a cold run and the run after adding one transcript, on the "
+                             "--main corpus; added to an existing results.json")
     parser.add_argument("--rerun-key", action="store_true",
                         help="re-measure --jobs 1/2 and cold/warm cache on the --main corpus, "
                              "added to an existing results.json")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     prepare_bytecode()
-    if args.rare_only or args.rerun_key or args.pain_only:
+    if args.rare_only or args.rerun_key or args.pain_only or args.added_only:
         res = json.loads((HERE / "results.json").read_text())
+        if args.added_only:
+            res["added"] = {**added_series(make_corpus(args.main), make_codebook(500),
+                                           RECODE_REPEATS), "separately": _commit()}
         if args.rare_only:
             res["rare"] = rare_series(args.naive_size)
         if args.pain_only:
@@ -219,6 +225,8 @@ def main() -> None:
     corpus = make_corpus(args.main)
     res["cache"] = recode_series(corpus, books[500], RECODE_REPEATS)
     print("cache", res["cache"]["walls"], flush=True)
+    res["added"] = added_series(corpus, books[500], RECODE_REPEATS)
+    print("added", res["added"]["walls"], flush=True)
     out = WORK / "jobs2"
     shutil.rmtree(out, ignore_errors=True)
     res["jobs2"] = qcode(corpus, books[500], out, "--no-cache", "--jobs", "2")
@@ -289,6 +297,51 @@ def recode_series(corpus: Path, book: Path, repeats: int) -> dict:
     rare = sum(RARE_EDIT in f.read_text(encoding="utf-8", errors="replace").lower() for f in files)
     return {**median, "rare_files": [rare, len(files)],
             "walls": {name: [round(r["wall_s"], 2) for r in got] for name, got in runs.items()}}
+
+
+ADDED_FROM = "int0000005"   # the transcript copied (a word changed) as a new interview
+
+
+def with_added(corpus: Path) -> Path:
+    """``corpus`` plus one transcript and its metadata row (``<WORK>/added``): the
+    corpus's files hard-linked (the same bytes and paths below the folder), a copy of
+    ``ADDED_FROM`` with "school" made "schoolgebouw" as ``<ADDED_FROM>b.txt``, and
+    ``metadata.csv`` with its row."""
+    folder = WORK / "added"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for path in sorted(corpus.iterdir()):
+        if path.name != "metadata.csv":
+            os.link(path, folder / path.name)
+    text = (corpus / f"{ADDED_FROM}.txt").read_text(encoding="utf-8")
+    (folder / f"{ADDED_FROM}b.txt").write_text(text.replace("school", "schoolgebouw"),
+                                                encoding="utf-8")
+    lines = (corpus / "metadata.csv").read_text(encoding="utf-8").splitlines()
+    row = next(line for line in lines if line.startswith(f"{ADDED_FROM},"))
+    (folder / "metadata.csv").write_text(
+        "\n".join([*lines, row.replace(ADDED_FROM, f"{ADDED_FROM}b", 1)]) + "\n",
+        encoding="utf-8")
+    return folder
+
+
+def added_series(corpus: Path, book: Path, repeats: int) -> dict:
+    """``repeats`` times: a cold run into an empty folder, then the run after one
+    transcript (and its metadata row) was added (``with_added``). Returns the median run
+    of each and every wall time."""
+    added = with_added(corpus)
+    runs: dict[str, list[dict]] = {"cold": [], "added": []}
+    out = WORK / "added_out"
+    for _ in range(repeats):
+        shutil.rmtree(out, ignore_errors=True)
+        runs["cold"].append(qcode(corpus, book, out))
+        runs["added"].append(qcode(added, book, out))
+    shutil.rmtree(out, ignore_errors=True)
+    median = {name: sorted(got, key=lambda r: r["wall_s"])[len(got) // 2]
+              for name, got in runs.items()}
+    for run in median.values():
+        run["manifest"] = {k: run["manifest"][k] for k in ("timings_s", "throughput")}
+    return {**median, "walls": {name: [round(r["wall_s"], 2) for r in got]
+                                for name, got in runs.items()}}
 
 
 def rerun_key(size: int) -> dict:
@@ -421,6 +474,27 @@ def write_results(res: dict, main_size: int) -> None:
     path.write_text(with_history(report(res, main_size), previous), encoding="utf-8")
 
 
+def _commit() -> str:
+    """The commit of the code measured (``git rev-parse``), for a series run on its own."""
+    got = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                         text=True)
+    return got.stdout.strip() or "unknown"
+
+
+def _added_lines(added: dict) -> list[str]:
+    """The report's line of ``added_series``."""
+    cold, run = added["cold"], added["added"]
+    when = (f"; measured on its own (`--added-only`) at `{added['separately']}`, after the "
+            "tables above" if added.get("separately") else "")
+    return [f"- run after adding one transcript (a copy of `{ADDED_FROM}.txt` with a word "
+            f"changed) and its metadata row, right after a cold run (median of "
+            f"{len(added['walls']['added'])}, walls {added['walls']}): {run['wall_s']:.1f} s "
+            f"against {cold['wall_s']:.1f} s (**{cold['wall_s'] / run['wall_s']:.1f}x**; "
+            f"chunks not coded, their rows taken from the last run's files: "
+            f"{_chunks_taken(run)}; documents parsed: "
+            f"{run['manifest']['throughput']['cache_misses']}{when})"]
+
+
 def _chunks_taken(run: dict) -> str:
     """How many of a run's chunks took their coding rows from the cache."""
     tp = run["manifest"].get("throughput", {})
@@ -497,6 +571,7 @@ def report(res: dict, main_size: int) -> str:
                  f"(**{cold['wall_s'] / res['cache']['matched']['wall_s']:.1f}x**; coding files "
                  f"taken: {_taken(res['cache']['matched'])})"]
                 if "matched" in res["cache"] else []),
+              *(_added_lines(res["added"]) if "added" in res else []),
               f"- for comparison, a run without the cache (`--no-cache`, the corpus-size row "
               f"above): {j1['wall_s']:.1f} s, {j1['wall_s'] / warm['wall_s']:.1f}x the first "
               "re-code; the cold run is slower than it because it also writes the caches", "",
@@ -582,7 +657,10 @@ def report(res: dict, main_size: int) -> str:
               "(Parquet row groups and CSV lines copied, `pipeline/coded_slices.py`) and are "
               "not coded either. A chunk whose codings may change reuses the chunk cache "
               "(documents, segments, token arrays): it skips ingest, segmentation and parsing, "
-              "and matches only the edited rule (`pipeline/match_cache.py`).", ""]
+              "and matches only the edited rule (`pipeline/match_cache.py`). After a "
+              "transcript is added, the chunks that did not change take their coding and "
+              "segments rows from the last run's files the same way, found by their chunk "
+              "keys (`coded_slices.moved`).", ""]
     if "rare" in res:
         lines += ["## Cost of the number of patterns alone (same hits)", "",
                   "Codebooks of 50/500/5,000 patterns of which only ~50 patterns' words occur in "

@@ -114,3 +114,34 @@ def test_the_launcher_reports_wall_rss_exit_code_and_busy_cpu(tmp_path):
     assert wall > 0 and rss > 1000 and code == 2
     if Path("/proc/stat").exists():
         assert busy is not None and busy >= 0
+
+
+def test_the_added_transcript_corpus_and_its_report_line(tmp_path, monkeypatch):
+    import json
+
+    rb = _module()
+    monkeypatch.setattr(rb, "WORK", tmp_path / "work")
+    corpus = tmp_path / "seg"
+    corpus.mkdir()
+    (corpus / f"{rb.ADDED_FROM}.txt").write_text("R: De school is oud.\n", encoding="utf-8")
+    (corpus / "int0000006.txt").write_text("R: Ja.\n", encoding="utf-8")
+    (corpus / "metadata.csv").write_text(
+        f"doc_id,country\n{rb.ADDED_FROM},NL\nint0000006,BE\n", encoding="utf-8")
+    added = rb.with_added(corpus)
+    assert sorted(p.name for p in added.iterdir()) == [
+        f"{rb.ADDED_FROM}.txt", f"{rb.ADDED_FROM}b.txt", "int0000006.txt", "metadata.csv"]
+    assert (added / "int0000006.txt").stat().st_ino == (corpus / "int0000006.txt").stat().st_ino
+    assert (added / f"{rb.ADDED_FROM}b.txt").read_text() == "R: De schoolgebouw is oud.\n"
+    assert (added / "metadata.csv").read_text().splitlines()[-1] == f"{rb.ADDED_FROM}b,NL"
+    assert (corpus / "metadata.csv").read_text().count("\n") == 3  # the corpus is as it was
+
+    res = json.loads((ROOT / "benchmarks" / "results.json").read_text())
+    manifest = {"throughput": {"chunks_taken": 24, "chunks": 25, "cache_misses": 55}}
+    res["added"] = {"cold": {"wall_s": 6.0, "manifest": manifest},
+                    "added": {"wall_s": 2.0, "manifest": manifest},
+                    "walls": {"cold": [6.0], "added": [2.0]}}
+    text = rb.report(res, 100_000)
+    assert "2.0 s against 6.0 s (**3.0x**; chunks not coded, their rows taken from the last " \
+           "run's files: 24 of 25; documents parsed: 55)" in text
+    res["added"]["separately"] = "abc1234"
+    assert "measured on its own (`--added-only`) at `abc1234`" in rb.report(res, 100_000)
