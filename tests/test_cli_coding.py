@@ -181,6 +181,29 @@ def test_missing_input_and_bad_arguments(project, capsys):
     assert main(["code", str(project / "raw"), "--method", "ml"]) == 1
 
 
+def test_the_summary_says_what_was_taken_from_the_cache(project, capsys, monkeypatch):
+    import pipeline.runner as runner
+
+    plan = runner.plan_chunks
+    monkeypatch.setattr(runner, "plan_chunks",  # a chunk per file
+                        lambda files, shown, **kw: plan(files, shown, **{**kw, "chunk_bytes": 10}))
+    raw, cb = project / "raw", str(project / "codebook.yaml")
+    # (a first chunk without codings, this file alone, keeps the coding files from being
+    # streamed: merged at the end, they have no layout to take chunks' rows from)
+    (raw / "broken.docx").unlink()
+    args = ["code", str(raw), "--out", str(project / "coded"), "--codebook", cb]
+    main(args)
+    assert "taken from the cache" not in capsys.readouterr().out
+    main(args)
+    assert "codings as in an earlier run of these files (the edit changes none): files taken " \
+           "from the cache" in capsys.readouterr().out
+    (raw / "int03.txt").write_text("R: Wij zijn eigenaar.\n", encoding="utf-8")
+    main(args)
+    out = capsys.readouterr().out
+    assert "3 of 4 chunks as in an earlier run: their rows taken from the cache, the other " \
+           "chunks coded" in out and "files taken" not in out
+
+
 def test_run_prints_summary(project, capsys, monkeypatch):
     monkeypatch.chdir(project)
     shutil.move(project / "raw", project / "data_raw")

@@ -133,9 +133,13 @@ def _summary(result) -> str:
     if per_code:
         width = max(len(k) for k in per_code)
         lines += [f"  {k:<{width}}  {v:>5}" for k, v in per_code.items()]
-    if result.manifest.get("throughput", {}).get("coded_files_taken"):
+    throughput = result.manifest.get("throughput", {})
+    if throughput.get("coded_files_taken"):
         lines.append("codings as in an earlier run of these files (the edit changes none): "
                      "files taken from the cache")
+    elif throughput.get("chunks_taken"):
+        lines.append(f"{throughput['chunks_taken']} of {throughput['chunks']} chunks as in an "
+                     "earlier run: their rows taken from the cache, the other chunks coded")
     pruned = result.manifest.get("throughput", {}).get("cache_entries_pruned", 0)
     if pruned:
         size = result.manifest["throughput"].get("cache_bytes_pruned", 0) / 1e6
