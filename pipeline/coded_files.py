@@ -27,7 +27,9 @@ addition in a language is checked only when every chunk entry lists that languag
 Entries are folders ``<tables key>/<state key>`` holding hard links to (or copies of)
 the run's output files and a ``meta.json`` of their sizes and sha256, the state and
 the run's counts; a file that does not match is a miss. The newest ``KEEP`` states
-of a corpus are kept; the folder can be deleted any time.
+of a corpus are kept; the folder can be deleted any time. A run over another corpus
+(a transcript added or removed) takes no entry whole, but the chunks it shares with
+the newest entries of its state (``CodedFiles.moved``, ``coded_slices.moved``).
 """
 from __future__ import annotations
 

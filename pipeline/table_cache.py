@@ -11,6 +11,11 @@ instead of spilling, merging and serialising a hundred thousand segments again.
 An entry is a folder written atomically (temp folder + rename) with the files and a
 ``meta.json`` of their sizes and sha256; a file that does not match is a miss. The
 folder can be deleted any time.
+
+``meta.json`` also records where each chunk's rows are in the segments files (row
+groups, CSV bytes, its chunk key; ``coded_slices.tables_layout``): after a transcript
+is added or removed, the chunks that kept their keys take their segments rows from the
+newest entry (``TableCache.moved``), as their coding rows (``coded_slices.moved``).
 """
 from __future__ import annotations
 
