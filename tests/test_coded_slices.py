@@ -97,10 +97,12 @@ def test_a_transcript_added_or_removed_codes_only_its_chunk(corpus, coded, slice
     _same_as_fresh(corpus, res)
 
     (corpus / "raw" / "int06.txt").unlink()  # a chunk of its own: every other one is taken
+    sliced.clear()
     res = _run(corpus, jobs=2)
     assert not res.manifest["throughput"]["coded_files_taken"]
     taken, chunks = _taken(res)
     assert taken == chunks == every
+    assert len(sliced) == 3 * taken  # segments, codings and matches of every chunk
     _same_as_fresh(corpus, res)
 
     coded.clear()
