@@ -370,13 +370,24 @@ def fetch_files(path: Path, meta: dict, dest: Path, memo=None,  # noqa: ANN001
     """Link (or copy) the entry's files into ``dest`` and check them (as
     ``table_cache.TableCache.fetch``, ``memo`` too); None (nothing left behind) when one
     is damaged."""
+    files = meta.get("files") if isinstance(meta, dict) else None
+    got = linked_files(path, {name: (files or {}).get(name) for name in FILES}, dest, memo)
+    if got is None:
+        shutil.rmtree(path, ignore_errors=True)  # so that a run stores a good one
+    return got
+
+
+def linked_files(path: Path, files: dict[str, Any], dest: Path, memo=None,  # noqa: ANN001
+                 ) -> tuple[dict[str, Path], dict[str, str]] | None:
+    """The files ``name`` of the entry at ``path`` hard-linked (else copied) into ``dest``
+    as ``<name>.staged`` and checked against ``files[name]`` (``[size, sha256]``, as a
+    ``meta.json`` holds them): (name -> copy, name -> sha256), or None (no copy left)."""
     from pipeline.store import file_digests
 
     out: dict[str, Path] = {}
     try:
         dest.mkdir(parents=True, exist_ok=True)
-        for name in FILES:
-            size, _ = meta["files"][name]
+        for name, (size, _) in files.items():
             out[name] = dest / f"{name}{STAGED}"
             try:
                 os.link(path / name, out[name])
@@ -385,13 +396,12 @@ def fetch_files(path: Path, meta: dict, dest: Path, memo=None,  # noqa: ANN001
                 shutil.copyfile(path / name, out[name])
             if out[name].stat().st_size != size:
                 raise ValueError(f"damaged {name}")
-        found = dict(zip(FILES, file_digests([out[name] for name in FILES], memo=memo,
+        found = dict(zip(files, file_digests([out[name] for name in files], memo=memo,
                                              ctime=False)))
-        if any(found[name] != meta["files"][name][1] for name in FILES):
+        if any(found[name] != digest for name, (_, digest) in files.items()):
             raise ValueError("damaged")
     except (OSError, ValueError, KeyError, TypeError):
         for copy in out.values():
             copy.unlink(missing_ok=True)
-        shutil.rmtree(path, ignore_errors=True)  # so that a run stores a good one
         return None
     return out, found

@@ -205,33 +205,16 @@ class TableCache:
     def _linked(self, path: Path, meta: dict, dest: Path) -> dict[str, Path] | None:
         """The entry's segments files linked (or copied) into ``dest`` and checked; None
         (the entry removed) when one is damaged."""
+        from pipeline.chunk_cache import discard_entry
+        from pipeline.coded_files import linked_files
         from pipeline.coded_slices import SEGMENTS_CSV, SEGMENTS_FILE
-        from pipeline.store import file_digests
 
-        names = (SEGMENTS_FILE, SEGMENTS_CSV)
-        out: dict[str, Path] = {}
-        try:
-            dest.mkdir(parents=True, exist_ok=True)
-            for name in names:
-                out[name] = dest / f"{name}{STAGED}"
-                try:
-                    os.link(path / name, out[name])
-                except OSError:
-                    out[name].unlink(missing_ok=True)
-                    shutil.copyfile(path / name, out[name])
-                if out[name].stat().st_size != meta[name][0]:
-                    raise ValueError(f"damaged {name}")
-            found = file_digests([out[name] for name in names], memo=self.memo, ctime=False)
-            if any(digest != meta[name][1] for name, digest in zip(names, found)):
-                raise ValueError("damaged")
-        except (OSError, ValueError, KeyError, TypeError, IndexError):
-            for copy in out.values():
-                copy.unlink(missing_ok=True)
-            from pipeline.chunk_cache import discard_entry
-
+        got = linked_files(path, {name: meta.get(name) for name in (SEGMENTS_FILE, SEGMENTS_CSV)},
+                           dest, self.memo)
+        if got is None:
             discard_entry(path)
             return None
-        return out
+        return got[0]
 
 
 def _valid(info: object) -> bool:

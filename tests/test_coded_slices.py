@@ -5,13 +5,13 @@ import shutil
 
 import pytest
 
-import pipeline.chunk_code as chunk_code
 from pipeline import coded_slices
 from pipeline.chunk import ChunkTask, RunContext, task_key
 from pipeline.codebook import load_codebook
 from pipeline.coded_files import FILES, SUBDIR
 from pipeline.ingest import read_metadata
-from test_streaming import CODEBOOK, OUTPUTS, digests, make_corpus
+from test_coded_files import coded  # noqa: F401 - one item per chunk a run coded
+from test_streaming import CODEBOOK, digests, make_corpus
 
 CHUNK_BYTES = 100   # every file a chunk of its own (``chunk_plan``: at most 1.5 x this)
 
@@ -21,20 +21,6 @@ def corpus(tmp_path):
     make_corpus(tmp_path / "raw")
     (tmp_path / "codebook.yaml").write_text(CODEBOOK)
     return tmp_path
-
-
-@pytest.fixture
-def coded(monkeypatch):
-    """One item per chunk a run coded (``chunk_code.code_chunk`` calls)."""
-    calls: list[int] = []
-    original = chunk_code.code_chunk
-
-    def spy(*args, **kw):
-        calls.append(1)
-        return original(*args, **kw)
-
-    monkeypatch.setattr(chunk_code, "code_chunk", spy)
-    return calls
 
 
 @pytest.fixture
