@@ -284,9 +284,30 @@ def _fetched(path: Path, meta: dict, chunks: dict[int, dict], dest: Path,
         return None
     try:
         schemas = {name: pq.read_schema(got[0][file]) for name, file in TABLE_FILES.items()}
+        chunks = with_rows(chunks, {name: got[0][file] for name, file in TABLE_FILES.items()})
     except (OSError, ValueError):
         return None
-    return Slices(got[0], chunks, schemas)
+    return Slices(got[0], chunks, schemas) if chunks else None
+
+
+def with_rows(chunks: dict[int, dict], files: dict[str, Path]) -> dict[int, dict]:
+    """The ``chunks`` whose row groups hold rows in every one of ``files`` (table name ->
+    Parquet file). A chunk without rows in a table (a lone unreadable file, or matches
+    without a coding) is coded instead: an empty row group has no bytes to copy.
+
+    Raises:
+        OSError, ValueError: a file cannot be read as Parquet.
+    """
+    import pyarrow.parquet as pq
+
+    counts = {}
+    for name, file in files.items():
+        meta = pq.ParquetFile(file).metadata
+        counts[name] = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
+    return {k: info for k, info in chunks.items()
+            if all(info[name][0] + info[name][1] <= len(counts[name])
+                   and all(counts[name][info[name][0]:info[name][0] + info[name][1]])
+                   for name in files)}
 
 
 def _valid(info: object) -> bool:

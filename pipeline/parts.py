@@ -139,7 +139,7 @@ class PartWriter:
         self._plans: dict[str, tuple[str, bool]] = {}         # name -> (file_base, csv)
         self._streams: dict[str, Stream | None] = {}         # None: merged by finalize
         self._splice: set[str] = set()
-        # name -> CSV bytes of every part, when its final files were streamed whole
+        # name -> CSV bytes of every part in its final CSV file (streamed or merged)
         self.csv_sizes: dict[str, list[int]] = {}
         # final file name -> sha256 of a staged file a stream wrote whole (hashed as it
         # was written: ``store.commit_staged`` need not read it again)
@@ -293,6 +293,7 @@ class PartWriter:
                 return {f"{file_base}.parquet": pq_tmp,
                         **({f"{file_base}.csv": csv_tmp} if csv else {})}
         csv_fh = open(csv_tmp, "wb") if csv else None  # noqa: SIM115
+        sizes: list[int] = []  # CSV bytes of every part (``coded_slices.layout``)
         try:
             with pq.ParquetWriter(pq_tmp, schema,
                                   write_statistics=C.parquet_statistics(schema.names)) as writer:
@@ -312,19 +313,17 @@ class PartWriter:
                     writer.write_table(table.replace_schema_metadata(schema.metadata))
                     if csv_fh is None:
                         continue
-                    if made:  # rows serialised with the final columns: the same bytes
-                        if k == 0:
-                            csv_fh.write(header(columns))
-                        csv_fh.write(rows.read_bytes())
-                    else:
-                        if k == 0:
-                            csv_fh.write(header(columns))
-                        csv_fh.write(format_rows(df))
+                    if k == 0:
+                        csv_fh.write(header(columns))
+                    # rows serialised with the final columns (``made``): the same bytes
+                    sizes.append(csv_fh.write(rows.read_bytes() if made else format_rows(df)))
                 if not self.parts.get(name):
                     writer.write_table(schema.empty_table())
         finally:
             if csv_fh is not None:
                 csv_fh.close()
+        if csv:  # each part is one or more row groups of its own, as in a stream
+            self.csv_sizes[name] = sizes
         staged = {f"{file_base}.parquet": pq_tmp}
         if csv:
             staged[f"{file_base}.csv"] = csv_tmp

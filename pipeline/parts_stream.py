@@ -136,6 +136,9 @@ class Stream:
         # and length of its CSV lines in the staged CSV or None)
         self.memory: list[tuple[Part, int, int | None]] = []
         self.sliced: list[Part] = []  # parts spliced from stored files, not written
+        # every part's rows in the order they went in, and whether it came from memory:
+        # the staged file's row groups are theirs in this order (``write_memory_parts``)
+        self._rows: list[tuple[bool, int]] = []
         self.csv_sizes: list[int] = []  # CSV bytes of every part written, in order
         self._csv_size = 0
         self.writer: pq.ParquetWriter | None = None
@@ -197,6 +200,7 @@ class Stream:
             self._thread.start()
         if table is not None:
             table = table.replace_schema_metadata(self.schema.metadata)
+        self._rows.append((in_memory, table.num_rows if table is not None else part.rows))
         self._room.acquire()
         self._queue.put((path if table is None else table, rows))
         self.parts.append(path)
@@ -217,6 +221,7 @@ class Stream:
         self._queue.put((part.slice, None))
         self.parts.append(path)
         self.sliced.append(part)
+        self._rows.append((False, part.rows))
         return True
 
     def write_memory_parts(self) -> None:
@@ -224,7 +229,9 @@ class Stream:
 
         Each part went into the Parquet file as its own row groups (in order) and its
         CSV lines at a known offset; the part file gets the part's own schema. A part
-        of a stored file's row groups is written from that file.
+        of a stored file's row groups is written from that file. The row groups of parts
+        that were files already (or slices) are passed over by their rows: a renamed
+        chunk's part, written by the runner, may come between two parts from memory.
         """
         for part in self.sliced:
             part.slice.write(Path(part.path))
@@ -232,10 +239,20 @@ class Stream:
         if not self.memory:
             return
         source = pq.ParquetFile(self.parquet)
+        meta = source.metadata
         groups = iter(range(source.num_row_groups))
         csv = open(self.csv_path, "rb") if self.csv_path is not None else None  # noqa: SIM115
+        memory = iter(self.memory)
         try:
-            for part, offset, size in self.memory:
+            for from_memory, rows in self._rows:
+                if not from_memory:  # its row groups passed over (empty ones skipped)
+                    n = 0
+                    while n < rows:
+                        n += meta.row_group(next(groups)).num_rows
+                    if n != rows:
+                        raise ValueError("row groups of the staged file do not add up")
+                    continue
+                part, offset, size = next(memory)
                 tables, n = [], 0
                 while n < part.rows:  # the part's row groups (empty ones skipped)
                     group = source.read_row_group(next(groups), use_threads=False)
@@ -254,6 +271,7 @@ class Stream:
             if csv is not None:
                 csv.close()
         self.memory = []
+        self._rows = []
 
     def _drain(self) -> None:
         """The writing thread: parts in order until ``None``; after an error, none."""

@@ -194,8 +194,13 @@ class TableCache:
             try:
                 import pyarrow.parquet as pq
 
+                from pipeline.coded_slices import with_rows
+
                 schema = pq.read_schema(links[SEGMENTS_FILE])
+                held = with_rows(held, {"segments": links[SEGMENTS_FILE]})
             except (OSError, ValueError):
+                continue
+            if not held:
                 continue
             return Slices({SEGMENTS_FILE: links[SEGMENTS_FILE], SEGMENTS_CSV: links[SEGMENTS_CSV]},
                           held, {"segments": schema}, tables={"segments": SEGMENTS_FILE},

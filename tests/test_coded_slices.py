@@ -65,10 +65,6 @@ def _add_interview(raw, name="int00b", source="int00"):
 
 
 def test_a_transcript_added_or_removed_codes_only_its_chunk(corpus, coded, sliced):
-    # without the survey's "sector" column (only its segments would have it, so the
-    # segments files would be merged at the end, without a layout to take rows from)
-    (corpus / "raw" / "survey.csv").write_text(
-        'id,text\nS1,"Meer tijd, geen uren"\nS2,Zelf invullen graag\n', encoding="utf-8")
     _run(corpus)
     every = len(coded)
     assert every >= 12 and not sliced
@@ -99,7 +95,9 @@ def test_a_transcript_added_or_removed_codes_only_its_chunk(corpus, coded, slice
 @pytest.mark.parametrize("sector", [True, False])
 def test_ids_renamed_by_this_run_or_the_stored_one_are_coded_again(corpus, coded, sliced,
                                                                     sector):
-    if not sector:  # the segments files streamed: segments rows taken too
+    # the survey's "sector" column is only in its segments: the segments files are merged
+    # at the end (``PartWriter.finalize``), not streamed; both record where a chunk's rows are
+    if not sector:
         (corpus / "raw" / "survey.csv").write_text("id,text\nS1,Meer tijd\nS2,Graag\n")
     # a survey read before int05 has ids that int05's segments have: int05's are renamed
     survey = corpus / "raw" / "a_survey.csv"
@@ -110,11 +108,10 @@ def test_ids_renamed_by_this_run_or_the_stored_one_are_coded_again(corpus, coded
     errors = (corpus / "cached" / "errors.csv").read_text()
     assert "ids 'int05:1', 'int05:3' of doc_id 'int05'" in errors
     taken, chunks = _taken(res)
-    # the survey's chunk, and int05's: its rows in the stored files hold the old ids
-    assert len(coded) == 2 and taken == chunks - 2
-    tables = {table for table, _ in sliced}
-    # with the "sector" column, the segments files had no layout: their rows are written
-    assert tables == ({"codings", "matches"} if sector else {"codings", "matches", "segments"})
+    # the survey's chunk and int05's (its rows in the stored files hold the old ids), and
+    # a chunk without rows in a table (an empty row group is not copied) if there is one
+    assert 2 <= len(coded) <= 3 and taken == chunks - len(coded)
+    assert {table for table, _ in sliced} == {"codings", "matches", "segments"}
     _same_as_fresh(corpus, res)
 
     coded.clear()
@@ -122,7 +119,7 @@ def test_ids_renamed_by_this_run_or_the_stored_one_are_coded_again(corpus, coded
     _add_interview(corpus / "raw")  # (without it, the first run's files are taken whole)
     res = _run(corpus)
     taken, chunks = _taken(res)
-    assert len(coded) == 2 and taken == chunks - 2   # int00b's chunk and int05's
+    assert 2 <= len(coded) <= 3 and taken == chunks - len(coded)   # int00b's, int05's
     _same_as_fresh(corpus, res)
 
 

@@ -264,3 +264,21 @@ def test_text_columns_have_no_parquet_statistics(corpus, jobs):
             for i, name in enumerate(meta.schema.names):
                 column = meta.row_group(g).column(i)
                 assert column.is_stats_set == (name != C.TEXT), (path.name, name)
+
+
+def test_a_renamed_chunk_between_chunks_kept_in_memory(corpus):
+    # a survey read first has ids that int05's segments have: int05's chunk is renamed and
+    # written by the runner, between parts kept in memory; the survey.csv chunk's "sector"
+    # column then makes the segments stream give way to the merge, which must write each
+    # part kept in memory from its own row groups of the staged file
+    (corpus / "raw" / "a_survey.csv").write_text(
+        "id,text\nint05:1,Wij zijn eigenaar\nint05:3,Mogen we zelf\n", encoding="utf-8")
+    small, res = run(corpus, "small", chunk_bytes=100, cache=False)
+    # two jobs: every part is a file, none kept in memory (the same renames)
+    pooled, _ = run(corpus, "pooled", chunk_bytes=100, cache=False, jobs=2)
+    assert res.manifest["throughput"]["chunks"] > 10
+    assert "ids 'int05:1', 'int05:3' of doc_id 'int05'" in (small / "errors.csv").read_text()
+    assert digests(small) == digests(pooled)
+    seg = pd.read_parquet(small / "segments.parquet")
+    assert seg[C.DOC_ID].value_counts().to_dict() == {
+        **{f"int{k:02d}": 8 for k in range(12)}, "a_survey": 2, "survey": 2}
