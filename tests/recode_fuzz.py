@@ -13,7 +13,9 @@ twice:
 - with the cache, one cache folder for every step and output folders taking turns:
   mostly in this process (so the process's memos live across the edits, as in a
   notebook), sometimes through the command line;
-- without the cache, in a new process, on one job (the reference).
+- without the cache, in a new process, on one job (the reference); for about a third of the
+  steps that code on one job, the reference runs on two instead (parts written by pool workers,
+  none kept in memory), so that a fault every one-job run shares shows too.
 
 About half the steps (at random) first date all files of the corpus and the cache 10 s back,
 so that the runs remember the digests of what they read (``digest_memo``) and later steps
@@ -59,6 +61,7 @@ code_corpus(json.loads(sys.argv[2]), codebook=sys.argv[3], out_dir=sys.argv[4],
 """
 PEER_SHARE = 0.1   # steps with a second run at the same time, on the same cache
 AGE_SHARE = 0.5    # steps that date every file back first (``RecodeFuzz.age``)
+REF_JOBS_SHARE = 0.3  # one-job steps whose reference runs on two jobs
 AGE_S = 10
 SMALL_CHUNKS = {"chunk_bytes": 40_000}   # several chunks of the sample corpus, not one
 OPTIONS: list[dict[str, Any]] = [
@@ -411,6 +414,11 @@ class RecodeFuzz:
                 edits.append(f"{got['cache_entries_pruned']} cache entries pruned")
         shutil.rmtree(ref, ignore_errors=True)
         plain = {k: v for k, v in self.options.items() if k not in HOW}
+        if not set(self.options) & {"jobs", "engine"} and self.rng.random() < REF_JOBS_SHARE:
+            # the reference on two jobs (every part a file): a fault that every one-job run
+            # shares (parts kept in memory) shows as a difference
+            plain["jobs"] = 2
+            edits.append("the reference on 2 jobs")
         done = subprocess.run([sys.executable, "-c", REFERENCE, json.dumps(plain),
                                json.dumps(inputs), str(self.book_path), str(ref)],
                               cwd=self.work, capture_output=True, text=True, check=False)
