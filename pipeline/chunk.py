@@ -313,8 +313,8 @@ def _process_chunk(task: ChunkTask, ctx: RunContext) -> ChunkResult:
             from pipeline.chunk_parts import part_of
 
             (documents, segments, errors, present, failed), doc_langs, doc_first = part_of(
-                task, lambda: _read_and_segment(task, ctx, book, lap), _key_settings(ctx, book, task),
-                lap)
+                task, lambda: _read_and_segment(task, ctx, book, lap),
+                _key_settings(ctx, book, task), lap)
         if key is not None and task_key(task, ctx, book) != key:
             key = None  # a file changed since it was hashed: nothing of it is cached
         # the segments' CSV lines (Arrow kernels, which release the GIL) on another core

@@ -310,13 +310,16 @@ def with_rows(chunks: dict[int, dict], files: dict[str, Path]) -> dict[int, dict
                    for name in files)}
 
 
+def is_range(value: object) -> bool:
+    """Whether a layout's field is ``[first, count]`` (or ``[offset, size]``) as written."""
+    return (isinstance(value, list) and len(value) == 2
+            and all(isinstance(v, int) and v >= 0 for v in value))
+
+
 def _valid(info: object) -> bool:
     """Whether a chunk's ``layout`` has the fields and types ``layout`` writes."""
-    def pair(value: object) -> bool:
-        return (isinstance(value, list) and len(value) == 2
-                and all(isinstance(v, int) and v >= 0 for v in value))
-
-    return (isinstance(info, dict) and all(pair(info.get(name)) for name in (*TABLE_FILES, "csv"))
+    return (isinstance(info, dict)
+            and all(is_range(info.get(name)) for name in (*TABLE_FILES, "csv"))
             and all(info[name][1] > 0 for name in TABLE_FILES)
             and isinstance(info.get("tokens"), int) and isinstance(info.get("per_code"), dict)
             and all(isinstance(k, str) and isinstance(v, int)

@@ -296,8 +296,8 @@ def _coded(tables: table_cache.RunTables, tasks: list[ChunkTask], ctx: RunContex
 
 def _tables_layout(staged: dict[str, Path], writer: PartWriter,
                    run: StreamedRun) -> list[dict] | None:
-    """Every chunk's place in the run's segments files (``coded_slices.tables_layout``)
-    when they were streamed, else None."""
+    """Every chunk's place in the run's segments files (``coded_slices.tables_layout``),
+    or None (not written part by part: a model pass)."""
     from pipeline.coded_slices import SEGMENTS_CSV, SEGMENTS_FILE, tables_layout
 
     if "segments" not in writer.csv_sizes or SEGMENTS_FILE not in staged:
@@ -311,7 +311,7 @@ def _tables_layout(staged: dict[str, Path], writer: PartWriter,
 def _store_coded(ctx: RunContext, book: Codebook, run: StreamedRun, writer: PartWriter,
                  out_dir: Path, digests: dict[str, str]) -> None:
     """Keep the committed coding files for a later run (``coded_files``), with every
-    chunk's place in them when the parts were streamed (``coded_slices.layout``)."""
+    chunk's place in them, streamed or merged (``coded_slices.layout``)."""
     from pipeline.coded_slices import layout
 
     if ctx.cache_dir is None:

@@ -164,7 +164,6 @@ class TableCache:
         except (OSError, KeyError):
             return
 
-
     def moved(self, chunk_keys: list[str | None], dest: Path):  # noqa: ANN201
         """The chunks of this run whose segments rows the newest entry of another corpus
         holds, found by their keys (as ``coded_slices.moved`` finds coding rows): a
@@ -224,13 +223,11 @@ class TableCache:
 
 def _valid(info: object) -> bool:
     """Whether a chunk's ``tables_layout`` can be taken: written so, ids not renamed."""
-    def pair(value: object) -> bool:
-        return (isinstance(value, list) and len(value) == 2
-                and all(isinstance(v, int) and v >= 0 for v in value))
+    from pipeline.coded_slices import is_range
 
     return (isinstance(info, dict) and isinstance(info.get("key"), str)
-            and info.get("renamed") is False and pair(info.get("csv"))
-            and pair(info.get("segments")) and info["segments"][1] > 0)
+            and info.get("renamed") is False and is_range(info.get("csv"))
+            and is_range(info.get("segments")) and info["segments"][1] > 0)
 
 
 @dataclass
